@@ -1,0 +1,1 @@
+"""Render backends. `base` is the one small interface the executor talks to."""
