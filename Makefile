@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STORY ?= stories/fox_and_owl.yaml
 
-.PHONY: demo test install venv bench clean
+.PHONY: demo test install venv bench clean dev
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,3 +31,10 @@ bench: install
 
 clean:
 	rm -rf build dist .storyc stories/.storyc
+
+# Developers: install the dependencies, then link the source tree in place of the
+# installed package so edits take effect at once (hatchling's editable mode cannot
+# rename compiler/ to storyc/).
+dev: install
+	rm -rf "$$($(BIN)/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/storyc"
+	ln -s "$(CURDIR)/compiler" "$$($(BIN)/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/storyc"
