@@ -204,3 +204,68 @@ class PipelineState(BaseModel):
     keyframes: list[KeyframeAsset] = []
     videos: list[VideoAsset] = []
     final_video_path: Optional[str] = None
+
+
+# ─── storyc's build state: the seed's PipelineState plus cache keys ─────────
+
+StepKind = Literal["character", "keyframe", "video", "assemble", "script"]
+StepStatus = Literal["done", "failed", "pending", "skipped"]
+
+
+class StepRecord(BaseModel):
+    """One step of the build graph as it stands after this build."""
+
+    id: str  # "character:Ember", "keyframe:3", "video:3", "assemble", "script"
+    kind: StepKind
+    key: str  # content-addressed cache key (sha256 hex)
+    status: StepStatus = "pending"
+    cached: bool = False  # served from the cache in this build
+    api_calls: int = 0  # paid calls made for it in this build
+    attempts: int = 0  # generations (sheets / keyframes / clips) it took
+    edit_passes: int = 0
+    score: Optional[float] = None
+    wall_s: float = 0.0
+    cost_usd: float = 0.0
+    outputs: dict[str, str] = Field(default_factory=dict)  # role → path relative to the output folder
+    sha256: dict[str, str] = Field(default_factory=dict)  # role → content hash
+    prompts: dict[str, str] = Field(default_factory=dict)  # role → rendered prompt sent
+    error: Optional[str] = None
+
+
+class BuildState(PipelineState):
+    """state.json: rewritten atomically after every step."""
+
+    storyc_version: str = ""
+    backend: str = ""
+    story_path: str = ""
+    story_sha256: str = ""
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    # video jobs started but not yet downloaded: job key → provider request id
+    jobs: dict[str, str] = Field(default_factory=dict)
+
+
+def story_to_plan(story: Story) -> StoryPlan:
+    """The seed's StoryPlan view of a story (drops storyc's extensions)."""
+    return StoryPlan(
+        title=story.title,
+        style=story.style,
+        aspect_ratio=story.aspect_ratio,
+        color_palette=story.color_palette,
+        characters=[
+            PlanCharacter(
+                name=c.name, role=c.role, visual_description=c.visual_description, personality_cues=c.personality_cues
+            )
+            for c in story.characters
+        ],
+        scenes=[
+            PlanScene(
+                **s.model_dump(
+                    include={
+                        "scene_id", "title", "description", "characters_present", "setting",
+                        "camera", "mood", "action", "duration_seconds", "transition",
+                    }
+                )
+            )
+            for s in story.scenes
+        ],
+    )
