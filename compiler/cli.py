@@ -50,3 +50,48 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("storyc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _print_diagnostics(exc) -> None:
+    for diag in exc.diagnostics:
+        typer.echo(diag.format(), err=True)
+
+
+@app.command("graph")
+def graph_command(
+    story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
+    format: Annotated[str, typer.Option("--format", help="mermaid, dot or json.")] = "mermaid",
+    backend: Annotated[
+        Optional[str], typer.Option("--backend", help="offline or xai (part of every key). Default: xai when XAI_API_KEY is set.")
+    ] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+) -> None:
+    """Print the build graph with each step's cache key ('pending' until its inputs are known) and whether it is cached."""
+    import json
+
+    from storyc.build import prepare
+    from storyc.diagnostics import StorycError
+    from storyc.plan import graph_dot, graph_json, graph_mermaid, resolve
+
+    if format not in ("mermaid", "dot", "json"):
+        typer.echo(f"storyc graph: --format must be mermaid, dot or json, not {format!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if backend not in (None, "offline", "xai"):
+        typer.echo(f"storyc graph: --backend must be offline or xai, not {backend!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not story.is_file():
+        typer.echo(f"storyc graph: {story}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        prep = prepare(story, backend=backend, cache_dir=cache, prompts_dir=prompts)
+    except StorycError as exc:
+        _print_diagnostics(exc)
+        raise typer.Exit(EXIT_ERROR)
+    res = resolve(prep.plan, prep.cache)
+    if format == "json":
+        typer.echo(json.dumps(graph_json(prep.plan, res), indent=2))
+    elif format == "dot":
+        typer.echo(graph_dot(prep.plan, res))
+    else:
+        typer.echo(graph_mermaid(prep.plan, res))

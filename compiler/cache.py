@@ -1,0 +1,236 @@
+"""Content-addressed store for finished assets and step metadata.
+
+Layout (default `.storyc/cache/` beside the story):
+    objects/<h[:2]>/<h>        asset bytes, named by their sha256
+    steps/<k[:2]>/<k>.json     one finished step: its files (out-relative path → sha256),
+                               output roles, scores and counters, keyed by the step's cache key
+    calls/<k[:2]>/<k>.json     one finished paid call inside a step (so a crash mid-loop
+                               loses only the calls in flight)
+
+Every write is atomic (temp file in the same folder + fsync + rename): a killed build
+leaves either the old file or the new one, never a partial one. A lookup verifies that
+every blob it returns still hashes to its name; a corrupt blob is removed and the entry
+misses (it will be rebuilt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from storyc.keys import canonical_json, file_sha256, is_sha256
+
+_TMP_SUFFIX = ".tmp"
+
+
+# ─── atomic file writes (used by the cache, the output folder and state.json) ─────
+
+
+def _temp_name(dest: Path) -> Path:
+    # The pid in the name lets a later build remove temps of dead processes only.
+    return dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None:
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(dest.parent)
+
+
+def atomic_write_json(dest: Path, data: Any, *, durable: bool = True) -> None:
+    atomic_write_bytes(dest, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n", durable=durable)
+
+
+def atomic_copy(src: Path, dest: Path) -> None:
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temp files left by killed processes (their pid is gone). Returns how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(f".*{_TMP_SUFFIX}"):
+        parts = path.name.rsplit(".", 3)  # ['.name', pid, rand, 'tmp']
+        try:
+            pid = int(parts[-3])
+        except (ValueError, IndexError):
+            continue
+        if not _pid_alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# ─── the store ────────────────────────────────────────────────────────────────
+
+
+class Cache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.steps = self.root / "steps"
+        self.calls = self.root / "calls"
+        # Blobs already verified in this process: sha → (size, mtime_ns). Saves re-hashing.
+        self._verified: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    # blobs
+    def blob_path(self, sha: str) -> Path:
+        return self.objects / sha[:2] / sha
+
+    def put_file(self, src: str | Path, sha: str | None = None) -> str:
+        """Store a file's bytes; returns its sha256. Idempotent."""
+        src = Path(src)
+        sha = sha or file_sha256(src)
+        dest = self.blob_path(sha)
+        if not self.has_blob(sha):
+            atomic_copy(src, dest)
+            self._remember(sha, dest)
+        return sha
+
+    def put_bytes(self, data: bytes) -> str:
+        from storyc.keys import bytes_sha256
+
+        sha = bytes_sha256(data)
+        dest = self.blob_path(sha)
+        if not self.has_blob(sha):
+            atomic_write_bytes(dest, data)
+            self._remember(sha, dest)
+        return sha
+
+    def _remember(self, sha: str, path: Path) -> None:
+        st = path.stat()
+        with self._lock:
+            self._verified[sha] = (st.st_size, st.st_mtime_ns)
+
+    def has_blob(self, sha: str) -> bool:
+        """True when the blob exists and its bytes hash to `sha` (a corrupt blob is removed)."""
+        if not is_sha256(sha):
+            return False
+        path = self.blob_path(sha)
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if self._verified.get(sha) == (st.st_size, st.st_mtime_ns):
+            return True
+        if file_sha256(path) != sha:
+            path.unlink(missing_ok=True)
+            return False
+        with self._lock:
+            self._verified[sha] = (st.st_size, st.st_mtime_ns)
+        return True
+
+    def materialize(self, sha: str, dest: str | Path) -> None:
+        """Put blob `sha` at `dest` (atomically), unless `dest` already holds those bytes."""
+        dest = Path(dest)
+        try:
+            if dest.stat().st_size == self.blob_path(sha).stat().st_size and file_sha256(dest) == sha:
+                return
+        except OSError:
+            pass
+        atomic_copy(self.blob_path(sha), dest)
+
+    # metadata entries
+    def _entry_path(self, table: Path, key: str) -> Path:
+        return table / key[:2] / f"{key}.json"
+
+    def _get(self, table: Path, key: str) -> dict | None:
+        if not is_sha256(key):
+            return None
+        path = self._entry_path(table, key)
+        try:
+            entry = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        if not all(self.has_blob(sha) for sha in entry.get("files", {}).values()):
+            return None
+        return entry
+
+    def _put(self, table: Path, key: str, entry: dict) -> None:
+        entry = dict(entry, key=key)
+        for sha in entry.get("files", {}).values():
+            if not self.blob_path(sha).exists():
+                raise ValueError(f"cache entry {key[:12]} names a blob that is not stored")
+        atomic_write_bytes(self._entry_path(table, key), canonical_json(entry))
+
+    def get_step(self, key: str) -> dict | None:
+        return self._get(self.steps, key)
+
+    def put_step(self, key: str, entry: dict) -> None:
+        self._put(self.steps, key, entry)
+
+    def get_call(self, key: str) -> dict | None:
+        return self._get(self.calls, key)
+
+    def put_call(self, key: str, entry: dict) -> None:
+        self._put(self.calls, key, entry)
+
+    def has_step(self, key: str) -> bool:
+        return self.get_step(key) is not None
+
+    def clean_temps(self) -> int:
+        return sum(remove_stale_temps(folder) for folder in (self.objects, self.steps, self.calls))
+
+    def files_of(self, entries: Iterable[dict]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for entry in entries:
+            out.update(entry.get("files", {}))
+        return out
+
+
+def default_cache_dir(story_path: Path) -> Path:
+    return Path(story_path).resolve().parent / ".storyc" / "cache"
