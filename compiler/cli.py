@@ -95,3 +95,52 @@ def graph_command(
         typer.echo(graph_dot(prep.plan, res))
     else:
         typer.echo(graph_mermaid(prep.plan, res))
+
+
+@app.command("prompts")
+def prompts_command(
+    story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
+    scene: Annotated[Optional[int], typer.Option("--scene", help="Only this scene_id's prompts.")] = None,
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    prompts: Annotated[
+        Optional[Path], typer.Option("--prompts", help="Template override folder (before <story dir>/prompts/).")
+    ] = None,
+) -> None:
+    """Print every prompt a build would send, with the images sent alongside (reference slots)."""
+    import json
+
+    from storyc.diagnostics import StorycError
+    from storyc.loader import load_story
+    from storyc.prompts import PromptSet, format_listing, prompt_listing
+
+    if format not in ("text", "json"):
+        typer.echo(f"storyc prompts: --format must be text or json, not {format!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not story.is_file():
+        typer.echo(f"storyc prompts: {story}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if prompts is not None and not prompts.is_dir():
+        typer.echo(f"storyc prompts: --prompts {prompts}: no such folder", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        loaded = load_story(story)
+        if scene is not None and loaded.story.scene_index(scene) is None:
+            typer.echo(f"storyc prompts: {story} has no scene {scene}", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        entries = prompt_listing(PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts), scene)
+    except StorycError as exc:
+        for diag in exc.diagnostics:
+            typer.echo(diag.format(), err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if format == "json":
+        typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(format_listing(entries), nl=False)
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the story format (the committed copy is schemas/story.schema.json)."""
+    from storyc.schema_export import story_json_schema_text
+
+    typer.echo(story_json_schema_text(), nl=False)
