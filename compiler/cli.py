@@ -144,3 +144,53 @@ def schema_command() -> None:
     from storyc.schema_export import story_json_schema_text
 
     typer.echo(story_json_schema_text(), nl=False)
+
+
+@app.command("lint")
+def lint_command(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")] = "text",
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    ignore: Annotated[
+        Optional[str], typer.Option("--ignore", help="Comma-separated rule codes to skip, e.g. W403,W404.", show_default=False)
+    ] = None,
+    list_rules: Annotated[bool, typer.Option("--list-rules", help="List every rule (code, severity, summary) and exit.")] = False,
+) -> None:
+    """Check stories for errors and likely problems; print path:line:col: severity CODE message."""
+    from storyc.lint import format as lint_format
+    from storyc.lint.registry import ALL_RULES, RULES_BY_CODE, SEMANTIC_RULES
+    from storyc.lint.runner import lint_paths
+
+    if list_rules:
+        renderers = {"text": lint_format.rules_text, "json": lint_format.rules_json, "markdown": lint_format.rules_markdown}
+        if format not in renderers:
+            typer.echo(f"storyc lint: --list-rules --format must be text, json or markdown, not {format!r}", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        sys.stdout.write(renderers[format](ALL_RULES))
+        return
+    if format not in lint_format.FORMATS:
+        typer.echo(f"storyc lint: --format must be text, json or github, not {format!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not paths:
+        typer.echo("storyc lint: give at least one story file (or --list-rules)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    skipped = {code.strip().upper() for code in (ignore or "").split(",") if code.strip()}
+    unknown = sorted(code for code in skipped if code not in RULES_BY_CODE)
+    not_skippable = sorted(code for code in skipped if code in RULES_BY_CODE and RULES_BY_CODE[code].checked_by_loader)
+    if unknown or not_skippable:
+        why = f"unknown rule code {', '.join(unknown)}" if unknown else f"{', '.join(not_skippable)} cannot be ignored (the story cannot load)"
+        typer.echo(f"storyc lint: --ignore: {why}; see storyc lint --list-rules", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        for p in missing:
+            typer.echo(f"storyc lint: {p}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+
+    diagnostics = lint_paths(paths, tuple(r for r in SEMANTIC_RULES if r.code not in skipped))
+    sys.stdout.write(lint_format.format_diagnostics(diagnostics, format))
+    sys.stdout.flush()
+    if format == "text":
+        typer.echo(lint_format.summary_line(diagnostics, len(paths)), err=True)
+    failed = any(d.is_error for d in diagnostics) or (strict and bool(diagnostics))
+    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
