@@ -54,8 +54,10 @@ class E305UnsafeName(Rule):
                 bad = sorted({ch for ch in name if not (ch.isalnum() or ch in " -_")})
                 if bad:
                     why = "contains " + ", ".join(repr(ch) for ch in bad[:5])
+                elif not name[0].isalnum():
+                    why = "must start with a letter or digit"
                 else:
-                    why = "must start with a letter or digit and not end with or repeat spaces"
+                    why = "must not end with a space or repeat spaces"
             yield self.report(
                 ctx, ("characters", i, "name"), f"character name {name!r} {why}; use letters, digits, space, '-' and '_'"
             )

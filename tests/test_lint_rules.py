@@ -1,0 +1,114 @@
+"""Table-driven lint rule tests: one case file per rule code in tests/lint_cases/ (sqlfluff style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from storyc.diagnostics import Severity
+from storyc.lint import ALL_RULES, RULES_BY_CODE, lint_path, lint_story
+from storyc.lint.base import Rule
+from storyc.loader import load_story
+
+CASES_DIR = Path(__file__).parent / "lint_cases"
+
+
+def _case_files() -> list[Path]:
+    return sorted(CASES_DIR.glob("*.yaml"))
+
+
+def _load_cases() -> list[tuple[str, dict]]:
+    yaml = YAML(typ="safe", pure=True)
+    out = []
+    for path in _case_files():
+        doc = yaml.load(path.read_text(encoding="utf-8"))
+        assert doc["rule"] == path.stem, f"{path.name} declares rule {doc['rule']}"
+        for case in doc["cases"]:
+            out.append((doc["rule"], case))
+    return out
+
+
+CASES = _load_cases()
+
+
+def _write_case(tmp_path: Path, case: dict) -> Path:
+    folder = tmp_path / "story"
+    folder.mkdir()
+    for name in case.get("files", []):
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\x89PNG\r\n\x1a\n")
+    story = folder / "story.yaml"
+    if "story_bytes_hex" in case:
+        story.write_bytes(bytes.fromhex(case["story_bytes_hex"]))
+    else:
+        story.write_bytes(case["story"].encode("utf-8"))
+    return story
+
+
+@pytest.mark.parametrize(("code", "case"), CASES, ids=[f"{code}-{case['name']}" for code, case in CASES])
+def test_rule_case(tmp_path: Path, code: str, case: dict) -> None:
+    story = _write_case(tmp_path, case)
+    found = [d for d in lint_path(story) if d.code == code]
+    expected = case["expect"]
+    assert len(found) == len(expected), "\n".join(d.format() for d in found) or "no diagnostic"
+    for diag, want in zip(found, expected):
+        assert diag.severity is RULES_BY_CODE[code].severity
+        if "line_between" in want:
+            low, high = want["line_between"]
+            assert low <= diag.line <= high, diag.format()
+        else:
+            assert (diag.line, diag.column) == (want["line"], want["column"]), diag.format()
+        if "message" in want:
+            assert want["message"] in diag.message, diag.format()
+
+
+def test_every_rule_has_a_case_file_with_pass_and_fail_cases() -> None:
+    by_code: dict[str, list[dict]] = {}
+    for code, case in CASES:
+        by_code.setdefault(code, []).append(case)
+    for rule in ALL_RULES:
+        assert rule.code in by_code, f"no tests/lint_cases/{rule.code}.yaml"
+        assert any(not c["expect"] for c in by_code[rule.code]), f"{rule.code} has no passing case"
+        if rule.code != "E900":  # an internal error cannot be written as a story: see the test below
+            assert any(c["expect"] for c in by_code[rule.code]), f"{rule.code} has no failing case"
+    assert {p.stem for p in _case_files()} <= set(RULES_BY_CODE), "a case file names no registered rule"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.code for r in ALL_RULES])
+def test_rule_is_documented(rule: type[Rule]) -> None:
+    doc = rule.description()
+    assert rule.summary and "\n" not in rule.summary
+    assert "Bad::" in doc and "Good::" in doc, f"{rule.code}'s docstring must show the bad and the good form"
+    assert rule.code[0] == ("E" if rule.severity is Severity.ERROR else "W")
+    assert rule.name().startswith(rule.code)
+
+
+def test_a_crashing_rule_becomes_one_positioned_e900(tmp_path: Path) -> None:
+    class Broken(Rule):
+        """Bad:: Good::"""
+
+        code = "W999"
+        summary = "always crashes"
+        severity = Severity.WARNING
+
+        def check(self, ctx):
+            raise ZeroDivisionError("boom")
+
+    story = tmp_path / "s.yaml"
+    story.write_text("title: T\nstyle: s\ncolor_palette: c\ncharacters: []\nscenes: []\n")
+    found = lint_story(load_story(story), rules=(Broken, *[r for r in ALL_RULES if not r.checked_by_loader]))
+    internal = [d for d in found if d.code == "E900"]
+    assert len(internal) == 1 and internal[0].is_error
+    assert "W999" in internal[0].message and "ZeroDivisionError: boom" in internal[0].message
+    assert (internal[0].line, internal[0].column) == (1, 1)
+
+
+def test_example_stories_are_clean() -> None:
+    stories = sorted((Path(__file__).parent.parent / "stories").glob("*.yaml"))
+    assert stories
+    for story in stories:
+        errors = [d for d in lint_path(story) if d.is_error]
+        assert errors == [], "\n".join(d.format() for d in errors)
