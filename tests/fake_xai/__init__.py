@@ -1,0 +1,11 @@
+"""A local fake of the xAI gRPC API (image, video, chat) for storyc's xai backend tests.
+
+Import from test modules (tests/ is on sys.path under pytest's default import mode):
+
+    from fake_xai import FakeXai
+    from fake_xai.fixtures import fake_xai, xai_env  # pytest fixtures
+"""
+
+from .service import METHODS, FakeXai, Recorded, decode_data_uri
+
+__all__ = ["FakeXai", "METHODS", "Recorded", "decode_data_uri"]

@@ -1,0 +1,447 @@
+"""The xai backend through the real xai-sdk client against the local fake xAI service."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import traceback
+from pathlib import Path
+
+import av
+import pytest
+from fake_xai import decode_data_uri
+from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
+from fake_xai.media import make_jpeg, make_mp4
+from PIL import Image
+
+from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, ModerationBlocked, VideoRequest
+from storyc.backends.xai import (
+    REWORD_PREFIX,
+    VideoJobFailed,
+    XaiApiError,
+    XaiBackend,
+    XaiConfig,
+    inline_image,
+)
+from storyc.download import AssetExpired, DownloadTruncated
+from storyc.model import ConsistencyScore, StoryPlan
+from storyc.ratelimit import RateLimiter
+
+MAX_RETRIES = 3
+
+
+def fast_config(fake, **overrides) -> XaiConfig:
+    values = dict(
+        api_key=TEST_KEY,
+        api_host=fake.host,
+        insecure=True,
+        timeout_s=10.0,
+        poll_interval_s=0.02,
+        video_timeout_s=10.0,
+        retry_base_s=0.005,
+        retry_max_delay_s=0.05,
+        max_retries=MAX_RETRIES,
+    )
+    values.update(overrides)
+    return XaiConfig(**values)
+
+
+@pytest.fixture
+def backend(fake_xai):
+    b = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
+    yield b
+    b.close()
+
+
+class RecordingJournal:
+    """A JobJournal that remembers what happened, and what the service had seen by then."""
+
+    def __init__(self, fake=None):
+        self.jobs: dict[str, str] = {}
+        self.events: list[tuple] = []
+        self.fake = fake
+
+    def pending(self, key):
+        return self.jobs.get(key)
+
+    def started(self, key, request_id):
+        polls = self.fake.count("GetDeferredVideo") if self.fake else None
+        self.events.append(("started", key, request_id, polls))
+        self.jobs[key] = request_id
+
+    def finished(self, key):
+        self.events.append(("finished", key))
+        self.jobs.pop(key, None)
+
+
+def write_jpeg(path: Path, seed: int, ratio: str = "16:9") -> Path:
+    path.write_bytes(make_jpeg(ratio, seed=seed))
+    return path
+
+
+def write_clip(path: Path, seconds: float) -> Path:
+    path.write_bytes(make_mp4(seconds))
+    return path
+
+
+def duration_of(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return container.duration / 1_000_000
+
+
+def image_req(tmp_path: Path, refs=(), step="keyframe:3", name="out.jpg") -> ImageRequest:
+    return ImageRequest(
+        prompt="Watercolor style. A fox in a forest.",
+        model="grok-imagine-image",
+        aspect_ratio="16:9",
+        resolution="720p",
+        dest=tmp_path / name,
+        references=tuple(refs),
+        hints={"step_id": step},
+    )
+
+
+def video_req(tmp_path: Path, *, image=None, video=None, seconds=3, step="video:1") -> VideoRequest:
+    return VideoRequest(
+        prompt="Slow dolly forward. The fox leaps.",
+        model="grok-imagine-video",
+        dest=tmp_path / "clip.mp4",
+        image=image,
+        video=video,
+        duration_s=seconds,
+        aspect_ratio="16:9",
+        resolution="480p",
+        hints={"step_id": step},
+    )
+
+
+# ─── each call kind ──────────────────────────────────────────────────────────
+
+
+def test_generate_image_downloads_a_jpeg_and_sends_the_key(backend, fake_xai, tmp_path):
+    result = backend.generate_image(image_req(tmp_path))
+    assert result.path == tmp_path / "out.jpg"
+    assert result.path.read_bytes()[:3] == b"\xff\xd8\xff"
+    assert (result.kind, result.calls, result.retries, result.cost_usd) == ("image", 1, 0, 0.02)
+    [call] = fake_xai.requests("GenerateImage")
+    assert call.prompt == "Watercolor style. A fox in a forest."
+    assert call.request.model == "grok-imagine-image"
+    assert call.image_urls() == []
+    assert call.metadata["authorization"] == f"Bearer {TEST_KEY}"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_single_edit_uses_image_url_and_multi_edit_image_urls_in_slot_order(backend, fake_xai, tmp_path):
+    refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(3)]
+
+    backend.edit_image(image_req(tmp_path, refs[:1], name="one.jpg"))
+    backend.edit_image(image_req(tmp_path, refs, name="three.jpg"))
+
+    single, multi = fake_xai.requests("GenerateImage")
+    assert single.request.HasField("image") and len(single.request.images) == 0
+    assert decode_data_uri(single.request.image.image_url) == refs[0].read_bytes()
+    assert not multi.request.HasField("image")
+    assert [decode_data_uri(i.image_url) for i in multi.request.images] == [r.read_bytes() for r in refs]
+    assert (tmp_path / "three.jpg").exists()
+
+
+def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fake_xai, tmp_path):
+    refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(4)]
+    result = backend.edit_image(image_req(tmp_path, refs[:3]))
+    assert result.cost_usd == pytest.approx(0.08)
+    with pytest.raises(BackendError, match="at most 3"):
+        backend.edit_image(image_req(tmp_path, refs))
+    assert fake_xai.count("GenerateImage") == 1
+
+
+def test_cost_comes_from_the_response_usage_when_reported(backend, fake_xai, tmp_path):
+    fake_xai.report_media_cost = True
+    result = backend.generate_image(image_req(tmp_path))
+    assert result.meta["cost_source"] == "usage"
+    assert result.cost_usd == pytest.approx(0.02)
+
+
+def test_large_inputs_are_downscaled_under_the_budget(tmp_path):
+    noise = Image.frombytes("RGB", (1200, 800), random.Random(4).randbytes(1200 * 800 * 3))
+    big = tmp_path / "big.png"
+    noise.save(big)
+    assert big.stat().st_size > 200_000
+    uri = inline_image(big, max_bytes=200_000)
+    assert uri.startswith("data:image/jpeg;base64,")
+    data = base64.b64decode(uri.split(",", 1)[1])
+    assert len(data) <= 200_000
+    assert Image.open(io.BytesIO(data)).size[0] <= 1200
+    small = write_jpeg(tmp_path / "small.jpg", seed=1)
+    assert decode_data_uri(inline_image(small)) == small.read_bytes()  # small files go as they are
+
+
+def test_image_to_video_journals_the_id_before_polling(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    journal = RecordingJournal(fake_xai)
+    result = backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1", journal=journal)
+
+    assert duration_of(result.path) == pytest.approx(3.0, abs=0.15)
+    assert (fake_xai.count("GenerateVideo"), fake_xai.count("GetDeferredVideo")) == (1, 3)  # 2 PENDING, then DONE
+    [start_call] = fake_xai.requests("GenerateVideo")
+    assert decode_data_uri(start_call.request.image.image_url) == start.read_bytes()
+    assert start_call.request.duration == 3
+    (ev1, ev2) = journal.events
+    assert ev1[:2] == ("started", "video:1") and ev1[3] == 0  # recorded before the first poll
+    assert ev2 == ("finished", "video:1")
+    assert journal.jobs == {}
+    assert result.calls == 1 and result.cost_usd == pytest.approx(0.15)  # 3 s at 480p
+
+
+def test_edit_video_sends_the_clip_and_keeps_its_duration(backend, fake_xai, tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", 4)
+    result = backend.edit_video(video_req(tmp_path, video=clip, seconds=4), job_key="video:1:c1")
+    [call] = fake_xai.requests("GenerateVideo")
+    assert decode_data_uri(call.request.video.url) == clip.read_bytes()
+    assert not call.request.HasField("image") and call.request.duration == 0
+    assert duration_of(result.path) == pytest.approx(4.0, abs=0.15)
+
+
+def test_edit_video_refuses_inputs_over_8_7_seconds(backend, fake_xai, tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", 9)
+    with pytest.raises(BackendError, match="at most 8.7 s"):
+        backend.edit_video(video_req(tmp_path, video=clip, seconds=9), job_key="video:1:c1")
+    assert fake_xai.count("GenerateVideo") == 0
+
+
+def test_judge_sends_the_image_under_test_first_then_references(backend, fake_xai, tmp_path):
+    frame = write_jpeg(tmp_path / "frame.jpg", seed=7)
+    sheets = [write_jpeg(tmp_path / f"sheet{i}.jpg", seed=10 + i, ratio="1:1") for i in range(2)]
+    fake_xai.scores.append(0.55)
+    score, result = backend.judge(
+        JudgeRequest(
+            kind="keyframe", prompt="Image 1 is a scene.", model="grok-4-1-fast-reasoning",
+            image=frame, references=tuple(sheets), names=("Ember", "Sage"),
+        )
+    )
+    assert isinstance(score, ConsistencyScore) and score.overall_score == 0.55 and score.fix_prompt
+    [call] = fake_xai.requests("GetCompletion")
+    assert [decode_data_uri(u) for u in call.image_urls()] == [p.read_bytes() for p in [frame, *sheets]]
+    assert call.texts() == ["Image 1 is a scene."]
+    assert '"ConsistencyScore"' in call.request.response_format.schema
+    assert result.kind == "vision" and 0 < result.cost_usd < 0.01
+
+
+def test_plan_sends_system_and_user_prompts(backend, fake_xai):
+    plan, result = backend.plan("You are a director.", "Plan 2 characters and 4 scenes: a fox", "grok-4-1-fast")
+    assert isinstance(plan, StoryPlan) and len(plan.scenes) == 4 and len(plan.characters) == 2
+    [call] = fake_xai.requests("GetCompletion")
+    assert [m.content[0].text for m in call.request.messages] == ["You are a director.", "Plan 2 characters and 4 scenes: a fox"]
+    assert call.request.model == "grok-4-1-fast"
+    assert result.kind == "chat" and result.cost_usd > 0
+
+
+# ─── faults ──────────────────────────────────────────────────────────────────
+
+
+def test_rate_limit_is_retried_with_backoff(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "resource_exhausted", times=2)
+    result = backend.generate_image(image_req(tmp_path))
+    assert result.retries == 2 and result.calls == 1
+    assert fake_xai.count("GenerateImage") == 3
+
+
+def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "resource_exhausted", times=MAX_RETRIES + 1)
+    with pytest.raises(XaiApiError) as info:
+        backend.generate_image(image_req(tmp_path))
+    assert info.value.code == "RESOURCE_EXHAUSTED" and info.value.retryable
+    assert "keyframe:3" in str(info.value)
+    assert fake_xai.count("GenerateImage") == MAX_RETRIES + 1
+
+
+def test_unavailable_is_absorbed_by_the_sdk_channel_then_by_storyc(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "unavailable", times=2)
+    assert backend.generate_image(image_req(tmp_path)).retries == 0  # the SDK's channel retried
+    fake_xai.reset()
+    fake_xai.inject("GenerateImage", "unavailable", times=6)  # > the channel's 5 attempts
+    result = backend.generate_image(image_req(tmp_path))
+    assert result.retries == 1 and fake_xai.count("GenerateImage") == 7
+
+
+def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
+    fake_xai.inject("GetCompletion", "deadline_exceeded", times=1)
+    _, result = backend.plan("s", "u", "m")
+    assert result.retries == 1
+    fake_xai.reset()
+    fake_xai.inject("GetCompletion", "deadline_exceeded", times=2)
+    with pytest.raises(XaiApiError, match="DEADLINE_EXCEEDED"):
+        backend.plan("s", "u", "m")
+    assert fake_xai.count("GetCompletion") == 2
+
+
+def test_other_errors_are_not_retried(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "invalid_argument")
+    with pytest.raises(XaiApiError) as info:
+        backend.generate_image(image_req(tmp_path))
+    assert not info.value.retryable and fake_xai.count("GenerateImage") == 1
+    fake_xai.inject("GetCompletion", "bad_json")
+    with pytest.raises(BackendError, match="not a valid StoryPlan"):
+        backend.plan("s", "u", "m")
+    assert fake_xai.count("GetCompletion") == 1
+
+
+def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
+    backend = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}), reword=lambda p: "Gently: " + p)
+    fake_xai.inject("GenerateImage", "moderation", times=1)
+    result = backend.generate_image(image_req(tmp_path))
+    first, second = fake_xai.requests("GenerateImage")
+    assert second.prompt == "Gently: " + first.prompt
+    assert result.retries == 1 and result.calls == 2 and result.meta["reworded"]
+
+    fake_xai.inject("GenerateImage", "moderation", times=2)
+    with pytest.raises(ModerationBlocked, match="keyframe:3"):
+        backend.generate_image(image_req(tmp_path, step="keyframe:3"))
+    assert fake_xai.count("GenerateImage") == 4
+
+
+def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", "moderation", times=1)
+    journal = RecordingJournal()
+    backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    prompts = [c.prompt for c in fake_xai.requests("GenerateVideo")]
+    assert prompts[1] == REWORD_PREFIX + prompts[0] and journal.jobs == {}
+
+    fake_xai.inject("GenerateVideo", "moderation", times=2)
+    with pytest.raises(ModerationBlocked, match="video:2"):
+        backend.image_to_video(video_req(tmp_path, image=start, step="video:2"), job_key="video:2", journal=journal)
+    assert journal.jobs == {}
+
+
+def test_failed_video_reports_code_and_message_without_paying_again(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", "failed")
+    journal = RecordingJournal()
+    with pytest.raises(VideoJobFailed, match=r"video:1: video generation failed \[INTERNAL\]: the fake renderer gave up"):
+        backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
+
+
+def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", "expired", times=1)
+    result = backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1")
+    assert result.path.exists() and result.retries == 1 and fake_xai.count("GenerateVideo") == 2
+
+    fake_xai.reset()
+    fake_xai.inject("GenerateVideo", "expired", times=5)
+    with pytest.raises(BackendError, match="expired again"):
+        backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1")
+    assert fake_xai.count("GenerateVideo") == 2  # bounded: one restart
+
+
+def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "asset_404")
+    with pytest.raises(AssetExpired, match="keyframe:3.*gone") as info:
+        backend.generate_image(image_req(tmp_path))
+    assert info.value.retryable
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", "asset_404")
+    journal = RecordingJournal()
+    with pytest.raises(AssetExpired):
+        backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
+
+
+def test_truncated_download_is_fetched_again(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "truncated_once")
+    result = backend.generate_image(image_req(tmp_path))
+    assert result.retries == 1 and Image.open(result.path).size == (192, 108)
+    fake_xai.inject("GenerateImage", "truncated")
+    with pytest.raises(DownloadTruncated) as info:
+        backend.generate_image(image_req(tmp_path, name="other.jpg"))
+    assert info.value.retryable and not (tmp_path / "other.jpg").exists()
+
+
+def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    journal = RecordingJournal()
+    first = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
+    fake_xai.inject("GetDeferredVideo", "resource_exhausted", times=MAX_RETRIES + 1)
+    with pytest.raises(XaiApiError) as info:
+        first.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    assert info.value.retryable
+    first.close()
+    request_id = journal.jobs["video:1"]
+
+    # "The next build": a new backend (new channel) with the persisted journal.
+    second = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
+    result = second.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    second.close()
+    assert result.meta["reattached"] == request_id and result.calls == 0
+    assert fake_xai.count("GenerateVideo") == 1  # never paid twice
+    assert result.path.exists() and journal.jobs == {}
+
+
+def test_crash_right_after_journaling_reattaches(fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+
+    class CrashingJournal(RecordingJournal):
+        def started(self, key, request_id):
+            super().started(key, request_id)
+            raise KeyboardInterrupt  # Ctrl-C / kill between persisting the id and polling
+
+    journal = CrashingJournal()
+    backend = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
+    with pytest.raises(KeyboardInterrupt):
+        backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    polls_before = fake_xai.count("GetDeferredVideo")
+    survivor = RecordingJournal()
+    survivor.jobs = dict(journal.jobs)
+    backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=survivor)
+    assert fake_xai.count("GenerateVideo") == 1
+    assert fake_xai.count("GetDeferredVideo") > polls_before
+    backend.close()
+
+
+def test_a_journaled_job_the_service_forgot_is_started_again(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    journal = RecordingJournal()
+    journal.jobs["video:1"] = "vid-unknown"
+    result = backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    assert result.path.exists() and fake_xai.count("GenerateVideo") == 1
+
+
+# ─── the key stays secret ────────────────────────────────────────────────────
+
+
+def test_key_never_appears_in_error_text(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "echo_key")
+    with pytest.raises(XaiApiError) as info:
+        backend.generate_image(image_req(tmp_path))
+    # the fake really echoed the header...
+    assert TEST_KEY not in str(info.value) and "[REDACTED]" in str(info.value)
+    text = "".join(traceback.format_exception(info.value)) + repr(info.value)
+    assert TEST_KEY not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_missing_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    with pytest.raises(BackendError, match="XAI_API_KEY"):
+        XaiConfig.from_env()
+
+
+def test_plaintext_grpc_only_for_loopback_hosts():
+    with pytest.raises(BackendError, match="loopback"):
+        XaiBackend(XaiConfig(api_key=TEST_KEY, api_host="api.x.ai:443", insecure=True))
+
+
+def test_config_from_env(xai_env):
+    cfg = XaiConfig.from_env()
+    assert (cfg.api_host, cfg.insecure, cfg.api_key) == (xai_env.host, True, TEST_KEY)
+    assert TEST_KEY not in repr(cfg)
+
+
+def test_backoff_is_exponential_jittered_and_capped():
+    cfg = XaiConfig(api_key="k" * 8, retry_base_s=1.0, retry_max_delay_s=30.0)
+    for attempt, nominal in [(0, 1), (1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30)]:
+        delays = [cfg.backoff(attempt) for _ in range(50)]
+        assert all(nominal * 0.5 <= d <= nominal for d in delays)
+    assert sum(min(30, 2**n) for n in range(cfg.max_retries)) == 31  # worst-case sleep per RPC
