@@ -7,6 +7,7 @@ imported only when something must run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,3 +60,232 @@ def lint_diagnostics(loaded: Any) -> list:
     except ImportError:  # lint lands separately; the loader's checks still ran
         return []
     return list(lint_story(loaded))
+
+
+# ─── the build ───────────────────────────────────────────────────────────────
+
+
+@dataclass
+class BuildOptions:
+    story: Path
+    backend: str | None = None
+    out_dir: Path | None = None
+    cache_dir: Path | None = None
+    prompts_dir: Path | None = None
+    dry_run: bool = False
+    max_cost: float | None = None
+    select: str | None = None
+    force: bool = False
+    rates: Mapping[str, float] | None = None
+    concurrency: Mapping[str, int] | None = None
+    retry: Any = None  # steps.RetryPolicy
+    backend_factory: Callable[[str], Any] | None = None  # tests wrap the backend
+    on_event: Callable[[str, Mapping[str, Any]], None] | None = None
+
+
+@dataclass
+class BuildResult:
+    status: str  # up_to_date | built | dry_run | failed | interrupted | budget | missing
+    backend: str
+    out_dir: Path
+    message: str = ""
+    report: dict = field(default_factory=dict)
+    dry_run: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("up_to_date", "built", "dry_run")
+
+
+class SelectionMissing(Exception):
+    """--select left out a step that a selected step needs and that is not cached."""
+
+
+def default_out_dir(story_path: Path) -> Path:
+    return Path("build") / Path(story_path).stem
+
+
+def make_backend(name: str) -> Any:
+    if name == "offline":
+        from storyc.backends.offline import OfflineBackend
+
+        return OfflineBackend()
+    if name == "xai":
+        from storyc.backends.xai import XaiBackend
+
+        return XaiBackend()
+    raise ValueError(f"unknown backend {name!r}: expected offline or xai")
+
+
+def run_build(opts: BuildOptions) -> BuildResult:
+    """Build a story. Raises StorycError (bad story / lint errors), SelectionError (bad
+    --select), BuildLocked (another build holds the output folder)."""
+    from storyc.plan import SelectionError  # noqa: F401  (re-raised to the CLI as is)
+
+    t0 = time.perf_counter()
+    backend_name = opts.backend or default_backend_name()
+    prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
+    diagnostics = lint_diagnostics(prep.loaded)
+    if any(d.is_error for d in diagnostics):
+        raise StorycError(diagnostics)
+    warnings = [d for d in diagnostics if not d.is_error]
+    plan, cache = prep.plan, prep.cache
+    out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
+
+    selected = plan.select(opts.select)
+    force = frozenset(selected) if opts.force else frozenset()
+    res = resolve(plan, cache, force=set(force))
+    to_run = [sid for sid in plan.order if sid in selected and not res.cached(sid)]
+    missing = sorted(
+        {f"{sid} needs {d}" for sid in to_run for d in plan.steps[sid].deps if d not in selected and not res.cached(d)}
+    )
+    base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
+    if missing:
+        base.status = "missing"
+        base.message = (
+            "--select leaves out steps that are not cached: " + "; ".join(missing)
+            + f". Add them (e.g. --select '+{to_run[0]}') or build without --select."
+        )
+        return base
+
+    if opts.dry_run:
+        base.status = "dry_run"
+        base.dry_run = {
+            "backend": backend_name,
+            "steps_to_run": to_run,
+            "steps_cached": [sid for sid in plan.order if res.cached(sid)],
+            **planned_calls(plan, to_run),
+        }
+        return base
+    return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0)
+
+
+def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir: Path, base: BuildResult, t0: float):
+    from storyc.buildstate import BuildLock, StateJournal, StateStore
+    from storyc.keys import file_sha256
+    from storyc.steps import Budget, BuildContext, RetryPolicy, restore_cached
+
+    plan, cache = prep.plan, prep.cache
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with BuildLock(out_dir):
+        cache.clean_temps()
+        from storyc.cache import remove_stale_temps
+
+        remove_stale_temps(out_dir)
+        store = StateStore(
+            out_dir, plan.story, backend=base.backend, story_path=prep.loaded.path,
+            story_sha256=file_sha256(prep.loaded.path),
+        )
+        backend = None
+        if to_run:
+            backend = (opts.backend_factory or make_backend)(base.backend)
+        ctx = BuildContext(
+            plan=plan, prompts=prep.prompts, backend=backend, cache=cache, out_dir=out_dir, store=store,
+            journal=StateJournal(store), budget=Budget(opts.max_cost), retry=opts.retry or RetryPolicy(),
+            on_event=opts.on_event, force=force,
+        )
+        # Everything already cached goes into the output folder first (no call, no Prefect).
+        for sid in plan.order:
+            if res.cached(sid):
+                restore_cached(ctx, sid, res.keys[sid], res.entries[sid])
+        exec_info = None
+        try:
+            if to_run:
+                from storyc.executor import Limits, execute
+
+                exec_info = execute(ctx, to_run, limits=Limits(opts.rates, opts.concurrency))
+        finally:
+            if backend is not None:
+                with contextlib.suppress(Exception):
+                    backend.close()
+            store.save()
+        report = build_report(ctx, selected, to_run, exec_info, time.perf_counter() - t0)
+        _write_report(out_dir, report)
+    base.report = report
+    if not to_run:
+        base.status = "up_to_date"
+        base.message = "up to date"
+    elif exec_info.interrupted and not ctx.budget.stopped:
+        base.status = "interrupted"
+        base.message = "interrupted; finished steps are saved. Run the same command again to resume."
+    elif ctx.budget.stopped:
+        base.status = "budget"
+        base.message = f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
+    elif exec_info.failed or exec_info.not_run:
+        base.status = "failed"
+        base.failed = dict(exec_info.failed)
+        names = ", ".join(f"{s} ({e})" for s, e in exec_info.failed.items()) or "none"
+        base.message = f"{len(exec_info.failed)} step(s) failed: {names}; {len(exec_info.not_run)} not run. Finished steps are kept."
+    else:
+        base.status = "built"
+        base.message = f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
+    report["status"] = base.status
+    _write_report(out_dir, report)
+    return base
+
+
+def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> dict:
+    calls: dict[str, int] = {k: 0 for k in ("image", "video", "vision", "chat")}
+    cost = 0.0
+    retries = 0
+    replayed = 0
+    steps = []
+    for sid in ctx.plan.order:
+        outcome = ctx.outcomes.get(sid)
+        if outcome is not None:
+            rec = outcome.record
+            for k, n in outcome.calls.items():
+                calls[k] = calls.get(k, 0) + n
+            cost += rec.cost_usd
+            retries += outcome.retries
+            status = rec.status
+        elif sid in ctx.failed:
+            rec, run = ctx.failed[sid]
+            for k, n in run.calls.items():
+                calls[k] = calls.get(k, 0) + n
+            cost += run.cost
+            retries += run.retries
+            replayed += run.replayed
+            status = "failed"
+        else:
+            steps.append({"id": sid, "status": "skipped" if sid not in selected else "pending", "cached": False,
+                          "api_calls": 0, "attempts": 0, "score": None, "wall_s": 0.0, "retries": 0})
+            continue
+        steps.append({
+            "id": sid, "status": status, "cached": rec.cached, "api_calls": rec.api_calls, "attempts": rec.attempts,
+            "score": rec.score, "wall_s": rec.wall_s, "retries": outcome.retries if outcome else 0,
+            "cost_usd": rec.cost_usd,
+        })
+    report = {
+        "backend": ctx.plan.backend,
+        "story": str(ctx.plan.story_path),
+        "api_calls": calls,
+        "api_calls_total": sum(calls.values()),
+        "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),
+        "cost_usd": round(cost, 6),
+        "wall_s": round(wall_s, 3),
+        "retries": retries,
+        "steps": steps,
+    }
+    if exec_info is not None:
+        report["prefect"] = {
+            "startup_s": round(exec_info.startup_s, 3),
+            "flow_s": round(exec_info.flow_s, 3),
+            "flow_run_id": exec_info.flow_run_id,
+        }
+    if "assemble" in ctx.outcomes:
+        report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
+    return report
+
+
+def _write_report(out_dir: Path, report: dict) -> None:
+    try:
+        from storyc.report import write_report
+    except ImportError:
+        from storyc.cache import atomic_write_json
+
+        atomic_write_json(Path(out_dir) / "report.json", report)
+        return
+    write_report(out_dir, report)

@@ -194,3 +194,147 @@ def lint_command(
         typer.echo(lint_format.summary_line(diagnostics, len(paths)), err=True)
     failed = any(d.is_error for d in diagnostics) or (strict and bool(diagnostics))
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+class _Progress:
+    """Build progress: a rich display per step on a terminal, one plain line per finished
+    step otherwise (CI logs)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.finished = 0
+        self.rich = None
+        if sys.stdout.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.rich = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                transient=False,
+            )
+            self.task = self.rich.add_task("building", total=total)
+            self.rich.start()
+
+    def __call__(self, event: str, data) -> None:
+        if event == "step_started" and self.rich is not None:
+            self.rich.update(self.task, description=f"running {data['step']}")
+        elif event == "step_finished":
+            self.finished += 1
+            rec = data["record"]
+            if rec.cached:
+                line = f"cached  {rec.id}"
+            else:
+                score = f"  score {rec.score:.2f}" if rec.score is not None else ""
+                line = f"done    {rec.id}  {rec.api_calls} call(s){score}  {rec.wall_s:.1f}s"
+            if self.rich is not None:
+                self.rich.console.print(line)
+                self.rich.update(self.task, advance=1)
+            else:
+                typer.echo(line)
+        elif event == "step_failed":
+            line = f"failed  {data['step']}: {data.get('error', '')}"
+            if self.rich is not None:
+                self.rich.console.print(line)
+            else:
+                typer.echo(line)
+
+    def stop(self) -> None:
+        if self.rich is not None:
+            self.rich.stop()
+
+
+@app.command("build")
+def build_command(
+    story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
+    backend: Annotated[
+        Optional[str], typer.Option("--backend", help="offline or xai. Default: xai when XAI_API_KEY is set, else offline.")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default build/<story stem>/).")] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls and estimated cost; call nothing.")] = False,
+    max_cost: Annotated[
+        Optional[float], typer.Option("--max-cost", help="Stop before a call that could take the build past this many USD.")
+    ] = None,
+    select: Annotated[
+        Optional[str], typer.Option("--select", help="Build only these steps: scene:3+, character:Ember+, scene:2, keyframe:3.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+) -> None:
+    """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
+    import json
+
+    from storyc.build import BuildOptions, default_backend_name, run_build
+    from storyc.buildstate import BuildLocked
+    from storyc.diagnostics import StorycError
+    from storyc.plan import SelectionError
+
+    if backend not in (None, "offline", "xai"):
+        typer.echo(f"storyc build: --backend must be offline or xai, not {backend!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if max_cost is not None and max_cost < 0:
+        typer.echo("storyc build: --max-cost must not be negative", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not story.is_file():
+        typer.echo(f"storyc build: {story}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    chosen = backend or default_backend_name()
+    typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (
+        "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")))
+    progress = None
+
+    def on_event(event, data):
+        nonlocal progress
+        if progress is None:
+            progress = _Progress(total=0)
+        progress(event, data)
+
+    opts = BuildOptions(
+        story=story, backend=chosen, out_dir=out, cache_dir=cache, prompts_dir=prompts, dry_run=dry_run,
+        max_cost=max_cost, select=select, force=force, on_event=on_event,
+    )
+    try:
+        result = run_build(opts)
+    except StorycError as exc:
+        _print_diagnostics(exc)
+        raise typer.Exit(EXIT_ERROR)
+    except SelectionError as exc:
+        typer.echo(f"storyc build: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    except BuildLocked as exc:
+        typer.echo(f"storyc build: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    except OSError as exc:  # read-only or full output folder, unreadable cache...
+        typer.echo(f"storyc build: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        raise typer.Exit(EXIT_ERROR)
+    finally:
+        if progress is not None:
+            progress.stop()
+    for diag in result.warnings:
+        typer.echo(diag.format(), err=True)
+    if result.status == "dry_run":
+        d = result.dry_run
+        typer.echo(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
+        for kind in ("image", "video", "vision", "chat"):
+            lo, hi = d["calls_min"][kind], d["calls_max"][kind]
+            if hi:
+                typer.echo(f"  {kind:<7}{lo:>5} to {hi} call(s)")
+        typer.echo(f"  total  {d['calls_min_total']:>5} to {d['calls_max_total']} call(s)")
+        typer.echo(f"estimated cost: ${d['cost_min_usd']:.2f} (every check passes first time) to "
+                   f"${d['cost_max_usd']:.2f} (every loop exhausted)")
+        typer.echo(json.dumps(d, sort_keys=True))
+        return
+    rep = result.report
+    if result.status == "up_to_date":
+        typer.echo(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
+        return
+    summary = (f"{rep.get('api_calls_total', 0)} API call(s), {rep.get('cache_hits', 0)} cached step(s), "
+               f"${rep.get('cost_usd', 0):.2f}, {rep.get('wall_s', 0):.1f}s")
+    if result.status == "built":
+        typer.echo(f"{result.message}  ({summary})")
+        return
+    if result.status == "interrupted":
+        typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: storyc build {story}"
+                   + (f" --out {out}" if out else ""), err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    typer.echo(f"storyc build: {result.message}  ({summary})", err=True)
+    raise typer.Exit(EXIT_ERROR)
