@@ -1,0 +1,215 @@
+"""script.md, storyboard.html, state.json and report.json from a hand-built BuildState."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from storyc.loader import load_story
+from storyc.model import BuildState, CharacterAsset, StepRecord, Story, story_to_plan
+from storyc.report import (
+    write_json_atomic,
+    write_report,
+    write_script_md,
+    write_state,
+    write_storyboard_html,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FOX = ROOT / "stories" / "fox_and_owl.yaml"
+
+
+def fox_story(title: str | None = None) -> Story:
+    story = load_story(FOX).story
+    if title is not None:
+        story = story.model_copy(update={"title": title})
+    return story
+
+
+def built_state(story: Story) -> BuildState:
+    """What a finished build of the fox story records, with one retried sheet, one
+    keyframe fix and one video correction."""
+    steps = {
+        "character:Ember": StepRecord(
+            id="character:Ember", kind="character", key="a" * 64, status="done", api_calls=4, attempts=2, score=0.86,
+            cost_usd=0.04, wall_s=1.5,
+            outputs={"sheet": "character_sheets/Ember_v2.jpg", "attempt_1": "character_sheets/Ember_v1.jpg",
+                     "attempt_2": "character_sheets/Ember_v2.jpg"},
+            prompts={"sheet": "STYLE. Full body portrait of Ember.", "check": "Score how well <this> matches."},
+        ),
+        "character:Sage": StepRecord(
+            id="character:Sage", kind="character", key="b" * 64, status="done", cached=True, attempts=1, score=0.91,
+            outputs={"sheet": "character_sheets/Sage_v1.jpg"}, prompts={"sheet": "STYLE. Sage sheet prompt."},
+        ),
+    }
+    for sid in (1, 2, 3):
+        steps[f"keyframe:{sid}"] = StepRecord(
+            id=f"keyframe:{sid}", kind="keyframe", key="c" * 64, status="done", attempts=2 if sid == 2 else 1,
+            edit_passes=1 if sid == 2 else 0, score=0.8 + sid / 100, api_calls=2,
+            outputs={"keyframe": f"keyframes/scene_{sid}_v{2 if sid == 2 else 1}.jpg"},
+            prompts={"compose": f"KEYFRAME PROMPT {sid} with ```backticks```",
+                     **({"fix_2": "Change ONLY the scarf: emerald green."} if sid == 2 else {})},
+        )
+        steps[f"video:{sid}"] = StepRecord(
+            id=f"video:{sid}", kind="video", key="d" * 64, status="done", attempts=1 + (sid == 3),
+            edit_passes=1 if sid == 3 else 0, score=0.7 if sid == 3 else 0.9, api_calls=2, cost_usd=0.56,
+            outputs={"video": f"videos/scene_{sid}{'_c1' if sid == 3 else ''}.mp4",
+                     "first_frame": f"frames/scene_{sid}_first.jpg", "last_frame": f"frames/scene_{sid}_last.jpg",
+                     **({"correction_1": "videos/scene_3_c1.mp4"} if sid == 3 else {})},
+            prompts={"video": f"VIDEO PROMPT {sid}", "check": "drift check", **({"fix_1": "Fix ONLY drift."} if sid == 3 else {})},
+        )
+    steps["assemble"] = StepRecord(id="assemble", kind="assemble", key="e" * 64, status="done",
+                                   outputs={"final_video": "final_video.mp4"})
+    return BuildState(plan=story_to_plan(story), backend="offline", story_path="stories/fox_and_owl.yaml",
+                      storyc_version="0.1.0", steps=steps, final_video_path="final_video.mp4")
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_script_md_content(tmp_path):
+    story = fox_story()
+    path = write_script_md(tmp_path, story, built_state(story))
+    assert path == tmp_path / "script.md"
+    md = path.read_text()
+    assert md.startswith("# Ember and the Glowing Crystal\n")
+    assert "**Style:** Studio Ghibli-inspired watercolor animation" in md
+    assert "**Color palette:** deep forest greens, burnt orange, amber, moonlight silver" in md
+    # characters: sheet image, score, attempts, the other attempt, verbatim description
+    assert "![Ember](<character_sheets/Ember_v2.jpg>)" in md
+    assert "**Score:** 0.86 | **Attempts:** 2" in md
+    assert "[v1](<character_sheets/Ember_v1.jpg>)" in md
+    assert "> " + " ".join(story.characters[0].visual_description.split()) in md
+    # per-scene table
+    assert "### Scene 2: Meeting the Old Owl" in md
+    for row in ("| Setting | enchanted autumn forest under the old oak at dusk, glowing roots |",
+                "| Duration | 8 s |", "| Transition | crossfade |", "| Chain source | scene 1 last frame |",
+                "| Chain source | none (starts a branch) |", "| Edits | 1 |", "| Corrections | 1 |",
+                "| Consistency | keyframe 0.82, last frame 0.90 |",
+                "| References | 1: Ember sheet, 2: Sage sheet, 3: scene 1 last frame |"):
+        assert row in md, row
+    # images and links
+    assert "![Scene 2 keyframe](<keyframes/scene_2_v2.jpg>)" in md
+    assert "![Scene 1 first frame](<frames/scene_1_first.jpg>)" in md and "(<frames/scene_1_last.jpg>)" in md
+    assert "**Video:** [videos/scene_3_c1.mp4](<videos/scene_3_c1.mp4>)" in md
+    assert "Corrections: [c1](<videos/scene_3_c1.mp4>)" in md
+    # the exact prompts, fenced so backticks inside survive
+    assert "````text\nKEYFRAME PROMPT 1 with ```backticks```\n````" in md
+    assert "**Prompt (keyframe · fix_2):**" in md and "Change ONLY the scarf: emerald green." in md
+    assert "```text\nScore how well <this> matches.\n```" in md, "prompts are verbatim, not escaped"
+    # final video and stats
+    assert "Final video: [final_video.mp4](<final_video.mp4>)" in md
+    assert "| Backend | offline |" in md and "| API calls | 16 |" in md and "| Cost | $1.72 |" in md
+    assert "1 from cache" in md
+
+
+def test_html_is_self_contained_and_escaped(tmp_path):
+    story = fox_story(title='<script>alert("x")</script> & co')
+    state = built_state(story)
+    state.steps["character:Ember"].error = "<img src=x onerror=alert(1)>"
+    path = write_storyboard_html(tmp_path, story, state)
+    assert path == tmp_path / "storyboard.html"
+    page = path.read_text()
+    assert "<script>" not in page and "onerror=alert(1)>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
+    parser = _Collector()
+    parser.feed(page)
+    tags = [t for t, _ in parser.tags]
+    assert "script" not in tags and tags.count("style") == 1 and "link" not in tags, "inline CSS, no external assets"
+    srcs = [a["src"] for t, a in parser.tags if t in ("img", "video")]
+    assert "character_sheets/Ember_v2.jpg" in srcs and "keyframes/scene_2_v2.jpg" in srcs
+    assert "videos/scene_3_c1.mp4" in srcs and "final_video.mp4" in srcs
+    assert all(not s.startswith(("/", "http")) for s in srcs), "relative media only"
+    text = "".join(parser.text)
+    assert "KEYFRAME PROMPT 2" in text and "Score how well <this> matches." in text
+    assert "scene 1 last frame" in text
+
+
+def test_markdown_escapes_raw_html_in_story_text(tmp_path):
+    story = fox_story(title="<script>x</script> | pipe")
+    md = write_script_md(tmp_path, story, built_state(story)).read_text()
+    assert "<script>" not in md and md.startswith("# &lt;script&gt;x&lt;/script&gt; | pipe")
+
+
+def test_partial_build_and_names_with_spaces(tmp_path):
+    loaded = load_story(FOX)
+    data = loaded.story.model_dump()
+    data["characters"][0]["name"] = "Old Tom"
+    data["scenes"][0]["characters_present"] = ["Old Tom"]
+    data["scenes"][1]["characters_present"] = ["Old Tom", "Sage"]
+    data["scenes"][2]["characters_present"] = ["Old Tom", "Sage"]
+    story = Story.model_validate(data)
+    # only Old Tom's sheet is done, recorded the seed way (asset, no attempt roles)
+    (tmp_path / "character_sheets").mkdir()
+    for n in (1, 2):
+        (tmp_path / "character_sheets" / f"Old Tom_v{n}.jpg").write_bytes(b"jpg")
+    state = BuildState(
+        plan=story_to_plan(story),
+        characters=[CharacterAsset(name="Old Tom", portrait_url="u", portrait_path="character_sheets/Old Tom_v2.jpg",
+                                   visual_description="d", consistency_score=0.5, generation_attempts=2)],
+        steps={"keyframe:1": StepRecord(id="keyframe:1", kind="keyframe", key="k", status="failed",
+                                        error="moderation blocked the prompt")},
+    )
+    md = write_script_md(tmp_path, story, state).read_text()
+    assert "![Old Tom](<character_sheets/Old Tom_v2.jpg>)" in md
+    assert "[v1](<character_sheets/Old Tom_v1.jpg>)" in md, "attempts found by the design's file names"
+    assert "**Failed:** keyframe:1: failed (moderation blocked the prompt)" in md
+    assert "Final video" not in md
+    page = write_storyboard_html(tmp_path, story, state).read_text()
+    assert 'src="character_sheets/Old%20Tom_v2.jpg"' in page
+    assert "not rendered yet" in page and "moderation blocked the prompt" in page
+
+
+def test_write_json_atomic_and_state_report(tmp_path):
+    story = fox_story()
+    state = built_state(story)
+    state_path = write_state(tmp_path, state)
+    assert state_path == tmp_path / "state.json"
+    assert BuildState.model_validate_json(state_path.read_text()) == state
+    report = {"backend": "offline", "api_calls": {"image": 3}, "api_calls_total": 3, "cache_hits": 1,
+              "cost_usd": 0.06, "wall_s": 1.2, "steps": [{"id": "keyframe:3", "cached": False}]}
+    report_path = write_report(tmp_path, report)
+    assert json.loads(report_path.read_text()) == report
+    # overwrite in place, nothing left behind
+    write_json_atomic(report_path, {"x": 1})
+    assert json.loads(report_path.read_text()) == {"x": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "state.json"]
+
+
+def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "state.json"
+    write_json_atomic(target, {"old": True})
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("storyc.report.os.replace", failing_replace)
+    with pytest.raises(OSError):
+        write_json_atomic(target, {"new": True})
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "temp file cleaned up"
+
+
+def test_report_module_stays_light():
+    # report.py is called from the build but must not pull in Prefect or media libraries.
+    import subprocess
+    import sys
+
+    code = "import sys, storyc.report; print(','.join(m for m in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg','jinja2') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    assert out.stdout.strip() == ""
