@@ -380,3 +380,29 @@ def test_cli_prompts_hostile_override_is_a_diagnostic(tmp_path):
     assert result.exit_code == 1
     assert re.search(rf"^{re.escape(str(tmp_path / 'keyframe.j2'))}:2:1: error E501 template error: ", result.output, re.M)
     assert "Traceback" not in result.output
+
+
+def test_prompts_and_schema_commands_stay_light_in_a_real_process():
+    """Through the installed entry point: output, exit code, and no heavy imports."""
+    import subprocess
+    import sys
+
+    heavy = ("prefect", "xai_sdk", "av", "PIL", "imageio_ffmpeg")
+    code = (
+        "import sys\n"
+        "from storyc.cli import app\n"
+        "try:\n"
+        f"    app(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n"
+        f"    print('HEAVY:' + ','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    for args in (["prompts", str(FOX), "--scene", "1"], ["schema"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rstrip().endswith("HEAVY:"), done.stdout[-200:]
+    script = Path(sys.executable).with_name("storyc")
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "storyc"]
+    done = subprocess.run([*argv, "prompts", str(FOX), "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and len(json.loads(done.stdout)) == 4 + 3 * 4
+    missing = subprocess.run([*argv, "prompts", "no/such/story.yaml"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
