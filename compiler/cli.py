@@ -124,6 +124,12 @@ def prompts_command(
         raise typer.Exit(EXIT_USAGE)
     try:
         loaded = load_story(story)
+        # Semantic errors (unknown character, bad chain_from...) would make prompts lie.
+        from storyc.lint import lint_story
+
+        errors = [d for d in lint_story(loaded) if d.is_error]
+        if errors:
+            raise StorycError(errors)
         if scene is not None and loaded.story.scene_index(scene) is None:
             typer.echo(f"storyc prompts: {story} has no scene {scene}", err=True)
             raise typer.Exit(EXIT_USAGE)

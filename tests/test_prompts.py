@@ -406,3 +406,11 @@ def test_prompts_and_schema_commands_stay_light_in_a_real_process():
     assert done.returncode == 0 and len(json.loads(done.stdout)) == 4 + 3 * 4
     missing = subprocess.run([*argv, "prompts", "no/such/story.yaml"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_cli_prompts_refuses_a_story_with_lint_errors(tmp_path):
+    story = copy_story(tmp_path)
+    story.write_text(story.read_text().replace("characters_present: [Ember]", "characters_present: [Embr]"))
+    result = runner.invoke(app, ["prompts", str(story)])
+    assert result.exit_code == 1
+    assert re.search(r"story\.yaml:\d+:\d+: error E\d+ .*Embr", result.output), result.output
