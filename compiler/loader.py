@@ -143,8 +143,8 @@ def _decode(raw: bytes, shown: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        # Position in characters of the text as an editor shows it (bad bytes as one character each).
+        line, column = _line_col(raw[: exc.start].decode("utf-8", errors="replace"), exc.start)
         raise StorycError(
             _diag(shown, line, column, E_FILE, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8")
         ) from None
@@ -162,9 +162,29 @@ def _check_control_chars(text: str, shown: str) -> None:
         )
 
 
+# The line breaks YAML (and editors) count: \r\n, \r, \n, NEL, LS, PS.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    """1-based (line, column) of text[offset] (offset may be len(text))."""
+    prefix = text[:offset]
+    line_start, line = 0, 1
+    for match in _LINE_BREAK.finditer(prefix):
+        line += 1
+        line_start = match.end()
+    return line, len(prefix) - line_start + 1
+
+
+def _clamp(text: str, line: int, column: int) -> tuple[int, int]:
+    """Keep a parser's position inside the file: errors "at end of input" go to the last line's end."""
+    lines = _LINE_BREAK.split(text)
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # a final newline does not start a line
+    if line > len(lines):
+        return len(lines), len(lines[-1]) + 1
+    line = max(1, line)
+    return line, max(1, min(column, len(lines[line - 1]) + 1))
 
 
 # ─── parsing ─────────────────────────────────────────────────────────────────
@@ -212,9 +232,17 @@ def _compose(text: str, shown: str):
     try:
         node = composer.get_single_node()
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        context = str(exc.context or "")
+        # Point where the broken token starts: an unclosed quote or bracket is blamed at its
+        # opening, not at the end of the file where the parser gave up. Block-level contexts
+        # ("while parsing a block mapping") may start far above the problem, so not those.
+        token_level = context.startswith(("while scanning", "while parsing a flow"))
+        mark = (exc.context_mark if token_level else None) or exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, column = _clamp(text, line, column)
         problem = exc.problem or exc.context or "invalid YAML"
+        if token_level and exc.problem:
+            problem = f"{exc.problem} {context}"
         if "expected a single document" in str(problem) or "but found another document" in str(exc):
             raise StorycError(_diag(shown, line, column, E_DOCUMENT, "a story file holds exactly one YAML document")) from None
         raise StorycError(_diag(shown, line, column, E_SYNTAX, f"YAML syntax error: {problem}")) from None
