@@ -1,0 +1,245 @@
+"""The build graph: edges from slots and chaining, which keys an edit changes, selection,
+dry-run estimates and `storyc graph` (which must not import Prefect)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from storyc.cache import Cache
+from storyc.loader import load_story
+from storyc.plan import SelectionError, build_plan, outputs_digest, planned_calls, resolve, step_key
+from storyc.prompts import PromptSet
+
+STORY = """\
+title: Plan test
+style: flat vector illustration with bold outlines and soft pastel shading
+color_palette: teal, coral, cream
+characters:
+  - {name: Ava, role: protagonist, visual_description: a tall woman with short red hair and a yellow raincoat, personality_cues: [bold]}
+  - {name: Bo, role: supporting, visual_description: a small boy with curly black hair and a blue striped shirt, personality_cues: [shy]}
+  - {name: Cy, role: supporting, visual_description: an old man with a white beard and a green hat, personality_cues: [wise], reference_image: cy.png}
+scenes:
+  - {scene_id: 1, title: Ava at the pier, description: Ava walks along the pier., characters_present: [Ava],
+     setting: wooden pier at dawn, camera: "wide shot, slow pan", mood: calm, action: Ava walks toward the sea, duration_seconds: 4}
+  - {scene_id: 2, title: Bo joins Ava, description: Bo runs up to Ava., characters_present: [Ava, Bo],
+     setting: wooden pier at dawn, camera: medium shot, mood: warm, action: Bo runs to Ava and waves, duration_seconds: 4,
+     transition: crossfade}
+  - {scene_id: 3, title: Cy in the shop, description: Cy sorts nets., characters_present: [Cy], setting: cluttered fishing shop,
+     camera: close up, mood: dusty light, action: Cy untangles a net, duration_seconds: 4, chain_from: none}
+  - {scene_id: 4, title: Cy looks up, description: Cy hears a bell., characters_present: [Cy], setting: cluttered fishing shop,
+     camera: "close up, push in", mood: dusty light, action: Cy looks up at the door, duration_seconds: 10, chain_from: 3,
+     chain_source: keyframe}
+  - {scene_id: 5, title: The postcard, description: A postcard of the pier., characters_present: [Ava], setting: a postcard,
+     camera: static, mood: nostalgic, action: the postcard flutters, duration_seconds: 4, chain_from: none,
+     keyframe_image: postcard.png}
+"""
+
+ALL_MEDIA = {f"{k}:{i}" for k in ("keyframe", "video") for i in range(1, 6)} | {"character:Ava", "character:Bo", "character:Cy"}
+
+
+def _write_story(folder: Path, data=None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cy.png").write_bytes(b"\x89PNG fake cy")
+    (folder / "postcard.png").write_bytes(b"\x89PNG fake postcard")
+    path = folder / "story.yaml"
+    if data is None:
+        path.write_text(STORY)
+    else:
+        YAML().dump(data, path.open("w"))
+    return path
+
+
+def _plan(path: Path, override_dir=None, backend="offline"):
+    loaded = load_story(path)
+    return build_plan(loaded, PromptSet(loaded.story, story_path=loaded.path, override_dir=override_dir), backend=backend)
+
+
+@pytest.fixture
+def story_path(tmp_path) -> Path:
+    return _write_story(tmp_path / "s")
+
+
+def test_edges_follow_slots_chaining_and_pins(story_path):
+    plan = _plan(story_path)
+    deps = {sid: set(s.deps) for sid, s in plan.steps.items()}
+    assert deps["character:Ava"] == set()
+    assert deps["keyframe:1"] == {"character:Ava"}  # first scene: no chain
+    assert deps["keyframe:2"] == {"character:Ava", "character:Bo", "video:1"}  # last_frame chain
+    assert deps["keyframe:3"] == {"character:Cy"}  # chain_from: none starts a branch
+    assert deps["keyframe:4"] == {"character:Cy", "keyframe:3"}  # chain_source: keyframe
+    assert deps["keyframe:5"] == set()  # pinned keyframe_image: used as is
+    assert deps["video:2"] == {"keyframe:2", "character:Ava", "character:Bo"}  # drift check compares sheets
+    assert deps["assemble"] == {f"video:{i}" for i in range(1, 6)}
+    assert deps["script"] == set(plan.steps) - {"script"}
+    # topological order: every dep comes first
+    seen = set()
+    for sid, step in plan.steps.items():
+        assert set(step.deps) <= seen, sid
+        seen.add(sid)
+
+
+def _mutate_set(path, value):
+    def apply(d):
+        target = d
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+
+    return apply
+
+
+# edit → steps whose static fingerprint must change (script always changes: it renders the whole story)
+KEY_CASES = [
+    ("scene 2 action", _mutate_set(("scenes", 1, "action"), "Bo jumps"), {"keyframe:2", "video:2"}),
+    ("scene 2 transition", _mutate_set(("scenes", 1, "transition"), "cut"), {"assemble"}),
+    ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
+    ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
+    ("Bo visual_description", _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
+     {"character:Bo", "keyframe:2", "video:2"}),
+    ("Bo role", _mutate_set(("characters", 1, "role"), "villain"), set()),
+    ("title", _mutate_set(("title",), "New title"), set()),
+    ("palette", _mutate_set(("color_palette",), "black, white"), {f"keyframe:{i}" for i in range(1, 5)}),
+    ("style", _mutate_set(("style",), "oil painting with thick impasto brush strokes and warm glazes"),
+     ALL_MEDIA - {"keyframe:5"}),
+    ("video model", _mutate_set(("models",), {"video": "v2"}), {f"video:{i}" for i in range(1, 6)}),
+    ("max video corrections", _mutate_set(("quality",), {"max_video_corrections": 1}), {f"video:{i}" for i in range(1, 6)}),
+    ("max keyframe iterations", _mutate_set(("quality",), {"max_keyframe_iterations": 2}), {f"keyframe:{i}" for i in range(1, 5)}),
+    ("resolution", _mutate_set(("resolution",), "480p"), ALL_MEDIA | {"assemble"}),
+]
+
+
+@pytest.mark.parametrize("name,mutate,expected", KEY_CASES, ids=[c[0] for c in KEY_CASES])
+def test_an_edit_changes_exactly_the_keys_it_should(tmp_path, name, mutate, expected):
+    base = YAML(typ="safe").load(STORY)
+    before = {sid: s.fingerprint for sid, s in _plan(_write_story(tmp_path / "a", base)).steps.items()}
+    data = copy.deepcopy(base)
+    mutate(data)
+    after = {sid: s.fingerprint for sid, s in _plan(_write_story(tmp_path / "b", data)).steps.items()}
+    changed = {sid for sid in before if before[sid] != after[sid]}
+    assert changed == expected | {"script"}
+
+
+def test_input_file_content_is_part_of_the_key(story_path):
+    before = _plan(story_path).steps
+    (story_path.parent / "cy.png").write_bytes(b"\x89PNG another drawing")
+    (story_path.parent / "postcard.png").write_bytes(b"\x89PNG another postcard")
+    after = _plan(story_path).steps
+    changed = {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint}
+    assert changed == {"character:Cy", "keyframe:5"}  # downstream keys follow through their outputs
+
+
+def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_path):
+    from storyc.resources import prompts_dir
+
+    override = tmp_path / "prompts"
+    override.mkdir()
+    text = (prompts_dir() / "video.j2").read_text()
+    (override / "video.j2").write_text(text + " Extra motion blur.")
+    before = _plan(story_path).steps
+    after = _plan(story_path, override_dir=override).steps
+    changed = {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint}
+    assert changed == {f"video:{i}" for i in range(1, 6)}
+
+
+def test_backend_and_render_scale_are_part_of_every_media_key(story_path, monkeypatch):
+    offline = _plan(story_path).steps
+    xai = _plan(story_path, backend="xai").steps
+    assert all(offline[s].fingerprint != xai[s].fingerprint for s in ALL_MEDIA)
+    monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
+    small = _plan(story_path).steps
+    assert all(offline[s].fingerprint != small[s].fingerprint for s in ALL_MEDIA)
+
+
+def test_keys_resolve_progressively_from_upstream_outputs(story_path):
+    plan = _plan(story_path)
+    digest_a = outputs_digest({"a.jpg": "1" * 64}, {"sheet": "a.jpg"})
+    digest_b = outputs_digest({"a.jpg": "2" * 64}, {"sheet": "a.jpg"})
+    up = {d: digest_a for d in plan.steps}
+    kf2 = plan.steps["keyframe:2"]
+    k1 = step_key(kf2, up)
+    # a regenerated chain frame (new bytes) gives the chained keyframe a new key...
+    assert step_key(kf2, {**up, "video:1": digest_b}) != k1
+    # ...an unrelated step's output does not
+    assert step_key(kf2, {**up, "video:3": digest_b}) == k1
+    # and with nothing cached, only steps without deps have keys
+    res = resolve(plan, Cache(story_path.parent / "empty-cache"))
+    known = {sid for sid, k in res.keys.items() if k}
+    assert known == {"character:Ava", "character:Bo", "character:Cy", "keyframe:5"}
+    assert not res.all_cached
+
+
+SELECT_CASES = [
+    ("scene:2", {"keyframe:2", "video:2"}),
+    ("keyframe:3", {"keyframe:3"}),
+    ("scene:3+", {"keyframe:3", "video:3", "keyframe:4", "video:4", "assemble", "script"}),
+    ("character:Bo+", {"character:Bo", "keyframe:2", "video:2", "assemble", "script"}),
+    ("+keyframe:2", {"keyframe:2", "character:Ava", "character:Bo", "video:1", "keyframe:1"}),
+    ("scene:1, scene:5", {"keyframe:1", "video:1", "keyframe:5", "video:5"}),
+    ("assemble", {"assemble"}),
+]
+
+
+@pytest.mark.parametrize("spec,expected", SELECT_CASES, ids=[c[0] for c in SELECT_CASES])
+def test_selection(story_path, spec, expected):
+    assert _plan(story_path).select(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["scene:9", "character:Nobody", "frame:1", "scene", "!!"])
+def test_bad_selection_is_a_clear_error(story_path, spec):
+    with pytest.raises(SelectionError):
+        _plan(story_path).select(spec)
+
+
+def test_dry_run_estimate_bounds(story_path):
+    plan = _plan(story_path)
+    est = planned_calls(plan, plan.order)
+    # min: 3 sheets (image+vision), 4 keyframes (image+vision; scene 5 pinned: none), 5 clips (video+vision)
+    assert est["calls_min"] == {"image": 7, "video": 5, "vision": 12, "chat": 0}
+    # max: 3 attempts per sheet, 3 iterations per keyframe, 1+2 clips per correctable scene (scene 4 is 10 s: 1)
+    assert est["calls_max"] == {"image": 21, "video": 13, "vision": 9 + 12 + 13, "chat": 0}
+    assert 0 < est["cost_min_usd"] < est["cost_max_usd"]
+
+
+def test_graph_command_prints_keys_without_importing_prefect(story_path):
+    code = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from storyc.cli import app\n"
+        f"r = CliRunner().invoke(app, ['graph', {str(story_path)!r}, '--format', 'json', '--backend', 'offline'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
+        "print(json.dumps({'graph': json.loads(r.output), 'heavy': heavy}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout)
+    assert data["heavy"] == []
+    steps = {s["id"]: s for s in data["graph"]["steps"]}
+    assert steps["character:Ava"]["key"] != "pending" and len(steps["character:Ava"]["key"]) == 64
+    assert steps["video:1"]["key"] == "pending"
+    assert not any(s["cached"] for s in steps.values())
+
+
+@pytest.mark.parametrize("fmt,needle", [("mermaid", "flowchart LR"), ("dot", "digraph storyc")])
+def test_graph_text_formats(story_path, fmt, needle):
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    r = CliRunner().invoke(app, ["graph", str(story_path), "--format", fmt, "--backend", "offline"])
+    assert r.exit_code == 0, r.output
+    assert needle in r.output and "keyframe:4" in r.output and "pending" in r.output
+
+
+def test_graph_usage_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    assert CliRunner().invoke(app, ["graph", str(tmp_path / "missing.yaml")]).exit_code == 2
