@@ -94,6 +94,20 @@ class ModerationBlocked(BackendError):
     pass
 
 
+class TransientError(BackendError):
+    """A call failed for a passing reason (service unavailable, reset connection): retry."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
+
+class RateLimited(BackendError):
+    """The provider refused the call for now (HTTP 429 / RESOURCE_EXHAUSTED): retry later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str  # "offline" | "xai"
