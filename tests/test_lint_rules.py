@@ -112,3 +112,76 @@ def test_example_stories_are_clean() -> None:
     for story in stories:
         errors = [d for d in lint_path(story) if d.is_error]
         assert errors == [], "\n".join(d.format() for d in errors)
+
+
+# ─── fuzzing: only storyc's own diagnostics, never an internal error ───────────
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from storyc.lint import lint_paths  # noqa: E402
+from storyc.loader import load_story_text  # noqa: E402
+from test_loader import assert_inside, dump, mutated_story, story_dicts  # noqa: E402
+
+SETTINGS = settings(max_examples=100, deadline=None)
+
+
+def _lint_text(text: str, tmp_dir: Path) -> list:
+    story = tmp_dir / "fuzz.yaml"
+    story.write_text(text, encoding="utf-8", newline="")
+    return lint_paths([story])
+
+
+@SETTINGS
+@given(text=mutated_story())
+def test_lint_of_mutated_stories_gives_only_positioned_diagnostics(tmp_path_factory, text: str) -> None:
+    found = _lint_text(text, tmp_path_factory.mktemp("fuzz"))
+    assert all(d.code != "E900" for d in found), [d.format() for d in found]
+    for diag in found:
+        assert diag.code in RULES_BY_CODE
+        assert_inside(diag, text)
+
+
+NASTY = st.sampled_from(["../x", "a/b", "", " ", "Ember", "EMBER", "ember", "x" * 80, "é", "-", "\\", "C:\\x", "~"])
+
+
+@st.composite
+def semantically_broken(draw) -> dict:
+    data = draw(story_dicts())
+    names = [c["name"] for c in data["characters"]]
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["name", "present", "chain", "dup_scene", "dup_char", "image", "keyframe", "duration", "empty"]))
+        scene = draw(st.sampled_from(data["scenes"]))
+        if kind in ("name", "dup_char", "image") and not data["characters"]:
+            continue
+        if kind == "name":
+            draw(st.sampled_from(data["characters"]))["name"] = draw(NASTY)
+        elif kind == "present":
+            scene["characters_present"] = draw(st.lists(st.one_of(NASTY, st.sampled_from(names)), max_size=5))
+        elif kind == "chain":
+            scene["chain_from"] = draw(st.one_of(st.integers(-3, 12), st.just("none")))
+        elif kind == "dup_scene":
+            scene["scene_id"] = draw(st.sampled_from(data["scenes"]))["scene_id"]
+        elif kind == "dup_char":
+            data["characters"].append(dict(draw(st.sampled_from(data["characters"]))))
+        elif kind == "image":
+            draw(st.sampled_from(data["characters"]))["reference_image"] = draw(
+                st.sampled_from(["", "/", "..", "/etc/hostname", "a\\b.png", "x" * 300 + ".png", "~/x.gif", "."])
+            )
+        elif kind == "keyframe":
+            scene["keyframe_image"] = draw(st.sampled_from(["", "k.png", "../../k.jpg", "."]))
+        elif kind == "duration":
+            scene["duration_seconds"] = draw(st.integers(3, 15))
+        elif kind == "empty":
+            data["characters"] = []
+    return data
+
+
+@SETTINGS
+@given(data=semantically_broken())
+def test_lint_of_semantically_broken_stories_never_crashes(tmp_path_factory, data: dict) -> None:
+    text = dump(data)
+    found = _lint_text(text, tmp_path_factory.mktemp("fuzz"))
+    assert all(d.code != "E900" for d in found), [d.format() for d in found]
+    for diag in found:
+        assert_inside(diag, text)
