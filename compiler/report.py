@@ -502,8 +502,10 @@ def write_storyboard_html(out_dir: Path, story: Story, state: BuildState) -> Pat
         f"<b>Resolution:</b> {_e(board.resolution)} · <b>Color palette:</b> {_e(board.palette)}</p>",
     ]
     if board.final_video:
+        first = next((s.first_frame or s.keyframe for s in board.scenes if s.first_frame or s.keyframe), None)
+        poster = f' poster="{_src(first)}"' if first else ""
         parts.append(
-            f'<video controls preload="metadata" src="{_src(board.final_video)}"></video>'
+            f'<video controls preload="metadata"{poster} src="{_src(board.final_video)}"></video>'
             f'<p><a href="{_src(board.final_video)}">{_e(board.final_video)}</a></p>'
         )
     parts += ["</header>", "<section><h2>Characters</h2><div class=\"grid\">"]
@@ -532,26 +534,29 @@ def write_storyboard_html(out_dir: Path, story: Story, state: BuildState) -> Pat
         parts.append(f"<p>{_e(s.description)}</p>")
         for problem in s.problems:
             parts.append(f'<p class="failed">Failed: {_e(problem)}</p>')
-        rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in s.table)
+        rows = ""
+        for name, value in s.table:
+            if name == "Consistency":  # the same scores, coloured against the threshold
+                value_html = f"keyframe {_score_html(s.keyframe_score, t)} · last frame {_score_html(s.video_score, t)}"
+            else:
+                value_html = _e(value)
+            rows += f"<tr><th>{_e(name)}</th><td>{value_html}</td></tr>"
         rows += f"<tr><th>References</th><td>{_e(s.references)}</td></tr>"
-        rows += (
-            f"<tr><th>Scores</th><td>keyframe {_score_html(s.keyframe_score, t)}"
-            f" · last frame {_score_html(s.video_score, t)}</td></tr>"
-        )
         parts.append(f"<table>{rows}</table>")
         parts.append('<div class="frames">')
         parts.append(_figure(s.keyframe, "pinned keyframe" if s.keyframe_pinned else "keyframe"))
         parts.append(_figure(s.first_frame, "first frame"))
         parts.append(_figure(s.last_frame, "last frame"))
-        parts.append("</div>")
-        parts.append(_links("Other keyframe attempts", [a for a in s.keyframe_attempts if a.path != s.keyframe]))
         if s.video:
+            poster = f' poster="{_src(s.first_frame)}"' if s.first_frame else ""
             parts.append(
-                f'<video controls preload="metadata" src="{_src(s.video)}"></video>'
-                f'<p>Video: <a href="{_src(s.video)}">{_e(s.video)}</a></p>'
+                f'<figure><video controls preload="metadata"{poster} src="{_src(s.video)}"></video>'
+                f'<figcaption>video: <a href="{_src(s.video)}">{_e(s.video)}</a></figcaption></figure>'
             )
         else:
-            parts.append('<p class="missing">video: not rendered yet</p>')
+            parts.append('<figure><p class="missing">video: not rendered yet</p></figure>')
+        parts.append("</div>")
+        parts.append(_links("Other keyframe attempts", [a for a in s.keyframe_attempts if a.path != s.keyframe]))
         parts.append(_links("Corrections", s.corrections))
         parts.append(_prompts_html(s.prompts))
         parts.append("</article>")
