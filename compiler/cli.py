@@ -344,3 +344,63 @@ def build_command(
         raise typer.Exit(EXIT_INTERRUPTED)
     typer.echo(f"storyc build: {result.message}  ({summary})", err=True)
     raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("plan")
+def plan_command(
+    concept: Annotated[str, typer.Argument(help="The story idea in a sentence or two.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the story.")] = Path("story.yaml"),
+    characters: Annotated[
+        Optional[int], typer.Option("--characters", min=1, max=10, help="Exact number of characters.")
+    ] = None,
+    scenes: Annotated[Optional[int], typer.Option("--scenes", min=1, max=50, help="Exact number of scenes.")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option("--backend", help="offline (a marked skeleton) or xai. Default: xai when XAI_API_KEY is set.")
+    ] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Chat model (default: the story default).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
+    from storyc.backends.base import BackendError
+    from storyc.diagnostics import StorycError
+    from storyc.planner import default_backend_name, run_plan
+
+    if backend not in (None, "offline", "xai"):
+        typer.echo(f"storyc plan: --backend must be offline or xai, not {backend!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not concept.strip():
+        typer.echo("storyc plan: the concept is empty", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if out.exists() and not force:
+        typer.echo(f"storyc plan: {out} exists; choose another -o or pass --force", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    chosen = backend or default_backend_name()
+    typer.echo(f"storyc plan: backend {chosen}" + ("" if backend else " (default: " + (
+        "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")), err=True)
+    try:
+        outcome = run_plan(
+            concept, out, backend_name=chosen, characters=characters, scenes=scenes, model=model, prompts_dir=prompts
+        )
+    except StorycError as exc:
+        _print_diagnostics(exc)
+        raise typer.Exit(EXIT_ERROR)
+    except BackendError as exc:
+        from storyc.redact import redact
+
+        typer.echo(f"storyc plan: {redact(exc)}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    except OSError as exc:
+        typer.echo(f"storyc plan: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        raise typer.Exit(EXIT_ERROR)
+    for diag in outcome.diagnostics:
+        typer.echo(diag.format(), err=True)
+    what = "skeleton" if outcome.skeleton else "story"
+    lint_note = "" if outcome.lint_ran else " (lint unavailable: not checked)"
+    if outcome.failed:
+        typer.echo(f"storyc plan: wrote {outcome.path} but it fails lint: {len(outcome.errors)} error(s); "
+                   f"fix them and run storyc lint {outcome.path}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    warnings = len(outcome.diagnostics)
+    typer.echo(f"wrote {what} {outcome.path} ({outcome.backend}, {outcome.calls} call(s), ${outcome.cost_usd:.4f}"
+               + (f", {warnings} warning(s)" if warnings else ", lints clean") + ")" + lint_note)

@@ -41,7 +41,8 @@ def story_plan(user_text: str) -> dict:
 
     n_chars = count("characters?", 2, len(NAMES))
     n_scenes = count("scenes?", 3, 12)
-    concept = user_text.strip().splitlines()[-1][:60] if user_text.strip() else "a story"
+    match = re.search(r"plan for:\s*(.+)", user_text)
+    concept = " ".join(match.group(1).split())[:60].rstrip(". ") if match else ""
     names = NAMES[:n_chars]
     characters = [
         {
@@ -92,11 +93,12 @@ def consistency_score(score: float, names: list[str] | None = None) -> dict:
     }
 
 
-def answer_for(schema_json: str, user_text: str, score: float) -> str:
+def answer_for(schema_json: str, user_text: str, score: float, plan_patch=None) -> str:
     """The JSON content answering a `chat.parse(Model)` request with schema `schema_json`."""
     title = json.loads(schema_json or "{}").get("title", "")
     if title == "StoryPlan":
-        return json.dumps(story_plan(user_text))
+        plan = story_plan(user_text)
+        return json.dumps(plan_patch(plan) if plan_patch else plan)
     if title == "ConsistencyScore":
         return json.dumps(consistency_score(score))
     return json.dumps({})

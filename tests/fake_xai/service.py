@@ -102,6 +102,7 @@ class FakeXai:
     report_media_cost: bool = False  # set usage.cost_in_usd_ticks on media responses
     default_score: float = 0.92
     scores: deque = field(default_factory=deque)  # next ConsistencyScore values, then default_score
+    plan_patch: Any = None  # callable(dict) -> dict applied to the StoryPlan answer (bad plans)
 
     def __post_init__(self) -> None:
         self.assets = AssetServer()
@@ -147,6 +148,7 @@ class FakeXai:
             self.jobs.clear()
             self._faults.clear()
             self.scores.clear()
+            self.plan_patch = None
 
     # ── faults and records ────────────────────────────────────────────────
     def inject(self, method: str, fault: str, times: int = 1) -> None:
@@ -295,7 +297,9 @@ class _Chat(chat_pb2_grpc.ChatServicer):
         if fault == "bad_json":
             content = '{"overall_score": "not a number"'
         else:
-            content = answer_for(request.response_format.schema, user_text, self.fake._next_score())
+            content = answer_for(
+                request.response_format.schema, user_text, self.fake._next_score(), self.fake.plan_patch
+            )
         n_images = sum(1 for m in request.messages for c in m.content if c.HasField("image_url"))
         prompt_tokens = len(user_text.split()) * 2 + 1_500 * n_images
         completion_tokens = len(content.split()) * 2

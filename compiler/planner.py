@@ -1,0 +1,248 @@
+"""`storyc plan`: a concept → one structured-output call → a commented story.yaml, linted.
+
+The flow: render the planning prompts (storyc.prompts.render_plan_prompts), one
+`backend.plan()` call (chat.parse(StoryPlan) on xai; a clearly marked skeleton on the
+offline backend), the seed's StoryPlan turned into storyc's story format, written as
+commented YAML with ruamel (round-trip mode, long strings folded), then loaded back and
+linted like any hand-written story. A plan that fails validation or lint is still
+written, so the author can fix it; the caller shows the diagnostics and exits 1.
+
+Schema modeline: the file starts with `# yaml-language-server: $schema=<path>`, where
+<path> is the schema storyc ships (storyc.resources.schema_path()), written relative to
+the story's folder. A story planned into the repository's stories/ folder therefore
+gets `../schemas/story.schema.json`, exactly like the examples, and a story written
+elsewhere still points at a file that exists. (An absolute path is used only when no
+relative one exists, e.g. another drive on Windows.)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyc.diagnostics import Diagnostic
+from storyc.model import Models, StoryPlan
+
+_PLAIN_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9_' -]{0,38}[A-Za-z0-9]|[A-Za-z]")
+FOLD_ABOVE_CHARS = 72  # longer single-line strings are written as folded (>-) scalars
+YAML_WIDTH = 88
+
+
+@dataclass
+class PlanOutcome:
+    path: Path
+    backend: str
+    model: str
+    skeleton: bool
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    lint_ran: bool = False
+    cost_usd: float = 0.0
+    calls: int = 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+def make_plan_backend(name: str) -> Any:
+    """The backend for one planning call (`offline` or `xai`). Raises BackendError."""
+    if name == "offline":
+        from storyc.backends.offline import OfflineBackend
+
+        return OfflineBackend()
+    if name == "xai":
+        from storyc.backends.xai import XaiBackend
+
+        return XaiBackend()
+    raise ValueError(f"unknown backend {name!r}: expected offline or xai")
+
+
+def default_backend_name() -> str:
+    return "xai" if os.environ.get("XAI_API_KEY") else "offline"
+
+
+def plan_to_story_data(plan: StoryPlan) -> dict[str, Any]:
+    """The seed's StoryPlan as storyc story data, in the examples' key order."""
+    data = plan.model_dump(mode="json")
+    return {
+        "version": 1,
+        "title": data["title"],
+        "style": data["style"],
+        "aspect_ratio": data.get("aspect_ratio") or "16:9",
+        "resolution": "720p",
+        "color_palette": data["color_palette"],
+        "characters": [
+            {k: c[k] for k in ("name", "role", "visual_description", "personality_cues") if k in c}
+            for c in data["characters"]
+        ],
+        "scenes": [
+            {
+                k: s[k]
+                for k in (
+                    "scene_id", "title", "description", "characters_present", "setting",
+                    "camera", "mood", "action", "duration_seconds", "transition",
+                )
+                if k in s
+            }
+            for s in data["scenes"]
+        ],
+    }
+
+
+def schema_reference(story_path: Path) -> str:
+    from storyc.resources import schema_path
+
+    schema = schema_path().resolve()
+    try:
+        return Path(os.path.relpath(schema, story_path.resolve().parent)).as_posix()
+    except ValueError:  # no relative path (another drive)
+        return schema.as_uri()
+
+
+def _scalar(value: Any) -> Any:
+    """Folded style for long one-line prose; everything else as ruamel chooses."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString
+
+    if isinstance(value, str):
+        if ":" in value and value.replace(":", "").replace(".", "").isdigit():
+            return DoubleQuotedScalarString(value)  # "16:9" must never read as a YAML 1.1 sexagesimal
+        # Folding is lossless only for normalized single-line text.
+        if len(value) > FOLD_ABOVE_CHARS and value == " ".join(value.split()):
+            return FoldedScalarString(value)
+    return value
+
+
+def render_story_yaml(data: dict[str, Any], *, header: list[str], schema_ref: str) -> str:
+    """Commented YAML for story `data` (ruamel round-trip objects, so comments survive edits)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def build(value: Any, flow_lists: bool = False) -> Any:
+        if isinstance(value, dict):
+            out = CommentedMap()
+            for k, v in value.items():
+                out[k] = build(v, flow_lists=k in ("personality_cues", "characters_present"))
+            return out
+        if isinstance(value, list):
+            seq = CommentedSeq(build(v) for v in value)
+            # Flow style ([a, b]) only for plain words: ruamel's flow emitter mishandles
+            # some characters ("0?" became unparseable in a property test).
+            if flow_lists and all(isinstance(v, str) and _PLAIN_WORDS.fullmatch(v) for v in value):
+                seq.fa.set_flow_style()
+            return seq
+        return _scalar(value)
+
+    doc = build(data)
+    doc.yaml_set_start_comment("\n".join([f"yaml-language-server: $schema={schema_ref}", *header]))
+    if "characters" in doc:
+        doc.yaml_set_comment_before_after_key(
+            "characters",
+            before="\nEach visual_description is the character's frozen identity: copied verbatim into\n"
+            "every image prompt. Edit it here, never paraphrase it elsewhere.",
+            indent=0,
+        )
+    if "scenes" in doc:
+        doc.yaml_set_comment_before_after_key(
+            "scenes",
+            before="\nScenes chain from the previous scene's last frame by default (chain_from: none\n"
+            "starts a fresh branch). Clips of at most 8.7 s stay correctable by video edit.",
+            indent=0,
+        )
+    yaml = YAML(typ="rt")
+    yaml.width = YAML_WIDTH
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+def _header(concept: str, backend: str, model: str, skeleton: bool) -> list[str]:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    concept_line = " ".join(concept.split())
+    lines = []
+    if skeleton:
+        lines += [
+            "OFFLINE SKELETON: no model was called and nothing here was generated.",
+            "Every TODO is yours to write; `storyc lint` tells you what is still missing.",
+            "(Plan with a model: export XAI_API_KEY=... and run `storyc plan --backend xai`.)",
+        ]
+    else:
+        lines += [f"Planned by `storyc plan` with the {backend} backend ({model}) on {stamp}."]
+    lines += [f"Concept: {concept_line}", "Check it with `storyc lint`, render it with `storyc build`."]
+    return lines
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def lint_written(path: Path) -> tuple[list[Diagnostic], bool]:
+    """Load the written file like any story and lint it: (diagnostics, lint ran)."""
+    from storyc.diagnostics import StorycError
+    from storyc.loader import load_story
+
+    try:
+        loaded = load_story(path)
+    except StorycError as exc:
+        return sorted(exc.diagnostics), True
+    try:
+        from storyc.lint import lint_story
+    except ImportError:  # lint not installed in this build: the loader's checks still ran
+        return [], False
+    return list(lint_story(loaded)), True
+
+
+def run_plan(
+    concept: str,
+    out: Path,
+    *,
+    backend_name: str | None = None,
+    characters: int | None = None,
+    scenes: int | None = None,
+    model: str | None = None,
+    prompts_dir: Path | None = None,
+    backend: Any = None,
+) -> PlanOutcome:
+    """Plan `concept` into `out`. Raises BackendError (the call failed) or StorycError (a
+    broken prompt override); validation and lint problems come back as diagnostics."""
+    from storyc.prompts import render_plan_prompts
+
+    name = backend_name or getattr(backend, "name", None) or default_backend_name()
+    model = model or Models().chat
+    system_prompt, user_prompt = render_plan_prompts(
+        concept, characters=characters, scenes=scenes, override_dir=prompts_dir
+    )
+    owned = backend is None
+    backend = backend if backend is not None else make_plan_backend(name)
+    try:
+        plan, result = backend.plan(system_prompt, user_prompt, model)
+    finally:
+        if owned:
+            backend.close()
+    skeleton = name == "offline"
+    data = plan_to_story_data(plan)
+    text = render_story_yaml(data, header=_header(concept, name, model, skeleton), schema_ref=schema_reference(out))
+    write_atomically(out, text)
+    diagnostics, lint_ran = lint_written(out)
+    return PlanOutcome(
+        path=out,
+        backend=name,
+        model=model,
+        skeleton=skeleton,
+        diagnostics=diagnostics,
+        lint_ran=lint_ran,
+        cost_usd=float(getattr(result, "cost_usd", 0.0) or 0.0),
+        calls=int(getattr(result, "calls", 1) or 0),
+    )

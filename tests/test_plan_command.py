@@ -1,0 +1,166 @@
+"""`storyc plan`: concept → one structured-output call → commented YAML → lint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from storyc.cli import app
+from storyc.lint import lint_story
+from storyc.loader import load_story
+from storyc.planner import render_story_yaml, schema_reference
+from storyc.prompts import render_plan_prompts
+
+CONCEPT = "A curious fox named Ember meets a wise old owl named Sage in an autumn forest"
+runner = CliRunner()
+
+
+def plan(*args: str):
+    return runner.invoke(app, ["plan", *args])
+
+
+def test_plan_with_xai_writes_a_story_that_lints_clean(xai_env, tmp_path):
+    out = tmp_path / "stories" / "fox.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--characters", "2", "--scenes", "4", "--backend", "xai")
+    assert result.exit_code == 0, result.output
+    assert "lints clean" in result.output
+
+    loaded = load_story(out)
+    assert lint_story(loaded) == []
+    story = loaded.story
+    assert [c.name for c in story.characters] == ["Ember", "Sage"] and len(story.scenes) == 4
+
+    # one structured-output call with the planning templates, carrying the key
+    [call] = xai_env.requests("GetCompletion")
+    system_prompt, user_prompt = render_plan_prompts(CONCEPT, characters=2, scenes=4)
+    assert call.texts() == [system_prompt, user_prompt]
+    assert '"StoryPlan"' in call.request.response_format.schema
+    assert call.metadata["authorization"] == f"Bearer {TEST_KEY}"
+
+    text = out.read_text()
+    lines = text.splitlines()
+    assert lines[0] == f"# yaml-language-server: $schema={schema_reference(out)}"
+    assert (out.parent / schema_reference(out)).resolve().is_file()
+    assert lines[1].startswith("# Planned by `storyc plan` with the xai backend")
+    assert "visual_description: >-" in text  # long prose folded
+    assert TEST_KEY not in text and TEST_KEY not in result.output
+
+
+def test_the_answer_is_kept_verbatim(xai_env, tmp_path):
+    out = tmp_path / "s.yaml"
+    assert plan(CONCEPT, "-o", str(out), "--backend", "xai").exit_code == 0
+    from fake_xai.answers import story_plan
+
+    expected = story_plan(render_plan_prompts(CONCEPT)[1])
+    story = load_story(out).story
+    assert [c.visual_description for c in story.characters] == [c["visual_description"] for c in expected["characters"]]
+    assert story.style == expected["style"]
+
+
+def test_schema_modeline_matches_the_examples_inside_the_repository():
+    from storyc.resources import schema_path
+
+    story = schema_path().parent.parent / "stories" / "new.yaml"
+    assert schema_reference(story) == "../schemas/story.schema.json"
+
+
+def test_default_backend_is_xai_when_the_key_is_set(xai_env, tmp_path):
+    result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"))
+    assert result.exit_code == 0 and "backend xai (default: XAI_API_KEY is set)" in result.output
+    assert xai_env.count("GetCompletion") == 1
+
+
+def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "backend offline" in result.output and "wrote skeleton" in result.output
+    text = out.read_text()
+    assert "# OFFLINE SKELETON: no model was called" in text and "TODO" in text
+    loaded = load_story(out)  # a valid story the author fills in
+    assert {d.code for d in lint_story(loaded)} <= {"W403", "W404"}  # what is left to write
+
+
+def test_a_plan_failing_lint_is_still_written_and_exits_1(xai_env, tmp_path):
+    def unknown_character(p):
+        p["scenes"][1]["characters_present"] = ["Ember", "Nobody"]
+        return p
+
+    xai_env.plan_patch = unknown_character
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 1
+    assert out.exists() and "Nobody" in out.read_text()
+    [diag_line] = [line for line in result.output.splitlines() if line.startswith(str(out))]
+    assert " error " in diag_line and "Nobody" in diag_line
+    path_line = diag_line.split(": ")[0]
+    line_no = int(path_line.split(":")[1])
+    assert "Nobody" in out.read_text().splitlines()[line_no - 1]  # positioned at the culprit
+    assert "fails lint" in result.output
+
+
+def test_a_plan_outside_the_story_format_is_still_written(xai_env, tmp_path):
+    def bad_transition(p):
+        p["scenes"][0]["transition"] = "dissolve"
+        return p
+
+    xai_env.plan_patch = bad_transition
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 1 and "dissolve" in out.read_text()
+    assert f"{out}:" in result.output and "error" in result.output
+
+
+def test_refuses_to_overwrite_without_force(xai_env, tmp_path):
+    out = tmp_path / "s.yaml"
+    out.write_text("mine\n")
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 2 and out.read_text() == "mine\n"
+    assert xai_env.count("GetCompletion") == 0
+    assert plan(CONCEPT, "-o", str(out), "--backend", "xai", "--force").exit_code == 0
+    assert out.read_text().startswith("# yaml-language-server")
+
+
+def test_backend_errors_are_clear_and_leave_no_file(xai_env, tmp_path):
+    xai_env.inject("GetCompletion", "echo_key")
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 1 and "PERMISSION_DENIED" in result.output
+    assert TEST_KEY not in result.output and not out.exists()
+
+
+def test_missing_key_for_xai_is_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), "--backend", "xai")
+    assert result.exit_code == 1 and "XAI_API_KEY" in result.output
+
+
+@pytest.mark.parametrize("args", [["--backend", "gpt"], ["--scenes", "0"], ["--characters", "11"]])
+def test_usage_errors(args, tmp_path):
+    assert plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), *args).exit_code == 2
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=200)
+WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12)
+PROSE = st.lists(WORD, min_size=8, max_size=40).map(" ".join)  # long one-line text: the folded path
+
+
+@settings(max_examples=60, deadline=None)
+@given(title=TEXT, style=PROSE, description=st.one_of(TEXT, PROSE), cues=st.lists(TEXT, min_size=1, max_size=4))
+def test_written_yaml_round_trips_any_text(title, style, description, cues):
+    data = {
+        "version": 1,
+        "title": title,
+        "style": style,
+        "aspect_ratio": "16:9",
+        "characters": [{"name": "Ember", "visual_description": description, "personality_cues": cues}],
+    }
+    text = render_story_yaml(data, header=["h"], schema_ref="x.json")
+    assert YAML(typ="safe").load(text) == data
