@@ -414,3 +414,43 @@ def test_cli_prompts_refuses_a_story_with_lint_errors(tmp_path):
     result = runner.invoke(app, ["prompts", str(story)])
     assert result.exit_code == 1
     assert re.search(r"story\.yaml:\d+:\d+: error E\d+ .*Embr", result.output), result.output
+
+
+words = st.text(alphabet="abcdefghij", min_size=1, max_size=8)
+phrase = st.lists(words, min_size=1, max_size=10).map(" ".join)
+description = st.lists(words, min_size=80, max_size=120).map(lambda w: " ".join(w) + ".")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    descriptions=st.lists(description, min_size=1, max_size=3),
+    scene_parts=st.lists(st.tuples(phrase, phrase, phrase), min_size=1, max_size=4),
+    style=st.lists(words, min_size=8, max_size=16).map(" ".join),
+)
+def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, style):
+    names = [f"C{i}" for i in range(len(descriptions))]
+    story = Story.model_validate(
+        {
+            "title": "T", "style": style, "color_palette": "red",
+            "characters": [
+                {"name": n, "role": "r", "visual_description": d, "personality_cues": []}
+                for n, d in zip(names, descriptions)
+            ],
+            "scenes": [
+                {"scene_id": i + 1, "title": "t", "description": "d", "characters_present": names, "setting": "s",
+                 "camera": camera, "mood": mood, "action": action, "duration_seconds": 5}
+                for i, (camera, mood, action) in enumerate(scene_parts)
+            ],
+        }
+    )
+    ps = PromptSet(story)
+    for i in range(len(story.scenes)):
+        video, keyframe = ps.video(i), ps.keyframe(i)
+        assert video.startswith(style) and keyframe.startswith(style)
+        assert not any(d in video for d in descriptions)
+        plan = allocate_slots(story, i)
+        for n, slot in enumerate(plan.slots, start=1):
+            if slot.kind == "character":
+                assert f"{slot.name} from reference image {n}" in keyframe
+        for name in plan.text_only:
+            assert story.character(name).visual_description in keyframe
