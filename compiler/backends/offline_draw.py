@@ -260,20 +260,34 @@ def _has_word(text: str, words: Iterable[str]) -> bool:
     return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
 
 
+_TIME_OF_DAY = {"night", "midnight", "moonlit", "moonlight", "starry", "stars", "dusk", "twilight", "evening",
+                "golden hour", "sunset", "sunrise", "dawn", "golden", "storm", "rain", "rainy", "cloudy", "overcast",
+                "fog", "foggy", "mist", "misty", "day", "sunny", "morning", "noon"}
+
+
+def _mean(colours: list[RGB]) -> RGB:
+    return tuple(int(round(sum(c[i] for c in colours) / len(colours))) for i in range(3))  # type: ignore[return-value]
+
+
 def scene_colours(setting: str, mood: str, palette: str) -> tuple[RGB, RGB, RGB]:
-    """Sky top, sky bottom and ground colours from the scene's words."""
+    """Sky top, sky bottom and ground colours from the scene's words: time of day and
+    weather set the sky (and darken or warm the ground), places set the ground."""
     text = f"{setting} {mood}".lower()
-    matches = [cols for words, cols in _SCENE_WORDS if _has_word(text, words)]
-    if not matches:
-        matches = [_DEFAULT_SCENE]
-    sky_top, sky_bottom, ground = (
-        tuple(int(round(sum(m[i][c] for m in matches) / len(matches))) for c in range(3)) for i in range(3)
-    )
+    times, places = [], []
+    for words, cols in _SCENE_WORDS:
+        if _has_word(text, words):
+            (times if any(w in _TIME_OF_DAY for w in words) else places).append(cols)
+    sky_source = times or places or [_DEFAULT_SCENE]
+    sky_top = _mean([c[0] for c in sky_source])
+    sky_bottom = _mean([c[1] for c in sky_source])
+    ground = _mean([c[2] for c in (places or times or [_DEFAULT_SCENE])])
+    if times and places:
+        ground = mix(ground, _mean([c[2] for c in times]), 0.5)
     palette_colours = [c for _, c in colour_words(palette)]
-    if palette_colours:  # the story's palette tints the whole scene a quarter of the way
-        avg = tuple(int(round(sum(c[i] for c in palette_colours) / len(palette_colours))) for i in range(3))
-        sky_top, sky_bottom, ground = (mix(x, avg, 0.25) for x in (sky_top, sky_bottom, ground))  # type: ignore[arg-type]
-    return sky_top, sky_bottom, ground  # type: ignore[return-value]
+    if palette_colours:  # the story's palette tints the whole scene a fifth of the way
+        avg = _mean(palette_colours)
+        sky_top, sky_bottom, ground = (mix(x, avg, 0.2) for x in (sky_top, sky_bottom, ground))
+    return sky_top, sky_bottom, ground
 
 
 def lighting(mood: str, setting: str = "") -> tuple[RGB, float]:
@@ -349,6 +363,12 @@ def figure_layout(hints: Mapping[str, object], names: Sequence[str] = ()) -> lis
         if name not in order:
             order.append(name)
     return order
+
+
+def pixels(img: Image.Image) -> list:
+    """All pixel values, row by row (Pillow 13 renamed getdata)."""
+    flat = getattr(img, "get_flattened_data", None)
+    return list(flat() if flat else img.getdata())
 
 
 def rgb_difference(a: Image.Image, b: Image.Image) -> float:

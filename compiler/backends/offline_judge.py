@@ -18,6 +18,8 @@ from typing import Optional, Sequence
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
+from storyc.backends.offline_draw import pixels
+
 ANALYSIS_WIDTH = 192
 FOREGROUND_THRESHOLD = 20
 GRID_ROWS, GRID_COLS = 6, 3
@@ -84,8 +86,8 @@ def describe(rgb: Image.Image, mask: Image.Image, box: tuple[int, int, int, int]
         rgb, mask = rgb.crop(box), mask.crop(box)
     w, h = mask.size
     # per-column / per-row figure pixel counts (BOX-averaged mask × length / 255)
-    cols = _extent([v * h / 255 for v in mask.resize((w, 1), Image.BOX).getdata()])
-    rows = _extent([v * w / 255 for v in mask.resize((1, h), Image.BOX).getdata()])
+    cols = _extent([v * h / 255 for v in pixels(mask.resize((w, 1), Image.BOX))])
+    rows = _extent([v * w / 255 for v in pixels(mask.resize((1, h), Image.BOX))])
     if cols is None or rows is None:
         return None
     x0, x1 = cols

@@ -93,9 +93,11 @@ def render_clip(
 def _chroma_histogram(img) -> list[float]:
     """Chroma angle histogram (Cb/Cr plane, where ffmpeg's hue filter rotates), weighted
     by chroma strength; greys don't vote."""
+    from storyc.backends.offline_draw import pixels
+
     small = img.convert("RGB").resize((96, max(2, 96 * img.height // img.width))).convert("YCbCr")
     hist = [0.0] * DRIFT_BINS
-    for _, cb, cr in small.getdata():
+    for _, cb, cr in pixels(small):
         z = complex(cb - 128, cr - 128)
         strength = abs(z)
         if strength < 6:
