@@ -72,11 +72,6 @@ class Slot:
     scene_id: int | None = None  # chain source scene (kind=chain)
     source: Literal["last_frame", "keyframe"] | None = None  # kind=chain
 
-    def describe(self) -> str:
-        if self.kind == "character":
-            return f"character {self.name}"
-        return f"chain scene {self.scene_id} {self.source}"
-
     def to_json(self, image: int) -> dict[str, Any]:
         data: dict[str, Any] = {"image": image, "kind": self.kind}
         if self.kind == "character":
@@ -91,10 +86,6 @@ class Slot:
 class SlotPlan:
     slots: tuple[Slot, ...]  # at most 3, in the order sent as image_urls
     text_only: tuple[str, ...]  # characters present but without a slot (will drift)
-
-    @property
-    def character_slots(self) -> tuple[Slot, ...]:
-        return tuple(s for s in self.slots if s.kind == "character")
 
     @property
     def chain(self) -> Slot | None:
