@@ -119,8 +119,10 @@ def load_story_text(raw: bytes | str, display_path: str = "<string>", *, path: P
     try:
         root = _compose(text, display_path)
         data, source = _Builder(display_path).build(root)
-    except StorycError:
-        if not is_json:
+    except StorycError as exc:
+        # Only a YAML *syntax* error falls back to the JSON parser; a duplicate key or a tag
+        # is already reported at its exact position.
+        if not is_json or exc.diagnostics[0].code != E_SYNTAX:
             raise
         # JSON that YAML cannot parse (e.g. tab-indented): positions are then only approximate.
         data, source = _load_json(text, display_path), SourceMap(values={(): (1, 1)})
@@ -222,12 +224,53 @@ def _composer_class():
 _COMPOSER = None
 
 
+# The C composer recurses on the C stack and crashes the process (SIGSEGV) somewhere past
+# ~20,000 nested collections, e.g. "[[[[...". Each level needs a '[', '{', '-' or '?' (block
+# mappings also need indentation, which the file-size bound keeps shallow), so only a file with
+# many of them gets the event-stream depth check below, which is iterative and stops early.
+_DEPTH_CHECK_OPENERS = 10_000
+
+
+def _may_nest_deeply(text: str) -> bool:
+    return text.count("[") + text.count("{") + text.count("-") + text.count("?") > _DEPTH_CHECK_OPENERS
+
+
+def _check_depth(text: str, shown: str) -> None:
+    from ruamel.yaml.error import YAMLError
+
+    parser = _COMPOSER(text)
+    depth = 0
+    try:
+        while True:
+            event = parser.get_event()
+            kind = type(event).__name__
+            if kind in ("SequenceStartEvent", "MappingStartEvent"):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line, column = _clamp(text, mark.line + 1, mark.column + 1)
+                    raise StorycError(_diag(shown, line, column, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels"))
+            elif kind in ("SequenceEndEvent", "MappingEndEvent"):
+                depth -= 1
+            elif kind == "StreamEndEvent":
+                return
+    except YAMLError:
+        return  # composing reports the syntax error at the same place, before any deep nesting
+    finally:
+        try:
+            parser.dispose()
+        except Exception:
+            pass
+
+
 def _compose(text: str, shown: str):
     global _COMPOSER
     if _COMPOSER is None:
         _COMPOSER = _composer_class()
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    if _may_nest_deeply(text):
+        _check_depth(text, shown)
     composer = _COMPOSER(text)
     try:
         node = composer.get_single_node()
