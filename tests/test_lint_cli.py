@@ -1,0 +1,186 @@
+"""`storyc lint` through typer's runner (one test per option), one real process of the installed
+entry point, and the import-time check that lint never loads the build's heavy modules."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from storyc.cli import app
+from storyc.lint import ALL_RULES
+
+ROOT = Path(__file__).resolve().parent.parent
+FOX = ROOT / "stories" / "fox_and_owl.yaml"
+HEAVY = ("prefect", "xai_sdk", "av", "PIL", "imageio_ffmpeg", "grpc")
+
+WARNED = """title: T
+style: animated
+color_palette: c
+characters:
+  - {name: Ember, role: r, visual_description: A red fox., personality_cues: []}
+scenes:
+  - {scene_id: 1, title: t, description: d, characters_present: [Ember], setting: s, camera: c, mood: m, action: a, duration_seconds: 8}
+"""
+BROKEN = WARNED.replace("[Ember]", "[Ember, Owl]")
+
+
+@pytest.fixture
+def stories(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "warned.yaml").write_text(WARNED)
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    return {"clean": FOX, "warned": tmp_path / "warned.yaml", "broken": tmp_path / "broken.yaml"}
+
+
+def lint(*args: str):
+    return CliRunner().invoke(app, ["lint", *map(str, args)])
+
+
+def test_clean_story_exits_0_with_a_summary_on_stderr(stories) -> None:
+    result = lint(stories["clean"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert result.stderr.strip() == "storyc lint: no problems in 1 file"
+
+
+def test_text_format_and_exit_1_on_error(stories) -> None:
+    result = lint(stories["broken"])
+    assert result.exit_code == 1
+    assert f"{stories['broken']}:7:73: error E303 scene 1: unknown character 'Owl'" in result.stdout
+    assert re.search(r"1 error, \d+ warnings in 1 file", result.stderr)
+
+
+def test_warnings_alone_exit_0(stories) -> None:
+    result = lint(stories["warned"])
+    assert result.exit_code == 0
+    codes = re.findall(r": warning (W\d{3}) ", result.stdout)
+    assert set(codes) == {"W403", "W404"}
+
+
+def test_strict_turns_warnings_into_failure(stories) -> None:
+    assert lint("--strict", stories["warned"]).exit_code == 1
+    assert lint("--strict", stories["clean"]).exit_code == 0
+
+
+def test_json_format(stories) -> None:
+    result = lint("--format", "json", stories["broken"], stories["clean"])
+    assert result.exit_code == 1
+    items = json.loads(result.stdout)
+    assert items and all(set(item) == {"path", "line", "column", "code", "severity", "message"} for item in items)
+    e303 = next(item for item in items if item["code"] == "E303")
+    assert (e303["path"], e303["line"], e303["column"], e303["severity"]) == (str(stories["broken"]), 7, 73, "error")
+    assert result.stderr == ""  # machine formats keep stderr quiet
+
+
+def test_json_format_of_a_clean_story_is_an_empty_array(stories) -> None:
+    result = lint("--format", "json", stories["clean"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_github_format(stories) -> None:
+    result = lint("--format", "github", stories["broken"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert f"::error file={stories['broken']},line=7,col=73,title=E303::scene 1: unknown character 'Owl'; defined characters: Ember" in lines
+    assert any(line.startswith("::warning file=") and "title=W404::" in line for line in lines)
+
+
+def test_github_format_escapes_properties_and_newlines() -> None:
+    from storyc.diagnostics import Diagnostic, Severity
+    from storyc.lint.format import format_github
+
+    text = format_github([Diagnostic("a,b:c.yaml", 1, 2, "E101", Severity.ERROR, "50% broken\nsecond line")])
+    assert text == "::error file=a%2Cb%3Ac.yaml,line=1,col=2,title=E101::50%25 broken%0Asecond line\n"
+
+
+def test_ignore_skips_rules(stories) -> None:
+    result = lint("--ignore", "W403,w404", "--strict", stories["warned"])
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("codes", "why"), [("W999", "unknown rule code W999"), ("E101", "cannot be ignored")])
+def test_ignore_rejects_unknown_and_loader_codes(stories, codes: str, why: str) -> None:
+    result = lint("--ignore", codes, stories["clean"])
+    assert result.exit_code == 2 and why in result.stderr
+
+
+def test_multiple_paths_report_each_file(stories) -> None:
+    result = lint(stories["broken"], stories["warned"], stories["clean"])
+    assert result.exit_code == 1
+    paths = {line.split(":")[0] for line in result.stdout.splitlines()}
+    assert paths == {str(stories["broken"]), str(stories["warned"])}
+    assert "in 3 files" in result.stderr
+
+
+def test_list_rules_lists_every_registered_code() -> None:
+    result = lint("--list-rules")
+    assert result.exit_code == 0
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == [rule.code for rule in ALL_RULES]
+
+
+def test_list_rules_json_carries_the_documentation() -> None:
+    rules = json.loads(lint("--list-rules", "--format", "json").stdout)
+    assert [r["code"] for r in rules] == [rule.code for rule in ALL_RULES]
+    assert all("Bad::" in r["description"] and r["checked_by"] in ("loader", "lint") for r in rules)
+
+
+def test_generated_rule_table_is_current() -> None:
+    result = lint("--list-rules", "--format", "markdown")
+    assert result.exit_code == 0
+    committed = (ROOT / "docs" / "_lint_rules.md").read_text(encoding="utf-8")
+    assert result.stdout == committed, "regenerate: storyc lint --list-rules --format markdown > docs/_lint_rules.md"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give at least one story file"),
+        (("--format", "xml", "X"), "--format must be text, json or github"),
+        (("--format", "markdown", "X"), "--format must be text, json or github"),
+        (("--list-rules", "--format", "github"), "--list-rules --format must be"),
+        (("no/such/story.yaml",), "no/such/story.yaml: no such file"),
+        (("--bogus",), "No such option"),
+    ],
+)
+def test_usage_errors_exit_2(stories, args: tuple[str, ...], message: str) -> None:
+    args = tuple(str(stories["clean"]) if a == "X" else a for a in args)
+    result = lint(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def _installed_storyc() -> str:
+    found = shutil.which("storyc", path=str(Path(sys.executable).parent)) or shutil.which("storyc")
+    assert found, "the storyc entry point is not installed"
+    return found
+
+
+def test_installed_entry_point_end_to_end(stories, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [_installed_storyc(), "lint", str(stories["broken"]), str(stories["clean"])],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert f"{stories['broken']}:7:73: error E303 " in proc.stdout
+    assert proc.stderr.startswith("storyc lint: 1 error")
+    assert "Traceback" not in proc.stderr
+
+
+def test_lint_imports_none_of_the_heavy_modules(stories, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "storyc", "lint", str(stories["broken"]), str(FOX)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "storyc.lint.runner" in imported  # the check saw lint's own imports
+    heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY)
+    assert heavy == [], f"storyc lint imported {heavy}"
