@@ -454,3 +454,10 @@ def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, styl
                 assert f"{slot.name} from reference image {n}" in keyframe
         for name in plan.text_only:
             assert story.character(name).visual_description in keyframe
+
+
+def test_reword_of_a_check_prompt_keeps_it_a_check():
+    ps = prompt_set(FOX)
+    softened = ps.reword(ps.check_keyframe(0))
+    assert softened.startswith("Image 1 is the keyframe of scene 1")
+    assert "Depict this" not in softened and "fictional, family-friendly artwork" in softened
