@@ -185,3 +185,42 @@ def test_lint_of_semantically_broken_stories_never_crashes(tmp_path_factory, dat
     assert all(d.code != "E900" for d in found), [d.format() for d in found]
     for diag in found:
         assert_inside(diag, text)
+
+
+def test_rules_scale_linearly() -> None:
+    """No rule may scan the story once per scene: 4x the scenes must cost well under 16x."""
+    import time
+
+    from storyc.loader import LoadedStory, SourceMap
+    from storyc.model import Story
+
+    def story(n: int) -> LoadedStory:
+        names = [f"C{i}" for i in range(8)]
+        data = {
+            "title": "T",
+            "style": "s",
+            "color_palette": "c",
+            "characters": [{"name": n_, "role": "r", "visual_description": "d", "personality_cues": []} for n_ in names],
+            "scenes": [
+                {
+                    "scene_id": i + 1, "title": "t", "description": "d", "setting": f"forest {i % 7} far away",
+                    "characters_present": [names[i % 8], names[(i + 1) % 8], names[(i + 3) % 8], "Nobody", names[i % 8]],
+                    "camera": "c", "mood": "m", "action": "a", "duration_seconds": 12, "chain_from": max(1, i),
+                }
+                for i in range(n)
+            ],
+        }
+        return LoadedStory(story=Story.model_validate(data), path=Path("big.yaml"), source=SourceMap(values={(): (1, 1)}), data=data)
+
+    def best_of_three(loaded: LoadedStory) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            lint_story(loaded)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    small, large = story(500), story(2000)
+    best_of_three(small)  # warm-up: lazy imports, regex compilation
+    ratio = best_of_three(large) / best_of_three(small)
+    assert ratio < 9, f"4x scenes took {ratio:.1f}x the time: a rule is not O(n)"

@@ -34,18 +34,26 @@ class W401ReferenceImageBudget(Rule):
         from storyc.prompts import allocate_slots  # the single source of the slot table
 
         story = ctx.story
+        plans: dict[tuple, object] = {}
         for i, scene in enumerate(story.scenes):
             if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
                 continue
-            # Cheap pre-filter so a 1,000-scene story does not pay for a plan per scene.
-            if len(scene.characters_present) + 1 <= MAX_REFERENCE_IMAGES:
+            # Cheap O(1) pre-filter: only a scene that can overflow pays for a plan (allocate_slots
+            # resolves chain_from by a linear scan, which would make a big story quadratic).
+            chained = ctx.chain_parent_index(i) is not None
+            if len(scene.characters_present) + (1 if chained else 0) <= MAX_REFERENCE_IMAGES:
                 continue
-            plan = allocate_slots(story, i)
+            # allocate_slots is pure and its text-only list depends only on the cast and on whether
+            # the scene is chained; Story.chain_parent resolves an explicit chain_from by a linear
+            # scan, so plan once per distinct case instead of once per scene (keeps lint O(n)).
+            case = (tuple(scene.characters_present), chained)
+            if case not in plans:
+                plans[case] = allocate_slots(story, i)
+            plan = plans[case]
             text_only = [getattr(c, "name", c) for c in plan.text_only]
             if not text_only:
                 continue
             names = ", ".join(str(n) for n in text_only)
-            chained = ctx.chain_parent_index(i) is not None
             need = len(plan.slots) + len(text_only)
             fix = "keep at most 2 characters in a chained scene, or set chain_from: none" if chained else "keep at most 3 characters"
             first = _first_position(scene.characters_present, text_only)

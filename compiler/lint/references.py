@@ -95,22 +95,23 @@ class E303UnknownCharacter(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         known = ctx.character_names
-        lowered = None
+        hints: dict[str, str] = {}  # one fuzzy match per distinct unknown name, not per mention
         for i, scene in enumerate(ctx.story.scenes):
             for j, name in enumerate(scene.characters_present):
                 if name in known:
                     continue
-                if lowered is None:
-                    lowered = {n.lower(): n for n in known}
-                hint = f"; did you mean '{lowered[name.lower()]}'?" if name.lower() in lowered else ""
-                if not hint:
-                    hint = _close_name(name, known)
+                if name not in hints:
+                    hints[name] = _hint(name, known)
+                hint = hints[name]
                 yield self.report(ctx, ("scenes", i, "characters_present", j), f"scene {scene.scene_id}: unknown character '{name}'{hint}")
 
 
-def _close_name(name: str, known: set[str]) -> str:
+def _hint(name: str, known: set[str]) -> str:
     import difflib
 
+    same_letters = [k for k in known if k.casefold() == name.casefold()]
+    if same_letters:
+        return f"; did you mean '{same_letters[0]}'?"
     match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     if match:
         return f"; did you mean '{match[0]}'?"
