@@ -140,14 +140,12 @@ def judge_characters(story: Story, scene_index: int) -> tuple[str, ...]:
 
 # ─── text helpers (also exposed to templates as filters) ────────────────────
 
-_SPACE = re.compile(r"[ \t\r\f\v]+")
-_ANY_SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def normalize_space(text: str) -> str:
     """Runs of whitespace (newlines included) become one space; ends stripped."""
-    return _ANY_SPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split is several times faster than a regex here
 
 
 def collapse(text: str) -> str:
@@ -156,7 +154,7 @@ def collapse(text: str) -> str:
     paragraphs: list[str] = []
     current: list[str] = []
     for line in text.split("\n"):
-        line = _SPACE.sub(" ", line).strip()
+        line = " ".join(line.split())
         if line:
             current.append(line)
         elif current:
@@ -168,8 +166,9 @@ def collapse(text: str) -> str:
 
 
 def sentence(text: Any) -> str:
-    """End the text with terminal punctuation (adds a period only if it has none)."""
-    text = normalize_space(str(text))
+    """End the text with terminal punctuation (adds a period only if it has none).
+    Context strings are already normalized; collapse() cleans the final output."""
+    text = str(text).strip()
     if not text:
         return ""
     return text if text[-1] in ".!?" else text + "."
