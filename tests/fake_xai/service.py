@@ -103,6 +103,7 @@ class FakeXai:
     default_score: float = 0.92
     scores: deque = field(default_factory=deque)  # next ConsistencyScore values, then default_score
     plan_patch: Any = None  # callable(dict) -> dict applied to the StoryPlan answer (bad plans)
+    score_fn: Any = None  # callable(user_text) -> float | None, consulted before `scores`
 
     def __post_init__(self) -> None:
         self.assets = AssetServer()
@@ -149,6 +150,7 @@ class FakeXai:
             self._faults.clear()
             self.scores.clear()
             self.plan_patch = None
+            self.score_fn = None
 
     # ── faults and records ────────────────────────────────────────────────
     def inject(self, method: str, fault: str, times: int = 1) -> None:
@@ -191,7 +193,11 @@ class FakeXai:
             return usage_pb2.SamplingUsage(cost_in_usd_ticks=int(round(usd / 1e-10)))
         return usage_pb2.SamplingUsage()
 
-    def _next_score(self) -> float:
+    def _next_score(self, user_text: str = "") -> float:
+        if self.score_fn is not None:
+            chosen = self.score_fn(user_text)
+            if chosen is not None:
+                return chosen
         with self._lock:
             return self.scores.popleft() if self.scores else self.default_score
 
@@ -298,7 +304,7 @@ class _Chat(chat_pb2_grpc.ChatServicer):
             content = '{"overall_score": "not a number"'
         else:
             content = answer_for(
-                request.response_format.schema, user_text, self.fake._next_score(), self.fake.plan_patch
+                request.response_format.schema, user_text, self.fake._next_score(user_text), self.fake.plan_patch
             )
         n_images = sum(1 for m in request.messages for c in m.content if c.HasField("image_url"))
         prompt_tokens = len(user_text.split()) * 2 + 1_500 * n_images
