@@ -197,10 +197,25 @@ def _composer_class():
         from ruamel.yaml.cyaml import CParser
         from ruamel.yaml.resolver import VersionedResolver
 
+        from ruamel.yaml.nodes import ScalarNode
+        from ruamel.yaml.tag import Tag
+
         class _CComposer(CParser, VersionedResolver):
             def __init__(self, stream: str) -> None:
                 CParser.__init__(self, stream)
                 VersionedResolver.__init__(self, loadumper=self)
+                # ruamel re-derives the YAML-version table for every scalar (about a third of a
+                # big story's load time); the version cannot change within one C parse, so look
+                # it up once.
+                self._scalar_resolvers = self.versioned_resolver
+
+            def resolve(self, kind, value, implicit):
+                if kind is ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+                    for tag, regexp in self._scalar_resolvers.get(value[:1], ()):
+                        if regexp.match(value):
+                            return Tag(suffix=tag)
+                    return self.DEFAULT_SCALAR_TAG
+                return VersionedResolver.resolve(self, kind, value, implicit)
 
         return _CComposer
     except ImportError:  # pure Python fallback: same nodes, slower
