@@ -158,7 +158,6 @@ class OfflineBackend:
 
     def _image(self, method: str, req: ImageRequest) -> CallResult:
         from storyc import media
-        from storyc.backends import offline_draw as draw
 
         identity = self._identity(
             method, prompt=req.prompt, model=req.model, aspect_ratio=req.aspect_ratio,
