@@ -15,7 +15,15 @@ from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # n
 from fake_xai.media import make_jpeg, make_mp4
 from PIL import Image
 
-from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, ModerationBlocked, VideoRequest
+from storyc.backends.base import (
+    BackendError,
+    ImageRequest,
+    JudgeRequest,
+    ModerationBlocked,
+    RateLimited,
+    TransientError,
+    VideoRequest,
+)
 from storyc.backends.xai import (
     REWORD_PREFIX,
     VideoJobFailed,
@@ -251,6 +259,7 @@ def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
     with pytest.raises(XaiApiError) as info:
         backend.generate_image(image_req(tmp_path))
     assert info.value.code == "RESOURCE_EXHAUSTED" and info.value.retryable
+    assert isinstance(info.value, RateLimited)
     assert "keyframe:3" in str(info.value)
     assert fake_xai.count("GenerateImage") == MAX_RETRIES + 1
 
@@ -270,7 +279,7 @@ def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
     assert result.retries == 1
     fake_xai.reset()
     fake_xai.inject("GetCompletion", "deadline_exceeded", times=2)
-    with pytest.raises(XaiApiError, match="DEADLINE_EXCEEDED"):
+    with pytest.raises(TransientError, match="DEADLINE_EXCEEDED"):
         backend.plan("s", "u", "m")
     assert fake_xai.count("GetCompletion") == 2
 
@@ -445,3 +454,39 @@ def test_backoff_is_exponential_jittered_and_capped():
         delays = [cfg.backoff(attempt) for _ in range(50)]
         assert all(nominal * 0.5 <= d <= nominal for d in delays)
     assert sum(min(30, 2**n) for n in range(cfg.max_retries)) == 31  # worst-case sleep per RPC
+
+
+def test_big_reference_photos_fit_one_grpc_message(backend, fake_xai, tmp_path):
+    """Three ~7 MB photos would overflow the 20 MiB gRPC cap as base64; they go downscaled."""
+    rng = random.Random(9)
+    refs = []
+    for i in range(3):
+        path = tmp_path / f"photo{i}.png"
+        Image.frombytes("RGB", (1600, 1500), rng.randbytes(1600 * 1500 * 3)).save(path, compress_level=1)
+        refs.append(path)
+    assert sum(p.stat().st_size for p in refs) * 4 / 3 > 20 * (1 << 20)
+    backend.edit_image(image_req(tmp_path, refs))
+    [call] = fake_xai.requests("GenerateImage")
+    assert call.request.ByteSize() < 16 * (1 << 20)
+    sent = [Image.open(io.BytesIO(decode_data_uri(u))) for u in call.image_urls()]
+    assert [im.format for im in sent] == ["JPEG"] * 3 and all(max(im.size) <= 1600 for im in sent)
+
+
+def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
+    import subprocess
+
+    from fake_xai.media import ffmpeg_exe
+
+    from storyc.backends.xai import inline_video
+
+    clip = tmp_path / "big.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=24:d=2",
+         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+    )
+    size = clip.stat().st_size
+    data = decode_data_uri(inline_video(clip, max_bytes=size // 4))
+    assert data[4:8] == b"ftyp" and len(data) <= size // 4
+    with pytest.raises(BackendError, match="too large"):
+        inline_video(clip, max_bytes=100)

@@ -51,6 +51,8 @@ from storyc.backends.base import (
     JobJournal,
     JudgeRequest,
     ModerationBlocked,
+    RateLimited,
+    TransientError,
     VideoRequest,
 )
 from storyc.download import (
@@ -85,8 +87,25 @@ class XaiApiError(BackendError):
     """A gRPC call failed for good; `code` is the gRPC status name."""
 
     def __init__(self, message: str, *, code: str, retryable: bool):
-        super().__init__(message, retryable=retryable)
+        BackendError.__init__(self, message, retryable=retryable)  # not super(): see the mixins below
         self.code = code
+
+
+class XaiRateLimited(XaiApiError, RateLimited):
+    """RESOURCE_EXHAUSTED after storyc's bounded retries."""
+
+
+class XaiUnavailable(XaiApiError, TransientError):
+    """UNAVAILABLE / DEADLINE_EXCEEDED after the retries allowed."""
+
+
+def _api_error(message: str, code: grpc.StatusCode | None) -> XaiApiError:
+    name = code.name if code is not None else "UNKNOWN"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return XaiRateLimited(message, code=name, retryable=True)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return XaiUnavailable(message, code=name, retryable=True)
+    return XaiApiError(message, code=name, retryable=False)
 
 
 class VideoJobFailed(BackendError):
@@ -343,11 +362,7 @@ class XaiBackend:
                     hint = f" (still failing after {transient} retries)"
                 elif code == grpc.StatusCode.UNAUTHENTICATED or code == grpc.StatusCode.PERMISSION_DENIED:
                     hint = " (check XAI_API_KEY)"
-                raise XaiApiError(
-                    redact(f"{step}: xAI {kind} request failed: {name}: {details}{hint}"),
-                    code=name,
-                    retryable=code in TRANSIENT or code == grpc.StatusCode.DEADLINE_EXCEEDED,
-                ) from None
+                raise _api_error(redact(f"{step}: xAI {kind} request failed: {name}: {details}{hint}"), code) from None
 
     def _download(self, url: str, dest: Path, kinds: tuple[str, ...], cap: int, step: str, tally: _Tally) -> Path:
         for attempt in range(self.config.download_attempts):
