@@ -127,9 +127,27 @@ def temp_path_for(dest: Path, suffix: str | None = None) -> Path:
     The name keeps dest's extension, so ffmpeg can still tell the format."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix or dest.suffix}", dir=dest.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f"{TEMP_MARK}{suffix or dest.suffix}", dir=dest.parent)
     os.close(fd)
     return Path(name)
+
+
+TEMP_MARK = ".tmp"
+
+
+def remove_stale_temps(folder: Path | str) -> int:
+    """Delete temp files that a killed process left behind (names made by
+    temp_path_for: `.<dest name>.<random>.tmp<ext>`), under `folder`. Call it only while
+    holding the build lock. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).rglob(".*"):
+        if path.is_file() and TEMP_MARK in path.name[1:]:
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 class atomic_output:

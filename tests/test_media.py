@@ -184,6 +184,16 @@ def test_assemble_failure_leaves_nothing(tmp_path, clips):
         media.assemble([], dest, 160, 90)
 
 
+def test_stale_temp_files_are_swept(tmp_path):
+    dest = tmp_path / "videos" / "scene_1.mp4"
+    left = media.temp_path_for(dest)  # what a killed process leaves
+    keep = tmp_path / "videos" / "scene_2.mp4"
+    keep.write_bytes(b"done")
+    assert left.name.startswith(".scene_1.mp4.") and left.exists()
+    assert media.remove_stale_temps(tmp_path) == 1
+    assert not left.exists() and keep.exists()
+
+
 def test_media_module_imports_no_heavy_packages():
     code = "import sys, storyc.media; print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
