@@ -490,3 +490,35 @@ def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
     assert data[4:8] == b"ftyp" and len(data) <= size // 4
     with pytest.raises(BackendError, match="too large"):
         inline_video(clip, max_bytes=100)
+
+
+def test_close_stops_a_poll_in_progress_and_keeps_the_job(fake_xai, tmp_path):
+    """After Ctrl-C the build closes the backend: a worker thread still polling must stop
+    promptly (not keep the process alive for the polling limit) and leave the job journaled."""
+    import threading
+    import time
+
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.pending_polls = 10**6
+    backend = XaiBackend(fast_config(fake_xai, poll_interval_s=5.0), rate_limiter=RateLimiter({}))
+    journal = RecordingJournal()
+    errors = []
+
+    def work():
+        try:
+            backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while fake_xai.count("GetDeferredVideo") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    backend.close()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.monotonic() - t0 < 2
+    [error] = errors
+    assert isinstance(error, BackendError) and "stopped" in str(error)
+    assert "video:1" in journal.jobs

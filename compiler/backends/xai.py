@@ -330,6 +330,7 @@ class XaiBackend:
                 raise BackendError(redact(f"cannot set up the xAI client for {cfg.api_host}: {exc}")) from None
         self._client = client
         self._journal = _MemoryJournal()  # used when a caller passes no journal
+        self._closed = threading.Event()
 
     @classmethod
     def from_env(cls, **config_overrides: Any) -> "XaiBackend":
@@ -340,15 +341,21 @@ class XaiBackend:
         """Run one RPC with storyc's retry rules; other errors become a redacted XaiApiError."""
         transient = deadline = 0
         while True:
+            self._check_open(step)
             if limited:
                 self.rate_limiter.acquire(kind)
             try:
                 return fn()
+            except ValueError:
+                self._check_open(step)  # "Cannot invoke RPC on closed channel!" after close()
+                raise
             except grpc.RpcError as exc:
+                if self._closed.is_set():
+                    self._check_open(step)
                 code = exc.code() if callable(getattr(exc, "code", None)) else None
                 details = exc.details() if callable(getattr(exc, "details", None)) else ""
                 if code in TRANSIENT and transient < self.config.max_retries:
-                    time.sleep(self.config.backoff(transient))
+                    self._closed.wait(self.config.backoff(transient))  # an interruptible sleep
                     transient += 1
                     tally.retries += 1
                     continue
@@ -578,7 +585,7 @@ class XaiBackend:
                     f"the next build re-attaches to it",
                     retryable=True,
                 )
-            time.sleep(self.config.poll_interval_s)
+            self._closed.wait(self.config.poll_interval_s)  # close() ends the wait at once
 
     # ── chat: vision and planning ──────────────────────────────────────────
     def _parse(self, kind: str, step: str, tally: _Tally, chat: Any, shape: type[T]) -> tuple[Any, T]:
@@ -616,6 +623,13 @@ class XaiBackend:
         return story_plan, tally.result(None, "chat")
 
     def close(self) -> None:
+        """Close the channel. Calls still running (a video poll in a worker thread after
+        Ctrl-C) stop at their next wait with a BackendError; their jobs stay journaled."""
+        self._closed.set()
         close = getattr(self._client, "close", None)
         if close is not None:
             close()
+
+    def _check_open(self, step: str) -> None:
+        if self._closed.is_set():
+            raise BackendError(f"{step}: stopped (the backend was closed); journaled video jobs are re-attached next build")
