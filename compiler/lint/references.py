@@ -259,3 +259,68 @@ class W411ImageFormat(Rule):
         for loc, text in _image_fields(ctx):
             if text.strip() and not text.lower().endswith(IMAGE_SUFFIXES):
                 yield self.report(ctx, loc, f"{loc[-1]} '{text}' is not a .png, .jpg, .jpeg or .webp file")
+
+
+class W412ChainSourceWithoutChain(Rule):
+    """chain_source only says which frame of the chain source to use; on a scene that starts a
+    fresh branch (``chain_from: none``, or the first scene) it does nothing, which usually means
+    the chain was removed by mistake.
+
+    Bad::
+
+        - scene_id: 4
+          chain_from: none
+          chain_source: keyframe
+
+    Good::
+
+        - scene_id: 4
+          chain_from: 3
+          chain_source: keyframe
+    """
+
+    code = "W412"
+    summary = "chain_source set on a scene that does not chain"
+    severity = Severity.WARNING
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        data_scenes = ctx.loaded.data.get("scenes", [])
+        for i, scene in enumerate(ctx.story.scenes):
+            written = i < len(data_scenes) and isinstance(data_scenes[i], dict) and "chain_source" in data_scenes[i]
+            if written and ctx.chain_parent_index(i) is None:
+                yield self.report(
+                    ctx, ("scenes", i, "chain_source"), f"scene {scene.scene_id} starts a fresh branch, so chain_source has no effect"
+                )
+
+
+class W413SceneIdsOutOfOrder(Rule):
+    """scene_ids should increase down the file. Chaining by default follows the order of the list,
+    while file names, selections (``--scene 3``) and readers go by id, so an out-of-order id makes
+    the two disagree.
+
+    Bad::
+
+        scenes:
+          - scene_id: 2
+          - scene_id: 1
+
+    Good::
+
+        scenes:
+          - scene_id: 1
+          - scene_id: 2
+    """
+
+    code = "W413"
+    summary = "scene_ids do not increase down the file"
+    severity = Severity.WARNING
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        scenes = ctx.story.scenes
+        for i in range(1, len(scenes)):
+            if scenes[i].scene_id < scenes[i - 1].scene_id:
+                yield self.report(
+                    ctx,
+                    ("scenes", i, "scene_id"),
+                    f"scene_id {scenes[i].scene_id} comes after scene_id {scenes[i - 1].scene_id}; number scenes in file order",
+                )

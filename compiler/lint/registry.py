@@ -44,6 +44,8 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     names.W409NamesDifferOnlyInCase,
     references.W410ImageOutsideStoryFolder,
     references.W411ImageFormat,
+    references.W412ChainSourceWithoutChain,
+    references.W413SceneIdsOutOfOrder,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)
