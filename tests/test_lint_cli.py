@@ -184,3 +184,15 @@ def test_lint_imports_none_of_the_heavy_modules(stories, tmp_path: Path) -> None
     assert "storyc.lint.runner" in imported  # the check saw lint's own imports
     heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY)
     assert heavy == [], f"storyc lint imported {heavy}"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github"])
+def test_a_key_pasted_into_a_story_never_reaches_the_output(tmp_path: Path, monkeypatch, fmt: str) -> None:
+    secret = "xai-Sentinel0123456789abcdefSECRET"
+    monkeypatch.setenv("XAI_API_KEY", secret)
+    story = tmp_path / "leaky.yaml"
+    story.write_text(WARNED.replace("color_palette: c", f'color_palette: c\naspect_ratio: "{secret}"'))
+    result = lint("--format", fmt, story)
+    assert result.exit_code == 1
+    assert "aspect_ratio" in result.stdout and "[REDACTED]" in result.stdout
+    assert secret not in result.stdout + result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Iterable
 
 from storyc.diagnostics import Diagnostic
@@ -11,12 +12,19 @@ from storyc.lint.base import Rule
 FORMATS = ("text", "json", "github")
 
 
+def scrubbed(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Messages quote story values; a key pasted into a story must not reach CI logs."""
+    from storyc.redact import redact
+
+    return [replace(d, message=redact(d.message), path=redact(d.path)) for d in diagnostics]
+
+
 def format_text(diagnostics: Iterable[Diagnostic]) -> str:
-    return "".join(d.format() + "\n" for d in diagnostics)
+    return "".join(d.format() + "\n" for d in scrubbed(diagnostics))
 
 
 def format_json(diagnostics: Iterable[Diagnostic]) -> str:
-    return json.dumps([d.to_json() for d in diagnostics], ensure_ascii=False, indent=1) + "\n"
+    return json.dumps([d.to_json() for d in scrubbed(diagnostics)], ensure_ascii=False, indent=1) + "\n"
 
 
 def _escape_data(text: str) -> str:
@@ -30,7 +38,7 @@ def _escape_property(text: str) -> str:
 def format_github(diagnostics: Iterable[Diagnostic]) -> str:
     """GitHub Actions workflow commands: ::error file=..,line=..,col=..,title=CODE::message"""
     lines = []
-    for d in diagnostics:
+    for d in scrubbed(diagnostics):
         props = f"file={_escape_property(d.path)},line={d.line},col={d.column},title={_escape_property(d.code)}"
         lines.append(f"::{d.severity}{' ' + props}::{_escape_data(d.message)}\n")
     return "".join(lines)
