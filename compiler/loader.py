@@ -106,8 +106,15 @@ def load_story(path: str | Path, *, display_path: str | None = None) -> LoadedSt
         raise StorycError(
             _diag(shown, 1, 1, E_FILE, f"file is {size:,} bytes; storyc reads story files of at most {MAX_FILE_BYTES:,}")
         )
-    raw = path.read_bytes()
+    raw = _read_bounded(path)
+    if len(raw) > MAX_FILE_BYTES:  # a pipe or device (stat says 0 bytes): /dev/zero must not hang
+        raise StorycError(_diag(shown, 1, 1, E_FILE, f"input is longer than {MAX_FILE_BYTES:,} bytes"))
     return load_story_text(raw, shown, path=path)
+
+
+def _read_bounded(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
 
 
 def load_story_text(raw: bytes | str, display_path: str = "<string>", *, path: Path | None = None) -> LoadedStory:

@@ -114,6 +114,14 @@ def test_pathologically_deep_nesting(text: str, tmp_path: Path, monkeypatch) -> 
     assert snapshot(work) == {}
 
 
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_endless_device_is_refused_not_read_forever(device: str, tmp_path: Path, monkeypatch) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"{device} missing")
+    code, out, err = run_lint([device], tmp_path, monkeypatch)
+    assert_clean_failure(code, out, err, device, "E105", 1)
+
+
 def test_a_directory_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "stories.yaml"
     folder.mkdir()
@@ -127,10 +135,10 @@ def test_unreadable_file_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     story.chmod(0)
     if os.geteuid() == 0:  # root reads any file: make the read fail as it would for a user
 
-        def refuse(self: Path) -> bytes:
-            raise PermissionError(13, "Permission denied", str(self))
+        def refuse(path: Path) -> bytes:
+            raise PermissionError(13, "Permission denied", str(path))
 
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        monkeypatch.setattr("storyc.loader._read_bounded", refuse)
     code, out, err = run_lint([str(story)], tmp_path, monkeypatch)
     assert_clean_failure(code, out, err, str(story), "E105", 1)
 
