@@ -14,6 +14,7 @@ outlive a killed build, so a tiny watchdog process stops it if we die.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -111,6 +112,16 @@ while alive(parent) and os.getppid() == parent:
     for c in children(parent):
         if c != me: seen.add(c)
     time.sleep(0.3)
+# A child started in the last poll interval was never seen, and is init's child now:
+# find it by the tag every child inherited in its environment.
+needle = ('STORYC_WATCHDOG_TAG=' + sys.argv[2]).encode()
+for d in os.listdir('/proc'):
+    if d.isdigit() and int(d) != me:
+        try:
+            with open(f'/proc/{d}/environ', 'rb') as f:
+                if needle in f.read().split(b'\0'): seen.add(int(d))
+        except OSError:
+            pass
 for c in seen:
     try: os.kill(c, signal.SIGTERM)
     except OSError: pass
@@ -132,9 +143,12 @@ def start_watchdog() -> subprocess.Popen | None:
         return None
     if _watchdog is not None and _watchdog.poll() is None:
         return _watchdog
+    # Every child (the server, ffmpeg) inherits this tag, so the watchdog finds it even
+    # when we die right after starting it, before its next poll.
+    tag = os.environ["STORYC_WATCHDOG_TAG"] = f"{os.getpid()}-{os.urandom(6).hex()}"
     try:
         _watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid())],
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), tag],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
             start_new_session=True,  # outside our process group: Ctrl-C does not reach it
         )
@@ -177,6 +191,11 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
         previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
         from prefect import flow, task
+
+        # storyc reports failed steps itself (one line each); Prefect's per-task ERROR
+        # tracebacks would bury that. The run's states are still recorded on the server.
+        for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         from prefect.cache_policies import NO_CACHE
         from prefect.futures import wait
         from prefect.task_runners import ThreadPoolTaskRunner

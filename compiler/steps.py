@@ -356,7 +356,7 @@ def run_character(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | 
                 JudgeRequest(
                     kind="sheet", prompt=p, model=story.models.vision, image=dest,
                     references=(reference,) if reference else (), names=(c.name,),
-                    hints={"step_id": step.id, "step": "check_sheet", "name": c.name,
+                    hints={"step_id": step.id, "step": "check_sheet", "name": c.name, "attempt": attempt,
                            "visual_description": c.visual_description},
                 )
             )
@@ -458,7 +458,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
             return ctx.backend.judge(
                 JudgeRequest(
                     kind="keyframe", prompt=p, model=story.models.vision, image=dest, references=judge_refs,
-                    names=tuple(judged), hints={**hints, "step": "check_keyframe"},
+                    names=tuple(judged), hints={**hints, "step": "check_keyframe", "attempt": iteration},
                 )
             )
 
@@ -502,7 +502,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
              "action": scene.action, "mood": scene.mood}
     sid = scene.scene_id
 
-    def judge_clip(clip: Path, suffix: str) -> tuple[ConsistencyScore, Path, Path]:
+    def judge_clip(clip: Path, suffix: str, attempt: int) -> tuple[ConsistencyScore, Path, Path]:
         first = ctx.path(f"frames/scene_{sid}{suffix}_first.jpg")
         last = ctx.path(f"frames/scene_{sid}{suffix}_last.jpg")
         media.extract_frame(clip, first, "first")
@@ -514,7 +514,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
             return ctx.backend.judge(
                 JudgeRequest(
                     kind="last_frame", prompt=p, model=story.models.vision, image=last, references=judge_refs,
-                    names=judged, hints={**hints, "step": "check_last_frame"},
+                    names=judged, hints={**hints, "step": "check_last_frame", "attempt": attempt},
                 )
             )
 
@@ -538,7 +538,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
         estimate=_est_video(scene.duration_seconds, story.resolution),
     )
     rel = run.keep(dest)
-    score, first, last = judge_clip(dest, "")
+    score, first, last = judge_clip(dest, "", 1)
     best = (score.overall_score, dest, rel, _url(result, rel), first, last)
     corrections = 0
     correctable = scene.duration_seconds <= VIDEO_EDIT_MAX_S
@@ -562,7 +562,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
             estimate=_est_video(scene.duration_seconds, story.resolution), params={"correction": corrections},
         )
         rel_c = run.keep(dest_c)
-        score, first, last = judge_clip(dest_c, f"_c{corrections}")
+        score, first, last = judge_clip(dest_c, f"_c{corrections}", 1 + corrections)
         if _better(score.overall_score, best[0]):
             best = (score.overall_score, dest_c, rel_c, _url(result, rel_c), first, last)
     duration = float(scene.duration_seconds)

@@ -10,6 +10,10 @@ from storyc.backends.base import BackendError, CallResult
 from storyc.model import ConsistencyScore
 
 
+def _sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class FakeBackend:
     name = "offline"
 
@@ -41,7 +45,8 @@ class FakeBackend:
 
         self._tick("image", req.hints.get("step_id"))
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
-        seed = hashlib.sha256((req.prompt + repr(sorted(req.hints.items(), key=str))).encode()).digest()
+        refs = "".join(_sha(r) for r in req.references)  # like a real model, the output follows its inputs
+        seed = hashlib.sha256((req.prompt + refs + repr(sorted(req.hints.items(), key=str))).encode()).digest()
         img = Image.new("RGB", (w, h), tuple(seed[:3]))
         media.save_jpeg(img, req.dest)
         return CallResult(path=req.dest, cost_usd=0.02, kind="image")
@@ -54,7 +59,7 @@ class FakeBackend:
 
         self._tick("video", req.hints.get("step_id"))
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
-        color = hashlib.sha256((req.prompt + str(req.hints.get("attempt"))).encode()).hexdigest()[:6]
+        color = hashlib.sha256((req.prompt + _sha(source) + str(req.hints.get("attempt"))).encode()).hexdigest()[:6]
         with media.atomic_output(req.dest) as tmp:
             media.run_ffmpeg([
                 "-f", "lavfi", "-i", f"color=c=0x{color}:s={w}x{h}:r=24:d={req.duration_s}",
@@ -71,11 +76,10 @@ class FakeBackend:
 
     def judge(self, req):
         self._tick("vision", req.hints.get("step_id"))
+        # scores by attempt (not by call order), so a resumed build sees the same scores
         key = (req.hints.get("step_id"), req.kind)
-        with self._lock:
-            n = self._judged[key]
-            self._judged[key] += 1
-        seq = self.scores.get(key, [0.9])
+        n = int(req.hints.get("attempt", 1)) - 1
+        seq = self.scores.get(key, self.scores.get("*", [0.9]))
         score = seq[min(n, len(seq) - 1)]
         issues = [] if score >= 0.8 else ["colours drifted"]
         return (
