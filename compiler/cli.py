@@ -194,6 +194,8 @@ def lint_command(
         raise typer.Exit(EXIT_USAGE)
 
     diagnostics = lint_paths(paths, tuple(r for r in SEMANTIC_RULES if r.code not in skipped))
+    if hasattr(sys.stdout, "reconfigure"):  # an ASCII-only terminal or pipe must not turn 'é' into a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     sys.stdout.write(lint_format.format_diagnostics(diagnostics, format))
     sys.stdout.flush()
     if format == "text":

@@ -4,6 +4,7 @@ entry point, and the import-time check that lint never loads the build's heavy m
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -80,7 +81,7 @@ def test_json_format(stories) -> None:
 
 def test_json_format_of_a_clean_story_is_an_empty_array(stories) -> None:
     result = lint("--format", "json", stories["clean"])
-    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert result.exit_code == 0 and json.loads(result.stdout) == [] and result.stdout.endswith("]\n")
 
 
 def test_github_format(stories) -> None:
@@ -196,3 +197,16 @@ def test_a_key_pasted_into_a_story_never_reaches_the_output(tmp_path: Path, monk
     assert result.exit_code == 1
     assert "aspect_ratio" in result.stdout and "[REDACTED]" in result.stdout
     assert secret not in result.stdout + result.stderr
+
+
+def test_non_ascii_messages_on_an_ascii_only_stdout(tmp_path: Path) -> None:
+    story = tmp_path / "café.yaml"
+    story.write_text(WARNED.replace("color_palette: c", 'color_palette: c\naspect_ratio: "café"'), encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([_installed_storyc(), "lint", "--format", "json", str(story)], cwd=tmp_path, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert b"Traceback" not in proc.stderr
+    items = json.loads(proc.stdout.decode("ascii"))
+    assert any(item["code"] == "E201" and "café" in item["message"] for item in items)
+    text = subprocess.run([_installed_storyc(), "lint", str(story)], cwd=tmp_path, capture_output=True, env=env, timeout=60)
+    assert text.returncode == 1 and b"Traceback" not in text.stderr and b"caf\\xe9" in text.stdout

@@ -24,7 +24,8 @@ def format_text(diagnostics: Iterable[Diagnostic]) -> str:
 
 
 def format_json(diagnostics: Iterable[Diagnostic]) -> str:
-    return json.dumps([d.to_json() for d in scrubbed(diagnostics)], ensure_ascii=False, indent=1) + "\n"
+    # ASCII escapes (\u00e9): valid JSON on any stdout encoding.
+    return json.dumps([d.to_json() for d in scrubbed(diagnostics)], indent=1) + "\n"
 
 
 def _escape_data(text: str) -> str:
