@@ -174,6 +174,10 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         from storyc.cache import remove_stale_temps
 
         remove_stale_temps(out_dir)
+        # Media and download temps (`.scene_1.mp4.x8f3.tmp.mp4`, `.part`) carry no pid; we
+        # hold the output folder's lock, so any left here are a killed build's: remove them.
+        for leftover in [*out_dir.rglob(".*.tmp.*"), *out_dir.rglob(".*.part")]:
+            leftover.unlink(missing_ok=True)
         store = StateStore(
             out_dir, plan.story, backend=base.backend, story_path=prep.loaded.path,
             story_sha256=file_sha256(prep.loaded.path),
