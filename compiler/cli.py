@@ -341,8 +341,12 @@ def build_command(
         typer.echo(f"{result.message}  ({summary})")
         return
     if result.status == "interrupted":
-        typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: storyc build {story}"
-                   + (f" --out {out}" if out else ""), err=True)
+        # The same folders and options, or the resumed build would miss the cache and pay again.
+        import shlex
+
+        again = [("--backend", backend), ("--out", out), ("--cache", cache), ("--prompts", prompts), ("--select", select)]
+        resume = " ".join(["storyc build", shlex.quote(str(story))] + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value])
+        typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     typer.echo(f"storyc build: {result.message}  ({summary})", err=True)
     raise typer.Exit(EXIT_ERROR)
