@@ -109,9 +109,13 @@ def default_out_dir(story_path: Path) -> Path:
 
 def make_backend(name: str) -> Any:
     if name == "offline":
+        from storyc.backends.base import BackendError
         from storyc.backends.offline import OfflineBackend
 
-        return OfflineBackend()
+        try:
+            return OfflineBackend()
+        except ValueError as exc:  # a malformed STORYC_OFFLINE_FAULTS / STORYC_OFFLINE_LATENCY
+            raise BackendError(str(exc)) from None
     if name == "xai":
         from storyc.backends.xai import XaiBackend
 

@@ -271,6 +271,7 @@ def build_command(
     """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
     import json
 
+    from storyc.backends.base import BackendError
     from storyc.build import BuildOptions, default_backend_name, run_build
     from storyc.buildstate import BuildLocked
     from storyc.diagnostics import StorycError
@@ -313,6 +314,11 @@ def build_command(
         raise typer.Exit(EXIT_ERROR)
     except OSError as exc:  # read-only or full output folder, unreadable cache...
         typer.echo(f"storyc build: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        raise typer.Exit(EXIT_ERROR)
+    except BackendError as exc:  # the backend cannot start: no XAI_API_KEY, a bad fault spec...
+        from storyc.redact import redact
+
+        typer.echo(f"storyc build: {redact(exc)}", err=True)
         raise typer.Exit(EXIT_ERROR)
     finally:
         if progress is not None:
