@@ -248,6 +248,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
                 calls[k] = calls.get(k, 0) + n
             cost += rec.cost_usd
             retries += outcome.retries
+            replayed += outcome.replayed
             status = rec.status
         elif sid in ctx.failed:
             rec, run = ctx.failed[sid]
@@ -259,12 +260,12 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
             status = "failed"
         else:
             steps.append({"id": sid, "status": "skipped" if sid not in selected else "pending", "cached": False,
-                          "api_calls": 0, "attempts": 0, "score": None, "wall_s": 0.0, "retries": 0})
+                          "api_calls": 0, "attempts": 0, "score": None, "wall_s": 0.0, "retries": 0, "calls": {}})
             continue
         steps.append({
             "id": sid, "status": status, "cached": rec.cached, "api_calls": rec.api_calls, "attempts": rec.attempts,
-            "score": rec.score, "wall_s": rec.wall_s, "retries": outcome.retries if outcome else 0,
-            "cost_usd": rec.cost_usd,
+            "score": rec.score, "wall_s": rec.wall_s, "retries": outcome.retries if outcome else ctx.failed[sid][1].retries,
+            "cost_usd": rec.cost_usd, "calls": dict(outcome.calls if outcome else ctx.failed[sid][1].calls),
         })
     report = {
         "backend": ctx.plan.backend,
@@ -275,6 +276,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
         "cost_usd": round(cost, 6),
         "wall_s": round(wall_s, 3),
         "retries": retries,
+        "calls_replayed": replayed,  # finished calls of an interrupted build, not paid again
         "steps": steps,
     }
     if exec_info is not None:

@@ -99,6 +99,7 @@ class StepOutcome:
     cached: bool = False
     retries: int = 0
     calls: dict[str, int] = field(default_factory=dict)
+    replayed: int = 0  # calls served from the per-call memo (a resumed step)
 
     @property
     def digest(self) -> str:
@@ -691,7 +692,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     )
     outcome = StepOutcome(
         id=sid, key=key, files=run.files, outputs=outputs, record=record, asset=asset,
-        retries=run.retries, calls=dict(run.calls),
+        retries=run.retries, calls=dict(run.calls), replayed=run.replayed,
     )
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, asset)
