@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from storyc.diagnostics import Severity
-from storyc.lint import ALL_RULES, RULES_BY_CODE, lint_path, lint_story
+from storyc.lint import ALL_RULES, RULES_BY_CODE, lint_path, lint_paths, lint_story
 from storyc.lint.base import Rule
 from storyc.loader import load_story
+from test_loader import assert_inside, dump, mutated_story, story_dicts  # the loader tests' generators
 
 CASES_DIR = Path(__file__).parent / "lint_cases"
 
@@ -115,13 +118,6 @@ def test_example_stories_are_clean() -> None:
 
 
 # ─── fuzzing: only storyc's own diagnostics, never an internal error ───────────
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from storyc.lint import lint_paths  # noqa: E402
-from storyc.loader import load_story_text  # noqa: E402
-from test_loader import assert_inside, dump, mutated_story, story_dicts  # noqa: E402
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
