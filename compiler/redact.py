@@ -22,7 +22,7 @@ _lock = threading.Lock()
 # Bearer tokens and xAI-style keys, even ones storyc never saw (e.g. a server echoing a header).
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"),
-    re.compile(r"\bxai-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"\bxai-[A-Za-z0-9]{20,}"),  # xAI keys: "xai-" + a long alphanumeric run
 )
 
 # Environment variables whose values are secrets when set.

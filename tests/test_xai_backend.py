@@ -522,3 +522,22 @@ def test_close_stops_a_poll_in_progress_and_keeps_the_job(fake_xai, tmp_path):
     [error] = errors
     assert isinstance(error, BackendError) and "stopped" in str(error)
     assert "video:1" in journal.jobs
+
+
+def test_redact_scrubs_registered_secrets_bearer_tokens_and_key_shapes(monkeypatch):
+    from storyc.redact import redact, register_secret
+
+    monkeypatch.setenv("XAI_API_KEY", "env-secret-value-123")
+    register_secret("registered-secret-456")
+    text = redact(
+        "a env-secret-value-123 b registered-secret-456 c authorization: Bearer tok.en-789 "
+        "d xai-AbCdEf0123456789AbCdEf0123 e xai-sdk-version: python/1.21"
+    )
+    for secret in ("env-secret-value-123", "registered-secret-456", "tok.en-789", "xai-AbCdEf0123456789AbCdEf0123"):
+        assert secret not in text
+    assert "xai-sdk-version: python/1.21" in text  # ordinary text survives
+
+
+def test_bad_rate_spec_is_a_backend_error(fake_xai):
+    with pytest.raises(BackendError, match="STORYC_RATE_LIMITS"):
+        XaiBackend(fast_config(fake_xai, rate_spec="video=fast"))

@@ -314,7 +314,10 @@ class XaiBackend:
                 f"STORYC_XAI_INSECURE=1 sends the API key in plaintext; it is only allowed for a loopback "
                 f"XAI_API_HOST (a local test service), not {cfg.host_name}"
             )
-        self.rate_limiter = rate_limiter or RateLimiter.from_spec(cfg.rate_spec)
+        try:
+            self.rate_limiter = rate_limiter or RateLimiter.from_spec(cfg.rate_spec)
+        except ValueError as exc:
+            raise BackendError(f"STORYC_RATE_LIMITS: {exc}") from None
         self._reword = reword or _default_reword
         # Result URLs are https; plain http only from a local test service on loopback.
         self._allow_loopback_http = is_loopback_host(cfg.host_name)
