@@ -1,0 +1,164 @@
+"""Fault injection on the offline backend (issue 5): a build with
+STORYC_OFFLINE_FAULTS="transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
+completes, its final video is byte-identical to a fault-free build of the same story,
+report.json counts the retries, and no asset is generated more often than its retries allow.
+
+In-process builds on the session's Prefect harness (no subprocess: ~3 s each), the real
+offline backend (faults from the environment variable, as a user sets them), tiny renders.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _crashkit import make_story, verify_tree  # noqa: E402
+
+from storyc.backends import offline_faults  # noqa: E402
+from storyc.backends.offline import OfflineBackend  # noqa: E402
+from storyc.build import BuildOptions, run_build  # noqa: E402
+from storyc.keys import file_sha256  # noqa: E402
+from storyc.steps import RetryPolicy  # noqa: E402
+
+ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
+FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    monkeypatch.delenv(offline_faults.LATENCY_ENV, raising=False)
+    monkeypatch.delenv(offline_faults.FAULTS_ENV, raising=False)
+
+
+class _Tries:
+    """Records every call the offline backend starts (with its request identity and the
+    asset it writes) and which ones succeeded, by patching the backend class."""
+
+    def __init__(self, monkeypatch):
+        self.started: Counter[str] = Counter()  # request identity → tries
+        self.written: Counter[str] = Counter()  # asset (out-relative dest) → successful generations
+        self.faults: Counter[str] = Counter()
+        self.backends: list[OfflineBackend] = []
+        original_enter, original_done, original_init = OfflineBackend._enter, OfflineBackend._done, OfflineBackend.__init__
+        tries = self
+
+        def init(backend, *a, **k):
+            original_init(backend, *a, **k)
+            tries.backends.append(backend)
+
+        def enter(backend, kind, latency_kind, identity, dest):
+            tries.started[identity] += 1
+            return original_enter(backend, kind, latency_kind, identity, dest)
+
+        def done(backend, kind, path, **meta):
+            if path is not None:
+                tries.written[Path(path).as_posix().split("/out/", 1)[-1]] += 1
+            return original_done(backend, kind, path, **meta)
+
+        monkeypatch.setattr(OfflineBackend, "__init__", init)
+        monkeypatch.setattr(OfflineBackend, "_enter", enter)
+        monkeypatch.setattr(OfflineBackend, "_done", done)
+
+    def injected(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for backend in self.backends:
+            total.update(backend.faults_injected)
+        return total
+
+
+def _build(story: Path, root: Path):
+    return run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline",
+                                  retry=FAST_RETRY))
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("story") / "story.yaml"
+    path.write_text(make_story(3))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clean_build(story, tmp_path_factory):
+    root = tmp_path_factory.mktemp("clean")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STORYC_RENDER_SCALE", "0.1")
+        mp.delenv(offline_faults.FAULTS_ENV, raising=False)
+        result = _build(story, root)
+    assert result.status == "built", result.message
+    return root, result.report
+
+
+def test_faulty_build_matches_the_fault_free_build(story, clean_build, tmp_path, monkeypatch):
+    clean_root, clean_report = clean_build
+    monkeypatch.setenv(offline_faults.FAULTS_ENV, ISSUE_FAULTS)
+    tries = _Tries(monkeypatch)
+    result = _build(story, tmp_path)
+    assert result.status == "built", result.message
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+
+    # the same video, to the byte
+    assert file_sha256(tmp_path / "out" / "final_video.mp4") == file_sha256(clean_root / "out" / "final_video.mp4")
+
+    # faults of every kind were injected, and every one of them is a counted retry
+    injected = tries.injected()
+    assert set(injected) == set(offline_faults.FAULT_KINDS), injected
+    assert report["retries"] == sum(injected.values()) == sum(tries.started.values()) - report["api_calls_total"]
+    assert sum(s["retries"] for s in report["steps"]) == report["retries"]
+
+    # the faults cost retries, never extra successful (billed) calls or different loops
+    assert report["api_calls"] == clean_report["api_calls"]
+    by_step = {s["id"]: (s["api_calls"], s["attempts"]) for s in report["steps"]}
+    assert by_step == {s["id"]: (s["api_calls"], s["attempts"]) for s in clean_report["steps"]}
+
+    # no request is tried more often than the retry policy allows, no asset made twice
+    assert max(tries.started.values()) <= 1 + FAST_RETRY.max_retries
+    assert max(tries.started.values()) <= 1 + tries.backends[0].fault_plan.max_consecutive
+    assert tries.written and set(tries.written.values()) == {1}, tries.written
+
+    # every file complete and matching its recorded hash; no temp file left behind
+    check = verify_tree(tmp_path / "out", tmp_path / "cache")
+    assert check["corrupt"] == [] and check["temps"] == []
+
+
+def test_a_call_failing_past_its_retries_fails_its_step_cleanly(story, tmp_path, monkeypatch):
+    """Every call rate-limited more times than the policy retries: each request is tried
+    exactly 1 + max_retries times, nothing is generated, and the build says which steps
+    failed and why, with finished work kept (none here) and no traceback."""
+    monkeypatch.setenv(offline_faults.FAULTS_ENV, "ratelimit=1.0,max=50,seed=1")
+    tries = _Tries(monkeypatch)
+    result = _build(story, tmp_path)
+    assert result.status == "failed"
+    assert "character:Ava" in result.message and "rate limited (simulated 429)" in result.message
+    assert "Traceback" not in result.message
+    assert set(tries.started.values()) == {1 + FAST_RETRY.max_retries}
+    assert not tries.written
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "failed" and report["api_calls_total"] == 0
+    assert report["retries"] == FAST_RETRY.max_retries * len(tries.started)
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert {sid: rec["status"] for sid, rec in state["steps"].items()} == {
+        "character:Ava": "failed", "character:Bo": "failed"}
+    assert verify_tree(tmp_path / "out", tmp_path / "cache")["corrupt"] == []
+
+
+def test_cli_reads_the_fault_spec_and_refuses_a_bad_one(story, tmp_path, monkeypatch):
+    """A wrong STORYC_OFFLINE_FAULTS is a one-line error, not a traceback."""
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    monkeypatch.setenv(offline_faults.FAULTS_ENV, "transient=0.2,sparks=0.1")
+    r = CliRunner().invoke(app, ["build", str(story), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 1, r.output
+    assert "STORYC_OFFLINE_FAULTS: unknown fault 'sparks'" in r.output
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
