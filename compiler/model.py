@@ -111,7 +111,21 @@ class Story(_Strict):
         return next((c for c in self.characters if c.name == name), None)
 
     def scene_index(self, scene_id: int) -> int | None:
-        return next((i for i, s in enumerate(self.scenes) if s.scene_id == scene_id), None)
+        # Built once: chain lookups run per scene, and a scan each time is quadratic.
+        # Keyed by the scenes list object, so a model_copy with new scenes rebuilds it.
+        stamp = (id(self.scenes), len(self.scenes))
+        cached = self.__dict__.get("_scene_index_cache")
+        if cached is None or cached[0] != stamp:
+            index: dict[int, int] = {}
+            for i, s in enumerate(self.scenes):
+                index.setdefault(s.scene_id, i)
+            cached = (stamp, index)
+            self.__dict__["_scene_index_cache"] = cached
+        i = cached[1].get(scene_id)
+        if i is not None and self.scenes[i].scene_id != scene_id:  # edited in place: rebuild
+            self.__dict__.pop("_scene_index_cache")
+            return self.scene_index(scene_id)
+        return i
 
     def chain_parent(self, index: int) -> Scene | None:
         """The scene whose frame anchors scenes[index], or None when it starts a branch."""
