@@ -407,6 +407,8 @@ def plan_command(
         raise typer.Exit(EXIT_ERROR)
     for diag in outcome.diagnostics:
         typer.echo(diag.format(), err=True)
+    for note in outcome.notes:
+        typer.echo(f"storyc plan: note: {note}", err=True)
     what = "skeleton" if outcome.skeleton else "story"
     lint_note = "" if outcome.lint_ran else " (lint unavailable: not checked)"
     if outcome.failed:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.diagnostics import Diagnostic
-from storyc.model import Models, StoryPlan
+from storyc.model import Models, PlanCharacter, PlanScene, StoryPlan
 
 _PLAIN_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9_' -]{0,38}[A-Za-z0-9]|[A-Za-z]")
 FOLD_ABOVE_CHARS = 72  # longer single-line strings are written as folded (>-) scalars
@@ -43,6 +43,7 @@ class PlanOutcome:
     lint_ran: bool = False
     cost_usd: float = 0.0
     calls: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. the model ignored a requested count
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -68,6 +69,50 @@ def make_plan_backend(name: str) -> Any:
 
 def default_backend_name() -> str:
     return "xai" if os.environ.get("XAI_API_KEY") else "offline"
+
+
+def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: int | None) -> StoryPlan:
+    """The offline backend's skeleton shaped to the requested counts, its text taken from
+    the concept alone (never from the prompt's instructions). Only TODOs are invented."""
+    concept = " ".join(concept.split())
+    names = [c.name for c in plan.characters]
+    count = characters or len(names) or 1
+    while len(names) < count:
+        names.append(f"Character{len(names) + 1}")
+    names = names[:count]
+    known = {c.name: c for c in plan.characters}
+    cast = [
+        known.get(name)
+        or PlanCharacter(
+            name=name,
+            role="protagonist" if i == 0 else "supporting",
+            visual_description=f"TODO: describe {name}'s appearance (offline skeleton: nothing was generated). "
+            "Give age, build, colours of fur/hair/skin and clothing, and distinguishing marks.",
+            personality_cues=["TODO"],
+        )
+        for i, name in enumerate(names)
+    ]
+    n_scenes = scenes or len(plan.scenes) or 3
+    brief = concept if len(concept) <= 80 else concept[:77].rstrip() + "..."
+    shots = [
+        PlanScene(
+            scene_id=i,
+            title=f"TODO: scene {i} title",
+            description=f"TODO: describe what happens in scene {i} ({brief}).",
+            # two characters per scene at most, rotating so that every character appears
+            characters_present=list(dict.fromkeys([names[(i - 1) % count], names[i % count]])),
+            setting="TODO: describe the setting",
+            camera="medium shot, static",
+            mood="TODO: describe the mood",
+            action="TODO: describe the main motion",
+            duration_seconds=8,
+            transition="cut",
+        )
+        for i in range(1, n_scenes + 1)
+    ]
+    words = concept.split()
+    title = " ".join(words[:6]).title() if words else "Untitled"
+    return plan.model_copy(update={"title": f"{title} (offline skeleton)", "characters": cast, "scenes": shots})
 
 
 def plan_to_story_data(plan: StoryPlan) -> dict[str, Any]:
@@ -232,6 +277,13 @@ def run_plan(
         if owned:
             backend.close()
     skeleton = name == "offline"
+    notes = []
+    if skeleton:
+        plan = fit_skeleton(plan, concept, characters, scenes)
+    else:
+        for what, wanted, got in (("characters", characters, len(plan.characters)), ("scenes", scenes, len(plan.scenes))):
+            if wanted and wanted != got:
+                notes.append(f"asked for {wanted} {what}, the model planned {got}")
     data = plan_to_story_data(plan)
     text = render_story_yaml(data, header=_header(concept, name, model, skeleton), schema_ref=schema_reference(out))
     write_atomically(out, text)
@@ -245,4 +297,5 @@ def run_plan(
         lint_ran=lint_ran,
         cost_usd=float(getattr(result, "cost_usd", 0.0) or 0.0),
         calls=int(getattr(result, "calls", 1) or 0),
+        notes=notes,
     )

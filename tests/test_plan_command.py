@@ -88,6 +88,28 @@ def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):
     assert {d.code for d in lint_story(loaded)} <= {"W403", "W404"}  # what is left to write
 
 
+def test_offline_skeleton_honours_the_requested_counts(monkeypatch, tmp_path):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    out = tmp_path / "s.yaml"
+    assert plan(CONCEPT, "-o", str(out), "--characters", "3", "--scenes", "5").exit_code == 0
+    story = load_story(out).story
+    assert len(story.characters) == 3 and len(story.scenes) == 5
+    assert [c.name for c in story.characters][:2] == ["Ember", "Sage"]  # from the concept's words
+    assert all(len(s.characters_present) <= 2 for s in story.scenes)
+    assert "Use exactly" not in out.read_text()  # the prompt's instructions are not the concept
+    assert "W406" not in {d.code for d in lint_story(load_story(out))}  # every character appears
+
+
+def test_a_count_the_model_ignored_is_noted(xai_env, tmp_path):
+    def fewer_scenes(p):
+        p["scenes"] = p["scenes"][:2]
+        return p
+
+    xai_env.plan_patch = fewer_scenes
+    result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), "--scenes", "3", "--backend", "xai")
+    assert result.exit_code == 0 and "note: asked for 3 scenes, the model planned 2" in result.output
+
+
 def test_a_plan_failing_lint_is_still_written_and_exits_1(xai_env, tmp_path):
     def unknown_character(p):
         p["scenes"][1]["characters_present"] = ["Ember", "Nobody"]
