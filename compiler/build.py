@@ -163,6 +163,8 @@ def run_build(opts: BuildOptions) -> BuildResult:
             **planned_calls(plan, to_run),
         }
         return base
+    if opts.on_event is not None:
+        opts.on_event("plan", {"steps": len(plan.steps), "to_run": len(to_run), "selected": len(selected)})
     return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0)
 
 

@@ -223,7 +223,11 @@ class _Progress:
             self.rich.start()
 
     def __call__(self, event: str, data) -> None:
-        if event == "step_started" and self.rich is not None:
+        if event == "plan":
+            self.total = data["steps"]
+            if self.rich is not None:
+                self.rich.update(self.task, total=self.total)
+        elif event == "step_started" and self.rich is not None:
             self.rich.update(self.task, description=f"running {data['step']}")
         elif event == "step_finished":
             self.finished += 1
@@ -239,7 +243,8 @@ class _Progress:
             else:
                 typer.echo(line)
         elif event == "step_failed":
-            line = f"failed  {data['step']}: {data.get('error', '')}"
+            error = data.get("error", "")
+            line = f"stopped {data['step']}" if error == "interrupted" else f"failed  {data['step']}: {error}"
             if self.rich is not None:
                 self.rich.console.print(line)
             else:
@@ -320,6 +325,13 @@ def build_command(
 
         typer.echo(f"storyc build: {redact(exc)}", err=True)
         raise typer.Exit(EXIT_ERROR)
+    except KeyboardInterrupt:  # outside the flow (loading, restoring from the cache): nothing half-done
+        import shlex
+
+        again = [("--backend", backend), ("--out", out), ("--cache", cache), ("--prompts", prompts), ("--select", select)]
+        resume = " ".join(["storyc build", shlex.quote(str(story))] + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value])
+        typer.echo(f"storyc build: interrupted; state saved. Resume with: {resume}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         if progress is not None:
             progress.stop()
