@@ -74,12 +74,14 @@ def _build(story: Path, out: Path, cache: Path, backend=None, **kw):
 @pytest.fixture(scope="module")
 def first_build(tmp_path_factory, prefect_harness):
     """One full build all tests of this module compare against (its cache is copied, never mutated)."""
-    os.environ["STORYC_RENDER_SCALE"] = SCALE
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORYC_RENDER_SCALE", SCALE)
     root = tmp_path_factory.mktemp("first")
     story = _story(root)
     result, backend = _build(story, root / "out", root / "cache")
-    return {"root": root, "story": story, "result": result, "backend": backend,
-            "final": file_sha256(root / "out" / "final_video.mp4")}
+    yield {"root": root, "story": story, "result": result, "backend": backend,
+           "final": file_sha256(root / "out" / "final_video.mp4")}
+    mp.undo()
 
 
 def _copy_cache(first, dest: Path) -> Path:

@@ -149,6 +149,7 @@ def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_p
 
 
 def test_backend_and_render_scale_are_part_of_every_media_key(story_path, monkeypatch):
+    monkeypatch.delenv("STORYC_RENDER_SCALE", raising=False)
     offline = _plan(story_path).steps
     xai = _plan(story_path, backend="xai").steps
     assert all(offline[s].fingerprint != xai[s].fingerprint for s in ALL_MEDIA)
