@@ -25,7 +25,7 @@ from storyc.backends.base import (
     VideoRequest,
 )
 from storyc.backends.xai import (
-    REWORD_PREFIX,
+    REWORD_NOTE,
     VideoJobFailed,
     XaiApiError,
     XaiBackend,
@@ -315,7 +315,8 @@ def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_x
     journal = RecordingJournal()
     backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
     prompts = [c.prompt for c in fake_xai.requests("GenerateVideo")]
-    assert prompts[1] == REWORD_PREFIX + prompts[0] and journal.jobs == {}
+    assert prompts[1] == f"{prompts[0]} {REWORD_NOTE}" and journal.jobs == {}
+    assert prompts[1].startswith(prompts[0])  # the style lock stays first
 
     fake_xai.inject("GenerateVideo", "moderation", times=2)
     with pytest.raises(ModerationBlocked, match="video:2"):

@@ -258,6 +258,9 @@ def test_transient_faults_end_in_a_finished_build_without_paying_twice(fake, tmp
     assert len(fake.jobs) == 3  # one paid job per clip; the 2 rate-limited starts were refused, not billed
     assert (tmp_path / "out" / "final_video.mp4").is_file()
     assert json.loads((tmp_path / "out" / "state.json").read_text())["jobs"] == {}
+    style = load_story(story).story.style
+    media = fake.requests("GenerateImage") + fake.requests("GenerateVideo")
+    assert all(c.prompt.startswith(style) for c in media)  # reworded prompts too
 
 
 def test_expired_job_and_expired_url_are_regenerated(fake, tmp_path):

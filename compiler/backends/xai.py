@@ -72,7 +72,9 @@ from storyc.redact import redact, register_secret
 T = TypeVar("T")
 
 DEFAULT_HOST = "api.x.ai"
-REWORD_PREFIX = "A family-friendly, non-violent depiction: "
+# The default softening when no `reword` is given (storyc's builds pass PromptSet.reword).
+# It is appended, not prefixed: every prompt must keep starting with the style lock.
+REWORD_NOTE = "A family-friendly, non-violent depiction, suitable for all audiences."
 MIB = 1 << 20
 # gRPC messages are capped at 20 MiB; inline media in one request stays under this budget.
 MESSAGE_BUDGET_BYTES = 16 * MIB
@@ -117,7 +119,7 @@ class VideoJobFailed(BackendError):
 
 
 def _default_reword(prompt: str) -> str:
-    return REWORD_PREFIX + prompt
+    return f"{prompt.rstrip()} {REWORD_NOTE}"
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
