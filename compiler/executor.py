@@ -223,7 +223,8 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
                 futures[sid] = storyc_step.with_options(name=sid, task_run_name=sid).submit(sid, wait_for=deps)
             wait(list(futures.values()))
 
-        storyc_build(return_state=True)
+        run_name = f"{ctx.plan.story_path.stem}: {len(to_run)} step(s)"
+        storyc_build.with_options(flow_run_name=run_name)(return_state=True)
     except KeyboardInterrupt:
         ctx.cancel.set()
         result.interrupted = True
