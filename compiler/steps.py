@@ -206,7 +206,8 @@ class StepRun:
                 "params": dict(params or {}),
             }
         )
-        memo = self.ctx.cache.get_call(memo_key)
+        # --force means new generations: the memo is bypassed (but still written, for a resume)
+        memo = None if self.step.id in self.ctx.force else self.ctx.cache.get_call(memo_key)
         if memo is not None and (dest is None or self.rel(dest) in memo.get("files", {})):
             for rel, sha in memo.get("files", {}).items():
                 self.ctx.cache.materialize(sha, self.ctx.path(rel))

@@ -232,3 +232,11 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     bad = _story(tmp_path / "bad", two.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
     r = runner.invoke(app, ["build", str(bad), "--out", str(tmp_path / "outbad")])
     assert r.exit_code == 1 and "Zed" in r.output and not (tmp_path / "outbad").exists()
+
+
+def test_force_regenerates_everything_selected(first_build, tmp_path):
+    cache = _copy_cache(first_build, tmp_path / "cache")
+    result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")
+    assert result.status == "built", result.message
+    assert {what for _, what in backend.log} == {"keyframe:3", "video:3"}  # new calls, not memo replays
+    assert result.report["api_calls_total"] == 4 and result.report["cache_hits"] == 8
