@@ -239,4 +239,6 @@ def test_force_regenerates_everything_selected(first_build, tmp_path):
     result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")
     assert result.status == "built", result.message
     assert {what for _, what in backend.log} == {"keyframe:3", "video:3"}  # new calls, not memo replays
-    assert result.report["api_calls_total"] == 4 and result.report["cache_hits"] == 8
+    assert result.report["api_calls_total"] == 4 and result.report["cache_hits"] == 6
+    steps = {s["id"]: s["status"] for s in result.report["steps"]}
+    assert steps["assemble"] == steps["script"] == "skipped"  # downstream of the selection, not selected
