@@ -199,7 +199,8 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         # Everything already cached goes into the output folder first (no call, no Prefect).
         for sid in plan.order:
             if res.cached(sid):
-                restore_cached(ctx, sid, res.keys[sid], res.entries[sid])
+                restore_cached(ctx, sid, res.keys[sid], res.entries[sid], save=False)
+        store.save()  # once for all restored steps
         exec_info = None
         try:
             if to_run:

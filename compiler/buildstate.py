@@ -104,13 +104,14 @@ class StateStore:
             data = self.state.model_dump_json(indent=2).encode() + b"\n"
             atomic_write_bytes(self.path, data)
 
-    def record(self, record: StepRecord, asset: dict | None = None) -> None:
-        """Store one step's outcome (and its seed asset) and save."""
+    def record(self, record: StepRecord, asset: dict | None = None, *, save: bool = True) -> None:
+        """Store one step's outcome (and its seed asset) and save (batched callers save once)."""
         with self._lock:
             self.state.steps[record.id] = record
             if asset is not None:
                 self._put_asset(record.kind, asset)
-            self.save()
+            if save:
+                self.save()
 
     def _put_asset(self, kind: str, asset: dict) -> None:
         names, scene_ids = self._order

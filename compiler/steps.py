@@ -633,7 +633,7 @@ RUNNERS = {
 # ─── running one step (what the executor schedules) ─────────────────────────
 
 
-def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict) -> StepOutcome:
+def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict, *, save: bool = True) -> StepOutcome:
     """Put a cached step's files in the output folder and record it, without any call."""
     for rel, sha in entry["files"].items():
         ctx.cache.materialize(sha, ctx.path(rel))
@@ -645,7 +645,7 @@ def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict) -> StepOu
         asset=entry.get("asset"), cached=True,
     )
     ctx.outcomes[sid] = outcome
-    ctx.store.record(record, outcome.asset)
+    ctx.store.record(record, outcome.asset, save=save)
     ctx.emit("step_finished", step=sid, cached=True, record=record)
     return outcome
 
