@@ -142,15 +142,19 @@ def run_build(opts: BuildOptions) -> BuildResult:
     force = frozenset(selected) if opts.force else frozenset()
     res = resolve(plan, cache, force=set(force))
     to_run = [sid for sid in plan.order if sid in selected and not res.cached(sid)]
-    missing = sorted(
-        {f"{sid} needs {d}" for sid in to_run for d in plan.steps[sid].deps if d not in selected and not res.cached(d)}
-    )
+    needed_by: dict[str, list[str]] = {}
+    for sid in to_run:
+        for d in plan.steps[sid].deps:
+            if d not in selected and not res.cached(d):
+                needed_by.setdefault(d, []).append(sid)
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
-    if missing:
+    if needed_by:
         base.status = "missing"
         base.message = (
-            "--select leaves out steps that are not cached: " + "; ".join(missing)
-            + f". Add them (e.g. --select '+{to_run[0]}') or build without --select."
+            "--select leaves out steps that are neither selected nor cached: "
+            + "; ".join(f"{d} (needed by {', '.join(users)})" for d, users in needed_by.items())
+            + f". Select them too (e.g. --select '+{opts.select.split(',')[0].strip().lstrip('+').rstrip('+')}')"
+            " or build without --select."
         )
         return base
 

@@ -346,10 +346,14 @@ def build_command(
                 typer.echo(f"  {kind:<7}{lo:>5} to {hi} call(s)")
         typer.echo(f"  total  {d['calls_min_total']:>5} to {d['calls_max_total']} call(s)")
         typer.echo(f"estimated cost: ${d['cost_min_usd']:.2f} (every check passes first time) to "
-                   f"${d['cost_max_usd']:.2f} (every loop exhausted)")
+                   f"${d['cost_max_usd']:.2f} (every loop exhausted)"
+                   + (" at xAI prices; the offline backend itself is free" if d["backend"] == "offline" else ""))
         typer.echo(json.dumps(d, sort_keys=True))
         return
     rep = result.report
+    if result.status == "missing":
+        typer.echo(f"storyc build: {result.message}", err=True)
+        raise typer.Exit(EXIT_ERROR)
     if result.status == "up_to_date":
         typer.echo(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
         return

@@ -179,7 +179,7 @@ def test_transient_errors_are_retried_and_counted(first_build, tmp_path):
 def test_select_builds_only_the_selection(first_build, tmp_path):
     story = first_build["story"]
     missing, _ = _build(story, tmp_path / "out", tmp_path / "cache", select="scene:2")
-    assert missing.status == "missing" and "keyframe:2 needs" in missing.message
+    assert missing.status == "missing" and "video:1 (needed by keyframe:2)" in missing.message
     result, backend = _build(story, tmp_path / "out", tmp_path / "cache", select="+keyframe:1")
     assert result.status == "built", result.message
     steps = {s["id"]: s for s in result.report["steps"]}
