@@ -276,12 +276,96 @@ class _TemplateSource:
         return self._resolved[filename]
 
 
+# Prompts are a few hundred characters. A template override may come with a shared
+# story, so its size is bounded too: `'x' * 10**10` or nested loops must not exhaust
+# the machine's memory (they did: an OOM kill), they are an E501 like any other attack.
+MAX_TEMPLATE_OUTPUT = 1_000_000  # characters one render may produce
+MAX_TEMPLATE_INT = 1_000_000  # largest repeat count, width or exponent result a template may use
+_WIDE_FORMAT = re.compile(r"%[#0\- +]*(?:\*|\d{7,})|\{[^{}]*:[^{}]*\d{7,}")  # a width >= 10^6, or '*'
+
+
+def _bounded_sandbox():
+    """ImmutableSandboxedEnvironment plus size limits on the operations that can allocate
+    without bound (repetition, powers, format widths, huge call/filter arguments)."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def check_args(what: str, args: Iterable[Any]) -> None:
+        for arg in args:
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEMPLATE_INT:
+                raise SecurityError(f"{what}: the number {arg} is too large for a template (limit {MAX_TEMPLATE_INT})")
+
+    def check_format(what: str, fmt: Any) -> None:
+        if isinstance(fmt, str) and _WIDE_FORMAT.search(fmt):
+            raise SecurityError(f"{what}: a format width that large is not allowed in a template")
+
+    def size(value: Any) -> int | None:
+        return len(value) if isinstance(value, (str, bytes, list, tuple)) else None
+
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**", "%"])
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if size(seq) is not None and isinstance(n, int) and size(seq) * n > MAX_TEMPLATE_OUTPUT:
+                        raise SecurityError(f"repetition to {size(seq) * n} items is too large for a template")
+            elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+                if right * abs(left).bit_length() > MAX_TEMPLATE_INT.bit_length() * 64:
+                    raise SecurityError("a power that large is not allowed in a template")
+            elif operator == "%" and isinstance(left, str):
+                check_format("%", left)
+                check_args("%", right if isinstance(right, tuple) else (right,))
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+            check_args(getattr(__obj, "__name__", "call"), [*args, *kwargs.values()])
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def wrap_str_format(self, value):  # `'...'.format` / `format_map`, checked when accessed
+            wrapped = super().wrap_str_format(value)
+            if wrapped is not None:
+                check_format("format", value.__self__)
+            return wrapped
+
+    return BoundedSandbox
+
+
+def _guard_filter(name: str, func: Callable) -> Callable:
+    from functools import wraps
+
+    from jinja2.exceptions import SecurityError
+
+    @wraps(func)
+    def guarded(*args, **kwargs):
+        for arg in [*args[1:], *kwargs.values()]:
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEMPLATE_INT:
+                raise SecurityError(f"filter {name}: the number {arg} is too large for a template")
+        if name == "format" and args and isinstance(args[0], str) and _WIDE_FORMAT.search(args[0]):
+            raise SecurityError("filter format: a format width that large is not allowed in a template")
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+def render_bounded(template: Any, context: dict[str, Any]) -> str:
+    """template.render, streamed, stopping once the output passes MAX_TEMPLATE_OUTPUT."""
+    from jinja2.exceptions import SecurityError
+
+    parts, total = [], 0
+    for chunk in template.generate(context):
+        total += len(chunk)
+        if total > MAX_TEMPLATE_OUTPUT:
+            raise SecurityError(f"the template produced more than {MAX_TEMPLATE_OUTPUT} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 class _Templates:
     """A sandboxed Jinja environment over one search path, compiled templates cached."""
 
     def __init__(self, search: Iterable[Path]):
         import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self.source = _TemplateSource(search)
         self._texts: dict[str, str] = {}
@@ -296,7 +380,7 @@ class _Templates:
 
         # Immutable sandbox: no attribute tricks, and templates cannot mutate the
         # (cached, shared) context objects. StrictUndefined: a typo is an error.
-        self.env = ImmutableSandboxedEnvironment(
+        self.env = _bounded_sandbox()(
             loader=jinja2.FunctionLoader(load),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -308,6 +392,7 @@ class _Templates:
         self.env.filters.update(
             sentence=sentence, clause=clause, capfirst=capfirst, brief=brief, soften=soften, squash=normalize_space
         )
+        self.env.filters = {name: _guard_filter(name, f) for name, f in self.env.filters.items()}
 
     def _text(self, filename: str, path: Path) -> str:
         if filename not in self._texts:
@@ -333,7 +418,7 @@ class _Templates:
             if template is None:
                 self.path(name)  # a clear "not found" diagnostic before Jinja's
                 template = self._compiled[name] = self.env.get_template(name + TEMPLATE_SUFFIX)
-            return collapse(template.render(context))
+            return collapse(render_bounded(template, context))
         except StorycError:
             raise
         except Exception as exc:  # any template failure, Jinja's or Python's, is E501
