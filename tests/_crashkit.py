@@ -377,11 +377,15 @@ def reference_build(work: Path, story: Path, *, scale: str, latency: str | None,
 
 
 def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: int, scale: str = "0.1",
-                 latency: str | None = LATENCY, startup_kill_share: float = 0.2, mark: str = "crash",
+                 latency: str | None = LATENCY, startup_kill_share: float = 0.2, spawn_kill_share: float = 0.1,
+                 mark: str = "crash",
                  max_runs_per_round: int = 60, on_kill=None) -> dict:
     """Kill `kills` builds at random moments with SIGKILL, resuming each time, in rounds
     (a round: fresh output and cache, kill/resume until a run completes). Checks after
-    every kill and at the end of every round; returns the figures."""
+    every kill and at the end of every round; returns the figures. Kill moments: a share
+    while Prefect starts (`startup_kill_share`), a share the instant the temporary Prefect
+    server process appears (`spawn_kill_share`, the watchdog's hardest case), the rest at
+    a uniform moment of the remaining paid calls."""
     import random
 
     from storyc.keys import file_sha256
@@ -389,7 +393,8 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
     rng = random.Random(seed)
     call_phase_s = max(0.5, reference["wall_s"] - reference["first_call_s"])
     fig = {
-        "rounds": 0, "builds_run": 0, "kills": 0, "kills_before_first_call": 0, "resumes": 0,
+        "rounds": 0, "builds_run": 0, "kills": 0, "kills_before_first_call": 0, "kills_at_server_spawn": 0,
+        "resumes": 0,
         "calls_in_flight_at_kills": 0, "paid_calls": 0, "baseline_calls": 0, "extra_paid_calls": 0,
         "assets_lost": 0, "corrupt_files": 0, "corrupt_examples": [], "temp_files_after_kill": 0,
         "temp_files_after_build": 0, "leaked_prefect_servers": 0, "leaked_processes": 0,
@@ -413,7 +418,16 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
             t0 = time.monotonic()
             want_kill = fig["kills"] < kills
             killed = False
-            if want_kill and rng.random() < startup_kill_share:
+            roll = rng.random()
+            if want_kill and roll < spawn_kill_share:
+                deadline = time.monotonic() + 120
+                while proc.poll() is None and time.monotonic() < deadline:
+                    if prefect_servers(marked_processes(run_mark)):
+                        killed = True
+                        fig["kills_at_server_spawn"] += 1
+                        break
+                    time.sleep(0.01)
+            elif want_kill and roll < spawn_kill_share + startup_kill_share:
                 delay = rng.uniform(0.2, max(0.3, reference["first_call_s"]))
                 try:
                     proc.wait(timeout=delay)
