@@ -215,6 +215,9 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
             if backend is not None:
                 with contextlib.suppress(Exception):
                     backend.close()
+            if len(ctx.outcomes) == len(plan.steps) and store.state.jobs:
+                # every step finished: a job left in the journal belongs to an edited-away step
+                store.state.jobs.clear()
             store.save()
         report = build_report(ctx, selected, to_run, exec_info, time.perf_counter() - t0)
         _write_report(out_dir, report)
