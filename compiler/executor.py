@@ -157,6 +157,32 @@ def start_watchdog() -> subprocess.Popen | None:
     return _watchdog
 
 
+class _OwnSessionSubprocess:
+    """`subprocess` for Prefect's server module: its Popen starts a new session."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:  # noqa: N802 (subprocess's name)
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _temporary_server_in_own_session() -> None:
+    """A terminal's Ctrl-C reaches the whole foreground process group. The temporary
+    Prefect server in that group died with it, and the interrupted build then waited
+    ~70 s for the dead server and ended in a traceback instead of exit 130. Started in
+    its own session it lives until storyc stops it (Prefect's atexit), or the watchdog
+    does when storyc is killed (it is still our child and carries our env tag)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.server.api import server as prefect_server
+
+    if not isinstance(getattr(prefect_server, "subprocess", None), _OwnSessionSubprocess):
+        prefect_server.subprocess = _OwnSessionSubprocess()
+
+
 # ─── the flow ────────────────────────────────────────────────────────────────
 
 
@@ -191,6 +217,8 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
         previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
         from prefect import flow, task
+
+        _temporary_server_in_own_session()
 
         # storyc reports failed steps itself (one line each); Prefect's per-task ERROR
         # tracebacks would bury that. The run's states are still recorded on the server.
