@@ -111,7 +111,10 @@ def run_ffmpeg(argv: Sequence[str], *, what: str = "ffmpeg") -> None:
     closed, stderr captured. Raises MediaError with ffmpeg's last stderr lines."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *argv]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Own session: a terminal's Ctrl-C (sent to the whole process group) must not kill a
+        # render in flight; storyc finishes and records it, then stops (exit 130).
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
     except OSError as exc:
         raise MediaError(f"{what}: cannot run ffmpeg ({exc.strerror})") from None
     if proc.returncode != 0:
