@@ -259,3 +259,50 @@ def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(refer
         assert file_sha256(out / "final_video.mp4") == reference["final"]
         final = ck.verify_tree(out, cache)
         assert final["corrupt"] == [] and final["temps"] == []
+
+
+# ─── one cache, several builds at once ───────────────────────────────────────
+
+
+def _cache_writer(root: str, seed: int, rounds: int) -> None:
+    """What a build does to the cache, many times over: store blobs, call memos and step
+    entries (the same keys and bytes another build of the same story writes), read them back."""
+    import random
+
+    from storyc.cache import Cache
+    from storyc.keys import bytes_sha256
+
+    rng = random.Random(seed)
+    cache = Cache(Path(root))
+    for n in range(rounds):
+        i = rng.randrange(12)
+        data = (f"asset {i} " * (2000 + i * 500)).encode()
+        src = Path(root).parent / f"src-{os.getpid()}-{i}"
+        src.write_bytes(data)
+        sha = cache.put_file(src)
+        assert sha == bytes_sha256(data)
+        key = bytes_sha256(f"step {i}".encode())
+        cache.put_call(key, {"files": {f"keyframes/scene_{i}_v1.jpg": sha}, "kind": "image"})
+        cache.put_step(key, {"step": f"keyframe:{i}", "files": {f"keyframes/scene_{i}_v1.jpg": sha}, "outputs": {}})
+        entry = cache.get_step(bytes_sha256(f"step {rng.randrange(12)}".encode()))
+        assert entry is None or all(cache.has_blob(s) for s in entry["files"].values())
+        if n % 10 == 0:
+            cache.clean_temps()  # what every build does when it starts
+
+
+def test_builds_sharing_one_cache_never_corrupt_it(tmp_path):
+    """Several builds (different output folders, so no lock between them) write the same
+    content-addressed entries at once: every write is atomic, a build's start-up clean-up
+    removes only dead processes' temps, so the cache ends complete and consistent."""
+    import multiprocessing
+
+    root = tmp_path / "cache"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_cache_writer, args=(str(root), seed, 60)) for seed in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    check = ck.verify_tree(tmp_path / "no-out", root)
+    assert check["corrupt"] == [] and check["temps"] == [] and check["files"] >= 3 * 12
