@@ -15,7 +15,9 @@ Printed (last line, JSON):
   (drawing, ffmpeg) is not in it; it is in steps_wall_s, so the ratio is honest.
 - sequential_s: the seed's fully sequential schedule (every call one after the other),
   simulated with the same call counts and latencies.
-- ratios: steps_wall / critical path (goal <= 1.10), wall / critical path, sequential / steps_wall.
+- local_tail_s: assemble + script (local ffmpeg work after the last clip, no API call).
+- ratios: steps_wall / critical path (goal <= 1.10), the same with the local tail added to
+  the critical path, wall / critical path, sequential / steps_wall.
 
 Run: .venv/bin/python bench/schedule.py [--scale 0.25]
 """
@@ -156,6 +158,9 @@ def main() -> None:
     critical = simulate(steps, deps)
     critical_unlimited = simulate(steps, deps, rates={})
     sequential = sum(LATENCY[k] for calls in steps.values() for k in calls)
+    # Assembly and the storyboard are local work after the last clip (ffmpeg, no API):
+    # not in the latency model, reported so the ratio can be read both ways.
+    tail = sum(s["wall_s"] for s in rep["steps"] if s["id"] in ("assemble", "script"))
     starts = [t for e, t in marks if e == "step_started"]
     ends = [t for e, t in marks if e == "step_finished"]
     steps_wall = max(ends) - min(starts)
@@ -170,7 +175,9 @@ def main() -> None:
         "critical_path_s": round(critical, 3),
         "critical_path_no_rate_limits_s": round(critical_unlimited, 3),
         "sequential_s": round(sequential, 3),
+        "local_tail_s": round(tail, 3),
         "ratio_steps_wall_to_critical": round(steps_wall / critical, 3),
+        "ratio_steps_wall_to_critical_plus_local_tail": round(steps_wall / (critical + tail), 3),
         "ratio_wall_to_critical": round(wall / critical, 3),
         "speedup_vs_sequential": round(sequential / steps_wall, 3),
         "goal_steps_wall_within_1_10x_critical": steps_wall <= 1.10 * critical,

@@ -186,6 +186,17 @@ def _temporary_server_in_own_session() -> None:
 # ─── the flow ────────────────────────────────────────────────────────────────
 
 
+def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
+    """Submission order: by depth in the graph, then story order. A submitted task holds a
+    worker thread while it waits for its dependencies, so the shallowest (soonest ready)
+    steps go first and a long chain never fills the pool with waiters."""
+    depth: dict[str, int] = {}
+    for sid in plan.order:
+        depth[sid] = 1 + max((depth[d] for d in plan.steps[sid].deps), default=-1)
+    index = {sid: i for i, sid in enumerate(plan.order)}
+    return sorted(to_run, key=lambda sid: (depth[sid], index[sid]))
+
+
 def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build") -> ExecResult:
     """Run `to_run` (step ids in topological order) of `ctx.plan` as one Prefect flow.
     Steps outside `to_run` must already have outcomes in `ctx.outcomes`."""
@@ -246,7 +257,7 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
 
             result.flow_run_id = str(flow_run.id) if flow_run.id else None
             futures: dict[str, Any] = {}
-            for sid in to_run:
+            for sid in _by_depth(ctx.plan, to_run):
                 deps = [futures[d] for d in ctx.plan.steps[sid].deps if d in futures]
                 futures[sid] = storyc_step.with_options(name=sid, task_run_name=sid).submit(sid, wait_for=deps)
             wait(list(futures.values()))
