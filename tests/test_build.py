@@ -242,3 +242,17 @@ def test_force_regenerates_everything_selected(first_build, tmp_path):
     assert result.report["api_calls_total"] == 4 and result.report["cache_hits"] == 6
     steps = {s["id"]: s["status"] for s in result.report["steps"]}
     assert steps["assemble"] == steps["script"] == "skipped"  # downstream of the selection, not selected
+
+
+def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_build):
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    r = CliRunner().invoke(app, ["graph", str(first_build["story"]), "--format", "json", "--backend", "offline",
+                                 "--cache", str(first_build["root"] / "cache")])
+    assert r.exit_code == 0, r.output
+    steps = {s["id"]: s for s in json.loads(r.output)["steps"]}
+    state = json.loads((first_build["root"] / "out" / "state.json").read_text())
+    assert all(s["cached"] for s in steps.values())
+    assert {sid: s["key"] for sid, s in steps.items()} == {sid: rec["key"] for sid, rec in state["steps"].items()}
