@@ -193,7 +193,7 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
             story_sha256=file_sha256(prep.loaded.path),
         )
         backend = None
-        if to_run:
+        if any(not _is_local(plan.steps[sid]) for sid in to_run):
             backend = (opts.backend_factory or make_backend)(base.backend)
         ctx = BuildContext(
             plan=plan, prompts=prep.prompts, backend=backend, cache=cache, out_dir=out_dir, store=store,
@@ -207,7 +207,11 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         store.save()  # once for all restored steps
         exec_info = None
         try:
-            if to_run:
+            if to_run and all(_is_local(plan.steps[sid]) for sid in to_run):
+                # e.g. only a transition changed: re-assembling takes a second, starting
+                # Prefect's temporary server several; local steps make no API call.
+                exec_info = _run_local(ctx, to_run)
+            elif to_run:
                 from storyc.executor import Limits, execute
 
                 exec_info = execute(ctx, to_run, limits=Limits(opts.rates, opts.concurrency))
@@ -242,6 +246,37 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
     report["status"] = base.status
     _write_report(out_dir, report)
     return base
+
+
+def _is_local(step: Any) -> bool:
+    """A step that never calls the API: assembly, the storyboard, a pinned keyframe."""
+    return step.kind in ("assemble", "script") or (step.kind == "keyframe" and "pinned" in step.static)
+
+
+def _run_local(ctx: Any, to_run: list[str]) -> Any:
+    """Run API-free steps in order, in this process (no Prefect)."""
+    from storyc.executor import ExecResult
+    from storyc.steps import run_step
+
+    result = ExecResult()
+    t0 = time.perf_counter()
+    try:
+        for sid in to_run:
+            if any(d in result.failed or d in result.not_run for d in ctx.plan.steps[sid].deps):
+                result.not_run.append(sid)
+                continue
+            try:
+                run_step(ctx, sid)
+                result.done.append(sid)
+            except Exception as exc:  # recorded in ctx.failed by run_step
+                result.failed[sid] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    except KeyboardInterrupt:
+        ctx.cancel.set()
+        result.interrupted = True
+        result.not_run.extend(s for s in to_run if s not in result.done and s not in result.failed and s not in result.not_run)
+    result.flow_s = time.perf_counter() - t0
+    result.local = True
+    return result
 
 
 def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> dict:
@@ -289,7 +324,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
         "calls_replayed": replayed,  # finished calls of an interrupted build, not paid again
         "steps": steps,
     }
-    if exec_info is not None:
+    if exec_info is not None and not getattr(exec_info, "local", False):
         report["prefect"] = {
             "startup_s": round(exec_info.startup_s, 3),
             "flow_s": round(exec_info.flow_s, 3),

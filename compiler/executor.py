@@ -86,6 +86,7 @@ class ExecResult:
     startup_s: float = 0.0  # flow start → first step started (Prefect's fixed cost)
     flow_s: float = 0.0
     flow_run_id: str | None = None
+    local: bool = False  # run in-process without Prefect (API-free steps only)
 
 
 # ─── the watchdog: no orphaned temporary Prefect server after a kill ─────────

@@ -256,3 +256,20 @@ def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_bu
     state = json.loads((first_build["root"] / "out" / "state.json").read_text())
     assert all(s["cached"] for s in steps.values())
     assert {sid: s["key"] for sid, s in steps.items()} == {sid: rec["key"] for sid, rec in state["steps"].items()}
+
+
+def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, tmp_path):
+    cache = _copy_cache(first_build, tmp_path / "cache")
+    story = _story(tmp_path / "s", STORY.replace("transition: crossfade", "transition: cut"))
+
+    def no_backend(name):
+        raise AssertionError("no backend is needed to re-assemble")
+
+    result = run_build(BuildOptions(story=story, out_dir=tmp_path / "out", cache_dir=cache, backend="offline",
+                                    backend_factory=no_backend))
+    assert result.status == "built", result.message
+    assert {s["id"] for s in result.report["steps"] if not s["cached"]} == {"assemble", "script"}
+    assert "prefect" not in result.report and result.report["api_calls_total"] == 0
+    from storyc import media
+
+    assert abs(media.probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
