@@ -273,3 +273,35 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     from storyc import media
 
     assert abs(media.probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
+
+
+def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
+    import threading
+
+    from storyc.executor import Limits
+
+    monkeypatch.setenv("STORYC_CONCURRENCY", "video=2")
+    limits = Limits(rates={"image": 20.0})
+    assert limits.concurrency["video"] == 2 and limits.rates == {"image": 20.0, "video": 1.0}
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def clip():
+        with limits.throttle("vision"):  # not rate limited, capped at 8
+            pass
+        with limits._sems["video"]:  # the cap alone (the 1/s rate would make this test slow)
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.05)
+            with lock:
+                active[0] -= 1
+
+    threads = [threading.Thread(target=clip) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert peak[0] == 2
+    t0 = time.perf_counter()
+    for _ in range(5):
+        with limits.throttle("image"):
+            pass
+    assert time.perf_counter() - t0 >= 4 / 20.0 * 0.9  # 5 images at 20/s: at least 4 intervals
