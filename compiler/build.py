@@ -229,6 +229,9 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
     if not to_run:
         base.status = "up_to_date"
         base.message = "up to date"
+    elif exec_info.error:
+        base.status = "failed"
+        base.message = f"{exec_info.error}. Finished steps are kept."
     elif exec_info.interrupted and not ctx.budget.stopped:
         base.status = "interrupted"
         base.message = "interrupted; finished steps are saved. Run the same command again to resume."

@@ -87,6 +87,7 @@ class ExecResult:
     flow_s: float = 0.0
     flow_run_id: str | None = None
     local: bool = False  # run in-process without Prefect (API-free steps only)
+    error: str | None = None  # the executor itself failed (not a step)
 
 
 # ─── the watchdog: no orphaned temporary Prefect server after a kill ─────────
@@ -268,6 +269,11 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
     except KeyboardInterrupt:
         ctx.cancel.set()
         result.interrupted = True
+    except Exception as exc:  # Prefect itself failed (server start-up, API unreachable...)
+        ctx.cancel.set()
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        where = os.environ.get("PREFECT_API_URL") or "its temporary local server"
+        result.error = f"Prefect could not run the build flow ({where}): {first}"
     finally:
         if previous_sigint is not None:
             signal.signal(signal.SIGINT, previous_sigint)
@@ -281,6 +287,6 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
             result.failed[sid] = ctx.failed[sid][0].error or "failed"
         else:
             result.not_run.append(sid)
-    if ctx.cancel.is_set():
+    if ctx.cancel.is_set() and not result.error:
         result.interrupted = True
     return result
