@@ -23,7 +23,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from storyc.keys import canonical_json, file_sha256, is_sha256
 
@@ -228,11 +228,6 @@ class Cache:
     def clean_temps(self) -> int:
         return sum(remove_stale_temps(folder) for folder in (self.objects, self.steps, self.calls))
 
-    def files_of(self, entries: Iterable[dict]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for entry in entries:
-            out.update(entry.get("files", {}))
-        return out
 
 
 def default_cache_dir(story_path: Path) -> Path:

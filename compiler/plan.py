@@ -46,10 +46,6 @@ class Step:
     cost_min: float = 0.0
     cost_max: float = 0.0
 
-    @property
-    def label(self) -> str:
-        return self.id
-
 
 @dataclass
 class BuildPlan:

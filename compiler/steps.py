@@ -123,7 +123,6 @@ class BuildContext:
     force: frozenset = frozenset()  # step ids whose cache entry is ignored
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     failed: dict[str, tuple[StepRecord, "StepRun"]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def story(self):
