@@ -244,18 +244,16 @@ def _shell_uses(path: Path) -> list[str]:
     return found
 
 
-def test_no_shell_anywhere_in_the_source():
+def test_no_shell_anywhere_in_the_source(tmp_path):
     sources = sorted((ROOT / "compiler").rglob("*.py"))
     assert len(sources) > 20
     found = [hit for path in sources for hit in _shell_uses(path)]
     assert found == []
     # the scanner does see what it looks for
-    probe = ROOT / "tests" / "_shell_probe.py"
-    try:
-        probe.write_text("import os, subprocess\nsubprocess.run('ls', shell=True)\nos.system('ls')\n")
-        assert len(_shell_uses(probe)) == 2
-    finally:
-        probe.unlink(missing_ok=True)
+    probe = tmp_path / "probe.py"
+    probe.write_text("import os, subprocess\nsubprocess.run('ls', shell=True)\nos.system('ls')\n"
+                     "subprocess.Popen(['ls'], shell=False)\n")
+    assert len(_shell_uses(probe)) == 2
 
 
 def test_a_build_starts_every_subprocess_without_a_shell(tmp_path, monkeypatch, prefect_harness):
