@@ -84,7 +84,8 @@ def graph_command(
         typer.echo(f"storyc graph: {story}: no such file", err=True)
         raise typer.Exit(EXIT_USAGE)
     try:
-        prep = prepare(story, backend=backend, cache_dir=cache, prompts_dir=prompts)
+        # Lint errors (unknown character, bad chain_from...) would make the graph lie.
+        prep = prepare(story, backend=backend, cache_dir=cache, prompts_dir=prompts, lint=True)
     except StorycError as exc:
         _print_diagnostics(exc)
         raise typer.Exit(EXIT_ERROR)

@@ -244,3 +244,13 @@ def test_graph_usage_errors(tmp_path):
     from storyc.cli import app
 
     assert CliRunner().invoke(app, ["graph", str(tmp_path / "missing.yaml")]).exit_code == 2
+
+
+def test_graph_refuses_a_story_with_lint_errors(story_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    story_path.write_text(STORY.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
+    r = CliRunner().invoke(app, ["graph", str(story_path)])
+    assert r.exit_code == 1 and "Zed" in r.output and "flowchart" not in r.output
