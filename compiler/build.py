@@ -107,7 +107,8 @@ def default_out_dir(story_path: Path) -> Path:
     return Path("build") / Path(story_path).stem
 
 
-def make_backend(name: str) -> Any:
+def make_backend(name: str, prompts: Any = None) -> Any:
+    """The named backend. `prompts` (a PromptSet) supplies the moderation rewording template."""
     if name == "offline":
         from storyc.backends.base import BackendError
         from storyc.backends.offline import OfflineBackend
@@ -118,8 +119,12 @@ def make_backend(name: str) -> Any:
             raise BackendError(str(exc)) from None
     if name == "xai":
         from storyc.backends.xai import XaiBackend
+        from storyc.ratelimit import RateLimiter
 
-        return XaiBackend()
+        # The executor already throttles every call per kind; a second limiter inside the
+        # backend would only slow the build. The backend owns the one reworded attempt
+        # after a moderation block, through the story's `reword` template.
+        return XaiBackend(reword=getattr(prompts, "reword", None), rate_limiter=RateLimiter({}))
     raise ValueError(f"unknown backend {name!r}: expected offline or xai")
 
 
@@ -194,7 +199,7 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         )
         backend = None
         if any(not _is_local(plan.steps[sid]) for sid in to_run):
-            backend = (opts.backend_factory or make_backend)(base.backend)
+            backend = opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
         ctx = BuildContext(
             plan=plan, prompts=prep.prompts, backend=backend, cache=cache, out_dir=out_dir, store=store,
             journal=StateJournal(store), budget=Budget(opts.max_cost), retry=opts.retry or RetryPolicy(),

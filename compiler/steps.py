@@ -246,17 +246,14 @@ class StepRun:
     def _with_retries(self, kind: str, invoke: Callable[[str], Any], prompt: str) -> tuple[str, Any]:
         policy = self.ctx.retry
         attempt = 0
-        reworded = False
         while True:
             try:
                 with self.ctx.throttle(kind):
                     return prompt, invoke(prompt)
             except ModerationBlocked:
-                # The design's answer to a blocked prompt: reword it once, then give up.
-                if reworded:
-                    raise
-                reworded = True
-                prompt = self.ctx.prompts.reword(prompt)
+                # The backend already made its one reworded attempt (design: reword once,
+                # then give up); paying for more would not be honest about cost.
+                raise
             except BackendError as exc:
                 if not exc.retryable or attempt >= policy.max_retries:
                     raise
