@@ -136,8 +136,12 @@ def test_list_rules_json_carries_the_documentation() -> None:
 def test_generated_rule_table_is_current() -> None:
     result = lint("--list-rules", "--format", "markdown")
     assert result.exit_code == 0
-    committed = (ROOT / "docs" / "_lint_rules.md").read_text(encoding="utf-8")
-    assert result.stdout == committed, "regenerate: storyc lint --list-rules --format markdown > docs/_lint_rules.md"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    committed = readme.split("<!-- lint-rules:start -->\n", 1)[1].split("<!-- lint-rules:end -->", 1)[0]
+    assert result.stdout == committed, (
+        "regenerate the README's rule table: storyc lint --list-rules --format markdown "
+        "(between the lint-rules markers)"
+    )
 
 
 @pytest.mark.parametrize(
