@@ -265,6 +265,20 @@ class StepRun:
                     raise Cancelled() from None
 
 
+def _image_call(ctx: Any, dest: Path, refs: tuple[Path, ...], hints: Mapping[str, Any]) -> Callable[[str], CallResult]:
+    """One image call of the story's model and frame: an edit when there are references."""
+    story = ctx.story
+
+    def make(prompt: str) -> CallResult:
+        req = ImageRequest(
+            prompt=prompt, model=story.models.image, aspect_ratio=story.aspect_ratio, resolution=story.resolution,
+            dest=dest, references=refs, hints=hints,
+        )
+        return ctx.backend.edit_image(req) if refs else ctx.backend.generate_image(req)
+
+    return make
+
+
 def _jsonable(meta: Mapping[str, Any] | None) -> dict:
     out = {}
     for k, v in (meta or {}).items():
@@ -336,12 +350,7 @@ def run_character(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | 
         refs = (reference,) if reference else ()
         req_hints = {**hints, "attempt": attempt}
 
-        def make(p: str, dest=dest, refs=refs, req_hints=req_hints) -> CallResult:
-            req = ImageRequest(
-                prompt=p, model=story.models.image, aspect_ratio=story.aspect_ratio, resolution=story.resolution,
-                dest=dest, references=refs, hints=req_hints,
-            )
-            return ctx.backend.edit_image(req) if refs else ctx.backend.generate_image(req)
+        make = _image_call(ctx, dest, refs, req_hints)
 
         result, _ = run.call(
             "image", f"sheet v{attempt}", make, prompt=prompt, refs=refs, dest=dest,
@@ -439,12 +448,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
             req_hints = {**hints, "step": "fix", "attempt": iteration, "element": element, "fix": fix}
             edits += 1
 
-        def make(p: str, dest=dest, req_refs=req_refs, req_hints=req_hints) -> CallResult:
-            req = ImageRequest(
-                prompt=p, model=story.models.image, aspect_ratio=story.aspect_ratio, resolution=story.resolution,
-                dest=dest, references=req_refs, hints=req_hints,
-            )
-            return ctx.backend.edit_image(req) if req_refs else ctx.backend.generate_image(req)
+        make = _image_call(ctx, dest, req_refs, req_hints)
 
         result, _ = run.call(
             "image", f"{action} v{iteration}", make, prompt=prompt, refs=req_refs, dest=dest,
