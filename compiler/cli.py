@@ -44,7 +44,16 @@ def _root(
     """storyc: story.yaml → lint → plan → render → final_video.mp4."""
 
 
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    # CI runners and `timeout` cancel with SIGTERM: stop as cleanly as on Ctrl-C
+    # (calls in flight recorded, state saved, exit 130) instead of dying mid-write.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         app()
     except KeyboardInterrupt:

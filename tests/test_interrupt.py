@@ -144,6 +144,28 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reference, tmp_path)
     assert ck.leftover_processes(mark + "-resume", grace_s=4.0) == []
 
 
+def test_sigterm_stops_like_ctrl_c(tmp_path):
+    # CI runners and `timeout` cancel with SIGTERM to the build's pid alone.
+    story = tmp_path / "story.yaml"
+    story.write_text(ck.make_story(SCENES))
+    out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "calls.log"
+    mark = f"sigterm-{os.getpid()}"
+    build = ck.start_build(story, out, cache, ck.build_env(log, mark), tmp_path / "logs", "term")
+    assert ck.first_call_of(log, build.pid, build), ck.finish(build)
+    assert ck.wait_for_line(out / "state.json", '"status": "done"', 30, build)
+    os.kill(build.pid, signal.SIGTERM)
+    code, stdout, stderr = ck.finish(build, timeout_s=60)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr + stdout
+    assert "; state saved. Resume with: storyc build " in _last_line(stderr)
+    started, durable = ck.read_call_log(log)["by_pid"][build.pid]
+    assert 0 < started == durable  # the calls in flight finished and were recorded
+    assert ck.verify_tree(out, cache)["corrupt"] == []
+    left = ck.leftover_processes(mark, grace_s=8.0)
+    ck.kill_all(left)
+    assert left == []
+
+
 def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
     """The same rule without a subprocess: while a lock holder lives, build refuses; the
     refusal neither writes nor deletes anything; after release the folder is usable."""
