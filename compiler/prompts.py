@@ -140,7 +140,16 @@ def judge_characters(story: Story, scene_index: int) -> tuple[str, ...]:
 
 # ─── text helpers (also exposed to templates as filters) ────────────────────
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A possible sentence end: terminal punctuation, any closing quotes or brackets, a space.
+_SENTENCE_BREAK = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
+# A period after one of these words (or after a single letter, an initial) is not a sentence
+# end: "a St. Bernard-sized dog", "approx. 40 years", "J. R. Smith". Erring towards not
+# splitting only makes a brief longer, never cuts it inside a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms mx dr prof st mt ft jr sr capt col gen lt sgt rev hon vs etc approx ca cf e.g i.e "
+    "no nos vol fig inc ltd co ave rd blvd dept est min max incl excl".split()
+)
+_SENTENCE_STARTS = "\"'\u201c\u2018(["
 
 
 def normalize_space(text: str) -> str:
@@ -184,10 +193,31 @@ def capfirst(text: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a whitespace-normalised text, verbatim: " ".join(result) == text.
+    A break needs terminal punctuation, then a word starting like a sentence (capital,
+    digit, opening quote), and no abbreviation or initial before the period."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        following = text[match.end() : match.end() + 1]
+        if not (following.isupper() or following.isdigit() or (following and following in _SENTENCE_STARTS)):
+            continue
+        if text[match.start()] == ".":
+            word = text[start : match.start()].rsplit(" ", 1)[-1].lstrip(_SENTENCE_STARTS).lower()
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        sentences.append(text[start : match.end()].rstrip())
+        start = match.end()
+    if start < len(text) or not sentences:
+        sentences.append(text[start:])
+    return sentences
+
+
 def brief(description: str, max_words: int = BRIEF_MAX_WORDS) -> str:
     """The leading whole sentences of a description, up to max_words (at least one
     sentence): verbatim, never cut inside a sentence, let alone a word."""
-    sentences = _SENTENCE_END.split(normalize_space(description))
+    sentences = split_sentences(normalize_space(description))
     kept: list[str] = []
     words = 0
     for part in sentences:

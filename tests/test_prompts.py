@@ -27,6 +27,7 @@ from storyc.prompts import (
     normalize_space,
     prompt_listing,
     render_plan_prompts,
+    split_sentences,
 )
 from storyc.resources import prompts_dir
 
@@ -195,6 +196,24 @@ def test_brief_is_a_verbatim_whole_sentence_prefix(parts, max_words):
     assert rest == "" or rest.startswith(" ")
     if rest:
         assert short[-1] in ".!?", "only cut at a sentence end"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a period after an abbreviation or an initial does not end the sentence
+        ("A man aged approx. 40 with a St. Bernard-sized build. He smiles.", "A man aged approx. 40 with a St. Bernard-sized build."),
+        ("J. R. Smith wears e.g. a hat. Done.", "J. R. Smith wears e.g. a hat."),
+        # nor does one followed by a lower-case word
+        ("Tall... and thin. Red coat.", "Tall... and thin."),
+        # a closing quote stays with its sentence
+        ('She says "Hi." Then she waves.', 'She says "Hi."'),
+        ("Short woman!!! Red coat?! Green boots.", "Short woman!!!"),
+    ],
+)
+def test_brief_never_ends_inside_a_sentence(text, expected):
+    assert brief(text, max_words=1) == expected
+    assert " ".join(split_sentences(text)) == text
 
 
 # ─── template lookup and overrides ──────────────────────────────────────────
