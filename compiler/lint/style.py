@@ -62,7 +62,7 @@ class W403ShortVisualDescription(Rule):
                 yield self.report(
                     ctx,
                     ("characters", i, "visual_description"),
-                    f"{character.name}'s visual_description has {count} words; give at least {MIN_DESCRIPTION_WORDS} "
+                    f"{character.name}'s visual_description has {count} word{'s' if count != 1 else ''}; give at least {MIN_DESCRIPTION_WORDS} "
                     "(age, build, hair or fur, eyes, face, exact clothing, distinguishing marks)",
                 )
 
