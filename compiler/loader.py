@@ -308,6 +308,16 @@ def _compose(text: str, shown: str):
         problem = exc.problem or exc.context or "invalid YAML"
         if token_level and exc.problem:
             problem = f"{exc.problem} {context}"
+        elif exc.problem_mark is not None:
+            runaway = _runaway_quote(text, exc.problem_mark.index)
+            if runaway is not None:
+                # `title: "Ember` closed by the next quote lines below: the parser only fails
+                # there, but the broken token is the quoted value that ran on.
+                (line, column), (end_line, end_column) = runaway
+                problem = (
+                    f"the quoted value that starts here runs on to line {end_line}, column {end_column}, "
+                    f"where parsing fails ({problem}); is its closing quote missing?"
+                )
         if "expected a single document" in str(problem) or "but found another document" in str(exc):
             raise StorycError(_diag(shown, line, column, E_DOCUMENT, "a story file holds exactly one YAML document")) from None
         raise StorycError(_diag(shown, line, column, E_SYNTAX, f"YAML syntax error: {problem}")) from None
@@ -321,6 +331,31 @@ def _compose(text: str, shown: str):
         except Exception:
             pass
     return node
+
+
+def _runaway_quote(text: str, problem_index: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(start, end) positions of a quoted scalar spanning several lines that ends right
+    where the parser gave up (on that same line, only blanks between): the likely
+    missing closing quote. Only runs after a syntax error, so the slow pure scanner is fine."""
+    before = text[:problem_index].rstrip(" \t")
+    if not before.endswith(('"', "'")):
+        return None  # cheap test first: the pure scanner needs seconds for a 4 MiB file
+    from ruamel.yaml import YAML
+
+    last = None
+    try:
+        for token in YAML(typ="safe", pure=True).scan(text):
+            if token.start_mark.index >= problem_index:
+                break
+            last = token
+    except Exception:
+        pass
+    if last is None or type(last).__name__ != "ScalarToken" or getattr(last, "style", None) not in ('"', "'"):
+        return None
+    start, end = last.start_mark, last.end_mark
+    if start.line == end.line or end.index > problem_index or text[end.index : problem_index].strip():
+        return None
+    return (start.line + 1, start.column + 1), (end.line + 1, end.column + 1)
 
 
 class _Builder:

@@ -355,3 +355,28 @@ def test_non_ascii_before_an_error_keeps_columns_in_characters() -> None:
 def test_encoding_and_control_positions(raw: bytes, code: str, line: int, column: int) -> None:
     diagnostics = load_or_diagnostics(raw)
     assert [(d.code, d.line, d.column) for d in diagnostics] == [(code, line, column)]
+
+
+@pytest.mark.parametrize(
+    ("text", "closed_at"),
+    [
+        # closed by the first quote of "16:9"
+        ('title: "Ember and the Crystal\nstyle: s\naspect_ratio: "16:9"\ncharacters: []\n', (3, 16)),
+        # closed by the apostrophe of "fox's"
+        ("title: 'Ember and the Crystal\nstyle: s\nnote: the fox's den\nscenes: []\n", (3, 15)),
+    ],
+)
+def test_a_quote_closed_lines_later_is_blamed_where_it_opens(text: str, closed_at: tuple[int, int]) -> None:
+    # The parser only fails lines below, after the next quote closed the runaway value;
+    # the broken token is the value whose closing quote is missing.
+    diagnostics = load_or_diagnostics(text)
+    assert [(d.code, d.line, d.column) for d in diagnostics] == [("E101", 1, 8)], [d.format() for d in diagnostics]
+    assert f"runs on to line {closed_at[0]}, column {closed_at[1]}" in diagnostics[0].message
+    assert "closing quote missing" in diagnostics[0].message
+
+
+def test_a_quote_error_on_one_line_stays_where_the_parser_failed() -> None:
+    text = "title: 'Ember's Crystal'\nstyle: s\n"
+    diagnostics = load_or_diagnostics(text)
+    assert [(d.code, d.line, d.column) for d in diagnostics] == [("E101", 1, 15)]
+    assert "closing quote" not in diagnostics[0].message
