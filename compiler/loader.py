@@ -358,6 +358,15 @@ def _runaway_quote(text: str, problem_index: int) -> tuple[tuple[int, int], tupl
     return (start.line + 1, start.column + 1), (end.line + 1, end.column + 1)
 
 
+class _ExpansionTooLarge(Exception):
+    """Raised at the node visit that crosses MAX_NODE_VISITS; `blame` is filled in while
+    unwinding: the deepest node walked for the first time, i.e. the collection whose
+    aliases blew up (not some scalar inside the anchored value)."""
+
+    def __init__(self) -> None:
+        self.blame = None
+
+
 class _Builder:
     """Turns composed nodes into plain values + a SourceMap, refusing anything unsafe."""
 
@@ -366,12 +375,19 @@ class _Builder:
         self.visits = 0
         self.source = SourceMap()
         self.active: set[int] = set()
+        self.walked: set[int] = set()  # ids of nodes built once: seeing one again means an alias
 
     def build(self, root) -> tuple[Any, SourceMap]:
         if root is None:
             self.source.values[()] = (1, 1)
             return None, self.source
-        return self._value(root, ()), self.source
+        try:
+            return self._value(root, ()), self.source
+        except _ExpansionTooLarge as exc:
+            node = exc.blame or root
+            raise self._fail(
+                node, E_ALIAS, f"the aliases in this value expand the document to more than {MAX_NODE_VISITS:,} nodes (alias bomb?)"
+            ) from None
 
     def _fail(self, node, code: str, message: str) -> StorycError:
         return StorycError(_diag(self.shown, node.start_mark.line + 1, node.start_mark.column + 1, code, message))
@@ -379,7 +395,7 @@ class _Builder:
     def _value(self, node, loc: Loc) -> Any:
         self.visits += 1
         if self.visits > MAX_NODE_VISITS:
-            raise self._fail(node, E_ALIAS, f"document expands to more than {MAX_NODE_VISITS:,} nodes (alias bomb?)")
+            raise _ExpansionTooLarge()
         if len(loc) > MAX_DEPTH:
             raise self._fail(node, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels")
         self.source.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -391,12 +407,18 @@ class _Builder:
             raise self._fail(node, E_ALIAS, "recursive alias: a node contains itself")
         if node.id == "scalar":
             return self._scalar(node, tag)
+        first_walk = node_id not in self.walked
+        self.walked.add(node_id)
         if node.id == "sequence":
             if tag != _SEQ:
                 raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")
             self.active.add(node_id)
             try:
                 return [self._value(item, loc + (i,)) for i, item in enumerate(node.value)]
+            except _ExpansionTooLarge as exc:
+                if exc.blame is None and first_walk:
+                    exc.blame = node
+                raise
             finally:
                 self.active.discard(node_id)
         if node.id == "mapping":
@@ -405,6 +427,10 @@ class _Builder:
             self.active.add(node_id)
             try:
                 return self._mapping(node, loc)
+            except _ExpansionTooLarge as exc:
+                if exc.blame is None and first_walk:
+                    exc.blame = node
+                raise
             finally:
                 self.active.discard(node_id)
         raise self._fail(node, E_SYNTAX, "unsupported YAML node")
