@@ -258,8 +258,8 @@ def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "resource_exhausted", times=MAX_RETRIES + 1)
     with pytest.raises(XaiApiError) as info:
         backend.generate_image(image_req(tmp_path))
-    assert info.value.code == "RESOURCE_EXHAUSTED" and info.value.retryable
-    assert isinstance(info.value, RateLimited)
+    assert info.value.code == "RESOURCE_EXHAUSTED" and isinstance(info.value, RateLimited)
+    assert not info.value.retryable  # final: the build must not retry the bounded retries again
     assert "keyframe:3" in str(info.value)
     assert fake_xai.count("GenerateImage") == MAX_RETRIES + 1
 
@@ -279,9 +279,9 @@ def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
     assert result.retries == 1
     fake_xai.reset()
     fake_xai.inject("GetCompletion", "deadline_exceeded", times=2)
-    with pytest.raises(TransientError, match="DEADLINE_EXCEEDED"):
+    with pytest.raises(TransientError, match="DEADLINE_EXCEEDED") as info:
         backend.plan("s", "u", "m")
-    assert fake_xai.count("GetCompletion") == 2
+    assert fake_xai.count("GetCompletion") == 2 and not info.value.retryable
 
 
 def test_other_errors_are_not_retried(backend, fake_xai, tmp_path):
@@ -290,9 +290,9 @@ def test_other_errors_are_not_retried(backend, fake_xai, tmp_path):
         backend.generate_image(image_req(tmp_path))
     assert not info.value.retryable and fake_xai.count("GenerateImage") == 1
     fake_xai.inject("GetCompletion", "bad_json")
-    with pytest.raises(BackendError, match="not a valid StoryPlan"):
+    with pytest.raises(BackendError, match="not a valid StoryPlan") as info:
         backend.plan("s", "u", "m")
-    assert fake_xai.count("GetCompletion") == 1
+    assert fake_xai.count("GetCompletion") == 1 and not info.value.retryable
 
 
 def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
@@ -341,9 +341,10 @@ def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
 
     fake_xai.reset()
     fake_xai.inject("GenerateVideo", "expired", times=5)
-    with pytest.raises(BackendError, match="expired again"):
+    with pytest.raises(BackendError, match="expired again") as info:
         backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1")
     assert fake_xai.count("GenerateVideo") == 2  # bounded: one restart
+    assert not info.value.retryable  # a step retry would start more jobs
 
 
 def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_path):
@@ -376,7 +377,7 @@ def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_x
     fake_xai.inject("GetDeferredVideo", "resource_exhausted", times=MAX_RETRIES + 1)
     with pytest.raises(XaiApiError) as info:
         first.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
-    assert info.value.retryable
+    assert info.value.code == "RESOURCE_EXHAUSTED"
     first.close()
     request_id = journal.jobs["video:1"]
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -288,6 +289,26 @@ def test_moderation_block_twice_names_the_scene(fake, tmp_path):
     result = run_build(story, tmp_path / "out", fake)
     assert result.exit_code == 1 and "moderation" in result.output
     assert "video:" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "method, fault, attempts",
+    [
+        ("GetCompletion", "deadline_exceeded", 2),  # retried once
+        ("GenerateImage", "resource_exhausted", 6),  # 5 backoff retries (STORYC_XAI_MAX_RETRIES default)
+        ("GenerateImage", "invalid_argument", 1),  # nothing else is retried
+        ("GenerateVideo", "expired", 2),  # one restart, then a clear error: no more jobs
+    ],
+)
+def test_a_persistent_fault_is_tried_exactly_as_specified_in_a_build(fake, tmp_path, method, fault, attempts):
+    """The build's step retries must not multiply the backend's bounds."""
+    story = write_story(tmp_path)
+    fake.inject(method, fault, times=1000)
+    result = run_build(story, tmp_path / "out", fake)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    # steps run in parallel: count the attempts of each distinct request
+    per_request = Counter((*c.texts(), *c.image_urls()) for c in fake.requests(method))
+    assert per_request and set(per_request.values()) == {attempts}, (per_request, result.output)
 
 
 def test_a_build_killed_while_polling_reattaches(fake, tmp_path):

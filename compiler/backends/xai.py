@@ -17,7 +17,10 @@ Behaviour (xai-facts.md):
 - Retries: RESOURCE_EXHAUSTED and UNAVAILABLE (after the SDK channel's own retries) with
   exponential backoff and jitter, at most `max_retries` per RPC; DEADLINE_EXCEEDED once;
   a moderation block gets one reworded attempt, then `ModerationBlocked` naming the step.
-  Nothing else is retried here (the caller decides, from `BackendError.retryable`).
+  Nothing else is retried. An error raised after these retries (or after the EXPIRED
+  restart, the polling limit, an invalid model answer) is final: `retryable=False`, so the
+  build's own step retries do not multiply the bound (they still retry what the backend
+  does not: an expired result URL, a truncated or failed download).
 - Results are downloaded at once (storyc.download), a truncated body re-downloaded.
 """
 
@@ -94,19 +97,22 @@ class XaiApiError(BackendError):
 
 
 class XaiRateLimited(XaiApiError, RateLimited):
-    """RESOURCE_EXHAUSTED after storyc's bounded retries."""
+    """RESOURCE_EXHAUSTED after storyc's bounded retries (final: `retryable` is False)."""
 
 
 class XaiUnavailable(XaiApiError, TransientError):
-    """UNAVAILABLE / DEADLINE_EXCEEDED after the retries allowed."""
+    """UNAVAILABLE / DEADLINE_EXCEEDED after the retries allowed (final: `retryable` is False)."""
 
 
 def _api_error(message: str, code: grpc.StatusCode | None) -> XaiApiError:
+    """The final error of an RPC. Never retryable: the transient codes were already retried
+    within storyc's bound (a step-level retry on top would multiply it, e.g. DEADLINE_EXCEEDED
+    tried 10 times instead of twice), and every other code is not retried at all."""
     name = code.name if code is not None else "UNKNOWN"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return XaiRateLimited(message, code=name, retryable=True)
+        return XaiRateLimited(message, code=name, retryable=False)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return XaiUnavailable(message, code=name, retryable=True)
+        return XaiUnavailable(message, code=name, retryable=False)
     return XaiApiError(message, code=name, retryable=False)
 
 
@@ -527,7 +533,8 @@ class XaiBackend:
             if result.status == deferred_pb2.DeferredStatus.EXPIRED:
                 journal.finished(job_key)
                 if restarts >= self.config.expired_restarts:
-                    raise BackendError(f"{step}: the video job expired again after a restart", retryable=True)
+                    # final: a step retry would start (and maybe pay for) more jobs
+                    raise BackendError(f"{step}: the video job expired again after a restart")
                 restarts += 1
                 tally.retries += 1
                 request_id = None
@@ -587,9 +594,8 @@ class XaiBackend:
             if time.monotonic() >= deadline:
                 raise BackendError(
                     f"{step}: video job {request_id} still pending after {self.config.video_timeout_s:.0f} s; "
-                    f"the next build re-attaches to it",
-                    retryable=True,
-                )
+                    f"the next build re-attaches to it"
+                )  # final: STORYC_XAI_VIDEO_TIMEOUT is the polling limit, not a fifth of it
             self._closed.wait(self.config.poll_interval_s)  # close() ends the wait at once
 
     # ── chat: vision and planning ──────────────────────────────────────────
@@ -600,9 +606,8 @@ class XaiBackend:
             first = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "answer"
             raise BackendError(
-                redact(f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})"),
-                retryable=True,
-            ) from None
+                redact(f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})")
+            ) from None  # not retried: asking again is a new paid call the rules do not allow
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
         step = self._step(req, f"judge:{req.kind}")
