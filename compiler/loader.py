@@ -554,6 +554,12 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
                 _diag(shown, line, column, E_DURATION, f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}")
             )
             continue
+        if field_name == "chain_from":  # a union: pydantic's first member error ("whole number") tells half of it
+            unquote = " (write the number without quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
+            out.append(
+                _diag(shown, line, column, E_SCHEMA, f"{where}: must be an earlier scene_id or none, not {_shorten(value)}{unquote}")
+            )
+            continue
         out.append(_diag(shown, line, column, E_SCHEMA, f"{where}: {_friendly(err, value)}"))
     return out
 
