@@ -308,6 +308,14 @@ def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
         backend.generate_image(image_req(tmp_path, step="keyframe:3"))
     assert fake_xai.count("GenerateImage") == 4
 
+    fake_xai.inject("GenerateImage", "moderation", times=2)
+    sheet = ImageRequest(
+        prompt="Watercolor style. Ember.", model="grok-imagine-image", aspect_ratio="1:1", resolution="720p",
+        dest=tmp_path / "sheet.jpg", hints={"step_id": "character:Ember", "name": "Ember"},
+    )
+    with pytest.raises(ModerationBlocked, match="character Ember.*rewrite Ember's visual_description"):
+        backend.generate_image(sheet)
+
 
 def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
@@ -319,8 +327,10 @@ def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_x
     assert prompts[1].startswith(prompts[0])  # the style lock stays first
 
     fake_xai.inject("GenerateVideo", "moderation", times=2)
-    with pytest.raises(ModerationBlocked, match="video:2"):
-        backend.image_to_video(video_req(tmp_path, image=start, step="video:2"), job_key="video:2", journal=journal)
+    req = video_req(tmp_path, image=start, step="video:2")
+    req = VideoRequest(**{**req.__dict__, "hints": {**req.hints, "scene_id": 2}})
+    with pytest.raises(ModerationBlocked, match=r"video:2: .*scene 2.*rewrite scene 2's action"):
+        backend.image_to_video(req, job_key="video:2", journal=journal)
     assert journal.jobs == {}
 
 

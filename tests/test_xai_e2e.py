@@ -289,6 +289,7 @@ def test_moderation_block_twice_names_the_scene(fake, tmp_path):
     result = run_build(story, tmp_path / "out", fake)
     assert result.exit_code == 1 and "moderation" in result.output
     assert "video:" in result.output and "Traceback" not in result.output
+    assert "rewrite scene 1's action, description or mood" in result.output  # names the scene
 
 
 @pytest.mark.parametrize(

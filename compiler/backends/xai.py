@@ -403,10 +403,22 @@ class XaiBackend:
         return str(req.hints.get("step_id") or default) if getattr(req, "hints", None) else default
 
     @staticmethod
-    def _blocked(step: str, what: str) -> ModerationBlocked:
+    def _blocked(step: str, what: str, req: Any) -> ModerationBlocked:
+        """Name what the author must rewrite: the scene (or the character) in story terms."""
+        hints = getattr(req, "hints", None) or {}
+        if hints.get("scene_id") is not None:
+            subject = f"scene {hints['scene_id']}"
+            fix = f"rewrite scene {hints['scene_id']}'s action, description or mood"
+        elif hints.get("name"):
+            subject = f"character {hints['name']}"
+            fix = f"rewrite {hints['name']}'s visual_description"
+        else:
+            subject, fix = "this step", "rewrite this step's text"
         return ModerationBlocked(
-            f"{step}: xAI moderation blocked the {what} prompt, and the reworded prompt too; "
-            f"rewrite this step's text (its action, description or mood) and build again"
+            redact(
+                f"{step}: xAI moderation blocked the {what} prompt of {subject}, and the reworded prompt too; "
+                f"{fix} and build again"
+            )
         )
 
     # ── images ─────────────────────────────────────────────────────────────
@@ -441,7 +453,7 @@ class XaiBackend:
                     tally.retries += 1
                     tally.meta["reworded"] = True
                     continue
-                raise self._blocked(step, "image") from None
+                raise self._blocked(step, "image", req) from None
             self._download(url, req.dest, ("jpeg", "png"), MAX_IMAGE_BYTES, step, tally)
             tally.meta["cost_source"] = "usage" if reported is not None else "price_table"
             return tally.result(req.dest, "image")
@@ -561,7 +573,7 @@ class XaiBackend:
                 if video.respect_moderation:
                     raise BackendError(f"{step}: xAI returned no video URL", retryable=True) from None
                 if reworded:
-                    raise self._blocked(step, "video") from None
+                    raise self._blocked(step, "video", req) from None
                 reworded = True
                 prompt = self._reword(prompt)
                 tally.retries += 1
