@@ -523,12 +523,16 @@ def _validate(data: dict, source: SourceMap, shown: str) -> Story:
         return Story.model_validate(data)
     except ValidationError as exc:
         diagnostics = _map_validation_errors(exc, data, source, shown)
-    raise StorycError(sorted(set(diagnostics)))
+    # Diagnostics compare by position and code only: dedupe on the message too, or two
+    # different problems at one node would collapse into one.
+    unique = {(d.path, d.line, d.column, d.code, d.message): d for d in diagnostics}
+    raise StorycError(sorted(unique.values()))
 
 
 def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, shown: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen_locs: set[tuple] = set()
+    missing: dict[tuple, list[str]] = {}  # mapping loc -> its missing fields, reported as one diagnostic
     for err in exc.errors(include_url=False):
         loc = _data_loc(tuple(err["loc"]), data)
         kind = err["type"]
@@ -541,8 +545,7 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
             out.append(_diag(shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"))
             continue
         if kind == "missing":
-            line, column = source.position(loc[:-1])
-            out.append(_diag(shown, line, column, E_MISSING_FIELD, f"{_describe(loc[:-1])} is missing required field '{field_name}'"))
+            missing.setdefault(loc[:-1], []).append(str(field_name))
             continue
         if loc in seen_locs:  # unions report one error per member: keep the first
             continue
@@ -561,6 +564,11 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
             )
             continue
         out.append(_diag(shown, line, column, E_SCHEMA, f"{where}: {_friendly(err, value)}"))
+    for parent, names in missing.items():
+        line, column = source.position(parent)
+        quoted = [f"'{name}'" for name in names]
+        what = f"field {quoted[0]}" if len(quoted) == 1 else f"fields {', '.join(quoted[:-1])} and {quoted[-1]}"
+        out.append(_diag(shown, line, column, E_MISSING_FIELD, f"{_describe(parent)} is missing required {what}"))
     return out
 
 
@@ -618,7 +626,10 @@ def _describe(loc: tuple) -> str:
 def _friendly(err: dict, value: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    got = f" (got {_type_name(value)} {_shorten(value)})" if value is not None or kind.endswith("_type") else ""
+    if value is None:
+        got = " (got an empty value)" if kind.endswith("_type") else ""
+    else:
+        got = f" (got {_type_name(value)} {_shorten(value)})"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')}, not {_shorten(value)}"
     if kind in ("string_type",):
