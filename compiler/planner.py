@@ -115,32 +115,34 @@ def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: 
     return plan.model_copy(update={"title": f"{title} (offline skeleton)", "characters": cast, "scenes": shots})
 
 
-def plan_to_story_data(plan: StoryPlan) -> dict[str, Any]:
-    """The seed's StoryPlan as storyc story data, in the examples' key order."""
-    data = plan.model_dump(mode="json")
-    return {
-        "version": 1,
-        "title": data["title"],
-        "style": data["style"],
-        "aspect_ratio": data.get("aspect_ratio") or "16:9",
-        "resolution": "720p",
-        "color_palette": data["color_palette"],
-        "characters": [
-            {k: c[k] for k in ("name", "role", "visual_description", "personality_cues") if k in c}
-            for c in data["characters"]
-        ],
-        "scenes": [
-            {
-                k: s[k]
-                for k in (
-                    "scene_id", "title", "description", "characters_present", "setting",
-                    "camera", "mood", "action", "duration_seconds", "transition",
-                )
-                if k in s
-            }
-            for s in data["scenes"]
-        ],
-    }
+CHARACTER_KEYS = ("name", "role", "visual_description", "personality_cues")
+SCENE_KEYS = (
+    "scene_id", "title", "description", "characters_present", "setting",
+    "camera", "mood", "action", "duration_seconds", "transition",
+)
+
+
+def plan_to_story_data(plan: StoryPlan | dict[str, Any]) -> dict[str, Any]:
+    """The seed's StoryPlan as storyc story data, in the examples' key order. A plain dict
+    (a model answer that did not validate) is converted as far as it goes: what is missing
+    or malformed stays so, for the loader and lint to point at."""
+    data = plan.model_dump(mode="json") if isinstance(plan, StoryPlan) else dict(plan)
+
+    def pick(item: Any, keys: tuple[str, ...]) -> Any:
+        return {k: item[k] for k in keys if k in item} if isinstance(item, dict) else item
+
+    out: dict[str, Any] = {"version": 1}
+    for key in ("title", "style"):
+        if key in data:
+            out[key] = data[key]
+    out["aspect_ratio"] = data.get("aspect_ratio") or "16:9"
+    out["resolution"] = "720p"
+    if "color_palette" in data:
+        out["color_palette"] = data["color_palette"]
+    for key, keys in (("characters", CHARACTER_KEYS), ("scenes", SCENE_KEYS)):
+        items = data.get(key, [])
+        out[key] = [pick(item, keys) for item in items] if isinstance(items, list) else items
+    return out
 
 
 def schema_reference(story_path: Path) -> str:
@@ -226,6 +228,19 @@ def _header(concept: str, backend: str, model: str, skeleton: bool) -> list[str]
     return lines
 
 
+def _answer_object(answer: Any) -> dict[str, Any] | None:
+    """A raw structured-output answer as a JSON object, else None (nothing worth writing)."""
+    import json
+
+    if not isinstance(answer, str):
+        return None
+    try:
+        value = json.loads(answer)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -271,21 +286,33 @@ def run_plan(
     )
     owned = backend is None
     backend = backend if backend is not None else make_plan_backend(name)
+    notes = []
+    invalid = None  # the model's answer, when it did not validate as a StoryPlan
     try:
         plan, result = backend.plan(system_prompt, user_prompt, model)
+    except Exception as exc:
+        # A paid answer that fails validation (a 20 s scene, a missing field) is still
+        # written, like one that fails lint: the loader and lint then point at the problem.
+        invalid = _answer_object(getattr(exc, "answer", None))
+        if invalid is None:
+            raise
+        plan, result = invalid, exc
+        notes.append(f"{exc}; written as answered, fix it in the file")
     finally:
         if owned:
             backend.close()
     skeleton = name == "offline"
-    notes = []
     if skeleton:
         plan = fit_skeleton(plan, concept, characters, scenes)
-    else:
+    elif invalid is None:
         for what, wanted, got in (("characters", characters, len(plan.characters)), ("scenes", scenes, len(plan.scenes))):
             if wanted and wanted != got:
                 notes.append(f"asked for {wanted} {what}, the model planned {got}")
     data = plan_to_story_data(plan)
-    text = render_story_yaml(data, header=_header(concept, name, model, skeleton), schema_ref=schema_reference(out))
+    header = _header(concept, name, model, skeleton)
+    if invalid is not None:
+        header.insert(1, "The model's answer did not validate as a StoryPlan: see `storyc lint` for what to fix.")
+    text = render_story_yaml(data, header=header, schema_ref=schema_reference(out))
     write_atomically(out, text)
     diagnostics, lint_ran = lint_written(out)
     return PlanOutcome(

@@ -140,6 +140,35 @@ def test_a_plan_outside_the_story_format_is_still_written(xai_env, tmp_path):
     assert f"{out}:" in result.output and "error" in result.output
 
 
+def test_an_answer_failing_storyplan_validation_is_still_written(xai_env, tmp_path):
+    """A paid answer with a 20 s scene (StoryPlan allows 3-15) is written for the author to fix."""
+
+    def too_long(p):
+        p["scenes"][1]["duration_seconds"] = 20
+        return p
+
+    xai_env.plan_patch = too_long
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 1 and "fails lint" in result.output
+    assert "not a valid StoryPlan (scenes.1.duration_seconds" in result.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# yaml-language-server: $schema=")
+    assert "did not validate" in lines[2]  # after "Planned by ..."
+    [diag] = [line for line in result.output.splitlines() if line.startswith(f"{out}:")]
+    assert " error " in diag
+    assert "duration_seconds: 20" in lines[int(diag.split(":")[1]) - 1]  # positioned at the culprit
+    assert xai_env.count("GetCompletion") == 1  # not asked again
+
+
+def test_an_answer_that_is_not_json_is_a_clear_error_and_no_file(xai_env, tmp_path):
+    xai_env.inject("GetCompletion", "bad_json")
+    out = tmp_path / "s.yaml"
+    result = plan(CONCEPT, "-o", str(out), "--backend", "xai")
+    assert result.exit_code == 1 and "not a valid StoryPlan" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_refuses_to_overwrite_without_force(xai_env, tmp_path):
     out = tmp_path / "s.yaml"
     out.write_text("mine\n")

@@ -116,6 +116,35 @@ def _api_error(message: str, code: grpc.StatusCode | None) -> XaiApiError:
     return XaiApiError(message, code=name, retryable=False)
 
 
+class InvalidAnswer(BackendError):
+    """A structured-output answer that does not validate. `answer` is its raw JSON text
+    (so `storyc plan` can still write it for the author to fix), `cost_usd` the call's estimate."""
+
+    def __init__(self, message: str, *, answer: str | None, cost_usd: float):
+        super().__init__(message, retryable=False)
+        self.answer = answer
+        self.cost_usd = cost_usd
+
+
+class _KeepAnswer:
+    """Stands in for a pydantic model in `chat.parse(shape)` (which reads the schema from it
+    and validates the answer with it) and keeps the raw answer text."""
+
+    def __init__(self, model: type[pydantic.BaseModel]):
+        self.model = model
+        self.answer: str | None = None
+
+    def model_json_schema(self, *args: Any, **kwargs: Any) -> dict:
+        return self.model.model_json_schema(*args, **kwargs)
+
+    def model_validate_json(self, text: Any, *args: Any, **kwargs: Any) -> Any:
+        self.answer = text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
+        return self.model.model_validate_json(text, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # anything else chat.parse may read
+        return getattr(self.model, name)
+
+
 class VideoJobFailed(BackendError):
     """The provider reported the video job FAILED."""
 
@@ -612,13 +641,16 @@ class XaiBackend:
 
     # ── chat: vision and planning ──────────────────────────────────────────
     def _parse(self, kind: str, step: str, tally: _Tally, chat: Any, shape: type[T]) -> tuple[Any, T]:
+        keeper = _KeepAnswer(shape)
         try:
-            return self._rpc(kind, step, tally, lambda: chat.parse(shape))
+            return self._rpc(kind, step, tally, lambda: chat.parse(keeper))
         except pydantic.ValidationError as exc:
             first = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "answer"
-            raise BackendError(
-                redact(f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})")
+            raise InvalidAnswer(
+                redact(f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})"),
+                answer=keeper.answer,
+                cost_usd=pricing.chat_cost(),  # paid, but the usage went down with the parse
             ) from None  # not retried: asking again is a new paid call the rules do not allow
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
