@@ -154,6 +154,64 @@ def test_single_edit_uses_image_url_and_multi_edit_image_urls_in_slot_order(back
     assert (tmp_path / "three.jpg").exists()
 
 
+@pytest.mark.parametrize("ratio, story_resolution", [("16:9", "720p"), ("9:16", "480p"), ("1:1", "720p")])
+def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tmp_path, ratio, story_resolution):
+    """Images: the SDK's ImageResolution is "1k"/"2k" only (~1 MP, above a 720p frame), so a
+    story's 720p/480p sends 1k; videos send the story's 480p/720p, ratio and duration."""
+    from xai_sdk.proto import image_pb2, video_pb2
+
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3, ratio=ratio)
+    req = ImageRequest(
+        prompt="Watercolor style. A fox.", model="grok-imagine-image", aspect_ratio=ratio,
+        resolution=story_resolution, dest=tmp_path / "i.jpg", hints={"step_id": "keyframe:1"},
+    )
+    backend.generate_image(req)
+    video = VideoRequest(
+        prompt="Slow dolly.", model="grok-imagine-video", dest=tmp_path / "v.mp4", image=start, duration_s=4,
+        aspect_ratio=ratio, resolution=story_resolution, hints={"step_id": "video:1"},
+    )
+    backend.image_to_video(video, job_key="video:1")
+    backend.edit_video(
+        VideoRequest(**{**video.__dict__, "image": None, "video": tmp_path / "v.mp4", "dest": tmp_path / "c.mp4"}),
+        job_key="video:1:c1",
+    )
+    [image] = fake_xai.requests("GenerateImage")
+    assert image.request.resolution == image_pb2.IMG_RESOLUTION_1K
+    assert image_pb2.ImageAspectRatio.Name(image.request.aspect_ratio) == "IMG_ASPECT_RATIO_" + ratio.replace(":", "_")
+    assert image.request.format == image_pb2.IMG_FORMAT_URL and image.request.n == 1
+    start_call, edit_call = fake_xai.requests("GenerateVideo")
+    assert video_pb2.VideoResolution.Name(start_call.request.resolution) == f"VIDEO_RESOLUTION_{story_resolution.upper()}"
+    assert video_pb2.VideoAspectRatio.Name(start_call.request.aspect_ratio) == "VIDEO_ASPECT_RATIO_" + ratio.replace(":", "_")
+    assert start_call.request.duration == 4 and start_call.request.HasField("image")
+    # a video edit keeps its input's duration, ratio and resolution: none are sent
+    for name in ("duration", "aspect_ratio", "resolution", "image"):
+        assert not edit_call.request.HasField(name), name
+    assert edit_call.request.video.url.startswith("data:video/mp4;base64,")
+
+
+def test_the_fake_refuses_what_the_real_service_refuses(fake_xai):
+    """The fake's request checks have teeth: a wrong call fails with INVALID_ARGUMENT."""
+    import grpc
+    import xai_sdk
+
+    client = xai_sdk.Client(api_key=TEST_KEY, api_host=fake_xai.host, use_insecure_channel=True, timeout=10)
+    uri = "data:image/jpeg;base64," + base64.b64encode(make_jpeg(seed=1)).decode()
+    try:
+        for call in (
+            lambda: client.image.sample(prompt="p", model="m", image_urls=[uri] * 4),
+            lambda: client.image.sample(prompt="p", model="m", image_url="file:///etc/passwd"),
+            lambda: client.video.start(prompt="p", model="m", image_url=uri, duration=16),
+            lambda: client.video.start(prompt="p", model="m", video_url="data:video/mp4;base64,"
+                                       + base64.b64encode(make_mp4(9)).decode()),
+            lambda: client.image.sample(prompt=" ", model="m"),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        client.close()
+
+
 def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fake_xai, tmp_path):
     refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(4)]
     result = backend.edit_image(image_req(tmp_path, refs[:3]))

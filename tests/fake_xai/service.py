@@ -8,6 +8,10 @@ metadata; faults are injected per method, consumed in order:
 
     fake.inject("GenerateImage", "resource_exhausted", times=2)
 
+Requests the real service would refuse (empty prompt, more than 3 input images, a
+duration outside 1-15 s, a video edit input over 8.7 s, inputs that are neither https nor
+data URIs) end in INVALID_ARGUMENT, so a wrong call fails here as it would there.
+
 Faults: unavailable, resource_exhausted, deadline_exceeded, echo_key (an error whose
 details echo the authorization header), moderation, failed / expired (GenerateVideo:
 the job ends so), asset_404, truncated / truncated_once (the result URL's body),
@@ -89,6 +93,47 @@ class Job:
     asset_mode: str = "ok"
     url: str = ""
     duration: float = 0.0
+
+
+# What the real service refuses (xai-facts.md limits), so a wrong call fails here as there.
+MAX_IMAGE_INPUTS = 3
+VIDEO_SECONDS = (1, 15)
+VIDEO_EDIT_MAX_S = 8.7
+
+
+def request_problem(method: str, request) -> str | None:
+    """Why the real service would refuse `request` (INVALID_ARGUMENT), else None."""
+    if not request.prompt.strip():
+        return "prompt is empty"
+    if not request.model:
+        return "model is empty"
+    inputs = ([request.image.image_url] if request.HasField("image") else []) + [
+        i.image_url for i in getattr(request, "images", [])
+    ]
+    if method == "GenerateImage":
+        if request.HasField("image") and len(request.images):
+            return "image and images are exclusive"
+        if len(inputs) > MAX_IMAGE_INPUTS:
+            return f"at most {MAX_IMAGE_INPUTS} input images, got {len(inputs)}"
+    if method == "GenerateVideo":
+        if request.HasField("image") and request.HasField("video"):
+            return "image and video are exclusive"
+        if request.HasField("duration") and not VIDEO_SECONDS[0] <= request.duration <= VIDEO_SECONDS[1]:
+            return f"duration must be {VIDEO_SECONDS[0]}-{VIDEO_SECONDS[1]} s, got {request.duration}"
+        if request.HasField("video"):
+            url = request.video.url
+            if not (url.startswith("https://") or url.startswith("data:video/")):
+                return "video url must be https or a data:video/ URI"
+            data = decode_data_uri(url)
+            seconds = probe_duration(data) if data else None
+            if seconds is not None and seconds > VIDEO_EDIT_MAX_S + 0.05:
+                return f"video edit input is {seconds:.2f} s, over {VIDEO_EDIT_MAX_S} s"
+    for url in inputs:
+        if not (url.startswith("https://") or url.startswith("data:image/")):
+            return "input images must be https URLs or data:image/ URIs"
+        if url.startswith("data:") and decode_data_uri(url) is None:
+            return "malformed data URI"
+    return None
 
 
 def decode_data_uri(uri: str) -> bytes | None:
@@ -188,6 +233,11 @@ class FakeXai:
             context.abort(RPC_FAULTS[fault], details)
         return fault
 
+    def _validate(self, method: str, request, context) -> None:
+        problem = request_problem(method, request)
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {method} request: {problem}")
+
     def _media_usage(self, usd: float) -> usage_pb2.SamplingUsage:
         if self.report_media_cost:
             return usage_pb2.SamplingUsage(cost_in_usd_ticks=int(round(usd / 1e-10)))
@@ -222,6 +272,7 @@ class _Image(image_pb2_grpc.ImageServicer):
 
     def GenerateImage(self, request, context):
         fault = self.fake._enter("GenerateImage", request, context)
+        self.fake._validate("GenerateImage", request, context)
         ratio = _IMG_RATIO.get(request.aspect_ratio, "16:9")
         n = request.n or 1
         images = []
@@ -244,6 +295,7 @@ class _Video(video_pb2_grpc.VideoServicer):
 
     def GenerateVideo(self, request, context):
         fault = self.fake._enter("GenerateVideo", request, context)
+        self.fake._validate("GenerateVideo", request, context)
         request_id = f"vid-{next(self.fake._ids):06d}"
         duration = float(request.duration or 8)
         if request.HasField("video"):  # an edit keeps its input's duration
