@@ -513,7 +513,8 @@ def _search_path(story_path: Path | None, override_dir: Path | None) -> list[Pat
     if override_dir is not None:
         search.append(Path(override_dir))
     if story_path is not None:
-        search.append(Path(story_path).resolve().parent / "prompts")
+        # Beside the story as given (like its image paths): diagnostics keep the path the user typed.
+        search.append(Path(story_path).parent / "prompts")
     search.append(prompts_dir())
     # The same folder twice (a story at the repo root) is harmless but pointless.
     unique: list[Path] = []
