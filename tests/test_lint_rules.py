@@ -39,10 +39,14 @@ CASES = _load_cases()
 def _write_case(tmp_path: Path, case: dict) -> Path:
     folder = tmp_path / "story"
     folder.mkdir()
-    for name in case.get("files", []):
+    files = case.get("files", [])
+    for name in files:
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(b"\x89PNG\r\n\x1a\n")
+        if isinstance(files, dict):  # name: text (e.g. a prompts/ override)
+            target.write_text(files[name], encoding="utf-8")
+        else:
+            target.write_bytes(b"\x89PNG\r\n\x1a\n")
     story = folder / "story.yaml"
     if "story_bytes_hex" in case:
         story.write_bytes(bytes.fromhex(case["story_bytes_hex"]))

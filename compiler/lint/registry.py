@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import budget, names, references, style
+from storyc.lint import budget, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -33,6 +33,7 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     references.E304BadChainFrom,
     names.E305UnsafeName,
     references.E306MissingImageFile,
+    templates.E501TemplateError,
     budget.W401ReferenceImageBudget,
     budget.W402DurationBeyondVideoEdit,
     style.W403ShortVisualDescription,

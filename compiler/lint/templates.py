@@ -1,0 +1,68 @@
+"""Rules about the story's own prompt templates: a `prompts/` folder beside the story
+overrides the packaged ones, and a build renders them before its first call. Lint renders
+them too, so a broken override fails in CI's `storyc lint`, not at build time."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from storyc.diagnostics import Diagnostic, StorycError
+from storyc.lint.base import LintContext, Rule
+
+# Sample inputs for the templates whose inputs only exist during a build (a vision
+# check's fix, a drift report, a blocked prompt).
+_SAMPLE_ELEMENT = "the scarf"
+_SAMPLE_FIX = "make it emerald green"
+_SAMPLE_ISSUES = ["the scarf turned red"]
+
+
+def _render_every_template(ctx: LintContext) -> None:
+    """Render every prompt a build of this story renders; raises StorycError (E501)."""
+    from storyc.prompts import PromptSet, prompt_listing
+
+    prompts = PromptSet(ctx.story, story_path=ctx.loaded.path)
+    entries = prompt_listing(prompts)
+    prompts.fix_edit(_SAMPLE_ELEMENT, _SAMPLE_FIX)
+    if ctx.story.scenes:
+        prompts.video_fix(0, _SAMPLE_ISSUES)
+    for entry in entries[:1]:
+        if entry["prompt"]:
+            prompts.reword(entry["prompt"])
+
+
+class E501TemplateError(Rule):
+    """A template in the story's ``prompts/`` folder fails to render: a syntax error, an
+    unknown variable (templates run with StrictUndefined), or an attempt the sandbox
+    refuses. The diagnostic points at the template's line. Only checked when the folder
+    exists; the packaged templates are tested with storyc.
+
+    In ``prompts/video.j2``.
+
+    Bad::
+
+        {{ style }} {{ scene.descripton }}
+
+    Good::
+
+        {{ style | sentence }} {{ scene.action | capfirst | sentence }}
+    """
+
+    code = "E501"
+    summary = "template in the story's prompts/ folder fails to render"
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        folder = ctx.loaded.base_dir / "prompts"
+        if not folder.is_dir() or not any(folder.glob("*.j2")):
+            return
+        from storyc.resources import prompts_dir
+
+        if folder.resolve() == prompts_dir().resolve():
+            return  # a story in storyc's own source folder: these are the packaged templates
+        try:
+            _render_every_template(ctx)
+        except StorycError as exc:
+            yield from (d for d in exc.diagnostics if d.code == self.code)
+        except Exception:
+            # A story with semantic errors (unknown character, bad chain_from) cannot be
+            # rendered; those errors are reported by their own rules.
+            return
