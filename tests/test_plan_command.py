@@ -42,6 +42,7 @@ def test_plan_with_xai_writes_a_story_that_lints_clean(xai_env, tmp_path):
     assert call.texts() == [system_prompt, user_prompt]
     assert '"StoryPlan"' in call.request.response_format.schema
     assert call.metadata["authorization"] == f"Bearer {TEST_KEY}"
+    assert call.request.model == "grok-4-1-fast-non-reasoning"  # the planning default
 
     text = out.read_text()
     lines = text.splitlines()
@@ -74,6 +75,12 @@ def test_default_backend_is_xai_when_the_key_is_set(xai_env, tmp_path):
     result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"))
     assert result.exit_code == 0 and "backend xai (default: XAI_API_KEY is set)" in result.output
     assert xai_env.count("GetCompletion") == 1
+
+
+def test_model_option_reaches_the_service(xai_env, tmp_path):
+    assert plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), "--backend", "xai", "--model", "grok-custom").exit_code == 0
+    [call] = xai_env.requests("GetCompletion")
+    assert call.request.model == "grok-custom"
 
 
 def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):

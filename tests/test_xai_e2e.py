@@ -38,11 +38,16 @@ FAST_ENV = {
 runner = CliRunner()
 
 
-def write_story(folder: Path) -> Path:
+MODELS = {"image": "img-model-x", "video": "vid-model-y", "chat": "chat-model-z", "vision": "vis-model-w"}
+
+
+def write_story(folder: Path, models: dict | None = None) -> Path:
     """3 scenes: [Ember, Sage] fresh (2 refs), [Sage, Ember] chained (3 refs), [Ember] with
     chain_from: none (1 ref: the single-image edit)."""
     plan = story_plan("Create a visual story plan for: a fox and an owl\nUse exactly 2 characters. Use exactly 3 scenes.")
     data = plan_to_story_data(StoryPlan.model_validate(plan))
+    if models:
+        data["models"] = models
     for scene in data["scenes"]:
         scene["duration_seconds"] = SCENE_SECONDS
     data["scenes"][1]["characters_present"] = ["Sage", "Ember"]
@@ -89,7 +94,7 @@ def built(_fake_xai_server, tmp_path_factory):
     low_last_frame = first_time("last frame of the video clip of scene 1,")
     fake.score_fn = lambda text: low_keyframe(text) or low_last_frame(text)
     folder = tmp_path_factory.mktemp("e2e")
-    story = write_story(folder)
+    story = write_story(folder, models=MODELS)
     out = folder / "out"
     result = run_build(story, out, fake)
     calls = fake.requests()
@@ -125,6 +130,11 @@ def test_build_writes_the_full_output_folder_and_a_valid_video(built):
         frame = next(container.decode(video=0))
         assert frame.width > frame.height  # 16:9
     assert built.report["backend"] == "xai"
+
+
+def test_the_story_models_reach_the_service(built):
+    for method, model in (("GenerateImage", "image"), ("GenerateVideo", "video"), ("GetCompletion", "vision")):
+        assert {c.request.model for c in calls_of(built, method)} == {MODELS[model]}, method
 
 
 def test_every_image_and_video_prompt_starts_with_the_style_lock(built):
