@@ -393,6 +393,21 @@ def test_cli_prompts_errors(tmp_path):
     assert runner.invoke(app, ["prompts", str(FOX), "--prompts", str(tmp_path / "nodir")]).exit_code == 2
 
 
+def test_cli_prompts_broken_story_template_fails_unless_prompts_replaces_it(tmp_path):
+    story = copy_story(tmp_path)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "video.j2").write_text("{{ style }}\n{{ scene.descripton }}\n")
+    broken = runner.invoke(app, ["prompts", str(story)])
+    assert broken.exit_code == 1
+    assert f"{tmp_path / 'prompts' / 'video.j2'}:2:1: error E501 " in broken.output
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    (fixed / "video.j2").write_text("{{ style }} FIXED")
+    result = runner.invoke(app, ["prompts", str(story), "--prompts", str(fixed), "--scene", "1"])
+    assert result.exit_code == 0, result.output
+    assert "FIXED" in result.output
+
+
 def test_cli_prompts_hostile_override_is_a_diagnostic(tmp_path):
     (tmp_path / "keyframe.j2").write_text("{{ style }}\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
     result = runner.invoke(app, ["prompts", str(FOX), "--prompts", str(tmp_path)])
