@@ -47,6 +47,7 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     references.W411ImageFormat,
     references.W412ChainSourceWithoutChain,
     references.W413SceneIdsOutOfOrder,
+    templates.W414UnknownTemplateOverride,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)

@@ -4,9 +4,10 @@ them too, so a broken override fails in CI's `storyc lint`, not at build time.""
 
 from __future__ import annotations
 
+import difflib
 from typing import Iterator
 
-from storyc.diagnostics import Diagnostic, StorycError
+from storyc.diagnostics import Diagnostic, Severity, StorycError
 from storyc.lint.base import LintContext, Rule
 
 # Sample inputs for the templates whose inputs only exist during a build (a vision
@@ -66,3 +67,47 @@ class E501TemplateError(Rule):
             # A story with semantic errors (unknown character, bad chain_from) cannot be
             # rendered; those errors are reported by their own rules.
             return
+
+
+class W414UnknownTemplateOverride(Rule):
+    """A ``.j2`` file in the story's ``prompts/`` folder has no template's name, so it
+    overrides nothing and is silently unused: usually a typo. Partials that other
+    templates include are fine (by convention their names start with ``_``).
+
+    Bad::
+
+        prompts/vidoe.j2
+
+    Good::
+
+        prompts/video.j2
+        prompts/_lines.j2      (included by video.j2)
+    """
+
+    code = "W414"
+    summary = "file in the story's prompts/ folder overrides no template (a typo?)"
+    severity = Severity.WARNING
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        folder = ctx.loaded.base_dir / "prompts"
+        if not folder.is_dir():
+            return
+        from storyc.prompts import TEMPLATE_NAMES
+
+        known = set(TEMPLATE_NAMES)
+        files = sorted(folder.glob("*.j2"))
+        texts = {}
+        for path in files:
+            try:
+                texts[path.name] = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                texts[path.name] = ""
+        for path in files:
+            name = path.name[: -len(".j2")]
+            if name in known or name.startswith("_"):
+                continue
+            if any(path.name in text for other, text in texts.items() if other != path.name):
+                continue  # included by another template
+            match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {match[0]}.j2?" if match else f"templates are: {', '.join(sorted(known))}"
+            yield Diagnostic(str(path), 1, 1, self.code, self.severity, f"{path.name} overrides no template; {hint}")
