@@ -428,6 +428,23 @@ def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_pat
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
 
 
+def test_a_failed_call_reports_what_it_already_spent(backend, fake_xai, tmp_path):
+    """Paid work before the failure is on the error, for report.json and --max-cost."""
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", "asset_404")  # the job was done (and billed); its URL is gone
+    with pytest.raises(AssetExpired) as info:
+        backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1")
+    assert (info.value.spent_calls, info.value.spent_usd) == (1, pytest.approx(0.15))  # 3 s at 480p
+    fake_xai.inject("GenerateImage", "moderation", times=2)
+    with pytest.raises(ModerationBlocked) as info:
+        backend.generate_image(image_req(tmp_path))
+    assert (info.value.spent_calls, info.value.spent_usd) == (2, pytest.approx(0.04))
+    fake_xai.inject("GenerateImage", "invalid_argument")
+    with pytest.raises(XaiApiError) as info:
+        backend.generate_image(image_req(tmp_path))
+    assert (info.value.spent_calls, info.value.spent_usd) == (0, 0)  # refused: nothing billed
+
+
 def test_truncated_download_is_fetched_again(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "truncated_once")
     result = backend.generate_image(image_req(tmp_path))

@@ -34,9 +34,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import grpc
 import pydantic
@@ -124,6 +125,7 @@ class InvalidAnswer(BackendError):
         super().__init__(message, retryable=False)
         self.answer = answer
         self.cost_usd = cost_usd
+        self.spent_calls, self.spent_usd = 1, cost_usd  # as every failed paid call reports it
 
 
 class _KeepAnswer:
@@ -252,6 +254,19 @@ class _MemoryJournal:
     def finished(self, key: str) -> None:
         with self._lock:
             self._jobs.pop(key, None)
+
+
+@contextmanager
+def _spent_on_error(tally: _Tally) -> Iterator[None]:
+    """A call that fails after paid work (a video delivered to a dead URL, a reworded
+    attempt blocked again) still cost money: the error carries `spent_calls` and
+    `spent_usd`, so the caller can count it in report.json and against --max-cost."""
+    try:
+        yield
+    except BackendError as exc:
+        exc.spent_calls = tally.calls  # type: ignore[attr-defined]
+        exc.spent_usd = round(tally.cost, 6)  # type: ignore[attr-defined]
+        raise
 
 
 # ─── inline inputs ───────────────────────────────────────────────────────────
@@ -464,29 +479,30 @@ class XaiBackend:
             else:
                 kwargs["image_urls"] = uris  # slot order (design section 6)
         tally = _Tally(meta={"model": req.model, "n_inputs": len(refs)})
-        prompt = req.prompt
-        for attempt in range(2):
-            response = self._rpc(
-                "image", step, tally, lambda: self._client.image.sample(prompt=prompt, model=req.model, **kwargs)
-            )
-            tally.calls += 1
-            reported = response.cost_usd
-            tally.cost += reported if reported is not None else pricing.image_cost(n_inputs=len(refs))
-            try:
-                url = response.url
-            except ValueError:
-                if response.respect_moderation:
-                    raise BackendError(f"{step}: xAI returned no image URL", retryable=True) from None
-                if attempt == 0:
-                    prompt = self._reword(prompt)
-                    tally.retries += 1
-                    tally.meta["reworded"] = True
-                    continue
-                raise self._blocked(step, "image", req) from None
-            self._download(url, req.dest, ("jpeg", "png"), MAX_IMAGE_BYTES, step, tally)
-            tally.meta["cost_source"] = "usage" if reported is not None else "price_table"
-            return tally.result(req.dest, "image")
-        raise AssertionError("unreachable")
+        with _spent_on_error(tally):
+            prompt = req.prompt
+            for attempt in range(2):
+                response = self._rpc(
+                    "image", step, tally, lambda: self._client.image.sample(prompt=prompt, model=req.model, **kwargs)
+                )
+                tally.calls += 1
+                reported = response.cost_usd
+                tally.cost += reported if reported is not None else pricing.image_cost(n_inputs=len(refs))
+                try:
+                    url = response.url
+                except ValueError:
+                    if response.respect_moderation:
+                        raise BackendError(f"{step}: xAI returned no image URL", retryable=True) from None
+                    if attempt == 0:
+                        prompt = self._reword(prompt)
+                        tally.retries += 1
+                        tally.meta["reworded"] = True
+                        continue
+                    raise self._blocked(step, "image", req) from None
+                self._download(url, req.dest, ("jpeg", "png"), MAX_IMAGE_BYTES, step, tally)
+                tally.meta["cost_source"] = "usage" if reported is not None else "price_table"
+                return tally.result(req.dest, "image")
+            raise AssertionError("unreachable")
 
     def generate_image(self, req: ImageRequest) -> CallResult:
         if req.references:
@@ -545,81 +561,82 @@ class XaiBackend:
             tally.meta["reattached"] = request_id
         inline: dict[str, Any] | None = None  # data URIs built only if a job must be started
 
-        while True:
-            if request_id is None:
-                if inline is None:
-                    inline = {k: (v() if callable(v) else v) for k, v in start_args.items()}
-                started = self._rpc(
-                    "video",
-                    step,
-                    tally,
-                    lambda: self._client.video.start(prompt=prompt, model=req.model, **inline),
-                )
-                tally.calls += 1
-                request_id = started.request_id
-                # Persist the id before the first poll: a crash from here on loses no paid job.
-                journal.started(job_key, request_id)
-                reattached = False
-            tally.meta["request_id"] = request_id
-            try:
-                result = self._poll(request_id, step, tally)
-            except XaiApiError as exc:
-                if reattached and exc.code == "NOT_FOUND":
-                    # The provider no longer knows the journaled job: start a new one.
+        with _spent_on_error(tally):
+            while True:
+                if request_id is None:
+                    if inline is None:
+                        inline = {k: (v() if callable(v) else v) for k, v in start_args.items()}
+                    started = self._rpc(
+                        "video",
+                        step,
+                        tally,
+                        lambda: self._client.video.start(prompt=prompt, model=req.model, **inline),
+                    )
+                    tally.calls += 1
+                    request_id = started.request_id
+                    # Persist the id before the first poll: a crash from here on loses no paid job.
+                    journal.started(job_key, request_id)
+                    reattached = False
+                tally.meta["request_id"] = request_id
+                try:
+                    result = self._poll(request_id, step, tally)
+                except XaiApiError as exc:
+                    if reattached and exc.code == "NOT_FOUND":
+                        # The provider no longer knows the journaled job: start a new one.
+                        journal.finished(job_key)
+                        request_id, reattached = None, False
+                        continue
+                    raise
+
+                if result.status == deferred_pb2.DeferredStatus.EXPIRED:
                     journal.finished(job_key)
-                    request_id, reattached = None, False
+                    if restarts >= self.config.expired_restarts:
+                        # final: a step retry would start (and maybe pay for) more jobs
+                        raise BackendError(f"{step}: the video job expired again after a restart")
+                    restarts += 1
+                    tally.retries += 1
+                    request_id = None
                     continue
-                raise
+                if result.status == deferred_pb2.DeferredStatus.FAILED:
+                    journal.finished(job_key)
+                    code, message = "UNKNOWN", "no error details"
+                    if result.HasField("response") and result.response.HasField("error"):
+                        code = result.response.error.code or code
+                        message = result.response.error.message or message
+                    raise VideoJobFailed(redact(f"{step}: video generation failed [{code}]: {message}"), code=code)
 
-            if result.status == deferred_pb2.DeferredStatus.EXPIRED:
+                # DONE
+                if not result.HasField("response"):
+                    journal.finished(job_key)
+                    raise BackendError(f"{step}: the video job finished without a result", retryable=True)
+                video = VideoResponse(result.response)
+                reported = video.cost_usd
+                tally.cost += reported if reported is not None else table_cost
+                try:
+                    url = video.url
+                except ValueError:
+                    journal.finished(job_key)
+                    if video.respect_moderation:
+                        raise BackendError(f"{step}: xAI returned no video URL", retryable=True) from None
+                    if reworded:
+                        raise self._blocked(step, "video", req) from None
+                    reworded = True
+                    prompt = self._reword(prompt)
+                    tally.retries += 1
+                    tally.meta["reworded"] = True
+                    request_id = None
+                    continue
+                try:
+                    self._download(url, req.dest, ("mp4",), MAX_VIDEO_BYTES, step, tally)
+                except (AssetExpired, DownloadRefused):
+                    journal.finished(job_key)  # re-attaching would only find the same dead URL
+                    raise
+                # Other download errors keep the journal entry: the next build re-attaches and
+                # downloads again without paying for a new job.
                 journal.finished(job_key)
-                if restarts >= self.config.expired_restarts:
-                    # final: a step retry would start (and maybe pay for) more jobs
-                    raise BackendError(f"{step}: the video job expired again after a restart")
-                restarts += 1
-                tally.retries += 1
-                request_id = None
-                continue
-            if result.status == deferred_pb2.DeferredStatus.FAILED:
-                journal.finished(job_key)
-                code, message = "UNKNOWN", "no error details"
-                if result.HasField("response") and result.response.HasField("error"):
-                    code = result.response.error.code or code
-                    message = result.response.error.message or message
-                raise VideoJobFailed(redact(f"{step}: video generation failed [{code}]: {message}"), code=code)
-
-            # DONE
-            if not result.HasField("response"):
-                journal.finished(job_key)
-                raise BackendError(f"{step}: the video job finished without a result", retryable=True)
-            video = VideoResponse(result.response)
-            reported = video.cost_usd
-            tally.cost += reported if reported is not None else table_cost
-            try:
-                url = video.url
-            except ValueError:
-                journal.finished(job_key)
-                if video.respect_moderation:
-                    raise BackendError(f"{step}: xAI returned no video URL", retryable=True) from None
-                if reworded:
-                    raise self._blocked(step, "video", req) from None
-                reworded = True
-                prompt = self._reword(prompt)
-                tally.retries += 1
-                tally.meta["reworded"] = True
-                request_id = None
-                continue
-            try:
-                self._download(url, req.dest, ("mp4",), MAX_VIDEO_BYTES, step, tally)
-            except (AssetExpired, DownloadRefused):
-                journal.finished(job_key)  # re-attaching would only find the same dead URL
-                raise
-            # Other download errors keep the journal entry: the next build re-attaches and
-            # downloads again without paying for a new job.
-            journal.finished(job_key)
-            tally.meta["duration_s"] = video.duration
-            tally.meta["cost_source"] = "usage" if reported is not None else "price_table"
-            return tally.result(req.dest, "video")
+                tally.meta["duration_s"] = video.duration
+                tally.meta["cost_source"] = "usage" if reported is not None else "price_table"
+                return tally.result(req.dest, "video")
 
     def _poll(self, request_id: str, step: str, tally: _Tally):
         """Poll until the job leaves PENDING; returns the GetDeferredVideo response."""
