@@ -283,6 +283,17 @@ def test_expired_job_and_expired_url_are_regenerated(fake, tmp_path):
     assert len(fake.jobs) == 4  # 3 clips + the restart of the expired job (never delivered)
 
 
+def test_a_video_url_gone_before_download_is_regenerated_once(fake, tmp_path):
+    """The job was delivered but its URL 404s: the clip must be made again (a new job), the
+    journal must not re-attach to the dead URL, and only that clip is paid again."""
+    story = write_story(tmp_path)
+    fake.inject("GenerateVideo", "asset_404", times=1)
+    result = run_build(story, tmp_path / "out", fake)
+    assert result.exit_code == 0, result.output
+    assert len(fake.jobs) == 4  # 3 clips + the one regenerated
+    assert json.loads((tmp_path / "out" / "state.json").read_text())["jobs"] == {}
+
+
 def test_a_failed_video_is_a_clear_error(fake, tmp_path):
     story = write_story(tmp_path)
     fake.inject("GenerateVideo", "failed", times=1)
