@@ -470,6 +470,8 @@ class XaiBackend:
         refs = tuple(req.references)
         if len(refs) > MAX_REFERENCE_IMAGES:
             raise BackendError(f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}")
+        # The SDK's image resolution is "1k" (~1 MP) or "2k" (~4 MP), not the story's video
+        # 720p/480p: 1k already exceeds a 720p frame (0.92 MP), so every story sends 1k.
         kwargs: dict[str, Any] = {"aspect_ratio": req.aspect_ratio, "resolution": "1k", "image_format": "url"}
         if refs:
             budget = min(MAX_INLINE_IMAGE_BYTES, MESSAGE_BUDGET_BYTES * 3 // 4 // len(refs))
