@@ -26,9 +26,14 @@ def _render_every_template(ctx: LintContext) -> None:
     prompts.fix_edit(_SAMPLE_ELEMENT, _SAMPLE_FIX)
     if ctx.story.scenes:
         prompts.video_fix(0, _SAMPLE_ISSUES)
-    for entry in entries[:1]:
+    # reword.j2 branches on whether the blocked prompt starts with the style lock (an
+    # image or video prompt) or not (a vision check): render one of each.
+    first: dict[bool, str] = {}
+    for entry in entries:
         if entry["prompt"]:
-            prompts.reword(entry["prompt"])
+            first.setdefault(entry["kind"].startswith("check_"), entry["prompt"])
+    for prompt in first.values():
+        prompts.reword(prompt)
 
 
 class E501TemplateError(Rule):
