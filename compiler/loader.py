@@ -533,6 +533,7 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
     out: list[Diagnostic] = []
     seen_locs: set[tuple] = set()
     missing: dict[tuple, list[str]] = {}  # mapping loc -> its missing fields, reported as one diagnostic
+    misspelt: set[tuple] = set()  # loc of a missing field that an unknown key's hint already names
     for err in exc.errors(include_url=False):
         loc = _data_loc(tuple(err["loc"]), data)
         kind = err["type"]
@@ -542,6 +543,8 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
             line, column = source.key_position(loc)
             parent_model = _model_at(loc[:-1], data)
             hint = _did_you_mean(str(field_name), list(parent_model.model_fields) if parent_model else [])
+            if hint.startswith("; did you mean '"):
+                misspelt.add(loc[:-1] + (hint[len("; did you mean '") : -2],))
             out.append(_diag(shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"))
             continue
         if kind == "missing":
@@ -565,6 +568,11 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
             continue
         out.append(_diag(shown, line, column, E_SCHEMA, f"{where}: {_friendly(err, value)}"))
     for parent, names in missing.items():
+        # `titel: ...` is one mistake: its E202 says "did you mean 'title'?", so 'title' is
+        # not also reported missing.
+        names = [name for name in names if parent + (name,) not in misspelt]
+        if not names:
+            continue
         line, column = source.position(parent)
         quoted = [f"'{name}'" for name in names]
         what = f"field {quoted[0]}" if len(quoted) == 1 else f"fields {', '.join(quoted[:-1])} and {quoted[-1]}"

@@ -241,7 +241,7 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
             }
             n_refs = len(slots)
             per_iter_image = pricing.image_cost(n_refs) if n_refs else pricing.image_cost(0)
-            fix_image = pricing.image_cost(1)
+            fix_image = pricing.image_cost(2)  # the keyframe + the target's sheet
             vision = pricing.chat_cost(None, n_images=1 + len(char_deps))
             iters = q.max_keyframe_iterations
             add(

@@ -22,6 +22,7 @@ imports Prefect.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections import Counter
@@ -322,11 +323,32 @@ def _better(score: float, best: float | None) -> bool:
     return best is None or score > best
 
 
-def _fix_target(score: ConsistencyScore) -> tuple[str, str]:
-    """What a targeted fix edit should change: the worst-scoring character, and how."""
-    element = min(score.per_character, key=score.per_character.get) if score.per_character else "the scene"
-    fix = score.fix_prompt or "; ".join(score.issues) or "match the reference images exactly"
-    return element, fix
+# The fix_edit template already says "Change ONLY <element>: ... Keep everything else
+# identical. Do not alter any character not mentioned."; a judge asked for a fix_prompt
+# "of the form Change ONLY <element>: <fix>" returns that frame too, so it is unwrapped
+# here rather than sent twice.
+_CHANGE_ONLY = re.compile(r"^\s*change\s+only\s+(?:(?P<element>[^:]{1,120}):\s*)?(?P<fix>.*)$", re.I | re.S)
+_BOILERPLATE = re.compile(r"\s*(keep everything else (?:exactly )?identical|do not (?:alter|change) (?:any|anything|any character)[^.]*?not mentioned)\s*[.!]?", re.I)
+
+
+def _fix_target(score: ConsistencyScore) -> tuple[str, str, str]:
+    """What a targeted fix edit should change: (the worst-scoring character, the element
+    to name in the edit prompt, the fix itself without the template's own framing)."""
+    character = min(score.per_character, key=score.per_character.get) if score.per_character else "the scene"
+    element, fix = character, score.fix_prompt or ""
+    match = _CHANGE_ONLY.match(fix)
+    if match:
+        element = (match.group("element") or "").strip() or character
+        fix = match.group("fix")
+        # the judge's own element ("Sage's ribbon") names whose sheet anchors the fix
+        named = [n for n in score.per_character if re.match(rf"{re.escape(n)}\b", element)]
+        character = max(named, key=len) if named else character
+    fix = _BOILERPLATE.sub(" ", fix).strip()
+    if fix.rstrip(" .") in (element, character):  # "Change ONLY Ember." says what, not how
+        fix = ""
+    if not fix:
+        fix = "; ".join(score.issues) or "match the reference images exactly"
+    return character, element, fix
 
 
 def _url(result: CallResult, rel: str) -> str:
@@ -440,12 +462,15 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
             req_refs = tuple(refs)
             prompt = compose
             req_hints = {**hints, "attempt": iteration}
-        else:  # targeted fix of the best so far
-            element, fix = fix_note
+        else:  # targeted fix of the best so far, re-anchored on the character's sheet
+            character, element, fix = fix_note
+            sheet = judge_refs[judged.index(character)] if character in judged else None
+            if sheet is not None:  # design technique 7: fix against the sheet, not from memory
+                fix = f"{fix.rstrip('. ')}. {character} must look exactly as in reference image 2 (their character sheet)."
             prompt = ctx.prompts.fix_edit(element, fix)
             run.prompts[f"fix_{iteration}"] = prompt
-            req_refs = (best[1],)
-            req_hints = {**hints, "step": "fix", "attempt": iteration, "element": element, "fix": fix}
+            req_refs = (best[1], sheet) if sheet is not None else (best[1],)
+            req_hints = {**hints, "step": "fix", "attempt": iteration, "element": character, "fix": fix}
             edits += 1
 
         make = _image_call(ctx, dest, req_refs, req_hints)

@@ -24,6 +24,7 @@ class FakeBackend:
         self.fail_after = fail_after  # raise a permanent error once this many calls were made
         self.transient_every = transient_every
         self._judged = Counter()
+        self.image_requests = []  # (step_id, step, reference file names) per image call
         self._n = 0
         self._lock = threading.Lock()
 
@@ -44,6 +45,8 @@ class FakeBackend:
         from storyc import media
 
         self._tick("image", req.hints.get("step_id"))
+        with self._lock:
+            self.image_requests.append((req.hints.get("step_id"), req.hints.get("step"), tuple(Path(r).name for r in req.references)))
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
         refs = "".join(_sha(r) for r in req.references)  # like a real model, the output follows its inputs
         seed = hashlib.sha256((req.prompt + refs + repr(sorted(req.hints.items(), key=str))).encode()).digest()

@@ -108,7 +108,12 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
         assert (out / rel).is_file(), rel
     # the fix edit of keyframe 1 was sent the best image so far, with the fix template
     state = json.loads((out / "state.json").read_text())
-    assert "Change ONLY Ava: restore the colours" in state["steps"]["keyframe:1"]["prompts"]["fix_2"]
+    fix = state["steps"]["keyframe:1"]["prompts"]["fix_2"]
+    assert "Change ONLY Ava: restore the colours" in fix and fix.count("Change ONLY") == 1
+    assert fix.count("Keep everything else identical") == 1
+    # ... together with Ava's chosen sheet as reference image 2 (design technique 7)
+    fixes = [refs for sid, step, refs in backend.image_requests if sid == "keyframe:1" and step == "fix"]
+    assert fixes == [("scene_1_v1.jpg", "Ava_v2.jpg")]
     assert state["keyframes"][0]["edit_passes"] == 1 and state["videos"][1]["correction_passes"] == 1
     assert state["videos"][1]["video_path"] == "videos/scene_2_c1.mp4"  # the correction scored best
     assert state["final_video_path"] == "final_video.mp4" and state["jobs"] == {}
@@ -305,3 +310,22 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
         with limits.throttle("image"):
             pass
     assert time.perf_counter() - t0 >= 4 / 20.0 * 0.9  # 5 images at 20/s: at least 4 intervals
+
+
+@pytest.mark.parametrize("fix_prompt, expected", [
+    # the form the check prompts ask the judge for: unwrapped, so the template frames it once
+    ("Change ONLY Ember's scarf: make it emerald green. Keep everything else identical. "
+     "Do not alter any character not mentioned.", ("Ember", "Ember's scarf", "make it emerald green.")),
+    ("change only Sage: restore the silver plumage", ("Sage", "Sage", "restore the silver plumage")),
+    ("Make the scarf green", ("Ember", "Ember", "Make the scarf green")),
+    (None, ("Ember", "Ember", "Ember: scarf is red")),
+    ("Change ONLY Ember. Keep everything else identical.", ("Ember", "Ember", "Ember: scarf is red")),
+])
+def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
+    from storyc.model import ConsistencyScore
+    from storyc.steps import _fix_target
+
+    score = ConsistencyScore(overall_score=0.5, per_character={"Ember": 0.5, "Sage": 0.9},
+                             issues=["Ember: scarf is red"], fix_prompt=fix_prompt)
+    assert _fix_target(score) == expected
+

@@ -221,6 +221,38 @@ def test_wrong_keyframe_scores_low_and_a_fix_raises_it(tmp_path, sheets):
     assert after.per_character[other] == pytest.approx(score.per_character[other], abs=0.05)  # left alone
 
 
+def test_fix_edit_redraws_from_the_sheet_given_as_reference_2(tmp_path, sheets):
+    """A sheet made from a user's reference image looks nothing like the description's
+    figure: a fix must restore the sheet's figure (reference image 2), not redraw from text."""
+    backend = OfflineBackend()
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (60, 120), (30, 90, 200)).save(photo)
+    ember = tmp_path / "ember_ref_sheet.jpg"
+    backend.edit_image(sheet_request(ember, "Ember", references=(photo,)))
+    hints = keyframe_hints()
+    off_model = tmp_path / "ember_off_model.jpg"  # a model error: Ember's colours rotated
+    draw.hue_rotate(Image.open(ember).convert("RGBA"), 120).convert("RGB").save(off_model)
+    wrong = tmp_path / "wrong.jpg"
+    backend.edit_image(ImageRequest(prompt="compose", model="m", aspect_ratio="16:9", resolution="720p", dest=wrong,
+                                    references=(off_model, sheets["Sage"]), hints=hints))
+
+    def judge(image):
+        return backend.judge(JudgeRequest(kind="keyframe", prompt="c", model="v", image=image, references=(ember, sheets["Sage"]),
+                                          names=("Ember", "Sage"), hints={**hints, "step": "check_keyframe"}))[0]
+
+    before = judge(wrong)
+    assert before.per_character["Ember"] < 0.8 and before.fix_prompt.startswith("Change ONLY Ember")
+    fixed = {}
+    for label, references in (("text", (wrong,)), ("sheet", (wrong, ember))):
+        fixed[label] = tmp_path / f"fixed_{label}.jpg"
+        backend.edit_image(ImageRequest(prompt=before.fix_prompt, model="m", aspect_ratio="16:9", resolution="720p",
+                                        dest=fixed[label], references=references,
+                                        hints={**hints, "step": "fix", "element": "Ember", "fix": before.fix_prompt}))
+    with_sheet, from_text = judge(fixed["sheet"]), judge(fixed["text"])
+    assert with_sheet.per_character["Ember"] >= 0.8 > from_text.per_character["Ember"] + 0.2
+    assert with_sheet.per_character["Sage"] == pytest.approx(before.per_character["Sage"], abs=0.05)  # left alone
+
+
 def test_text_only_character_is_drawn_from_its_description(tmp_path, sheets):
     backend = OfflineBackend()
     hints = {**keyframe_hints(), "slots": [{"kind": "character", "name": "Ember"}], "text_only": ["Sage"]}

@@ -237,8 +237,9 @@ class OfflineBackend:
         )
 
     def _fix(self, req: ImageRequest, size: tuple[int, int]):
-        """A targeted edit: redraw the named character(s) from their description where
-        they stand, leaving the rest of the picture as it was."""
+        """A targeted edit: redraw the named character(s) where they stand, leaving the
+        rest of the picture as it was: from the sheet given as reference image 2 (the
+        character named in hints["element"]), else from the description."""
         from PIL import Image
 
         from storyc.backends import offline_draw as draw
@@ -264,7 +265,11 @@ class OfflineBackend:
                 continue
             box = judge.strip_box(index, len(layout), size)
             image.paste(background.crop(box), box[:2], mask.crop(box))
-            figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
+            if len(req.references) > 1 and name == target:
+                with Image.open(req.references[1]) as sheet:
+                    figure = draw.extract_figure(sheet)
+            else:
+                figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
             figure = draw.tint(figure, colour, strength / 2)  # relit to match the scene, gently
             fitted = draw.fit_figure(figure, size, len(layout))
             centre = draw.slot_centres(len(layout), size[0])[index]
@@ -381,12 +386,9 @@ class OfflineBackend:
         fix_prompt = None
         if issues:
             worst = min(per, key=per.get)
-            slot = ref_index.get(worst)
-            where = f" as in reference image {slot + 2}" if slot is not None and req.kind != "sheet" else ""
-            fix_prompt = (
-                f"Change ONLY {worst}'s colours back to their description{where}. "
-                "Keep everything else identical. Do not alter any character not mentioned."
-            )
+            # the form the check prompt asks for: "Change ONLY <element>: <fix>"
+            source = "their character sheet" if worst in ref_index and req.kind != "sheet" else "their description"
+            fix_prompt = f"Change ONLY {worst}'s colours: restore them to match {source}."
         return ConsistencyScore(overall_score=round(overall, 4), per_character=per, issues=issues, fix_prompt=fix_prompt)
 
     def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
