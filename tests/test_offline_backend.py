@@ -333,6 +333,27 @@ def test_drifted_clip_scores_lower_and_the_video_edit_fixes_it(tmp_path, sheets)
     assert corrected.overall_score >= 0.8
 
 
+@pytest.mark.parametrize("aspect_ratio", ["9:16", "16:9"])
+def test_camera_motion_alone_is_not_drift(tmp_path, sheets, aspect_ratio):
+    """Push-ins, pans and orbits move and scale the picture; the drift check must not
+    read that as a colour drift (it did in 9:16, where figures crossed the frame edge)."""
+    backend = OfflineBackend()
+    for attempt in range(1, 12):  # a keyframe that passes
+        kf = tmp_path / f"kf{attempt}.jpg"
+        backend.edit_image(ImageRequest(prompt="compose", model="m", aspect_ratio=aspect_ratio, resolution="720p", dest=kf,
+                                        references=(sheets["Ember"], sheets["Sage"]), hints=keyframe_hints(attempt)))
+        if judge_scene(backend, sheets, kf).overall_score >= 0.85:
+            break
+    width, height = media.dimensions(aspect_ratio, "720p")
+    for camera in ("close-up, handheld push in", "slow pan left", "slow pan right", "slow orbit", "slow crane down"):
+        clip = tmp_path / f"{camera}.mp4"
+        offline_video.render_clip(kf, clip, width=width, height=height, duration_s=3, camera=camera, drift_degrees=0, tone_hz=300)
+        for which in ("first", "last"):
+            frame = media.extract_frame(clip, tmp_path / f"{camera}_{which}.jpg", which)
+            score = judge_scene(backend, sheets, frame, "last_frame")
+            assert score.overall_score >= 0.8, (camera, which, score)
+
+
 def test_video_edit_refuses_long_input(tmp_path, sheets):
     backend = OfflineBackend()
     long = backend.image_to_video(video_request(sheets["Ember"], tmp_path / "long.mp4", duration=9, camera="static"), job_key="k")

@@ -25,6 +25,9 @@ OUTLINE: RGB = (35, 35, 40)
 FIGURE_HEIGHT = 0.56
 FIGURE_FOOT = 0.94
 FIGURE_SLOT_WIDTH = 0.8
+# the offline camera scales frames by up to 1.12 (push-in, pan, orbit: offline_video),
+# so figures keep out of the outer 11% (plus the judge's 3% edge strip) of the width
+SAFE_MARGIN = 0.14
 HORIZON = 0.62
 
 # ─── colour words ────────────────────────────────────────────────────────────
@@ -318,14 +321,22 @@ def draw_background(size: tuple[int, int], setting: str, mood: str, palette: str
     return column.resize((w, h), Image.NEAREST)
 
 
+def slot_bounds(count: int, width: int) -> list[tuple[float, float]]:
+    """Left and right edge of each figure slot: equal slots across the safe area, so the
+    offline camera's push-ins and pans never carry a figure across the frame edge."""
+    left, span = width * SAFE_MARGIN, width * (1 - 2 * SAFE_MARGIN)
+    return [(left + k * span / count, left + (k + 1) * span / count) for k in range(count)]
+
+
 def slot_centres(count: int, width: int) -> list[float]:
-    return [(k + 0.5) * width / count for k in range(count)]
+    return [(a + b) / 2 for a, b in slot_bounds(count, width)]
 
 
 def fit_figure(figure: Image.Image, canvas: tuple[int, int], count: int) -> Image.Image:
     """Scale a figure to its keyframe size: FIGURE_HEIGHT of the frame, narrower than its slot."""
     w, h = canvas
-    scale = min(h * FIGURE_HEIGHT / figure.height, w / max(1, count) * FIGURE_SLOT_WIDTH / figure.width)
+    slot = w * (1 - 2 * SAFE_MARGIN) / max(1, count)
+    scale = min(h * FIGURE_HEIGHT / figure.height, slot * FIGURE_SLOT_WIDTH / figure.width)
     return figure.resize((max(2, int(figure.width * scale)), max(2, int(figure.height * scale))), Image.LANCZOS)
 
 

@@ -22,6 +22,7 @@ from storyc.backends.offline_draw import pixels
 
 ANALYSIS_WIDTH = 192
 FOREGROUND_THRESHOLD = 20
+INTERIOR_SAMPLES = 16  # strips per row consulted when a figure covers a frame edge
 GRID_ROWS, GRID_COLS = 6, 3
 # score = 1 - RESIDUAL_SCALE × colour distance left after allowing for lighting
 #           - RAW_SCALE × colour distance as is (distances 0..1 of the RGB cube diagonal)
@@ -51,12 +52,39 @@ def analysis_copy(img: Image.Image, width: int = ANALYSIS_WIDTH) -> Image.Image:
 
 
 def row_background(rgb: Image.Image) -> Image.Image:
-    """Each row's background colour, estimated from the left and right edge strips."""
+    """Each row's background colour, estimated from the left and right edge strips.
+
+    A camera push-in or pan can carry a figure across a frame edge; that edge strip then
+    shows the figure, not the background. Where the two edges disagree, the row takes
+    the sample (edges and a few interior strips) that continues the row above
+    (backgrounds change smoothly downwards, and the top of a frame is sky); where none
+    does (a horizon behind occluded edges), the colour most samples share."""
     w, h = rgb.size
     edge = max(1, w * 3 // 100)
-    left = rgb.crop((0, 0, edge, h)).resize((1, h), Image.BOX)
-    right = rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.BOX)
-    return Image.blend(left, right, 0.5).resize((w, h), Image.NEAREST)
+    left = pixels(rgb.crop((0, 0, edge, h)).resize((1, h), Image.BOX))
+    right = pixels(rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.BOX))
+    inner_cols = max(1, min(INTERIOR_SAMPLES, w // 2))
+    inner = pixels(rgb.resize((inner_cols, h), Image.BOX))
+
+    def gap(a, b) -> float:
+        return max(abs(x - y) for x, y in zip(a, b))
+
+    rows: list[tuple[int, ...]] = []
+    for y in range(h):
+        a, b = left[y], right[y]
+        agree = gap(a, b) <= FOREGROUND_THRESHOLD
+        if agree or not rows:
+            rows.append(tuple((x + z) // 2 for x, z in zip(a, b)))
+            continue
+        above = rows[-1]
+        best = min((a, b), key=lambda c: gap(c, above))
+        if gap(best, above) > FOREGROUND_THRESHOLD:  # a horizon behind an occluded edge
+            samples = [a, b, *inner[y * inner_cols:(y + 1) * inner_cols]]
+            best = max(samples, key=lambda c: (sum(gap(c, o) <= FOREGROUND_THRESHOLD for o in samples), -gap(c, above)))
+        rows.append(tuple(best))
+    column = Image.new("RGB", (1, h))
+    column.putdata(rows)
+    return column.resize((w, h), Image.NEAREST)
 
 
 def foreground_mask(rgb: Image.Image) -> Image.Image:
@@ -214,5 +242,12 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
 
 
 def strip_box(index: int, count: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of the frame where figure `index` of `count` stands: its slot of the
+    safe area, the outer ones extended to the frame edges."""
+    from storyc.backends.offline_draw import slot_bounds
+
     w, h = size
-    return (index * w // count, 0, (index + 1) * w // count, h)
+    bounds = slot_bounds(count, w)
+    x0 = 0 if index == 0 else round(bounds[index][0])
+    x1 = w if index == count - 1 else round(bounds[index][1])
+    return (x0, 0, x1, h)
