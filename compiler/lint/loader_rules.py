@@ -159,7 +159,9 @@ class E202UnknownField(LoaderRule):
 
 
 class E203MissingField(LoaderRule):
-    """A required field is absent; the diagnostic points at the mapping that lacks it.
+    """A required field is absent; the diagnostic points at the mapping that lacks it and
+    names every field it misses. A field written with a typo (``titel``) is E202 instead,
+    with a did-you-mean hint, and not reported twice.
 
     Bad::
 
