@@ -217,30 +217,53 @@ def lint_command(
 
 
 class _Progress:
-    """Build progress: a rich display per step on a terminal, one plain line per finished
-    step otherwise (CI logs)."""
+    """Build progress: on a terminal, a rich display with the overall bar and one live row
+    per running step (its calls so far and the one in progress); otherwise one plain line
+    per finished step (CI logs)."""
 
     def __init__(self, total: int):
         self.total = total
         self.finished = 0
         self.rich = None
+        self.rows: dict[str, int] = {}  # running step → its rich task
+        self.calls: dict[str, int] = {}
         if sys.stdout.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.rich = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                transient=False,
+                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                TimeElapsedColumn(), transient=False,
             )
-            self.task = self.rich.add_task("building", total=total)
+            self.task = self.rich.add_task("building", total=total, count=f"0/{total}")
             self.rich.start()
+
+    def _row(self, step: str, doing: str) -> None:
+        text = f"  {step}  {self.calls.get(step, 0)} call(s)  {doing}"
+        if step in self.rows:
+            self.rich.update(self.rows[step], description=text)
+        else:
+            self.rows[step] = self.rich.add_task(text, total=None, count="")
+
+    def _end_row(self, step: str) -> None:
+        task = self.rows.pop(step, None)
+        if task is not None:
+            self.rich.remove_task(task)
 
     def __call__(self, event: str, data) -> None:
         if event == "plan":
             self.total = data["steps"]
             if self.rich is not None:
-                self.rich.update(self.task, total=self.total)
-        elif event == "step_started" and self.rich is not None:
-            self.rich.update(self.task, description=f"running {data['step']}")
+                self.rich.update(self.task, total=self.total, count=f"{self.finished}/{self.total}")
+        elif self.rich is not None and event == "prefect_starting":
+            self.rich.update(self.task, description="starting Prefect")
+        elif self.rich is not None and event == "step_started":
+            self.rich.update(self.task, description="building")
+            self._row(data["step"], "running")
+        elif self.rich is not None and event == "call_started":
+            self._row(data["step"], f"{data['kind']}: {data['what']}")
+        elif self.rich is not None and event == "call":
+            self.calls[data["step"]] = self.calls.get(data["step"], 0) + 1
+            self._row(data["step"], f"done {data['what']}")
         elif event == "step_finished":
             self.finished += 1
             rec = data["record"]
@@ -250,14 +273,16 @@ class _Progress:
                 score = f"  score {rec.score:.2f}" if rec.score is not None else ""
                 line = f"done    {rec.id}  {rec.api_calls} call(s){score}  {rec.wall_s:.1f}s"
             if self.rich is not None:
+                self._end_row(rec.id)
                 self.rich.console.print(line)
-                self.rich.update(self.task, advance=1)
+                self.rich.update(self.task, advance=1, count=f"{self.finished}/{self.total}")
             else:
                 typer.echo(line)
         elif event == "step_failed":
             error = data.get("error", "")
             line = f"stopped {data['step']}" if error == "interrupted" else f"failed  {data['step']}: {error}"
             if self.rich is not None:
+                self._end_row(data["step"])
                 self.rich.console.print(line)
             else:
                 typer.echo(line)

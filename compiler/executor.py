@@ -229,6 +229,7 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
     if threading.current_thread() is threading.main_thread():
         previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
+        ctx.emit("prefect_starting")  # the first seconds of a build, before any step runs
         from prefect import flow, task
 
         _temporary_server_in_own_session()

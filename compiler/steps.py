@@ -217,6 +217,7 @@ class StepRun:
         if self.ctx.cancel.is_set():
             raise Cancelled()
         self.ctx.budget.reserve(estimate, f"{self.step.id} {what}")
+        self.ctx.emit("call_started", step=self.step.id, kind=kind, what=what)
         actual = 0.0
         try:
             sent, out = self._with_retries(kind, invoke, prompt)

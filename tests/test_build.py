@@ -329,3 +329,36 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
                              issues=["Ember: scarf is red"], fix_prompt=fix_prompt)
     assert _fix_target(score) == expected
 
+
+def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
+    import io
+
+    from storyc import cli
+    from storyc.model import StepRecord
+
+    def record(sid):
+        return StepRecord(id=sid, kind="character", key="k" * 64, status="done", api_calls=2, attempts=1, score=0.9, wall_s=0.5)
+
+    events = [("plan", {"steps": 3}), ("step_started", {"step": "character:Ava"}), ("step_started", {"step": "character:Bo"}),
+              ("call_started", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
+              ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"})]
+    # not a terminal: nothing but one line per finished step
+    plain = cli._Progress(total=0)
+    for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
+        plain(event, data)
+    assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
+    # a terminal: a live row per running step, with its calls, gone when the step ends
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True, raising=False)
+    live = cli._Progress(total=0)
+    live.rich.console.file = io.StringIO()
+    for event, data in events:
+        live(event, data)
+    assert set(live.rows) == {"character:Ava", "character:Bo"}
+    ava = next(t for t in live.rich.tasks if t.id == live.rows["character:Ava"])
+    assert "1 call(s)" in ava.description and "sheet v1" in ava.description
+    live("step_finished", {"record": record("character:Ava")})
+    live("step_failed", {"step": "character:Bo", "error": "boom"})
+    live.stop()
+    assert live.rows == {} and [t.id for t in live.rich.tasks] == [live.task]
+    assert "done    character:Ava" in live.rich.console.file.getvalue()
+
