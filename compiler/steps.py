@@ -73,8 +73,8 @@ class Budget:
 
     def reserve(self, estimate: float, what: str) -> None:
         with self._lock:
-            if self.stopped:
-                raise BudgetExceeded(self.stopped)
+            if self.stopped:  # another call already hit the budget: this one never starts
+                raise BudgetExceeded(f"not started ({what}): the budget stopped the build")
             if self.max_usd is not None and self.spent + self.reserved + estimate > self.max_usd + 1e-9:
                 self.stopped = (
                     f"stopped before {what} (estimated ${estimate:.4f}): ${self.spent:.4f} spent"

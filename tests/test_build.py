@@ -362,3 +362,15 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     assert live.rows == {} and [t.id for t in live.rich.tasks] == [live.task]
     assert "done    character:Ava" in live.rich.console.file.getvalue()
 
+
+def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
+    from storyc.steps import Budget, BudgetExceeded
+
+    budget = Budget(1.0)
+    budget.reserve(0.6, "video:1 image→video")
+    with pytest.raises(BudgetExceeded, match=r"stopped before video:3 image→video .*\$0\.6000 in flight"):
+        budget.reserve(0.5, "video:3 image→video")
+    budget.settle(0.6, 0.6)
+    with pytest.raises(BudgetExceeded, match=r"not started \(video:5 image→video\)"):
+        budget.reserve(0.01, "video:5 image→video")  # it would fit, but the build is stopping
+    assert "video:3" in budget.stopped
