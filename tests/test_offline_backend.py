@@ -461,3 +461,16 @@ def test_offline_module_import_is_light():
             "print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect', 'xai_sdk') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_only_eared_animals_get_ears():
+    """'wears' and 'years' are not ears: a woman who wears a coat has no cat ears."""
+    def ear_pixels(description: str) -> int:
+        figure = draw.draw_figure("Maren", description, 200)
+        ears = figure.crop((0, 0, figure.width, int(figure.height * 0.07)))  # above the head
+        return sum(1 for px in draw.pixels(ears) if px[3] > 0)
+
+    woman = ear_pixels("An old woman who wears a rust red raincoat; forty years at the lighthouse.")
+    fox = ear_pixels("A young red fox with a bushy tail.")
+    owl = ear_pixels("A great horned owl with two tall feathered ear tufts.")
+    assert woman * 5 < min(fox, owl)  # only the crown of her head reaches that high

@@ -111,7 +111,7 @@ def character_palette(name: str, description: str) -> list[RGB]:
 
 # ─── figures ─────────────────────────────────────────────────────────────────
 
-_EARED = ("fox", "cat", "wolf", "dog", "rabbit", "bunny", "bear", "ears", "lynx", "kitten")
+_EARED = ("fox", "cat", "wolf", "dog", "rabbit", "bunny", "bear", "ears", "lynx", "kitten", "ear tufts", "owl")
 
 
 def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB] | None = None) -> Image.Image:
@@ -140,7 +140,7 @@ def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB]
         d.rounded_rectangle(box(0.14, 0.35, 0.86, 0.78), radius=lw * 6, fill=body, outline=OUTLINE, width=lw)
     else:
         d.ellipse(box(0.12, 0.34, 0.88, 0.80), fill=body, outline=OUTLINE, width=lw)
-    if any(w in words for w in _EARED) or (h >> 6) % 3 == 0:
+    if _has_word(words, _EARED):  # whole words: "wears" or "years" are not ears
         d.polygon([(0.26 * W, 0.20 * H), (0.34 * W, 0.02 * H), (0.46 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw)
         d.polygon([(0.74 * W, 0.20 * H), (0.66 * W, 0.02 * H), (0.54 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw)
     d.ellipse(box(0.24, 0.08, 0.76, 0.38), fill=head, outline=OUTLINE, width=lw)
