@@ -6,8 +6,8 @@
   regenerate, up to max_keyframe_iterations keeping the best; a pinned keyframe_image
   is used as is.
 - video: image → video, extract first/last frame, drift check on the last frame,
-  video-edit correction (only when the clip is at most 8.7 s) up to
-  max_video_corrections, keeping the best.
+  video-edit correction (only when the clip is at most 8.7 s and its last frame scores
+  below its keyframe's, i.e. it drifted) up to max_video_corrections, keeping the best.
 - assemble: one ffmpeg pass (storyc.media.assemble). script: script.md + storyboard.
 
 Every attempt stays on disk in the output folder. Every paid call goes through
@@ -320,6 +320,9 @@ def _est_vision(n_images: int) -> float:
 # ─── the steps ───────────────────────────────────────────────────────────────
 
 
+DRIFT_MARGIN = 0.05  # a last frame this much below its keyframe's score has drifted
+
+
 def _better(score: float, best: float | None) -> bool:
     return best is None or score > best
 
@@ -570,7 +573,16 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     best = (score.overall_score, dest, rel, _url(result, rel), first, last)
     corrections = 0
     correctable = scene.duration_seconds <= VIDEO_EDIT_MAX_S
-    while score.overall_score < q.consistency_threshold and correctable and corrections < q.max_video_corrections:
+    # A correction fixes drift *during* the clip: a last frame that scores about as well as
+    # the keyframe it started from (say, a keyframe whose own loop ended below the
+    # threshold) did not drift, and a video edit cannot make it better than its start.
+    start_score = up[f"keyframe:{sid}"].record.score  # None for a pinned keyframe: unknown
+
+    def drifted(s: ConsistencyScore) -> bool:
+        return start_score is None or s.overall_score < start_score - DRIFT_MARGIN
+
+    while (score.overall_score < q.consistency_threshold and correctable and drifted(score)
+           and corrections < q.max_video_corrections):
         corrections += 1
         fix = ctx.prompts.video_fix(i, list(score.issues) or [score.fix_prompt or "keep every character on model"])
         run.prompts[f"fix_{corrections}"] = fix

@@ -193,7 +193,11 @@ def test_select_builds_only_the_selection(first_build, tmp_path):
     assert set(backend.calls) == {"image", "vision"}
 
 
-@pytest.mark.parametrize("scores,bound", [({}, "calls_min"), ({"*": [0.1]}, "calls_max")], ids=["min", "max"])
+# every loop exhausted: nothing passes, and every clip drifts below its keyframe
+EXHAUSTED = {"*": [0.1], **{(f"keyframe:{n}", "keyframe"): [0.5] for n in (1, 2, 3)}}
+
+
+@pytest.mark.parametrize("scores,bound", [({}, "calls_min"), (EXHAUSTED, "calls_max")], ids=["min", "max"])
 def test_dry_run_matches_counted_calls(first_build, tmp_path, scores, bound):
     story = first_build["story"]
     dry, _ = _build(story, tmp_path / "out", tmp_path / "cache", dry_run=True)
@@ -374,3 +378,15 @@ def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     with pytest.raises(BudgetExceeded, match=r"not started \(video:5 image→video\)"):
         budget.reserve(0.01, "video:5 image→video")  # it would fit, but the build is stopping
     assert "video:3" in budget.stopped
+
+
+def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tmp_path):
+    """Keyframe 2's loop ends at 0.6 (below the 0.8 threshold); its clip's last frame scores
+    0.58: it did not drift, so no video edit is paid for. Clip 3 falls from 0.9 to 0.5: corrected."""
+    scores = {("keyframe:2", "keyframe"): [0.6], ("video:2", "last_frame"): [0.58],
+              ("video:3", "last_frame"): [0.5, 0.9]}
+    result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
+    assert result.status == "built", result.message
+    steps = {s["id"]: s for s in result.report["steps"]}
+    assert steps["video:2"]["calls"] == {"video": 1, "vision": 1} and steps["video:2"]["score"] == 0.58
+    assert steps["video:3"]["calls"] == {"video": 2, "vision": 2} and steps["video:3"]["score"] == 0.9
