@@ -45,7 +45,7 @@ def prepare(
 
     loaded = load_story(story_path)
     if lint:
-        errors = [d for d in lint_diagnostics(loaded) if d.is_error]
+        errors = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
@@ -54,12 +54,16 @@ def prepare(
     return Prepared(loaded=loaded, prompts=prompts, plan=plan, cache=cache)
 
 
-def lint_diagnostics(loaded: Any) -> list:
-    try:
-        from storyc.lint import lint_story
-    except ImportError:  # lint lands separately; the loader's checks still ran
-        return []
-    return list(lint_story(loaded))
+def lint_diagnostics(loaded: Any, *, prompts_dir: str | Path | None = None) -> list:
+    from storyc.lint import lint_story
+
+    diagnostics = list(lint_story(loaded))
+    if prompts_dir is not None:
+        # Lint's E501 renders the templates beside the story; with --prompts some of those
+        # are replaced. The plan has already rendered the templates really in use (a
+        # broken one raised E501 there), so lint's view of the story folder is moot.
+        diagnostics = [d for d in diagnostics if d.code != "E501"]
+    return diagnostics
 
 
 # ─── the build ───────────────────────────────────────────────────────────────
@@ -136,7 +140,7 @@ def run_build(opts: BuildOptions) -> BuildResult:
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()
     prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
-    diagnostics = lint_diagnostics(prep.loaded)
+    diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
         raise StorycError(diagnostics)
     warnings = [d for d in diagnostics if not d.is_error]
