@@ -163,6 +163,7 @@ class StepRun:
         self.ctx, self.step, self.key = ctx, step, key
         self.calls: Counter[str] = Counter()
         self.cost = 0.0
+        self.failed_spend_usd = 0.0  # billed by calls that then failed
         self.retries = 0
         self.replayed = 0  # calls served from the per-call memo (a resumed step)
         self.files: dict[str, str] = {}
@@ -219,12 +220,15 @@ class StepRun:
         self.ctx.budget.reserve(estimate, f"{self.step.id} {what}")
         self.ctx.emit("call_started", step=self.step.id, kind=kind, what=what)
         actual = 0.0
+        failed_before = self.failed_spend_usd
         try:
             sent, out = self._with_retries(kind, invoke, prompt)
             result: CallResult = out[1] if isinstance(out, tuple) else out
             actual = float(result.cost_usd or 0.0)
         finally:
-            self.ctx.budget.settle(estimate, actual)
+            # failed attempts that were billed (a video whose URL expired, a blocked image)
+            # count against the budget too
+            self.ctx.budget.settle(estimate, actual + (self.failed_spend_usd - failed_before))
         self.cost += actual
         self.calls[result.kind or kind] += max(1, int(result.calls or 1))
         self.retries += int(result.retries or 0)
@@ -245,6 +249,16 @@ class StepRun:
         self.ctx.cache.put_call(memo_key, entry)
         return out, sent
 
+    def _count_failed_spend(self, kind: str, exc: BaseException) -> None:
+        """A failed call may still have been billed (the backend says so on the error)."""
+        calls = int(getattr(exc, "spent_calls", 0) or 0)
+        usd = float(getattr(exc, "spent_usd", 0.0) or 0.0)
+        if calls:
+            self.calls[kind] += calls
+        if usd:
+            self.cost += usd
+            self.failed_spend_usd += usd
+
     def _with_retries(self, kind: str, invoke: Callable[[str], Any], prompt: str) -> tuple[str, Any]:
         policy = self.ctx.retry
         attempt = 0
@@ -252,11 +266,13 @@ class StepRun:
             try:
                 with self.ctx.throttle(kind):
                     return prompt, invoke(prompt)
-            except ModerationBlocked:
+            except ModerationBlocked as exc:
                 # The backend already made its one reworded attempt (design: reword once,
                 # then give up); paying for more would not be honest about cost.
+                self._count_failed_spend(kind, exc)
                 raise
             except BackendError as exc:
+                self._count_failed_spend(kind, exc)
                 if not exc.retryable or attempt >= policy.max_retries:
                     raise
                 attempt += 1

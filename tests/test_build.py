@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend  # noqa: E402
 
+from storyc.backends.base import BackendError  # noqa: E402
 from storyc.build import BuildOptions, run_build  # noqa: E402
 from storyc.keys import file_sha256  # noqa: E402
 from storyc.steps import RetryPolicy  # noqa: E402
@@ -179,6 +180,32 @@ def test_transient_errors_are_retried_and_counted(first_build, tmp_path):
     assert result.report["retries"] == sum(1 for kind, _ in flaky.log if kind == "transient") > 0
     assert result.report["api_calls"] == EXPECTED_CALLS
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
+
+
+class _BilledFailureOnFirstClip(FakeBackend):
+    """The first clip is delivered to a URL that has already expired: billed, then lost."""
+
+    def __init__(self):
+        super().__init__(SCORES)
+        self.failed_once = False
+
+    def image_to_video(self, req, *, job_key, journal=None):
+        if not self.failed_once:
+            self.failed_once = True
+            exc = BackendError("video URL expired before download", retryable=True)
+            exc.spent_calls, exc.spent_usd = 1, 0.21
+            raise exc
+        return super().image_to_video(req, job_key=job_key, journal=journal)
+
+
+def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp_path):
+    backend = _BilledFailureOnFirstClip()
+    result, _ = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=backend,
+                       retry=RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01))
+    assert result.status == "built", result.message
+    expected = dict(EXPECTED_CALLS, video=EXPECTED_CALLS["video"] + 1)
+    assert result.report["api_calls"] == expected
+    assert result.report["cost_usd"] == pytest.approx(first_build["result"].report["cost_usd"] + 0.21, abs=1e-6)
 
 
 def test_select_builds_only_the_selection(first_build, tmp_path):
