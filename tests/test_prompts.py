@@ -154,6 +154,16 @@ def test_reword_softens_but_keeps_the_prompt():
     assert "family-friendly" in softened
 
 
+def test_reword_keeps_the_style_lock_verbatim_even_when_it_holds_softened_words():
+    ps = prompt_set(FOX)
+    style = "Gritty comic art with blood-red skies, heavy ink shadows and a knife-sharp line over a ruined city"
+    ps = PromptSet(ps.story.model_copy(update={"style": style}))
+    for prompt in (ps.video(0), ps.keyframe(1), ps.character_sheet(ps.story.characters[0])):
+        softened = ps.reword(prompt + " Blood everywhere.")
+        assert softened.startswith(style)
+        assert "Blood everywhere" not in softened
+
+
 def test_checks_name_the_images_in_order():
     ps = prompt_set(HEIST)
     check = ps.check_keyframe(4)
