@@ -187,8 +187,20 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
     from storyc.steps import Budget, BuildContext, RetryPolicy, restore_cached
 
     plan, cache = prep.plan, prep.cache
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with BuildLock(out_dir):
+    # The backend first: a missing XAI_API_KEY or a bad fault spec must fail before the
+    # output folder (and its lock file) is created.
+    backend = None
+    if any(not _is_local(plan.steps[sid]) for sid in to_run):
+        backend = opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = BuildLock(out_dir).acquire()
+    except BaseException:  # a locked, read-only or full folder: nothing was started
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
+        raise
+    with lock:
         cache.clean_temps()
         from storyc.cache import remove_stale_temps
 
@@ -201,9 +213,6 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
             out_dir, plan.story, backend=base.backend, story_path=prep.loaded.path,
             story_sha256=file_sha256(prep.loaded.path),
         )
-        backend = None
-        if any(not _is_local(plan.steps[sid]) for sid in to_run):
-            backend = opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
         ctx = BuildContext(
             plan=plan, prompts=prep.prompts, backend=backend, cache=cache, out_dir=out_dir, store=store,
             journal=StateJournal(store), budget=Budget(opts.max_cost), retry=opts.retry or RetryPolicy(),

@@ -66,7 +66,7 @@ class BuildLock:
             self._fd = None
 
     def __enter__(self) -> "BuildLock":
-        return self.acquire()
+        return self if self._fd is not None else self.acquire()  # may be acquired beforehand
 
     def __exit__(self, *exc: Any) -> None:
         self.release()

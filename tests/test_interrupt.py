@@ -166,6 +166,20 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     assert left == []
 
 
+def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from storyc.cli import app
+
+    story = tmp_path / "story.yaml"
+    story.write_text(ck.make_story(2))
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["build", str(story), "--backend", "xai", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "XAI_API_KEY" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
     """The same rule without a subprocess: while a lock holder lives, build refuses; the
     refusal neither writes nor deletes anything; after release the folder is usable."""
