@@ -135,7 +135,6 @@ def make_backend(name: str, prompts: Any = None) -> Any:
 def run_build(opts: BuildOptions) -> BuildResult:
     """Build a story. Raises StorycError (bad story / lint errors), SelectionError (bad
     --select), BuildLocked (another build holds the output folder)."""
-    from storyc.plan import SelectionError  # noqa: F401  (re-raised to the CLI as is)
 
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()

@@ -7,13 +7,15 @@ imported inside the commands that need them, never at import time.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
 from storyc import __version__
+from storyc.diagnostics import StorycError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -61,6 +63,27 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
+@contextlib.contextmanager
+def _input_errors_exit(command: str) -> Iterator[None]:
+    """Bad input, a backend that cannot run, or an unwritable folder: one clear line (or
+    positioned diagnostics) and exit 1, never a traceback. Secrets are scrubbed."""
+    from storyc.backends.base import BackendError
+
+    try:
+        yield
+    except StorycError as exc:
+        _print_diagnostics(exc)
+        raise typer.Exit(EXIT_ERROR)
+    except BackendError as exc:  # no XAI_API_KEY, a bad fault spec, a failed planning call...
+        from storyc.redact import redact
+
+        typer.echo(f"{command}: {redact(exc)}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    except OSError as exc:  # read-only or full output folder, unreadable cache...
+        typer.echo(f"{command}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        raise typer.Exit(EXIT_ERROR)
+
+
 def _print_diagnostics(exc) -> None:
     for diag in exc.diagnostics:
         typer.echo(diag.format(), err=True)
@@ -80,7 +103,6 @@ def graph_command(
     import json
 
     from storyc.build import prepare
-    from storyc.diagnostics import StorycError
     from storyc.plan import graph_dot, graph_json, graph_mermaid, resolve
 
     if format not in ("mermaid", "dot", "json"):
@@ -119,7 +141,6 @@ def prompts_command(
     """Print every prompt a build would send, with the images sent alongside (reference slots)."""
     import json
 
-    from storyc.diagnostics import StorycError
     from storyc.loader import load_story
     from storyc.prompts import PromptSet, format_listing, prompt_listing
 
@@ -313,10 +334,8 @@ def build_command(
     """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
     import json
 
-    from storyc.backends.base import BackendError
     from storyc.build import BuildOptions, default_backend_name, run_build
     from storyc.buildstate import BuildLocked
-    from storyc.diagnostics import StorycError
     from storyc.plan import SelectionError
 
     if backend not in (None, "offline", "xai"):
@@ -344,23 +363,13 @@ def build_command(
         max_cost=max_cost, select=select, force=force, on_event=on_event,
     )
     try:
-        result = run_build(opts)
-    except StorycError as exc:
-        _print_diagnostics(exc)
-        raise typer.Exit(EXIT_ERROR)
+        with _input_errors_exit("storyc build"):
+            result = run_build(opts)
     except SelectionError as exc:
         typer.echo(f"storyc build: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE)
     except BuildLocked as exc:
         typer.echo(f"storyc build: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR)
-    except OSError as exc:  # read-only or full output folder, unreadable cache...
-        typer.echo(f"storyc build: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-        raise typer.Exit(EXIT_ERROR)
-    except BackendError as exc:  # the backend cannot start: no XAI_API_KEY, a bad fault spec...
-        from storyc.redact import redact
-
-        typer.echo(f"storyc build: {redact(exc)}", err=True)
         raise typer.Exit(EXIT_ERROR)
     except KeyboardInterrupt:  # outside the flow (loading, restoring from the cache): nothing half-done
         import shlex
@@ -427,8 +436,6 @@ def plan_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
-    from storyc.backends.base import BackendError
-    from storyc.diagnostics import StorycError
     from storyc.planner import default_backend_name, run_plan
 
     if backend not in (None, "offline", "xai"):
@@ -443,21 +450,10 @@ def plan_command(
     chosen = backend or default_backend_name()
     typer.echo(f"storyc plan: backend {chosen}" + ("" if backend else " (default: " + (
         "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")), err=True)
-    try:
+    with _input_errors_exit("storyc plan"):
         outcome = run_plan(
             concept, out, backend_name=chosen, characters=characters, scenes=scenes, model=model, prompts_dir=prompts
         )
-    except StorycError as exc:
-        _print_diagnostics(exc)
-        raise typer.Exit(EXIT_ERROR)
-    except BackendError as exc:
-        from storyc.redact import redact
-
-        typer.echo(f"storyc plan: {redact(exc)}", err=True)
-        raise typer.Exit(EXIT_ERROR)
-    except OSError as exc:
-        typer.echo(f"storyc plan: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-        raise typer.Exit(EXIT_ERROR)
     for diag in outcome.diagnostics:
         typer.echo(diag.format(), err=True)
     for note in outcome.notes:

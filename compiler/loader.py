@@ -324,7 +324,7 @@ def _compose(text: str, shown: str):
     except YAMLError as exc:
         raise StorycError(_diag(shown, 1, 1, E_SYNTAX, f"YAML error: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}")) from None
     except RecursionError:
-        raise StorycError(_diag(shown, 1, 1, E_DOCUMENT, f"document nests deeper than storyc allows")) from None
+        raise StorycError(_diag(shown, 1, 1, E_DOCUMENT, "document nests deeper than storyc allows")) from None
     finally:
         try:
             composer.dispose()
