@@ -26,3 +26,29 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+RELIABILITY_SCENES = 3  # the story the crash, interrupt and lock tests build (_crashkit.make_story)
+
+
+@pytest.fixture(scope="session")
+def reliability_reference(tmp_path_factory, prefect_harness):
+    """The uninterrupted offline build the crash and interrupt tests compare against (built
+    once per session, in-process: the same bytes as the CLI, see test_build.py)."""
+    import _crashkit as ck
+    from storyc.backends import offline_faults
+    from storyc.build import BuildOptions, run_build
+    from storyc.keys import file_sha256
+
+    root = tmp_path_factory.mktemp("reliability-reference")
+    story = root / "story.yaml"
+    story.write_text(ck.make_story(RELIABILITY_SCENES))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STORYC_RENDER_SCALE", "0.1")
+        mp.delenv("XAI_API_KEY", raising=False)
+        mp.delenv(offline_faults.FAULTS_ENV, raising=False)
+        mp.delenv(offline_faults.LATENCY_ENV, raising=False)
+        result = run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline"))
+    assert result.status == "built", result.message
+    return {"story": story, "final": file_sha256(root / "out" / "final_video.mp4"),
+            "calls": result.report["api_calls_total"]}

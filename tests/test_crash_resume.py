@@ -35,28 +35,9 @@ import _crashkit as ck  # noqa: E402
 
 from storyc.keys import file_sha256  # noqa: E402
 
-SCENES = 3
+from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
+
 SEED = 20261125
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, prefect_harness):
-    """The uninterrupted build (in-process: same bytes as the CLI, see test_build.py)."""
-    from storyc.backends import offline_faults
-    from storyc.build import BuildOptions, run_build
-
-    root = tmp_path_factory.mktemp("reference")
-    story = root / "story.yaml"
-    story.write_text(ck.make_story(SCENES))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STORYC_RENDER_SCALE", "0.1")
-        mp.delenv("XAI_API_KEY", raising=False)
-        mp.delenv(offline_faults.FAULTS_ENV, raising=False)
-        mp.delenv(offline_faults.LATENCY_ENV, raising=False)
-        result = run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline"))
-    assert result.status == "built", result.message
-    return {"story": story, "final": file_sha256(root / "out" / "final_video.mp4"),
-            "calls": result.report["api_calls_total"]}
 
 
 def _wait_for_prefect_server(mark: str, proc, timeout_s: float = 90) -> bool:
@@ -68,7 +49,7 @@ def _wait_for_prefect_server(mark: str, proc, timeout_s: float = 90) -> bool:
     return False
 
 
-def test_sigkill_at_random_moments_then_resume(reference, tmp_path):
+def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
     out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "calls.log"
@@ -114,15 +95,15 @@ def test_sigkill_at_random_moments_then_resume(reference, tmp_path):
     code, stdout, stderr = ck.finish(proc)
     assert code == 0, stderr
     assert "Traceback" not in stderr
-    assert file_sha256(out / "final_video.mp4") == reference["final"]
+    assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]
 
     report = json.loads((out / "report.json").read_text())
     calls = ck.read_call_log(log)
     assert report["status"] == "built" and report["api_calls_total"] == calls["by_pid"][proc.pid][0]
     # every call that finished before a kill was replayed, not paid again ...
-    assert durable_before_kills + report["api_calls_total"] == reference["calls"], kills
+    assert durable_before_kills + report["api_calls_total"] == reliability_reference["calls"], kills
     # ... so the only extra calls are the ones in flight at the kills
-    extra = calls["started"] - reference["calls"]
+    extra = calls["started"] - reliability_reference["calls"]
     assert 0 <= extra <= in_flight, (extra, in_flight, kills)
 
     final = ck.verify_tree(out, cache)

@@ -38,7 +38,8 @@ import _crashkit as ck  # noqa: E402
 
 from storyc.keys import file_sha256  # noqa: E402
 
-SCENES = 3
+from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
+
 runner = CliRunner()
 
 
@@ -52,22 +53,6 @@ def _env(monkeypatch):
     monkeypatch.delenv(offline_faults.LATENCY_ENV, raising=False)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, prefect_harness):
-    from storyc.build import BuildOptions, run_build
-
-    root = tmp_path_factory.mktemp("reference")
-    story = root / "story.yaml"
-    story.write_text(ck.make_story(SCENES))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STORYC_RENDER_SCALE", "0.1")
-        mp.delenv("STORYC_OFFLINE_LATENCY", raising=False)
-        mp.delenv("STORYC_OFFLINE_FAULTS", raising=False)
-        result = run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline"))
-    assert result.status == "built", result.message
-    return {"final": file_sha256(root / "out" / "final_video.mp4"), "calls": result.report["api_calls_total"]}
-
-
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -76,7 +61,7 @@ def _last_line(text: str) -> str:
 # ─── Ctrl-C and the lock ────────────────────────────────────────────────────
 
 
-def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reference, tmp_path):
+def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_reference, tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
     out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "calls.log"
@@ -136,9 +121,9 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reference, tmp_path)
     proc = subprocess.run(ck.storyc_cmd(*resume[1:]), env=ck.build_env(log, mark + "-resume"),
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert file_sha256(out / "final_video.mp4") == reference["final"]
+    assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]
     total = ck.read_call_log(log)["started"]
-    assert total == reference["calls"]  # Ctrl-C cost no call at all
+    assert total == reliability_reference["calls"]  # Ctrl-C cost no call at all
     final = ck.verify_tree(out, cache)
     assert final["corrupt"] == [] and final["temps"] == []
     assert ck.leftover_processes(mark + "-resume", grace_s=4.0) == []
@@ -260,7 +245,7 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path):
         _assert_clear_error(r, "Read-only file system")
 
 
-def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(reference, tmp_path, monkeypatch):
+def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(reliability_reference, tmp_path, monkeypatch):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
     cache = tmp_path / "cache"
@@ -294,7 +279,7 @@ def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(refer
             monkeypatch.setattr(media, "save_jpeg", real_save)
         r = runner.invoke(app_(), ["build", str(story), "--out", str(out), "--cache", str(cache)])
         assert r.exit_code == 0, r.output
-        assert file_sha256(out / "final_video.mp4") == reference["final"]
+        assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]
         final = ck.verify_tree(out, cache)
         assert final["corrupt"] == [] and final["temps"] == []
 
