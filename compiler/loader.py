@@ -409,31 +409,22 @@ class _Builder:
             return self._scalar(node, tag)
         first_walk = node_id not in self.walked
         self.walked.add(node_id)
-        if node.id == "sequence":
-            if tag != _SEQ:
-                raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")
-            self.active.add(node_id)
-            try:
+        expected = {"sequence": _SEQ, "mapping": _MAP}.get(node.id)
+        if expected is None:
+            raise self._fail(node, E_SYNTAX, "unsupported YAML node")
+        if tag != expected:
+            raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")
+        self.active.add(node_id)
+        try:
+            if node.id == "sequence":
                 return [self._value(item, loc + (i,)) for i, item in enumerate(node.value)]
-            except _ExpansionTooLarge as exc:
-                if exc.blame is None and first_walk:
-                    exc.blame = node
-                raise
-            finally:
-                self.active.discard(node_id)
-        if node.id == "mapping":
-            if tag != _MAP:
-                raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")
-            self.active.add(node_id)
-            try:
-                return self._mapping(node, loc)
-            except _ExpansionTooLarge as exc:
-                if exc.blame is None and first_walk:
-                    exc.blame = node
-                raise
-            finally:
-                self.active.discard(node_id)
-        raise self._fail(node, E_SYNTAX, "unsupported YAML node")
+            return self._mapping(node, loc)
+        except _ExpansionTooLarge as exc:
+            if exc.blame is None and first_walk:
+                exc.blame = node
+            raise
+        finally:
+            self.active.discard(node_id)
 
     def _mapping(self, node, loc: Loc) -> dict:
         result: dict[str, Any] = {}
