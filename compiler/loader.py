@@ -10,6 +10,7 @@ size is bounded. Pydantic's validation errors are mapped back to the node they n
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import math
@@ -124,8 +125,9 @@ def load_story_text(raw: bytes | str, display_path: str = "<string>", *, path: P
     _check_control_chars(text, display_path)
     is_json = path is not None and path.suffix.lower() == ".json"
     try:
-        root = _compose(text, display_path)
-        data, source = _Builder(display_path).build(root)
+        positions = _Positions(text)
+        root = _compose(text, display_path, positions)
+        data, source = _Builder(display_path, positions).build(root)
     except StorycError as exc:
         # Only a YAML *syntax* error falls back to the JSON parser; a duplicate key or a tag
         # is already reported at its exact position.
@@ -171,8 +173,10 @@ def _check_control_chars(text: str, shown: str) -> None:
         )
 
 
-# The line breaks YAML (and editors) count: \r\n, \r, \n, NEL, LS, PS.
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+# The line breaks editors, git and GitHub annotations count. YAML also breaks lines at NEL,
+# LS and PS (U+0085, U+2028, U+2029); positions are always given in the editor's terms.
+_LINE_BREAK = re.compile("\r\n|[\r\n]")
+_YAML_ONLY_BREAK = re.compile("[\x85\u2028\u2029]")
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -183,6 +187,22 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
         line += 1
         line_start = match.end()
     return line, len(prefix) - line_start + 1
+
+
+class _Positions:
+    """Parser marks → the 1-based line:column an editor shows. The parser counts YAML's extra
+    line breaks; when the text holds any, a mark is re-placed from its character offset."""
+
+    def __init__(self, text: str) -> None:
+        self._starts: list[int] | None = None
+        if _YAML_ONLY_BREAK.search(text):
+            self._starts = [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+
+    def of(self, mark) -> tuple[int, int]:
+        if self._starts is None:
+            return mark.line + 1, mark.column + 1
+        index = bisect.bisect_right(self._starts, mark.index) - 1
+        return index + 1, mark.index - self._starts[index] + 1
 
 
 def _clamp(text: str, line: int, column: int) -> tuple[int, int]:
@@ -257,7 +277,7 @@ def _may_nest_deeply(text: str) -> bool:
     return text.count("[") + text.count("{") + text.count("-") + text.count("?") > _DEPTH_CHECK_OPENERS
 
 
-def _check_depth(text: str, shown: str) -> None:
+def _check_depth(text: str, shown: str, positions: _Positions) -> None:
     from ruamel.yaml.error import YAMLError
 
     parser = _COMPOSER(text)
@@ -270,7 +290,7 @@ def _check_depth(text: str, shown: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
-                    line, column = _clamp(text, mark.line + 1, mark.column + 1)
+                    line, column = _clamp(text, *positions.of(mark))
                     raise StorycError(_diag(shown, line, column, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels"))
             elif kind in ("SequenceEndEvent", "MappingEndEvent"):
                 depth -= 1
@@ -285,14 +305,14 @@ def _check_depth(text: str, shown: str) -> None:
             pass
 
 
-def _compose(text: str, shown: str):
+def _compose(text: str, shown: str, positions: _Positions):
     global _COMPOSER
     if _COMPOSER is None:
         _COMPOSER = _composer_class()
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     if _may_nest_deeply(text):
-        _check_depth(text, shown)
+        _check_depth(text, shown, positions)
     composer = _COMPOSER(text)
     try:
         node = composer.get_single_node()
@@ -303,13 +323,13 @@ def _compose(text: str, shown: str):
         # ("while parsing a block mapping") may start far above the problem, so not those.
         token_level = context.startswith(("while scanning", "while parsing a flow"))
         mark = (exc.context_mark if token_level else None) or exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, column = positions.of(mark) if mark is not None else (1, 1)
         line, column = _clamp(text, line, column)
         problem = exc.problem or exc.context or "invalid YAML"
         if token_level and exc.problem:
             problem = f"{exc.problem} {context}"
         elif exc.problem_mark is not None:
-            runaway = _runaway_quote(text, exc.problem_mark.index)
+            runaway = _runaway_quote(text, exc.problem_mark.index, positions)
             if runaway is not None:
                 # `title: "Ember` closed by the next quote lines below: the parser only fails
                 # there, but the broken token is the quoted value that ran on.
@@ -333,7 +353,7 @@ def _compose(text: str, shown: str):
     return node
 
 
-def _runaway_quote(text: str, problem_index: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def _runaway_quote(text: str, problem_index: int, positions: _Positions) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """(start, end) positions of a quoted scalar spanning several lines that ends right
     where the parser gave up (on that same line, only blanks between): the likely
     missing closing quote. Only runs after a syntax error, so the slow pure scanner is fine."""
@@ -355,7 +375,7 @@ def _runaway_quote(text: str, problem_index: int) -> tuple[tuple[int, int], tupl
     start, end = last.start_mark, last.end_mark
     if start.line == end.line or end.index > problem_index or text[end.index : problem_index].strip():
         return None
-    return (start.line + 1, start.column + 1), (end.line + 1, end.column + 1)
+    return positions.of(start), positions.of(end)
 
 
 class _ExpansionTooLarge(Exception):
@@ -370,8 +390,9 @@ class _ExpansionTooLarge(Exception):
 class _Builder:
     """Turns composed nodes into plain values + a SourceMap, refusing anything unsafe."""
 
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, positions: _Positions) -> None:
         self.shown = shown
+        self.positions = positions
         self.visits = 0
         self.source = SourceMap()
         self.active: set[int] = set()
@@ -390,7 +411,7 @@ class _Builder:
             ) from None
 
     def _fail(self, node, code: str, message: str) -> StorycError:
-        return StorycError(_diag(self.shown, node.start_mark.line + 1, node.start_mark.column + 1, code, message))
+        return StorycError(_diag(self.shown, *self.positions.of(node.start_mark), code, message))
 
     def _value(self, node, loc: Loc) -> Any:
         self.visits += 1
@@ -398,7 +419,7 @@ class _Builder:
             raise _ExpansionTooLarge()
         if len(loc) > MAX_DEPTH:
             raise self._fail(node, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels")
-        self.source.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.source.values[loc] = self.positions.of(node.start_mark)
         tag = node.tag
         if not isinstance(tag, str):  # ruamel may wrap tags
             tag = getattr(tag, "value", str(tag))
@@ -442,7 +463,7 @@ class _Builder:
                 first = self.source.keys.get(loc + (key,))
                 where = f" (first defined at line {first[0]})" if first else ""
                 raise self._fail(key_node, E_DUPLICATE_KEY, f"duplicate key '{key}'{where}")
-            self.source.keys[loc + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            self.source.keys[loc + (key,)] = self.positions.of(key_node.start_mark)
             result[key] = self._value(value_node, loc + (key,))
         return result
 

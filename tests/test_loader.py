@@ -382,3 +382,26 @@ def test_a_quote_error_on_one_line_stays_where_the_parser_failed() -> None:
     diagnostics = load_or_diagnostics(text)
     assert [(d.code, d.line, d.column) for d in diagnostics] == [("E101", 1, 15)]
     assert "closing quote" not in diagnostics[0].message
+
+
+@pytest.mark.parametrize("yaml_only_break", ["\x85", "\u2028", "\u2029"])
+@pytest.mark.parametrize("source", ["yaml", "json"])
+def test_yaml_only_line_breaks_keep_editor_positions(yaml_only_break: str, source: str) -> None:
+    # YAML breaks lines at NEL, LS and PS; editors, git and GitHub do not. A later error
+    # must still point at the line and column an editor shows.
+    if source == "yaml":
+        text = f'title: "a{yaml_only_break}b"\nstyle: s\nscenes: 7\n'
+    else:
+        text = f'{{"title": "a{yaml_only_break}b", "style": "s", "scenes": 7}}'
+    diagnostics = load_or_diagnostics(text)
+    scenes = [d for d in diagnostics if d.code == "E201" and "scenes" in d.message]
+    assert scenes, [d.format() for d in diagnostics]
+    assert (scenes[0].line, scenes[0].column) == _line_col_of(text, "7"), scenes[0].format()
+    for diag in diagnostics:
+        assert 1 <= diag.line <= text.count("\n") + 1, diag.format()
+
+
+def test_a_syntax_error_after_a_nel_is_on_the_editor_line() -> None:
+    text = 'title: "a\x85b"\nstyle: [s\n'
+    diagnostics = load_or_diagnostics(text)
+    assert [(d.code, d.line) for d in diagnostics] == [("E101", 2)], [d.format() for d in diagnostics]

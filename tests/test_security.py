@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -341,6 +341,12 @@ def hostile_story(draw) -> dict:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=hostile_story())
+@example(data={  # found by CI: NEL (U+0085) is a YAML line break but not an editor's
+    "title": "T", "style": "flat vector", "color_palette": "teal, coral",
+    "characters": [{"name": "\x85", "role": "r", "visual_description": "red hair", "personality_cues": []}],
+    "scenes": [{"scene_id": 1, "title": "S1", "description": "d", "characters_present": ["Ava"], "setting": "pier",
+                "camera": "wide", "mood": "calm", "action": "walks", "duration_seconds": 0}],
+})
 def test_build_front_end_gives_only_storyc_diagnostics(tmp_path_factory, data):
     """lint → prompts → plan → dry-run estimate: a result or StorycError, nothing else;
     every diagnostic is positioned inside the file."""
