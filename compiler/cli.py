@@ -185,6 +185,41 @@ def schema_command() -> None:
     typer.echo(story_json_schema_text(), nl=False)
 
 
+@app.command("init")
+def init_command(
+    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ from the scaffold.")] = False,
+) -> None:
+    """Scaffold a storyboard project: story.yaml (+ its JSON Schema), .gitignore,
+    .pre-commit-config.yaml and a GitHub Actions workflow.
+
+    Existing files are kept (and listed) unless --force; exit 0 when every file is in
+    place, 1 when the folder or a file cannot be written.
+
+    Example: storyc init my-story && cd my-story && storyc build story.yaml
+    """
+    from storyc.scaffold import FAILED, SKIPPED, InitError, scaffold
+
+    try:
+        outcomes = scaffold(directory, force=force)
+    except InitError as exc:
+        typer.echo(f"storyc init: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    for o in outcomes:
+        typer.echo(f"{o.status:<12}{o.rel}" + (f"  ({o.reason})" if o.reason else ""))
+    skipped = [o.rel for o in outcomes if o.status == SKIPPED]
+    failed = [o for o in outcomes if o.status == FAILED]
+    if skipped:
+        typer.echo(f"storyc init: kept {len(skipped)} existing file(s) that differ from the scaffold: "
+                   f"{', '.join(skipped)}; rerun with --force to overwrite them", err=True)
+    if failed:
+        for o in failed:
+            typer.echo(f"storyc init: cannot write {directory / o.rel}: {o.reason}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
+
+
 @app.command("lint")
 def lint_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
