@@ -20,6 +20,16 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 
+# CI explores the same examples on every run (a red CI is then a change of ours, and a
+# green local run with HYPOTHESIS_PROFILE=ci predicts it); developers' runs explore new
+# random examples each time, which is how new bugs are found.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hypothesis_settings.register_profile("dev", print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
