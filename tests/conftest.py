@@ -62,3 +62,10 @@ def reliability_reference(tmp_path_factory, prefect_harness):
     assert result.status == "built", result.message
     return {"story": story, "final": file_sha256(root / "out" / "final_video.mp4"),
             "calls": result.report["api_calls_total"]}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the in-process Prefect server run last: once it starts, its
+    background threads share the process (and its CPU and `random` state) with every
+    later test, so the pure front-end and hypothesis tests go first."""
+    items.sort(key=lambda item: "prefect_harness" in getattr(item, "fixturenames", ()))
