@@ -502,3 +502,56 @@ def plan_command(
     warnings = len(outcome.diagnostics)
     typer.echo(f"wrote {what} {outcome.path} ({outcome.backend}, {outcome.calls} call(s), ${outcome.cost_usd:.4f}"
                + (f", {warnings} warning(s)" if warnings else ", lints clean") + ")" + lint_note)
+
+
+@app.command("deploy")
+def deploy_command(
+    story: Annotated[Path, typer.Argument(help="The story file; workers must see it at the same absolute path.")],
+    pool: Annotated[str, typer.Option("--pool", help="The Prefect work pool whose workers run the builds.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: the story's file stem).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder, on storage the workers mount (default build/<stem>/ here).")] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder, on shared storage (default .storyc/cache/ beside the story).")] = None,
+    backend: Annotated[
+        Optional[str], typer.Option("--backend", help="offline or xai. Default: each worker's choice (xai when XAI_API_KEY is set there).")
+    ] = None,
+    select: Annotated[Optional[str], typer.Option("--select", help="Build only these steps (as storyc build --select).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
+    create_pool: Annotated[bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")] = False,
+    run: Annotated[bool, typer.Option("--run", help="Also start one run of the deployment now.")] = False,
+) -> None:
+    """Register a Prefect deployment that builds STORY on a work pool (needs PREFECT_API_URL).
+
+    Example: storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out
+    """
+    from storyc.plan import SelectionError
+
+    if backend not in (None, "offline", "xai"):
+        typer.echo(f"storyc deploy: --backend must be offline or xai, not {backend!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if not story.is_file():
+        typer.echo(f"storyc deploy: {story}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    from storyc.deploy import DeployError, deploy
+
+    try:
+        with _input_errors_exit("storyc deploy"):
+            done = deploy(story, pool=pool, name=name, out=out, cache=cache, backend=backend, select=select,
+                          force=force, create_pool=create_pool, run=run)
+    except SelectionError as exc:
+        typer.echo(f"storyc deploy: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    except DeployError as exc:
+        typer.echo(f"storyc deploy: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    params = done.parameters
+    typer.echo(f"deployed {done.full_name} (id {done.deployment_id}) on work pool {done.pool!r}"
+               + (" (created, type process)" if done.pool_created else "") + f" at {done.api_url}")
+    typer.echo(f"  story   {params['story']}\n  out     {params['out']}\n  cache   {params['cache']}")
+    typer.echo("  backend " + (params.get("backend") or "each worker's: xai when XAI_API_KEY is set in its environment, else offline"))
+    typer.echo("start a worker on each machine that has storyc installed and mounts these paths:")
+    typer.echo(f"  PREFECT_API_URL={done.api_url} prefect worker start --pool {done.pool}")
+    typer.echo("run it:")
+    typer.echo(f"  prefect deployment run '{done.full_name}'")
+    if done.flow_run_id:
+        typer.echo(f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
+                   f"follow it: prefect flow-run inspect {done.flow_run_id}")
