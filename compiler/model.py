@@ -243,6 +243,9 @@ class StepRecord(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)  # role → path relative to the output folder
     sha256: dict[str, str] = Field(default_factory=dict)  # role → content hash
     prompts: dict[str, str] = Field(default_factory=dict)  # role → rendered prompt sent
+    # every judged attempt, in order: its file (relative to the output folder) → its score;
+    # the storyboard shows each attempt with its score, not only the one kept
+    attempt_scores: dict[str, float] = Field(default_factory=dict)
     error: Optional[str] = None
 
 

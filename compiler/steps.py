@@ -168,6 +168,7 @@ class StepRun:
         self.replayed = 0  # calls served from the per-call memo (a resumed step)
         self.files: dict[str, str] = {}
         self.prompts: dict[str, str] = {}
+        self.attempt_scores: dict[str, float] = {}  # judged attempt (out-relative) → score
         self._seq = 0
 
     def rel(self, path: Path) -> str:
@@ -411,6 +412,7 @@ def run_character(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | 
             )
 
         (score, _), _ = run.call("vision", f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=_est_vision(1))
+        run.attempt_scores[rel] = score.overall_score
         if _better(score.overall_score, best[0] if best else None):
             best = (score.overall_score, rel, _url(result, rel))
         if score.overall_score >= q.consistency_threshold:
@@ -513,6 +515,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
             "vision", f"check v{iteration}", judge, prompt=check, refs=(dest, *judge_refs),
             estimate=_est_vision(1 + len(judge_refs)),
         )
+        run.attempt_scores[rel] = score.overall_score
         if _better(score.overall_score, best[0] if best else None):
             best = (score.overall_score, dest, rel, _url(result, rel))
         if score.overall_score >= q.consistency_threshold:
@@ -586,6 +589,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     )
     rel = run.keep(dest)
     score, first, last = judge_clip(dest, "", 1)
+    run.attempt_scores[rel] = score.overall_score
     best = (score.overall_score, dest, rel, _url(result, rel), first, last)
     corrections = 0
     correctable = scene.duration_seconds <= VIDEO_EDIT_MAX_S
@@ -619,6 +623,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
         )
         rel_c = run.keep(dest_c)
         score, first, last = judge_clip(dest_c, f"_c{corrections}", 1 + corrections)
+        run.attempt_scores[rel_c] = score.overall_score
         if _better(score.overall_score, best[0]):
             best = (score.overall_score, dest_c, rel_c, _url(result, rel_c), first, last)
     duration = float(scene.duration_seconds)
@@ -725,7 +730,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
         record = StepRecord(
             id=sid, kind=step.kind, key=key, status="failed", api_calls=sum(run.calls.values()),
             wall_s=round(time.perf_counter() - started, 3), cost_usd=round(run.cost, 6), prompts=run.prompts,
-            error=_describe(exc),
+            attempt_scores=run.attempt_scores, error=_describe(exc),
         )
         ctx.failed[sid] = (record, run)
         with contextlib.suppress(Exception):
@@ -738,7 +743,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
         id=sid, kind=step.kind, key=key, status="done", cached=False, api_calls=sum(run.calls.values()),
         attempts=attempts, edit_passes=edits, score=score, wall_s=round(time.perf_counter() - started, 3),
         cost_usd=round(run.cost, 6), outputs=outputs, sha256={role: run.files[rel] for role, rel in outputs.items()},
-        prompts=run.prompts,
+        prompts=run.prompts, attempt_scores=run.attempt_scores,
     )
     ctx.cache.put_step(
         key,
