@@ -245,6 +245,9 @@ def deploy(
         tags=TAGS,
         version=__version__,
         entrypoint_type=EntrypointType.MODULE_PATH,
+        # One output folder per deployment, guarded by storyc's build lock: a second run
+        # waits in the queue (Prefect's ENQUEUE) instead of failing on the lock.
+        concurrency_limit=1,
     )
     try:
         # An explicit version: otherwise Prefect infers one from the git repository of the

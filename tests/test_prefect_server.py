@@ -278,6 +278,7 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
         assert not deployment.pull_steps and deployment.work_pool_name == pool
         assert deployment.parameters == {"story": str(story), "out": str(out), "cache": str(cache)}
         assert secret not in deployment.model_dump_json()
+        assert deployment.global_concurrency_limit.limit == 1  # runs of one story queue: one output folder
 
         deadline = time.monotonic() + 120
         picked = None
@@ -307,6 +308,13 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
         assert sorted(tr.name for tr in steps) == sorted(s["id"] for s in report["steps"])
         assert {tr.state_type for tr in steps} == {StateType.COMPLETED}
 
+    # registering again updates the same deployment
+    again = _run([*STORYC, "deploy", str(story), "--pool", pool, "--cache", str(cache), "--out", str(out / "v2")], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    with prefect_server.client() as client:
+        updated = client.read_deployment_by_name(full_name)
+        assert updated.id == deployment.id and updated.parameters["out"] == str(out / "v2")
+
     assert report["backend"] == "offline"  # the worker has no XAI_API_KEY: its choice, not the deployer's
     final = out / "final_video.mp4"
     info = probe(final)
@@ -314,3 +322,18 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
     assert info.duration_s == pytest.approx(3 * STORY_SCENES, abs=0.5)
     assert (cache / "steps").is_dir()  # the cache went where --cache said
     assert secret not in worker_log.read_text()
+
+
+# ─── the deployed flow's own refusals (no server needed) ─────────────────────
+
+
+def test_render_story_fails_with_one_clear_reason(tmp_path):
+    from storyc.deploy import RenderFailed, render_story
+
+    with pytest.raises(RenderFailed, match="is not a file on worker .*mount the shared storage"):
+        render_story(str(tmp_path / "gone.yaml"), str(tmp_path / "out"), str(tmp_path / "cache"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 30", 1))
+    with pytest.raises(RenderFailed, match=r"does not lint:\n.*bad\.yaml:\d+:\d+: error E204 "):
+        render_story(str(bad), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline")
+    assert not (tmp_path / "out").exists()
