@@ -213,6 +213,11 @@ def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server
     assert no_server.returncode == 1
     assert "set PREFECT_API_URL" in no_server.stderr and "Traceback" not in no_server.stderr
 
+    unreachable = _run([*STORYC, "deploy", str(good), "--pool", "bad-pool"],
+                       {**env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}, tmp_path)
+    assert unreachable.returncode == 1
+    assert "is not reachable" in unreachable.stderr and "Traceback" not in unreachable.stderr
+
     from prefect.exceptions import ObjectNotFound
 
     with prefect_server.client() as client:  # nothing was registered, no pool was created
