@@ -216,11 +216,18 @@ def init_command(
         for o in failed:
             typer.echo(f"storyc init: cannot write {directory / o.rel}: {o.reason}", err=True)
         raise typer.Exit(EXIT_ERROR)
-    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    import shlex
+
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(directory))} && "
     typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
 
 
-@app.command("lint")
+@app.command("lint", epilog=_examples(
+    "storyc lint stories/*.yaml",
+    "storyc lint story.yaml --strict --ignore W403,W404",
+    "storyc lint story.yaml --format github                 # GitHub Actions annotations",
+    "storyc lint --list-rules",
+))
 def lint_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
     format: Annotated[str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")] = "text",

@@ -395,3 +395,15 @@ def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, 
     bad = pre_commit(args, root, env, timeout=120)  # the hook environment is reused
     assert bad.returncode == 1
     assert re.search(r"^story\.yaml:\d+:\d+: error E303 .*Mirra", bad.stdout, re.M), bad.stdout[-3000:]
+
+
+def test_init_stays_light_and_quotes_the_next_step(tmp_path):
+    """init imports none of the render stack, and its hint is a command a shell can run."""
+    target = tmp_path / "my story"
+    code = ("import sys; from storyc.cli import app\n"
+            "try:\n    app(['init', sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"next: cd '{target}' && storyc lint story.yaml" in result.stdout
