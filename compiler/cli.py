@@ -222,12 +222,7 @@ def init_command(
     typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
 
 
-@app.command("lint", epilog=_examples(
-    "storyc lint stories/*.yaml",
-    "storyc lint story.yaml --strict --ignore W403,W404",
-    "storyc lint story.yaml --format github                 # GitHub Actions annotations",
-    "storyc lint --list-rules",
-))
+@app.command("lint")
 def lint_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
     format: Annotated[str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")] = "text",
