@@ -550,6 +550,8 @@ def deploy_command(
                + (" (created, type process)" if done.pool_created else "") + f" at {done.api_url}")
     typer.echo(f"  story   {params['story']}\n  out     {params['out']}\n  cache   {params['cache']}")
     typer.echo("  backend " + (params.get("backend") or "each worker's: xai when XAI_API_KEY is set in its environment, else offline"))
+    if done.pool_type != "process":
+        typer.echo(f"note: pool type {done.pool_type!r}: its job image must have storyc installed and these paths mounted")
     typer.echo("start a worker on each machine that has storyc installed and mounts these paths:")
     typer.echo(f"  PREFECT_API_URL={done.api_url} prefect worker start --pool {done.pool}")
     typer.echo("run it:")

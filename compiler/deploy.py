@@ -51,6 +51,7 @@ class Deployed:
     full_name: str  # FLOW/DEPLOYMENT, what `prefect deployment run` takes
     pool: str
     pool_created: bool
+    pool_type: str
     api_url: str
     parameters: dict
     flow_run_id: str | None = None
@@ -216,13 +217,13 @@ def deploy(
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    pool_created = False
+    pool_created, pool_type = False, "process"
     with get_client(sync_client=True) as client:
         problem = client.api_healthcheck()
         if problem is not None:
             raise DeployError(f"Prefect server at {url} is not reachable: {_first_line(problem)}")
         try:
-            client.read_work_pool(pool)
+            pool_type = client.read_work_pool(pool).type
         except ObjectNotFound:
             if not create_pool:
                 raise DeployError(
@@ -259,7 +260,7 @@ def deploy(
         raise DeployError(f"could not register the deployment on {url}: {_first_line(exc)}") from None
     result = Deployed(
         deployment_id=str(deployment_id), full_name=f"{FLOW_NAME}/{deployment_name}", pool=pool,
-        pool_created=pool_created, api_url=url, parameters=parameters,
+        pool_created=pool_created, pool_type=pool_type, api_url=url, parameters=parameters,
     )
     if run:
         with get_client(sync_client=True) as client:
