@@ -190,11 +190,9 @@ def init_command(
     directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ from the scaffold.")] = False,
 ) -> None:
-    """Scaffold a storyboard project: story.yaml (+ its JSON Schema), .gitignore,
-    .pre-commit-config.yaml and a GitHub Actions workflow.
+    """Scaffold a storyboard project: story.yaml with its JSON Schema, .gitignore, .pre-commit-config.yaml, a GitHub workflow.
 
-    Existing files are kept (and listed) unless --force; exit 0 when every file is in
-    place, 1 when the folder or a file cannot be written.
+    Existing files are kept and listed unless --force. Exit 0 when every file is in place, 1 when the folder or a file cannot be written.
 
     Example: storyc init my-story && cd my-story && storyc build story.yaml
     """
