@@ -213,3 +213,51 @@ def test_report_module_stays_light():
     code = "import sys, storyc.report; print(','.join(m for m in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg','jinja2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == ""
+
+
+def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_path):
+    story = fox_story()
+    state = built_state(story)
+    steps = state.steps
+    steps["character:Ember"].attempt_scores = {"character_sheets/Ember_v1.jpg": 0.61, "character_sheets/Ember_v2.jpg": 0.86}
+    steps["keyframe:2"].attempt_scores = {"keyframes/scene_2_v1.jpg": 0.7, "keyframes/scene_2_v2.jpg": 0.82}
+    steps["video:3"].attempt_scores = {"videos/scene_3.mp4": 0.6, "videos/scene_3_c1.mp4": 0.7}
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "scene_3_c1_last.jpg").write_bytes(b"jpg")  # a clip is shown by its last frame
+    page = write_storyboard_html(tmp_path, story, state).read_text()
+    parser = _Collector()
+    parser.feed(page)
+    text = "".join(parser.text)
+    figures = [a for t, a in parser.tags if t == "figure" and "attempt" in a.get("class", "")]
+    # recorded attempts: Ember 2, keyframe 2 2, video 3 2; steps recorded without scores fall
+    # back to the attempt files on disk, and there are none in this folder
+    assert len(figures) == 6
+    imgs = [a["src"] for t, a in parser.tags if t == "img"]
+    assert "character_sheets/Ember_v1.jpg" in imgs and "keyframes/scene_2_v1.jpg" in imgs
+    assert "frames/scene_3_c1_last.jpg" in imgs
+    # each attempt: label, kind, score; low scores marked by class, colour and text
+    assert "v1 · generate · 0.61 ▼ below 0.80" in text and "v2 · generate · 0.86 ✓ · kept" in text
+    assert "v2 · fix edit · 0.82 ✓ · kept" in text and "v1 · compose · 0.70 ▼ below 0.80" in text
+    assert "c1 · video-edit correction · 0.70 ▼ below 0.80 · kept" in text
+    assert 'class="attempt below"' in page and 'class="attempt kept"' in page
+    assert '<span class="score below" title="below the consistency threshold 0.80">0.70 ▼ below 0.80</span>' in page
+    assert ".score.below { color: var(--bad)" in page
+    # palette as text and swatches, totals, every clip in a player, no network
+    assert "deep forest greens, burnt orange, amber, moonlight silver" in text
+    assert 'style="background:#cc5500"' in page  # burnt orange, by the offline renderer's colour words
+    assert "API calls: 16" in text and "Cost: $1.72" in text
+    assert [a["src"] for t, a in parser.tags if t == "video"] == [
+        "final_video.mp4", "videos/scene_1.mp4", "videos/scene_2.mp4", "videos/scene_3_c1.mp4"]
+    csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert csp.startswith("default-src 'none'") and "script-src" not in csp
+    md = write_script_md(tmp_path, story, state).read_text()
+    assert "Other attempts: [v1](<character_sheets/Ember_v1.jpg>) (generate, 0.61)" in md
+    assert "Other keyframe attempts: [v1](<keyframes/scene_2_v1.jpg>) (compose, 0.70)" in md
+
+
+def test_palette_swatches():
+    from storyc.storyboard_html import palette_swatches
+
+    assert palette_swatches("teal, pale pink and #AbC, #123456") == [
+        ("#AbC", "#abc"), ("#123456", "#123456"), ("teal", "#008080"), ("pale pink", "#f8d0dd")]
+    assert palette_swatches("moonlight and mist") == []
