@@ -230,10 +230,11 @@ def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server
 # ─── storyc deploy: a worker renders the story ──────────────────────────────
 
 
-@pytest.fixture
-def process_pool_worker(prefect_server, tmp_path):
+@pytest.fixture(scope="module")
+def process_pool_worker(prefect_server, tmp_path_factory):
     """A process work pool created with Prefect's CLI and one worker polling it."""
     pool = "storyc-test-pool"
+    tmp_path = tmp_path_factory.mktemp("worker")
     env = prefect_server.env(tmp_path / "worker-home", PREFECT_WORKER_QUERY_SECONDS="1")
     t0 = time.perf_counter()
     created = _run([*PREFECT, "work-pool", "create", pool, "--type", "process"], env, tmp_path)
@@ -254,6 +255,23 @@ def process_pool_worker(prefect_server, tmp_path):
         _stop_group(proc)  # before the server fixture stops the server
         log.close()
         TIMINGS["worker_stop_s"] = time.perf_counter() - t1
+
+
+def _wait_final(client, run_id: str, worker_log: Path, timeout: float = 120):
+    """The flow run once final, and when a worker first moved it out of SCHEDULED."""
+    from prefect.client.schemas.objects import StateType
+
+    deadline = time.monotonic() + timeout
+    picked = None
+    while True:
+        flow_run = client.read_flow_run(run_id)
+        if picked is None and flow_run.state_type != StateType.SCHEDULED:
+            picked = time.perf_counter()
+        if flow_run.state and flow_run.state.is_final():
+            return flow_run, picked or time.perf_counter()
+        if time.monotonic() > deadline:
+            pytest.fail(f"flow run still {flow_run.state_name} after {timeout} s; worker log:\n{worker_log.read_text()[-3000:]}")
+        time.sleep(0.5)
 
 
 def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp_path):
@@ -285,18 +303,8 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
         assert secret not in deployment.model_dump_json()
         assert deployment.global_concurrency_limit.limit == 1  # runs of one story queue: one output folder
 
-        deadline = time.monotonic() + 120
-        picked = None
-        while True:
-            flow_run = client.read_flow_run(run_id)
-            if picked is None and flow_run.state_type != StateType.SCHEDULED:
-                picked = time.perf_counter()
-            if flow_run.state and flow_run.state.is_final():
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"flow run still {flow_run.state_name} after 120 s; worker log:\n{worker_log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        TIMINGS["worker_pickup_s"] = (picked or time.perf_counter()) - t0 - TIMINGS["deploy_s"]
+        flow_run, picked = _wait_final(client, run_id, worker_log)
+        TIMINGS["worker_pickup_s"] = picked - t0 - TIMINGS["deploy_s"]
         TIMINGS["deployed_run_s"] = time.perf_counter() - t0 - TIMINGS["deploy_s"]
         assert flow_run.state_type == StateType.COMPLETED, worker_log.read_text()[-3000:]
         assert flow_run.name == f"render {story.stem}"
@@ -327,6 +335,26 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
     assert info.duration_s == pytest.approx(3 * STORY_SCENES, abs=0.5)
     assert (cache / "steps").is_dir()  # the cache went where --cache said
     assert secret not in worker_log.read_text()
+
+
+def test_a_failed_render_fails_its_flow_run_with_the_reason(prefect_server, process_pool_worker, tmp_path):
+    """--backend xai on a worker without XAI_API_KEY: FAILED, with storyc's one line."""
+    from prefect.client.schemas.objects import StateType
+
+    pool, worker_log = process_pool_worker
+    story = _write_story(tmp_path / "shared", "needs_key.yaml")
+    env = prefect_server.env(tmp_path / "deploy-home")
+    t0 = time.perf_counter()
+    deployed = _run([*STORYC, "deploy", str(story), "--pool", pool, "--backend", "xai", "--out", str(tmp_path / "out"),
+                     "--cache", str(tmp_path / "cache"), "--run"], env, tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    run_id = re.search(r"started flow run ([0-9a-f-]{36}) ", deployed.stdout).group(1)
+    with prefect_server.client() as client:
+        flow_run, _ = _wait_final(client, run_id, worker_log)
+    TIMINGS["failed_run_s"] = time.perf_counter() - t0
+    assert flow_run.state_type == StateType.FAILED
+    assert "RenderFailed" in flow_run.state.message and "XAI_API_KEY" in flow_run.state.message, flow_run.state.message
+    assert not (tmp_path / "out").exists()  # the backend failed before the output folder was made
 
 
 # ─── the deployed flow's own refusals (no server needed) ─────────────────────
