@@ -98,11 +98,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Delete temp files left by killed processes (their pid is gone). Returns how many."""
-    removed = 0
+def stale_temps(folder: Path) -> list[Path]:
+    """Temp files of atomic writes whose writer process is gone (a killed build's)."""
     if not folder.is_dir():
-        return 0
+        return []
+    stale = []
     for path in folder.rglob(f".*{_TMP_SUFFIX}"):
         parts = path.name.rsplit(".", 3)  # ['.name', pid, rand, 'tmp']
         try:
@@ -110,9 +110,16 @@ def remove_stale_temps(folder: Path) -> int:
         except (ValueError, IndexError):
             continue
         if not _pid_alive(pid):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+            stale.append(path)
+    return stale
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temp files left by killed processes (their pid is gone). Returns how many."""
+    stale = stale_temps(folder)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 # ─── the store ────────────────────────────────────────────────────────────────
@@ -226,8 +233,40 @@ class Cache:
         return self.get_step(key) is not None
 
     def clean_temps(self) -> int:
-        return sum(remove_stale_temps(folder) for folder in (self.objects, self.steps, self.calls))
+        return sum(remove_stale_temps(folder) for folder in self.tables())
 
+    # listing (for `storyc cache prune`)
+    def tables(self) -> tuple[Path, Path, Path]:
+        return (self.objects, self.steps, self.calls)
+
+    def list_blobs(self) -> dict[str, Path]:
+        """sha → path of every blob (by name; contents are not verified)."""
+        return {p.name: p for p in _shard_files(self.objects) if is_sha256(p.name)}
+
+    def list_entries(self, table: str) -> dict[str, tuple[Path, dict | None]]:
+        """key → (path, parsed entry or None when unreadable) of every steps/ or calls/ entry."""
+        folder = {"steps": self.steps, "calls": self.calls}[table]
+        out: dict[str, tuple[Path, dict | None]] = {}
+        for path in _shard_files(folder):
+            key = path.name[: -len(".json")] if path.name.endswith(".json") else ""
+            if not is_sha256(key):
+                continue
+            try:
+                entry = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                entry = None
+            if not isinstance(entry, dict) or entry.get("key") != key:
+                entry = None  # a miss for every build: garbage
+            out[key] = (path, entry)
+        return out
+
+
+def _shard_files(folder: Path) -> list[Path]:
+    """The files of `folder/<xx>/...` (temp files excluded: they start with a dot)."""
+    if not folder.is_dir():
+        return []
+    return [p for shard in folder.iterdir() if shard.is_dir() and not shard.is_symlink()
+            for p in shard.iterdir() if not p.name.startswith(".") and p.is_file() and not p.is_symlink()]
 
 
 def default_cache_dir(story_path: Path) -> Path:

@@ -26,9 +26,57 @@ app = typer.Typer(
     name="storyc",
     help="A declarative YAML storyboard compiler: lint, plan and render consistent multi-scene videos.",
     no_args_is_help=True,
+    # `storyc completion bash|zsh|fish` prints the script instead: typer's install options
+    # would detect the shell on every start.
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _examples(*lines: str) -> str:
+    """A command's help epilog: one example per paragraph (rich help joins single newlines)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+class _Verbosity:
+    """Global --quiet/--verbose (before the subcommand); commands whose output matters
+    accept them too. quiet: only errors and the final result line; verbose: per-step and
+    per-call detail."""
+
+    quiet = False
+    verbose = False
+
+
+def _output_level(command: str, quiet: bool, verbose: bool) -> tuple[bool, bool]:
+    quiet, verbose = quiet or _Verbosity.quiet, verbose or _Verbosity.verbose
+    if quiet and verbose:
+        typer.echo(f"{command}: --quiet and --verbose exclude each other", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    return quiet, verbose
+
+
+def _enable_completion() -> None:
+    """A shell asking for completions (the script of `storyc completion` sets
+    _STORYC_COMPLETE): register typer's completion classes, which add_completion=False
+    leaves out. Ordinary starts skip this."""
+    import os
+
+    if os.environ.get("_STORYC_COMPLETE"):
+        from typer._completion_classes import completion_init
+
+        completion_init()
+
+
+def _honour_no_color() -> None:
+    """NO_COLOR (no-color.org) wins over FORCE_COLOR: typer's rich help and error panels
+    and the build progress print no escape sequences at all. rich alone would keep bold."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        import typer.rich_utils
+
+        typer.rich_utils.COLOR_SYSTEM = None
 
 
 def _version(value: bool) -> None:
@@ -42,8 +90,18 @@ def _root(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step and per-call detail.")] = False,
 ) -> None:
-    """storyc: story.yaml → lint → plan → render → final_video.mp4."""
+    """storyc: story.yaml → lint → plan → render → final_video.mp4.
+
+    Exit codes: 0 ok, 1 bad input or a failed build, 2 usage error, 130 interrupted.
+    NO_COLOR=1 turns colour off; `storyc completion bash` prints shell completion.
+    """
+    _Verbosity.quiet, _Verbosity.verbose = quiet, verbose
+    if quiet and verbose:
+        typer.echo("storyc: --quiet and --verbose exclude each other", err=True)
+        raise typer.Exit(EXIT_USAGE)
 
 
 def _terminate_like_ctrl_c(signum, frame) -> None:
@@ -56,6 +114,8 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    _honour_no_color()
+    _enable_completion()
     try:
         app()
     except KeyboardInterrupt:
@@ -89,7 +149,11 @@ def _print_diagnostics(exc) -> None:
         typer.echo(diag.format(), err=True)
 
 
-@app.command("graph")
+@app.command("graph", epilog=_examples(
+    "storyc graph stories/fox_and_owl.yaml                  # mermaid, paste into a markdown file",
+    "storyc graph stories/fox_and_owl.yaml --format dot | dot -Tsvg > graph.svg",
+    "storyc graph story.yaml --format json --backend xai    # the keys an xai build would use",
+))
 def graph_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
     format: Annotated[str, typer.Option("--format", help="mermaid, dot or json.")] = "mermaid",
@@ -129,7 +193,11 @@ def graph_command(
         typer.echo(graph_mermaid(prep.plan, res))
 
 
-@app.command("prompts")
+@app.command("prompts", epilog=_examples(
+    "storyc prompts stories/fox_and_owl.yaml",
+    "storyc prompts stories/fox_and_owl.yaml --scene 2 --format json",
+    "storyc prompts story.yaml --prompts my_prompts/        # try a template override",
+))
 def prompts_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
     scene: Annotated[Optional[int], typer.Option("--scene", help="Only this scene_id's prompts.")] = None,
@@ -177,7 +245,7 @@ def prompts_command(
         typer.echo(format_listing(entries), nl=False)
 
 
-@app.command("schema")
+@app.command("schema", epilog=_examples("storyc schema > schemas/story.schema.json"))
 def schema_command() -> None:
     """Print the JSON Schema of the story format (the committed copy is schemas/story.schema.json)."""
     from storyc.schema_export import story_json_schema_text
@@ -220,7 +288,12 @@ def init_command(
     typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
 
 
-@app.command("lint")
+@app.command("lint", epilog=_examples(
+    "storyc lint stories/*.yaml",
+    "storyc lint story.yaml --strict --ignore W403,W404",
+    "storyc lint story.yaml --format github                 # GitHub Actions annotations",
+    "storyc lint --list-rules",
+))
 def lint_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
     format: Annotated[str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")] = "text",
@@ -275,10 +348,11 @@ def lint_command(
 class _Progress:
     """Build progress: on a terminal, a rich display with the overall bar and one live row
     per running step (its calls so far and the one in progress); otherwise one plain line
-    per finished step (CI logs)."""
+    per finished step (CI logs). Verbose adds the plan and a line per call and retry."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, verbose: bool = False):
         self.total = total
+        self.verbose = verbose
         self.finished = 0
         self.rich = None
         self.rows: dict[str, int] = {}  # running step → its rich task
@@ -286,9 +360,14 @@ class _Progress:
         if sys.stdout.isatty():
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+            import os
+
+            from rich.console import Console
+
             self.rich = Progress(
                 SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
                 TimeElapsedColumn(), transient=False,
+                console=Console(color_system=None) if os.environ.get("NO_COLOR") else None,  # no bold either
             )
             self.task = self.rich.add_task("building", total=total, count=f"0/{total}")
             self.rich.start()
@@ -305,7 +384,25 @@ class _Progress:
         if task is not None:
             self.rich.remove_task(task)
 
+    def _say(self, line: str) -> None:
+        if self.rich is not None:
+            self.rich.console.print(line, markup=False, highlight=False)
+        else:
+            typer.echo(line)
+
+    def _detail(self, event: str, data) -> None:
+        if event == "plan":
+            self._say(f"plan: {data['steps']} step(s), {data['to_run']} to run")
+        elif event == "prefect_starting":
+            self._say("starting Prefect")
+        elif event == "call_started":
+            self._say(f"  call    {data['step']}  {data['kind']}: {data['what']}")
+        elif event == "retry":
+            self._say(f"  retry   {data['step']}  {data['kind']} attempt {data['attempt']}: {data.get('error', '')}")
+
     def __call__(self, event: str, data) -> None:
+        if self.verbose:
+            self._detail(event, data)
         if event == "plan":
             self.total = data["steps"]
             if self.rich is not None:
@@ -348,7 +445,12 @@ class _Progress:
             self.rich.stop()
 
 
-@app.command("build")
+@app.command("build", epilog=_examples(
+    "storyc build stories/fox_and_owl.yaml                  # offline without XAI_API_KEY",
+    "storyc build story.yaml --dry-run                      # planned calls and cost, no call",
+    "storyc build story.yaml --select scene:3+ --max-cost 2",
+    "storyc -q build story.yaml --out build/ci              # only errors and the result line",
+))
 def build_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
     backend: Annotated[
@@ -365,6 +467,8 @@ def build_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The plan, and a line per call and retry.")] = False,
 ) -> None:
     """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
     import json
@@ -382,15 +486,19 @@ def build_command(
     if not story.is_file():
         typer.echo(f"storyc build: {story}: no such file", err=True)
         raise typer.Exit(EXIT_USAGE)
+    quiet, verbose = _output_level("storyc build", quiet, verbose)
     chosen = backend or default_backend_name()
-    typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (
-        "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")))
+    if not quiet:
+        typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (
+            "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")))
     progress = None
 
     def on_event(event, data):
         nonlocal progress
+        if quiet:
+            return
         if progress is None:
-            progress = _Progress(total=0)
+            progress = _Progress(total=0, verbose=verbose)
         progress(event, data)
 
     opts = BuildOptions(
@@ -416,7 +524,7 @@ def build_command(
     finally:
         if progress is not None:
             progress.stop()
-    for diag in result.warnings:
+    for diag in [] if quiet else result.warnings:
         typer.echo(diag.format(), err=True)
     if result.status == "dry_run":
         d = result.dry_run
@@ -455,7 +563,9 @@ def build_command(
     raise typer.Exit(EXIT_ERROR)
 
 
-@app.command("plan")
+@app.command("plan", epilog=_examples(
+    'storyc plan "A curious fox meets a wise old owl" -o stories/ember.yaml --characters 2 --scenes 3',
+))
 def plan_command(
     concept: Annotated[str, typer.Argument(help="The story idea in a sentence or two.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the story.")] = Path("story.yaml"),
@@ -557,3 +667,126 @@ def deploy_command(
     if done.flow_run_id:
         typer.echo(f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
                    f"follow it: prefect flow-run inspect {done.flow_run_id}")
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 512 B, 3.4 kB, 12.1 MB (powers of 1000, as du --si)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+@app.command("clean", epilog=_examples(
+    "storyc clean stories/fox_and_owl.yaml       # removes build/fox_and_owl/",
+    "storyc clean story.yaml --out build/preview --dry-run",
+))
+def clean_command(
+    story: Annotated[Path, typer.Argument(help="The story whose build output to remove.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="The output folder (default build/<story stem>/, as build).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
+) -> None:
+    """Remove a story's build output folder (the cache is not touched).
+
+    Only storyc output is removed (a folder with .storyc.lock, state.json or report.json),
+    never while a build writes it and never through a symbolic link. The cache is NOT
+    touched: use storyc cache prune for that. A missing folder is not an error.
+    """
+    from storyc.build import default_out_dir
+    from storyc.clean import CleanRefused, clean_output
+
+    quiet, verbose = _output_level("storyc clean", quiet, verbose)
+    if out is None and not story.is_file():
+        typer.echo(f"storyc clean: {story}: no such file (give --out to clean a folder whose story is gone)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    folder = out if out is not None else default_out_dir(story)
+    try:
+        with _input_errors_exit("storyc clean"):
+            result = clean_output(folder, story=story if story.is_file() else None, dry_run=dry_run)
+    except CleanRefused as exc:
+        typer.echo(f"storyc clean: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if result.missing:
+        typer.echo(f"{folder}: nothing to clean")
+        return
+    if (dry_run and not quiet) or verbose:
+        for rel, size in result.files:
+            typer.echo(f"{'would remove' if dry_run else 'removed'} {folder / rel}  ({_size(size)})")
+    summary = f"{folder}: {len(result.files)} file(s), {_size(result.total_bytes)}"
+    typer.echo(f"would remove {summary}" if dry_run else f"removed {summary} (the cache is kept)")
+
+
+cache_app = typer.Typer(help="Manage the build cache (default .storyc/cache/ beside the story).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("prune", epilog=_examples(
+    "storyc cache prune stories/fox_and_owl.yaml --dry-run",
+    "storyc cache prune stories/*.yaml --cache /mnt/shared/cache",
+))
+def cache_prune_command(
+    stories: Annotated[list[Path], typer.Argument(help="Every story whose entries to keep.", show_default=False)],
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder the builds use.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
+) -> None:
+    """Remove cache entries the given stories can no longer use; report what was freed.
+
+    Keys are resolved as a build resolves them (under either backend): every step still
+    reachable is kept with its objects, and so are the per-call entries an unfinished
+    step may resume from. Temp files of dead processes go too. Name every story that
+    shares the cache: entries of stories not named are removed.
+    """
+    from storyc.prune import PruneRefused, apply_prune, check_no_build_running, plan_prune
+
+    quiet, verbose = _output_level("storyc cache prune", quiet, verbose)
+    missing = [s for s in stories if not s.is_file()]
+    if missing:
+        for s in missing:
+            typer.echo(f"storyc cache prune: {s}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    if prompts is not None and not prompts.is_dir():
+        typer.echo(f"storyc cache prune: --prompts {prompts}: no such folder", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        with _input_errors_exit("storyc cache prune"):
+            check_no_build_running(stories)
+            plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
+            freed = plan.freed_bytes if dry_run else apply_prune(plan)
+    except PruneRefused as exc:
+        typer.echo(f"storyc cache prune: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if (dry_run and not quiet) or verbose:
+        for r in plan.removals:
+            typer.echo(f"{'would remove' if dry_run else 'removed'} {r.path}  ({_size(r.size)})")
+    if plan.calls_kept_for_open_steps and not quiet:
+        typer.echo(f"storyc cache prune: note: kept {plan.calls_kept_for_open_steps} per-call entr(ies) a build of "
+                   f"the {plan.open_steps} unbuilt step(s) may resume from (a call entry does not record its step's "
+                   "key); prune again after building", err=True)
+    counts = ", ".join(f"{plan.removed(t)} {name}" for t, name in (
+        ("steps", "step entries"), ("calls", "call entries"), ("objects", "objects"), ("temps", "temp files")))
+    kept = f"kept {plan.kept['steps']} step, {plan.kept['calls']} call entries and {plan.kept['objects']} objects, {_size(plan.kept_bytes)}"
+    typer.echo(f"{'would free' if dry_run else 'freed'} {_size(freed)} in {plan.cache_dir}: {counts}; {kept}")
+
+
+@app.command("completion", epilog=_examples(
+    'eval "$(storyc completion bash)"       # this shell only',
+    "storyc completion bash > ~/.local/share/bash-completion/completions/storyc",
+    "storyc completion zsh > ~/.zfunc/_storyc    # fpath+=~/.zfunc before compinit",
+    "storyc completion fish > ~/.config/fish/completions/storyc.fish",
+))
+def completion_command(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print the shell completion script (commands, options, file names)."""
+    if shell not in ("bash", "zsh", "fish"):
+        typer.echo(f"storyc completion: the shell must be bash, zsh or fish, not {shell!r}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    # typer's own script, so that it matches the handler every storyc start runs when
+    # _STORYC_COMPLETE is set (typer >= 0.12 keeps it in _completion_shared).
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name="storyc", complete_var="_STORYC_COMPLETE", shell=shell))
