@@ -95,14 +95,24 @@ def palette_swatches(palette: str) -> list[tuple[str, str]]:
     return found + [(word, "#%02x%02x%02x" % rgb) for word, rgb in words]
 
 
+def _score_text(score: float, threshold: float) -> str:
+    """Two decimals, more when rounding would hide the comparison (0.9453 vs 0.95)."""
+    for places in (2, 3, 4):
+        text = f"{score:.{places}f}"
+        if (float(text) < threshold) == (score < threshold):
+            return text
+    return f"{score:.4f}"
+
+
 def _score_html(score: float | None, threshold: float) -> str:
     """A score, marked against the threshold by class and colour *and* by text."""
     if score is None:
         return '<span class="score">–</span>'
+    text = _score_text(score, threshold)
     if score < threshold:
         return (f'<span class="score below" title="below the consistency threshold {threshold:.2f}">'
-                f"{score:.2f} ▼ below {threshold:.2f}</span>")
-    return f'<span class="score ok" title="meets the consistency threshold {threshold:.2f}">{score:.2f} ✓</span>'
+                f"{text} ▼ below {threshold:.2f}</span>")
+    return f'<span class="score ok" title="meets the consistency threshold {threshold:.2f}">{text} ✓</span>'
 
 
 def _figure(path: str | None, caption: str) -> str:

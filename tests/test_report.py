@@ -261,3 +261,13 @@ def test_palette_swatches():
     assert palette_swatches("teal, pale pink and #AbC, #123456") == [
         ("#AbC", "#abc"), ("#123456", "#123456"), ("teal", "#008080"), ("pale pink", "#f8d0dd")]
     assert palette_swatches("moonlight and mist") == []
+
+
+def test_score_marker_never_rounds_across_the_threshold():
+    from storyc.storyboard_html import _score_html
+
+    assert _score_html(0.9453, 0.95) == (
+        '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>')
+    assert _score_html(0.9499, 0.95).startswith('<span class="score below"') and ">0.9499 ▼" in _score_html(0.9499, 0.95)
+    assert _score_html(0.95, 0.95) == '<span class="score ok" title="meets the consistency threshold 0.95">0.95 ✓</span>'
+    assert _score_html(None, 0.8) == '<span class="score">–</span>'
