@@ -20,11 +20,16 @@ from pydantic import BaseModel
 from storyc.model import BuildState, Story
 from storyc.storyboard import fmt_score as _fmt_score
 from storyc.storyboard import storyboard_view
-from storyc.storyboard_html import STORYBOARD_FILE, write_storyboard_html  # noqa: F401  (public here too)
+from storyc.storyboard_html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
 
 SCRIPT_FILE = "script.md"
 STATE_FILE = "state.json"
 REPORT_FILE = "report.json"
+
+__all__ = [
+    "REPORT_FILE", "SCRIPT_FILE", "STATE_FILE", "STORYBOARD_FILE",
+    "write_json_atomic", "write_report", "write_script_md", "write_state", "write_storyboard_html",
+]
 
 # ─── atomic JSON ────────────────────────────────────────────────────────────
 
