@@ -253,26 +253,34 @@ def schema_command() -> None:
     typer.echo(story_json_schema_text(), nl=False)
 
 
-@app.command("init")
+@app.command("init", epilog=_examples(
+    "storyc init my-story && cd my-story && storyc build story.yaml",
+    "storyc init                                  # into the current folder",
+    "storyc init . --force                        # restore the scaffold's files",
+))
 def init_command(
     directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ from the scaffold.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, kept files and the final result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Same as the default: one line per file.")] = False,
 ) -> None:
     """Scaffold a storyboard project: story.yaml with its JSON Schema, .gitignore, .pre-commit-config.yaml, a GitHub workflow.
 
     Existing files are kept and listed unless --force. Exit 0 when every file is in place, 1 when the folder or a file cannot be written.
-
-    Example: storyc init my-story && cd my-story && storyc build story.yaml
     """
+    import shlex
+
     from storyc.scaffold import FAILED, SKIPPED, InitError, scaffold
 
+    quiet, verbose = _output_level("storyc init", quiet, verbose)
     try:
         outcomes = scaffold(directory, force=force)
     except InitError as exc:
         typer.echo(f"storyc init: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR)
-    for o in outcomes:
-        typer.echo(f"{o.status:<12}{o.rel}" + (f"  ({o.reason})" if o.reason else ""))
+    if not quiet:
+        for o in outcomes:
+            typer.echo(f"{o.status:<12}{o.rel}" + (f"  ({o.reason})" if o.reason else ""))
     skipped = [o.rel for o in outcomes if o.status == SKIPPED]
     failed = [o for o in outcomes if o.status == FAILED]
     if skipped:
@@ -282,8 +290,6 @@ def init_command(
         for o in failed:
             typer.echo(f"storyc init: cannot write {directory / o.rel}: {o.reason}", err=True)
         raise typer.Exit(EXIT_ERROR)
-    import shlex
-
     where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(directory))} && "
     typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
 

@@ -407,3 +407,12 @@ def test_init_stays_light_and_quotes_the_next_step(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"next: cd '{target}' && storyc lint story.yaml" in result.stdout
+
+
+def test_quiet_init_prints_only_kept_files_and_the_result(tmp_path):
+    (tmp_path / ".gitignore").write_text("*.log\n")
+    result = storyc("init", str(tmp_path), "--quiet")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"next: cd {tmp_path} && storyc lint story.yaml && storyc build story.yaml"]
+    assert "kept 1 existing file(s)" in result.stderr and ".gitignore" in result.stderr
+    assert (tmp_path / "story.yaml").is_file()
