@@ -70,6 +70,8 @@ pre { white-space: pre-wrap; word-break: break-word; background: var(--bg); padd
 .missing { color: var(--muted); font-style: italic; } .failed { color: var(--bad); font-weight: 600; }
 """
 
+# A long story's page holds hundreds of full-size frames: load them as they scroll into view.
+_LAZY = ' loading="lazy" decoding="async"'
 _HEX = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})\b")
 
 
@@ -118,7 +120,7 @@ def _score_html(score: float | None, threshold: float) -> str:
 def _figure(path: str | None, caption: str) -> str:
     if not path:
         return f'<figure><p class="missing">{_e(caption)}: not rendered yet</p></figure>'
-    return (f'<figure><a href="{_src(path)}"><img src="{_src(path)}" alt="{_e(caption)}"></a>'
+    return (f'<figure><a href="{_src(path)}"><img src="{_src(path)}" alt="{_e(caption)}"{_LAZY}></a>'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
@@ -135,7 +137,7 @@ def _attempts_html(title: str, tries: list[Attempt], threshold: float) -> str:
     items = []
     for t in tries:
         classes = "attempt" + (" kept" if t.kept else "") + (" below" if t.score is not None and t.score < threshold else "")
-        image = (f'<img src="{_src(t.thumb)}" alt="{_e(t.label)}">' if t.thumb
+        image = (f'<img src="{_src(t.thumb)}" alt="{_e(t.label)}"{_LAZY}>' if t.thumb
                  else f'<span class="missing">{_e(t.path)}</span>')
         items.append(
             f'<figure class="{classes}"><a href="{_src(t.path)}">{image}</a>'

@@ -208,11 +208,14 @@ class Chromium:
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
 
-# Run in the page: wait (bounded) until every <img> and <video> settled, then describe each.
+# Run in the page: load every <img> (lazy ones too) and wait (bounded) until every <img> and
+# <video> settled, then describe each.
 MEDIA_REPORT_JS = r"""
 (async () => {
   const deadline = Date.now() + %(timeout_ms)d;
   const imgs = [...document.images];
+  // lazy images load only near the viewport: load them all, so every path is checked
+  imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
   const videos = [...document.querySelectorAll('video')];
   const settled = () => imgs.every(i => i.complete) &&
                         videos.every(v => v.error || v.readyState >= 1);
