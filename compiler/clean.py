@@ -101,6 +101,8 @@ def _check_safe(folder: Path, story: Path | None) -> None:
         raise CleanRefused(f"{folder} is the current folder or holds it; not removing it")
     if story is not None and _inside(Path(story).resolve(), real):
         raise CleanRefused(f"{folder} holds the story {story}; not removing it")
+    if (folder / LOCK_FILE).is_symlink():  # taking the lock would open (and truncate) its target
+        raise CleanRefused(f"{folder / LOCK_FILE} is a symbolic link; not removing {folder}")
     if (folder / ".git").exists():
         raise CleanRefused(f"{folder} is a git repository; not removing it")
     if not looks_like_output(folder):

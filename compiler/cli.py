@@ -31,6 +31,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n  storyc lint stories/fox_and_owl.yaml\n\n  storyc build stories/fox_and_owl.yaml\n\n"
+        "  storyc COMMAND -h    # each command's options and examples\n\n"
+        "Exit codes: 0 ok, 1 bad input or a failed build, 2 usage error, 130 interrupted. "
+        "--quiet/--verbose (-q/-v) before or after a command set its output level; NO_COLOR=1 turns colour off; "
+        "storyc completion bash|zsh|fish prints shell completion."
+    ),
 )
 
 
@@ -93,11 +100,7 @@ def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step and per-call detail.")] = False,
 ) -> None:
-    """storyc: story.yaml → lint → plan → render → final_video.mp4.
-
-    Exit codes: 0 ok, 1 bad input or a failed build, 2 usage error, 130 interrupted.
-    NO_COLOR=1 turns colour off; `storyc completion bash` prints shell completion.
-    """
+    """storyc: story.yaml → lint → plan → render → final_video.mp4."""
     _Verbosity.quiet, _Verbosity.verbose = quiet, verbose
     if quiet and verbose:
         typer.echo("storyc: --quiet and --verbose exclude each other", err=True)
@@ -483,6 +486,7 @@ def build_command(
     from storyc.buildstate import BuildLocked
     from storyc.plan import SelectionError
 
+    quiet, verbose = _output_level("storyc build", quiet, verbose)
     if backend not in (None, "offline", "xai"):
         typer.echo(f"storyc build: --backend must be offline or xai, not {backend!r}", err=True)
         raise typer.Exit(EXIT_USAGE)
@@ -492,7 +496,6 @@ def build_command(
     if not story.is_file():
         typer.echo(f"storyc build: {story}: no such file", err=True)
         raise typer.Exit(EXIT_USAGE)
-    quiet, verbose = _output_level("storyc build", quiet, verbose)
     chosen = backend or default_backend_name()
     if not quiet:
         typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (

@@ -411,6 +411,17 @@ def test_clean_never_follows_symbolic_links_out(output):
     assert refused.exit_code == 1 and "symbolic link" in refused.stderr and (real / "keep.txt").exists()
 
 
+def test_clean_refuses_a_lock_file_that_is_a_link(output):
+    target = output["tmp"] / "precious.txt"
+    target.write_text("mine")
+    lock = output["out"] / ".storyc.lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(target)
+    result = _clean("story.yaml")
+    assert result.exit_code == 1 and "symbolic link" in result.stderr
+    assert target.read_text() == "mine" and output["out"].is_dir()
+
+
 def test_clean_refuses_a_folder_holding_the_story_or_the_working_folder(output):
     (output["tmp"] / "state.json").write_text(json.dumps({"storyc_version": "x", "steps": {}}))  # built with --out .
     result = _clean("story.yaml", "--out", ".")
