@@ -474,3 +474,19 @@ def test_only_eared_animals_get_ears():
     fox = ear_pixels("A young red fox with a bushy tail.")
     owl = ear_pixels("A great horned owl with two tall feathered ear tufts.")
     assert woman * 5 < min(fox, owl)  # only the crown of her head reaches that high
+
+
+@pytest.mark.parametrize("camera", ["static", "slow pan right", "slow push in", "orbit"])
+def test_clips_have_square_pixels(tmp_path, sheets, camera):
+    # Scaling to even sizes for a pan or zoom left sample aspects like 80/81: players showed
+    # the clip squashed (128×73 in the storyboard page).
+    import av
+
+    from storyc.backends.offline_video import render_clip
+
+    dest = tmp_path / "c.mp4"
+    render_clip(sheets["Ember"], dest, width=128, height=72, duration_s=1.0, camera=camera, drift_degrees=0, tone_hz=440)
+    with av.open(str(dest)) as container:
+        stream = container.streams.video[0]
+        sar = stream.codec_context.sample_aspect_ratio
+    assert sar is None or sar == 1, f"{camera}: sample aspect ratio {sar}"

@@ -75,7 +75,9 @@ def render_clip(
     vf = motion_filter(camera_motion(camera), width, height, duration_s)
     if drift_degrees:
         vf += "," + hue_ramp(drift_degrees, duration_s)
-    vf += ",format=yuv420p"
+    # square pixels: scaling to even sizes and zoompan leave a sample aspect like 80/81,
+    # which players (and the storyboard page) then show squashed
+    vf += ",setsar=1,format=yuv420p"
     d = media._fmt(duration_s)
     with media.atomic_output(dest) as tmp:
         media.run_ffmpeg(
