@@ -774,6 +774,9 @@ def cache_prune_command(
     if (dry_run and not quiet) or verbose:
         for r in plan.removals:
             typer.echo(f"{'would remove' if dry_run else 'removed'} {r.path}  ({_size(r.size)})")
+    for story in plan.unbuilt_stories:
+        typer.echo(f"storyc cache prune: warning: {story} has no finished step in this cache (never built into it, or "
+                   "built with other --prompts or STORYC_RENDER_SCALE, which are part of every key)", err=True)
     if plan.calls_kept_for_open_steps and not quiet:
         typer.echo(f"storyc cache prune: note: kept {plan.calls_kept_for_open_steps} per-call entr(ies) a build of "
                    f"the {plan.open_steps} unbuilt step(s) may resume from (a call entry does not record its step's "

@@ -63,6 +63,9 @@ class PrunePlan:
     kept_bytes: int = 0
     calls_kept_for_open_steps: int = 0  # kept only because an open step might resume from them
     open_steps: int = 0
+    # stories with no finished step in this cache under either backend: never built here,
+    # or built with other --prompts or STORYC_RENDER_SCALE (both are part of every key)
+    unbuilt_stories: list[str] = field(default_factory=list)
 
     @property
     def freed_bytes(self) -> int:
@@ -83,6 +86,7 @@ class _Reach:
     prompts: set[str] = field(default_factory=set)  # prompts a reachable step sends or sent
     open_dynamic: bool = False  # an open step may send prompts nobody can predict
     open_steps: int = 0
+    unbuilt_stories: list[str] = field(default_factory=list)
 
 
 def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[BuildPlan]:
@@ -134,7 +138,8 @@ def _reachability(plans: list[BuildPlan], lookup: _Lookup) -> _Reach:
     # backend a build would choose. Only those plans have open steps worth resuming.
     built = {(str(plan.story_path), plan.backend) for plan, res in resolved if any(res.entries.values())}
     stories = {str(plan.story_path) for plan in plans}
-    active = built | {(s, default_backend_name()) for s in stories if not any((s, b) in built for b in BACKENDS)}
+    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKENDS))
+    active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
     for plan, res in resolved:
         is_active = (str(plan.story_path), plan.backend) in active
         for sid, step in plan.steps.items():
@@ -167,7 +172,7 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     steps = cache.list_entries("steps")
     calls = cache.list_entries("calls")
     reach = _reachability(plans, _Lookup(steps, blobs))
-    result = PrunePlan(cache_dir=cache.root, open_steps=reach.open_steps)
+    result = PrunePlan(cache_dir=cache.root, open_steps=reach.open_steps, unbuilt_stories=reach.unbuilt_stories)
 
     # steps/: exactly the finished entries the stories resolve to
     kept_files: list[dict] = []

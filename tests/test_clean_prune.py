@@ -318,6 +318,14 @@ def test_the_default_cache_is_beside_the_first_story(work):
     assert str(work["a"].parent / ".storyc" / "cache") in result.stdout and "freed 0 B" in result.stdout
 
 
+def test_a_story_with_nothing_in_the_cache_is_warned_about(work, monkeypatch):
+    monkeypatch.setenv("STORYC_RENDER_SCALE", "0.5")  # another render scale: other keys
+    result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(work["b"]), "--cache", str(work["cache"]), "--dry-run"])
+    assert result.exit_code == 0
+    assert f"warning: {work['a'].resolve()} has no finished step" in result.stderr
+    assert "would free" in result.stdout
+
+
 def test_an_entry_that_names_its_step_key_is_decided_exactly(work):
     cache = Cache(work["cache"])
     blob = cache.put_bytes(b"orphan call output")
