@@ -725,7 +725,7 @@ def clean_command(
     if (dry_run and not quiet) or verbose:
         for rel, size in result.files:
             typer.echo(f"{'would remove' if dry_run else 'removed'} {folder / rel}  ({_size(size)})")
-    summary = f"{folder}: {len(result.files)} file(s), {_size(result.total_bytes)}"
+    summary = f"{folder}: {len(result.files)} file(s), {_size(result.total_bytes)} ({result.total_bytes} bytes)"
     typer.echo(f"would remove {summary}" if dry_run else f"removed {summary} (the cache is kept)")
 
 
@@ -784,7 +784,7 @@ def cache_prune_command(
     counts = ", ".join(f"{plan.removed(t)} {name}" for t, name in (
         ("steps", "step entries"), ("calls", "call entries"), ("objects", "objects"), ("temps", "temp files")))
     kept = f"kept {plan.kept['steps']} step, {plan.kept['calls']} call entries and {plan.kept['objects']} objects, {_size(plan.kept_bytes)}"
-    typer.echo(f"{'would free' if dry_run else 'freed'} {_size(freed)} in {plan.cache_dir}: {counts}; {kept}")
+    typer.echo(f"{'would free' if dry_run else 'freed'} {_size(freed)} ({freed} bytes) in {plan.cache_dir}: {counts}; {kept}")
 
 
 @app.command("completion", epilog=_examples(

@@ -199,7 +199,7 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
     assert line.startswith("freed ") and f"{len(dead_steps)} step entries" in line
     plan_freed = size_before - size_after
     assert plan_freed > 0
-    assert _human(plan_freed) in line
+    assert f"freed {_human(plan_freed)} ({plan_freed} bytes) in " in line
 
     # the unchanged story is up to date without a call; the edited one rebuilds only what changed
     def no_calls(name):
@@ -315,7 +315,7 @@ def test_the_default_cache_is_beside_the_first_story(work):
     shutil.move(str(work["cache"]), work["a"].parent / ".storyc" / "cache")
     result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(work["b"])])
     assert result.exit_code == 0, result.stderr
-    assert str(work["a"].parent / ".storyc" / "cache") in result.stdout and "freed 0 B" in result.stdout
+    assert str(work["a"].parent / ".storyc" / "cache") in result.stdout and "freed 0 B (0 bytes)" in result.stdout
 
 
 def test_a_story_with_nothing_in_the_cache_is_warned_about(work, monkeypatch):
@@ -360,7 +360,8 @@ def test_clean_removes_the_output_folder_and_reports_files_and_bytes(output):
     result = _clean("story.yaml")
     assert result.exit_code == 0, result.stderr
     assert not output["out"].exists() and output["story"].exists()
-    assert result.stdout.strip() == f"removed build/story: {len(files)} file(s), {_human(sum(files.values()))} (the cache is kept)"
+    total = sum(files.values())
+    assert result.stdout.strip() == f"removed build/story: {len(files)} file(s), {_human(total)} ({total} bytes) (the cache is kept)"
     again = _clean("story.yaml")
     assert again.exit_code == 0 and again.stdout.strip() == "build/story: nothing to clean"
 
