@@ -255,7 +255,9 @@ class Cache:
                 entry = json.loads(path.read_bytes())
             except (OSError, ValueError):
                 entry = None
-            if not isinstance(entry, dict) or entry.get("key") != key:
+            files = entry.get("files", {}) if isinstance(entry, dict) else None
+            if (not isinstance(entry, dict) or entry.get("key") != key or not isinstance(files, dict)
+                    or not all(isinstance(sha, str) for sha in files.values())):
                 entry = None  # a miss for every build: garbage
             out[key] = (path, entry)
         return out

@@ -226,7 +226,7 @@ def _keep_call(entry: dict | None, reach: _Reach, reachable_files: set, unreacha
     if files and files <= unreachable_files and not files & reachable_files:
         return False, False
     prompt = entry.get("prompt")
-    if prompt in reach.prompts:
+    if isinstance(prompt, str) and prompt in reach.prompts:
         return True, False
     if entry.get("kind") in ("vision", "chat"):
         return False, False

@@ -326,6 +326,24 @@ def test_a_story_with_nothing_in_the_cache_is_warned_about(work, monkeypatch):
     assert "would free" in result.stdout
 
 
+def test_malformed_entries_are_garbage_not_a_traceback(work):
+    cache = work["cache"]
+    shard = cache / "calls" / "aa"
+    shard.mkdir(parents=True, exist_ok=True)
+    odd = {"aa" + "1" * 62: {"files": ["x"], "prompt": ["y"]}, "aa" + "2" * 62: "not a mapping",
+           "aa" + "3" * 62: {"files": {}, "prompt": ["unhashable"], "kind": "image"}}
+    for key, body in odd.items():
+        if isinstance(body, dict):
+            body["key"] = key
+        (shard / f"{key}.json").write_text(json.dumps(body))
+    (cache / "steps" / "aa").mkdir(parents=True, exist_ok=True)
+    (cache / "steps" / "aa" / f"{'aa' + '4' * 62}.json").write_bytes(b"{truncated")
+    result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(work["b"]), "--cache", str(cache)])
+    assert result.exit_code == 0, result.stderr
+    assert "1 step entries, 3 call entries" in result.stdout
+    assert not list(shard.glob("*.json")) or all(p.stem not in odd for p in shard.glob("*.json"))
+
+
 def test_an_entry_that_names_its_step_key_is_decided_exactly(work):
     cache = Cache(work["cache"])
     blob = cache.put_bytes(b"orphan call output")
