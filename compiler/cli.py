@@ -35,7 +35,7 @@ app = typer.Typer(
         "Examples:\n\n  storyc lint stories/fox_and_owl.yaml\n\n  storyc build stories/fox_and_owl.yaml\n\n"
         "  storyc COMMAND -h    # each command's options and examples\n\n"
         "Exit codes: 0 ok, 1 bad input or a failed build, 2 usage error, 130 interrupted. "
-        "--quiet/--verbose (-q/-v) before or after a command set its output level; NO_COLOR=1 turns colour off; "
+        "--quiet/--verbose (-q/-v) before a command (or after it on build, clean, cache prune) set the output level; NO_COLOR=1 turns colour off; "
         "storyc completion bash|zsh|fish prints shell completion."
     ),
 )
