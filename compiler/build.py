@@ -143,6 +143,18 @@ def run_build(opts: BuildOptions) -> BuildResult:
     if any(d.is_error for d in diagnostics):
         raise StorycError(diagnostics)
     warnings = [d for d in diagnostics if not d.is_error]
+    if opts.dry_run or not prep.cache.root.is_dir():
+        return _resolve_and_run(opts, prep, warnings, t0)
+    from storyc.cache import cache_in_use
+
+    # What resolution finds cached must still be there when it is restored: a
+    # `storyc cache prune` is refused while this build uses the cache.
+    with cache_in_use(prep.cache.root):
+        return _resolve_and_run(opts, prep, warnings, t0)
+
+
+def _resolve_and_run(opts: BuildOptions, prep, warnings: list, t0: float) -> BuildResult:
+    backend_name = opts.backend or default_backend_name()
     plan, cache = prep.plan, prep.cache
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
 
@@ -199,7 +211,9 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
             with contextlib.suppress(Exception):
                 backend.close()
         raise
-    with lock:
+    from storyc.cache import cache_in_use
+
+    with lock, cache_in_use(cache.root):
         cache.clean_temps()
         from storyc.cache import remove_stale_temps
 

@@ -17,13 +17,14 @@ wrong answers. state.json, which is not verifiable that way, is fsynced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from storyc.keys import canonical_json, file_sha256, is_sha256
 
@@ -123,6 +124,43 @@ def remove_stale_temps(folder: Path) -> int:
 
 
 # ─── the store ────────────────────────────────────────────────────────────────
+
+
+# ─── who is using a cache (builds share it; prune needs it alone) ─────────────
+
+USE_LOCK_FILE = ".storyc-cache.lock"
+
+
+class CacheBusy(Exception):
+    """A build is using the cache, so it cannot be pruned now."""
+
+
+@contextlib.contextmanager
+def cache_in_use(root: str | Path, *, exclusive: bool = False) -> Iterator[None]:
+    """Hold a flock on `<cache>/.storyc-cache.lock` for the block. Builds hold it shared
+    (any number of builds of any stories at once); `storyc cache prune` holds it exclusive
+    and refuses at once (CacheBusy) while a build of any story, on any machine sharing the
+    folder through a file system with locks, is reading or writing the cache. The kernel
+    drops the lock when the process dies."""
+    import fcntl
+
+    root = Path(root)
+    if exclusive and not root.is_dir():
+        yield  # nothing to prune, and no folder is created for it
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / USE_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        if exclusive:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CacheBusy(f"a storyc build is using the cache {root}; prune after it finishes") from None
+        else:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune runs (well under a second)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 class Cache:

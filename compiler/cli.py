@@ -752,7 +752,8 @@ def cache_prune_command(
     step may resume from. Temp files of dead processes go too. Name every story that
     shares the cache: entries of stories not named are removed.
     """
-    from storyc.prune import PruneRefused, apply_prune, check_no_build_running, plan_prune
+    from storyc.cache import CacheBusy, cache_in_use, default_cache_dir
+    from storyc.prune import apply_prune, plan_prune
 
     quiet, verbose = _output_level("storyc cache prune", quiet, verbose)
     missing = [s for s in stories if not s.is_file()]
@@ -765,10 +766,16 @@ def cache_prune_command(
         raise typer.Exit(EXIT_USAGE)
     try:
         with _input_errors_exit("storyc cache prune"):
-            check_no_build_running(stories)
-            plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
-            freed = plan.freed_bytes if dry_run else apply_prune(plan)
-    except PruneRefused as exc:
+            if dry_run:
+                plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
+                freed = plan.freed_bytes
+            else:
+                # Builds of any story hold the cache shared: refused while one runs, and
+                # none starts between deciding and removing.
+                with cache_in_use(cache or default_cache_dir(stories[0]), exclusive=True):
+                    plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
+                    freed = apply_prune(plan)
+    except CacheBusy as exc:
         typer.echo(f"storyc cache prune: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR)
     if (dry_run and not quiet) or verbose:

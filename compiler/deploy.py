@@ -24,7 +24,6 @@ costs no Prefect import.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path

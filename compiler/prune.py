@@ -14,10 +14,9 @@ same cache; both are part of every key):
   story was built with into this cache (or, never built, the one a build would choose).
 
 calls/ entries are keyed by digest({step key, call number, kind, what, prompt, input
-hashes, destination, parameters}) and the entry records only the prompt, kind and files;
-the step key cannot be recovered from it. So, unless an entry carries `step_key` (then
-it is kept exactly when that key is one of the stories' computable keys), a call is
-decided by what it shows:
+hashes, destination, parameters}) and record their step's key (`step_key`): such an entry
+is kept exactly when that key is one of the stories' computable keys. Entries written
+before calls recorded it are decided by what they show:
 
 1. its files are all recorded by step entries that are unreachable and by no reachable
    one: the run that made it finished as an unreachable step → removed;
@@ -38,7 +37,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from storyc.cache import Cache, default_cache_dir, stale_temps
 from storyc.diagnostics import StorycError
@@ -73,10 +72,6 @@ class PrunePlan:
 
     def removed(self, table: str) -> int:
         return sum(1 for r in self.removals if r.table == table)
-
-
-class PruneRefused(Exception):
-    """A build of one of the stories is running: pruning now could remove what it writes."""
 
 
 @dataclass
@@ -231,19 +226,6 @@ def _keep_call(entry: dict | None, reach: _Reach, reachable_files: set, unreacha
     if entry.get("kind") in ("vision", "chat"):
         return False, False
     return (True, True) if reach.open_dynamic else (False, False)
-
-
-def check_no_build_running(stories: list[Path]) -> None:
-    """storyc has no cache-wide lock (builds lock their output folder only); refuse when a
-    build holds the default output folder of one of the stories."""
-    from storyc.build import default_out_dir
-    from storyc.clean import lock_holder
-
-    for story in stories:
-        out = default_out_dir(story)
-        holder = lock_holder(out)
-        if holder is not None:
-            raise PruneRefused(f"a storyc build (pid {holder}) is writing {out} with this story; prune after it finishes")
 
 
 def apply_prune(plan: PrunePlan) -> int:

@@ -239,6 +239,7 @@ class StepRun:
         if dest is not None:
             files[self.rel(dest)] = self.ctx.cache.put_file(dest)
         entry = {
+            "step_key": self.key,  # lets `storyc cache prune` keep exactly a resumable step's calls
             "files": files,
             "prompt": sent,
             "cost_usd": actual,

@@ -154,8 +154,14 @@ def test_a_prune_with_nothing_unreachable_removes_nothing(work):
     assert apply_prune(plan) == 0 and _files(work["cache"]) == before
 
 
-def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch):
+@pytest.mark.parametrize("legacy_calls", [False, True], ids=["calls-name-their-step", "calls-without-step-key"])
+def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch, legacy_calls):
     cache, a, b = work["cache"], work["a"], work["b"]
+    if legacy_calls:  # entries written before calls recorded their step's key
+        for path in (cache / "calls").glob("*/*.json"):
+            entry = json.loads(path.read_bytes())
+            assert entry.pop("step_key")
+            path.write_bytes(json.dumps(entry).encode())
     truth = _CallTruth(monkeypatch)
     truth.step_of.update(shared["truth"].step_of)
     a.write_text(STORY_A.replace(*EDIT))
@@ -179,14 +185,19 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
 
     # steps: exactly the old entries of the re-keyed steps
     assert steps_before - _entries(cache, "steps") == dead_steps
-    # calls: none a build of A or B can use is removed. A call entry does not record its
-    # step's key, so the only dead ones kept are file-less checks whose prompt a reachable
-    # step still sends (here video 2's drift check: its prompt does not mention the action).
+    # calls: none a build of A or B can use is removed. An entry names its step's key, so
+    # exactly the dead ones go. Without that key (older caches) the only dead ones kept are
+    # file-less checks whose prompt a reachable step still sends (here video 2's drift
+    # check: its prompt does not mention the action).
     removed_calls = calls_before - _entries(cache, "calls")
-    prompts = _static_prompts(a) | _static_prompts(b)
-    kept_dead = {c for c in dead_calls if not call_entries[c]["files"] and call_entries[c]["prompt"] in prompts}
-    assert removed_calls == dead_calls - kept_dead
-    assert len(kept_dead) <= 1 and len(removed_calls) >= 5
+    if legacy_calls:
+        prompts = _static_prompts(a) | _static_prompts(b)
+        kept_dead = {c for c in dead_calls if not call_entries[c]["files"] and call_entries[c]["prompt"] in prompts}
+        assert removed_calls == dead_calls - kept_dead
+        assert len(kept_dead) <= 1 and len(removed_calls) >= 5
+    else:
+        kept_dead = set()
+        assert removed_calls == dead_calls and len(removed_calls) >= 5
     # objects: every kept entry's blobs are there, and nothing else is
     named = set()
     for table in ("steps", "calls"):
@@ -302,12 +313,17 @@ def test_a_bad_story_is_positioned_diagnostics_and_nothing_is_removed(work):
     assert missing.exit_code == 2 and "no such file" in missing.stderr and _files(cache) == before
 
 
-def test_prune_refuses_while_a_build_of_a_story_holds_its_output_folder(work, monkeypatch):
-    monkeypatch.chdir(work["tmp"])  # the default output folder is build/<stem>/ here
+def test_prune_refuses_while_the_cache_is_in_use_and_a_dry_run_still_reports(work):
+    # what a build of any story holds, here or on another machine sharing the folder
+    from storyc.cache import cache_in_use
+
     before = _files(work["cache"])
-    with BuildLock(Path("build") / "story"):
-        result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), "--cache", str(work["cache"])])
-    assert result.exit_code == 1 and f"pid {os.getpid()}" in result.stderr
+    with cache_in_use(work["cache"]):
+        refused = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), "--cache", str(work["cache"])])
+        dry = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), "--cache", str(work["cache"]), "--dry-run"])
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert "a storyc build is using the cache" in refused.stderr and "prune after it finishes" in refused.stderr
+    assert dry.exit_code == 0 and dry.stdout.strip().splitlines()[-1].startswith("would free ")
     assert _files(work["cache"]) == before
 
 
@@ -459,3 +475,28 @@ def test_clean_usage_errors(output):
     assert _clean("nope.yaml").exit_code == 2
     gone = _clean("nope.yaml", "--out", output["out"])  # a deleted story's output, by --out
     assert gone.exit_code == 0 and not output["out"].exists()
+
+
+def test_prune_is_refused_while_a_build_uses_the_cache(work):
+    # A build of any story holds the cache shared from resolution to the end, so a prune
+    # (even one that does not name that story) cannot remove what it is restoring.
+    cache, a, b = work["cache"], work["a"], work["b"]
+    a.write_text(STORY_A.replace(*EDIT))
+    attempts = []
+
+    class PruneDuringTheBuild(FakeBackend):
+        def _tick(self, kind, what):
+            if not attempts:
+                before = _files(cache)
+                attempts.append(CliRunner().invoke(app, ["cache", "prune", str(b), "--cache", str(cache)]))
+                assert _files(cache) == before
+            return super()._tick(kind, what)
+
+    result, _ = _build(a, work["tmp"] / "out_a", cache, backend=PruneDuringTheBuild(SCORES))
+    assert result.status == "built", result.message
+    assert attempts and attempts[0].exit_code == 1
+    assert "a storyc build is using the cache" in attempts[0].stderr
+    # once the build is over, the same prune runs (and removes story A's entries, not named)
+    after = CliRunner().invoke(app, ["cache", "prune", str(b), "--cache", str(cache)])
+    assert after.exit_code == 0, after.stderr
+    assert _keys(b, cache) and all(cached for _, cached in _keys(b, cache).values())

@@ -188,6 +188,19 @@ def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
         pass
 
 
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    story = tmp_path / "story.yaml"
+    story.write_text(ck.make_story(1))
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (out / ".storyc.lock").symlink_to(target)
+    r = runner.invoke(app_(), ["build", str(story), "--out", str(out), "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 1 and "is a symbolic link" in r.output, r.output
+    assert target.read_text() == "keep me" and not (tmp_path / "c").exists()
+
+
 def app_():
     from storyc.cli import app
 
