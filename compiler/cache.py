@@ -34,6 +34,29 @@ _TMP_SUFFIX = ".tmp"
 # ─── atomic file writes (used by the cache, the output folder and state.json) ─────
 
 
+_NEW_FILE_MODE: int | None = None
+
+
+def new_file_mode() -> int:
+    """The mode open() gives a new file (0o666 less the umask). Temp files from mkstemp are
+    0600; outputs renamed from them get this instead, so a shared output folder or cache
+    stays readable by the team, as any file the user writes would be."""
+    global _NEW_FILE_MODE
+    if _NEW_FILE_MODE is None:
+        umask = None
+        try:  # Linux: read it without changing it (os.umask would race with threads)
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+        if umask is None:
+            umask = os.umask(0o022)
+            os.umask(umask)
+        _NEW_FILE_MODE = 0o666 & ~umask
+    return _NEW_FILE_MODE
+
+
 def _temp_name(dest: Path) -> Path:
     # The pid in the name lets a later build remove temps of dead processes only.
     return dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")

@@ -22,6 +22,7 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 from storyc.backends.base import BackendError
+from storyc.cache import new_file_mode
 
 CHUNK = 64 * 1024
 DEFAULT_TIMEOUT_S = 60.0
@@ -153,6 +154,7 @@ def download(
             if expected is not None and expected > max_bytes:
                 raise DownloadRefused(f"{shown} is {expected} bytes, over the {max_bytes}-byte cap")
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            os.fchmod(fd, new_file_mode())
             received = 0
             head = b""
             with os.fdopen(fd, "wb") as out:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
+from storyc.cache import new_file_mode
+
 FPS = 24
 CROSSFADE_S = 0.5
 AUDIO_RATE = 44100
@@ -131,7 +133,10 @@ def temp_path_for(dest: Path, suffix: str | None = None) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f"{TEMP_MARK}{suffix or dest.suffix}", dir=dest.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, new_file_mode())  # ffmpeg and Pillow write into it: it becomes the output
+    finally:
+        os.close(fd)
     return Path(name)
 
 

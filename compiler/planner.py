@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.cache import atomic_write_bytes
 from storyc.diagnostics import Diagnostic
 from storyc.model import Models, PlanCharacter, PlanScene, StoryPlan
 
@@ -241,13 +242,6 @@ def _answer_object(answer: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def lint_written(path: Path) -> tuple[list[Diagnostic], bool]:
     """Load the written file like any story and lint it: (diagnostics, lint ran)."""
     from storyc.diagnostics import StorycError
@@ -313,7 +307,7 @@ def run_plan(
     if invalid is not None:
         header.insert(1, "The model's answer did not validate as a StoryPlan: see `storyc lint` for what to fix.")
     text = render_story_yaml(data, header=header, schema_ref=schema_reference(out))
-    write_atomically(out, text)
+    atomic_write_bytes(out, text.encode("utf-8"))
     diagnostics, lint_ran = lint_written(out)
     return PlanOutcome(
         path=out,

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from storyc.cache import atomic_write_bytes
 from storyc.model import BuildState, Story
 from storyc.storyboard import fmt_score as _fmt_score
 from storyc.storyboard import storyboard_view
@@ -46,30 +45,7 @@ def write_json_atomic(path: Path, data: dict | BaseModel) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not every platform allows it)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, text.encode("utf-8"))  # temp file + fsync + rename + fsync of the folder
 
 
 def write_state(out_dir: Path, state: BuildState) -> Path:

@@ -263,6 +263,13 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
         assert r.output.splitlines()[0].startswith("storyc build: backend offline")
         finals.append(file_sha256(tmp_path / f"out{n}" / "final_video.mp4"))
     assert finals[0] == finals[1]
+    # outputs are as readable as any file the user writes (0o666 less the umask), not 0600
+    # like the temp files they were renamed from: a team shares output folders and caches
+    from storyc.cache import new_file_mode
+
+    modes = {p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777)
+             for p in [*(tmp_path / "out1").rglob("*"), *(tmp_path / "c1").rglob("*")] if p.is_file()}
+    assert len(modes) > 20 and set(modes.values()) == {oct(new_file_mode())}, modes
     r = runner.invoke(app, ["build", str(story), "--out", str(tmp_path / "out1"), "--cache", str(tmp_path / "c1")])
     assert r.exit_code == 0 and "up to date" in r.output
     bad = _story(tmp_path / "bad", two.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
