@@ -279,7 +279,25 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         base.message = f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
     report["status"] = base.status
     _write_report(out_dir, report)
+    if to_run and "script" not in ctx.outcomes:
+        _write_unfinished_storyboard(out_dir, plan.story, store.state, base, opts.select)
     return base
+
+
+def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: BuildResult, select: str | None) -> None:
+    """A build that stopped before its storyboard step (a failed step, Ctrl-C, the budget,
+    a --select without it) still leaves script.md and storyboard.html showing what it has
+    and why it stopped, instead of the last finished build's pages."""
+    from storyc.report import write_script_md, write_storyboard_html
+
+    if base.status == "built":
+        notice = (f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
+                  "the selection show their cached result, or nothing yet.")
+    else:
+        notice = f"This build did not finish ({base.status}): {base.message}"
+    with contextlib.suppress(OSError):  # the build's own outcome is already recorded
+        write_script_md(out_dir, story, state, notice)
+        write_storyboard_html(out_dir, story, state, notice)
 
 
 def _is_local(step: Any) -> bool:

@@ -95,14 +95,16 @@ def _md_attempts(tries) -> str:
     )
 
 
-def write_script_md(out_dir: Path, story: Story, state: BuildState) -> Path:
+def write_script_md(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Path:
     """The storyboard as Markdown: images embedded by relative path, a table per scene,
-    the exact prompts sent, scores, the final video and build stats."""
+    the exact prompts sent, scores, the final video and build stats; `notice` says why
+    the build stopped early, shown at the top."""
     out_dir = Path(out_dir)
-    board = storyboard_view(out_dir, story, state)
+    board = storyboard_view(out_dir, story, state, notice)
     lines = [
         f"# {_md_text(board.title)}",
         "",
+        *([f"> **⚠ {_md_text(board.notice)}**", ""] if board.notice else []),
         f"**Style:** {_md_text(board.style)}  ",
         f"**Aspect ratio:** {board.aspect_ratio} · **Resolution:** {board.resolution}  ",
         f"**Color palette:** {_md_text(board.palette)}",

@@ -104,6 +104,7 @@ class Storyboard:
     steps: list[StepTotal]
     api_calls: int
     cost_usd: float
+    notice: str | None = None  # why this build stopped before its storyboard step, if it did
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -191,7 +192,7 @@ def _clip_frame(out_dir: Path, clip: str) -> str | None:
     return rel if (out_dir / rel).is_file() else None
 
 
-def storyboard_view(out_dir: Path, story: Story, state: BuildState) -> Storyboard:
+def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Storyboard:
     out_dir = Path(out_dir)
     steps: dict[str, StepRecord] = state.steps
     assets_c = {a.name: a for a in state.characters}
@@ -328,5 +329,5 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState) -> Storyboar
         title=story.title, style=story.style, palette=story.color_palette, aspect_ratio=story.aspect_ratio,
         resolution=story.resolution, threshold=story.quality.consistency_threshold,
         characters=characters, scenes=scenes, final_video=rel_path(out_dir, final), stats=stats,
-        steps=totals, api_calls=api_calls, cost_usd=cost,
+        steps=totals, api_calls=api_calls, cost_usd=cost, notice=notice,
     )

@@ -68,6 +68,7 @@ pre { white-space: pre-wrap; word-break: break-word; background: var(--bg); padd
 .swatch { display: inline-block; width: 1.1em; height: 1.1em; border-radius: 3px; vertical-align: -.2em;
           border: 1px solid #0004; margin-right: .3em; }
 .missing { color: var(--muted); font-style: italic; } .failed { color: var(--bad); font-weight: 600; }
+.notice { background: var(--bad-bg); border-radius: 6px; padding: .5rem .8rem; }
 """
 
 # A long story's page holds hundreds of full-size frames: load them as they scroll into view.
@@ -162,6 +163,7 @@ def _header(board: Storyboard) -> list[str]:
     )
     parts = [
         f'<header id="top"><h1>{_e(board.title)}</h1>',
+        f'<p class="failed notice" role="alert">⚠ {_e(board.notice)}</p>' if board.notice else "",
         f'<p class="meta"><b>Style:</b> {_e(board.style)}<br><b>Aspect ratio:</b> {_e(board.aspect_ratio)} · '
         f"<b>Resolution:</b> {_e(board.resolution)}<br><b>Color palette:</b> {_e(board.palette)}</p>",
     ]
@@ -277,10 +279,11 @@ def render_storyboard_html(board: Storyboard) -> str:
     return "\n".join(p for p in parts if p) + "\n"
 
 
-def write_storyboard_html(out_dir: Path, story: Story, state: BuildState) -> Path:
-    """storyboard.html in the output folder (written atomically)."""
+def write_storyboard_html(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Path:
+    """storyboard.html in the output folder (written atomically); `notice` says why the
+    build stopped early, shown at the top."""
     out_dir = Path(out_dir)
-    page = render_storyboard_html(storyboard_view(out_dir, story, state))
+    page = render_storyboard_html(storyboard_view(out_dir, story, state, notice))
     path = out_dir / STORYBOARD_FILE
     atomic_write_bytes(path, page.encode("utf-8"))
     return path

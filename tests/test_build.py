@@ -165,8 +165,16 @@ def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
     assert result.status == "failed" and "injected crash" in result.message
     state = json.loads((tmp_path / "out" / "state.json").read_text())
     assert state["steps"]["character:Ava"]["status"] == "done"
+    # the storyboard still shows what was made and says why the build stopped
+    page = (tmp_path / "out" / "storyboard.html").read_text()
+    script = (tmp_path / "out" / "script.md").read_text()
+    assert "This build did not finish (failed)" in page and "injected crash" in page
+    assert "character_sheets/Ava_v1.jpg" in page and "final video: not assembled yet" in page
+    assert script.splitlines()[2].startswith("> **⚠ This build did not finish (failed)")
     resumed, backend = _build(story, tmp_path / "out", tmp_path / "cache")
     assert resumed.status == "built", resumed.message
+    finished = (tmp_path / "out" / "storyboard.html").read_text()
+    assert "did not finish" not in finished and "final_video.mp4" in finished
     paid = sum(crashing.calls.values()) + sum(backend.calls.values())
     assert paid == sum(EXPECTED_CALLS.values())  # the calls made before the crash were not repeated
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
