@@ -624,7 +624,11 @@ def plan_command(
                + (f", {warnings} warning(s)" if warnings else ", lints clean") + ")" + lint_note)
 
 
-@app.command("deploy")
+@app.command("deploy", epilog=_examples(
+    "storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out/fox",
+    "storyc deploy story.yaml --pool renders --create-pool --run     # create a process pool, start one run",
+    "PREFECT_API_URL=http://render-host:4200/api prefect worker start --pool renders    # on each worker",
+))
 def deploy_command(
     story: Annotated[Path, typer.Argument(help="The story file; workers must see it at the same absolute path.")],
     pool: Annotated[str, typer.Option("--pool", help="The Prefect work pool whose workers run the builds.")],
@@ -636,14 +640,21 @@ def deploy_command(
     ] = None,
     select: Annotated[Optional[str], typer.Option("--select", help="Build only these steps (as storyc build --select).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
+    prompts: Annotated[
+        Optional[Path], typer.Option("--prompts", help="Template override folder, on shared storage (default: prompts/ beside the story).")
+    ] = None,
     create_pool: Annotated[bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")] = False,
     run: Annotated[bool, typer.Option("--run", help="Also start one run of the deployment now.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the result line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The same as the default output.")] = False,
 ) -> None:
-    """Register a Prefect deployment that builds STORY on a work pool (needs PREFECT_API_URL).
-
-    Example: storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out
-    """
+    """Register a Prefect deployment that builds STORY on a work pool (needs PREFECT_API_URL)."""
     from storyc.plan import SelectionError
+
+    quiet, verbose = _output_level("storyc deploy", quiet, verbose)
+    if prompts is not None and not prompts.is_dir():
+        typer.echo(f"storyc deploy: --prompts {prompts}: no such folder", err=True)
+        raise typer.Exit(EXIT_USAGE)
 
     if backend not in (None, "offline", "xai"):
         typer.echo(f"storyc deploy: --backend must be offline or xai, not {backend!r}", err=True)
@@ -656,7 +667,7 @@ def deploy_command(
     try:
         with _input_errors_exit("storyc deploy"):
             done = deploy(story, pool=pool, name=name, out=out, cache=cache, backend=backend, select=select,
-                          force=force, create_pool=create_pool, run=run)
+                          force=force, prompts=prompts, create_pool=create_pool, run=run)
     except SelectionError as exc:
         typer.echo(f"storyc deploy: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE)
@@ -666,6 +677,12 @@ def deploy_command(
     params = done.parameters
     typer.echo(f"deployed {done.full_name} (id {done.deployment_id}) on work pool {done.pool!r}"
                + (" (created, type process)" if done.pool_created else "") + f" at {done.api_url}")
+    if quiet:
+        if done.flow_run_id:
+            typer.echo(f"started flow run {done.flow_run_id}")
+        return
+    if params.get("prompts"):
+        typer.echo(f"  prompts {params['prompts']}")
     typer.echo(f"  story   {params['story']}\n  out     {params['out']}\n  cache   {params['cache']}")
     typer.echo("  backend " + (params.get("backend") or "each worker's: xai when XAI_API_KEY is set in its environment, else offline"))
     if done.pool_type != "process":

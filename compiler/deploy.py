@@ -66,6 +66,7 @@ def render_story(
     backend: str | None = None,
     select: str | None = None,
     force: bool = False,
+    prompts: str | None = None,
 ) -> dict:
     """Build `story` into `out` with the cache in `cache` (absolute paths on shared storage).
     `backend` None means the worker's choice: xai when XAI_API_KEY is set in the worker's
@@ -94,7 +95,7 @@ def render_story(
     try:
         result = run_build(BuildOptions(
             story=story_path, backend=chosen, out_dir=Path(out), cache_dir=Path(cache),
-            select=select, force=force, on_event=on_event,
+            prompts_dir=Path(prompts) if prompts else None, select=select, force=force, on_event=on_event,
         ))
     except StorycError as exc:  # the story changed since it was deployed
         raise RenderFailed("the story does not lint:\n" + "\n".join(d.format() for d in exc.diagnostics)) from None
@@ -155,12 +156,13 @@ def __getattr__(name: str) -> Any:
 # ─── registering the deployment ──────────────────────────────────────────────
 
 
-def validate_story(story: Path, *, select: str | None = None, backend: str | None = None) -> Any:
+def validate_story(story: Path, *, select: str | None = None, backend: str | None = None,
+                   prompts: Path | None = None) -> Any:
     """Load, lint and plan the story as a build would; raises StorycError (positioned
     diagnostics) or SelectionError (bad --select). Imports no Prefect."""
     from storyc.build import prepare
 
-    prep = prepare(story, backend=backend or "offline", lint=True)
+    prep = prepare(story, backend=backend or "offline", prompts_dir=prompts, lint=True)
     prep.plan.select(select)
     return prep
 
@@ -181,6 +183,7 @@ def deploy(
     backend: str | None = None,
     select: str | None = None,
     force: bool = False,
+    prompts: Path | None = None,
     create_pool: bool = False,
     run: bool = False,
 ) -> Deployed:
@@ -189,7 +192,7 @@ def deploy(
     from storyc.build import default_out_dir
     from storyc.cache import default_cache_dir
 
-    prep = validate_story(story, select=select, backend=backend)
+    prep = validate_story(story, select=select, backend=backend, prompts=prompts)
     story_abs = prep.loaded.path.resolve()
     parameters: dict[str, Any] = {
         "story": str(story_abs),
@@ -202,6 +205,8 @@ def deploy(
         parameters["select"] = select
     if force:
         parameters["force"] = True
+    if prompts is not None:
+        parameters["prompts"] = str(Path(prompts).resolve())
     deployment_name = name or story_abs.stem
 
     from storyc.executor import quiet_prefect_env

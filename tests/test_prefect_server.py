@@ -203,6 +203,13 @@ def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server
     assert "Traceback" not in refused.stderr and "deployed" not in refused.stdout
 
     good = _write_story(tmp_path)
+    overrides = tmp_path / "team_prompts"
+    overrides.mkdir()
+    (overrides / "keyframe.j2").write_text("{{ scene.no_such_field }")
+    broken_prompts = _run([*STORYC, "deploy", str(good), "--pool", "bad-pool", "--create-pool", "--prompts", str(overrides)],
+                          env, tmp_path)
+    assert broken_prompts.returncode == 1 and "E501" in broken_prompts.stderr, broken_prompts.stderr
+
     no_pool = _run([*STORYC, "deploy", str(good), "--pool", "no-such-pool"], env, tmp_path)
     assert no_pool.returncode == 1
     assert "work pool 'no-such-pool' does not exist" in no_pool.stderr
@@ -369,4 +376,14 @@ def test_render_story_fails_with_one_clear_reason(tmp_path):
     bad.write_text(ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 30", 1))
     with pytest.raises(RenderFailed, match=r"does not lint:\n.*bad\.yaml:\d+:\d+: error E204 "):
         render_story(str(bad), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline")
+    assert not (tmp_path / "out").exists()
+    # the deployment's template overrides reach the build: a broken one is the build's E501
+    good = tmp_path / "good.yaml"
+    good.write_text(ck.make_story(STORY_SCENES))
+    overrides = tmp_path / "team_prompts"
+    overrides.mkdir()
+    (overrides / "keyframe.j2").write_text("{{ scene.no_such_field }")
+    with pytest.raises(RenderFailed, match=r"does not lint:\n.*E501"):
+        render_story(str(good), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline",
+                     prompts=str(overrides))
     assert not (tmp_path / "out").exists()
