@@ -18,6 +18,7 @@ wrong answers. state.json, which is not verifiable that way, is fsynced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -146,9 +147,6 @@ def remove_stale_temps(folder: Path) -> int:
     return len(stale)
 
 
-# ─── the store ────────────────────────────────────────────────────────────────
-
-
 # ─── who is using a cache (builds share it; prune needs it alone) ─────────────
 
 USE_LOCK_FILE = ".storyc-cache.lock"
@@ -171,8 +169,16 @@ def cache_in_use(root: str | Path, *, exclusive: bool = False) -> Iterator[None]
     if exclusive and not root.is_dir():
         yield  # nothing to prune, and no folder is created for it
         return
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / USE_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / USE_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exclusive or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        fd = None  # a cache this process cannot write (a read-only mount): it only reads it
+    if fd is None:
+        yield
+        return
     try:
         if exclusive:
             try:
@@ -184,6 +190,9 @@ def cache_in_use(root: str | Path, *, exclusive: bool = False) -> Iterator[None]
         yield
     finally:
         os.close(fd)  # closing drops the lock
+
+
+# ─── the store ────────────────────────────────────────────────────────────────
 
 
 class Cache:

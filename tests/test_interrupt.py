@@ -25,6 +25,7 @@ import json
 import os
 import shlex
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -256,6 +257,25 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path):
         # and a read-only cache folder (with a writable output folder) is as clear
         r = runner.invoke(app_(), ["build", str(story), "--out", str(tmp_path / "out"), "--cache", str(mounted / "c")])
         _assert_clear_error(r, "Read-only file system")
+
+
+def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliability_reference, tmp_path):
+    # e.g. a team's cache mounted read-only on a reviewer's machine: nothing to write, so no
+    # lock file can be made there, and the build still restores every step from it
+    reference_cache = reliability_reference["story"].parent / "cache"
+    with _tmpfs(tmp_path / "ro", "size=64m") as mounted:
+        if mounted is None:
+            pytest.skip("mounting a tmpfs is not permitted here")
+        shutil.copytree(reference_cache, mounted / "cache")
+        (mounted / "cache" / ".storyc-cache.lock").unlink(missing_ok=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(mounted)], check=True)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("STORYC_RENDER_SCALE", "0.1")
+            r = runner.invoke(app_(), ["build", str(reliability_reference["story"]), "--out", str(tmp_path / "out"),
+                                       "--cache", str(mounted / "cache")])
+        assert r.exit_code == 0, r.output
+        assert "up to date" in r.output and "0 API calls" in r.output
+        assert file_sha256(tmp_path / "out" / "final_video.mp4") == reliability_reference["final"]
 
 
 def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(reliability_reference, tmp_path, monkeypatch):
