@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _html import parse_page
 
 from storyc.loader import load_story
 from storyc.model import BuildState, CharacterAsset, StepRecord, Story, story_to_plan
@@ -69,19 +68,6 @@ def built_state(story: Story) -> BuildState:
                       storyc_version="0.1.0", steps=steps, final_video_path="final_video.mp4")
 
 
-class _Collector(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
 def test_script_md_content(tmp_path):
     story = fox_story()
     path = write_script_md(tmp_path, story, built_state(story))
@@ -127,8 +113,7 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     page = path.read_text()
     assert "<script>" not in page and "onerror=alert(1)>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
-    parser = _Collector()
-    parser.feed(page)
+    parser = parse_page(page)
     tags = [t for t, _ in parser.tags]
     assert "script" not in tags and tags.count("style") == 1 and "link" not in tags, "inline CSS, no external assets"
     srcs = [a["src"] for t, a in parser.tags if t in ("img", "video")]
@@ -225,8 +210,7 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     (tmp_path / "frames").mkdir()
     (tmp_path / "frames" / "scene_3_c1_last.jpg").write_bytes(b"jpg")  # a clip is shown by its last frame
     page = write_storyboard_html(tmp_path, story, state).read_text()
-    parser = _Collector()
-    parser.feed(page)
+    parser = parse_page(page)
     text = "".join(parser.text)
     figures = [a for t, a in parser.tags if t == "figure" and "attempt" in a.get("class", "")]
     # recorded attempts: Ember 2, keyframe 2 2, video 3 2; steps recorded without scores fall

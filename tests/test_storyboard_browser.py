@@ -17,13 +17,13 @@ import os
 import re
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _browser  # noqa: E402
+from _html import parse_page  # noqa: E402
 
 from storyc.model import BuildState  # noqa: E402
 
@@ -98,29 +98,10 @@ def built(tmp_path_factory, prefect_harness) -> Path:
     return root / "out"
 
 
-class _Page(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _parse(page: str) -> _Page:
-    parser = _Page()
-    parser.feed(page)
-    return parser
-
-
 def test_built_page_shows_every_attempt_and_links_only_relative_files(built):
     state = BuildState.model_validate_json((built / "state.json").read_text())
     page = (built / "storyboard.html").read_text()
-    parsed = _parse(page)
+    parsed = parse_page(page)
     tags = [t for t, _ in parsed.tags]
     assert "script" not in tags and "link" not in tags and "iframe" not in tags
     csp = [a["content"] for t, a in parsed.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
