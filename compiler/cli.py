@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Iterator, NoReturn, Optional
 
 import typer
 
@@ -53,6 +53,26 @@ class _Verbosity:
 
     quiet = False
     verbose = False
+
+
+def _usage_error(command: str, message: str) -> NoReturn:
+    typer.echo(f"{command}: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _require_backend(command: str, backend: str | None) -> None:
+    if backend not in (None, "offline", "xai"):
+        _usage_error(command, f"--backend must be offline or xai, not {backend!r}")
+
+
+def _require_file(command: str, path: Path) -> None:
+    if not path.is_file():
+        _usage_error(command, f"{path}: no such file")
+
+
+def _require_prompts_folder(command: str, prompts: Path | None) -> None:
+    if prompts is not None and not prompts.is_dir():
+        _usage_error(command, f"--prompts {prompts}: no such folder")
 
 
 def _output_level(command: str, quiet: bool, verbose: bool) -> tuple[bool, bool]:
@@ -176,12 +196,8 @@ def graph_command(
     if format not in ("mermaid", "dot", "json"):
         typer.echo(f"storyc graph: --format must be mermaid, dot or json, not {format!r}", err=True)
         raise typer.Exit(EXIT_USAGE)
-    if backend not in (None, "offline", "xai"):
-        typer.echo(f"storyc graph: --backend must be offline or xai, not {backend!r}", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    if not story.is_file():
-        typer.echo(f"storyc graph: {story}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_backend("storyc graph", backend)
+    _require_file("storyc graph", story)
     try:
         # Lint errors (unknown character, bad chain_from...) would make the graph lie.
         prep = prepare(story, backend=backend, cache_dir=cache, prompts_dir=prompts, lint=True)
@@ -219,12 +235,8 @@ def prompts_command(
     if format not in ("text", "json"):
         typer.echo(f"storyc prompts: --format must be text or json, not {format!r}", err=True)
         raise typer.Exit(EXIT_USAGE)
-    if not story.is_file():
-        typer.echo(f"storyc prompts: {story}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    if prompts is not None and not prompts.is_dir():
-        typer.echo(f"storyc prompts: --prompts {prompts}: no such folder", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_file("storyc prompts", story)
+    _require_prompts_folder("storyc prompts", prompts)
     try:
         loaded = load_story(story)
         # Semantic errors (unknown character, bad chain_from...) would make prompts lie.
@@ -488,15 +500,11 @@ def build_command(
     from storyc.plan import SelectionError
 
     quiet, verbose = _output_level("storyc build", quiet, verbose)
-    if backend not in (None, "offline", "xai"):
-        typer.echo(f"storyc build: --backend must be offline or xai, not {backend!r}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_backend("storyc build", backend)
     if max_cost is not None and max_cost < 0:
         typer.echo("storyc build: --max-cost must not be negative", err=True)
         raise typer.Exit(EXIT_USAGE)
-    if not story.is_file():
-        typer.echo(f"storyc build: {story}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_file("storyc build", story)
     chosen = backend or default_backend_name()
     if not quiet:
         typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (
@@ -593,9 +601,7 @@ def plan_command(
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
     from storyc.planner import default_backend_name, run_plan
 
-    if backend not in (None, "offline", "xai"):
-        typer.echo(f"storyc plan: --backend must be offline or xai, not {backend!r}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_backend("storyc plan", backend)
     if not concept.strip():
         typer.echo("storyc plan: the concept is empty", err=True)
         raise typer.Exit(EXIT_USAGE)
@@ -652,16 +658,9 @@ def deploy_command(
     from storyc.plan import SelectionError
 
     quiet, verbose = _output_level("storyc deploy", quiet, verbose)
-    if prompts is not None and not prompts.is_dir():
-        typer.echo(f"storyc deploy: --prompts {prompts}: no such folder", err=True)
-        raise typer.Exit(EXIT_USAGE)
-
-    if backend not in (None, "offline", "xai"):
-        typer.echo(f"storyc deploy: --backend must be offline or xai, not {backend!r}", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    if not story.is_file():
-        typer.echo(f"storyc deploy: {story}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_backend("storyc deploy", backend)
+    _require_file("storyc deploy", story)
+    _require_prompts_folder("storyc deploy", prompts)
     from storyc.deploy import DeployError, deploy
 
     try:
@@ -778,9 +777,7 @@ def cache_prune_command(
         for s in missing:
             typer.echo(f"storyc cache prune: {s}: no such file", err=True)
         raise typer.Exit(EXIT_USAGE)
-    if prompts is not None and not prompts.is_dir():
-        typer.echo(f"storyc cache prune: --prompts {prompts}: no such folder", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _require_prompts_folder("storyc cache prune", prompts)
     try:
         with _input_errors_exit("storyc cache prune"):
             if dry_run:
