@@ -144,17 +144,18 @@ def run_build(opts: BuildOptions) -> BuildResult:
         raise StorycError(diagnostics)
     warnings = [d for d in diagnostics if not d.is_error]
     if opts.dry_run or not prep.cache.root.is_dir():
-        return _resolve_and_run(opts, prep, warnings, t0)
+        # a missing cache is created (and locked) only when the build executes
+        return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=False)
     from storyc.cache import cache_in_use
 
     # What resolution finds cached must still be there when it is restored: a
     # `storyc cache prune` is refused while this build uses the cache.
     with cache_in_use(prep.cache.root):
-        return _resolve_and_run(opts, prep, warnings, t0)
+        return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=True)
 
 
-def _resolve_and_run(opts: BuildOptions, prep, warnings: list, t0: float) -> BuildResult:
-    backend_name = opts.backend or default_backend_name()
+def _resolve_and_run(opts: BuildOptions, prep, backend_name: str, warnings: list, t0: float, *,
+                     cache_locked: bool) -> BuildResult:
     plan, cache = prep.plan, prep.cache
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
 
@@ -189,10 +190,11 @@ def _resolve_and_run(opts: BuildOptions, prep, warnings: list, t0: float) -> Bui
         return base
     if opts.on_event is not None:
         opts.on_event("plan", {"steps": len(plan.steps), "to_run": len(to_run), "selected": len(selected)})
-    return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0)
+    return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0, cache_locked)
 
 
-def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir: Path, base: BuildResult, t0: float):
+def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir: Path, base: BuildResult, t0: float,
+                   cache_locked: bool):
     from storyc.buildstate import BuildLock, StateJournal, StateStore
     from storyc.keys import file_sha256
     from storyc.steps import Budget, BuildContext, RetryPolicy, restore_cached
@@ -213,7 +215,7 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         raise
     from storyc.cache import cache_in_use
 
-    with lock, cache_in_use(cache.root):
+    with lock, (contextlib.nullcontext() if cache_locked else cache_in_use(cache.root)):
         cache.clean_temps()
         from storyc.cache import remove_stale_temps
 
