@@ -422,11 +422,15 @@ def _node_name(sid: str) -> str:
     return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", sid)
 
 
+def _node_facts(step_id: str, res: Resolution) -> tuple[str, str]:
+    """What a graph node shows besides its id: the key's first 12 digits, and its state."""
+    return (res.keys[step_id] or "pending")[:12], "cached" if res.cached(step_id) else "to build"
+
+
 def graph_mermaid(plan: BuildPlan, res: Resolution) -> str:
     lines = ["flowchart LR"]
     for s in plan.steps.values():
-        key = (res.keys[s.id] or "pending")[:12]
-        state = "cached" if res.cached(s.id) else "to build"
+        key, state = _node_facts(s.id, res)
         label = f"{s.id}<br/>{key}<br/>{state}".replace('"', "'")
         lines.append(f'    {_node_name(s.id)}["{label}"]')
     for s in plan.steps.values():
@@ -442,8 +446,7 @@ def graph_mermaid(plan: BuildPlan, res: Resolution) -> str:
 def graph_dot(plan: BuildPlan, res: Resolution) -> str:
     lines = ["digraph storyc {", "  rankdir=LR;", "  node [shape=box, fontname=monospace];"]
     for s in plan.steps.values():
-        key = (res.keys[s.id] or "pending")[:12]
-        state = "cached" if res.cached(s.id) else "to build"
+        key, state = _node_facts(s.id, res)
         color = ', style=filled, fillcolor="#d4f7d4"' if res.cached(s.id) else ""
         label = f"{s.id}\\n{key}\\n{state}".replace('"', "'")
         lines.append(f'  "{s.id}" [label="{label}"{color}];')
