@@ -1,13 +1,13 @@
 # The two commands of the README: `make demo` and `make test`.
-# Each creates .venv when missing and (re)installs storyc into it, non-editable,
-# exactly as a user would get it from `pip install .`.
+# Each creates .venv when missing and installs storyc into it in editable mode, so the
+# commands (and the tests) always run the working tree.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STORY ?= stories/fox_and_owl.yaml
 
-.PHONY: demo test install venv bench clean dev
+.PHONY: demo test install venv bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 install: venv
-	$(PIP) install ".[test,bench]"
+	$(PIP) install -e ".[test,bench]"
 	$(BIN)/storyc --version
 
 demo: install
@@ -31,10 +31,3 @@ bench: install
 
 clean:
 	rm -rf build dist .storyc stories/.storyc
-
-# Developers: install the dependencies, then link the source tree in place of the
-# installed package so edits take effect at once (hatchling's editable mode cannot
-# rename compiler/ to storyc/).
-dev: install
-	rm -rf "$$($(BIN)/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/storyc"
-	ln -s "$(CURDIR)/compiler" "$$($(BIN)/python -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/storyc"

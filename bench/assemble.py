@@ -3,7 +3,7 @@
 Generates 12 short clips with the offline backend (3 s each, mixed cameras, sizes and
 transitions), then, in the same run and on the same clips, alternately times:
 
-- one pass (storyc.media.assemble): one ffmpeg run normalises every clip and joins them
+- one pass (storyc.media.ffmpeg.assemble): one ffmpeg run normalises every clip and joins them
   with their transitions (cut / crossfade / match-cut);
 - two passes (design doc, pipeline.md STEP 6 seed code): one ffmpeg run per clip to
   normalise it into a temp file, then the concat demuxer and a full re-encode.
@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.backends.base import ImageRequest, VideoRequest
-from storyc.backends.offline import OfflineBackend
+from storyc.backends.offline.backend import OfflineBackend
 
 CHARACTERS = {
     "Ember": "A small fox with burnt orange fur, a cream chest and dark brown paws, wearing an emerald scarf",

@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import _crashkit as ck  # noqa: E402
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
-MAX_RETRIES = 4  # storyc.steps.RetryPolicy's default
+MAX_RETRIES = 4  # storyc.run.steps.RetryPolicy's default
 
 
 def fault_scenario(work: Path, story: Path, reference: dict, *, scale: str, latency: str, faults: str, mark: str) -> dict:
-    from storyc.keys import file_sha256
+    from storyc.store.hashing import file_sha256
 
     log = work / "faults_calls.log"
     out, cache = work / "faults_out", work / "faults_cache"

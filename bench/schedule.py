@@ -132,7 +132,7 @@ def main() -> None:
     os.environ["STORYC_OFFLINE_LATENCY"] = ",".join(f"{k}={v}" for k, v in LATENCY.items() if k != "vision")
     os.environ.pop("XAI_API_KEY", None)
 
-    from storyc.build import BuildOptions, run_build
+    from storyc.build.pipeline import BuildOptions, run_build
 
     work = Path(tempfile.mkdtemp(prefix="storyc-bench-schedule-"))
     story = make_story(work)
@@ -150,7 +150,7 @@ def main() -> None:
         print(json.dumps({"error": result.message, "status": result.status}))
         sys.exit(1)
     rep = result.report
-    from storyc.build import prepare
+    from storyc.build.pipeline import prepare
 
     plan = prepare(story, backend="offline", cache_dir=work / "cache").plan
     steps = {s["id"]: call_sequence(s.get("calls", {})) for s in rep["steps"]}

@@ -103,8 +103,8 @@ def build_env(call_log: Path | None, mark: str, *, scale: str = "0.1", latency: 
 
 
 def _install_call_counter(log_path: str) -> None:
-    from storyc.backends.offline import OfflineBackend
-    from storyc.cache import Cache
+    from storyc.backends.offline.backend import OfflineBackend
+    from storyc.store.cache import Cache
 
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -151,7 +151,7 @@ def read_call_log(path: Path) -> dict:
 
 
 def _sha(path: Path) -> str:
-    from storyc.keys import file_sha256
+    from storyc.store.hashing import file_sha256
 
     return file_sha256(path)
 
@@ -353,7 +353,7 @@ def first_call_of(log: Path, pid: int, proc, timeout_s: float = 120) -> bool:
 
 def reference_build(work: Path, story: Path, *, scale: str, latency: str | None, mark: str) -> dict:
     """One uninterrupted instrumented build: its final video, paid calls and timings."""
-    from storyc.keys import file_sha256
+    from storyc.store.hashing import file_sha256
 
     log = work / "ref_calls.log"
     t0 = time.monotonic()
@@ -388,7 +388,7 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
     a uniform moment of the remaining paid calls."""
     import random
 
-    from storyc.keys import file_sha256
+    from storyc.store.hashing import file_sha256
 
     rng = random.Random(seed)
     call_phase_s = max(0.5, reference["wall_s"] - reference["first_call_s"])
@@ -491,7 +491,7 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
 if __name__ == "__main__":  # python tests/_crashkit.py build STORY ...: storyc with the call counter
     if os.environ.get(CALL_LOG_ENV):
         _install_call_counter(os.environ[CALL_LOG_ENV])
-    from storyc.cli import main
+    from storyc.cli.app import main
 
     sys.argv = ["storyc", *sys.argv[1:]]
     main()

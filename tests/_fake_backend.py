@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from storyc.backends.base import BackendError, CallResult
-from storyc.model import ConsistencyScore
+from storyc.model.story import ConsistencyScore
 
 
 def _sha(path) -> str:
@@ -42,7 +42,7 @@ class FakeBackend:
     def _image(self, req):
         from PIL import Image
 
-        from storyc import media
+        from storyc.media import ffmpeg as media
 
         self._tick("image", req.hints.get("step_id"))
         with self._lock:
@@ -58,7 +58,7 @@ class FakeBackend:
     edit_image = _image
 
     def _video(self, req, job_key, journal, source):
-        from storyc import media
+        from storyc.media import ffmpeg as media
 
         self._tick("video", req.hints.get("step_id"))
         w, h = media.dimensions(req.aspect_ratio, req.resolution)

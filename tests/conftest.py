@@ -46,9 +46,9 @@ def reliability_reference(tmp_path_factory, prefect_harness):
     """The uninterrupted offline build the crash and interrupt tests compare against (built
     once per session, in-process: the same bytes as the CLI, see test_build.py)."""
     import _crashkit as ck
-    from storyc.backends import offline_faults
-    from storyc.build import BuildOptions, run_build
-    from storyc.keys import file_sha256
+    from storyc.backends.offline import faults as offline_faults
+    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.store.hashing import file_sha256
 
     root = tmp_path_factory.mktemp("reliability-reference")
     story = root / "story.yaml"

@@ -14,8 +14,8 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from storyc.cli import app
-from storyc.loader import MAX_FILE_BYTES
+from storyc.cli.app import app
+from storyc.load.loader import MAX_FILE_BYTES
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "bad"
 EXPECTED: dict[str, dict] = YAML(typ="safe", pure=True).load((BAD / "expected.yaml").read_text(encoding="utf-8"))
@@ -138,7 +138,7 @@ def test_unreadable_file_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
         def refuse(path: Path) -> bytes:
             raise PermissionError(13, "Permission denied", str(path))
 
-        monkeypatch.setattr("storyc.loader._read_bounded", refuse)
+        monkeypatch.setattr("storyc.load.loader._read_bounded", refuse)
     code, out, err = run_lint([str(story)], tmp_path, monkeypatch)
     assert_clean_failure(code, out, err, str(story), "E105", 1)
 

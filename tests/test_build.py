@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend  # noqa: E402
 
 from storyc.backends.base import BackendError  # noqa: E402
-from storyc.build import BuildOptions, run_build  # noqa: E402
-from storyc.keys import file_sha256  # noqa: E402
-from storyc.steps import RetryPolicy  # noqa: E402
+from storyc.build.pipeline import BuildOptions, run_build  # noqa: E402
+from storyc.store.hashing import file_sha256  # noqa: E402
+from storyc.run.steps import RetryPolicy  # noqa: E402
 
 SCALE = "0.1"
 
@@ -119,7 +119,7 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     assert state["videos"][1]["video_path"] == "videos/scene_2_c1.mp4"  # the correction scored best
     assert state["final_video_path"] == "final_video.mp4" and state["jobs"] == {}
     assert all(len(s["key"]) == 64 and s["status"] == "done" for s in state["steps"].values())
-    from storyc import media
+    from storyc.media import ffmpeg as media
 
     info = media.probe(out / "final_video.mp4")
     assert (info.width, info.height) == media.dimensions("16:9", "720p")
@@ -131,7 +131,7 @@ def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     code = (
         "import sys, json, time\n"
         "t = time.perf_counter()\n"
-        "from storyc.build import BuildOptions, run_build\n"
+        "from storyc.build.pipeline import BuildOptions, run_build\n"
         f"r = run_build(BuildOptions(story={str(first_build['story'])!r}, out_dir={str(tmp_path / 'out')!r},"
         f" cache_dir={str(cache)!r}, backend='offline'))\n"
         "print(json.dumps({'status': r.status, 'calls': r.report['api_calls_total'], 'hits': r.report['cache_hits'],"
@@ -259,7 +259,7 @@ def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_pa
 def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, tmp_path):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     two = STORY.split("  - {scene_id: 3")[0]
     story = _story(tmp_path / "s", two)
@@ -273,7 +273,7 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     assert finals[0] == finals[1]
     # outputs are as readable as any file the user writes (0o666 less the umask), not 0600
     # like the temp files they were renamed from: a team shares output folders and caches
-    from storyc.cache import new_file_mode
+    from storyc.store.cache import new_file_mode
 
     modes = {p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777)
              for p in [*(tmp_path / "out1").rglob("*"), *(tmp_path / "c1").rglob("*")] if p.is_file()}
@@ -298,7 +298,7 @@ def test_force_regenerates_everything_selected(first_build, tmp_path):
 def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_build):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     r = CliRunner().invoke(app, ["graph", str(first_build["story"]), "--format", "json", "--backend", "offline",
                                  "--cache", str(first_build["root"] / "cache")])
@@ -321,7 +321,7 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     assert result.status == "built", result.message
     assert {s["id"] for s in result.report["steps"] if not s["cached"]} == {"assemble", "script"}
     assert "prefect" not in result.report and result.report["api_calls_total"] == 0
-    from storyc import media
+    from storyc.media import ffmpeg as media
 
     assert abs(media.probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
 
@@ -329,7 +329,7 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
 def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     import threading
 
-    from storyc.executor import Limits
+    from storyc.run.executor import Limits
 
     monkeypatch.setenv("STORYC_CONCURRENCY", "video=2")
     limits = Limits(rates={"image": 20.0})
@@ -368,8 +368,8 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     ("Change ONLY Ember. Keep everything else identical.", ("Ember", "Ember", "Ember: scarf is red")),
 ])
 def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
-    from storyc.model import ConsistencyScore
-    from storyc.steps import _fix_target
+    from storyc.model.story import ConsistencyScore
+    from storyc.run.steps import _fix_target
 
     score = ConsistencyScore(overall_score=0.5, per_character={"Ember": 0.5, "Sage": 0.9},
                              issues=["Ember: scarf is red"], fix_prompt=fix_prompt)
@@ -379,8 +379,8 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
 def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
     import io
 
-    from storyc import cli
-    from storyc.model import StepRecord
+    from storyc.cli import app as cli
+    from storyc.model.story import StepRecord
 
     def record(sid):
         return StepRecord(id=sid, kind="character", key="k" * 64, status="done", api_calls=2, attempts=1, score=0.9, wall_s=0.5)
@@ -410,7 +410,7 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
 
 
 def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
-    from storyc.steps import Budget, BudgetExceeded
+    from storyc.run.steps import Budget, BudgetExceeded
 
     budget = Budget(1.0)
     budget.reserve(0.6, "video:1 image→video")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from storyc.cli import app
+from storyc.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

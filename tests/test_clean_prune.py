@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend  # noqa: E402
 
-from storyc.build import BuildOptions, prepare, run_build  # noqa: E402
-from storyc.buildstate import BuildLock  # noqa: E402
-from storyc.cache import Cache  # noqa: E402
-from storyc.cli import app  # noqa: E402
-from storyc.plan import resolve  # noqa: E402
-from storyc.prune import apply_prune, plan_prune  # noqa: E402
+from storyc.build.pipeline import BuildOptions, prepare, run_build  # noqa: E402
+from storyc.store.state import BuildLock  # noqa: E402
+from storyc.store.cache import Cache  # noqa: E402
+from storyc.cli.app import app  # noqa: E402
+from storyc.graph.plan import resolve  # noqa: E402
+from storyc.store.prune import apply_prune, plan_prune  # noqa: E402
 
 SCALE = "0.1"
 STYLE = "flat vector illustration with bold outlines and soft pastel shading"
@@ -74,7 +74,7 @@ class _CallTruth:
         original = Cache.put_call
 
         def spy(cache, key, entry):
-            from storyc.steps import StepRun
+            from storyc.run.steps import StepRun
 
             frame = sys._getframe(1)
             while frame is not None:  # up to the StepRun making the call
@@ -234,7 +234,7 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
 
 
 def _human(n: int) -> str:
-    from storyc.cli import _size
+    from storyc.cli.app import _size
 
     return _size(n)
 
@@ -315,7 +315,7 @@ def test_a_bad_story_is_positioned_diagnostics_and_nothing_is_removed(work):
 
 def test_prune_refuses_while_the_cache_is_in_use_and_a_dry_run_still_reports(work):
     # what a build of any story holds, here or on another machine sharing the folder
-    from storyc.cache import cache_in_use
+    from storyc.store.cache import cache_in_use
 
     before = _files(work["cache"])
     with cache_in_use(work["cache"]):

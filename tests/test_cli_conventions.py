@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend  # noqa: E402
 
 from storyc import __version__  # noqa: E402
-from storyc.cli import app  # noqa: E402
+from storyc.cli.app import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("prefect", "xai_sdk", "av", "PIL", "imageio_ffmpeg", "grpc")
@@ -119,7 +119,7 @@ def fake_builds(prefect_harness, monkeypatch, tmp_path):
     monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
     monkeypatch.setenv("STORYC_RATE_LIMITS", "image=0,video=0")
     monkeypatch.delenv("XAI_API_KEY", raising=False)
-    monkeypatch.setattr("storyc.build.make_backend", lambda name, prompts=None: FakeBackend())
+    monkeypatch.setattr("storyc.build.pipeline.make_backend", lambda name, prompts=None: FakeBackend())
     story = tmp_path / "story.yaml"
     story.write_text(STORY)
     return story
@@ -221,6 +221,6 @@ def test_help_and_clean_import_nothing_heavy(tmp_path):
                               timeout=60, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-        assert "storyc.cli" in imported
+        assert "storyc.cli.app" in imported
         heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY)
         assert heavy == [], f"storyc {' '.join(args)} imported {heavy}"

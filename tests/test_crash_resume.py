@@ -33,7 +33,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck  # noqa: E402
 
-from storyc.keys import file_sha256  # noqa: E402
+from storyc.store.hashing import file_sha256  # noqa: E402
 
 from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""storyc.download: https only (http on loopback when allowed), size caps, magic bytes,
+"""storyc.backends.download: https only (http on loopback when allowed), size caps, magic bytes,
 truncation, expired URLs, checked redirects, atomic replacement."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fake_xai.media import make_jpeg
 
-from storyc.download import (
+from storyc.backends.download import (
     AssetExpired,
     DownloadError,
     DownloadRefused,

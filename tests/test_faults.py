@@ -19,11 +19,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _crashkit import make_story, verify_tree  # noqa: E402
 
-from storyc.backends import offline_faults  # noqa: E402
-from storyc.backends.offline import OfflineBackend  # noqa: E402
-from storyc.build import BuildOptions, run_build  # noqa: E402
-from storyc.keys import file_sha256  # noqa: E402
-from storyc.steps import RetryPolicy  # noqa: E402
+from storyc.backends.offline import faults as offline_faults  # noqa: E402
+from storyc.backends.offline.backend import OfflineBackend  # noqa: E402
+from storyc.build.pipeline import BuildOptions, run_build  # noqa: E402
+from storyc.store.hashing import file_sha256  # noqa: E402
+from storyc.run.steps import RetryPolicy  # noqa: E402
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
@@ -155,7 +155,7 @@ def test_cli_reads_the_fault_spec_and_refuses_a_bad_one(story, tmp_path, monkeyp
     """A wrong STORYC_OFFLINE_FAULTS is a one-line error, not a traceback."""
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     monkeypatch.setenv(offline_faults.FAULTS_ENV, "transient=0.2,sparks=0.1")
     r = CliRunner().invoke(app, ["build", str(story), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")])

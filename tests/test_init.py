@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from storyc.scaffold import FILES, template_bytes
+from storyc.author.scaffold import FILES, template_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # storyc, pre-commit: the test interpreter's scripts
@@ -400,7 +400,7 @@ def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, 
 def test_init_stays_light_and_quotes_the_next_step(tmp_path):
     """init imports none of the render stack, and its hint is a command a shell can run."""
     target = tmp_path / "my story"
-    code = ("import sys; from storyc.cli import app\n"
+    code = ("import sys; from storyc.cli.app import app\n"
             "try:\n    app(['init', sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
             "assert not heavy, heavy\n")

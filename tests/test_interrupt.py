@@ -37,7 +37,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck  # noqa: E402
 
-from storyc.keys import file_sha256  # noqa: E402
+from storyc.store.hashing import file_sha256  # noqa: E402
 
 from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
 
@@ -46,7 +46,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
-    from storyc.backends import offline_faults
+    from storyc.backends.offline import faults as offline_faults
 
     monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
     monkeypatch.delenv("XAI_API_KEY", raising=False)
@@ -155,7 +155,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
 def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(2))
@@ -169,7 +169,7 @@ def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypat
 def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
     """The same rule without a subprocess: while a lock holder lives, build refuses; the
     refusal neither writes nor deletes anything; after release the folder is usable."""
-    from storyc.buildstate import BuildLock
+    from storyc.store.state import BuildLock
 
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -203,7 +203,7 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
 
 
 def app_():
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     return app
 
@@ -284,7 +284,7 @@ def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(relia
     cache = tmp_path / "cache"
     with _tmpfs(tmp_path / "full", "size=96k") as mounted:
         if mounted is None:  # no mount here: the same failure, injected where assets are written
-            from storyc import media
+            from storyc.media import ffmpeg as media
 
             real_save = media.save_jpeg
             writes = []
@@ -325,8 +325,8 @@ def _cache_writer(root: str, seed: int, rounds: int) -> None:
     entries (the same keys and bytes another build of the same story writes), read them back."""
     import random
 
-    from storyc.cache import Cache
-    from storyc.keys import bytes_sha256
+    from storyc.store.cache import Cache
+    from storyc.store.hashing import bytes_sha256
 
     rng = random.Random(seed)
     cache = Cache(Path(root))

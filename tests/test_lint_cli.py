@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from storyc.cli import app
+from storyc.cli.app import app
 from storyc.lint import ALL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from storyc.diagnostics import Severity
 from storyc.lint import ALL_RULES, RULES_BY_CODE, lint_path, lint_paths, lint_story
 from storyc.lint.base import Rule
-from storyc.loader import load_story
+from storyc.load.loader import load_story
 from test_loader import assert_inside, dump, mutated_story, story_dicts  # the loader tests' generators
 
 CASES_DIR = Path(__file__).parent / "lint_cases"
@@ -191,8 +191,8 @@ def test_rules_scale_linearly() -> None:
     """No rule may scan the story once per scene: 4x the scenes must cost well under 16x."""
     import time
 
-    from storyc.loader import LoadedStory, SourceMap
-    from storyc.model import Story
+    from storyc.load.loader import LoadedStory, SourceMap
+    from storyc.model.story import Story
 
     def story(n: int) -> LoadedStory:
         names = [f"C{i}" for i in range(8)]

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from storyc.diagnostics import Diagnostic, StorycError
-from storyc.loader import MAX_FILE_BYTES, MAX_NODE_VISITS, load_story, load_story_text
-from storyc.model import Story
+from storyc.load.loader import MAX_FILE_BYTES, MAX_NODE_VISITS, load_story, load_story_text
+from storyc.model.story import Story
 
 ROOT = Path(__file__).resolve().parent.parent
 FOX = (ROOT / "stories" / "fox_and_owl.yaml").read_text(encoding="utf-8")

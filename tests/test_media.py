@@ -1,4 +1,4 @@
-"""storyc.media: sizes, ffmpeg errors, PyAV probing and frames, the one-pass assembly.
+"""storyc.media.ffmpeg: sizes, ffmpeg errors, PyAV probing and frames, the one-pass assembly.
 Real ffmpeg on tiny clips (160×90 or so, 1 s)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
-from storyc.media import Clip, MediaError
+from storyc.media import ffmpeg as media
+from storyc.media.ffmpeg import Clip, MediaError
 
 
 def make_clip(dest: Path, seconds: float = 1.0, colour: str = "red", size: str = "160x90", audio: bool = True, rate: int = 30) -> Path:
@@ -195,6 +195,6 @@ def test_stale_temp_files_are_swept(tmp_path):
 
 
 def test_media_module_imports_no_heavy_packages():
-    code = "import sys, storyc.media; print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect') if m in sys.modules])"
+    code = "import sys, storyc.media.ffmpeg; print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

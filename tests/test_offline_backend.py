@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyc import media
-from storyc.backends import offline_draw as draw
-from storyc.backends import offline_faults, offline_video
+from storyc.media import ffmpeg as media
+from storyc.backends.offline import draw as draw
+from storyc.backends.offline import faults as offline_faults
+from storyc.backends.offline import video as offline_video
 from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, RateLimited, TransientError, VideoRequest
-from storyc.backends.offline import OfflineBackend, skeleton_plan
+from storyc.backends.offline.backend import OfflineBackend, skeleton_plan
 
 EMBER = "A small fox with burnt orange fur, a cream chest and dark brown paws, wearing an emerald scarf"
 SAGE = "A wise old owl with silver grey feathers, amber eyes and a violet cloak"
@@ -457,7 +458,7 @@ def test_plan_is_a_marked_skeleton():
 
 
 def test_offline_module_import_is_light():
-    code = ("import sys, storyc.backends.offline; "
+    code = ("import sys, storyc.backends.offline.backend; "
             "print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect', 'xai_sdk') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
@@ -482,7 +483,7 @@ def test_clips_have_square_pixels(tmp_path, sheets, camera):
     # the clip squashed (128×73 in the storyboard page).
     import av
 
-    from storyc.backends.offline_video import render_clip
+    from storyc.backends.offline.video import render_clip
 
     dest = tmp_path / "c.mp4"
     render_clip(sheets["Ember"], dest, width=128, height=72, duration_s=1.0, camera=camera, drift_degrees=0, tone_hz=440)

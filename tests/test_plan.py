@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from storyc.cache import Cache
-from storyc.loader import load_story
-from storyc.plan import SelectionError, build_plan, outputs_digest, planned_calls, resolve, step_key
-from storyc.prompts import PromptSet
+from storyc.store.cache import Cache
+from storyc.load.loader import load_story
+from storyc.graph.plan import SelectionError, build_plan, outputs_digest, planned_calls, resolve, step_key
+from storyc.prompts.render import PromptSet
 
 STORY = """\
 title: Plan test
@@ -212,7 +212,7 @@ def test_graph_command_prints_keys_without_importing_prefect(story_path):
     code = (
         "import sys, json\n"
         "from typer.testing import CliRunner\n"
-        "from storyc.cli import app\n"
+        "from storyc.cli.app import app\n"
         f"r = CliRunner().invoke(app, ['graph', {str(story_path)!r}, '--format', 'json', '--backend', 'offline'])\n"
         "assert r.exit_code == 0, r.output\n"
         "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
@@ -231,7 +231,7 @@ def test_graph_command_prints_keys_without_importing_prefect(story_path):
 def test_graph_text_formats(story_path, fmt, needle):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     r = CliRunner().invoke(app, ["graph", str(story_path), "--format", fmt, "--backend", "offline"])
     assert r.exit_code == 0, r.output
@@ -241,7 +241,7 @@ def test_graph_text_formats(story_path, fmt, needle):
 def test_graph_usage_errors(tmp_path):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     assert CliRunner().invoke(app, ["graph", str(tmp_path / "missing.yaml")]).exit_code == 2
 
@@ -249,7 +249,7 @@ def test_graph_usage_errors(tmp_path):
 def test_graph_refuses_a_story_with_lint_errors(story_path):
     from typer.testing import CliRunner
 
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     story_path.write_text(STORY.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
     r = CliRunner().invoke(app, ["graph", str(story_path)])

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from storyc.cli import app
+from storyc.cli.app import app
 from storyc.lint import lint_story
-from storyc.loader import load_story
-from storyc.planner import render_story_yaml, schema_reference
-from storyc.prompts import render_plan_prompts
+from storyc.load.loader import load_story
+from storyc.author.planner import render_story_yaml, schema_reference
+from storyc.prompts.render import render_plan_prompts
 
 CONCEPT = "A curious fox named Ember meets a wise old owl named Sage in an autumn forest"
 runner = CliRunner()

@@ -284,7 +284,7 @@ def _wait_final(client, run_id: str, worker_log: Path, timeout: float = 120):
 def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp_path):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId, TaskRunFilter, TaskRunFilterFlowRunId
     from prefect.client.schemas.objects import StateType
-    from storyc.media import probe
+    from storyc.media.ffmpeg import probe
 
     pool, worker_log = process_pool_worker
     story = _write_story(tmp_path / "shared" / "stories")

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from storyc.cli import app
+from storyc.cli.app import app
 from storyc.diagnostics import StorycError
-from storyc.loader import load_story
-from storyc.model import Story
-from storyc.prompts import (
+from storyc.load.loader import load_story
+from storyc.model.story import Story
+from storyc.prompts.render import (
     TEMPLATE_NAMES,
     PromptSet,
     allocate_slots,
@@ -434,7 +434,7 @@ def test_prompts_and_schema_commands_stay_light_in_a_real_process():
     heavy = ("prefect", "xai_sdk", "av", "PIL", "imageio_ffmpeg")
     code = (
         "import sys\n"
-        "from storyc.cli import app\n"
+        "from storyc.cli.app import app\n"
         "try:\n"
         f"    app(sys.argv[1:], standalone_mode=False)\n"
         "finally:\n"

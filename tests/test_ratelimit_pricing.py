@@ -1,4 +1,4 @@
-"""storyc.ratelimit (token buckets per call kind) and storyc.pricing (the price table)."""
+"""storyc.backends.ratelimit (token buckets per call kind) and storyc.model.prices (the price table)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from storyc import pricing
-from storyc.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
+from storyc.model import prices as pricing
+from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
 
 
 class FakeClock:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from _html import parse_page
 
-from storyc.loader import load_story
-from storyc.model import BuildState, CharacterAsset, StepRecord, Story, story_to_plan
-from storyc.report import (
+from storyc.load.loader import load_story
+from storyc.model.story import BuildState, CharacterAsset, StepRecord, Story, story_to_plan
+from storyc.report.documents import (
     write_json_atomic,
     write_report,
     write_script_md,
@@ -183,7 +183,7 @@ def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("storyc.cache.os.replace", failing_replace)
+    monkeypatch.setattr("storyc.store.cache.os.replace", failing_replace)
     with pytest.raises(OSError):
         write_json_atomic(target, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}
@@ -195,7 +195,7 @@ def test_report_module_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, storyc.report; print(','.join(m for m in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg','jinja2') if m in sys.modules))"
+    code = "import sys, storyc.report.documents; print(','.join(m for m in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg','jinja2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == ""
 
@@ -240,7 +240,7 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
 
 
 def test_palette_swatches():
-    from storyc.storyboard_html import palette_swatches
+    from storyc.report.html import palette_swatches
 
     assert palette_swatches("teal, pale pink and #AbC, #123456") == [
         ("#AbC", "#abc"), ("#123456", "#123456"), ("teal", "#008080"), ("pale pink", "#f8d0dd")]
@@ -248,7 +248,7 @@ def test_palette_swatches():
 
 
 def test_score_marker_never_rounds_across_the_threshold():
-    from storyc.storyboard_html import _score_html
+    from storyc.report.html import _score_html
 
     assert _score_html(0.9453, 0.95) == (
         '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>')

@@ -47,7 +47,7 @@ runner = CliRunner()
 
 
 def app_():
-    from storyc.cli import app
+    from storyc.cli.app import app
 
     return app
 
@@ -136,7 +136,7 @@ def test_the_key_leaks_nowhere_when_the_provider_echoes_it(xai_build):
 
 
 def test_the_build_api_result_and_exceptions_carry_no_key(_fake_xai_server, monkeypatch, tmp_path, prefect_harness):
-    from storyc.build import BuildOptions, run_build
+    from storyc.build.pipeline import BuildOptions, run_build
 
     fake = _fake_xai_server
     fake.reset()
@@ -209,8 +209,8 @@ def test_a_hostile_template_override_is_e501_and_builds_nothing(attack, tmp_path
 
 def test_story_values_are_data_not_templates(tmp_path):
     """Template syntax in the story's own text reaches the prompt literally."""
-    from storyc.loader import load_story
-    from storyc.prompts import PromptSet
+    from storyc.load.loader import load_story
+    from storyc.prompts.render import PromptSet
 
     text = ck.make_story(1).replace("they walk and wave in scene 1", "'{{ 7*7 }} {% raw %} {{ config }}'")
     story = tmp_path / "story.yaml"
@@ -260,7 +260,7 @@ def test_no_shell_anywhere_in_the_source(tmp_path):
 
 
 def test_a_build_starts_every_subprocess_without_a_shell(tmp_path, monkeypatch, prefect_harness):
-    from storyc.build import BuildOptions, run_build
+    from storyc.build.pipeline import BuildOptions, run_build
 
     seen: list[list[str]] = []
     original = subprocess.Popen.__init__
@@ -293,7 +293,7 @@ FIELDS = ["title", "style", "color_palette", "setting", "camera", "mood", "actio
 
 @st.composite
 def hostile_story(draw) -> dict:
-    from storyc.loader import load_story  # noqa: F401 (imported for its side effects only once)
+    from storyc.load.loader import load_story  # noqa: F401 (imported for its side effects only once)
 
     data = {
         "title": "T", "style": "flat vector", "color_palette": "teal, coral",
@@ -353,7 +353,7 @@ def hostile_story(draw) -> dict:
 def test_build_front_end_gives_only_storyc_diagnostics(tmp_path_factory, data):
     """lint → prompts → plan → dry-run estimate: a result or StorycError, nothing else;
     every diagnostic is positioned inside the file."""
-    from storyc.build import BuildOptions, run_build
+    from storyc.build.pipeline import BuildOptions, run_build
 
     folder = tmp_path_factory.mktemp("fuzz")
     story = folder / "story.json"

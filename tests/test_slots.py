@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storyc.model import Story
-from storyc.prompts import Slot, SlotPlan, allocate_slots, judge_characters
+from storyc.model.story import Story
+from storyc.prompts.render import Slot, SlotPlan, allocate_slots, judge_characters
 
 NAMES = ["Ada", "Bo", "Cy", "Di", "Ed"]
 WORDS = " ".join(["word"] * 80)

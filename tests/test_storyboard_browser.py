@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _browser  # noqa: E402
 from _html import parse_page  # noqa: E402
 
-from storyc.model import BuildState  # noqa: E402
+from storyc.model.story import BuildState  # noqa: E402
 
 TITLE = '<script>window.__storyc_pwned = 1</script> Harbour & "pier"'
 STORY = """\
@@ -81,8 +81,8 @@ def test_missing_chromium_skips_here_and_fails_in_ci(monkeypatch, tmp_path):
 def built(tmp_path_factory, prefect_harness) -> Path:
     """One offline build (tiny renders) whose strict threshold makes every loop work: sheet
     retries, keyframe fix edits, a video correction and scores below the threshold."""
-    from storyc.backends import offline_faults
-    from storyc.build import BuildOptions, run_build
+    from storyc.backends.offline import faults as offline_faults
+    from storyc.build.pipeline import BuildOptions, run_build
 
     root = tmp_path_factory.mktemp("storyboard")
     story = root / "story.yaml"

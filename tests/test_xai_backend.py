@@ -24,7 +24,7 @@ from storyc.backends.base import (
     TransientError,
     VideoRequest,
 )
-from storyc.backends.xai import (
+from storyc.backends.xai.backend import (
     REWORD_NOTE,
     VideoJobFailed,
     XaiApiError,
@@ -32,9 +32,9 @@ from storyc.backends.xai import (
     XaiConfig,
     inline_image,
 )
-from storyc.download import AssetExpired, DownloadTruncated
-from storyc.model import ConsistencyScore, StoryPlan
-from storyc.ratelimit import RateLimiter
+from storyc.backends.download import AssetExpired, DownloadTruncated
+from storyc.model.story import ConsistencyScore, StoryPlan
+from storyc.backends.ratelimit import RateLimiter
 
 MAX_RETRIES = 3
 
@@ -564,7 +564,7 @@ def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
 
     from fake_xai.media import ffmpeg_exe
 
-    from storyc.backends.xai import inline_video
+    from storyc.backends.xai.backend import inline_video
 
     clip = tmp_path / "big.mp4"
     subprocess.run(

@@ -20,11 +20,11 @@ from fake_xai.answers import story_plan
 from fake_xai.fixtures import TEST_KEY, _fake_xai_server  # noqa: F401 (fixture)
 from typer.testing import CliRunner
 
-from storyc.cli import app
-from storyc.loader import load_story
-from storyc.model import StoryPlan
-from storyc.planner import plan_to_story_data, render_story_yaml
-from storyc.prompts import allocate_slots, judge_characters
+from storyc.cli.app import app
+from storyc.load.loader import load_story
+from storyc.model.story import StoryPlan
+from storyc.author.planner import plan_to_story_data, render_story_yaml
+from storyc.prompts.render import allocate_slots, judge_characters
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

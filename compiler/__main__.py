@@ -1,3 +1,0 @@
-from storyc.cli import main
-
-main()

@@ -1,0 +1,3 @@
+from storyc.cli.app import main
+
+main()

@@ -1,0 +1,136 @@
+"""The backend interface: every call the pipeline makes to an image/video/vision service.
+
+The executor talks only to this protocol; `offline` (embedded default, local and free)
+and `xai` (xai-sdk) implement it. Each media call writes its result to `dest`
+atomically (temp file + rename) before returning, because provider URLs are temporary.
+
+Requests carry the rendered prompt (what a real service sees) and `hints`: structured
+facts the offline renderer draws from (character names in slot order, setting words,
+camera words...). Real backends ignore hints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+
+from storyc.model.story import ConsistencyScore, StoryPlan
+
+CallKind = Literal["image", "video", "chat", "vision"]
+JudgeKind = Literal["sheet", "keyframe", "last_frame"]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    model: str
+    aspect_ratio: str
+    resolution: str
+    dest: Path
+    # Up to 3 reference images in slot order (design section 6). Empty: text → image.
+    references: tuple[Path, ...] = ()
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    prompt: str
+    model: str
+    dest: Path
+    # image_to_video reads `image`; edit_video reads `video` (input ≤ 8.7 s).
+    image: Path | None = None
+    video: Path | None = None
+    duration_s: int = 8
+    aspect_ratio: str = "16:9"
+    resolution: str = "720p"
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    kind: JudgeKind
+    prompt: str
+    model: str
+    image: Path  # the image under test
+    references: tuple[Path, ...] = ()  # character sheets, in the order of `names`
+    names: tuple[str, ...] = ()
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallResult:
+    """What one paid call produced."""
+
+    path: Path | None  # the downloaded asset (None for judge/plan)
+    cost_usd: float
+    kind: CallKind
+    calls: int = 1  # billed calls made (a retried call that was billed counts again)
+    retries: int = 0  # transient failures absorbed inside the backend
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. request_id, model, usage
+
+
+class JobJournal(Protocol):
+    """Where a backend records a long-running job's id before it polls, so a crash never
+    loses a paid job; the next build re-attaches to it."""
+
+    def pending(self, key: str) -> str | None: ...
+
+    def started(self, key: str, request_id: str) -> None: ...
+
+    def finished(self, key: str) -> None: ...
+
+
+class BackendError(Exception):
+    """A call failed for good (after the retries the backend allows). The message names
+    the step; it never contains a secret."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ModerationBlocked(BackendError):
+    pass
+
+
+class TransientError(BackendError):
+    """A call failed for a passing reason (service unavailable, reset connection): retry."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
+
+class RateLimited(BackendError):
+    """The provider refused the call for now (HTTP 429 / RESOURCE_EXHAUSTED): retry later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # "offline" | "xai"
+
+    def generate_image(self, req: ImageRequest) -> CallResult:
+        """text → image (`req.references` is empty)."""
+
+    def edit_image(self, req: ImageRequest) -> CallResult:
+        """Single- or multi-image edit: 1–3 `req.references`, in slot order."""
+
+    def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """`req.image` → a clip of `req.duration_s`; `job_key` names the job in the journal."""
+
+    def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """`req.video` (≤ 8.7 s) → a corrected clip of the same duration."""
+
+    def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
+        """Vision check: image + references + description → ConsistencyScore."""
+
+    def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
+        """Concept → StoryPlan (structured output)."""
+
+    def close(self) -> None: ...
+
+
+OnEvent = Callable[[str, Mapping[str, Any]], None]

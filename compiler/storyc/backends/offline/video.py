@@ -1,0 +1,147 @@
+"""The offline backend's video maker: a keyframe becomes a clip with ffmpeg, moved as
+the camera words say, with a quiet tone for audio and (sometimes) a slow colour drift
+that the drift check should catch and `correct_drift` should remove.
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+from pathlib import Path
+
+from storyc.media import ffmpeg as media
+
+DRIFT_BINS = 72  # 5° chroma-angle bins
+MAX_ZOOM = 0.12
+PAN_MARGIN = 1.12  # the frame is scaled this much so a pan has room to move
+
+
+def camera_motion(camera: str) -> str:
+    """zoom_in | zoom_out | pan_left | pan_right | drift | static, from the camera words."""
+    text = camera.lower()
+    if any(w in text for w in ("pull back", "pull-back", "pulls back", "zoom out", "zooms out", "dolly out", "dolly back", "pullback")):
+        return "zoom_out"
+    if any(w in text for w in ("push in", "push-in", "pushes in", "dolly", "zoom", "close in", "closes in")):
+        return "zoom_in"
+    if "pan left" in text or "pans left" in text:
+        return "pan_left"
+    if "pan" in text:
+        return "pan_right"
+    if any(w in text for w in ("orbit", "tracking", "track", "arc", "handheld", "crane", "follow")):
+        return "drift"
+    return "static"
+
+
+def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> str:
+    """A filter chain turning a looped still into width×height frames with the motion."""
+    frames = max(1, int(round(duration_s * fps)))
+    fit = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1"
+    if motion in ("zoom_in", "zoom_out"):
+        z = f"1+{MAX_ZOOM}*on/{frames}" if motion == "zoom_in" else f"{1 + MAX_ZOOM}-{MAX_ZOOM}*on/{frames}"
+        # upscale first so zoompan's whole-pixel steps don't jitter
+        return (
+            f"{fit},scale={width * 2}:{height * 2},"
+            f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={width}x{height}:fps={fps}"
+        )
+    big_w, big_h = media._even(width * PAN_MARGIN), media._even(height * PAN_MARGIN)
+    grow = f"{fit},scale={big_w}:{big_h}"
+    d = media._fmt(duration_s)
+    if motion == "pan_right":
+        return f"{grow},crop={width}:{height}:x='(iw-ow)*t/{d}':y='(ih-oh)/2'"
+    if motion == "pan_left":
+        return f"{grow},crop={width}:{height}:x='(iw-ow)*(1-t/{d})':y='(ih-oh)/2'"
+    if motion == "drift":
+        return f"{grow},crop={width}:{height}:x='(iw-ow)*(0.5+0.5*sin(PI*t/{d}))':y='(ih-oh)*(0.5-0.3*sin(PI*t/{d}))'"
+    return fit
+
+
+def hue_ramp(degrees: float, duration_s: float) -> str:
+    """A hue rotation growing linearly from 0 at the first frame to `degrees` at the end."""
+    return f"hue=h='{degrees:.3f}*t/{media._fmt(duration_s)}'"
+
+
+def render_clip(
+    image: Path,
+    dest: Path,
+    *,
+    width: int,
+    height: int,
+    duration_s: float,
+    camera: str,
+    drift_degrees: float,
+    tone_hz: int,
+) -> None:
+    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone."""
+    vf = motion_filter(camera_motion(camera), width, height, duration_s)
+    if drift_degrees:
+        vf += "," + hue_ramp(drift_degrees, duration_s)
+    # square pixels: scaling to even sizes and zoompan leave a sample aspect like 80/81,
+    # which players (and the storyboard page) then show squashed
+    vf += ",setsar=1,format=yuv420p"
+    d = media._fmt(duration_s)
+    with media.atomic_output(dest) as tmp:
+        media.run_ffmpeg(
+            [
+                "-loop", "1", "-framerate", str(media.FPS), "-t", d, "-i", str(image),
+                "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}",
+                "-filter_complex", f"[0:v]{vf}[v];[1:a]volume=0.06,aformat=channel_layouts=stereo[a]",
+                "-map", "[v]", "-map", "[a]", "-t", d,
+                *media.encoder_args(), "-f", "mp4", str(tmp),
+            ],
+            what=f"rendering {Path(dest).name}",
+        )
+
+
+def _chroma_histogram(img) -> list[float]:
+    """Chroma angle histogram (Cb/Cr plane, where ffmpeg's hue filter rotates), weighted
+    by chroma strength; greys don't vote."""
+    from storyc.backends.offline.draw import pixels
+
+    small = img.convert("RGB").resize((96, max(2, 96 * img.height // img.width))).convert("YCbCr")
+    hist = [0.0] * DRIFT_BINS
+    for _, cb, cr in pixels(small):
+        z = complex(cb - 128, cr - 128)
+        strength = abs(z)
+        if strength < 6:
+            continue
+        angle = math.degrees(cmath.phase(z)) % 360
+        hist[int(angle / (360 / DRIFT_BINS)) % DRIFT_BINS] += strength
+    return hist
+
+
+def estimate_drift(video: Path) -> float:
+    """Degrees of hue rotation of the last frame against the first (signed, like the hue
+    filter's h), from the best circular alignment of their chroma-angle histograms."""
+    first = _chroma_histogram(media.read_frame(video, "first"))
+    last = _chroma_histogram(media.read_frame(video, "last"))
+    n = DRIFT_BINS
+    scores = [sum(first[i] * last[(i + k) % n] for i in range(n)) for k in range(n)]
+    best = max(range(n), key=lambda k: (scores[k], -min(k, n - k)))
+    left, right = scores[(best - 1) % n], scores[(best + 1) % n]
+    denom = left - 2 * scores[best] + right
+    frac = 0.5 * (left - right) / denom if denom else 0.0  # parabolic peak refinement
+    shift = (best + frac) * 360 / n
+    if shift > 180:
+        shift -= 360
+    # ffmpeg's hue h rotates Cb/Cr the other way round from atan2(Cr, Cb)
+    return round(HUE_FILTER_SIGN * shift, 1)
+
+
+HUE_FILTER_SIGN = 1.0
+
+
+def correct_drift(video: Path, dest: Path) -> float:
+    """Re-encode `video` into `dest` with its measured colour drift ramped back out;
+    same duration, size and audio. Returns the drift it removed (degrees)."""
+    info = media.probe(video)
+    drift = estimate_drift(video)
+    d = media._fmt(info.duration_s)
+    vf = f"{hue_ramp(-drift, info.duration_s)},format=yuv420p" if abs(drift) >= 1 else "format=yuv420p"
+    audio = ["-map", "0:a"] if info.has_audio else []
+    with media.atomic_output(dest) as tmp:
+        media.run_ffmpeg(
+            ["-i", str(video), "-filter_complex", f"[0:v]{vf}[v]", "-map", "[v]", *audio, "-t", d,
+             *media.encoder_args(), "-f", "mp4", str(tmp)],
+            what=f"correcting {Path(dest).name}",
+        )
+    return drift

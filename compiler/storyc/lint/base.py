@@ -1,0 +1,74 @@
+"""The Rule base class and the context every rule reads.
+
+A rule is one small class: a stable `code`, a one-line `summary`, a `severity`, and a
+docstring that shows the bad and the good form (it is the rule's documentation).
+`check(ctx)` yields Diagnostics; a rule blames a node by its loc path
+(e.g. ("scenes", 2, "characters_present", 1)) and `ctx.at` derives line and column.
+Rules must stay O(n) in the story's size: shared indexes live on the context.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cached_property
+from typing import ClassVar, Iterable
+
+from storyc.diagnostics import Diagnostic, Severity
+from storyc.load.loader import LoadedStory, Loc
+
+
+class LintContext:
+    """One loaded story plus lookups shared by the rules (computed once, on demand)."""
+
+    def __init__(self, loaded: LoadedStory) -> None:
+        self.loaded = loaded
+        self.story = loaded.story
+
+    def at(self, loc: Loc, code: str, message: str, severity: Severity, *, key: bool = False) -> Diagnostic:
+        return self.loaded.at(loc, code, message, severity, key=key)
+
+    @cached_property
+    def scene_index_by_id(self) -> dict[int, int]:
+        """scene_id → index of its first scene (duplicates are E301's business)."""
+        index: dict[int, int] = {}
+        for i, scene in enumerate(self.story.scenes):
+            index.setdefault(scene.scene_id, i)
+        return index
+
+    @cached_property
+    def character_names(self) -> set[str]:
+        return {c.name for c in self.story.characters}
+
+    def chain_parent_index(self, index: int) -> int | None:
+        """Index of the scene whose frame anchors scenes[index] (Story.chain_parent, O(1))."""
+        scene = self.story.scenes[index]
+        if scene.chain_from == "none":
+            return None
+        if scene.chain_from is None:
+            return index - 1 if index > 0 else None
+        parent = self.scene_index_by_id.get(scene.chain_from)
+        return parent if parent is not None and parent < index else None
+
+
+class Rule:
+    """Base class of lint rules. Subclasses set code, summary, severity and write a docstring."""
+
+    code: ClassVar[str]
+    summary: ClassVar[str]
+    severity: ClassVar[Severity] = Severity.ERROR
+    # True for the loader's codes: documented here, checked while loading (storyc.load.loader).
+    checked_by_loader: ClassVar[bool] = False
+
+    def check(self, ctx: LintContext) -> Iterable[Diagnostic]:
+        return ()
+
+    def report(self, ctx: LintContext, loc: Loc, message: str, *, key: bool = False) -> Diagnostic:
+        return ctx.at(loc, self.code, message, self.severity, key=key)
+
+    @classmethod
+    def description(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__

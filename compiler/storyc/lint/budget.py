@@ -1,0 +1,98 @@
+"""Rules about what the image and video APIs can do with a scene."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from storyc.diagnostics import Diagnostic, Severity
+from storyc.lint.base import LintContext, Rule
+from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+
+
+class W401ReferenceImageBudget(Rule):
+    """The keyframe edit takes at most 3 reference images: the scene's character sheets first,
+    its chain frame last (design section 6). Characters beyond the budget are drawn from text
+    only and drift. The slot table itself is storyc.prompts.render.allocate_slots.
+
+    Bad::
+
+        - scene_id: 4
+          characters_present: [Ember, Sage, Moss]   # + the chain frame = 4 images
+
+    Good::
+
+        - scene_id: 4
+          characters_present: [Ember, Sage, Moss]
+          chain_from: none                         # 3 sheets, no chain frame
+    """
+
+    code = "W401"
+    summary = "scene needs more than 3 reference images; some characters will be text-only"
+    severity = Severity.WARNING
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        from storyc.prompts.render import allocate_slots  # the single source of the slot table
+
+        story = ctx.story
+        plans: dict[tuple, object] = {}
+        for i, scene in enumerate(story.scenes):
+            if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
+                continue
+            # Cheap O(1) pre-filter: only a scene that can overflow pays for a plan (allocate_slots
+            # resolves chain_from by a linear scan, which would make a big story quadratic).
+            chained = ctx.chain_parent_index(i) is not None
+            if len(scene.characters_present) + (1 if chained else 0) <= MAX_REFERENCE_IMAGES:
+                continue
+            # allocate_slots is pure and its text-only list depends only on the cast and on whether
+            # the scene is chained; Story.chain_parent resolves an explicit chain_from by a linear
+            # scan, so plan once per distinct case instead of once per scene (keeps lint O(n)).
+            case = (tuple(scene.characters_present), chained)
+            if case not in plans:
+                plans[case] = allocate_slots(story, i)
+            plan = plans[case]
+            text_only = [getattr(c, "name", c) for c in plan.text_only]
+            if not text_only:
+                continue
+            names = ", ".join(str(n) for n in text_only)
+            need = len(plan.slots) + len(text_only)
+            fix = "keep at most 2 characters in a chained scene, or set chain_from: none" if chained else "keep at most 3 characters"
+            first = _first_position(scene.characters_present, text_only)
+            yield self.report(
+                ctx,
+                ("scenes", i, "characters_present", first) if first is not None else ("scenes", i, "characters_present"),
+                f"scene {scene.scene_id} needs {need} reference images but the image API takes {MAX_REFERENCE_IMAGES}: "
+                f"{names} will be text-only and may drift; {fix}",
+            )
+
+
+def _first_position(present: list[str], names: list) -> int | None:
+    wanted = {str(n) for n in names}
+    return next((j for j, name in enumerate(present) if name in wanted), None)
+
+
+class W402DurationBeyondVideoEdit(Rule):
+    """The video-edit correction pass only accepts clips of at most 8.7 s, so a longer scene
+    cannot have its character drift corrected (design step 5d).
+
+    Bad::
+
+        duration_seconds: 12
+
+    Good::
+
+        duration_seconds: 8     # or split the scene in two
+    """
+
+    code = "W402"
+    summary = "duration above 8.7 s: the video-edit correction cannot run"
+    severity = Severity.WARNING
+
+    def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
+        for i, scene in enumerate(ctx.story.scenes):
+            if scene.duration_seconds > VIDEO_EDIT_MAX_S:
+                yield self.report(
+                    ctx,
+                    ("scenes", i, "duration_seconds"),
+                    f"scene {scene.scene_id} lasts {scene.duration_seconds} s; drift correction by video edit needs at most "
+                    f"{VIDEO_EDIT_MAX_S} s (use 8 or split the scene)",
+                )

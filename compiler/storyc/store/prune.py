@@ -1,0 +1,252 @@
+"""`storyc cache prune`: which cache entries the given stories can still use, and removing the rest.
+
+Reachability follows the build's own key resolution (plan.resolve): a step's key is the
+digest of its static fingerprint and the OUTPUT hashes of its upstream steps, so keys are
+derived progressively, in graph order, from the entries already in the cache. For each
+story and each backend (a story may be previewed offline and rendered with xai into the
+same cache; both are part of every key):
+
+- a step whose key is computable and whose entry is in the cache is *finished*: its
+  steps/ entry and the objects it names are kept;
+- every other step is *open* (its key is computable but not cached, or pending on an
+  upstream that is not cached): a build would run it, and a run replays the per-call
+  entries (calls/) its key made before a crash. Open steps count for the backends a
+  story was built with into this cache (or, never built, the one a build would choose).
+
+calls/ entries are keyed by digest({step key, call number, kind, what, prompt, input
+hashes, destination, parameters}) and record their step's key (`step_key`): such an entry
+is kept exactly when that key is one of the stories' computable keys. Entries written
+before calls recorded it are decided by what they show:
+
+1. its files are all recorded by step entries that are unreachable and by no reachable
+   one: the run that made it finished as an unreachable step → removed;
+2. its prompt is one a reachable step sends (its static prompts, or a fix prompt a
+   finished step recorded) → kept, conservatively (it may be an older key's);
+3. a vision check (every check prompt is static, so rule 2 covers every reachable one)
+   → removed; likewise planning calls;
+4. an image or video call with any other prompt may be a fix edit or a video correction
+   of an open step (those prompts come from a check's answer and cannot be predicted) →
+   kept while some open keyframe or video step exists, else removed.
+
+Objects are kept when a kept entry names them; everything else goes, and so do the temp
+files of dead processes. Nothing here prints: the CLI reports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from storyc.store.cache import Cache, default_cache_dir, stale_temps
+from storyc.diagnostics import StorycError
+from storyc.graph.plan import BuildPlan, build_plan, resolve
+
+BACKENDS = ("offline", "xai")
+_DYNAMIC_PROMPT_KINDS = ("keyframe", "video")  # fix edits and video corrections
+
+
+@dataclass
+class Removal:
+    table: str  # objects | steps | calls | temps
+    path: Path
+    size: int
+
+
+@dataclass
+class PrunePlan:
+    cache_dir: Path
+    removals: list[Removal] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)  # table → entries kept
+    kept_bytes: int = 0
+    calls_kept_for_open_steps: int = 0  # kept only because an open step might resume from them
+    open_steps: int = 0
+    # stories with no finished step in this cache under either backend: never built here,
+    # or built with other --prompts or STORYC_RENDER_SCALE (both are part of every key)
+    unbuilt_stories: list[str] = field(default_factory=list)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(r.size for r in self.removals)
+
+    def removed(self, table: str) -> int:
+        return sum(1 for r in self.removals if r.table == table)
+
+
+@dataclass
+class _Reach:
+    finished: set[str] = field(default_factory=set)  # step keys with a cache entry
+    computable: set[str] = field(default_factory=set)  # every key known now (finished or open)
+    prompts: set[str] = field(default_factory=set)  # prompts a reachable step sends or sent
+    open_dynamic: bool = False  # an open step may send prompts nobody can predict
+    open_steps: int = 0
+    unbuilt_stories: list[str] = field(default_factory=list)
+
+
+def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[BuildPlan]:
+    """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
+    before anything is removed."""
+    from storyc.build.pipeline import lint_diagnostics
+    from storyc.load.loader import load_story
+    from storyc.prompts.render import PromptSet
+
+    plans: list[BuildPlan] = []
+    errors = []
+    for story in stories:
+        try:
+            loaded = load_story(story)
+            found = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
+            if found:
+                raise StorycError(found)
+            prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
+            plans.extend(build_plan(loaded, prompts, backend=b) for b in BACKENDS)
+        except StorycError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise StorycError(errors)
+    return plans
+
+
+class _Lookup:
+    """plan.resolve's view of the cache, from the listing: an entry hits when it parses and
+    every blob it names exists. No hashing (a build also verifies the bytes; a corrupt blob
+    only makes prune keep more), and no side effects, so --dry-run and the real prune agree."""
+
+    def __init__(self, steps: dict[str, tuple[Path, dict | None]], blobs: dict[str, Path]):
+        self.steps, self.blobs = steps, blobs
+
+    def get_step(self, key: str) -> dict | None:
+        _, entry = self.steps.get(key, (None, None))
+        if entry is None or not all(sha in self.blobs for sha in entry.get("files", {}).values()):
+            return None
+        return entry
+
+
+def _reachability(plans: list[BuildPlan], lookup: _Lookup) -> _Reach:
+    from storyc.build.pipeline import default_backend_name
+
+    reach = _Reach()
+    resolved = [(plan, resolve(plan, lookup)) for plan in plans]
+    # A story counts as built with a backend when one of its steps is in the cache under
+    # it; a story built with neither (say, a first build that crashed) counts with the
+    # backend a build would choose. Only those plans have open steps worth resuming.
+    built = {(str(plan.story_path), plan.backend) for plan, res in resolved if any(res.entries.values())}
+    stories = {str(plan.story_path) for plan in plans}
+    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKENDS))
+    active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
+    for plan, res in resolved:
+        is_active = (str(plan.story_path), plan.backend) in active
+        for sid, step in plan.steps.items():
+            reach.prompts.update(str(p) for p in step.static.get("prompts", {}).values())
+            key, entry = res.keys[sid], res.entries[sid]
+            if key is not None:
+                reach.computable.add(key)
+            if entry is not None:
+                reach.finished.add(key)
+                reach.prompts.update(str(p) for p in ((entry.get("record") or {}).get("prompts") or {}).values())
+            elif is_active:
+                reach.open_steps += 1
+                if step.kind in _DYNAMIC_PROMPT_KINDS and "pinned" not in step.static:
+                    reach.open_dynamic = True
+    return reach
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
+def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_dir: Path | None = None) -> PrunePlan:
+    """Decide what to remove (nothing is removed). Raises StorycError for a bad story."""
+    plans = load_plans(stories, prompts_dir=prompts_dir)
+    cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(stories[0]))
+    blobs = cache.list_blobs()
+    steps = cache.list_entries("steps")
+    calls = cache.list_entries("calls")
+    reach = _reachability(plans, _Lookup(steps, blobs))
+    result = PrunePlan(cache_dir=cache.root, open_steps=reach.open_steps, unbuilt_stories=reach.unbuilt_stories)
+
+    # steps/: exactly the finished entries the stories resolve to
+    kept_files: list[dict] = []
+    reachable_files: set[tuple[str, str]] = set()
+    unreachable_files: set[tuple[str, str]] = set()
+    for key, (path, entry) in sorted(steps.items()):
+        files = (entry or {}).get("files", {})
+        if key in reach.finished:
+            kept_files.append(files)
+            reachable_files.update(files.items())
+        else:
+            unreachable_files.update(files.items())
+            result.removals.append(Removal("steps", path, _size(path)))
+
+    # calls/: see the module docstring for the rules
+    kept_calls = 0
+    for key, (path, entry) in sorted(calls.items()):
+        keep, for_open_steps = _keep_call(entry, reach, reachable_files, unreachable_files)
+        if keep:
+            kept_calls += 1
+            result.calls_kept_for_open_steps += for_open_steps
+            kept_files.append(entry.get("files", {}))
+        else:
+            result.removals.append(Removal("calls", path, _size(path)))
+
+    # objects/: named by a kept entry, or removed
+    needed = {sha for files in kept_files for sha in files.values()}
+    for sha, path in sorted(blobs.items()):
+        if sha not in needed:
+            result.removals.append(Removal("objects", path, _size(path)))
+    # temp files of dead processes (live ones belong to a running build: left alone)
+    for folder in cache.tables():
+        result.removals.extend(Removal("temps", p, _size(p)) for p in stale_temps(folder))
+
+    removed = {r.path for r in result.removals}
+    result.kept = {"steps": len(steps) - result.removed("steps"), "calls": kept_calls,
+                   "objects": len(blobs) - result.removed("objects")}
+    every = [p for p, _ in steps.values()] + [p for p, _ in calls.values()] + list(blobs.values())
+    result.kept_bytes = sum(_size(p) for p in every if p not in removed)
+    return result
+
+
+def _keep_call(entry: dict | None, reach: _Reach, reachable_files: set, unreachable_files: set) -> tuple[bool, bool]:
+    """(keep, kept only because an open step may have made it) for one calls/ entry."""
+    if entry is None:
+        return False, False  # unreadable: every build misses it
+    step_key = entry.get("step_key")
+    if isinstance(step_key, str):  # exact: the entry names its step
+        return step_key in reach.computable, False
+    files = set(entry.get("files", {}).items())
+    if files and files <= unreachable_files and not files & reachable_files:
+        return False, False
+    prompt = entry.get("prompt")
+    if isinstance(prompt, str) and prompt in reach.prompts:
+        return True, False
+    if entry.get("kind") in ("vision", "chat"):
+        return False, False
+    return (True, True) if reach.open_dynamic else (False, False)
+
+
+def apply_prune(plan: PrunePlan) -> int:
+    """Remove what `plan` lists; returns the bytes freed (files already gone count 0).
+    Objects go last: an entry never outlives a blob it names."""
+    freed = 0
+    order = {"temps": 0, "steps": 1, "calls": 2, "objects": 3}
+    for removal in sorted(plan.removals, key=lambda r: order[r.table]):
+        try:
+            size = removal.path.lstat().st_size
+            removal.path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    # empty shard folders
+    for folder in Cache(plan.cache_dir).tables():
+        if folder.is_dir():
+            for shard in folder.iterdir():
+                if shard.is_dir() and not shard.is_symlink():
+                    try:
+                        os.rmdir(shard)
+                    except OSError:
+                        pass  # not empty
+    return freed

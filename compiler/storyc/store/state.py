@@ -1,0 +1,160 @@
+"""The build's durable state: state.json, the video job journal and the build lock.
+
+state.json (BuildState: the seed's PipelineState plus per-step records and pending video
+jobs) is rewritten atomically after every step and every journal change, so a build
+killed at any moment leaves a complete file that the next build resumes from.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from storyc import __version__
+from storyc.store.cache import atomic_write_bytes
+from storyc.model.story import BuildState, CharacterAsset, KeyframeAsset, StepRecord, VideoAsset, story_to_plan
+
+STATE_FILE = "state.json"
+LOCK_FILE = ".storyc.lock"
+
+
+class BuildLocked(Exception):
+    """Another build is writing the same output folder."""
+
+
+class BuildLock:
+    """An exclusive, non-blocking flock on `<out>/.storyc.lock`: a second build of the same
+    output refuses at once with a clear message (the kernel releases it if we die)."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> "BuildLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # never through a link: a planted `.storyc.lock` link would have us truncate its target
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BuildLocked(f"{self.path} is a symbolic link, not storyc's lock file; remove it") from None
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                try:
+                    holder = self.path.read_text().strip() or "?"
+                except OSError:
+                    holder = "?"
+                raise BuildLocked(
+                    f"another storyc build (pid {holder}) is writing {self.path.parent}; "
+                    "wait for it to finish or use --out for a different folder"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "BuildLock":
+        return self if self._fd is not None else self.acquire()  # may be acquired beforehand
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def load_state(out_dir: Path) -> BuildState | None:
+    """The previous build's state.json, or None when absent or unreadable."""
+    try:
+        return BuildState.model_validate_json((Path(out_dir) / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+class StateStore:
+    """Thread-safe holder of the BuildState; every change is saved atomically at once."""
+
+    def __init__(self, out_dir: Path, story: Any, *, backend: str, story_path: Path, story_sha256: str):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / STATE_FILE
+        self._lock = threading.RLock()
+        previous = load_state(self.out_dir)
+        self.state = BuildState(
+            plan=story_to_plan(story),
+            storyc_version=__version__,
+            backend=backend,
+            story_path=str(story_path),
+            story_sha256=story_sha256,
+            # Video jobs started by an interrupted build: the backend re-attaches to them.
+            jobs=dict(previous.jobs) if previous else {},
+        )
+        self._order = [c.name for c in story.characters], [s.scene_id for s in story.scenes]
+
+    def save(self) -> None:
+        with self._lock:
+            data = self.state.model_dump_json(indent=2).encode() + b"\n"
+            atomic_write_bytes(self.path, data)
+
+    def record(self, record: StepRecord, asset: dict | None = None, *, save: bool = True) -> None:
+        """Store one step's outcome (and its seed asset) and save (batched callers save once)."""
+        with self._lock:
+            self.state.steps[record.id] = record
+            if asset is not None:
+                self._put_asset(record.kind, asset)
+            if save:
+                self.save()
+
+    def _put_asset(self, kind: str, asset: dict) -> None:
+        names, scene_ids = self._order
+        if kind == "character":
+            items = [a for a in self.state.characters if a.name != asset["name"]] + [CharacterAsset(**asset)]
+            self.state.characters = sorted(items, key=lambda a: names.index(a.name) if a.name in names else 1e9)
+        elif kind == "keyframe":
+            items = [a for a in self.state.keyframes if a.scene_id != asset["scene_id"]] + [KeyframeAsset(**asset)]
+            self.state.keyframes = sorted(items, key=lambda a: scene_ids.index(a.scene_id))
+        elif kind == "video":
+            items = [a for a in self.state.videos if a.scene_id != asset["scene_id"]] + [VideoAsset(**asset)]
+            self.state.videos = sorted(items, key=lambda a: scene_ids.index(a.scene_id))
+        elif kind == "assemble":
+            self.state.final_video_path = asset.get("final_video_path")
+
+    def snapshot(self) -> BuildState:
+        with self._lock:
+            return self.state.model_copy(deep=True)
+
+
+class StateJournal:
+    """The JobJournal of backends/base.py, persisted in state.json's `jobs`: a video
+    request id is on disk before the backend polls for it, so a crash never loses a paid job."""
+
+    def __init__(self, store: StateStore):
+        self.store = store
+
+    def pending(self, key: str) -> str | None:
+        with self.store._lock:
+            return self.store.state.jobs.get(key)
+
+    def started(self, key: str, request_id: str) -> None:
+        with self.store._lock:
+            self.store.state.jobs[key] = request_id
+            self.store.save()
+
+    def finished(self, key: str) -> None:
+        with self.store._lock:
+            if self.store.state.jobs.pop(key, None) is not None:
+                self.store.save()
