@@ -370,13 +370,13 @@ def test_repository_hooks_file_and_the_scaffold_hook_agree():
     assert set(hook["types_or"]) == {"yaml", "json"}
     for path, expected in HOOK_FILES.items():
         assert bool(re.search(hook["files"], path)) is expected, path
-    local = load_yaml(REPO / "compiler" / "scaffold_data" / "pre-commit-config.yaml")["repos"][0]
+    local = load_yaml(REPO / "compiler" / "storyc" / "author" / "scaffold_data" / "pre-commit-config.yaml")["repos"][0]
     assert local["repo"] == "local"
     (lhook,) = local["hooks"]
     assert (lhook["id"], lhook["entry"], lhook["language"], lhook["files"]) == (
         "storyc-lint", "storyc lint", "system", hook["files"])
     # the commented alternative names the repository hook
-    assert "#     - id: storyc-lint" in (REPO / "compiler" / "scaffold_data" / "pre-commit-config.yaml").read_text()
+    assert "#     - id: storyc-lint" in (REPO / "compiler" / "storyc" / "author" / "scaffold_data" / "pre-commit-config.yaml").read_text()
 
 
 def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, tmp_path):
