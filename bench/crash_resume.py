@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import _crashkit as ck  # noqa: E402
+import _crashkit as ck
 
 
 def main() -> None:
@@ -56,15 +56,30 @@ def main() -> None:
     story.write_text(ck.make_story(args.scenes))
     mark = f"crashbench-{os.getpid()}"
     reference = ck.reference_build(work, story, scale=args.scale, latency=args.latency, mark=f"{mark}-ref")
-    print(f"reference: {reference['api_calls_total']} paid calls, {reference['wall_s']:.1f}s "
-          f"(first call after {reference['first_call_s']:.1f}s)", flush=True)
+    print(
+        f"reference: {reference['api_calls_total']} paid calls, {reference['wall_s']:.1f}s "
+        f"(first call after {reference['first_call_s']:.1f}s)",
+        flush=True,
+    )
 
     def on_kill(fig, check):
-        print(f"  kill {fig['kills']:>3} at {fig['kill_moments_s'][-1]:>5.2f}s: {check['files']} files checked, "
-              f"{len(check['corrupt'])} corrupt, {len(check['temps'])} temp", flush=True)
+        print(
+            f"  kill {fig['kills']:>3} at {fig['kill_moments_s'][-1]:>5.2f}s: {check['files']} files checked, "
+            f"{len(check['corrupt'])} corrupt, {len(check['temps'])} temp",
+            flush=True,
+        )
 
-    fig = ck.crash_rounds(work, story, reference, kills=args.kills, seed=args.seed, scale=args.scale,
-                          latency=args.latency, mark=mark, on_kill=on_kill)
+    fig = ck.crash_rounds(
+        work,
+        story,
+        reference,
+        kills=args.kills,
+        seed=args.seed,
+        scale=args.scale,
+        latency=args.latency,
+        mark=mark,
+        on_kill=on_kill,
+    )
     result = {
         "story_scenes": args.scenes,
         "kills": fig["kills"],
@@ -101,9 +116,14 @@ def main() -> None:
     else:
         print(f"work folder: {work}")
     print(json.dumps(result))
-    ok = (result["identical_final_video"] and result["corrupt_files"] == 0 and result["assets_lost"] == 0
-          and result["leaked_processes"] == 0 and result["temp_files_after_build"] == 0
-          and result["extra_paid_calls"] <= result["calls_in_flight_at_kills"])
+    ok = (
+        result["identical_final_video"]
+        and result["corrupt_files"] == 0
+        and result["assets_lost"] == 0
+        and result["leaked_processes"] == 0
+        and result["temp_files_after_build"] == 0
+        and result["extra_paid_calls"] <= result["calls_in_flight_at_kills"]
+    )
     sys.exit(0 if ok else 1)
 
 

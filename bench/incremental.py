@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schedule import make_story  # noqa: E402
+from schedule import make_story
 
 EDITED_SCENE = 6
 

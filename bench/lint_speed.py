@@ -38,22 +38,36 @@ CHARACTERS = [
     ("Wren", "supporting", "a quick brown wren"),
     ("Tallow", "supporting", "a gentle white hare"),
 ]
-PLACES = ["autumn forest", "old oak", "river bank", "mossy hollow", "mountain pass", "birch grove", "frozen lake", "meadow"]
+PLACES = [
+    "autumn forest",
+    "old oak",
+    "river bank",
+    "mossy hollow",
+    "mountain pass",
+    "birch grove",
+    "frozen lake",
+    "meadow",
+]
 TIMES = ["at dawn", "at golden hour", "at dusk", "under moonlight", "in light rain", "in thick fog"]
-CAMERAS = ["wide shot, slow dolly forward", "medium shot, slow pan right", "close-up, static", "low angle, gentle crane up"]
-MOODS = ["warm golden light, soft shadows", "cool blue dusk, drifting mist", "silver moonlight, long shadows", "bright morning haze"]
+CAMERAS = [
+    "wide shot, slow dolly forward",
+    "medium shot, slow pan right",
+    "close-up, static",
+    "low angle, gentle crane up",
+]
+MOODS = [
+    "warm golden light, soft shadows",
+    "cool blue dusk, drifting mist",
+    "silver moonlight, long shadows",
+    "bright morning haze",
+]
 ACTIONS = [
     "{a} trots forward and pauses, ears perking toward a glow",
     "{a} turns toward {b} and spreads one wing toward the roots",
     "{a} leaps over a fallen log while {b} watches",
     "{a} and {b} walk side by side along the path",
 ]
-WORDS = (
-    "slender agile build thick coat bright burnt orange fur fading cream white chest throat tip bushy tail large "
-    "triangular ears black backs narrow pointed muzzle small glossy black nose big round amber eyes dark pupils "
-    "sparkle curiosity stockinged legs paws knitted emerald green scarf wrapped once around neck loose tassels tiny "
-    "notch left ear distinguishing mark tousled head soft silver grey warm brown barring pale facial disc"
-).split()
+WORDS = ["slender", "agile", "build", "thick", "coat", "bright", "burnt", "orange", "fur", "fading", "cream", "white", "chest", "throat", "tip", "bushy", "tail", "large", "triangular", "ears", "black", "backs", "narrow", "pointed", "muzzle", "small", "glossy", "black", "nose", "big", "round", "amber", "eyes", "dark", "pupils", "sparkle", "curiosity", "stockinged", "legs", "paws", "knitted", "emerald", "green", "scarf", "wrapped", "once", "around", "neck", "loose", "tassels", "tiny", "notch", "left", "ear", "distinguishing", "mark", "tousled", "head", "soft", "silver", "grey", "warm", "brown", "barring", "pale", "facial", "disc"]
 
 
 def wrap(text: str, indent: int) -> str:
@@ -68,8 +82,11 @@ def generate_story(scenes: int, seed: int = 7) -> str:
         "version: 1",
         "title: The Long Journey of Ember",
         "style: >-",
-        wrap("Studio Ghibli-inspired watercolor animation with soft edges, warm tones, hand-drawn "
-             "texture and gentle volumetric light filtering through leaves", 2),
+        wrap(
+            "Studio Ghibli-inspired watercolor animation with soft edges, warm tones, hand-drawn "
+            "texture and gentle volumetric light filtering through leaves",
+            2,
+        ),
         'aspect_ratio: "16:9"',
         "color_palette: deep forest greens, burnt orange, amber, moonlight silver",
         "characters:",
@@ -97,8 +114,11 @@ def generate_story(scenes: int, seed: int = 7) -> str:
             f"  - scene_id: {i}",
             f"    title: {a} and the {place.title()} {i}",
             "    description: >-",
-            wrap(f"{a} explores the {place} {rng.choice(TIMES)}, looking for the next clue. "
-                 f"{b} follows a few steps behind and points out a glowing mark on the ground.", 6),
+            wrap(
+                f"{a} explores the {place} {rng.choice(TIMES)}, looking for the next clue. "
+                f"{b} follows a few steps behind and points out a glowing mark on the ground.",
+                6,
+            ),
             f"    characters_present: [{', '.join(cast)}]",
             f"    setting: {place} {rng.choice(TIMES)}, fallen leaves and tall trees",
             f"    camera: {rng.choice(CAMERAS)}",
@@ -158,15 +178,25 @@ def main() -> None:
                 samples[label].append(seconds)
 
         size = story.stat().st_size
-    print(f"story: {args.scenes} scenes, {len(CHARACTERS)} characters, {size / 1024:.0f} KB; "
-          f"{args.repeat} alternating repetitions, medians")
+    print(
+        f"story: {args.scenes} scenes, {len(CHARACTERS)} characters, {size / 1024:.0f} KB; "
+        f"{args.repeat} alternating repetitions, medians"
+    )
     print(f"{'command':22} {'median s':>9} {'min s':>7} {'max s':>7} {'exit':>5} {'findings':>9}")
     for label, values in samples.items():
         code, lines = findings[label]
         print(f"{label:22} {statistics.median(values):9.3f} {min(values):7.3f} {max(values):7.3f} {code:5d} {lines:9d}")
     storyc_s = statistics.median(samples["storyc lint"])
     yamllint_s = statistics.median(samples["yamllint -d relaxed"])
-    print(json.dumps({"storyc_s": round(storyc_s, 4), "yamllint_s": round(yamllint_s, 4), "ratio": round(storyc_s / yamllint_s, 3)}))
+    print(
+        json.dumps(
+            {
+                "storyc_s": round(storyc_s, 4),
+                "yamllint_s": round(yamllint_s, 4),
+                "ratio": round(storyc_s / yamllint_s, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

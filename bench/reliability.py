@@ -34,19 +34,22 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import _crashkit as ck  # noqa: E402
+import _crashkit as ck
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 MAX_RETRIES = 4  # storyc.run.steps.RetryPolicy's default
 
 
-def fault_scenario(work: Path, story: Path, reference: dict, *, scale: str, latency: str, faults: str, mark: str) -> dict:
+def fault_scenario(
+    work: Path, story: Path, reference: dict, *, scale: str, latency: str, faults: str, mark: str
+) -> dict:
     from storyc.store.hashing import file_sha256
 
     log = work / "faults_calls.log"
     out, cache = work / "faults_out", work / "faults_cache"
-    proc = ck.start_build(story, out, cache, ck.build_env(log, mark, scale=scale, latency=latency, faults=faults),
-                          work / "logs", "faults")
+    proc = ck.start_build(
+        story, out, cache, ck.build_env(log, mark, scale=scale, latency=latency, faults=faults), work / "logs", "faults"
+    )
     code, _, err = ck.finish(proc)
     if code != 0:
         return {"completed": False, "error": err.strip().splitlines()[-1:]}
@@ -92,16 +95,29 @@ def main() -> None:
 
     reference = ck.reference_build(work, story, scale=args.scale, latency=args.latency, mark=f"{mark}-ref")
     print(f"fault-free build: {reference['api_calls_total']} paid calls, {reference['wall_s']:.1f}s", flush=True)
-    faults = fault_scenario(work, story, reference, scale=args.scale, latency=args.latency, faults=args.faults,
-                            mark=f"{mark}-faults")
+    faults = fault_scenario(
+        work, story, reference, scale=args.scale, latency=args.latency, faults=args.faults, mark=f"{mark}-faults"
+    )
     print(f"faulty build: {json.dumps(faults)}", flush=True)
 
     def on_kill(fig, check):
-        print(f"  kill {fig['kills']:>3} at {fig['kill_moments_s'][-1]:>5.2f}s: {check['files']} files checked, "
-              f"{len(check['corrupt'])} corrupt", flush=True)
+        print(
+            f"  kill {fig['kills']:>3} at {fig['kill_moments_s'][-1]:>5.2f}s: {check['files']} files checked, "
+            f"{len(check['corrupt'])} corrupt",
+            flush=True,
+        )
 
-    crash = ck.crash_rounds(work, story, reference, kills=args.kills, seed=args.seed, scale=args.scale,
-                            latency=args.latency, mark=f"{mark}-crash", on_kill=on_kill)
+    crash = ck.crash_rounds(
+        work,
+        story,
+        reference,
+        kills=args.kills,
+        seed=args.seed,
+        scale=args.scale,
+        latency=args.latency,
+        mark=f"{mark}-crash",
+        on_kill=on_kill,
+    )
 
     fault_ok = bool(faults.get("completed"))
     result = {
@@ -111,8 +127,8 @@ def main() -> None:
         "fault_retries_in_report": faults.get("report_retries", 0),
         "kills": crash["kills"],
         "resumes": crash["resumes"],
-        "assets_lost": crash["assets_lost"] + (0 if fault_ok and faults["successful_calls"] == faults["fault_free_calls"]
-                                               else 1),
+        "assets_lost": crash["assets_lost"]
+        + (0 if fault_ok and faults["successful_calls"] == faults["fault_free_calls"] else 1),
         "corrupt_files": crash["corrupt_files"] + faults.get("corrupt_files", 0),
         "extra_paid_calls": crash["extra_paid_calls"],
         "calls_in_flight_at_kills": crash["calls_in_flight_at_kills"],
@@ -139,9 +155,14 @@ def main() -> None:
     else:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
-    ok = (result["identical_final_video"] and result["assets_lost"] == 0 and result["corrupt_files"] == 0
-          and result["extra_paid_calls"] <= result["calls_in_flight_at_kills"] and result["leaked_processes"] == 0
-          and result["retries_match_faults"])
+    ok = (
+        result["identical_final_video"]
+        and result["assets_lost"] == 0
+        and result["corrupt_files"] == 0
+        and result["extra_paid_calls"] <= result["calls_in_flight_at_kills"]
+        and result["leaked_processes"] == 0
+        and result["retries_match_faults"]
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -45,29 +45,46 @@ def make_story(folder: Path, scenes: int = 12, per_sequence: int = 4) -> Path:
     chars = []
     for i, name in enumerate(NAMES):
         a, b = COLOURS[i % len(COLOURS)], COLOURS[(i + 3) % len(COLOURS)]
-        desc = (f"A figure named {name} with a {a} coat, {b} boots, a round face, short hair and a calm expression, "
-                f"standing upright; the {a} coat has large {b} buttons and a wide collar.")
-        chars.append({"name": name, "role": "protagonist" if i == 0 else "supporting", "visual_description": desc,
-                      "personality_cues": ["calm", "curious", "kind"]})
+        desc = (
+            f"A figure named {name} with a {a} coat, {b} boots, a round face, short hair and a calm expression, "
+            f"standing upright; the {a} coat has large {b} buttons and a wide collar."
+        )
+        chars.append(
+            {
+                "name": name,
+                "role": "protagonist" if i == 0 else "supporting",
+                "visual_description": desc,
+                "personality_cues": ["calm", "curious", "kind"],
+            }
+        )
     scene_list = []
     for n in range(scenes):
         seq = n // per_sequence
         present = [NAMES[seq % 4], NAMES[(seq + 1) % 4]] if n % 2 else [NAMES[seq % 4]]
         scene = {
-            "scene_id": n + 1, "title": f"Scene number {n + 1}", "description": f"Sequence {seq + 1}, beat {n % per_sequence + 1}.",
-            "characters_present": present, "setting": ["a forest clearing at dawn", "a harbour at noon", "a city rooftop at night"][seq % 3],
+            "scene_id": n + 1,
+            "title": f"Scene number {n + 1}",
+            "description": f"Sequence {seq + 1}, beat {n % per_sequence + 1}.",
+            "characters_present": present,
+            "setting": ["a forest clearing at dawn", "a harbour at noon", "a city rooftop at night"][seq % 3],
             "camera": ["wide shot, slow dolly forward", "medium shot, pan left", "close up, static"][n % 3],
-            "mood": "soft warm light", "action": f"the characters move forward, beat {n % per_sequence + 1}",
-            "duration_seconds": 3, "transition": "cut",
+            "mood": "soft warm light",
+            "action": f"the characters move forward, beat {n % per_sequence + 1}",
+            "duration_seconds": 3,
+            "transition": "cut",
         }
         if n % per_sequence == 0 and n:
             scene["chain_from"] = "none"
         scene_list.append(scene)
     story = {
-        "version": 1, "title": "Schedule benchmark",
+        "version": 1,
+        "title": "Schedule benchmark",
         "style": "flat vector illustration with bold outlines, soft pastel shading and gentle film grain texture",
-        "aspect_ratio": "16:9", "resolution": "480p", "color_palette": "teal, coral, cream, slate",
-        "characters": chars, "scenes": scene_list,
+        "aspect_ratio": "16:9",
+        "resolution": "480p",
+        "color_palette": "teal, coral, cream, slate",
+        "characters": chars,
+        "scenes": scene_list,
     }
     path = folder / "schedule_story.json"
     path.write_text(json.dumps(story, indent=1))
@@ -77,7 +94,7 @@ def make_story(folder: Path, scenes: int = 12, per_sequence: int = 4) -> Path:
 def simulate(steps: dict[str, dict], deps: dict[str, tuple[str, ...]], latency=LATENCY, rates=RATES) -> float:
     """Unlimited workers; each step makes its calls one after another; a rate-limited kind
     grants one call per 1/rate seconds (first come, first served). Returns the makespan."""
-    next_token = {k: 0.0 for k in rates}
+    next_token = dict.fromkeys(rates, 0.0)
     remaining = {sid: set(d for d in deps[sid] if d in steps) for sid in steps}
     children: dict[str, list[str]] = {sid: [] for sid in steps}
     for sid, ds in remaining.items():
@@ -88,7 +105,8 @@ def simulate(steps: dict[str, dict], deps: dict[str, tuple[str, ...]], latency=L
     seq = 0
     for sid, ds in remaining.items():
         if not ds:
-            heapq.heappush(queue, (0.0, seq, sid, 0)); seq += 1
+            heapq.heappush(queue, (0.0, seq, sid, 0))
+            seq += 1
     finish: dict[str, float] = {}
     while queue:
         t, _, sid, i = heapq.heappop(queue)
@@ -99,14 +117,16 @@ def simulate(steps: dict[str, dict], deps: dict[str, tuple[str, ...]], latency=L
             if kind in rates:
                 start = max(t, next_token[kind])
                 next_token[kind] = start + 1.0 / rates[kind]
-            heapq.heappush(queue, (start + latency.get(kind, 0.0), seq, sid, i + 1)); seq += 1
+            heapq.heappush(queue, (start + latency.get(kind, 0.0), seq, sid, i + 1))
+            seq += 1
             continue
         finish[sid] = t
         for child in children[sid]:
             remaining[child].discard(sid)
             if not remaining[child]:
                 ready = max(finish[d] for d in deps[child] if d in steps) if deps[child] else t
-                heapq.heappush(queue, (ready, seq, child, 0)); seq += 1
+                heapq.heappush(queue, (ready, seq, child, 0))
+                seq += 1
     return max(finish.values()) if finish else 0.0
 
 
@@ -124,8 +144,11 @@ def call_sequence(step_calls: dict[str, int], kind_order=("image", "vision", "vi
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", default=os.environ.get("STORYC_RENDER_SCALE", "0.25"),
-                    help="STORYC_RENDER_SCALE for the renders (local ffmpeg work is not what is measured)")
+    ap.add_argument(
+        "--scale",
+        default=os.environ.get("STORYC_RENDER_SCALE", "0.25"),
+        help="STORYC_RENDER_SCALE for the renders (local ffmpeg work is not what is measured)",
+    )
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     os.environ["STORYC_RENDER_SCALE"] = str(args.scale)
@@ -143,8 +166,16 @@ def main() -> None:
             marks.append((event, time.perf_counter()))
 
     t0 = time.perf_counter()
-    result = run_build(BuildOptions(story=story, backend="offline", out_dir=work / "out", cache_dir=work / "cache",
-                                    rates=RATES, on_event=on_event))
+    result = run_build(
+        BuildOptions(
+            story=story,
+            backend="offline",
+            out_dir=work / "out",
+            cache_dir=work / "cache",
+            rates=RATES,
+            on_event=on_event,
+        )
+    )
     wall = time.perf_counter() - t0
     if result.status != "built":
         print(json.dumps({"error": result.message, "status": result.status}))
@@ -152,9 +183,9 @@ def main() -> None:
     rep = result.report
     from storyc.build.pipeline import prepare
 
-    plan = prepare(story, backend="offline", cache_dir=work / "cache").plan
+    graph = prepare(story, backend="offline", cache_dir=work / "cache").graph
     steps = {s["id"]: call_sequence(s.get("calls", {})) for s in rep["steps"]}
-    deps = {sid: plan.steps[sid].deps for sid in plan.order}
+    deps = {sid: graph.steps[sid].deps for sid in graph.order}
     critical = simulate(steps, deps)
     critical_unlimited = simulate(steps, deps, rates={})
     sequential = sum(LATENCY[k] for calls in steps.values() for k in calls)
@@ -166,9 +197,14 @@ def main() -> None:
     steps_wall = max(ends) - min(starts)
     out = {
         "bench": "schedule",
-        "scenes": 12, "characters": 4, "sequences": 3,
-        "latency_s": LATENCY, "rate_limits_per_s": RATES, "render_scale": float(args.scale),
-        "api_calls": rep["api_calls"], "api_calls_total": rep["api_calls_total"],
+        "scenes": 12,
+        "characters": 4,
+        "sequences": 3,
+        "latency_s": LATENCY,
+        "rate_limits_per_s": RATES,
+        "render_scale": float(args.scale),
+        "api_calls": rep["api_calls"],
+        "api_calls_total": rep["api_calls_total"],
         "wall_s": round(wall, 3),
         "prefect_startup_s": rep.get("prefect", {}).get("startup_s"),
         "steps_wall_s": round(steps_wall, 3),

@@ -17,8 +17,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # The flags issue 6 names, plus the ones without which Chromium still tries to reach
 # Google (connections are refused in CI sandboxes and would only add noise and delay).
@@ -53,8 +54,9 @@ class CDPError(RuntimeError):
 class Chromium:
     """One headless Chromium and one page, driven over CDP (flattened target sessions)."""
 
-    def __init__(self, binary: str, profile_dir: Path, *, width: int = 1280, height: int = 900,
-                 start_timeout: float = 30.0):
+    def __init__(
+        self, binary: str, profile_dir: Path, *, width: int = 1280, height: int = 900, start_timeout: float = 30.0
+    ):
         self.binary, self.profile_dir = binary, Path(profile_dir)
         self.width, self.height = width, height
         self.start_timeout = start_timeout
@@ -67,7 +69,7 @@ class Chromium:
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         try:
             self.start()
         except BaseException:
@@ -85,9 +87,17 @@ class Chromium:
         log = open(self.profile_dir.parent / f"{self.profile_dir.name}.log", "wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [self.binary, *CHROMIUM_FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile_dir}",
-             f"--window-size={self.width},{self.height}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            [
+                self.binary,
+                *CHROMIUM_FLAGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self.profile_dir}",
+                f"--window-size={self.width},{self.height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
             start_new_session=True,  # its own process group: close() kills renderers and helpers too
         )
         log.close()
@@ -106,7 +116,9 @@ class Chromium:
         self.ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=256 * 2**20, open_timeout=self.start_timeout)
         self.start_s = time.perf_counter() - t0
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=None)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=None)["sessionId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=None)[
+            "sessionId"
+        ]
 
     def close(self) -> None:
         if self.ws is not None:
@@ -146,8 +158,9 @@ class Chromium:
                     raise CDPError(f"{method}: {reply['error'].get('message')}")
                 return reply.get("result", {})
 
-    def wait_event(self, method: str, timeout: float = 30.0, since: int = 0,
-                   where: Callable[[dict], bool] = lambda params: True) -> dict:
+    def wait_event(
+        self, method: str, timeout: float = 30.0, since: int = 0, where: Callable[[dict], bool] = lambda params: True
+    ) -> dict:
         """The first event `method` at index >= since (already received or still to come)."""
         deadline = time.monotonic() + timeout
         seen = since
@@ -199,8 +212,10 @@ class Chromium:
         if full_page:
             metrics = self.send("Page.getLayoutMetrics")
             size = metrics.get("cssContentSize") or metrics["contentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
         return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
 
     def requests(self) -> list[str]:
@@ -259,7 +274,9 @@ def media_problems(report: dict) -> list[str]:
             problems.append(f"image did not load: {img['src']}")
     for video in report["videos"]:
         if video["error"] is not None or video["readyState"] < 1:
-            problems.append(f"video did not load: {video['src']} (readyState {video['readyState']}, error {video['error']})")
+            problems.append(
+                f"video did not load: {video['src']} (readyState {video['readyState']}, error {video['error']})"
+            )
     return problems
 
 

@@ -22,8 +22,8 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 HERE = Path(__file__).resolve()
 CALL_LOG_ENV = "STORYC_CALL_LOG"
@@ -35,10 +35,22 @@ _TEMP = re.compile(r"^\..+\.(tmp(\.\w+)?|part)$")  # atomic-write temps: cache, 
 
 # ─── stories ─────────────────────────────────────────────────────────────────
 
-_SETTINGS = ["harbour pier at dawn", "harbour market at noon", "harbour lighthouse at dusk",
-             "harbour beach at night", "harbour boat deck in the rain", "harbour cliff path at sunrise"]
-_CAMERAS = ["wide shot, slow pan", "medium shot, push in", "close-up, static", "wide shot, orbit",
-            "medium shot, dolly forward", "wide shot, static"]
+_SETTINGS = [
+    "harbour pier at dawn",
+    "harbour market at noon",
+    "harbour lighthouse at dusk",
+    "harbour beach at night",
+    "harbour boat deck in the rain",
+    "harbour cliff path at sunrise",
+]
+_CAMERAS = [
+    "wide shot, slow pan",
+    "medium shot, push in",
+    "close-up, static",
+    "wide shot, orbit",
+    "medium shot, dolly forward",
+    "wide shot, static",
+]
 _MOODS = ["calm", "warm golden light", "moody blue", "mysterious", "tense", "hopeful"]
 
 
@@ -61,7 +73,7 @@ def make_story(n_scenes: int = 2, *, title: str = "Harbour reliability") -> str:
         transition = "crossfade" if i % 3 == 0 else "cut"
         lines.append(
             f"  - {{scene_id: {i}, title: Scene {i} on the water, description: The friends go on in scene {i}.,"
-            f" characters_present: {who}, setting: {_SETTINGS[(i - 1) % 6]}, camera: \"{_CAMERAS[(i - 1) % 6]}\","
+            f' characters_present: {who}, setting: {_SETTINGS[(i - 1) % 6]}, camera: "{_CAMERAS[(i - 1) % 6]}",'
             f" mood: {_MOODS[(i - 1) % 6]}, action: they walk and wave in scene {i}, duration_seconds: 3,"
             f" transition: {transition}}}"
         )
@@ -76,17 +88,30 @@ def storyc_cmd(*args: str) -> list[str]:
     return [sys.executable, str(HERE), *args]
 
 
-def build_env(call_log: Path | None, mark: str, *, scale: str = "0.1", latency: str | None = LATENCY,
-              faults: str | None = None, extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("XAI_API_KEY", "PREFECT_API_URL", "PREFECT_HOME", "STORYC_WATCHDOG_TAG")}
-    env.update({
-        "STORYC_RENDER_SCALE": scale,
-        MARK_ENV: mark,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    })
+def build_env(
+    call_log: Path | None,
+    mark: str,
+    *,
+    scale: str = "0.1",
+    latency: str | None = LATENCY,
+    faults: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("XAI_API_KEY", "PREFECT_API_URL", "PREFECT_HOME", "STORYC_WATCHDOG_TAG")
+    }
+    env.update(
+        {
+            "STORYC_RENDER_SCALE": scale,
+            MARK_ENV: mark,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        }
+    )
     # PREFECT_HOME is kept when the caller set it (a warm database starts faster)
     if os.environ.get("PREFECT_HOME"):
         env["PREFECT_HOME"] = os.environ["PREFECT_HOME"]
@@ -324,7 +349,11 @@ def start_build(story: Path, out: Path, cache: Path, env: dict, logs: Path, name
     stderr = open(logs / f"{name}.err", "wb")
     proc = subprocess.Popen(
         storyc_cmd("build", str(story), "--out", str(out), "--cache", str(cache), *extra),
-        env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, cwd=str(story.parent),
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        cwd=str(story.parent),
         start_new_session=True,  # our own signals only reach it when we send them
     )
     proc._storyc_logs = (stdout, stderr, logs / f"{name}.out", logs / f"{name}.err")  # type: ignore[attr-defined]
@@ -357,8 +386,14 @@ def reference_build(work: Path, story: Path, *, scale: str, latency: str | None,
 
     log = work / "ref_calls.log"
     t0 = time.monotonic()
-    proc = start_build(story, work / "ref_out", work / "ref_cache", build_env(log, mark, scale=scale, latency=latency),
-                       work / "logs", "reference")
+    proc = start_build(
+        story,
+        work / "ref_out",
+        work / "ref_cache",
+        build_env(log, mark, scale=scale, latency=latency),
+        work / "logs",
+        "reference",
+    )
     first = time.monotonic() - t0 if first_call_of(log, proc.pid, proc) else None
     code, out, err = finish(proc)
     wall = time.monotonic() - t0
@@ -376,10 +411,21 @@ def reference_build(work: Path, story: Path, *, scale: str, latency: str | None,
     }
 
 
-def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: int, scale: str = "0.1",
-                 latency: str | None = LATENCY, startup_kill_share: float = 0.2, spawn_kill_share: float = 0.1,
-                 mark: str = "crash",
-                 max_runs_per_round: int = 60, on_kill=None) -> dict:
+def crash_rounds(
+    work: Path,
+    story: Path,
+    reference: dict,
+    *,
+    kills: int,
+    seed: int,
+    scale: str = "0.1",
+    latency: str | None = LATENCY,
+    startup_kill_share: float = 0.2,
+    spawn_kill_share: float = 0.1,
+    mark: str = "crash",
+    max_runs_per_round: int = 60,
+    on_kill=None,
+) -> dict:
     """Kill `kills` builds at random moments with SIGKILL, resuming each time, in rounds
     (a round: fresh output and cache, kill/resume until a run completes). Checks after
     every kill and at the end of every round; returns the figures. Kill moments: a share
@@ -393,12 +439,27 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
     rng = random.Random(seed)
     call_phase_s = max(0.5, reference["wall_s"] - reference["first_call_s"])
     fig = {
-        "rounds": 0, "builds_run": 0, "kills": 0, "kills_before_first_call": 0, "kills_at_server_spawn": 0,
+        "rounds": 0,
+        "builds_run": 0,
+        "kills": 0,
+        "kills_before_first_call": 0,
+        "kills_at_server_spawn": 0,
         "resumes": 0,
-        "calls_in_flight_at_kills": 0, "paid_calls": 0, "baseline_calls": 0, "extra_paid_calls": 0,
-        "assets_lost": 0, "corrupt_files": 0, "corrupt_examples": [], "temp_files_after_kill": 0,
-        "temp_files_after_build": 0, "leaked_prefect_servers": 0, "leaked_processes": 0,
-        "leaked_examples": [], "identical_final_video": True, "failed_runs": 0, "kill_moments_s": [],
+        "calls_in_flight_at_kills": 0,
+        "paid_calls": 0,
+        "baseline_calls": 0,
+        "extra_paid_calls": 0,
+        "assets_lost": 0,
+        "corrupt_files": 0,
+        "corrupt_examples": [],
+        "temp_files_after_kill": 0,
+        "temp_files_after_build": 0,
+        "leaked_prefect_servers": 0,
+        "leaked_processes": 0,
+        "leaked_examples": [],
+        "identical_final_video": True,
+        "failed_runs": 0,
+        "kill_moments_s": [],
     }
     killed_marks: list[str] = []
     run_no = 0
@@ -410,8 +471,14 @@ def crash_rounds(work: Path, story: Path, reference: dict, *, kills: int, seed: 
         for attempt in range(max_runs_per_round):
             run_no += 1
             run_mark = f"{mark}-{run_no}"
-            proc = start_build(story, out, cache, build_env(log, run_mark, scale=scale, latency=latency),
-                               rdir / "logs", f"run{attempt + 1}")
+            proc = start_build(
+                story,
+                out,
+                cache,
+                build_env(log, run_mark, scale=scale, latency=latency),
+                rdir / "logs",
+                f"run{attempt + 1}",
+            )
             fig["builds_run"] += 1
             if attempt:
                 fig["resumes"] += 1

@@ -1,4 +1,5 @@
 """A minimal deterministic backend for storyc's build tests (real JPEGs and MP4s)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from storyc.backends.base import BackendError, CallResult
-from storyc.model.story import ConsistencyScore
+from storyc.model.vision import ConsistencyScore
 
 
 def _sha(path) -> str:
@@ -46,7 +47,9 @@ class FakeBackend:
 
         self._tick("image", req.hints.get("step_id"))
         with self._lock:
-            self.image_requests.append((req.hints.get("step_id"), req.hints.get("step"), tuple(Path(r).name for r in req.references)))
+            self.image_requests.append(
+                (req.hints.get("step_id"), req.hints.get("step"), tuple(Path(r).name for r in req.references))
+            )
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
         refs = "".join(_sha(r) for r in req.references)  # like a real model, the output follows its inputs
         seed = hashlib.sha256((req.prompt + refs + repr(sorted(req.hints.items(), key=str))).encode()).digest()
@@ -64,11 +67,23 @@ class FakeBackend:
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
         color = hashlib.sha256((req.prompt + _sha(source) + str(req.hints.get("attempt"))).encode()).hexdigest()[:6]
         with media.atomic_output(req.dest) as tmp:
-            media.run_ffmpeg([
-                "-f", "lavfi", "-i", f"color=c=0x{color}:s={w}x{h}:r=24:d={req.duration_s}",
-                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={req.duration_s}",
-                "-shortest", *media.encoder_args(24), "-f", "mp4", str(tmp),
-            ])
+            media.run_ffmpeg(
+                [
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"color=c=0x{color}:s={w}x{h}:r=24:d={req.duration_s}",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"sine=frequency=440:sample_rate=44100:duration={req.duration_s}",
+                    "-shortest",
+                    *media.encoder_args(24),
+                    "-f",
+                    "mp4",
+                    str(tmp),
+                ]
+            )
         return CallResult(path=req.dest, cost_usd=0.07 * req.duration_s, kind="video")
 
     def image_to_video(self, req, *, job_key, journal=None):
@@ -86,8 +101,12 @@ class FakeBackend:
         score = seq[min(n, len(seq) - 1)]
         issues = [] if score >= 0.8 else ["colours drifted"]
         return (
-            ConsistencyScore(overall_score=score, per_character={nm: score for nm in req.names}, issues=issues,
-                             fix_prompt=None if not issues else "restore the colours"),
+            ConsistencyScore(
+                overall_score=score,
+                per_character=dict.fromkeys(req.names, score),
+                issues=issues,
+                fix_prompt=None if not issues else "restore the colours",
+            ),
             CallResult(path=None, cost_usd=0.001, kind="vision"),
         )
 

@@ -60,8 +60,11 @@ def reliability_reference(tmp_path_factory, prefect_harness):
         mp.delenv(offline_faults.LATENCY_ENV, raising=False)
         result = run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline"))
     assert result.status == "built", result.message
-    return {"story": story, "final": file_sha256(root / "out" / "final_video.mp4"),
-            "calls": result.report["api_calls_total"]}
+    return {
+        "story": story,
+        "final": file_sha256(root / "out" / "final_video.mp4"),
+        "calls": result.report["api_calls_total"],
+    }
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,7 +19,9 @@ from storyc.load.loader import MAX_FILE_BYTES
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "bad"
 EXPECTED: dict[str, dict] = YAML(typ="safe", pure=True).load((BAD / "expected.yaml").read_text(encoding="utf-8"))
-DIAGNOSTIC = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning) (?P<code>[EW]\d{3}) (?P<message>.+)$")
+DIAGNOSTIC = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning) (?P<code>[EW]\d{3}) (?P<message>.+)$"
+)
 
 
 def snapshot(folder: Path) -> dict[str, int]:
@@ -155,6 +157,8 @@ def test_all_fixtures_through_the_installed_entry_point(tmp_path: Path) -> None:
     assert reported == set(paths)
     for name in EXPECTED:
         want = f"{BAD / name}:{EXPECTED[name]['line']}:"
-        assert any(line.startswith(want) and f" {EXPECTED[name]['code']} " in line for line in proc.stdout.splitlines()), name
+        assert any(
+            line.startswith(want) and f" {EXPECTED[name]['code']} " in line for line in proc.stdout.splitlines()
+        ), name
     assert proc.stderr.strip().startswith("storyc lint:") and "errors" in proc.stderr
     assert snapshot(tmp_path) == {}

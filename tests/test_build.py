@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fake_backend import FakeBackend  # noqa: E402
-
-from storyc.backends.base import BackendError  # noqa: E402
-from storyc.build.pipeline import BuildOptions, run_build  # noqa: E402
-from storyc.store.hashing import file_sha256  # noqa: E402
-from storyc.run.steps import RetryPolicy  # noqa: E402
+from _fake_backend import FakeBackend
+from storyc.backends.base import BackendError
+from storyc.build.pipeline import BuildOptions, run_build
+from storyc.run.steps import RetryPolicy
+from storyc.store.hashing import file_sha256
 
 SCALE = "0.1"
 
@@ -67,8 +66,9 @@ def _story(folder: Path, text: str = STORY) -> Path:
 def _build(story: Path, out: Path, cache: Path, backend=None, **kw):
     backend = backend or FakeBackend(SCORES)
     kw.setdefault("rates", {"image": 1000.0, "video": 1000.0})  # the API's rate limits only slow tests down
-    opts = BuildOptions(story=story, out_dir=out, cache_dir=cache, backend="offline",
-                        backend_factory=lambda name: backend, **kw)
+    opts = BuildOptions(
+        story=story, out_dir=out, cache_dir=cache, backend="offline", backend_factory=lambda name: backend, **kw
+    )
     return run_build(opts), backend
 
 
@@ -80,8 +80,13 @@ def first_build(tmp_path_factory, prefect_harness):
     root = tmp_path_factory.mktemp("first")
     story = _story(root)
     result, backend = _build(story, root / "out", root / "cache")
-    yield {"root": root, "story": story, "result": result, "backend": backend,
-           "final": file_sha256(root / "out" / "final_video.mp4")}
+    yield {
+        "root": root,
+        "story": story,
+        "result": result,
+        "backend": backend,
+        "final": file_sha256(root / "out" / "final_video.mp4"),
+    }
     mp.undo()
 
 
@@ -98,14 +103,34 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     assert rep["api_calls_total"] == sum(EXPECTED_CALLS.values()) and rep["cache_hits"] == 0
     assert rep["backend"] == "offline" and rep["wall_s"] > 0 and rep["cost_usd"] > 0
     steps = {s["id"]: s for s in rep["steps"]}
-    assert set(steps) == {"character:Ava", "character:Bo", "keyframe:1", "video:1", "keyframe:2", "video:2",
-                          "keyframe:3", "video:3", "assemble", "script"}
+    assert set(steps) == {
+        "character:Ava",
+        "character:Bo",
+        "keyframe:1",
+        "video:1",
+        "keyframe:2",
+        "video:2",
+        "keyframe:3",
+        "video:3",
+        "assemble",
+        "script",
+    }
     assert steps["keyframe:1"]["attempts"] == 3 and steps["keyframe:1"]["score"] == 0.85
     assert steps["video:2"]["attempts"] == 2 and steps["character:Ava"]["attempts"] == 2
     # every attempt is kept, with the design's names
-    for rel in ("character_sheets/Ava_v1.jpg", "character_sheets/Ava_v2.jpg", "keyframes/scene_1_v1.jpg",
-                "keyframes/scene_1_v2.jpg", "keyframes/scene_1_v3.jpg", "videos/scene_2.mp4", "videos/scene_2_c1.mp4",
-                "frames/scene_1_first.jpg", "frames/scene_1_last.jpg", "script.md", "final_video.mp4"):
+    for rel in (
+        "character_sheets/Ava_v1.jpg",
+        "character_sheets/Ava_v2.jpg",
+        "keyframes/scene_1_v1.jpg",
+        "keyframes/scene_1_v2.jpg",
+        "keyframes/scene_1_v3.jpg",
+        "videos/scene_2.mp4",
+        "videos/scene_2_c1.mp4",
+        "frames/scene_1_first.jpg",
+        "frames/scene_1_last.jpg",
+        "script.md",
+        "final_video.mp4",
+    ):
         assert (out / rel).is_file(), rel
     # the fix edit of keyframe 1 was sent the best image so far, with the fix template
     state = json.loads((out / "state.json").read_text())
@@ -182,8 +207,13 @@ def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
 
 def test_transient_errors_are_retried_and_counted(first_build, tmp_path):
     flaky = FakeBackend(SCORES, transient_every=5)
-    result, _ = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=flaky,
-                       retry=RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01))
+    result, _ = _build(
+        first_build["story"],
+        tmp_path / "out",
+        tmp_path / "cache",
+        backend=flaky,
+        retry=RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01),
+    )
     assert result.status == "built", result.message
     assert result.report["retries"] == sum(1 for kind, _ in flaky.log if kind == "transient") > 0
     assert result.report["api_calls"] == EXPECTED_CALLS
@@ -208,8 +238,13 @@ class _BilledFailureOnFirstClip(FakeBackend):
 
 def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp_path):
     backend = _BilledFailureOnFirstClip()
-    result, _ = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=backend,
-                       retry=RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01))
+    result, _ = _build(
+        first_build["story"],
+        tmp_path / "out",
+        tmp_path / "cache",
+        backend=backend,
+        retry=RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01),
+    )
     assert result.status == "built", result.message
     expected = dict(EXPECTED_CALLS, video=EXPECTED_CALLS["video"] + 1)
     assert result.report["api_calls"] == expected
@@ -266,7 +301,9 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     runner = CliRunner()
     finals = []
     for n in (1, 2):
-        r = runner.invoke(app, ["build", str(story), "--out", str(tmp_path / f"out{n}"), "--cache", str(tmp_path / f"c{n}")])
+        r = runner.invoke(
+            app, ["build", str(story), "--out", str(tmp_path / f"out{n}"), "--cache", str(tmp_path / f"c{n}")]
+        )
         assert r.exit_code == 0, r.output
         assert r.output.splitlines()[0].startswith("storyc build: backend offline")
         finals.append(file_sha256(tmp_path / f"out{n}" / "final_video.mp4"))
@@ -275,8 +312,11 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     # like the temp files they were renamed from: a team shares output folders and caches
     from storyc.store.cache import new_file_mode
 
-    modes = {p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777)
-             for p in [*(tmp_path / "out1").rglob("*"), *(tmp_path / "c1").rglob("*")] if p.is_file()}
+    modes = {
+        p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777)
+        for p in [*(tmp_path / "out1").rglob("*"), *(tmp_path / "c1").rglob("*")]
+        if p.is_file()
+    }
     assert len(modes) > 20 and set(modes.values()) == {oct(new_file_mode())}, modes
     r = runner.invoke(app, ["build", str(story), "--out", str(tmp_path / "out1"), "--cache", str(tmp_path / "c1")])
     assert r.exit_code == 0 and "up to date" in r.output
@@ -300,8 +340,19 @@ def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_bu
 
     from storyc.cli.app import app
 
-    r = CliRunner().invoke(app, ["graph", str(first_build["story"]), "--format", "json", "--backend", "offline",
-                                 "--cache", str(first_build["root"] / "cache")])
+    r = CliRunner().invoke(
+        app,
+        [
+            "graph",
+            str(first_build["story"]),
+            "--format",
+            "json",
+            "--backend",
+            "offline",
+            "--cache",
+            str(first_build["root"] / "cache"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     steps = {s["id"]: s for s in json.loads(r.output)["steps"]}
     state = json.loads((first_build["root"] / "out" / "state.json").read_text())
@@ -316,8 +367,11 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     def no_backend(name):
         raise AssertionError("no backend is needed to re-assemble")
 
-    result = run_build(BuildOptions(story=story, out_dir=tmp_path / "out", cache_dir=cache, backend="offline",
-                                    backend_factory=no_backend))
+    result = run_build(
+        BuildOptions(
+            story=story, out_dir=tmp_path / "out", cache_dir=cache, backend="offline", backend_factory=no_backend
+        )
+    )
     assert result.status == "built", result.message
     assert {s["id"] for s in result.report["steps"] if not s["cached"]} == {"assemble", "script"}
     assert "prefect" not in result.report and result.report["api_calls_total"] == 0
@@ -358,21 +412,31 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     assert time.perf_counter() - t0 >= 4 / 20.0 * 0.9  # 5 images at 20/s: at least 4 intervals
 
 
-@pytest.mark.parametrize("fix_prompt, expected", [
-    # the form the check prompts ask the judge for: unwrapped, so the template frames it once
-    ("Change ONLY Ember's scarf: make it emerald green. Keep everything else identical. "
-     "Do not alter any character not mentioned.", ("Ember", "Ember's scarf", "make it emerald green.")),
-    ("change only Sage: restore the silver plumage", ("Sage", "Sage", "restore the silver plumage")),
-    ("Make the scarf green", ("Ember", "Ember", "Make the scarf green")),
-    (None, ("Ember", "Ember", "Ember: scarf is red")),
-    ("Change ONLY Ember. Keep everything else identical.", ("Ember", "Ember", "Ember: scarf is red")),
-])
+@pytest.mark.parametrize(
+    "fix_prompt, expected",
+    [
+        # the form the check prompts ask the judge for: unwrapped, so the template frames it once
+        (
+            "Change ONLY Ember's scarf: make it emerald green. Keep everything else identical. "
+            "Do not alter any character not mentioned.",
+            ("Ember", "Ember's scarf", "make it emerald green."),
+        ),
+        ("change only Sage: restore the silver plumage", ("Sage", "Sage", "restore the silver plumage")),
+        ("Make the scarf green", ("Ember", "Ember", "Make the scarf green")),
+        (None, ("Ember", "Ember", "Ember: scarf is red")),
+        ("Change ONLY Ember. Keep everything else identical.", ("Ember", "Ember", "Ember: scarf is red")),
+    ],
+)
 def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
-    from storyc.model.story import ConsistencyScore
+    from storyc.model.vision import ConsistencyScore
     from storyc.run.steps import _fix_target
 
-    score = ConsistencyScore(overall_score=0.5, per_character={"Ember": 0.5, "Sage": 0.9},
-                             issues=["Ember: scarf is red"], fix_prompt=fix_prompt)
+    score = ConsistencyScore(
+        overall_score=0.5,
+        per_character={"Ember": 0.5, "Sage": 0.9},
+        issues=["Ember: scarf is red"],
+        fix_prompt=fix_prompt,
+    )
     assert _fix_target(score) == expected
 
 
@@ -380,14 +444,20 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     import io
 
     from storyc.cli import app as cli
-    from storyc.model.story import StepRecord
+    from storyc.model.state import StepRecord
 
     def record(sid):
-        return StepRecord(id=sid, kind="character", key="k" * 64, status="done", api_calls=2, attempts=1, score=0.9, wall_s=0.5)
+        return StepRecord(
+            id=sid, kind="character", key="k" * 64, status="done", api_calls=2, attempts=1, score=0.9, wall_s=0.5
+        )
 
-    events = [("plan", {"steps": 3}), ("step_started", {"step": "character:Ava"}), ("step_started", {"step": "character:Bo"}),
-              ("call_started", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
-              ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"})]
+    events = [
+        ("plan", {"steps": 3}),
+        ("step_started", {"step": "character:Ava"}),
+        ("step_started", {"step": "character:Bo"}),
+        ("call_started", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
+        ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
+    ]
     # not a terminal: nothing but one line per finished step
     plain = cli._Progress(total=0)
     for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
@@ -425,8 +495,11 @@ def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
 def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tmp_path):
     """Keyframe 2's loop ends at 0.6 (below the 0.8 threshold); its clip's last frame scores
     0.58: it did not drift, so no video edit is paid for. Clip 3 falls from 0.9 to 0.5: corrected."""
-    scores = {("keyframe:2", "keyframe"): [0.6], ("video:2", "last_frame"): [0.58],
-              ("video:3", "last_frame"): [0.5, 0.9]}
+    scores = {
+        ("keyframe:2", "keyframe"): [0.6],
+        ("video:2", "last_frame"): [0.58],
+        ("video:3", "last_frame"): [0.5, 0.9],
+    }
     result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
     assert result.status == "built", result.message
     steps = {s["id"]: s for s in result.report["steps"]}

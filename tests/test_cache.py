@@ -34,7 +34,11 @@ def _entry(cache: Cache, tmp_path: Path, content: bytes = b"frame bytes") -> tup
     src = tmp_path / "frame.jpg"
     src.write_bytes(content)
     sha = cache.put_file(src)
-    entry = {"step": "keyframe:1", "files": {"keyframes/scene_1_v1.jpg": sha}, "outputs": {"keyframe": "keyframes/scene_1_v1.jpg"}}
+    entry = {
+        "step": "keyframe:1",
+        "files": {"keyframes/scene_1_v1.jpg": sha},
+        "outputs": {"keyframe": "keyframes/scene_1_v1.jpg"},
+    }
     key = digest({"k": content.decode()})
     return key, entry, sha
 

@@ -19,14 +19,13 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fake_backend import FakeBackend  # noqa: E402
-
-from storyc.build.pipeline import BuildOptions, prepare, run_build  # noqa: E402
-from storyc.store.state import BuildLock  # noqa: E402
-from storyc.store.cache import Cache  # noqa: E402
-from storyc.cli.app import app  # noqa: E402
-from storyc.graph.plan import resolve  # noqa: E402
-from storyc.store.prune import apply_prune, plan_prune  # noqa: E402
+from _fake_backend import FakeBackend
+from storyc.build.pipeline import BuildOptions, prepare, run_build
+from storyc.cli.app import app
+from storyc.graph.plan import resolve
+from storyc.store.cache import Cache
+from storyc.store.prune import apply_prune, plan_prune
+from storyc.store.state import BuildLock
 
 SCALE = "0.1"
 STYLE = "flat vector illustration with bold outlines and soft pastel shading"
@@ -90,20 +89,26 @@ class _CallTruth:
 
 def _build(story: Path, out: Path, cache: Path, backend=None):
     backend = backend or FakeBackend(SCORES)
-    opts = BuildOptions(story=story, out_dir=out, cache_dir=cache, backend="offline", backend_factory=lambda name: backend,
-                        rates={"image": 1000.0, "video": 1000.0})
+    opts = BuildOptions(
+        story=story,
+        out_dir=out,
+        cache_dir=cache,
+        backend="offline",
+        backend_factory=lambda name: backend,
+        rates={"image": 1000.0, "video": 1000.0},
+    )
     return run_build(opts), backend
 
 
 def _keys(story: Path, cache: Path) -> dict[str, tuple[str | None, bool]]:
     prep = prepare(story, backend="offline", cache_dir=cache)
-    res = resolve(prep.plan, prep.cache)
-    return {sid: (res.keys[sid], res.cached(sid)) for sid in prep.plan.steps}
+    res = resolve(prep.graph, prep.cache)
+    return {sid: (res.keys[sid], res.cached(sid)) for sid in prep.graph.steps}
 
 
 def _static_prompts(story: Path) -> set[str]:
-    plan = prepare(story, backend="offline").plan
-    return {p for step in plan.steps.values() for p in step.static.get("prompts", {}).values()}
+    graph = prepare(story, backend="offline").graph
+    return {p for step in graph.steps.values() for p in step.static.get("prompts", {}).values()}
 
 
 def _files(root: Path) -> dict[Path, int]:
@@ -126,7 +131,14 @@ def shared(tmp_path_factory, prefect_harness):
     for story, name in ((a, "a"), (b, "b")):
         result, _ = _build(story, root / "out" / name, root / "cache")
         assert result.status == "built", result.message
-    yield {"root": root, "a": a, "b": b, "truth": truth, "keys_a": _keys(a, root / "cache"), "keys_b": _keys(b, root / "cache")}
+    yield {
+        "root": root,
+        "a": a,
+        "b": b,
+        "truth": truth,
+        "keys_a": _keys(a, root / "cache"),
+        "keys_b": _keys(b, root / "cache"),
+    }
     mp.undo()
 
 
@@ -216,7 +228,11 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
     def no_calls(name):
         raise AssertionError("story B must not call the backend")
 
-    rb = run_build(BuildOptions(story=b, out_dir=work["tmp"] / "out_b", cache_dir=cache, backend="offline", backend_factory=no_calls))
+    rb = run_build(
+        BuildOptions(
+            story=b, out_dir=work["tmp"] / "out_b", cache_dir=cache, backend="offline", backend_factory=no_calls
+        )
+    )
     assert rb.status == "up_to_date" and rb.report["api_calls_total"] == 0
     ra, backend = _build(a, work["tmp"] / "out_a", cache)
     assert ra.status == "built", ra.message
@@ -277,7 +293,9 @@ def test_calls_of_a_crashed_step_survive_prune_and_are_replayed(work, shared, mo
 
 def test_stale_temps_of_dead_processes_go_and_live_ones_stay(work):
     cache = work["cache"]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     shard = next((cache / "objects").iterdir())
     stale = shard / f".blob.{dead}.0a1b2c3d.tmp"
     live = shard / f".blob.{os.getpid()}.0a1b2c3d.tmp"
@@ -336,7 +354,9 @@ def test_the_default_cache_is_beside_the_first_story(work):
 
 def test_a_story_with_nothing_in_the_cache_is_warned_about(work, monkeypatch):
     monkeypatch.setenv("STORYC_RENDER_SCALE", "0.5")  # another render scale: other keys
-    result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(work["b"]), "--cache", str(work["cache"]), "--dry-run"])
+    result = CliRunner().invoke(
+        app, ["cache", "prune", str(work["a"]), str(work["b"]), "--cache", str(work["cache"]), "--dry-run"]
+    )
     assert result.exit_code == 0
     assert f"warning: {work['a'].resolve()} has no finished step" in result.stderr
     assert "would free" in result.stdout
@@ -346,8 +366,11 @@ def test_malformed_entries_are_garbage_not_a_traceback(work):
     cache = work["cache"]
     shard = cache / "calls" / "aa"
     shard.mkdir(parents=True, exist_ok=True)
-    odd = {"aa" + "1" * 62: {"files": ["x"], "prompt": ["y"]}, "aa" + "2" * 62: "not a mapping",
-           "aa" + "3" * 62: {"files": {}, "prompt": ["unhashable"], "kind": "image"}}
+    odd = {
+        "aa" + "1" * 62: {"files": ["x"], "prompt": ["y"]},
+        "aa" + "2" * 62: "not a mapping",
+        "aa" + "3" * 62: {"files": {}, "prompt": ["unhashable"], "kind": "image"},
+    }
     for key, body in odd.items():
         if isinstance(body, dict):
             body["key"] = key
@@ -395,7 +418,10 @@ def test_clean_removes_the_output_folder_and_reports_files_and_bytes(output):
     assert result.exit_code == 0, result.stderr
     assert not output["out"].exists() and output["story"].exists()
     total = sum(files.values())
-    assert result.stdout.strip() == f"removed build/story: {len(files)} file(s), {_human(total)} ({total} bytes) (the cache is kept)"
+    assert (
+        result.stdout.strip()
+        == f"removed build/story: {len(files)} file(s), {_human(total)} ({total} bytes) (the cache is kept)"
+    )
     again = _clean("story.yaml")
     assert again.exit_code == 0 and again.stdout.strip() == "build/story: nothing to clean"
 

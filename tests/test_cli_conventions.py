@@ -15,10 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fake_backend import FakeBackend  # noqa: E402
-
-from storyc import __version__  # noqa: E402
-from storyc.cli.app import app  # noqa: E402
+from _fake_backend import FakeBackend
+from storyc import __version__
+from storyc.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("prefect", "xai_sdk", "av", "PIL", "imageio_ffmpeg", "grpc")
@@ -41,8 +40,9 @@ BAD = STORY.replace("duration_seconds: 3", "duration_seconds: 30")
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [str(STORYC)] if STORYC.exists() else [sys.executable, "-m", "storyc"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 def invoke(*args):
@@ -51,6 +51,7 @@ def invoke(*args):
 
 def _command_paths() -> list[list[str]]:
     """Every command and subcommand, as argv prefixes (the root is [])."""
+
     def walk(cmd, prefix):
         yield prefix
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
@@ -81,9 +82,14 @@ def test_the_new_commands_are_listed_and_say_what_they_leave_alone():
     assert "cache is not touched" in invoke("clean", "--help").stdout.replace("\n", " ")
 
 
-@pytest.mark.parametrize("shell, marker", [("bash", "complete -o default -F _storyc_completion storyc"),
-                                           ("zsh", "compdef _storyc_completion storyc"),
-                                           ("fish", "complete --command storyc")])
+@pytest.mark.parametrize(
+    "shell, marker",
+    [
+        ("bash", "complete -o default -F _storyc_completion storyc"),
+        ("zsh", "compdef _storyc_completion storyc"),
+        ("fish", "complete --command storyc"),
+    ],
+)
 def test_completion_prints_a_script_for_each_shell(shell, marker):
     result = invoke("completion", shell)
     assert result.exit_code == 0 and marker in result.stdout and "_STORYC_COMPLETE" in result.stdout
@@ -98,7 +104,9 @@ def test_completion_rejects_an_unknown_shell():
 def test_the_bash_script_completes_commands_and_options():
     words = {"storyc cl": "clean", "storyc cache pr": "prune", "storyc build --dr": "--dry-run"}
     for line, expected in words.items():
-        proc = run(env={"_STORYC_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(line.split()) - 1)})
+        proc = run(
+            env={"_STORYC_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(line.split()) - 1)}
+        )
         assert proc.returncode == 0 and expected in proc.stdout.split(), (line, proc.stdout, proc.stderr)
 
 
@@ -155,13 +163,19 @@ def test_build_default_quiet_and_verbose_output(fake_builds):
     out = verbose.stdout.splitlines()
     assert "plan: 5 step(s), 5 to run" in out
     calls = [line for line in out if line.startswith("  call ")]
-    assert "  call    character:Ava  image: sheet v1" in calls and len(calls) == 6  # sheet+check, keyframe+check, clip+check
+    assert (
+        "  call    character:Ava  image: sheet v1" in calls and len(calls) == 6
+    )  # sheet+check, keyframe+check, clip+check
     assert any(line.startswith("done    video:1") for line in out)
 
 
 def test_quiet_and_verbose_exclude_each_other():
-    for args in (["-q", "-v", "lint", "x.yaml"], ["build", "x.yaml", "-q", "-v"], ["-q", "build", "x.yaml", "--verbose"],
-                 ["clean", "x.yaml", "-q", "-v"]):
+    for args in (
+        ["-q", "-v", "lint", "x.yaml"],
+        ["build", "x.yaml", "-q", "-v"],
+        ["-q", "build", "x.yaml", "--verbose"],
+        ["clean", "x.yaml", "-q", "-v"],
+    ):
         result = invoke(*args)
         assert result.exit_code == 2 and "exclude each other" in result.stderr and result.stdout == ""
 
@@ -215,10 +229,18 @@ def test_the_readme_documents_the_exit_codes_and_the_new_commands():
 def test_help_and_clean_import_nothing_heavy(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(STORY)
-    for args in (["--help"], ["clean", str(story), "--out", str(tmp_path / "none")],
-                 ["cache", "prune", str(story), "--dry-run"]):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "storyc", *args], capture_output=True, text=True,
-                              timeout=60, cwd=tmp_path)
+    for args in (
+        ["--help"],
+        ["clean", str(story), "--out", str(tmp_path / "none")],
+        ["cache", "prune", str(story), "--dry-run"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "storyc", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
         assert "storyc.cli.app" in imported

@@ -31,11 +31,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _crashkit as ck  # noqa: E402
-
-from storyc.store.hashing import file_sha256  # noqa: E402
-
-from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
+import _crashkit as ck
+from conftest import RELIABILITY_SCENES as SCENES
+from storyc.store.hashing import file_sha256
 
 SEED = 20261125
 

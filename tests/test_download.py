@@ -7,8 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from fake_xai.media import make_jpeg
 
+from fake_xai.media import make_jpeg
 from storyc.backends.download import (
     AssetExpired,
     DownloadError,
@@ -103,7 +103,13 @@ def no_leftovers(folder):
 
 
 def test_sniff_kind():
-    assert [sniff_kind(b) for b in (JPEG[:16], PNG[:16], MP4[:16], b"<html>", b"")] == ["jpeg", "png", "mp4", None, None]
+    assert [sniff_kind(b) for b in (JPEG[:16], PNG[:16], MP4[:16], b"<html>", b"")] == [
+        "jpeg",
+        "png",
+        "mp4",
+        None,
+        None,
+    ]
 
 
 def test_downloads_a_jpeg_atomically(server, tmp_path):

@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _crashkit import make_story, verify_tree  # noqa: E402
-
-from storyc.backends.offline import faults as offline_faults  # noqa: E402
-from storyc.backends.offline.backend import OfflineBackend  # noqa: E402
-from storyc.build.pipeline import BuildOptions, run_build  # noqa: E402
-from storyc.store.hashing import file_sha256  # noqa: E402
-from storyc.run.steps import RetryPolicy  # noqa: E402
+from _crashkit import make_story, verify_tree
+from storyc.backends.offline import faults as offline_faults
+from storyc.backends.offline.backend import OfflineBackend
+from storyc.build.pipeline import BuildOptions, run_build
+from storyc.run.steps import RetryPolicy
+from storyc.store.hashing import file_sha256
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
@@ -48,7 +47,11 @@ class _Tries:
         self.written: Counter[str] = Counter()  # asset (out-relative dest) → successful generations
         self.faults: Counter[str] = Counter()
         self.backends: list[OfflineBackend] = []
-        original_enter, original_done, original_init = OfflineBackend._enter, OfflineBackend._done, OfflineBackend.__init__
+        original_enter, original_done, original_init = (
+            OfflineBackend._enter,
+            OfflineBackend._done,
+            OfflineBackend.__init__,
+        )
         tries = self
 
         def init(backend, *a, **k):
@@ -76,8 +79,9 @@ class _Tries:
 
 
 def _build(story: Path, root: Path):
-    return run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline",
-                                  retry=FAST_RETRY))
+    return run_build(
+        BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline", retry=FAST_RETRY)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +151,9 @@ def test_a_call_failing_past_its_retries_fails_its_step_cleanly(story, tmp_path,
     assert report["retries"] == FAST_RETRY.max_retries * len(tries.started)
     state = json.loads((tmp_path / "out" / "state.json").read_text())
     assert {sid: rec["status"] for sid, rec in state["steps"].items()} == {
-        "character:Ava": "failed", "character:Bo": "failed"}
+        "character:Ava": "failed",
+        "character:Bo": "failed",
+    }
     assert verify_tree(tmp_path / "out", tmp_path / "cache")["corrupt"] == []
 
 
@@ -161,4 +167,4 @@ def test_cli_reads_the_fault_spec_and_refuses_a_bad_one(story, tmp_path, monkeyp
     r = CliRunner().invoke(app, ["build", str(story), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")])
     assert r.exit_code == 1, r.output
     assert "STORYC_OFFLINE_FAULTS: unknown fault 'sparks'" in r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert ("Traceback" not in r.output and r.exception is None) or isinstance(r.exception, SystemExit)

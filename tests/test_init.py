@@ -26,8 +26,9 @@ SECRET = "xai-test-secret-0123456789abcdef"
 
 
 def storyc(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "storyc", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "storyc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def load_yaml(path: Path):
@@ -35,13 +36,19 @@ def load_yaml(path: Path):
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def statuses(stdout: str) -> dict[str, str]:
-    return {line.split()[1]: line.split()[0] for line in stdout.splitlines() if line.split()[:1] and
-            line.split()[0] in ("created", "unchanged", "skipped", "overwritten", "failed")}
+    return {
+        line.split()[1]: line.split()[0]
+        for line in stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in ("created", "unchanged", "skipped", "overwritten", "failed")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("init") / "my-story"
     result = storyc("init", str(root))
     assert result.returncode == 0, result.stderr
-    assert statuses(result.stdout) == {rel: "created" for rel in SCAFFOLD}
+    assert statuses(result.stdout) == dict.fromkeys(SCAFFOLD, "created")
     return root
 
 
@@ -92,7 +99,7 @@ def test_second_init_changes_no_byte_and_force_restores_edits(project, tmp_path)
     before = snapshot(root)
     again = storyc("init", str(root))
     assert again.returncode == 0, again.stderr
-    assert statuses(again.stdout) == {rel: "unchanged" for rel in SCAFFOLD}
+    assert statuses(again.stdout) == dict.fromkeys(SCAFFOLD, "unchanged")
     assert snapshot(root) == before  # bytes and mtimes
 
     (root / ".gitignore").write_text("my own ignores\n")
@@ -105,8 +112,9 @@ def test_second_init_changes_no_byte_and_force_restores_edits(project, tmp_path)
 
     forced = storyc("init", str(root), "--force")
     assert forced.returncode == 0, forced.stderr
-    assert statuses(forced.stdout) == {rel: ("overwritten" if rel in ("story.yaml", ".gitignore") else "unchanged")
-                                       for rel in SCAFFOLD}
+    assert statuses(forced.stdout) == {
+        rel: ("overwritten" if rel in ("story.yaml", ".gitignore") else "unchanged") for rel in SCAFFOLD
+    }
     for rel, source in FILES:
         assert (root / rel).read_bytes() == template_bytes(source), rel
 
@@ -185,10 +193,18 @@ def runner_env(root: Path, tmp: Path, step: dict, expr: Expressions, path_prefix
     for name in ("summary", "output", "env", "path"):
         (tmp / "runner" / name).touch()
     env.update(
-        CI="true", GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(root), GITHUB_EVENT_NAME="push",
-        GITHUB_REF="refs/heads/main", GITHUB_SHA="0" * 40, RUNNER_OS="Linux", RUNNER_TEMP=str(tmp / "runner"),
-        GITHUB_STEP_SUMMARY=str(tmp / "runner" / "summary"), GITHUB_OUTPUT=str(tmp / "runner" / "output"),
-        GITHUB_ENV=str(tmp / "runner" / "env"), GITHUB_PATH=str(tmp / "runner" / "path"),
+        CI="true",
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(root),
+        GITHUB_EVENT_NAME="push",
+        GITHUB_REF="refs/heads/main",
+        GITHUB_SHA="0" * 40,
+        RUNNER_OS="Linux",
+        RUNNER_TEMP=str(tmp / "runner"),
+        GITHUB_STEP_SUMMARY=str(tmp / "runner" / "summary"),
+        GITHUB_OUTPUT=str(tmp / "runner" / "output"),
+        GITHUB_ENV=str(tmp / "runner" / "env"),
+        GITHUB_PATH=str(tmp / "runner" / "path"),
         PATH=os.pathsep.join([*map(str, path_prefix), str(VENV_BIN), env.get("PATH", "")]),
         STORYC_RENDER_SCALE="0.25",  # a quick preview; the workflow itself renders full size
     )
@@ -198,14 +214,21 @@ def runner_env(root: Path, tmp: Path, step: dict, expr: Expressions, path_prefix
     return env
 
 
-def run_step(root: Path, tmp: Path, step: dict, expr: Expressions | None = None, path_prefix=()) -> subprocess.CompletedProcess:
+def run_step(
+    root: Path, tmp: Path, step: dict, expr: Expressions | None = None, path_prefix=()
+) -> subprocess.CompletedProcess:
     # `defaults.run.shell: bash` runs each script as GitHub does: bash --noprofile --norc -eo pipefail
     assert workflow(root)["defaults"]["run"]["shell"] == "bash"
     script = tmp / "step.sh"
     script.write_text(step["run"])
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=root,
-                          env=runner_env(root, tmp, step, expr or Expressions(), path_prefix),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=root,
+        env=runner_env(root, tmp, step, expr or Expressions(), path_prefix),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_workflow_shape_and_secret_handling(project):
@@ -221,8 +244,9 @@ def test_workflow_shape_and_secret_handling(project):
     text = (project / WORKFLOW).read_text()
     assert text.count("secrets.XAI_API_KEY") == 1
     assert step_named(project, "Render")["env"] == {"XAI_API_KEY": "${{ secrets.XAI_API_KEY }}"}
-    assert "echo" not in " ".join(line for line in step_named(project, "Render")["run"].splitlines()
-                                  if "XAI_API_KEY" in line)
+    assert "echo" not in " ".join(
+        line for line in step_named(project, "Render")["run"].splitlines() if "XAI_API_KEY" in line
+    )
     assert "STORYC_SPEC" in step_named(project, "Install storyc")["run"]
     lint = step_named(project, "Lint")["run"]
     assert "storyc lint" in lint and "--format github" in lint
@@ -255,13 +279,17 @@ def test_workflow_runs_locally_lint_render_and_the_uploaded_files_exist(project,
     # the storyboard page refers only to files the storyboard artifact carries
     page = (root / "build/storyboard/storyboard.html").read_text()
     for ref in set(re.findall(r'(?:src|href)="([^"#:]+)"', page)):
-        assert any(ref == n.removeprefix("build/storyboard/") or ref.startswith(n.removeprefix("build/storyboard/"))
-                   for n in named if n.startswith("build/storyboard/")), ref
+        assert any(
+            ref == n.removeprefix("build/storyboard/") or ref.startswith(n.removeprefix("build/storyboard/"))
+            for n in named
+            if n.startswith("build/storyboard/")
+        ), ref
     # the scaffold's .gitignore keeps the render and its cache out of git
     assert (root / ".storyc" / "cache").is_dir() and (root / "build/storyboard/.storyc.lock").exists()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
     assert sorted(line[3:] for line in untracked.splitlines()) == sorted(SCAFFOLD)
 
 
@@ -280,8 +308,10 @@ def fake_tools(tmp: Path) -> Path:
     bin_dir.mkdir()
     for name in ("storyc", "python"):
         tool = bin_dir / name
-        tool.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp}/calls.log"\n'
-                        f'[ -n "$XAI_API_KEY" ] && echo "{name} saw a key" >> "{tmp}/calls.log"\nexit 0\n')
+        tool.write_text(
+            f'#!/bin/sh\necho "{name} $*" >> "{tmp}/calls.log"\n'
+            f'[ -n "$XAI_API_KEY" ] && echo "{name} saw a key" >> "{tmp}/calls.log"\nexit 0\n'
+        )
         tool.chmod(0o755)
     return bin_dir
 
@@ -298,7 +328,9 @@ def test_render_step_uses_xai_only_with_the_secret_and_never_prints_it(project, 
     (tmp_path / "calls.log").unlink()
     without = run_step(project, tmp_path, render, Expressions(variables={"STORYC_MAX_COST": "2.5"}), [fakes])
     assert without.returncode == 0, without.stderr
-    assert (tmp_path / "calls.log").read_text().splitlines() == ["storyc build story.yaml --backend offline --out build/storyboard"]
+    assert (tmp_path / "calls.log").read_text().splitlines() == [
+        "storyc build story.yaml --backend offline --out build/storyboard"
+    ]
 
 
 def test_install_step_refuses_the_placeholder_and_installs_the_configured_spec(project, tmp_path):
@@ -313,7 +345,9 @@ def test_install_step_refuses_the_placeholder_and_installs_the_configured_spec(p
     ok = run_step(project, tmp_path, install, Expressions(variables={"STORYC_SPEC": spec}), [fakes])
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert (tmp_path / "calls.log").read_text().splitlines() == [
-        f"python -m pip install --disable-pip-version-check {spec}", "storyc --version"]
+        f"python -m pip install --disable-pip-version-check {spec}",
+        "storyc --version",
+    ]
 
 
 # ─── pre-commit, for real ────────────────────────────────────────────────────
@@ -322,17 +356,23 @@ def test_install_step_refuses_the_placeholder_and_installs_the_configured_spec(p
 def git_project(project: Path, tmp_path: Path) -> tuple[Path, dict]:
     root = copy_project(project, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
-    env.update(PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]), PRE_COMMIT_HOME=str(tmp_path / "pc-home"),
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.org")
+    env.update(
+        PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+        PRE_COMMIT_HOME=str(tmp_path / "pc-home"),
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.org",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.org",
+    )
     subprocess.run(["git", "init", "-q", str(root)], check=True, env=env)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
     return root, env
 
 
 def pre_commit(args: list[str], root: Path, env: dict, timeout: int = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "pre-commit"), *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [str(VENV_BIN / "pre-commit"), *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def break_story(root: Path, env: dict) -> None:
@@ -355,10 +395,18 @@ def test_the_scaffolds_local_pre_commit_hook_passes_and_blocks_errors(project, t
 
 
 HOOK_FILES = {
-    "story.yaml": True, "story.yml": True, "sub/story.yaml": True, "intro.story.yaml": True,
-    "stories/fox.yaml": True, "stories/fox.yml": True,
-    ".pre-commit-config.yaml": False, WORKFLOW: False, "story.schema.json": False, "notes/story.md": False,
-    "history.yaml": False, "stories/prompts/keyframe.j2": False,
+    "story.yaml": True,
+    "story.yml": True,
+    "sub/story.yaml": True,
+    "intro.story.yaml": True,
+    "stories/fox.yaml": True,
+    "stories/fox.yml": True,
+    ".pre-commit-config.yaml": False,
+    WORKFLOW: False,
+    "story.schema.json": False,
+    "notes/story.md": False,
+    "history.yaml": False,
+    "stories/prompts/keyframe.j2": False,
 }
 
 
@@ -374,9 +422,16 @@ def test_repository_hooks_file_and_the_scaffold_hook_agree():
     assert local["repo"] == "local"
     (lhook,) = local["hooks"]
     assert (lhook["id"], lhook["entry"], lhook["language"], lhook["files"]) == (
-        "storyc-lint", "storyc lint", "system", hook["files"])
+        "storyc-lint",
+        "storyc lint",
+        "system",
+        hook["files"],
+    )
     # the commented alternative names the repository hook
-    assert "#     - id: storyc-lint" in (REPO / "compiler" / "storyc" / "author" / "scaffold_data" / "pre-commit-config.yaml").read_text()
+    assert (
+        "#     - id: storyc-lint"
+        in (REPO / "compiler" / "storyc" / "author" / "scaffold_data" / "pre-commit-config.yaml").read_text()
+    )
 
 
 def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, tmp_path):
@@ -400,10 +455,12 @@ def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, 
 def test_init_stays_light_and_quotes_the_next_step(tmp_path):
     """init imports none of the render stack, and its hint is a command a shell can run."""
     target = tmp_path / "my story"
-    code = ("import sys; from storyc.cli.app import app\n"
-            "try:\n    app(['init', sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys; from storyc.cli.app import app\n"
+        "try:\n    app(['init', sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = [m for m in ('prefect', 'xai_sdk', 'av', 'PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"next: cd '{target}' && storyc lint story.yaml" in result.stdout

@@ -24,8 +24,8 @@ import errno
 import json
 import os
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -35,11 +35,9 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _crashkit as ck  # noqa: E402
-
-from storyc.store.hashing import file_sha256  # noqa: E402
-
-from conftest import RELIABILITY_SCENES as SCENES  # noqa: E402
+import _crashkit as ck
+from conftest import RELIABILITY_SCENES as SCENES
+from storyc.store.hashing import file_sha256
 
 runner = CliRunner()
 
@@ -119,8 +117,14 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     # resume with exactly the printed command
     resume = shlex.split(message.split("Resume with: ", 1)[1])
     assert resume[:2] == ["storyc", "build"]
-    proc = subprocess.run(ck.storyc_cmd(*resume[1:]), env=ck.build_env(log, mark + "-resume"),
-                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    proc = subprocess.run(
+        ck.storyc_cmd(*resume[1:]),
+        env=ck.build_env(log, mark + "-resume"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]
     total = ck.read_call_log(log)["started"]
@@ -179,8 +183,10 @@ def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
         r = runner.invoke(app_(), ["build", str(story), "--out", str(out), "--cache", str(tmp_path / "c"), "--dry-run"])
         # a dry run writes nothing and takes no lock
         assert r.exit_code == 0, r.output
-        r = runner.invoke(app_(), ["build", str(story), "--out", str(out), "--cache", str(tmp_path / "c"),
-                                   "--select", "character:Ava"])
+        r = runner.invoke(
+            app_(),
+            ["build", str(story), "--out", str(out), "--cache", str(tmp_path / "c"), "--select", "character:Ava"],
+        )
         assert r.exit_code == 1
         assert f"another storyc build (pid {os.getpid()}) is writing {out}" in r.output
         assert r.exception is None or isinstance(r.exception, SystemExit)
@@ -215,8 +221,9 @@ def app_():
 def _tmpfs(where: Path, options: str):
     """A small tmpfs at `where` (root and CAP_SYS_ADMIN needed), or None."""
     where.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "storyc-test", str(where)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "storyc-test", str(where)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         yield None
         return
@@ -230,7 +237,9 @@ def _assert_clear_error(result, *needles: str) -> str:
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("storyc build: ") and "backend" not in line]
+    errors = [
+        line for line in result.output.splitlines() if line.startswith("storyc build: ") and "backend" not in line
+    ]
     assert errors, result.output
     for needle in needles:
         assert needle in errors[-1], result.output
@@ -271,14 +280,25 @@ def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliabil
         subprocess.run(["mount", "-o", "remount,ro", str(mounted)], check=True)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("STORYC_RENDER_SCALE", "0.1")
-            r = runner.invoke(app_(), ["build", str(reliability_reference["story"]), "--out", str(tmp_path / "out"),
-                                       "--cache", str(mounted / "cache")])
+            r = runner.invoke(
+                app_(),
+                [
+                    "build",
+                    str(reliability_reference["story"]),
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--cache",
+                    str(mounted / "cache"),
+                ],
+            )
         assert r.exit_code == 0, r.output
         assert "up to date" in r.output and "0 API calls" in r.output
         assert file_sha256(tmp_path / "out" / "final_video.mp4") == reliability_reference["final"]
 
 
-def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(reliability_reference, tmp_path, monkeypatch):
+def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(
+    reliability_reference, tmp_path, monkeypatch
+):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
     cache = tmp_path / "cache"

@@ -88,7 +88,10 @@ def test_github_format(stories) -> None:
     result = lint("--format", "github", stories["broken"])
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert f"::error file={stories['broken']},line=7,col=73,title=E303::scene 1: unknown character 'Owl'; defined characters: Ember" in lines
+    assert (
+        f"::error file={stories['broken']},line=7,col=73,title=E303::scene 1: unknown character 'Owl'; defined characters: Ember"
+        in lines
+    )
     assert any(line.startswith("::warning file=") and "title=W404::" in line for line in lines)
 
 
@@ -171,7 +174,10 @@ def _installed_storyc() -> str:
 def test_installed_entry_point_end_to_end(stories, tmp_path: Path) -> None:
     proc = subprocess.run(
         [_installed_storyc(), "lint", str(stories["broken"]), str(stories["clean"])],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert f"{stories['broken']}:7:73: error E303 " in proc.stdout
@@ -182,7 +188,10 @@ def test_installed_entry_point_end_to_end(stories, tmp_path: Path) -> None:
 def test_lint_imports_none_of_the_heavy_modules(stories, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "storyc", "lint", str(stories["broken"]), str(FOX)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
@@ -207,10 +216,18 @@ def test_non_ascii_messages_on_an_ascii_only_stdout(tmp_path: Path) -> None:
     story = tmp_path / "café.yaml"
     story.write_text(WARNED.replace("color_palette: c", 'color_palette: c\naspect_ratio: "café"'), encoding="utf-8")
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    proc = subprocess.run([_installed_storyc(), "lint", "--format", "json", str(story)], cwd=tmp_path, capture_output=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [_installed_storyc(), "lint", "--format", "json", str(story)],
+        cwd=tmp_path,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
     items = json.loads(proc.stdout.decode("ascii"))
     assert any(item["code"] == "E201" and "café" in item["message"] for item in items)
-    text = subprocess.run([_installed_storyc(), "lint", str(story)], cwd=tmp_path, capture_output=True, env=env, timeout=60)
+    text = subprocess.run(
+        [_installed_storyc(), "lint", str(story)], cwd=tmp_path, capture_output=True, env=env, timeout=60
+    )
     assert text.returncode == 1 and b"Traceback" not in text.stderr and b"caf\\xe9" in text.stdout

@@ -150,7 +150,11 @@ def semantically_broken(draw) -> dict:
     data = draw(story_dicts())
     names = [c["name"] for c in data["characters"]]
     for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["name", "present", "chain", "dup_scene", "dup_char", "image", "keyframe", "duration", "empty"]))
+        kind = draw(
+            st.sampled_from(
+                ["name", "present", "chain", "dup_scene", "dup_char", "image", "keyframe", "duration", "empty"]
+            )
+        )
         scene = draw(st.sampled_from(data["scenes"]))
         if kind in ("name", "dup_char", "image") and not data["characters"]:
             continue
@@ -200,17 +204,34 @@ def test_rules_scale_linearly() -> None:
             "title": "T",
             "style": "s",
             "color_palette": "c",
-            "characters": [{"name": n_, "role": "r", "visual_description": "d", "personality_cues": []} for n_ in names],
+            "characters": [
+                {"name": n_, "role": "r", "visual_description": "d", "personality_cues": []} for n_ in names
+            ],
             "scenes": [
                 {
-                    "scene_id": i + 1, "title": "t", "description": "d", "setting": f"forest {i % 7} far away",
-                    "characters_present": [names[i % 8], names[(i + 1) % 8], names[(i + 3) % 8], "Nobody", names[i % 8]],
-                    "camera": "c", "mood": "m", "action": "a", "duration_seconds": 12, "chain_from": max(1, i),
+                    "scene_id": i + 1,
+                    "title": "t",
+                    "description": "d",
+                    "setting": f"forest {i % 7} far away",
+                    "characters_present": [
+                        names[i % 8],
+                        names[(i + 1) % 8],
+                        names[(i + 3) % 8],
+                        "Nobody",
+                        names[i % 8],
+                    ],
+                    "camera": "c",
+                    "mood": "m",
+                    "action": "a",
+                    "duration_seconds": 12,
+                    "chain_from": max(1, i),
                 }
                 for i in range(n)
             ],
         }
-        return LoadedStory(story=Story.model_validate(data), path=Path("big.yaml"), source=SourceMap(values={(): (1, 1)}), data=data)
+        return LoadedStory(
+            story=Story.model_validate(data), path=Path("big.yaml"), source=SourceMap(values={(): (1, 1)}), data=data
+        )
 
     def best_of_three(loaded: LoadedStory) -> float:
         times = []

@@ -327,8 +327,16 @@ def test_seed_json_plan_loads(tmp_path: Path) -> None:
         "characters": [{"name": "Ember", "role": "r", "visual_description": "d", "personality_cues": ["x"]}],
         "scenes": [
             {
-                "scene_id": 1, "title": "t", "description": "d", "characters_present": ["Ember"], "setting": "s",
-                "camera": "c", "mood": "m", "action": "a", "duration_seconds": 8, "transition": "cut",
+                "scene_id": 1,
+                "title": "t",
+                "description": "d",
+                "characters_present": ["Ember"],
+                "setting": "s",
+                "camera": "c",
+                "mood": "m",
+                "action": "a",
+                "duration_seconds": 8,
+                "transition": "cut",
             }
         ],
     }

@@ -14,7 +14,9 @@ from storyc.media import ffmpeg as media
 from storyc.media.ffmpeg import Clip, MediaError
 
 
-def make_clip(dest: Path, seconds: float = 1.0, colour: str = "red", size: str = "160x90", audio: bool = True, rate: int = 30) -> Path:
+def make_clip(
+    dest: Path, seconds: float = 1.0, colour: str = "red", size: str = "160x90", audio: bool = True, rate: int = 30
+) -> Path:
     args = ["-f", "lavfi", "-i", f"color=c={colour}:s={size}:r={rate}:d={seconds}"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=f=440:r=48000:d={seconds}"]
@@ -45,10 +47,18 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize(
     "aspect,res,size",
     [
-        ("16:9", "720p", (1280, 720)), ("9:16", "720p", (720, 1280)), ("1:1", "720p", (720, 720)),
-        ("4:3", "720p", (960, 720)), ("3:4", "720p", (720, 960)), ("3:2", "720p", (1080, 720)),
-        ("2:3", "720p", (720, 1080)), ("16:9", "480p", (854, 480)), ("9:16", "480p", (480, 854)),
-        ("1:1", "480p", (480, 480)), ("4:3", "480p", (640, 480)), ("3:2", "480p", (720, 480)),
+        ("16:9", "720p", (1280, 720)),
+        ("9:16", "720p", (720, 1280)),
+        ("1:1", "720p", (720, 720)),
+        ("4:3", "720p", (960, 720)),
+        ("3:4", "720p", (720, 960)),
+        ("3:2", "720p", (1080, 720)),
+        ("2:3", "720p", (720, 1080)),
+        ("16:9", "480p", (854, 480)),
+        ("9:16", "480p", (480, 854)),
+        ("1:1", "480p", (480, 480)),
+        ("4:3", "480p", (640, 480)),
+        ("3:2", "480p", (720, 480)),
     ],
 )
 def test_dimensions_table(monkeypatch, aspect, res, size):
@@ -105,11 +115,27 @@ def test_probe_of_garbage_is_a_media_error(tmp_path):
 def test_extract_first_and_last_frame(tmp_path):
     # red for 1 s then blue for 1 s: the first frame is red, the last blue
     src = tmp_path / "two.mp4"
-    media.run_ffmpeg([
-        "-f", "lavfi", "-i", "color=c=red:s=64x64:r=24:d=1", "-f", "lavfi", "-i", "color=c=blue:s=64x64:r=24:d=1",
-        "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        str(src),
-    ])
+    media.run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x64:r=24:d=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x64:r=24:d=1",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(src),
+        ]
+    )
     from PIL import Image
 
     first = media.extract_frame(src, tmp_path / "frames" / "first.jpg", "first")
@@ -125,7 +151,12 @@ def test_extract_first_and_last_frame(tmp_path):
 
 
 def test_graph_offsets_for_mixed_transitions():
-    clips = [Clip(Path("a"), 3), Clip(Path("b"), 3, "crossfade"), Clip(Path("c"), 4, "cut"), Clip(Path("d"), 3, "crossfade")]
+    clips = [
+        Clip(Path("a"), 3),
+        Clip(Path("b"), 3, "crossfade"),
+        Clip(Path("c"), 4, "cut"),
+        Clip(Path("d"), 3, "crossfade"),
+    ]
     graph, total = media.build_assembly_graph(clips, [True, False, True, True], 320, 180)
     assert total == pytest.approx(3 + 3 - 0.5 + 4 + 3 - 0.5)
     assert "xfade=transition=fade:duration=0.5:offset=2.5" in graph

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyc.media import ffmpeg as media
+from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, RateLimited, TransientError, VideoRequest
 from storyc.backends.offline import draw as draw
 from storyc.backends.offline import faults as offline_faults
 from storyc.backends.offline import video as offline_video
-from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, RateLimited, TransientError, VideoRequest
 from storyc.backends.offline.backend import OfflineBackend, skeleton_plan
+from storyc.media import ffmpeg as media
 
 EMBER = "A small fox with burnt orange fur, a cream chest and dark brown paws, wearing an emerald scarf"
 SAGE = "A wise old owl with silver grey feathers, amber eyes and a violet cloak"
@@ -38,14 +38,27 @@ def sha(path: Path) -> str:
 
 def sheet_request(dest: Path, name: str, attempt: int = 1, **kw) -> ImageRequest:
     return ImageRequest(
-        prompt=f"Full body character portrait of {CHARS[name]}", model="grok-imagine-image", aspect_ratio="16:9",
-        resolution="720p", dest=dest, hints={"step": "character", "name": name, "visual_description": CHARS[name], "attempt": attempt}, **kw,
+        prompt=f"Full body character portrait of {CHARS[name]}",
+        model="grok-imagine-image",
+        aspect_ratio="16:9",
+        resolution="720p",
+        dest=dest,
+        hints={"step": "character", "name": name, "visual_description": CHARS[name], "attempt": attempt},
+        **kw,
     )
 
 
 def judge_sheet(backend: OfflineBackend, path: Path, name: str):
-    return backend.judge(JudgeRequest(kind="sheet", prompt="check", model="v", image=path, names=(name,),
-                                      hints={"name": name, "visual_description": CHARS[name]}))[0]
+    return backend.judge(
+        JudgeRequest(
+            kind="sheet",
+            prompt="check",
+            model="v",
+            image=path,
+            names=(name,),
+            hints={"name": name, "visual_description": CHARS[name]},
+        )
+    )[0]
 
 
 @pytest.fixture(scope="module")
@@ -70,25 +83,46 @@ def sheets(tmp_path_factory) -> dict[str, Path]:
 
 def keyframe_hints(attempt: int = 1, setting: str = "autumn forest", mood: str = "warm golden hour") -> dict:
     return {
-        "step": "keyframe", "scene_id": 1, "setting": setting, "mood": mood, "palette": "deep forest greens, amber",
-        "camera": "slow push in", "slots": [{"kind": "character", "name": "Ember"}, {"kind": "character", "name": "Sage"}],
-        "text_only": [], "characters": dict(CHARS), "attempt": attempt,
+        "step": "keyframe",
+        "scene_id": 1,
+        "setting": setting,
+        "mood": mood,
+        "palette": "deep forest greens, amber",
+        "camera": "slow push in",
+        "slots": [{"kind": "character", "name": "Ember"}, {"kind": "character", "name": "Sage"}],
+        "text_only": [],
+        "characters": dict(CHARS),
+        "attempt": attempt,
     }
 
 
 def compose(backend, sheets, dest, attempt=1, **kw) -> Path:
-    backend.edit_image(ImageRequest(
-        prompt="compose scene 1", model="grok-imagine-image", aspect_ratio="16:9", resolution="720p", dest=dest,
-        references=(sheets["Ember"], sheets["Sage"]), hints=keyframe_hints(attempt, **kw),
-    ))
+    backend.edit_image(
+        ImageRequest(
+            prompt="compose scene 1",
+            model="grok-imagine-image",
+            aspect_ratio="16:9",
+            resolution="720p",
+            dest=dest,
+            references=(sheets["Ember"], sheets["Sage"]),
+            hints=keyframe_hints(attempt, **kw),
+        )
+    )
     return dest
 
 
 def judge_scene(backend, sheets, image, kind="keyframe"):
-    return backend.judge(JudgeRequest(
-        kind=kind, prompt="check", model="v", image=image, references=(sheets["Ember"], sheets["Sage"]),
-        names=("Ember", "Sage"), hints={**keyframe_hints(), "step": f"check_{kind}"},
-    ))[0]
+    return backend.judge(
+        JudgeRequest(
+            kind=kind,
+            prompt="check",
+            model="v",
+            image=image,
+            references=(sheets["Ember"], sheets["Sage"]),
+            names=("Ember", "Sage"),
+            hints={**keyframe_hints(), "step": f"check_{kind}"},
+        )
+    )[0]
 
 
 # ─── parsing ─────────────────────────────────────────────────────────────────
@@ -159,14 +193,27 @@ def test_sheet_from_reference_image(tmp_path):
     img = Image.open(result.path).convert("RGB")
     r, g, b = img.getpixel((160, 90))
     assert b > 150 and r < 90  # the photo's blue is the figure
-    score = backend.judge(JudgeRequest(kind="sheet", prompt="check", model="v", image=result.path, references=(photo,),
-                                       names=("Ember",), hints={"name": "Ember"}))[0]
+    score = backend.judge(
+        JudgeRequest(
+            kind="sheet",
+            prompt="check",
+            model="v",
+            image=result.path,
+            references=(photo,),
+            names=("Ember",),
+            hints={"name": "Ember"},
+        )
+    )[0]
     assert score.overall_score >= 0.85
 
 
 def test_colour_words():
     assert [w for w, _ in draw.colour_words("Burnt orange fur, cream chest, dark brown paws, emerald scarf")] == [
-        "burnt orange", "cream", "dark brown", "emerald"]
+        "burnt orange",
+        "cream",
+        "dark brown",
+        "emerald",
+    ]
     assert draw.character_palette("X", "no colours at all") == draw.character_palette("X", "no colours at all")
     assert len(draw.character_palette("X", "red")) == 4
 
@@ -211,10 +258,17 @@ def test_wrong_keyframe_scores_low_and_a_fix_raises_it(tmp_path, sheets):
     assert any("hue shift" in i for i in score.issues) and score.fix_prompt
     worst = min(score.per_character, key=score.per_character.get)
     fixed = tmp_path / "kf_fixed.jpg"
-    backend.edit_image(ImageRequest(
-        prompt=score.fix_prompt, model="grok-imagine-image", aspect_ratio="16:9", resolution="720p", dest=fixed,
-        references=(kf,), hints={**keyframe_hints(attempt), "step": "fix", "element": worst, "fix": score.fix_prompt},
-    ))
+    backend.edit_image(
+        ImageRequest(
+            prompt=score.fix_prompt,
+            model="grok-imagine-image",
+            aspect_ratio="16:9",
+            resolution="720p",
+            dest=fixed,
+            references=(kf,),
+            hints={**keyframe_hints(attempt), "step": "fix", "element": worst, "fix": score.fix_prompt},
+        )
+    )
     after = judge_scene(backend, sheets, fixed)
     assert after.per_character[worst] >= score.per_character[worst] + 0.2
     assert after.overall_score >= 0.8
@@ -234,21 +288,47 @@ def test_fix_edit_redraws_from_the_sheet_given_as_reference_2(tmp_path, sheets):
     off_model = tmp_path / "ember_off_model.jpg"  # a model error: Ember's colours rotated
     draw.hue_rotate(Image.open(ember).convert("RGBA"), 120).convert("RGB").save(off_model)
     wrong = tmp_path / "wrong.jpg"
-    backend.edit_image(ImageRequest(prompt="compose", model="m", aspect_ratio="16:9", resolution="720p", dest=wrong,
-                                    references=(off_model, sheets["Sage"]), hints=hints))
+    backend.edit_image(
+        ImageRequest(
+            prompt="compose",
+            model="m",
+            aspect_ratio="16:9",
+            resolution="720p",
+            dest=wrong,
+            references=(off_model, sheets["Sage"]),
+            hints=hints,
+        )
+    )
 
     def judge(image):
-        return backend.judge(JudgeRequest(kind="keyframe", prompt="c", model="v", image=image, references=(ember, sheets["Sage"]),
-                                          names=("Ember", "Sage"), hints={**hints, "step": "check_keyframe"}))[0]
+        return backend.judge(
+            JudgeRequest(
+                kind="keyframe",
+                prompt="c",
+                model="v",
+                image=image,
+                references=(ember, sheets["Sage"]),
+                names=("Ember", "Sage"),
+                hints={**hints, "step": "check_keyframe"},
+            )
+        )[0]
 
     before = judge(wrong)
     assert before.per_character["Ember"] < 0.8 and before.fix_prompt.startswith("Change ONLY Ember")
     fixed = {}
     for label, references in (("text", (wrong,)), ("sheet", (wrong, ember))):
         fixed[label] = tmp_path / f"fixed_{label}.jpg"
-        backend.edit_image(ImageRequest(prompt=before.fix_prompt, model="m", aspect_ratio="16:9", resolution="720p",
-                                        dest=fixed[label], references=references,
-                                        hints={**hints, "step": "fix", "element": "Ember", "fix": before.fix_prompt}))
+        backend.edit_image(
+            ImageRequest(
+                prompt=before.fix_prompt,
+                model="m",
+                aspect_ratio="16:9",
+                resolution="720p",
+                dest=fixed[label],
+                references=references,
+                hints={**hints, "step": "fix", "element": "Ember", "fix": before.fix_prompt},
+            )
+        )
     with_sheet, from_text = judge(fixed["sheet"]), judge(fixed["text"])
     assert with_sheet.per_character["Ember"] >= 0.8 > from_text.per_character["Ember"] + 0.2
     assert with_sheet.per_character["Sage"] == pytest.approx(before.per_character["Sage"], abs=0.05)  # left alone
@@ -258,10 +338,28 @@ def test_text_only_character_is_drawn_from_its_description(tmp_path, sheets):
     backend = OfflineBackend()
     hints = {**keyframe_hints(), "slots": [{"kind": "character", "name": "Ember"}], "text_only": ["Sage"]}
     dest = tmp_path / "kf.jpg"
-    backend.edit_image(ImageRequest(prompt="p", model="m", aspect_ratio="16:9", resolution="720p", dest=dest,
-                                    references=(sheets["Ember"],), hints=hints))
-    score = backend.judge(JudgeRequest(kind="keyframe", prompt="c", model="v", image=dest,
-                                       references=(sheets["Ember"], sheets["Sage"]), names=("Ember", "Sage"), hints=hints))[0]
+    backend.edit_image(
+        ImageRequest(
+            prompt="p",
+            model="m",
+            aspect_ratio="16:9",
+            resolution="720p",
+            dest=dest,
+            references=(sheets["Ember"],),
+            hints=hints,
+        )
+    )
+    score = backend.judge(
+        JudgeRequest(
+            kind="keyframe",
+            prompt="c",
+            model="v",
+            image=dest,
+            references=(sheets["Ember"], sheets["Sage"]),
+            names=("Ember", "Sage"),
+            hints=hints,
+        )
+    )[0]
     assert set(score.per_character) == {"Ember", "Sage"}
     assert 0.3 < score.per_character["Sage"] < 0.97  # present, but drifted: text only
 
@@ -269,9 +367,17 @@ def test_text_only_character_is_drawn_from_its_description(tmp_path, sheets):
 # ─── videos ──────────────────────────────────────────────────────────────────
 
 
-def video_request(image: Path, dest: Path, attempt: int = 1, duration: int = 3, camera: str = "slow push in") -> VideoRequest:
-    return VideoRequest(prompt=f"{camera}. Ember walks.", model="grok-imagine-video", dest=dest, image=image,
-                        duration_s=duration, hints={"step": "video", "camera": camera, "attempt": attempt})
+def video_request(
+    image: Path, dest: Path, attempt: int = 1, duration: int = 3, camera: str = "slow push in"
+) -> VideoRequest:
+    return VideoRequest(
+        prompt=f"{camera}. Ember walks.",
+        model="grok-imagine-video",
+        dest=dest,
+        image=image,
+        duration_s=duration,
+        hints={"step": "video", "camera": camera, "attempt": attempt},
+    )
 
 
 def test_clip_has_exact_size_duration_audio_and_is_deterministic(tmp_path, sheets):
@@ -292,8 +398,16 @@ def test_clip_has_exact_size_duration_audio_and_is_deterministic(tmp_path, sheet
 
 def test_vertical_clip_size(tmp_path, sheets):
     backend = OfflineBackend()
-    req = VideoRequest(prompt="static", model="v", dest=tmp_path / "v.mp4", image=sheets["Ember"], duration_s=3,
-                       aspect_ratio="9:16", resolution="720p", hints={"camera": "static"})
+    req = VideoRequest(
+        prompt="static",
+        model="v",
+        dest=tmp_path / "v.mp4",
+        image=sheets["Ember"],
+        duration_s=3,
+        aspect_ratio="9:16",
+        resolution="720p",
+        hints={"camera": "static"},
+    )
     info = media.probe(backend.image_to_video(req, job_key="k").path)
     assert (info.width, info.height) == (180, 320)
 
@@ -325,8 +439,17 @@ def test_drifted_clip_scores_lower_and_the_video_edit_fixes_it(tmp_path, sheets)
     last = media.extract_frame(result.path, tmp_path / "last.jpg", "last")
     drifted = judge_scene(backend, sheets, last, "last_frame")
     assert drifted.overall_score < kf_score - 0.15 and drifted.overall_score < 0.8
-    fixed = backend.edit_video(VideoRequest(prompt="Fix: colours drift", model="v", dest=tmp_path / "v_c1.mp4",
-                                            video=result.path, duration_s=3, hints={"step": "video_fix"}), job_key="c1")
+    fixed = backend.edit_video(
+        VideoRequest(
+            prompt="Fix: colours drift",
+            model="v",
+            dest=tmp_path / "v_c1.mp4",
+            video=result.path,
+            duration_s=3,
+            hints={"step": "video_fix"},
+        ),
+        job_key="c1",
+    )
     assert media.probe(fixed.path).duration_s == media.probe(result.path).duration_s
     last_fixed = media.extract_frame(fixed.path, tmp_path / "last_c1.jpg", "last")
     corrected = judge_scene(backend, sheets, last_fixed, "last_frame")
@@ -341,14 +464,25 @@ def test_camera_motion_alone_is_not_drift(tmp_path, sheets, aspect_ratio):
     backend = OfflineBackend()
     for attempt in range(1, 12):  # a keyframe that passes
         kf = tmp_path / f"kf{attempt}.jpg"
-        backend.edit_image(ImageRequest(prompt="compose", model="m", aspect_ratio=aspect_ratio, resolution="720p", dest=kf,
-                                        references=(sheets["Ember"], sheets["Sage"]), hints=keyframe_hints(attempt)))
+        backend.edit_image(
+            ImageRequest(
+                prompt="compose",
+                model="m",
+                aspect_ratio=aspect_ratio,
+                resolution="720p",
+                dest=kf,
+                references=(sheets["Ember"], sheets["Sage"]),
+                hints=keyframe_hints(attempt),
+            )
+        )
         if judge_scene(backend, sheets, kf).overall_score >= 0.85:
             break
     width, height = media.dimensions(aspect_ratio, "720p")
     for camera in ("close-up, handheld push in", "slow pan left", "slow pan right", "slow orbit", "slow crane down"):
         clip = tmp_path / f"{camera}.mp4"
-        offline_video.render_clip(kf, clip, width=width, height=height, duration_s=3, camera=camera, drift_degrees=0, tone_hz=300)
+        offline_video.render_clip(
+            kf, clip, width=width, height=height, duration_s=3, camera=camera, drift_degrees=0, tone_hz=300
+        )
         for which in ("first", "last"):
             frame = media.extract_frame(clip, tmp_path / f"{camera}_{which}.jpg", which)
             score = judge_scene(backend, sheets, frame, "last_frame")
@@ -357,7 +491,9 @@ def test_camera_motion_alone_is_not_drift(tmp_path, sheets, aspect_ratio):
 
 def test_video_edit_refuses_long_input(tmp_path, sheets):
     backend = OfflineBackend()
-    long = backend.image_to_video(video_request(sheets["Ember"], tmp_path / "long.mp4", duration=9, camera="static"), job_key="k")
+    long = backend.image_to_video(
+        video_request(sheets["Ember"], tmp_path / "long.mp4", duration=9, camera="static"), job_key="k"
+    )
     with pytest.raises(BackendError) as info:
         backend.edit_video(VideoRequest(prompt="fix", model="v", dest=tmp_path / "e.mp4", video=long.path), job_key="e")
     assert not info.value.retryable and not (tmp_path / "e.mp4").exists()
@@ -379,7 +515,9 @@ class Journal:
 
 def test_video_jobs_are_journaled(tmp_path, sheets):
     journal = Journal()
-    OfflineBackend().image_to_video(video_request(sheets["Ember"], tmp_path / "v.mp4", camera="static"), job_key="job", journal=journal)
+    OfflineBackend().image_to_video(
+        video_request(sheets["Ember"], tmp_path / "v.mp4", camera="static"), job_key="job", journal=journal
+    )
     assert [e[0] for e in journal.events] == ["started", "finished"] and journal.events[0][2].startswith("offline-")
 
 
@@ -421,7 +559,9 @@ def test_faults_over_many_requests_are_counted_by_type(tmp_path):
     failures = 0
     for i in range(40):
         try:
-            backend.judge(JudgeRequest(kind="sheet", prompt=f"check {i}", model="v", image=_grey(tmp_path), names=("X",)))
+            backend.judge(
+                JudgeRequest(kind="sheet", prompt=f"check {i}", model="v", image=_grey(tmp_path), names=("X",))
+            )
         except (TransientError, RateLimited):
             failures += 1
     assert failures == sum(backend.faults_injected.values()) > 0
@@ -448,7 +588,9 @@ def _grey(tmp_path: Path) -> Path:
 
 def test_plan_is_a_marked_skeleton():
     backend = OfflineBackend()
-    plan, result = backend.plan("system", "Create a visual story plan for: A curious fox named Ember meets a wise old owl named Sage.", "grok")
+    plan, result = backend.plan(
+        "system", "Create a visual story plan for: A curious fox named Ember meets a wise old owl named Sage.", "grok"
+    )
     assert [c.name for c in plan.characters] == ["Ember", "Sage"]
     assert "offline skeleton" in plan.title and plan.title.startswith("A Curious Fox")
     assert all(c.visual_description.startswith("TODO") for c in plan.characters)
@@ -458,14 +600,17 @@ def test_plan_is_a_marked_skeleton():
 
 
 def test_offline_module_import_is_light():
-    code = ("import sys, storyc.backends.offline.backend; "
-            "print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect', 'xai_sdk') if m in sys.modules])")
+    code = (
+        "import sys, storyc.backends.offline.backend; "
+        "print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect', 'xai_sdk') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 
 
 def test_only_eared_animals_get_ears():
     """'wears' and 'years' are not ears: a woman who wears a coat has no cat ears."""
+
     def ear_pixels(description: str) -> int:
         figure = draw.draw_figure("Maren", description, 200)
         ears = figure.crop((0, 0, figure.width, int(figure.height * 0.07)))  # above the head
@@ -486,7 +631,9 @@ def test_clips_have_square_pixels(tmp_path, sheets, camera):
     from storyc.backends.offline.video import render_clip
 
     dest = tmp_path / "c.mp4"
-    render_clip(sheets["Ember"], dest, width=128, height=72, duration_s=1.0, camera=camera, drift_degrees=0, tone_hz=440)
+    render_clip(
+        sheets["Ember"], dest, width=128, height=72, duration_s=1.0, camera=camera, drift_degrees=0, tone_hz=440
+    )
     with av.open(str(dest)) as container:
         stream = container.streams.video[0]
         sar = stream.codec_context.sample_aspect_ratio

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from storyc.store.cache import Cache
+from storyc.graph.plan import SelectionError, build_graph, outputs_digest, planned_calls, resolve, step_key
 from storyc.load.loader import load_story
-from storyc.graph.plan import SelectionError, build_plan, outputs_digest, planned_calls, resolve, step_key
 from storyc.prompts.render import PromptSet
+from storyc.store.cache import Cache
 
 STORY = """\
 title: Plan test
@@ -41,7 +41,11 @@ scenes:
      keyframe_image: postcard.png}
 """
 
-ALL_MEDIA = {f"{k}:{i}" for k in ("keyframe", "video") for i in range(1, 6)} | {"character:Ava", "character:Bo", "character:Cy"}
+ALL_MEDIA = {f"{k}:{i}" for k in ("keyframe", "video") for i in range(1, 6)} | {
+    "character:Ava",
+    "character:Bo",
+    "character:Cy",
+}
 
 
 def _write_story(folder: Path, data=None) -> Path:
@@ -58,7 +62,9 @@ def _write_story(folder: Path, data=None) -> Path:
 
 def _plan(path: Path, override_dir=None, backend="offline"):
     loaded = load_story(path)
-    return build_plan(loaded, PromptSet(loaded.story, story_path=loaded.path, override_dir=override_dir), backend=backend)
+    return build_graph(
+        loaded, PromptSet(loaded.story, story_path=loaded.path, override_dir=override_dir), backend=backend
+    )
 
 
 @pytest.fixture
@@ -101,16 +107,30 @@ KEY_CASES = [
     ("scene 2 transition", _mutate_set(("scenes", 1, "transition"), "cut"), {"assemble"}),
     ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
     ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
-    ("Bo visual_description", _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
-     {"character:Bo", "keyframe:2", "video:2"}),
+    (
+        "Bo visual_description",
+        _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
+        {"character:Bo", "keyframe:2", "video:2"},
+    ),
     ("Bo role", _mutate_set(("characters", 1, "role"), "villain"), set()),
     ("title", _mutate_set(("title",), "New title"), set()),
     ("palette", _mutate_set(("color_palette",), "black, white"), {f"keyframe:{i}" for i in range(1, 5)}),
-    ("style", _mutate_set(("style",), "oil painting with thick impasto brush strokes and warm glazes"),
-     ALL_MEDIA - {"keyframe:5"}),
+    (
+        "style",
+        _mutate_set(("style",), "oil painting with thick impasto brush strokes and warm glazes"),
+        ALL_MEDIA - {"keyframe:5"},
+    ),
     ("video model", _mutate_set(("models",), {"video": "v2"}), {f"video:{i}" for i in range(1, 6)}),
-    ("max video corrections", _mutate_set(("quality",), {"max_video_corrections": 1}), {f"video:{i}" for i in range(1, 6)}),
-    ("max keyframe iterations", _mutate_set(("quality",), {"max_keyframe_iterations": 2}), {f"keyframe:{i}" for i in range(1, 5)}),
+    (
+        "max video corrections",
+        _mutate_set(("quality",), {"max_video_corrections": 1}),
+        {f"video:{i}" for i in range(1, 6)},
+    ),
+    (
+        "max keyframe iterations",
+        _mutate_set(("quality",), {"max_keyframe_iterations": 2}),
+        {f"keyframe:{i}" for i in range(1, 5)},
+    ),
     ("resolution", _mutate_set(("resolution",), "480p"), ALL_MEDIA | {"assemble"}),
 ]
 
@@ -162,7 +182,7 @@ def test_keys_resolve_progressively_from_upstream_outputs(story_path):
     plan = _plan(story_path)
     digest_a = outputs_digest({"a.jpg": "1" * 64}, {"sheet": "a.jpg"})
     digest_b = outputs_digest({"a.jpg": "2" * 64}, {"sheet": "a.jpg"})
-    up = {d: digest_a for d in plan.steps}
+    up = dict.fromkeys(plan.steps, digest_a)
     kf2 = plan.steps["keyframe:2"]
     k1 = step_key(kf2, up)
     # a regenerated chain frame (new bytes) gives the chained keyframe a new key...

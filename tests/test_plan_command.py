@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
+from storyc.author.planner import render_story_yaml, schema_reference
 from storyc.cli.app import app
 from storyc.lint import lint_story
 from storyc.load.loader import load_story
-from storyc.author.planner import render_story_yaml, schema_reference
 from storyc.prompts.render import render_plan_prompts
 
 CONCEPT = "A curious fox named Ember meets a wise old owl named Sage in an autumn forest"

@@ -45,15 +45,25 @@ def _free_port() -> int:
 
 def _base_env(home: Path) -> dict:
     """A clean environment: no xAI key, no inherited Prefect server, quiet Prefect."""
-    drop = ("XAI_API_KEY", "PREFECT_API_URL", "PREFECT_HOME", "STORYC_WATCHDOG_TAG",
-            "STORYC_OFFLINE_FAULTS", "STORYC_OFFLINE_LATENCY", ck.MARK_ENV, ck.CALL_LOG_ENV)
+    drop = (
+        "XAI_API_KEY",
+        "PREFECT_API_URL",
+        "PREFECT_HOME",
+        "STORYC_WATCHDOG_TAG",
+        "STORYC_OFFLINE_FAULTS",
+        "STORYC_OFFLINE_LATENCY",
+        ck.MARK_ENV,
+        ck.CALL_LOG_ENV,
+    )
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "STORYC_RENDER_SCALE": "0.1",  # tiny frames: the pipeline is what is tested
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "STORYC_RENDER_SCALE": "0.1",  # tiny frames: the pipeline is what is tested
+        }
+    )
     return env
 
 
@@ -99,7 +109,11 @@ def prefect_server(tmp_path_factory):
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
         start_new_session=True,  # its own process group: stopped as one, never by name
     )
     url = f"http://127.0.0.1:{port}/api"
@@ -148,7 +162,17 @@ def test_build_is_recorded_on_the_server(prefect_server, tmp_path):
     story = _write_story(tmp_path)
     home = tmp_path / "build-home"  # storyc's own PREFECT_HOME: a temporary server would put its database here
     env = prefect_server.env(home)
-    argv = [*STORYC, "build", str(story), "--backend", "offline", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    argv = [
+        *STORYC,
+        "build",
+        str(story),
+        "--backend",
+        "offline",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
     t0 = time.perf_counter()
     done = _run(argv, env, tmp_path)
     TIMINGS["build_s"] = time.perf_counter() - t0
@@ -165,7 +189,9 @@ def test_build_is_recorded_on_the_server(prefect_server, tmp_path):
         assert client.read_flow(flow_run.flow_id).name == "storyc-build"
         assert flow_run.name == f"{story.stem}: {len(ran)} step(s)"
         assert flow_run.state_type == StateType.COMPLETED
-        task_runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id])))
+        task_runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id]))
+        )
         # exactly one task run per executed step, named by its step id, all completed
         assert sorted(tr.name for tr in task_runs) == sorted(ran)
         assert {tr.state_type for tr in task_runs} == {StateType.COMPLETED}
@@ -206,8 +232,11 @@ def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server
     overrides = tmp_path / "team_prompts"
     overrides.mkdir()
     (overrides / "keyframe.j2").write_text("{{ scene.no_such_field }")
-    broken_prompts = _run([*STORYC, "deploy", str(good), "--pool", "bad-pool", "--create-pool", "--prompts", str(overrides)],
-                          env, tmp_path)
+    broken_prompts = _run(
+        [*STORYC, "deploy", str(good), "--pool", "bad-pool", "--create-pool", "--prompts", str(overrides)],
+        env,
+        tmp_path,
+    )
     assert broken_prompts.returncode == 1 and "E501" in broken_prompts.stderr, broken_prompts.stderr
 
     no_pool = _run([*STORYC, "deploy", str(good), "--pool", "no-such-pool"], env, tmp_path)
@@ -220,8 +249,11 @@ def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server
     assert no_server.returncode == 1
     assert "set PREFECT_API_URL" in no_server.stderr and "Traceback" not in no_server.stderr
 
-    unreachable = _run([*STORYC, "deploy", str(good), "--pool", "bad-pool"],
-                       {**env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}, tmp_path)
+    unreachable = _run(
+        [*STORYC, "deploy", str(good), "--pool", "bad-pool"],
+        {**env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"},
+        tmp_path,
+    )
     assert unreachable.returncode == 1
     assert "is not reachable" in unreachable.stderr and "Traceback" not in unreachable.stderr
 
@@ -253,7 +285,12 @@ def process_pool_worker(prefect_server, tmp_path_factory):
     worker_dir.mkdir()
     proc = subprocess.Popen(
         [*PREFECT, "worker", "start", "--pool", pool, "--name", "storyc-test-worker"],
-        env=env, cwd=worker_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        cwd=worker_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield pool, log_path
@@ -277,13 +314,21 @@ def _wait_final(client, run_id: str, worker_log: Path, timeout: float = 120):
         if flow_run.state and flow_run.state.is_final():
             return flow_run, picked or time.perf_counter()
         if time.monotonic() > deadline:
-            pytest.fail(f"flow run still {flow_run.state_name} after {timeout} s; worker log:\n{worker_log.read_text()[-3000:]}")
+            pytest.fail(
+                f"flow run still {flow_run.state_name} after {timeout} s; worker log:\n{worker_log.read_text()[-3000:]}"
+            )
         time.sleep(0.5)
 
 
 def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp_path):
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId, TaskRunFilter, TaskRunFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentTaskRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
     from prefect.client.schemas.objects import StateType
+
     from storyc.media.ffmpeg import probe
 
     pool, worker_log = process_pool_worker
@@ -293,8 +338,11 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
     env = prefect_server.env(tmp_path / "deploy-home", XAI_API_KEY=secret)
 
     t0 = time.perf_counter()
-    deployed = _run([*STORYC, "deploy", str(story), "--pool", pool, "--cache", str(cache), "--out", str(out), "--run"],
-                    env, tmp_path)
+    deployed = _run(
+        [*STORYC, "deploy", str(story), "--pool", pool, "--cache", str(cache), "--out", str(out), "--run"],
+        env,
+        tmp_path,
+    )
     TIMINGS["deploy_s"] = time.perf_counter() - t0
     assert deployed.returncode == 0, deployed.stderr
     full_name = f"storyc-render/{story.stem}"
@@ -318,18 +366,27 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
         assert secret not in flow_run.model_dump_json()
 
         # the build flow ran as a subflow of the deployed run, one task run per step
-        parents = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id])))
-        subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[tr.id for tr in parents])))
+        parents = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id]))
+        )
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[tr.id for tr in parents])
+            )
+        )
         assert len(subflows) == 1 and subflows[0].state_type == StateType.COMPLETED
         assert client.read_flow(subflows[0].flow_id).name == "storyc-build"
-        steps = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[subflows[0].id])))
+        steps = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[subflows[0].id]))
+        )
         report = json.loads((out / "report.json").read_text())
         assert sorted(tr.name for tr in steps) == sorted(s["id"] for s in report["steps"])
         assert {tr.state_type for tr in steps} == {StateType.COMPLETED}
 
     # registering again updates the same deployment
-    again = _run([*STORYC, "deploy", str(story), "--pool", pool, "--cache", str(cache), "--out", str(out / "v2")], env, tmp_path)
+    again = _run(
+        [*STORYC, "deploy", str(story), "--pool", pool, "--cache", str(cache), "--out", str(out / "v2")], env, tmp_path
+    )
     assert again.returncode == 0, again.stderr
     with prefect_server.client() as client:
         updated = client.read_deployment_by_name(full_name)
@@ -352,8 +409,24 @@ def test_a_failed_render_fails_its_flow_run_with_the_reason(prefect_server, proc
     story = _write_story(tmp_path / "shared", "needs_key.yaml")
     env = prefect_server.env(tmp_path / "deploy-home")
     t0 = time.perf_counter()
-    deployed = _run([*STORYC, "deploy", str(story), "--pool", pool, "--backend", "xai", "--out", str(tmp_path / "out"),
-                     "--cache", str(tmp_path / "cache"), "--run"], env, tmp_path)
+    deployed = _run(
+        [
+            *STORYC,
+            "deploy",
+            str(story),
+            "--pool",
+            pool,
+            "--backend",
+            "xai",
+            "--out",
+            str(tmp_path / "out"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run",
+        ],
+        env,
+        tmp_path,
+    )
     assert deployed.returncode == 0, deployed.stderr
     run_id = re.search(r"started flow run ([0-9a-f-]{36}) ", deployed.stdout).group(1)
     with prefect_server.client() as client:
@@ -384,6 +457,7 @@ def test_render_story_fails_with_one_clear_reason(tmp_path):
     overrides.mkdir()
     (overrides / "keyframe.j2").write_text("{{ scene.no_such_field }")
     with pytest.raises(RenderFailed, match=r"does not lint:\n.*E501"):
-        render_story(str(good), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline",
-                     prompts=str(overrides))
+        render_story(
+            str(good), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline", prompts=str(overrides)
+        )
     assert not (tmp_path / "out").exists()

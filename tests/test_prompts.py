@@ -201,7 +201,7 @@ def test_brief_is_a_verbatim_whole_sentence_prefix(parts, max_words):
     text = normalize_space(" ".join(parts))
     short = brief(text, max_words)
     assert text.startswith(short)
-    rest = text[len(short):]
+    rest = text[len(short) :]
     # never cut inside a word: what follows starts a new word (or nothing follows)
     assert rest == "" or rest.startswith(" ")
     if rest:
@@ -212,7 +212,10 @@ def test_brief_is_a_verbatim_whole_sentence_prefix(parts, max_words):
     "text, expected",
     [
         # a period after an abbreviation or an initial does not end the sentence
-        ("A man aged approx. 40 with a St. Bernard-sized build. He smiles.", "A man aged approx. 40 with a St. Bernard-sized build."),
+        (
+            "A man aged approx. 40 with a St. Bernard-sized build. He smiles.",
+            "A man aged approx. 40 with a St. Bernard-sized build.",
+        ),
         ("J. R. Smith wears e.g. a hat. Done.", "J. R. Smith wears e.g. a hat."),
         # nor does one followed by a lower-case word
         ("Tall... and thin. Red coat.", "Tall... and thin."),
@@ -319,13 +322,21 @@ def big_story(scenes: int) -> Story:
             "style": "flat vector animation with bold outlines and soft pastel shading",
             "color_palette": "red, blue",
             "characters": [
-                {"name": n, "role": "r", "visual_description": f"{n} {desc}", "personality_cues": ["calm"]} for n in names
+                {"name": n, "role": "r", "visual_description": f"{n} {desc}", "personality_cues": ["calm"]}
+                for n in names
             ],
             "scenes": [
                 {
-                    "scene_id": i + 1, "title": f"S{i}", "description": "d.", "characters_present": names[: i % 4],
-                    "setting": f"place {i}", "camera": "wide shot, slow pan", "mood": "soft", "action": f"move {i}",
-                    "duration_seconds": 8, **({"chain_from": "none"} if i % 10 == 0 else {}),
+                    "scene_id": i + 1,
+                    "title": f"S{i}",
+                    "description": "d.",
+                    "characters_present": names[: i % 4],
+                    "setting": f"place {i}",
+                    "camera": "wide shot, slow pan",
+                    "mood": "soft",
+                    "action": f"move {i}",
+                    "duration_seconds": 8,
+                    **({"chain_from": "none"} if i % 10 == 0 else {}),
                 }
                 for i in range(scenes)
             ],
@@ -349,8 +360,14 @@ def test_cli_prompts_text_lists_every_step():
     result = runner.invoke(app, ["prompts", str(FOX)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for header in ("== character:Ember character_sheet", "== character:Sage check_sheet", "== keyframe:1 keyframe",
-                   "== keyframe:3 check_keyframe", "== video:2 video", "== video:3 check_last_frame"):
+    for header in (
+        "== character:Ember character_sheet",
+        "== character:Sage check_sheet",
+        "== keyframe:1 keyframe",
+        "== keyframe:3 check_keyframe",
+        "== video:2 video",
+        "== video:3 check_last_frame",
+    ):
         assert header in out
     assert "images: 1 = character Ember, 2 = character Sage, 3 = chain scene 1 last_frame" in out
 
@@ -360,7 +377,10 @@ def test_cli_prompts_json_one_scene():
     assert result.exit_code == 0, result.output
     entries = json.loads(result.output)
     assert [(e["step"], e["kind"]) for e in entries] == [
-        ("keyframe:5", "keyframe"), ("keyframe:5", "check_keyframe"), ("video:5", "video"), ("video:5", "check_last_frame")
+        ("keyframe:5", "keyframe"),
+        ("keyframe:5", "check_keyframe"),
+        ("video:5", "video"),
+        ("video:5", "check_last_frame"),
     ]
     assert all(set(e) >= {"step", "kind", "prompt", "slots"} for e in entries)
     assert entries[0]["slots"] == [
@@ -376,8 +396,14 @@ def test_cli_prompts_pinned_keyframe_and_reference_image(tmp_path):
     story = copy_story(tmp_path)
     (tmp_path / "ember.png").write_bytes(b"\x89PNG")
     (tmp_path / "k.png").write_bytes(b"\x89PNG")
-    text = story.read_text().replace("    role: protagonist\n", "    role: protagonist\n    reference_image: ember.png\n", 1)
-    text = text.replace("    duration_seconds: 8\n    transition: cut\n", "    duration_seconds: 8\n    transition: cut\n    keyframe_image: k.png\n", 1)
+    text = story.read_text().replace(
+        "    role: protagonist\n", "    role: protagonist\n    reference_image: ember.png\n", 1
+    )
+    text = text.replace(
+        "    duration_seconds: 8\n    transition: cut\n",
+        "    duration_seconds: 8\n    transition: cut\n    keyframe_image: k.png\n",
+        1,
+    )
     story.write_text(text)
     result = runner.invoke(app, ["prompts", str(story), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -422,7 +448,9 @@ def test_cli_prompts_hostile_override_is_a_diagnostic(tmp_path):
     (tmp_path / "keyframe.j2").write_text("{{ style }}\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
     result = runner.invoke(app, ["prompts", str(FOX), "--prompts", str(tmp_path)])
     assert result.exit_code == 1
-    assert re.search(rf"^{re.escape(str(tmp_path / 'keyframe.j2'))}:2:1: error E501 template error: ", result.output, re.M)
+    assert re.search(
+        rf"^{re.escape(str(tmp_path / 'keyframe.j2'))}:2:1: error E501 template error: ", result.output, re.M
+    )
     assert "Traceback" not in result.output
 
 
@@ -475,14 +503,25 @@ def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, styl
     names = [f"C{i}" for i in range(len(descriptions))]
     story = Story.model_validate(
         {
-            "title": "T", "style": style, "color_palette": "red",
+            "title": "T",
+            "style": style,
+            "color_palette": "red",
             "characters": [
                 {"name": n, "role": "r", "visual_description": d, "personality_cues": []}
                 for n, d in zip(names, descriptions)
             ],
             "scenes": [
-                {"scene_id": i + 1, "title": "t", "description": "d", "characters_present": names, "setting": "s",
-                 "camera": camera, "mood": mood, "action": action, "duration_seconds": 5}
+                {
+                    "scene_id": i + 1,
+                    "title": "t",
+                    "description": "d",
+                    "characters_present": names,
+                    "setting": "s",
+                    "camera": camera,
+                    "mood": mood,
+                    "action": action,
+                    "duration_seconds": 5,
+                }
                 for i, (camera, mood, action) in enumerate(scene_parts)
             ],
         }

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from storyc.model import prices as pricing
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
+from storyc.model import prices as pricing
 
 
 class FakeClock:
@@ -88,5 +88,7 @@ def test_chat_cost_prefers_reported_cost_then_tokens_then_estimate():
 def test_chat_cost_reads_sdk_usage_protos():
     from xai_sdk.proto import usage_pb2
 
-    assert pricing.chat_cost(usage_pb2.SamplingUsage(prompt_tokens=1000, completion_tokens=1000)) == pytest.approx(0.0007)
+    assert pricing.chat_cost(usage_pb2.SamplingUsage(prompt_tokens=1000, completion_tokens=1000)) == pytest.approx(
+        0.0007
+    )
     assert pricing.chat_cost(usage_pb2.SamplingUsage(cost_in_usd_ticks=10**8)) == pytest.approx(0.01)

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
-from _html import parse_page
 
+from _html import parse_page
 from storyc.load.loader import load_story
-from storyc.model.story import BuildState, CharacterAsset, StepRecord, Story, story_to_plan
+from storyc.model.state import BuildState, CharacterAsset, StepRecord
+from storyc.model.story import Story
+from storyc.model.story_plan import story_to_plan
 from storyc.report.documents import (
     write_json_atomic,
     write_report,
@@ -35,37 +37,83 @@ def built_state(story: Story) -> BuildState:
     keyframe fix and one video correction."""
     steps = {
         "character:Ember": StepRecord(
-            id="character:Ember", kind="character", key="a" * 64, status="done", api_calls=4, attempts=2, score=0.86,
-            cost_usd=0.04, wall_s=1.5,
-            outputs={"sheet": "character_sheets/Ember_v2.jpg", "attempt_1": "character_sheets/Ember_v1.jpg",
-                     "attempt_2": "character_sheets/Ember_v2.jpg"},
+            id="character:Ember",
+            kind="character",
+            key="a" * 64,
+            status="done",
+            api_calls=4,
+            attempts=2,
+            score=0.86,
+            cost_usd=0.04,
+            wall_s=1.5,
+            outputs={
+                "sheet": "character_sheets/Ember_v2.jpg",
+                "attempt_1": "character_sheets/Ember_v1.jpg",
+                "attempt_2": "character_sheets/Ember_v2.jpg",
+            },
             prompts={"sheet": "STYLE. Full body portrait of Ember.", "check": "Score how well <this> matches."},
         ),
         "character:Sage": StepRecord(
-            id="character:Sage", kind="character", key="b" * 64, status="done", cached=True, attempts=1, score=0.91,
-            outputs={"sheet": "character_sheets/Sage_v1.jpg"}, prompts={"sheet": "STYLE. Sage sheet prompt."},
+            id="character:Sage",
+            kind="character",
+            key="b" * 64,
+            status="done",
+            cached=True,
+            attempts=1,
+            score=0.91,
+            outputs={"sheet": "character_sheets/Sage_v1.jpg"},
+            prompts={"sheet": "STYLE. Sage sheet prompt."},
         ),
     }
     for sid in (1, 2, 3):
         steps[f"keyframe:{sid}"] = StepRecord(
-            id=f"keyframe:{sid}", kind="keyframe", key="c" * 64, status="done", attempts=2 if sid == 2 else 1,
-            edit_passes=1 if sid == 2 else 0, score=0.8 + sid / 100, api_calls=2,
+            id=f"keyframe:{sid}",
+            kind="keyframe",
+            key="c" * 64,
+            status="done",
+            attempts=2 if sid == 2 else 1,
+            edit_passes=1 if sid == 2 else 0,
+            score=0.8 + sid / 100,
+            api_calls=2,
             outputs={"keyframe": f"keyframes/scene_{sid}_v{2 if sid == 2 else 1}.jpg"},
-            prompts={"compose": f"KEYFRAME PROMPT {sid} with ```backticks```",
-                     **({"fix_2": "Change ONLY the scarf: emerald green."} if sid == 2 else {})},
+            prompts={
+                "compose": f"KEYFRAME PROMPT {sid} with ```backticks```",
+                **({"fix_2": "Change ONLY the scarf: emerald green."} if sid == 2 else {}),
+            },
         )
         steps[f"video:{sid}"] = StepRecord(
-            id=f"video:{sid}", kind="video", key="d" * 64, status="done", attempts=1 + (sid == 3),
-            edit_passes=1 if sid == 3 else 0, score=0.7 if sid == 3 else 0.9, api_calls=2, cost_usd=0.56,
-            outputs={"video": f"videos/scene_{sid}{'_c1' if sid == 3 else ''}.mp4",
-                     "first_frame": f"frames/scene_{sid}_first.jpg", "last_frame": f"frames/scene_{sid}_last.jpg",
-                     **({"correction_1": "videos/scene_3_c1.mp4"} if sid == 3 else {})},
-            prompts={"video": f"VIDEO PROMPT {sid}", "check": "drift check", **({"fix_1": "Fix ONLY drift."} if sid == 3 else {})},
+            id=f"video:{sid}",
+            kind="video",
+            key="d" * 64,
+            status="done",
+            attempts=1 + (sid == 3),
+            edit_passes=1 if sid == 3 else 0,
+            score=0.7 if sid == 3 else 0.9,
+            api_calls=2,
+            cost_usd=0.56,
+            outputs={
+                "video": f"videos/scene_{sid}{'_c1' if sid == 3 else ''}.mp4",
+                "first_frame": f"frames/scene_{sid}_first.jpg",
+                "last_frame": f"frames/scene_{sid}_last.jpg",
+                **({"correction_1": "videos/scene_3_c1.mp4"} if sid == 3 else {}),
+            },
+            prompts={
+                "video": f"VIDEO PROMPT {sid}",
+                "check": "drift check",
+                **({"fix_1": "Fix ONLY drift."} if sid == 3 else {}),
+            },
         )
-    steps["assemble"] = StepRecord(id="assemble", kind="assemble", key="e" * 64, status="done",
-                                   outputs={"final_video": "final_video.mp4"})
-    return BuildState(plan=story_to_plan(story), backend="offline", story_path="stories/fox_and_owl.yaml",
-                      storyc_version="0.1.0", steps=steps, final_video_path="final_video.mp4")
+    steps["assemble"] = StepRecord(
+        id="assemble", kind="assemble", key="e" * 64, status="done", outputs={"final_video": "final_video.mp4"}
+    )
+    return BuildState(
+        plan=story_to_plan(story),
+        backend="offline",
+        story_path="stories/fox_and_owl.yaml",
+        storyc_version="0.1.0",
+        steps=steps,
+        final_video_path="final_video.mp4",
+    )
 
 
 def test_script_md_content(tmp_path):
@@ -83,11 +131,17 @@ def test_script_md_content(tmp_path):
     assert "> " + " ".join(story.characters[0].visual_description.split()) in md
     # per-scene table
     assert "### Scene 2: Meeting the Old Owl" in md
-    for row in ("| Setting | enchanted autumn forest under the old oak at dusk, glowing roots |",
-                "| Duration | 8 s |", "| Transition | crossfade |", "| Chain source | scene 1 last frame |",
-                "| Chain source | none (starts a branch) |", "| Edits | 1 |", "| Corrections | 1 |",
-                "| Consistency | keyframe 0.82, last frame 0.90 |",
-                "| References | 1: Ember sheet, 2: Sage sheet, 3: scene 1 last frame |"):
+    for row in (
+        "| Setting | enchanted autumn forest under the old oak at dusk, glowing roots |",
+        "| Duration | 8 s |",
+        "| Transition | crossfade |",
+        "| Chain source | scene 1 last frame |",
+        "| Chain source | none (starts a branch) |",
+        "| Edits | 1 |",
+        "| Corrections | 1 |",
+        "| Consistency | keyframe 0.82, last frame 0.90 |",
+        "| References | 1: Ember sheet, 2: Sage sheet, 3: scene 1 last frame |",
+    ):
         assert row in md, row
     # images and links
     assert "![Scene 2 keyframe](<keyframes/scene_2_v2.jpg>)" in md
@@ -145,10 +199,21 @@ def test_partial_build_and_names_with_spaces(tmp_path):
         (tmp_path / "character_sheets" / f"Old Tom_v{n}.jpg").write_bytes(b"jpg")
     state = BuildState(
         plan=story_to_plan(story),
-        characters=[CharacterAsset(name="Old Tom", portrait_url="u", portrait_path="character_sheets/Old Tom_v2.jpg",
-                                   visual_description="d", consistency_score=0.5, generation_attempts=2)],
-        steps={"keyframe:1": StepRecord(id="keyframe:1", kind="keyframe", key="k", status="failed",
-                                        error="moderation blocked the prompt")},
+        characters=[
+            CharacterAsset(
+                name="Old Tom",
+                portrait_url="u",
+                portrait_path="character_sheets/Old Tom_v2.jpg",
+                visual_description="d",
+                consistency_score=0.5,
+                generation_attempts=2,
+            )
+        ],
+        steps={
+            "keyframe:1": StepRecord(
+                id="keyframe:1", kind="keyframe", key="k", status="failed", error="moderation blocked the prompt"
+            )
+        },
     )
     md = write_script_md(tmp_path, story, state).read_text()
     assert "![Old Tom](<character_sheets/Old Tom_v2.jpg>)" in md
@@ -166,8 +231,15 @@ def test_write_json_atomic_and_state_report(tmp_path):
     state_path = write_state(tmp_path, state)
     assert state_path == tmp_path / "state.json"
     assert BuildState.model_validate_json(state_path.read_text()) == state
-    report = {"backend": "offline", "api_calls": {"image": 3}, "api_calls_total": 3, "cache_hits": 1,
-              "cost_usd": 0.06, "wall_s": 1.2, "steps": [{"id": "keyframe:3", "cached": False}]}
+    report = {
+        "backend": "offline",
+        "api_calls": {"image": 3},
+        "api_calls_total": 3,
+        "cache_hits": 1,
+        "cost_usd": 0.06,
+        "wall_s": 1.2,
+        "steps": [{"id": "keyframe:3", "cached": False}],
+    }
     report_path = write_report(tmp_path, report)
     assert json.loads(report_path.read_text()) == report
     # overwrite in place, nothing left behind
@@ -204,7 +276,10 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     story = fox_story()
     state = built_state(story)
     steps = state.steps
-    steps["character:Ember"].attempt_scores = {"character_sheets/Ember_v1.jpg": 0.61, "character_sheets/Ember_v2.jpg": 0.86}
+    steps["character:Ember"].attempt_scores = {
+        "character_sheets/Ember_v1.jpg": 0.61,
+        "character_sheets/Ember_v2.jpg": 0.86,
+    }
     steps["keyframe:2"].attempt_scores = {"keyframes/scene_2_v1.jpg": 0.7, "keyframes/scene_2_v2.jpg": 0.82}
     steps["video:3"].attempt_scores = {"videos/scene_3.mp4": 0.6, "videos/scene_3_c1.mp4": 0.7}
     (tmp_path / "frames").mkdir()
@@ -231,7 +306,11 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     assert 'style="background:#cc5500"' in page  # burnt orange, by the offline renderer's colour words
     assert "API calls: 16" in text and "Cost: $1.72" in text
     assert [a["src"] for t, a in parser.tags if t == "video"] == [
-        "final_video.mp4", "videos/scene_1.mp4", "videos/scene_2.mp4", "videos/scene_3_c1.mp4"]
+        "final_video.mp4",
+        "videos/scene_1.mp4",
+        "videos/scene_2.mp4",
+        "videos/scene_3_c1.mp4",
+    ]
     csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
     assert csp.startswith("default-src 'none'") and "script-src" not in csp
     md = write_script_md(tmp_path, story, state).read_text()
@@ -243,7 +322,11 @@ def test_palette_swatches():
     from storyc.report.html import palette_swatches
 
     assert palette_swatches("teal, pale pink and #AbC, #123456") == [
-        ("#AbC", "#abc"), ("#123456", "#123456"), ("teal", "#008080"), ("pale pink", "#f8d0dd")]
+        ("#AbC", "#abc"),
+        ("#123456", "#123456"),
+        ("teal", "#008080"),
+        ("pale pink", "#f8d0dd"),
+    ]
     assert palette_swatches("moonlight and mist") == []
 
 
@@ -251,7 +334,12 @@ def test_score_marker_never_rounds_across_the_threshold():
     from storyc.report.html import _score_html
 
     assert _score_html(0.9453, 0.95) == (
-        '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>')
-    assert _score_html(0.9499, 0.95).startswith('<span class="score below"') and ">0.9499 ▼" in _score_html(0.9499, 0.95)
-    assert _score_html(0.95, 0.95) == '<span class="score ok" title="meets the consistency threshold 0.95">0.95 ✓</span>'
+        '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>'
+    )
+    assert _score_html(0.9499, 0.95).startswith('<span class="score below"') and ">0.9499 ▼" in _score_html(
+        0.9499, 0.95
+    )
+    assert (
+        _score_html(0.95, 0.95) == '<span class="score ok" title="meets the consistency threshold 0.95">0.95 ✓</span>'
+    )
     assert _score_html(None, 0.8) == '<span class="score">–</span>'

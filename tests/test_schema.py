@@ -10,9 +10,9 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from storyc.cli.app import app
+from storyc.model.schema_export import SCHEMA_DIALECT, story_json_schema, story_json_schema_text
 from storyc.model.story import Story
 from storyc.resources import schema_path
-from storyc.model.schema_export import SCHEMA_DIALECT, story_json_schema, story_json_schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schemas" / "story.schema.json"

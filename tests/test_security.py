@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +36,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _crashkit as ck  # noqa: E402
-from fake_xai.fixtures import TEST_KEY, _fake_xai_server  # noqa: E402,F401 (fixture)
-
-from storyc.diagnostics import StorycError  # noqa: E402
+import _crashkit as ck
+from fake_xai.fixtures import TEST_KEY, _fake_xai_server  # noqa: F401 (fixture)
+from storyc.diagnostics import StorycError
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -88,8 +86,12 @@ def xai_build(_fake_xai_server, monkeypatch, tmp_path, caplog, capfd, prefect_ha
     fake = _fake_xai_server
     fake.reset()
     fake.pending_polls = 1
-    for name, value in {**fake.env(TEST_KEY), "STORYC_XAI_POLL_INTERVAL": "0.05", "STORYC_XAI_RETRY_BASE": "0.01",
-                        "STORYC_XAI_MAX_RETRIES": "1"}.items():
+    for name, value in {
+        **fake.env(TEST_KEY),
+        "STORYC_XAI_POLL_INTERVAL": "0.05",
+        "STORYC_XAI_RETRY_BASE": "0.01",
+        "STORYC_XAI_MAX_RETRIES": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)  # every logger, Prefect's and grpc's included
     story = tmp_path / "story.yaml"
@@ -97,11 +99,11 @@ def xai_build(_fake_xai_server, monkeypatch, tmp_path, caplog, capfd, prefect_ha
 
     def run(name: str):
         out, cache = tmp_path / name / "out", tmp_path / name / "cache"
-        result = runner.invoke(app_(), ["build", str(story), "--backend", "xai", "--out", str(out), "--cache", str(cache)])
-        captured = capfd.readouterr()
-        logs = "\n".join(
-            f"{r.name} {r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records
+        result = runner.invoke(
+            app_(), ["build", str(story), "--backend", "xai", "--out", str(out), "--cache", str(cache)]
         )
+        captured = capfd.readouterr()
+        logs = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
         caplog.clear()
         return result, out, cache, captured.out + captured.err, logs
 
@@ -151,8 +153,10 @@ def test_the_build_api_result_and_exceptions_carry_no_key(_fake_xai_server, monk
     assert _leaks(repr(result)) == [] and _leaks(json.dumps(result.report)) == []
     # plaintext gRPC (the key in clear) is refused for a non-loopback host, without the key in the message
     monkeypatch.setenv("XAI_API_HOST", "api.example.com:443")
-    r = runner.invoke(app_(), ["build", str(story), "--backend", "xai", "--out", str(tmp_path / "o2"),
-                               "--cache", str(tmp_path / "c2")])
+    r = runner.invoke(
+        app_(),
+        ["build", str(story), "--backend", "xai", "--out", str(tmp_path / "o2"), "--cache", str(tmp_path / "c2")],
+    )
     assert r.exit_code == 1 and "loopback" in r.output and _leaks(r.output) == []
 
 
@@ -201,8 +205,10 @@ def test_a_hostile_template_override_is_e501_and_builds_nothing(attack, tmp_path
     assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
     e501 = [line for line in r.output.splitlines() if " error E501 " in line]
     # blamed on the override file: on the attack's line, or line 1 for "the output is too large"
-    assert e501 and e501[0].split(":")[:2] in ([str(tmp_path / "prompts" / "keyframe.j2"), "2"],
-                                               [str(tmp_path / "prompts" / "keyframe.j2"), "1"]), r.output
+    assert e501 and e501[0].split(":")[:2] in (
+        [str(tmp_path / "prompts" / "keyframe.j2"), "2"],
+        [str(tmp_path / "prompts" / "keyframe.j2"), "1"],
+    ), r.output
     assert CANARY not in r.output and "root:x:0:0" not in r.output and "uid=" not in r.output
     assert "Traceback" not in r.output and not out.exists() and not (tmp_path / "c").exists()
 
@@ -223,9 +229,17 @@ def test_story_values_are_data_not_templates(tmp_path):
 
 # ─── no shell ────────────────────────────────────────────────────────────────
 
-_SHELL_FUNCS = {("os", "system"), ("os", "popen"), ("os", "spawnl"), ("os", "spawnlp"), ("os", "execl"),
-                ("os", "execlp"), ("asyncio", "create_subprocess_shell"), ("subprocess", "getoutput"),
-                ("subprocess", "getstatusoutput")}
+_SHELL_FUNCS = {
+    ("os", "system"),
+    ("os", "popen"),
+    ("os", "spawnl"),
+    ("os", "spawnlp"),
+    ("os", "execl"),
+    ("os", "execlp"),
+    ("asyncio", "create_subprocess_shell"),
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+}
 
 
 def _shell_uses(path: Path) -> list[str]:
@@ -235,7 +249,9 @@ def _shell_uses(path: Path) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        name = (func.value.id, func.attr) if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else None
+        name = (
+            (func.value.id, func.attr) if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else None
+        )
         if name in _SHELL_FUNCS:
             found.append(f"{path.name}:{node.lineno}: {'.'.join(name)}")
         called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -254,8 +270,10 @@ def test_no_shell_anywhere_in_the_source(tmp_path):
     assert found == []
     # the scanner does see what it looks for
     probe = tmp_path / "probe.py"
-    probe.write_text("import os, subprocess\nsubprocess.run('ls', shell=True)\nos.system('ls')\n"
-                     "subprocess.Popen(['ls'], shell=False)\n")
+    probe.write_text(
+        "import os, subprocess\nsubprocess.run('ls', shell=True)\nos.system('ls')\n"
+        "subprocess.Popen(['ls'], shell=False)\n"
+    )
     assert len(_shell_uses(probe)) == 2
 
 
@@ -282,13 +300,53 @@ def test_a_build_starts_every_subprocess_without_a_shell(tmp_path, monkeypatch, 
 # ─── the build front end over hostile values ─────────────────────────────────
 
 HOSTILE_TEXT = st.one_of(
-    st.sampled_from(["{{ 7*7 }}", "{% for %}", "{#", "}}", "\x00", "\u202e", "é" * 300, "a" * 5000, "", " ",
-                     "$(id)", "`id`", "; rm -rf /", "../../etc/passwd", "\\", "'\"", "None", "null", "~", "🦊"]),
+    st.sampled_from(
+        [
+            "{{ 7*7 }}",
+            "{% for %}",
+            "{#",
+            "}}",
+            "\x00",
+            "\u202e",
+            "é" * 300,
+            "a" * 5000,
+            "",
+            " ",
+            "$(id)",
+            "`id`",
+            "; rm -rf /",
+            "../../etc/passwd",
+            "\\",
+            "'\"",
+            "None",
+            "null",
+            "~",
+            "🦊",
+        ]
+    ),
     st.text(max_size=60),
 )
-FIELDS = ["title", "style", "color_palette", "setting", "camera", "mood", "action", "description", "scene_title",
-          "visual_description", "name", "present", "duration", "transition", "chain_from", "aspect_ratio",
-          "resolution", "scene_id", "threshold"]
+FIELDS = [
+    "title",
+    "style",
+    "color_palette",
+    "setting",
+    "camera",
+    "mood",
+    "action",
+    "description",
+    "scene_title",
+    "visual_description",
+    "name",
+    "present",
+    "duration",
+    "transition",
+    "chain_from",
+    "aspect_ratio",
+    "resolution",
+    "scene_id",
+    "threshold",
+]
 
 
 @st.composite
@@ -296,14 +354,35 @@ def hostile_story(draw) -> dict:
     from storyc.load.loader import load_story  # noqa: F401 (imported for its side effects only once)
 
     data = {
-        "title": "T", "style": "flat vector", "color_palette": "teal, coral",
+        "title": "T",
+        "style": "flat vector",
+        "color_palette": "teal, coral",
         "characters": [
-            {"name": "Ava", "role": "protagonist", "visual_description": "red hair, yellow coat", "personality_cues": ["bold"]},
-            {"name": "Bo", "role": "supporting", "visual_description": "black hair, blue shirt", "personality_cues": ["shy"]},
+            {
+                "name": "Ava",
+                "role": "protagonist",
+                "visual_description": "red hair, yellow coat",
+                "personality_cues": ["bold"],
+            },
+            {
+                "name": "Bo",
+                "role": "supporting",
+                "visual_description": "black hair, blue shirt",
+                "personality_cues": ["shy"],
+            },
         ],
         "scenes": [
-            {"scene_id": i, "title": f"S{i}", "description": "d", "characters_present": ["Ava", "Bo"][: 1 + i % 2],
-             "setting": "pier", "camera": "wide shot", "mood": "calm", "action": "walks", "duration_seconds": 3}
+            {
+                "scene_id": i,
+                "title": f"S{i}",
+                "description": "d",
+                "characters_present": ["Ava", "Bo"][: 1 + i % 2],
+                "setting": "pier",
+                "camera": "wide shot",
+                "mood": "calm",
+                "action": "walks",
+                "duration_seconds": 3,
+            }
             for i in (1, 2, 3)
         ],
     }
@@ -341,15 +420,31 @@ def hostile_story(draw) -> dict:
     return data
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=hostile_story())
-@example(data={  # found by CI: NEL (U+0085) is a YAML line break but not an editor's
-    "title": "T", "style": "flat vector", "color_palette": "teal, coral",
-    "characters": [{"name": "\x85", "role": "r", "visual_description": "red hair", "personality_cues": []}],
-    "scenes": [{"scene_id": 1, "title": "S1", "description": "d", "characters_present": ["Ava"], "setting": "pier",
-                "camera": "wide", "mood": "calm", "action": "walks", "duration_seconds": 0}],
-})
+@example(
+    data={  # found by CI: NEL (U+0085) is a YAML line break but not an editor's
+        "title": "T",
+        "style": "flat vector",
+        "color_palette": "teal, coral",
+        "characters": [{"name": "\x85", "role": "r", "visual_description": "red hair", "personality_cues": []}],
+        "scenes": [
+            {
+                "scene_id": 1,
+                "title": "S1",
+                "description": "d",
+                "characters_present": ["Ava"],
+                "setting": "pier",
+                "camera": "wide",
+                "mood": "calm",
+                "action": "walks",
+                "duration_seconds": 0,
+            }
+        ],
+    }
+)
 def test_build_front_end_gives_only_storyc_diagnostics(tmp_path_factory, data):
     """lint → prompts → plan → dry-run estimate: a result or StorycError, nothing else;
     every diagnostic is positioned inside the file."""
@@ -360,8 +455,9 @@ def test_build_front_end_gives_only_storyc_diagnostics(tmp_path_factory, data):
     text = json.dumps(data, ensure_ascii=False)
     story.write_text(text, encoding="utf-8")
     try:
-        result = run_build(BuildOptions(story=story, backend="offline", out_dir=folder / "out",
-                                        cache_dir=folder / "c", dry_run=True))
+        result = run_build(
+            BuildOptions(story=story, backend="offline", out_dir=folder / "out", cache_dir=folder / "c", dry_run=True)
+        )
     except StorycError as exc:
         assert exc.diagnostics
         lines = text.count("\n") + 1

@@ -29,12 +29,15 @@ def make_story(scenes: list[dict], names: list[str] = NAMES) -> Story:
             "style": "flat vector animation with bold outlines and soft pastel shading everywhere",
             "color_palette": "pastel blue, cream",
             "characters": [
-                {"name": n, "role": "supporting", "visual_description": f"{n} is drawn as {WORDS}.", "personality_cues": ["calm"]}
+                {
+                    "name": n,
+                    "role": "supporting",
+                    "visual_description": f"{n} is drawn as {WORDS}.",
+                    "personality_cues": ["calm"],
+                }
                 for n in names
             ],
-            "scenes": [
-                {"scene_id": i + 1, "title": f"Scene {i + 1}", **base, **spec} for i, spec in enumerate(scenes)
-            ],
+            "scenes": [{"scene_id": i + 1, "title": f"Scene {i + 1}", **base, **spec} for i, spec in enumerate(scenes)],
         }
     )
 
@@ -56,36 +59,61 @@ CASES = [
         [{}], {"characters_present": ["Ada", "Bo"]}, [char("Ada"), char("Bo"), chain(1)], [], id="2 chars full coverage"
     ),
     pytest.param(
-        [{}], {"characters_present": ["Ada", "Bo"], "chain_from": "none"}, [char("Ada"), char("Bo")], [],
+        [{}],
+        {"characters_present": ["Ada", "Bo"], "chain_from": "none"},
+        [char("Ada"), char("Bo")],
+        [],
         id="2 chars, no chain",
     ),
     pytest.param(
-        [{}], {"characters_present": ["Ada", "Bo", "Cy"]}, [char("Ada"), char("Bo"), chain(1)], ["Cy"],
+        [{}],
+        {"characters_present": ["Ada", "Bo", "Cy"]},
+        [char("Ada"), char("Bo"), chain(1)],
+        ["Cy"],
         id="3 chars chained: third is text-only",
     ),
     pytest.param(
-        [{}], {"characters_present": ["Ada", "Bo", "Cy"], "chain_from": "none"}, [char("Ada"), char("Bo"), char("Cy")],
-        [], id="3 chars fresh: all three get a sheet",
+        [{}],
+        {"characters_present": ["Ada", "Bo", "Cy"], "chain_from": "none"},
+        [char("Ada"), char("Bo"), char("Cy")],
+        [],
+        id="3 chars fresh: all three get a sheet",
     ),
     pytest.param(
-        [], {"characters_present": ["Ada", "Bo", "Cy", "Di", "Ed"]}, [char("Ada"), char("Bo"), char("Cy")], ["Di", "Ed"],
+        [],
+        {"characters_present": ["Ada", "Bo", "Cy", "Di", "Ed"]},
+        [char("Ada"), char("Bo"), char("Cy")],
+        ["Di", "Ed"],
         id="5 chars fresh",
     ),
     # storyc's extensions
     pytest.param([{}], {"characters_present": []}, [chain(1)], [], id="no characters, chained"),
     pytest.param(
-        [{}, {}], {"characters_present": ["Bo"], "chain_from": 1, "chain_source": "keyframe"},
-        [char("Bo"), chain(1, "keyframe")], [], id="explicit chain_from with keyframe source",
+        [{}, {}],
+        {"characters_present": ["Bo"], "chain_from": 1, "chain_source": "keyframe"},
+        [char("Bo"), chain(1, "keyframe")],
+        [],
+        id="explicit chain_from with keyframe source",
     ),
     pytest.param(
-        [{}], {"characters_present": ["Bo", "Ada", "Bo"]}, [char("Bo"), char("Ada"), chain(1)], [],
+        [{}],
+        {"characters_present": ["Bo", "Ada", "Bo"]},
+        [char("Bo"), char("Ada"), chain(1)],
+        [],
         id="characters_present order, duplicates once",
     ),
     pytest.param(
-        [{}], {"characters_present": ["Ghost", "Ada"]}, [char("Ada"), chain(1)], [], id="unknown names skipped (lint error)"
+        [{}],
+        {"characters_present": ["Ghost", "Ada"]},
+        [char("Ada"), chain(1)],
+        [],
+        id="unknown names skipped (lint error)",
     ),
     pytest.param(
-        [{}], {"characters_present": ["Ada", "Bo", "Cy"], "keyframe_image": "pinned.png"}, [], [],
+        [{}],
+        {"characters_present": ["Ada", "Bo", "Cy"], "keyframe_image": "pinned.png"},
+        [],
+        [],
         id="pinned keyframe needs no slots",
     ),
 ]

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _browser  # noqa: E402
-from _html import parse_page  # noqa: E402
-
-from storyc.model.story import BuildState  # noqa: E402
+import _browser
+from _html import parse_page
+from storyc.model.state import BuildState
 
 TITLE = '<script>window.__storyc_pwned = 1</script> Harbour & "pier"'
 STORY = """\
@@ -92,8 +91,15 @@ def built(tmp_path_factory, prefect_harness) -> Path:
         mp.delenv("XAI_API_KEY", raising=False)
         mp.delenv(offline_faults.FAULTS_ENV, raising=False)
         mp.delenv(offline_faults.LATENCY_ENV, raising=False)
-        result = run_build(BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline",
-                                        rates={"image": 1000.0, "video": 1000.0}))
+        result = run_build(
+            BuildOptions(
+                story=story,
+                out_dir=root / "out",
+                cache_dir=root / "cache",
+                backend="offline",
+                rates={"image": 1000.0, "video": 1000.0},
+            )
+        )
     assert result.status == "built", result.message
     return root / "out"
 
@@ -147,12 +153,15 @@ def _screenshot_figures(png: bytes, title_box: dict) -> dict:
     grey = image.convert("L")
     colours = image.getcolors(maxcolors=1 << 24) or []
     scale = image.width / title_box["viewport_width"]  # device pixels per CSS pixel
-    box = tuple(int(round(v * scale)) for v in (title_box["left"], title_box["top"], title_box["right"], title_box["bottom"]))
+    box = tuple(
+        int(round(v * scale)) for v in (title_box["left"], title_box["top"], title_box["right"], title_box["bottom"])
+    )
     title = image.crop(box)
     data = title.tobytes()  # RGB triplets
     r0, g0, b0 = PAGE_BACKGROUND
-    ink = sum(1 for i in range(0, len(data), 3)
-              if max(abs(data[i] - r0), abs(data[i + 1] - g0), abs(data[i + 2] - b0)) > 60)
+    ink = sum(
+        1 for i in range(0, len(data), 3) if max(abs(data[i] - r0), abs(data[i + 1] - g0), abs(data[i + 2] - b0)) > 60
+    )
     return {
         "size": image.size,
         "distinct_colours": len(colours),
@@ -187,10 +196,13 @@ def test_storyboard_opens_in_headless_chromium(built, chromium, tmp_path):
         png = browser.screenshot()
         (tmp_path / "storyboard.png").write_bytes(png)
         requests = browser.requests()
-        errors = [e for e in browser.events
-                  if e["method"] == "Runtime.exceptionThrown"
-                  or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-                  or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")]
+        errors = [
+            e
+            for e in browser.events
+            if e["method"] == "Runtime.exceptionThrown"
+            or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+            or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+        ]
         start_s = browser.start_s
     for _ in range(100):  # Chromium's whole process group is gone
         try:
@@ -220,9 +232,11 @@ def test_storyboard_opens_in_headless_chromium(built, chromium, tmp_path):
     assert figures["grey_stddev"] > 25, figures
     assert figures["background_share"] < 0.9, figures
     assert figures["title_ink_share"] > 0.03, figures  # the title region holds text
-    print(f"\nstoryboard browser figures: chromium start {start_s:.2f} s, test {time.perf_counter() - t0:.2f} s, "
-          f"{len(report['images'])} images, {len(report['videos'])} videos, {len(requests)} requests, "
-          f"screenshot {figures}, decode {[v['decodedFrames'] for v in decode['videos']]}")
+    print(
+        f"\nstoryboard browser figures: chromium start {start_s:.2f} s, test {time.perf_counter() - t0:.2f} s, "
+        f"{len(report['images'])} images, {len(report['videos'])} videos, {len(requests)} requests, "
+        f"screenshot {figures}, decode {[v['decodedFrames'] for v in decode['videos']]}"
+    )
 
 
 def test_the_checker_reports_a_broken_image_and_video(built, chromium, tmp_path):
@@ -230,8 +244,12 @@ def test_the_checker_reports_a_broken_image_and_video(built, chromium, tmp_path)
     path broken (beside the original, so every other relative path still resolves)."""
     page = (built / "storyboard.html").read_text()
     broken = re.sub(r'<img src="([^"]+)"', r'<img src="missing/\1"', page, count=1)
-    broken = re.sub(r'<video controls preload="metadata"( poster="[^"]*")? src="([^"]+)"',
-                    r'<video controls preload="metadata"\1 src="missing/\2"', broken, count=1)
+    broken = re.sub(
+        r'<video controls preload="metadata"( poster="[^"]*")? src="([^"]+)"',
+        r'<video controls preload="metadata"\1 src="missing/\2"',
+        broken,
+        count=1,
+    )
     assert broken.count('src="missing/') == 2
     copy = built / "storyboard_broken_copy.html"
     copy.write_text(broken)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
+
 from fake_xai import decode_data_uri
 from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
 from fake_xai.media import make_jpeg, make_mp4
-from PIL import Image
-
 from storyc.backends.base import (
     BackendError,
     ImageRequest,
@@ -24,6 +24,8 @@ from storyc.backends.base import (
     TransientError,
     VideoRequest,
 )
+from storyc.backends.download import AssetExpired, DownloadTruncated
+from storyc.backends.ratelimit import RateLimiter
 from storyc.backends.xai.backend import (
     REWORD_NOTE,
     VideoJobFailed,
@@ -32,9 +34,8 @@ from storyc.backends.xai.backend import (
     XaiConfig,
     inline_image,
 )
-from storyc.backends.download import AssetExpired, DownloadTruncated
-from storyc.model.story import ConsistencyScore, StoryPlan
-from storyc.backends.ratelimit import RateLimiter
+from storyc.model.story_plan import StoryPlan
+from storyc.model.vision import ConsistencyScore
 
 MAX_RETRIES = 3
 
@@ -162,13 +163,23 @@ def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tm
 
     start = write_jpeg(tmp_path / "kf.jpg", seed=3, ratio=ratio)
     req = ImageRequest(
-        prompt="Watercolor style. A fox.", model="grok-imagine-image", aspect_ratio=ratio,
-        resolution=story_resolution, dest=tmp_path / "i.jpg", hints={"step_id": "keyframe:1"},
+        prompt="Watercolor style. A fox.",
+        model="grok-imagine-image",
+        aspect_ratio=ratio,
+        resolution=story_resolution,
+        dest=tmp_path / "i.jpg",
+        hints={"step_id": "keyframe:1"},
     )
     backend.generate_image(req)
     video = VideoRequest(
-        prompt="Slow dolly.", model="grok-imagine-video", dest=tmp_path / "v.mp4", image=start, duration_s=4,
-        aspect_ratio=ratio, resolution=story_resolution, hints={"step_id": "video:1"},
+        prompt="Slow dolly.",
+        model="grok-imagine-video",
+        dest=tmp_path / "v.mp4",
+        image=start,
+        duration_s=4,
+        aspect_ratio=ratio,
+        resolution=story_resolution,
+        hints={"step_id": "video:1"},
     )
     backend.image_to_video(video, job_key="video:1")
     backend.edit_video(
@@ -180,8 +191,12 @@ def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tm
     assert image_pb2.ImageAspectRatio.Name(image.request.aspect_ratio) == "IMG_ASPECT_RATIO_" + ratio.replace(":", "_")
     assert image.request.format == image_pb2.IMG_FORMAT_URL and image.request.n == 1
     start_call, edit_call = fake_xai.requests("GenerateVideo")
-    assert video_pb2.VideoResolution.Name(start_call.request.resolution) == f"VIDEO_RESOLUTION_{story_resolution.upper()}"
-    assert video_pb2.VideoAspectRatio.Name(start_call.request.aspect_ratio) == "VIDEO_ASPECT_RATIO_" + ratio.replace(":", "_")
+    assert (
+        video_pb2.VideoResolution.Name(start_call.request.resolution) == f"VIDEO_RESOLUTION_{story_resolution.upper()}"
+    )
+    assert video_pb2.VideoAspectRatio.Name(start_call.request.aspect_ratio) == "VIDEO_ASPECT_RATIO_" + ratio.replace(
+        ":", "_"
+    )
     assert start_call.request.duration == 4 and start_call.request.HasField("image")
     # a video edit keeps its input's duration, ratio and resolution: none are sent
     for name in ("duration", "aspect_ratio", "resolution", "image"):
@@ -201,8 +216,9 @@ def test_the_fake_refuses_what_the_real_service_refuses(fake_xai):
             lambda: client.image.sample(prompt="p", model="m", image_urls=[uri] * 4),
             lambda: client.image.sample(prompt="p", model="m", image_url="file:///etc/passwd"),
             lambda: client.video.start(prompt="p", model="m", image_url=uri, duration=16),
-            lambda: client.video.start(prompt="p", model="m", video_url="data:video/mp4;base64,"
-                                       + base64.b64encode(make_mp4(9)).decode()),
+            lambda: client.video.start(
+                prompt="p", model="m", video_url="data:video/mp4;base64," + base64.b64encode(make_mp4(9)).decode()
+            ),
             lambda: client.image.sample(prompt=" ", model="m"),
         ):
             with pytest.raises(grpc.RpcError) as info:
@@ -281,8 +297,12 @@ def test_judge_sends_the_image_under_test_first_then_references(backend, fake_xa
     fake_xai.scores.append(0.55)
     score, result = backend.judge(
         JudgeRequest(
-            kind="keyframe", prompt="Image 1 is a scene.", model="grok-4-1-fast-reasoning",
-            image=frame, references=tuple(sheets), names=("Ember", "Sage"),
+            kind="keyframe",
+            prompt="Image 1 is a scene.",
+            model="grok-4-1-fast-reasoning",
+            image=frame,
+            references=tuple(sheets),
+            names=("Ember", "Sage"),
         )
     )
     assert isinstance(score, ConsistencyScore) and score.overall_score == 0.55 and score.fix_prompt
@@ -297,7 +317,10 @@ def test_plan_sends_system_and_user_prompts(backend, fake_xai):
     plan, result = backend.plan("You are a director.", "Plan 2 characters and 4 scenes: a fox", "grok-4-1-fast")
     assert isinstance(plan, StoryPlan) and len(plan.scenes) == 4 and len(plan.characters) == 2
     [call] = fake_xai.requests("GetCompletion")
-    assert [m.content[0].text for m in call.request.messages] == ["You are a director.", "Plan 2 characters and 4 scenes: a fox"]
+    assert [m.content[0].text for m in call.request.messages] == [
+        "You are a director.",
+        "Plan 2 characters and 4 scenes: a fox",
+    ]
     assert call.request.model == "grok-4-1-fast"
     assert result.kind == "chat" and result.cost_usd > 0
 
@@ -368,8 +391,12 @@ def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
 
     fake_xai.inject("GenerateImage", "moderation", times=2)
     sheet = ImageRequest(
-        prompt="Watercolor style. Ember.", model="grok-imagine-image", aspect_ratio="1:1", resolution="720p",
-        dest=tmp_path / "sheet.jpg", hints={"step_id": "character:Ember", "name": "Ember"},
+        prompt="Watercolor style. Ember.",
+        model="grok-imagine-image",
+        aspect_ratio="1:1",
+        resolution="720p",
+        dest=tmp_path / "sheet.jpg",
+        hints={"step_id": "character:Ember", "name": "Ember"},
     )
     with pytest.raises(ModerationBlocked, match="character Ember.*rewrite Ember's visual_description"):
         backend.generate_image(sheet)
@@ -396,7 +423,9 @@ def test_failed_video_reports_code_and_message_without_paying_again(backend, fak
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.inject("GenerateVideo", "failed")
     journal = RecordingJournal()
-    with pytest.raises(VideoJobFailed, match=r"video:1: video generation failed \[INTERNAL\]: the fake renderer gave up"):
+    with pytest.raises(
+        VideoJobFailed, match=r"video:1: video generation failed \[INTERNAL\]: the fake renderer gave up"
+    ):
         backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
 
@@ -563,13 +592,28 @@ def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
     import subprocess
 
     from fake_xai.media import ffmpeg_exe
-
     from storyc.backends.xai.backend import inline_video
 
     clip = tmp_path / "big.mp4"
     subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=24:d=2",
-         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", str(clip)],
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=24:d=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
         check=True,
     )
     size = clip.stat().st_size

@@ -15,15 +15,15 @@ from types import SimpleNamespace
 
 import av
 import pytest
+from typer.testing import CliRunner
+
 from fake_xai import decode_data_uri
 from fake_xai.answers import story_plan
 from fake_xai.fixtures import TEST_KEY, _fake_xai_server  # noqa: F401 (fixture)
-from typer.testing import CliRunner
-
+from storyc.author.planner import plan_to_story_data, render_story_yaml
 from storyc.cli.app import app
 from storyc.load.loader import load_story
-from storyc.model.story import StoryPlan
-from storyc.author.planner import plan_to_story_data, render_story_yaml
+from storyc.model.story_plan import StoryPlan
 from storyc.prompts.render import allocate_slots, judge_characters
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -44,7 +44,9 @@ MODELS = {"image": "img-model-x", "video": "vid-model-y", "chat": "chat-model-z"
 def write_story(folder: Path, models: dict | None = None) -> Path:
     """3 scenes: [Ember, Sage] fresh (2 refs), [Sage, Ember] chained (3 refs), [Ember] with
     chain_from: none (1 ref: the single-image edit)."""
-    plan = story_plan("Create a visual story plan for: a fox and an owl\nUse exactly 2 characters. Use exactly 3 scenes.")
+    plan = story_plan(
+        "Create a visual story plan for: a fox and an owl\nUse exactly 2 characters. Use exactly 3 scenes."
+    )
     data = plan_to_story_data(StoryPlan.model_validate(plan))
     if models:
         data["models"] = models
@@ -68,7 +70,8 @@ def run_build(story: Path, out: Path, fake, *extra: str):
         for k, v in env_for(fake).items():
             mp.setenv(k, v)
         return runner.invoke(
-            app, ["build", str(story), "--backend", "xai", "--out", str(out), "--cache", str(out.parent / "cache"), *extra]
+            app,
+            ["build", str(story), "--backend", "xai", "--out", str(out), "--cache", str(out.parent / "cache"), *extra],
         )
 
 
@@ -101,8 +104,12 @@ def built(_fake_xai_server, tmp_path_factory):
     fake.reset()
     assert result.exit_code == 0, result.output
     return SimpleNamespace(
-        result=result, out=out, story=load_story(story).story, calls=calls,
-        state=json.loads((out / "state.json").read_text()), report=json.loads((out / "report.json").read_text()),
+        result=result,
+        out=out,
+        story=load_story(story).story,
+        calls=calls,
+        state=json.loads((out / "state.json").read_text()),
+        report=json.loads((out / "report.json").read_text()),
     )
 
 
@@ -122,7 +129,9 @@ def test_build_writes_the_full_output_folder_and_a_valid_video(built):
     assert {"scene_1_v1.jpg", "scene_1_v2.jpg", "scene_2_v1.jpg", "scene_3_v1.jpg"} <= {
         p.name for p in (out / "keyframes").iterdir()
     }
-    assert {"scene_1.mp4", "scene_1_c1.mp4", "scene_2.mp4", "scene_3.mp4"} <= {p.name for p in (out / "videos").iterdir()}
+    assert {"scene_1.mp4", "scene_1_c1.mp4", "scene_2.mp4", "scene_3.mp4"} <= {
+        p.name for p in (out / "videos").iterdir()
+    }
     with av.open(str(out / "final_video.mp4")) as container:
         assert container.streams.video and container.streams.audio
         crossfades = 0.5 * sum(1 for s in built.story.scenes[1:] if s.transition == "crossfade")
@@ -340,8 +349,19 @@ def test_a_build_killed_while_polling_reattaches(fake, tmp_path):
     out = tmp_path / "out"
     fake.pending_polls = 10**6  # the clips never finish while the first build runs
     env = {**os.environ, **env_for(fake), "PREFECT_API_URL": PREFECT_API_URL.value() or ""}
-    cmd = [sys.executable, "-m", "storyc", "build", str(story), "--backend", "xai", "--out", str(out),
-           "--cache", str(tmp_path / "cache")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "storyc",
+        "build",
+        str(story),
+        "--backend",
+        "xai",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     journaled: dict = {}
     try:

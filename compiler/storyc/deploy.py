@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 FLOW_NAME = "storyc-render"
 ENTRYPOINT = "storyc.deploy.storyc_render"  # module-path form: import storyc.deploy, get storyc_render
@@ -93,10 +94,18 @@ def render_story(
 
     levels = {name: logging.getLogger(name).level for name in _PREFECT_RUN_LOGGERS}
     try:
-        result = run_build(BuildOptions(
-            story=story_path, backend=chosen, out_dir=Path(out), cache_dir=Path(cache),
-            prompts_dir=Path(prompts) if prompts else None, select=select, force=force, on_event=on_event,
-        ))
+        result = run_build(
+            BuildOptions(
+                story=story_path,
+                backend=chosen,
+                out_dir=Path(out),
+                cache_dir=Path(cache),
+                prompts_dir=Path(prompts) if prompts else None,
+                select=select,
+                force=force,
+                on_event=on_event,
+            )
+        )
     except StorycError as exc:  # the story changed since it was deployed
         raise RenderFailed("the story does not lint:\n" + "\n".join(d.format() for d in exc.diagnostics)) from None
     except Exception as exc:  # BuildLocked, a backend that cannot start, an unwritable folder
@@ -156,14 +165,15 @@ def __getattr__(name: str) -> Any:
 # ─── registering the deployment ──────────────────────────────────────────────
 
 
-def validate_story(story: Path, *, select: str | None = None, backend: str | None = None,
-                   prompts: Path | None = None) -> Any:
+def validate_story(
+    story: Path, *, select: str | None = None, backend: str | None = None, prompts: Path | None = None
+) -> Any:
     """Load, lint and plan the story as a build would; raises StorycError (positioned
     diagnostics) or SelectionError (bad --select). Imports no Prefect."""
     from storyc.build.pipeline import prepare
 
     prep = prepare(story, backend=backend or "offline", prompts_dir=prompts, lint=True)
-    prep.plan.select(select)
+    prep.graph.select(select)
     return prep
 
 
@@ -238,6 +248,7 @@ def deploy(
             pool_created = True
 
     from prefect.client.schemas.objects import VersionInfo
+
     from storyc import __version__
 
     flow_obj = __getattr__("storyc_render")
@@ -246,7 +257,7 @@ def deploy(
     deployment = flow_obj.to_deployment(
         name=deployment_name,
         parameters=parameters,
-        description=f"storyc build of {prep.plan.story.title!r} ({story_abs})",
+        description=f"storyc build of {prep.graph.story.title!r} ({story_abs})",
         tags=TAGS,
         version=__version__,
         entrypoint_type=EntrypointType.MODULE_PATH,
@@ -263,8 +274,13 @@ def deploy(
     except Exception as exc:
         raise DeployError(f"could not register the deployment on {url}: {_first_line(exc)}") from None
     result = Deployed(
-        deployment_id=str(deployment_id), full_name=f"{FLOW_NAME}/{deployment_name}", pool=pool,
-        pool_created=pool_created, pool_type=pool_type, api_url=url, parameters=parameters,
+        deployment_id=str(deployment_id),
+        full_name=f"{FLOW_NAME}/{deployment_name}",
+        pool=pool,
+        pool_created=pool_created,
+        pool_type=pool_type,
+        api_url=url,
+        parameters=parameters,
     )
     if run:
         with get_client(sync_client=True) as client:
@@ -277,9 +293,13 @@ def _create_process_pool(client: Any, pool: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.workers.process import ProcessWorker
 
-    client.create_work_pool(WorkPoolCreate(
-        name=pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
-    ))
+    client.create_work_pool(
+        WorkPoolCreate(
+            name=pool,
+            type="process",
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+        )
+    )
 
 
 def _first_line(exc: object) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
 

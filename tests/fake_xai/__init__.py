@@ -8,4 +8,4 @@ Import from test modules (tests/ is on sys.path under pytest's default import mo
 
 from .service import METHODS, FakeXai, Recorded, decode_data_uri
 
-__all__ = ["FakeXai", "METHODS", "Recorded", "decode_data_uri"]
+__all__ = ["METHODS", "FakeXai", "Recorded", "decode_data_uri"]

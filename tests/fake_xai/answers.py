@@ -87,7 +87,7 @@ def consistency_score(score: float, names: list[str] | None = None) -> dict:
     issues = [] if score >= 0.8 else ["the scarf colour differs from the reference"]
     return {
         "overall_score": score,
-        "per_character": {n: score for n in names or []},
+        "per_character": dict.fromkeys(names or [], score),
         "issues": issues,
         "fix_prompt": None if score >= 0.8 else "Change ONLY the scarf: match the reference colour exactly.",
     }

@@ -70,7 +70,7 @@ class AssetServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "AssetServer":
+    def start(self) -> AssetServer:
         self._thread.start()
         return self
 
@@ -86,7 +86,7 @@ class AssetServer:
         return self.base_url + path
 
     def fetches(self, url: str) -> int:
-        path = url[len(self.base_url):]
+        path = url[len(self.base_url) :]
         with self._lock:
             asset = self._assets.get(path)
             return asset.fetches if asset else 0

@@ -161,7 +161,7 @@ class FakeXai:
         self.port = 0
 
     # ── lifecycle ─────────────────────────────────────────────────────────
-    def start(self) -> "FakeXai":
+    def start(self) -> FakeXai:
         self.assets.start()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8),
@@ -253,15 +253,21 @@ class FakeXai:
 
 
 _IMG_RATIO = {
-    image_pb2.IMG_ASPECT_RATIO_1_1: "1:1", image_pb2.IMG_ASPECT_RATIO_16_9: "16:9",
-    image_pb2.IMG_ASPECT_RATIO_9_16: "9:16", image_pb2.IMG_ASPECT_RATIO_4_3: "4:3",
-    image_pb2.IMG_ASPECT_RATIO_3_4: "3:4", image_pb2.IMG_ASPECT_RATIO_3_2: "3:2",
+    image_pb2.IMG_ASPECT_RATIO_1_1: "1:1",
+    image_pb2.IMG_ASPECT_RATIO_16_9: "16:9",
+    image_pb2.IMG_ASPECT_RATIO_9_16: "9:16",
+    image_pb2.IMG_ASPECT_RATIO_4_3: "4:3",
+    image_pb2.IMG_ASPECT_RATIO_3_4: "3:4",
+    image_pb2.IMG_ASPECT_RATIO_3_2: "3:2",
     image_pb2.IMG_ASPECT_RATIO_2_3: "2:3",
 }
 _VID_RATIO = {
-    video_pb2.VIDEO_ASPECT_RATIO_1_1: "1:1", video_pb2.VIDEO_ASPECT_RATIO_16_9: "16:9",
-    video_pb2.VIDEO_ASPECT_RATIO_9_16: "9:16", video_pb2.VIDEO_ASPECT_RATIO_4_3: "4:3",
-    video_pb2.VIDEO_ASPECT_RATIO_3_4: "3:4", video_pb2.VIDEO_ASPECT_RATIO_3_2: "3:2",
+    video_pb2.VIDEO_ASPECT_RATIO_1_1: "1:1",
+    video_pb2.VIDEO_ASPECT_RATIO_16_9: "16:9",
+    video_pb2.VIDEO_ASPECT_RATIO_9_16: "9:16",
+    video_pb2.VIDEO_ASPECT_RATIO_4_3: "4:3",
+    video_pb2.VIDEO_ASPECT_RATIO_3_4: "3:4",
+    video_pb2.VIDEO_ASPECT_RATIO_3_2: "3:2",
     video_pb2.VIDEO_ASPECT_RATIO_2_3: "2:3",
 }
 

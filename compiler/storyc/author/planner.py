@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyc.store.cache import atomic_write_bytes
 from storyc.diagnostics import Diagnostic
-from storyc.model.story import Models, PlanCharacter, PlanScene, StoryPlan
+from storyc.model.story import Models
+from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan
+from storyc.store.cache import atomic_write_bytes
 
 _PLAIN_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9_' -]{0,38}[A-Za-z0-9]|[A-Za-z]")
 FOLD_ABOVE_CHARS = 72  # longer single-line strings are written as folded (>-) scalars
@@ -118,8 +119,16 @@ def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: 
 
 CHARACTER_KEYS = ("name", "role", "visual_description", "personality_cues")
 SCENE_KEYS = (
-    "scene_id", "title", "description", "characters_present", "setting",
-    "camera", "mood", "action", "duration_seconds", "transition",
+    "scene_id",
+    "title",
+    "description",
+    "characters_present",
+    "setting",
+    "camera",
+    "mood",
+    "action",
+    "duration_seconds",
+    "transition",
 )
 
 
@@ -214,7 +223,7 @@ def render_story_yaml(data: dict[str, Any], *, header: list[str], schema_ref: st
 
 
 def _header(concept: str, backend: str, model: str, skeleton: bool) -> list[str]:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     concept_line = " ".join(concept.split())
     lines = []
     if skeleton:
@@ -299,7 +308,10 @@ def run_plan(
     if skeleton:
         plan = fit_skeleton(plan, concept, characters, scenes)
     elif invalid is None:
-        for what, wanted, got in (("characters", characters, len(plan.characters)), ("scenes", scenes, len(plan.scenes))):
+        for what, wanted, got in (
+            ("characters", characters, len(plan.characters)),
+            ("scenes", scenes, len(plan.scenes)),
+        ):
             if wanted and wanted != got:
                 notes.append(f"asked for {wanted} {what}, the model planned {got}")
     data = plan_to_story_data(plan)

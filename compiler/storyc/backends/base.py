@@ -11,11 +11,13 @@ camera words...). Real backends ignore hints.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from storyc.model.story import ConsistencyScore, StoryPlan
+from storyc.model.story_plan import StoryPlan
+from storyc.model.vision import ConsistencyScore
 
 CallKind = Literal["image", "video", "chat", "vision"]
 JudgeKind = Literal["sheet", "keyframe", "last_frame"]

@@ -13,12 +13,11 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import os
-import socket
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import urlsplit
 
 from storyc.backends.base import BackendError
@@ -166,7 +165,7 @@ def download(
                         raise DownloadTruncated(
                             f"{shown}: body truncated at {received} of {expected or '?'} bytes"
                         ) from None
-                    except (socket.timeout, OSError) as exc:
+                    except (TimeoutError, OSError) as exc:
                         raise DownloadError(f"downloading {shown} failed: {exc}", retryable=True) from None
                     if not chunk:
                         break

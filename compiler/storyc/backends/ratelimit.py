@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 DEFAULT_RATES: dict[str, float] = {"image": 5.0, "video": 1.0}
 
@@ -71,16 +71,14 @@ class RateLimiter:
     ):
         rates = DEFAULT_RATES if rates is None else rates
         self.rates = {kind: float(r) for kind, r in rates.items() if r and r > 0}
-        self._buckets = {
-            kind: TokenBucket(rate, burst, clock=clock, sleep=sleep) for kind, rate in self.rates.items()
-        }
+        self._buckets = {kind: TokenBucket(rate, burst, clock=clock, sleep=sleep) for kind, rate in self.rates.items()}
 
     def acquire(self, kind: str) -> float:
         bucket = self._buckets.get(kind)
         return bucket.acquire() if bucket else 0.0
 
     @classmethod
-    def from_spec(cls, spec: str | None, **kwargs) -> "RateLimiter":
+    def from_spec(cls, spec: str | None, **kwargs) -> RateLimiter:
         """Build from "image=5,video=1" (a spec's kinds override the defaults)."""
         return cls({**DEFAULT_RATES, **parse_rates(spec or "")}, **kwargs)
 

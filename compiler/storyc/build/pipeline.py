@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from storyc.store.cache import Cache, default_cache_dir
 from storyc.diagnostics import StorycError
-from storyc.graph.plan import BuildPlan, Resolution, build_plan, planned_calls, resolve
+from storyc.graph.plan import Resolution, StepGraph, build_graph, planned_calls, resolve
+from storyc.store.cache import Cache, default_cache_dir
 
 
 def default_backend_name() -> str:
@@ -27,7 +28,7 @@ def default_backend_name() -> str:
 class Prepared:
     loaded: Any
     prompts: Any
-    plan: BuildPlan
+    graph: StepGraph
     cache: Cache
 
 
@@ -49,9 +50,9 @@ def prepare(
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
-    plan = build_plan(loaded, prompts, backend=backend or default_backend_name())
+    graph = build_graph(loaded, prompts, backend=backend or default_backend_name())
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
-    return Prepared(loaded=loaded, prompts=prompts, plan=plan, cache=cache)
+    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache)
 
 
 def lint_diagnostics(loaded: Any, *, prompts_dir: str | Path | None = None) -> list:
@@ -122,8 +123,8 @@ def make_backend(name: str, prompts: Any = None) -> Any:
         except ValueError as exc:  # a malformed STORYC_OFFLINE_FAULTS / STORYC_OFFLINE_LATENCY
             raise BackendError(str(exc)) from None
     if name == "xai":
-        from storyc.backends.xai.backend import XaiBackend
         from storyc.backends.ratelimit import RateLimiter
+        from storyc.backends.xai.backend import XaiBackend
 
         # The executor already throttles every call per kind; a second limiter inside the
         # backend would only slow the build. The backend owns the one reworded attempt
@@ -154,18 +155,19 @@ def run_build(opts: BuildOptions) -> BuildResult:
         return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=True)
 
 
-def _resolve_and_run(opts: BuildOptions, prep, backend_name: str, warnings: list, t0: float, *,
-                     cache_locked: bool) -> BuildResult:
-    plan, cache = prep.plan, prep.cache
+def _resolve_and_run(
+    opts: BuildOptions, prep, backend_name: str, warnings: list, t0: float, *, cache_locked: bool
+) -> BuildResult:
+    graph, cache = prep.graph, prep.cache
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
 
-    selected = plan.select(opts.select)
+    selected = graph.select(opts.select)
     force = frozenset(selected) if opts.force else frozenset()
-    res = resolve(plan, cache, force=set(force))
-    to_run = [sid for sid in plan.order if sid in selected and not res.cached(sid)]
+    res = resolve(graph, cache, force=set(force))
+    to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
     needed_by: dict[str, list[str]] = {}
     for sid in to_run:
-        for d in plan.steps[sid].deps:
+        for d in graph.steps[sid].deps:
             if d not in selected and not res.cached(d):
                 needed_by.setdefault(d, []).append(sid)
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
@@ -184,27 +186,39 @@ def _resolve_and_run(opts: BuildOptions, prep, backend_name: str, warnings: list
         base.dry_run = {
             "backend": backend_name,
             "steps_to_run": to_run,
-            "steps_cached": [sid for sid in plan.order if res.cached(sid)],
-            **planned_calls(plan, to_run),
+            "steps_cached": [sid for sid in graph.order if res.cached(sid)],
+            **planned_calls(graph, to_run),
         }
         return base
     if opts.on_event is not None:
-        opts.on_event("plan", {"steps": len(plan.steps), "to_run": len(to_run), "selected": len(selected)})
+        opts.on_event("plan", {"steps": len(graph.steps), "to_run": len(to_run), "selected": len(selected)})
     return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0, cache_locked)
 
 
-def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir: Path, base: BuildResult, t0: float,
-                   cache_locked: bool):
-    from storyc.store.state import BuildLock, StateJournal, StateStore
-    from storyc.store.hashing import file_sha256
+def _execute_build(
+    opts,
+    prep,
+    res: Resolution,
+    selected,
+    to_run,
+    force,
+    out_dir: Path,
+    base: BuildResult,
+    t0: float,
+    cache_locked: bool,
+):
     from storyc.run.steps import Budget, BuildContext, RetryPolicy, restore_cached
+    from storyc.store.hashing import file_sha256
+    from storyc.store.state import BuildLock, StateJournal, StateStore
 
-    plan, cache = prep.plan, prep.cache
+    graph, cache = prep.graph, prep.cache
     # The backend first: a missing XAI_API_KEY or a bad fault spec must fail before the
     # output folder (and its lock file) is created.
     backend = None
-    if any(not _is_local(plan.steps[sid]) for sid in to_run):
-        backend = opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
+    if any(not _is_local(graph.steps[sid]) for sid in to_run):
+        backend = (
+            opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
+        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         lock = BuildLock(out_dir).acquire()
@@ -215,7 +229,7 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         raise
     from storyc.store.cache import cache_in_use
 
-    with lock, (contextlib.nullcontext() if cache_locked else cache_in_use(cache.root)):
+    with lock, contextlib.nullcontext() if cache_locked else cache_in_use(cache.root):
         cache.clean_temps()
         from storyc.store.cache import remove_stale_temps
 
@@ -225,22 +239,33 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         for leftover in [*out_dir.rglob(".*.tmp.*"), *out_dir.rglob(".*.part")]:
             leftover.unlink(missing_ok=True)
         store = StateStore(
-            out_dir, plan.story, backend=base.backend, story_path=prep.loaded.path,
+            out_dir,
+            graph.story,
+            backend=base.backend,
+            story_path=prep.loaded.path,
             story_sha256=file_sha256(prep.loaded.path),
         )
         ctx = BuildContext(
-            plan=plan, prompts=prep.prompts, backend=backend, cache=cache, out_dir=out_dir, store=store,
-            journal=StateJournal(store), budget=Budget(opts.max_cost), retry=opts.retry or RetryPolicy(),
-            on_event=opts.on_event, force=force,
+            graph=graph,
+            prompts=prep.prompts,
+            backend=backend,
+            cache=cache,
+            out_dir=out_dir,
+            store=store,
+            journal=StateJournal(store),
+            budget=Budget(opts.max_cost),
+            retry=opts.retry or RetryPolicy(),
+            on_event=opts.on_event,
+            force=force,
         )
         # Everything already cached goes into the output folder first (no call, no Prefect).
-        for sid in plan.order:
+        for sid in graph.order:
             if res.cached(sid):
                 restore_cached(ctx, sid, res.keys[sid], res.entries[sid], save=False)
         store.save()  # once for all restored steps
         exec_info = None
         try:
-            if to_run and all(_is_local(plan.steps[sid]) for sid in to_run):
+            if to_run and all(_is_local(graph.steps[sid]) for sid in to_run):
                 # e.g. only a transition changed: re-assembling takes a second, starting
                 # Prefect's temporary server several; local steps make no API call.
                 exec_info = _run_local(ctx, to_run)
@@ -252,7 +277,7 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
             if backend is not None:
                 with contextlib.suppress(Exception):
                     backend.close()
-            if len(ctx.outcomes) == len(plan.steps) and store.state.jobs:
+            if len(ctx.outcomes) == len(graph.steps) and store.state.jobs:
                 # every step finished: a job left in the journal belongs to an edited-away step
                 store.state.jobs.clear()
             store.save()
@@ -270,7 +295,9 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         base.message = "interrupted; finished steps are saved. Run the same command again to resume."
     elif ctx.budget.stopped:
         base.status = "budget"
-        base.message = f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
+        base.message = (
+            f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
+        )
     elif exec_info.failed or exec_info.not_run:
         base.status = "failed"
         base.failed = dict(exec_info.failed)
@@ -278,11 +305,13 @@ def _execute_build(opts, prep, res: Resolution, selected, to_run, force, out_dir
         base.message = f"{len(exec_info.failed)} step(s) failed: {names}; {len(exec_info.not_run)} not run. Finished steps are kept."
     else:
         base.status = "built"
-        base.message = f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
+        base.message = (
+            f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
+        )
     report["status"] = base.status
     _write_report(out_dir, report)
     if to_run and "script" not in ctx.outcomes:
-        _write_unfinished_storyboard(out_dir, plan.story, store.state, base, opts.select)
+        _write_unfinished_storyboard(out_dir, graph.story, store.state, base, opts.select)
     return base
 
 
@@ -293,8 +322,10 @@ def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: Bu
     from storyc.report.documents import write_script_md, write_storyboard_html
 
     if base.status == "built":
-        notice = (f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
-                  "the selection show their cached result, or nothing yet.")
+        notice = (
+            f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
+            "the selection show their cached result, or nothing yet."
+        )
     else:
         notice = f"This build did not finish ({base.status}): {base.message}"
     with contextlib.suppress(OSError):  # the build's own outcome is already recorded
@@ -316,7 +347,7 @@ def _run_local(ctx: Any, to_run: list[str]) -> Any:
     t0 = time.perf_counter()
     try:
         for sid in to_run:
-            if any(d in result.failed or d in result.not_run for d in ctx.plan.steps[sid].deps):
+            if any(d in result.failed or d in result.not_run for d in ctx.graph.steps[sid].deps):
                 result.not_run.append(sid)
                 continue
             try:
@@ -327,19 +358,21 @@ def _run_local(ctx: Any, to_run: list[str]) -> Any:
     except KeyboardInterrupt:
         ctx.cancel.set()
         result.interrupted = True
-        result.not_run.extend(s for s in to_run if s not in result.done and s not in result.failed and s not in result.not_run)
+        result.not_run.extend(
+            s for s in to_run if s not in result.done and s not in result.failed and s not in result.not_run
+        )
     result.flow_s = time.perf_counter() - t0
     result.local = True
     return result
 
 
 def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> dict:
-    calls: dict[str, int] = {k: 0 for k in ("image", "video", "vision", "chat")}
+    calls: dict[str, int] = dict.fromkeys(("image", "video", "vision", "chat"), 0)
     cost = 0.0
     retries = 0
     replayed = 0
     steps = []
-    for sid in ctx.plan.order:
+    for sid in ctx.graph.order:
         outcome = ctx.outcomes.get(sid)
         if outcome is not None:
             rec = outcome.record
@@ -358,17 +391,37 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
             replayed += run.replayed
             status = "failed"
         else:
-            steps.append({"id": sid, "status": "skipped" if sid not in selected else "pending", "cached": False,
-                          "api_calls": 0, "attempts": 0, "score": None, "wall_s": 0.0, "retries": 0, "calls": {}})
+            steps.append(
+                {
+                    "id": sid,
+                    "status": "skipped" if sid not in selected else "pending",
+                    "cached": False,
+                    "api_calls": 0,
+                    "attempts": 0,
+                    "score": None,
+                    "wall_s": 0.0,
+                    "retries": 0,
+                    "calls": {},
+                }
+            )
             continue
-        steps.append({
-            "id": sid, "status": status, "cached": rec.cached, "api_calls": rec.api_calls, "attempts": rec.attempts,
-            "score": rec.score, "wall_s": rec.wall_s, "retries": outcome.retries if outcome else ctx.failed[sid][1].retries,
-            "cost_usd": rec.cost_usd, "calls": dict(outcome.calls if outcome else ctx.failed[sid][1].calls),
-        })
+        steps.append(
+            {
+                "id": sid,
+                "status": status,
+                "cached": rec.cached,
+                "api_calls": rec.api_calls,
+                "attempts": rec.attempts,
+                "score": rec.score,
+                "wall_s": rec.wall_s,
+                "retries": outcome.retries if outcome else ctx.failed[sid][1].retries,
+                "cost_usd": rec.cost_usd,
+                "calls": dict(outcome.calls if outcome else ctx.failed[sid][1].calls),
+            }
+        )
     report = {
-        "backend": ctx.plan.backend,
-        "story": str(ctx.plan.story_path),
+        "backend": ctx.graph.backend,
+        "story": str(ctx.graph.story_path),
         "api_calls": calls,
         "api_calls_total": sum(calls.values()),
         "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Iterator, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -116,7 +117,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step and per-call detail.")] = False,
@@ -173,19 +174,25 @@ def _print_diagnostics(exc) -> None:
         typer.echo(diag.format(), err=True)
 
 
-@app.command("graph", epilog=_examples(
-    "storyc graph stories/fox_and_owl.yaml                  # mermaid, paste into a markdown file",
-    "storyc graph stories/fox_and_owl.yaml --format dot | dot -Tsvg > graph.svg",
-    "storyc graph story.yaml --format json --backend xai    # the keys an xai build would use",
-))
+@app.command(
+    "graph",
+    epilog=_examples(
+        "storyc graph stories/fox_and_owl.yaml                  # mermaid, paste into a markdown file",
+        "storyc graph stories/fox_and_owl.yaml --format dot | dot -Tsvg > graph.svg",
+        "storyc graph story.yaml --format json --backend xai    # the keys an xai build would use",
+    ),
+)
 def graph_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
     format: Annotated[str, typer.Option("--format", help="mermaid, dot or json.")] = "mermaid",
     backend: Annotated[
-        Optional[str], typer.Option("--backend", help="offline or xai (part of every key). Default: xai when XAI_API_KEY is set.")
+        str | None,
+        typer.Option("--backend", help="offline or xai (part of every key). Default: xai when XAI_API_KEY is set."),
     ] = None,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")] = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")
+    ] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder.")] = None,
 ) -> None:
     """Print the build graph with each step's cache key ('pending' until its inputs are known) and whether it is cached."""
     import json
@@ -204,26 +211,29 @@ def graph_command(
     except StorycError as exc:
         _print_diagnostics(exc)
         raise typer.Exit(EXIT_ERROR)
-    res = resolve(prep.plan, prep.cache)
+    res = resolve(prep.graph, prep.cache)
     if format == "json":
-        typer.echo(json.dumps(graph_json(prep.plan, res), indent=2))
+        typer.echo(json.dumps(graph_json(prep.graph, res), indent=2))
     elif format == "dot":
-        typer.echo(graph_dot(prep.plan, res))
+        typer.echo(graph_dot(prep.graph, res))
     else:
-        typer.echo(graph_mermaid(prep.plan, res))
+        typer.echo(graph_mermaid(prep.graph, res))
 
 
-@app.command("prompts", epilog=_examples(
-    "storyc prompts stories/fox_and_owl.yaml",
-    "storyc prompts stories/fox_and_owl.yaml --scene 2 --format json",
-    "storyc prompts story.yaml --prompts my_prompts/        # try a template override",
-))
+@app.command(
+    "prompts",
+    epilog=_examples(
+        "storyc prompts stories/fox_and_owl.yaml",
+        "storyc prompts stories/fox_and_owl.yaml --scene 2 --format json",
+        "storyc prompts story.yaml --prompts my_prompts/        # try a template override",
+    ),
+)
 def prompts_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
-    scene: Annotated[Optional[int], typer.Option("--scene", help="Only this scene_id's prompts.")] = None,
+    scene: Annotated[int | None, typer.Option("--scene", help="Only this scene_id's prompts.")] = None,
     format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     prompts: Annotated[
-        Optional[Path], typer.Option("--prompts", help="Template override folder (before <story dir>/prompts/).")
+        Path | None, typer.Option("--prompts", help="Template override folder (before <story dir>/prompts/).")
     ] = None,
 ) -> None:
     """Print every prompt a build would send, with the images sent alongside (reference slots)."""
@@ -269,15 +279,22 @@ def schema_command() -> None:
     typer.echo(story_json_schema_text(), nl=False)
 
 
-@app.command("init", epilog=_examples(
-    "storyc init my-story && cd my-story && storyc build story.yaml",
-    "storyc init                                  # into the current folder",
-    "storyc init . --force                        # restore the scaffold's files",
-))
+@app.command(
+    "init",
+    epilog=_examples(
+        "storyc init my-story && cd my-story && storyc build story.yaml",
+        "storyc init                                  # into the current folder",
+        "storyc init . --force                        # restore the scaffold's files",
+    ),
+)
 def init_command(
     directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ from the scaffold.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, kept files and the final result line.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing files that differ from the scaffold.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors, kept files and the final result line.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Same as the default: one line per file.")] = False,
 ) -> None:
     """Scaffold a storyboard project: story.yaml with its JSON Schema, .gitignore, .pre-commit-config.yaml, a GitHub workflow.
@@ -300,8 +317,11 @@ def init_command(
     skipped = [o.rel for o in outcomes if o.status == SKIPPED]
     failed = [o for o in outcomes if o.status == FAILED]
     if skipped:
-        typer.echo(f"storyc init: kept {len(skipped)} existing file(s) that differ from the scaffold: "
-                   f"{', '.join(skipped)}; rerun with --force to overwrite them", err=True)
+        typer.echo(
+            f"storyc init: kept {len(skipped)} existing file(s) that differ from the scaffold: "
+            f"{', '.join(skipped)}; rerun with --force to overwrite them",
+            err=True,
+        )
     if failed:
         for o in failed:
             typer.echo(f"storyc init: cannot write {directory / o.rel}: {o.reason}", err=True)
@@ -310,20 +330,31 @@ def init_command(
     typer.echo(f"next: {where}storyc lint story.yaml && storyc build story.yaml")
 
 
-@app.command("lint", epilog=_examples(
-    "storyc lint stories/*.yaml",
-    "storyc lint story.yaml --strict --ignore W403,W404",
-    "storyc lint story.yaml --format github                 # GitHub Actions annotations",
-    "storyc lint --list-rules",
-))
+@app.command(
+    "lint",
+    epilog=_examples(
+        "storyc lint stories/*.yaml",
+        "storyc lint story.yaml --strict --ignore W403,W404",
+        "storyc lint story.yaml --format github                 # GitHub Actions annotations",
+        "storyc lint --list-rules",
+    ),
+)
 def lint_command(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False)] = None,
-    format: Annotated[str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")] = "text",
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Story files (YAML, or a seed StoryPlan as JSON).", show_default=False),
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="text, json or github (markdown with --list-rules).")
+    ] = "text",
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     ignore: Annotated[
-        Optional[str], typer.Option("--ignore", help="Comma-separated rule codes to skip, e.g. W403,W404.", show_default=False)
+        str | None,
+        typer.Option("--ignore", help="Comma-separated rule codes to skip, e.g. W403,W404.", show_default=False),
     ] = None,
-    list_rules: Annotated[bool, typer.Option("--list-rules", help="List every rule (code, severity, summary) and exit.")] = False,
+    list_rules: Annotated[
+        bool, typer.Option("--list-rules", help="List every rule (code, severity, summary) and exit.")
+    ] = False,
 ) -> None:
     """Check stories for errors and likely problems; print path:line:col: severity CODE message."""
     from storyc.lint import format as lint_format
@@ -331,7 +362,11 @@ def lint_command(
     from storyc.lint.runner import lint_paths
 
     if list_rules:
-        renderers = {"text": lint_format.rules_text, "json": lint_format.rules_json, "markdown": lint_format.rules_markdown}
+        renderers = {
+            "text": lint_format.rules_text,
+            "json": lint_format.rules_json,
+            "markdown": lint_format.rules_markdown,
+        }
         if format not in renderers:
             typer.echo(f"storyc lint: --list-rules --format must be text, json or markdown, not {format!r}", err=True)
             raise typer.Exit(EXIT_USAGE)
@@ -347,7 +382,11 @@ def lint_command(
     unknown = sorted(code for code in skipped if code not in RULES_BY_CODE)
     not_skippable = sorted(code for code in skipped if code in RULES_BY_CODE and RULES_BY_CODE[code].checked_by_loader)
     if unknown or not_skippable:
-        why = f"unknown rule code {', '.join(unknown)}" if unknown else f"{', '.join(not_skippable)} cannot be ignored (the story cannot load)"
+        why = (
+            f"unknown rule code {', '.join(unknown)}"
+            if unknown
+            else f"{', '.join(not_skippable)} cannot be ignored (the story cannot load)"
+        )
         typer.echo(f"storyc lint: --ignore: {why}; see storyc lint --list-rules", err=True)
         raise typer.Exit(EXIT_USAGE)
     missing = [p for p in paths if not p.exists()]
@@ -380,15 +419,18 @@ class _Progress:
         self.rows: dict[str, int] = {}  # running step → its rich task
         self.calls: dict[str, int] = {}
         if sys.stdout.isatty():
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
             import os
 
             from rich.console import Console
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.rich = Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
-                TimeElapsedColumn(), transient=False,
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[count]}"),
+                TimeElapsedColumn(),
+                transient=False,
                 console=Console(color_system=None) if os.environ.get("NO_COLOR") else None,  # no bold either
             )
             self.task = self.rich.add_task("building", total=total, count=f"0/{total}")
@@ -467,28 +509,38 @@ class _Progress:
             self.rich.stop()
 
 
-@app.command("build", epilog=_examples(
-    "storyc build stories/fox_and_owl.yaml                  # offline without XAI_API_KEY",
-    "storyc build story.yaml --dry-run                      # planned calls and cost, no call",
-    "storyc build story.yaml --select scene:3+ --max-cost 2",
-    "storyc -q build story.yaml --out build/ci              # only errors and the result line",
-))
+@app.command(
+    "build",
+    epilog=_examples(
+        "storyc build stories/fox_and_owl.yaml                  # offline without XAI_API_KEY",
+        "storyc build story.yaml --dry-run                      # planned calls and cost, no call",
+        "storyc build story.yaml --select scene:3+ --max-cost 2",
+        "storyc -q build story.yaml --out build/ci              # only errors and the result line",
+    ),
+)
 def build_command(
     story: Annotated[Path, typer.Argument(help="The story file (YAML, or a seed StoryPlan as JSON).")],
     backend: Annotated[
-        Optional[str], typer.Option("--backend", help="offline or xai. Default: xai when XAI_API_KEY is set, else offline.")
+        str | None,
+        typer.Option("--backend", help="offline or xai. Default: xai when XAI_API_KEY is set, else offline."),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default build/<story stem>/).")] = None,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the planned calls and estimated cost; call nothing.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default build/<story stem>/).")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the story).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the planned calls and estimated cost; call nothing.")
+    ] = False,
     max_cost: Annotated[
-        Optional[float], typer.Option("--max-cost", help="Stop before a call that could take the build past this many USD.")
+        float | None,
+        typer.Option("--max-cost", help="Stop before a call that could take the build past this many USD."),
     ] = None,
     select: Annotated[
-        Optional[str], typer.Option("--select", help="Build only these steps: scene:3+, character:Ember+, scene:2, keyframe:3.")
+        str | None,
+        typer.Option("--select", help="Build only these steps: scene:3+, character:Ember+, scene:2, keyframe:3."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The plan, and a line per call and retry.")] = False,
 ) -> None:
@@ -496,8 +548,8 @@ def build_command(
     import json
 
     from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
-    from storyc.store.state import BuildLocked
     from storyc.graph.plan import SelectionError
+    from storyc.store.state import BuildLocked
 
     quiet, verbose = _output_level("storyc build", quiet, verbose)
     _require_backend("storyc build", backend)
@@ -507,8 +559,10 @@ def build_command(
     _require_file("storyc build", story)
     chosen = backend or default_backend_name()
     if not quiet:
-        typer.echo(f"storyc build: backend {chosen}" + ("" if backend else " (default: " + (
-            "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")))
+        typer.echo(
+            f"storyc build: backend {chosen}"
+            + ("" if backend else " (default: " + ("XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)"))
+        )
     progress = None
 
     def on_event(event, data):
@@ -520,8 +574,16 @@ def build_command(
         progress(event, data)
 
     opts = BuildOptions(
-        story=story, backend=chosen, out_dir=out, cache_dir=cache, prompts_dir=prompts, dry_run=dry_run,
-        max_cost=max_cost, select=select, force=force, on_event=on_event,
+        story=story,
+        backend=chosen,
+        out_dir=out,
+        cache_dir=cache,
+        prompts_dir=prompts,
+        dry_run=dry_run,
+        max_cost=max_cost,
+        select=select,
+        force=force,
+        on_event=on_event,
     )
     try:
         with _input_errors_exit("storyc build"):
@@ -535,8 +597,17 @@ def build_command(
     except KeyboardInterrupt:  # outside the flow (loading, restoring from the cache): nothing half-done
         import shlex
 
-        again = [("--backend", backend), ("--out", out), ("--cache", cache), ("--prompts", prompts), ("--select", select)]
-        resume = " ".join(["storyc build", shlex.quote(str(story))] + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value])
+        again = [
+            ("--backend", backend),
+            ("--out", out),
+            ("--cache", cache),
+            ("--prompts", prompts),
+            ("--select", select),
+        ]
+        resume = " ".join(
+            ["storyc build", shlex.quote(str(story))]
+            + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value]
+        )
         typer.echo(f"storyc build: interrupted; state saved. Resume with: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     finally:
@@ -552,9 +623,11 @@ def build_command(
             if hi:
                 typer.echo(f"  {kind:<7}{lo:>5} to {hi} call(s)")
         typer.echo(f"  total  {d['calls_min_total']:>5} to {d['calls_max_total']} call(s)")
-        typer.echo(f"estimated cost: ${d['cost_min_usd']:.2f} (every check passes first time) to "
-                   f"${d['cost_max_usd']:.2f} (every loop exhausted)"
-                   + (" at xAI prices; the offline backend itself is free" if d["backend"] == "offline" else ""))
+        typer.echo(
+            f"estimated cost: ${d['cost_min_usd']:.2f} (every check passes first time) to "
+            f"${d['cost_max_usd']:.2f} (every loop exhausted)"
+            + (" at xAI prices; the offline backend itself is free" if d["backend"] == "offline" else "")
+        )
         typer.echo(json.dumps(d, sort_keys=True))
         return
     rep = result.report
@@ -564,8 +637,10 @@ def build_command(
     if result.status == "up_to_date":
         typer.echo(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
         return
-    summary = (f"{rep.get('api_calls_total', 0)} API call(s), {rep.get('cache_hits', 0)} cached step(s), "
-               f"${rep.get('cost_usd', 0):.2f}, {rep.get('wall_s', 0):.1f}s")
+    summary = (
+        f"{rep.get('api_calls_total', 0)} API call(s), {rep.get('cache_hits', 0)} cached step(s), "
+        f"${rep.get('cost_usd', 0):.2f}, {rep.get('wall_s', 0):.1f}s"
+    )
     if result.status == "built":
         typer.echo(f"{result.message}  ({summary})")
         return
@@ -573,29 +648,42 @@ def build_command(
         # The same folders and options, or the resumed build would miss the cache and pay again.
         import shlex
 
-        again = [("--backend", backend), ("--out", out), ("--cache", cache), ("--prompts", prompts), ("--select", select)]
-        resume = " ".join(["storyc build", shlex.quote(str(story))] + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value])
+        again = [
+            ("--backend", backend),
+            ("--out", out),
+            ("--cache", cache),
+            ("--prompts", prompts),
+            ("--select", select),
+        ]
+        resume = " ".join(
+            ["storyc build", shlex.quote(str(story))]
+            + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value]
+        )
         typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     typer.echo(f"storyc build: {result.message}  ({summary})", err=True)
     raise typer.Exit(EXIT_ERROR)
 
 
-@app.command("plan", epilog=_examples(
-    'storyc plan "A curious fox meets a wise old owl" -o stories/ember.yaml --characters 2 --scenes 3',
-))
+@app.command(
+    "plan",
+    epilog=_examples(
+        'storyc plan "A curious fox meets a wise old owl" -o stories/ember.yaml --characters 2 --scenes 3',
+    ),
+)
 def plan_command(
     concept: Annotated[str, typer.Argument(help="The story idea in a sentence or two.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the story.")] = Path("story.yaml"),
     characters: Annotated[
-        Optional[int], typer.Option("--characters", min=1, max=10, help="Exact number of characters.")
+        int | None, typer.Option("--characters", min=1, max=10, help="Exact number of characters.")
     ] = None,
-    scenes: Annotated[Optional[int], typer.Option("--scenes", min=1, max=50, help="Exact number of scenes.")] = None,
+    scenes: Annotated[int | None, typer.Option("--scenes", min=1, max=50, help="Exact number of scenes.")] = None,
     backend: Annotated[
-        Optional[str], typer.Option("--backend", help="offline (a marked skeleton) or xai. Default: xai when XAI_API_KEY is set.")
+        str | None,
+        typer.Option("--backend", help="offline (a marked skeleton) or xai. Default: xai when XAI_API_KEY is set."),
     ] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Chat model (default: the story default).")] = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Chat model (default: the story default).")] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
@@ -609,8 +697,11 @@ def plan_command(
         typer.echo(f"storyc plan: {out} exists; choose another -o or pass --force", err=True)
         raise typer.Exit(EXIT_USAGE)
     chosen = backend or default_backend_name()
-    typer.echo(f"storyc plan: backend {chosen}" + ("" if backend else " (default: " + (
-        "XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")), err=True)
+    typer.echo(
+        f"storyc plan: backend {chosen}"
+        + ("" if backend else " (default: " + ("XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")),
+        err=True,
+    )
     with _input_errors_exit("storyc plan"):
         outcome = run_plan(
             concept, out, backend_name=chosen, characters=characters, scenes=scenes, model=model, prompts_dir=prompts
@@ -622,34 +713,62 @@ def plan_command(
     what = "skeleton" if outcome.skeleton else "story"
     lint_note = "" if outcome.lint_ran else " (lint unavailable: not checked)"
     if outcome.failed:
-        typer.echo(f"storyc plan: wrote {outcome.path} but it fails lint: {len(outcome.errors)} error(s); "
-                   f"fix them and run storyc lint {outcome.path}", err=True)
+        typer.echo(
+            f"storyc plan: wrote {outcome.path} but it fails lint: {len(outcome.errors)} error(s); "
+            f"fix them and run storyc lint {outcome.path}",
+            err=True,
+        )
         raise typer.Exit(EXIT_ERROR)
     warnings = len(outcome.diagnostics)
-    typer.echo(f"wrote {what} {outcome.path} ({outcome.backend}, {outcome.calls} call(s), ${outcome.cost_usd:.4f}"
-               + (f", {warnings} warning(s)" if warnings else ", lints clean") + ")" + lint_note)
+    typer.echo(
+        f"wrote {what} {outcome.path} ({outcome.backend}, {outcome.calls} call(s), ${outcome.cost_usd:.4f}"
+        + (f", {warnings} warning(s)" if warnings else ", lints clean")
+        + ")"
+        + lint_note
+    )
 
 
-@app.command("deploy", epilog=_examples(
-    "storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out/fox",
-    "storyc deploy story.yaml --pool renders --create-pool --run     # create a process pool, start one run",
-    "PREFECT_API_URL=http://render-host:4200/api prefect worker start --pool renders    # on each worker",
-))
+@app.command(
+    "deploy",
+    epilog=_examples(
+        "storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out/fox",
+        "storyc deploy story.yaml --pool renders --create-pool --run     # create a process pool, start one run",
+        "PREFECT_API_URL=http://render-host:4200/api prefect worker start --pool renders    # on each worker",
+    ),
+)
 def deploy_command(
     story: Annotated[Path, typer.Argument(help="The story file; workers must see it at the same absolute path.")],
     pool: Annotated[str, typer.Option("--pool", help="The Prefect work pool whose workers run the builds.")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: the story's file stem).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder, on storage the workers mount (default build/<stem>/ here).")] = None,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder, on shared storage (default .storyc/cache/ beside the story).")] = None,
-    backend: Annotated[
-        Optional[str], typer.Option("--backend", help="offline or xai. Default: each worker's choice (xai when XAI_API_KEY is set there).")
+    name: Annotated[
+        str | None, typer.Option("--name", help="Deployment name (default: the story's file stem).")
     ] = None,
-    select: Annotated[Optional[str], typer.Option("--select", help="Build only these steps (as storyc build --select).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder, on storage the workers mount (default build/<stem>/ here)."),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Cache folder, on shared storage (default .storyc/cache/ beside the story)."),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend", help="offline or xai. Default: each worker's choice (xai when XAI_API_KEY is set there)."
+        ),
+    ] = None,
+    select: Annotated[
+        str | None, typer.Option("--select", help="Build only these steps (as storyc build --select).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
     prompts: Annotated[
-        Optional[Path], typer.Option("--prompts", help="Template override folder, on shared storage (default: prompts/ beside the story).")
+        Path | None,
+        typer.Option(
+            "--prompts", help="Template override folder, on shared storage (default: prompts/ beside the story)."
+        ),
     ] = None,
-    create_pool: Annotated[bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")] = False,
+    create_pool: Annotated[
+        bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")
+    ] = False,
     run: Annotated[bool, typer.Option("--run", help="Also start one run of the deployment now.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The same as the default output.")] = False,
@@ -665,8 +784,19 @@ def deploy_command(
 
     try:
         with _input_errors_exit("storyc deploy"):
-            done = deploy(story, pool=pool, name=name, out=out, cache=cache, backend=backend, select=select,
-                          force=force, prompts=prompts, create_pool=create_pool, run=run)
+            done = deploy(
+                story,
+                pool=pool,
+                name=name,
+                out=out,
+                cache=cache,
+                backend=backend,
+                select=select,
+                force=force,
+                prompts=prompts,
+                create_pool=create_pool,
+                run=run,
+            )
     except SelectionError as exc:
         typer.echo(f"storyc deploy: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE)
@@ -674,8 +804,11 @@ def deploy_command(
         typer.echo(f"storyc deploy: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR)
     params = done.parameters
-    typer.echo(f"deployed {done.full_name} (id {done.deployment_id}) on work pool {done.pool!r}"
-               + (" (created, type process)" if done.pool_created else "") + f" at {done.api_url}")
+    typer.echo(
+        f"deployed {done.full_name} (id {done.deployment_id}) on work pool {done.pool!r}"
+        + (" (created, type process)" if done.pool_created else "")
+        + f" at {done.api_url}"
+    )
     if quiet:
         if done.flow_run_id:
             typer.echo(f"started flow run {done.flow_run_id}")
@@ -683,16 +816,23 @@ def deploy_command(
     if params.get("prompts"):
         typer.echo(f"  prompts {params['prompts']}")
     typer.echo(f"  story   {params['story']}\n  out     {params['out']}\n  cache   {params['cache']}")
-    typer.echo("  backend " + (params.get("backend") or "each worker's: xai when XAI_API_KEY is set in its environment, else offline"))
+    typer.echo(
+        "  backend "
+        + (params.get("backend") or "each worker's: xai when XAI_API_KEY is set in its environment, else offline")
+    )
     if done.pool_type != "process":
-        typer.echo(f"note: pool type {done.pool_type!r}: its job image must have storyc installed and these paths mounted")
+        typer.echo(
+            f"note: pool type {done.pool_type!r}: its job image must have storyc installed and these paths mounted"
+        )
     typer.echo("start a worker on each machine that has storyc installed and mounts these paths:")
     typer.echo(f"  PREFECT_API_URL={done.api_url} prefect worker start --pool {done.pool}")
     typer.echo("run it:")
     typer.echo(f"  prefect deployment run '{done.full_name}'")
     if done.flow_run_id:
-        typer.echo(f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
-                   f"follow it: prefect flow-run inspect {done.flow_run_id}")
+        typer.echo(
+            f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
+            f"follow it: prefect flow-run inspect {done.flow_run_id}"
+        )
 
 
 def _size(n: int) -> str:
@@ -704,13 +844,18 @@ def _size(n: int) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-@app.command("clean", epilog=_examples(
-    "storyc clean stories/fox_and_owl.yaml       # removes build/fox_and_owl/",
-    "storyc clean story.yaml --out build/preview --dry-run",
-))
+@app.command(
+    "clean",
+    epilog=_examples(
+        "storyc clean stories/fox_and_owl.yaml       # removes build/fox_and_owl/",
+        "storyc clean story.yaml --out build/preview --dry-run",
+    ),
+)
 def clean_command(
     story: Annotated[Path, typer.Argument(help="The story whose build output to remove.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="The output folder (default build/<story stem>/, as build).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The output folder (default build/<story stem>/, as build).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
@@ -749,14 +894,21 @@ cache_app = typer.Typer(help="Manage the build cache (default .storyc/cache/ bes
 app.add_typer(cache_app, name="cache")
 
 
-@cache_app.command("prune", epilog=_examples(
-    "storyc cache prune stories/fox_and_owl.yaml --dry-run",
-    "storyc cache prune stories/*.yaml --cache /mnt/shared/cache",
-))
+@cache_app.command(
+    "prune",
+    epilog=_examples(
+        "storyc cache prune stories/fox_and_owl.yaml --dry-run",
+        "storyc cache prune stories/*.yaml --cache /mnt/shared/cache",
+    ),
+)
 def cache_prune_command(
     stories: Annotated[list[Path], typer.Argument(help="Every story whose entries to keep.", show_default=False)],
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")] = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Template override folder the builds use.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option("--prompts", help="Template override folder the builds use.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
@@ -796,24 +948,42 @@ def cache_prune_command(
         for r in plan.removals:
             typer.echo(f"{'would remove' if dry_run else 'removed'} {r.path}  ({_size(r.size)})")
     for story in plan.unbuilt_stories:
-        typer.echo(f"storyc cache prune: warning: {story} has no finished step in this cache (never built into it, or "
-                   "built with other --prompts or STORYC_RENDER_SCALE, which are part of every key)", err=True)
+        typer.echo(
+            f"storyc cache prune: warning: {story} has no finished step in this cache (never built into it, or "
+            "built with other --prompts or STORYC_RENDER_SCALE, which are part of every key)",
+            err=True,
+        )
     if plan.calls_kept_for_open_steps and not quiet:
-        typer.echo(f"storyc cache prune: note: kept {plan.calls_kept_for_open_steps} per-call entr(ies) a build of "
-                   f"the {plan.open_steps} unbuilt step(s) may resume from (a call entry does not record its step's "
-                   "key); prune again after building", err=True)
-    counts = ", ".join(f"{plan.removed(t)} {name}" for t, name in (
-        ("steps", "step entries"), ("calls", "call entries"), ("objects", "objects"), ("temps", "temp files")))
+        typer.echo(
+            f"storyc cache prune: note: kept {plan.calls_kept_for_open_steps} per-call entr(ies) a build of "
+            f"the {plan.open_steps} unbuilt step(s) may resume from (a call entry does not record its step's "
+            "key); prune again after building",
+            err=True,
+        )
+    counts = ", ".join(
+        f"{plan.removed(t)} {name}"
+        for t, name in (
+            ("steps", "step entries"),
+            ("calls", "call entries"),
+            ("objects", "objects"),
+            ("temps", "temp files"),
+        )
+    )
     kept = f"kept {plan.kept['steps']} step, {plan.kept['calls']} call entries and {plan.kept['objects']} objects, {_size(plan.kept_bytes)}"
-    typer.echo(f"{'would free' if dry_run else 'freed'} {_size(freed)} ({freed} bytes) in {plan.cache_dir}: {counts}; {kept}")
+    typer.echo(
+        f"{'would free' if dry_run else 'freed'} {_size(freed)} ({freed} bytes) in {plan.cache_dir}: {counts}; {kept}"
+    )
 
 
-@app.command("completion", epilog=_examples(
-    'eval "$(storyc completion bash)"       # this shell only',
-    "storyc completion bash > ~/.local/share/bash-completion/completions/storyc",
-    "storyc completion zsh > ~/.zfunc/_storyc    # fpath+=~/.zfunc before compinit",
-    "storyc completion fish > ~/.config/fish/completions/storyc.fish",
-))
+@app.command(
+    "completion",
+    epilog=_examples(
+        'eval "$(storyc completion bash)"       # this shell only',
+        "storyc completion bash > ~/.local/share/bash-completion/completions/storyc",
+        "storyc completion zsh > ~/.zfunc/_storyc    # fpath+=~/.zfunc before compinit",
+        "storyc completion fish > ~/.config/fish/completions/storyc.fish",
+    ),
+)
 def completion_command(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
     """Print the shell completion script (commands, options, file names)."""
     if shell not in ("bash", "zsh", "fish"):

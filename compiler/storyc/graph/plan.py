@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from storyc import __version__
-from storyc.store.hashing import KEY_VERSION, digest, file_sha256
 from storyc.model.story import VIDEO_EDIT_MAX_S, Story
+from storyc.store.hashing import KEY_VERSION, digest, file_sha256
 
 KINDS = ("character", "keyframe", "video", "assemble", "script")
 API_KINDS = ("image", "video", "vision", "chat")
@@ -48,7 +49,7 @@ class Step:
 
 
 @dataclass
-class BuildPlan:
+class StepGraph:
     story: Story
     story_path: Path
     steps: dict[str, Step]  # in topological order
@@ -139,14 +140,14 @@ def render_scale() -> str:
 
 
 def _input_hash(base_dir: Path, rel: str) -> dict[str, str]:
-    path = (base_dir / rel)
+    path = base_dir / rel
     try:
         return {"path": rel, "sha256": file_sha256(path)}
     except OSError:
         return {"path": rel, "sha256": "missing"}
 
 
-def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn: Callable | None = None) -> BuildPlan:
+def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn: Callable | None = None) -> StepGraph:
     """Compile a loaded story into its step graph (no I/O but hashing user input files)."""
     from storyc.model import prices as pricing
     from storyc.prompts.render import allocate_slots, judge_characters
@@ -189,7 +190,12 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
         n_in = 1 if ref else 0
         add(
             Step(
-                sid, "character", (), static, digest(static), character=c.name,
+                sid,
+                "character",
+                (),
+                static,
+                digest(static),
+                character=c.name,
                 calls_min={"image": 1, "vision": 1},
                 calls_max={"image": q.max_character_attempts, "vision": q.max_character_attempts},
                 cost_min=pricing.image_cost(n_in) + pricing.chat_cost(None, n_images=1),
@@ -200,12 +206,12 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
     # keyframes and videos, in story order (chain sources always come earlier)
     for i, scene in enumerate(story.scenes):
         plan = slots_fn(story, i)
-        slots = [
-            {"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in plan.slots
-        ]
+        slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in plan.slots]
         # The keyframe edit sends the slot characters' sheets; its check (and the video's
         # drift check) sends every present character's sheet, text-only ones included.
-        judged = tuple(dict.fromkeys([s.name for s in plan.slots if s.kind == "character"] + list(judge_characters(story, i))))
+        judged = tuple(
+            dict.fromkeys([s.name for s in plan.slots if s.kind == "character"] + list(judge_characters(story, i)))
+        )
         char_deps = tuple(f"character:{n}" for n in judged)
         chain_deps = tuple(
             (f"video:{s.scene_id}" if s.source == "last_frame" else f"keyframe:{s.scene_id}")
@@ -234,9 +240,13 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
                 "templates": _digests(prompts, STEP_TEMPLATES["keyframe"]),
                 # the offline renderer draws from these, so they are inputs too
                 "hints": {
-                    "setting": scene.setting, "mood": scene.mood, "camera": scene.camera,
+                    "setting": scene.setting,
+                    "mood": scene.mood,
+                    "camera": scene.camera,
                     "palette": story.color_palette,
-                    "characters": {n: story.character(n).visual_description for n in scene.characters_present if story.character(n)},
+                    "characters": {
+                        n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
+                    },
                 },
             }
             n_refs = len(slots)
@@ -246,7 +256,13 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
             iters = q.max_keyframe_iterations
             add(
                 Step(
-                    kid, "keyframe", char_deps + chain_deps, static, digest(static), scene_index=i, scene_id=scene.scene_id,
+                    kid,
+                    "keyframe",
+                    char_deps + chain_deps,
+                    static,
+                    digest(static),
+                    scene_index=i,
+                    scene_id=scene.scene_id,
                     calls_min={"image": 1, "vision": 1},
                     calls_max={"image": iters, "vision": iters},
                     cost_min=per_iter_image + vision,
@@ -271,7 +287,13 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
         vision = pricing.chat_cost(None, n_images=1 + len(char_deps))
         add(
             Step(
-                vid, "video", (kid,) + char_deps, static, digest(static), scene_index=i, scene_id=scene.scene_id,
+                vid,
+                "video",
+                (kid,) + char_deps,
+                static,
+                digest(static),
+                scene_index=i,
+                scene_id=scene.scene_id,
                 calls_min={"video": 1, "vision": 1},
                 calls_max={"video": clips_max, "vision": clips_max},
                 cost_min=clip + vision,
@@ -291,7 +313,7 @@ def build_plan(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn:
     add(Step("assemble", "assemble", videos, static, digest(static)))
     static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
     add(Step("script", "script", tuple(s for s in steps), static, digest(static)))
-    return BuildPlan(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
 
 
 # ─── selection (dbt-style) ────────────────────────────────────────────────────
@@ -304,12 +326,12 @@ class SelectionError(ValueError):
 _TOKEN = re.compile(r"^(\+?)([a-z]+)(?::(.+?))?(\+?)$")
 
 
-def select(plan: BuildPlan, spec: str | None) -> set[str]:
+def select(graph: StepGraph, spec: str | None) -> set[str]:
     """`scene:3+` (that scene and everything downstream), `character:Ember+`, `scene:2`,
     `keyframe:3`, `+video:2` (with everything upstream); several separated by commas or
     spaces form a union. None/empty selects everything."""
     if not spec or not spec.strip():
-        return set(plan.steps)
+        return set(graph.steps)
     chosen: set[str] = set()
     for token in filter(None, re.split(r"[,\s]+", spec.strip())):
         m = _TOKEN.match(token)
@@ -326,14 +348,14 @@ def select(plan: BuildPlan, spec: str | None) -> set[str]:
             raise SelectionError(
                 f"bad selector {token!r}: kinds are scene:<id>, character:<name>, keyframe:<id>, video:<id>, assemble, script"
             )
-        missing = base - set(plan.steps)
+        missing = base - set(graph.steps)
         if missing:
             raise SelectionError(f"selector {token!r} matches no step ({', '.join(sorted(missing))} not in the story)")
         chosen |= base
         if down:
-            chosen |= plan.descendants(base)
+            chosen |= graph.descendants(base)
         if up:
-            chosen |= plan.ancestors(base)
+            chosen |= graph.ancestors(base)
     return chosen
 
 
@@ -355,13 +377,13 @@ class Resolution:
         return all(e is not None for e in self.entries.values())
 
 
-def resolve(plan: BuildPlan, cache: Any, *, force: set[str] | None = None) -> Resolution:
+def resolve(graph: StepGraph, cache: Any, *, force: set[str] | None = None) -> Resolution:
     """Walk the graph in order: a step's key is known when all its deps are cached."""
     force = force or set()
     keys: dict[str, str | None] = {}
     entries: dict[str, dict | None] = {}
     upstream: dict[str, str] = {}
-    for sid, step in plan.steps.items():
+    for sid, step in graph.steps.items():
         if all(d in upstream for d in step.deps):
             key = step_key(step, upstream)
             keys[sid] = key
@@ -375,13 +397,13 @@ def resolve(plan: BuildPlan, cache: Any, *, force: set[str] | None = None) -> Re
     return Resolution(keys=keys, entries=entries)
 
 
-def planned_calls(plan: BuildPlan, steps: Iterable[str]) -> dict[str, Any]:
+def planned_calls(graph: StepGraph, steps: Iterable[str]) -> dict[str, Any]:
     """Calls per kind and estimated cost for running `steps` (dry-run)."""
-    mins: dict[str, int] = {k: 0 for k in API_KINDS}
-    maxs: dict[str, int] = {k: 0 for k in API_KINDS}
+    mins: dict[str, int] = dict.fromkeys(API_KINDS, 0)
+    maxs: dict[str, int] = dict.fromkeys(API_KINDS, 0)
     cost_min = cost_max = 0.0
     for sid in steps:
-        step = plan.steps[sid]
+        step = graph.steps[sid]
         for k, n in step.calls_min.items():
             mins[k] += n
         for k, n in step.calls_max.items():
@@ -401,10 +423,10 @@ def planned_calls(plan: BuildPlan, steps: Iterable[str]) -> dict[str, Any]:
 # ─── rendering the graph (storyc graph) ──────────────────────────────────────
 
 
-def graph_json(plan: BuildPlan, res: Resolution) -> dict:
+def graph_json(graph: StepGraph, res: Resolution) -> dict:
     return {
-        "story": str(plan.story_path),
-        "backend": plan.backend,
+        "story": str(graph.story_path),
+        "backend": graph.backend,
         "steps": [
             {
                 "id": s.id,
@@ -413,7 +435,7 @@ def graph_json(plan: BuildPlan, res: Resolution) -> dict:
                 "key": res.keys[s.id] or "pending",
                 "cached": res.cached(s.id),
             }
-            for s in plan.steps.values()
+            for s in graph.steps.values()
         ],
     }
 
@@ -427,30 +449,30 @@ def _node_facts(step_id: str, res: Resolution) -> tuple[str, str]:
     return (res.keys[step_id] or "pending")[:12], "cached" if res.cached(step_id) else "to build"
 
 
-def graph_mermaid(plan: BuildPlan, res: Resolution) -> str:
+def graph_mermaid(graph: StepGraph, res: Resolution) -> str:
     lines = ["flowchart LR"]
-    for s in plan.steps.values():
+    for s in graph.steps.values():
         key, state = _node_facts(s.id, res)
         label = f"{s.id}<br/>{key}<br/>{state}".replace('"', "'")
         lines.append(f'    {_node_name(s.id)}["{label}"]')
-    for s in plan.steps.values():
+    for s in graph.steps.values():
         for d in s.deps:
             lines.append(f"    {_node_name(d)} --> {_node_name(s.id)}")
     lines.append("    classDef cached fill:#d4f7d4,stroke:#2a2;")
-    cached = [_node_name(s) for s in plan.steps if res.cached(s)]
+    cached = [_node_name(s) for s in graph.steps if res.cached(s)]
     if cached:
         lines.append(f"    class {','.join(cached)} cached;")
     return "\n".join(lines)
 
 
-def graph_dot(plan: BuildPlan, res: Resolution) -> str:
+def graph_dot(graph: StepGraph, res: Resolution) -> str:
     lines = ["digraph storyc {", "  rankdir=LR;", "  node [shape=box, fontname=monospace];"]
-    for s in plan.steps.values():
+    for s in graph.steps.values():
         key, state = _node_facts(s.id, res)
         color = ', style=filled, fillcolor="#d4f7d4"' if res.cached(s.id) else ""
         label = f"{s.id}\\n{key}\\n{state}".replace('"', "'")
         lines.append(f'  "{s.id}" [label="{label}"{color}];')
-    for s in plan.steps.values():
+    for s in graph.steps.values():
         for d in s.deps:
             lines.append(f'  "{d}" -> "{s.id}";')
     lines.append("}")

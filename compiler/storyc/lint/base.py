@@ -10,8 +10,9 @@ Rules must stay O(n) in the story's size: shared indexes live on the context.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from functools import cached_property
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.load.loader import LoadedStory, Loc

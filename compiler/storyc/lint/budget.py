@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
@@ -55,11 +55,17 @@ class W401ReferenceImageBudget(Rule):
                 continue
             names = ", ".join(str(n) for n in text_only)
             need = len(plan.slots) + len(text_only)
-            fix = "keep at most 2 characters in a chained scene, or set chain_from: none" if chained else "keep at most 3 characters"
+            fix = (
+                "keep at most 2 characters in a chained scene, or set chain_from: none"
+                if chained
+                else "keep at most 3 characters"
+            )
             first = _first_position(scene.characters_present, text_only)
             yield self.report(
                 ctx,
-                ("scenes", i, "characters_present", first) if first is not None else ("scenes", i, "characters_present"),
+                ("scenes", i, "characters_present", first)
+                if first is not None
+                else ("scenes", i, "characters_present"),
                 f"scene {scene.scene_id} needs {need} reference images but the image API takes {MAX_REFERENCE_IMAGES}: "
                 f"{names} will be text-only and may drift; {fix}",
             )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from storyc.diagnostics import Diagnostic
 from storyc.lint.base import Rule
@@ -70,12 +70,18 @@ def _where(rule: type[Rule]) -> str:
 
 
 def rules_text(rules: Iterable[type[Rule]]) -> str:
-    return "".join(f"{r.code}  {str(r.severity):7}  {r.summary}\n" for r in rules)
+    return "".join(f"{r.code}  {r.severity!s:7}  {r.summary}\n" for r in rules)
 
 
 def rules_json(rules: Iterable[type[Rule]]) -> str:
     data = [
-        {"code": r.code, "severity": str(r.severity), "summary": r.summary, "checked_by": _where(r), "description": r.description()}
+        {
+            "code": r.code,
+            "severity": str(r.severity),
+            "summary": r.summary,
+            "checked_by": _where(r),
+            "description": r.description(),
+        }
         for r in rules
     ]
     return json.dumps(data, ensure_ascii=False, indent=1) + "\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
@@ -59,7 +59,9 @@ class E305UnsafeName(Rule):
                 else:
                     why = "must not end with a space or repeat spaces"
             yield self.report(
-                ctx, ("characters", i, "name"), f"character name {name!r} {why}; use letters, digits, space, '-' and '_'"
+                ctx,
+                ("characters", i, "name"),
+                f"character name {name!r} {why}; use letters, digits, space, '-' and '_'",
             )
 
 
@@ -88,5 +90,7 @@ class W409NamesDifferOnlyInCase(Rule):
             folded = character.name.casefold()
             other = seen.get(folded)
             if other is not None and other != character.name:
-                yield self.report(ctx, ("characters", i, "name"), f"character '{character.name}' differs from '{other}' only in case")
+                yield self.report(
+                    ctx, ("characters", i, "name"), f"character '{character.name}' differs from '{other}' only in case"
+                )
             seen.setdefault(folded, character.name)

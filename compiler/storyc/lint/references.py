@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
@@ -39,7 +39,11 @@ class E301DuplicateSceneId(Rule):
         for i, scene in enumerate(ctx.story.scenes):
             if first[scene.scene_id] != i:
                 line = ctx.loaded.source.position(("scenes", first[scene.scene_id], "scene_id"))[0]
-                yield self.report(ctx, ("scenes", i, "scene_id"), f"scene_id {scene.scene_id} is already used by the scene at line {line}")
+                yield self.report(
+                    ctx,
+                    ("scenes", i, "scene_id"),
+                    f"scene_id {scene.scene_id} is already used by the scene at line {line}",
+                )
 
 
 class E302DuplicateCharacterName(Rule):
@@ -66,7 +70,9 @@ class E302DuplicateCharacterName(Rule):
         for i, character in enumerate(ctx.story.characters):
             if character.name in seen:
                 line = ctx.loaded.source.position(("characters", seen[character.name], "name"))[0]
-                yield self.report(ctx, ("characters", i, "name"), f"character '{character.name}' is already defined at line {line}")
+                yield self.report(
+                    ctx, ("characters", i, "name"), f"character '{character.name}' is already defined at line {line}"
+                )
             else:
                 seen[character.name] = i
 
@@ -103,7 +109,11 @@ class E303UnknownCharacter(Rule):
                 if name not in hints:
                     hints[name] = _hint(name, known)
                 hint = hints[name]
-                yield self.report(ctx, ("scenes", i, "characters_present", j), f"scene {scene.scene_id}: unknown character '{name}'{hint}")
+                yield self.report(
+                    ctx,
+                    ("scenes", i, "characters_present", j),
+                    f"scene {scene.scene_id}: unknown character '{name}'{hint}",
+                )
 
 
 def _hint(name: str, known: set[str]) -> str:
@@ -148,12 +158,20 @@ class E304BadChainFrom(Rule):
             where = ("scenes", i, "chain_from")
             parent = ctx.scene_index_by_id.get(target)
             if parent is None:
-                yield self.report(ctx, where, f"scene {scene.scene_id}: chain_from {target} names no scene; use an earlier scene_id or none")
+                yield self.report(
+                    ctx,
+                    where,
+                    f"scene {scene.scene_id}: chain_from {target} names no scene; use an earlier scene_id or none",
+                )
             elif parent == i or target == scene.scene_id:
-                yield self.report(ctx, where, f"scene {scene.scene_id} cannot chain from itself; use an earlier scene_id or none")
+                yield self.report(
+                    ctx, where, f"scene {scene.scene_id} cannot chain from itself; use an earlier scene_id or none"
+                )
             elif parent > i:
                 yield self.report(
-                    ctx, where, f"scene {scene.scene_id}: chain_from {target} is a later scene; a scene can only chain from an earlier one"
+                    ctx,
+                    where,
+                    f"scene {scene.scene_id}: chain_from {target} is a later scene; a scene can only chain from an earlier one",
                 )
 
 
@@ -236,7 +254,9 @@ class W410ImageOutsideStoryFolder(Rule):
             except (OSError, RuntimeError, ValueError):
                 continue
             if not target.is_relative_to(base):
-                yield self.report(ctx, loc, f"{loc[-1]} '{text}' is outside the story's folder; the build would upload it")
+                yield self.report(
+                    ctx, loc, f"{loc[-1]} '{text}' is outside the story's folder; the build would upload it"
+                )
 
 
 class W411ImageFormat(Rule):
@@ -289,7 +309,9 @@ class W412ChainSourceWithoutChain(Rule):
             written = i < len(data_scenes) and isinstance(data_scenes[i], dict) and "chain_source" in data_scenes[i]
             if written and ctx.chain_parent_index(i) is None:
                 yield self.report(
-                    ctx, ("scenes", i, "chain_source"), f"scene {scene.scene_id} starts a fresh branch, so chain_source has no effect"
+                    ctx,
+                    ("scenes", i, "chain_source"),
+                    f"scene {scene.scene_id} starts a fresh branch, so chain_source has no effect",
                 )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from storyc.diagnostics import Diagnostic, Severity, StorycError
 from storyc.lint.base import LintContext, Rule
@@ -14,7 +14,9 @@ from storyc.load.loader import E_FILE, LoadedStory, load_story
 def internal_error(path: str, where: str, exc: BaseException) -> Diagnostic:
     # One line, no traceback: the type and the first line of the message are enough to report it.
     first_line = (str(exc).splitlines() or [""])[0][:200]
-    return Diagnostic(path, 1, 1, INTERNAL_ERROR, Severity.ERROR, f"internal error in {where}: {type(exc).__name__}: {first_line}")
+    return Diagnostic(
+        path, 1, 1, INTERNAL_ERROR, Severity.ERROR, f"internal error in {where}: {type(exc).__name__}: {first_line}"
+    )
 
 
 def lint_story(loaded: LoadedStory, rules: Iterable[type[Rule]] = SEMANTIC_RULES) -> list[Diagnostic]:
@@ -39,7 +41,9 @@ def lint_path(path: str | Path, rules: Iterable[type[Rule]] = SEMANTIC_RULES) ->
     except FileNotFoundError:
         return [Diagnostic(shown, 1, 1, E_FILE, Severity.ERROR, "no such file")]
     except OSError as exc:
-        return [Diagnostic(shown, 1, 1, E_FILE, Severity.ERROR, f"cannot read file: {exc.strerror or type(exc).__name__}")]
+        return [
+            Diagnostic(shown, 1, 1, E_FILE, Severity.ERROR, f"cannot read file: {exc.strerror or type(exc).__name__}")
+        ]
     except RecursionError:
         return [Diagnostic(shown, 1, 1, "E106", Severity.ERROR, "document nests too deeply")]
     except Exception as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
@@ -14,11 +14,7 @@ MIN_STYLE_WORDS = 8
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about a place; without this, "in the forest" and "in the city" would match.
 _STOPWORDS = frozenset(
-    """
-    the and with from into onto over under near behind beside between through across along around
-    for of at in on by to its it this that these those there here some very more less few many much
-    all any each every one two three
-    """.split()
+    ["the", "and", "with", "from", "into", "onto", "over", "under", "near", "behind", "beside", "between", "through", "across", "along", "around", "for", "of", "at", "in", "on", "by", "to", "its", "it", "this", "that", "these", "those", "there", "here", "some", "very", "more", "less", "few", "many", "much", "all", "any", "each", "every", "one", "two", "three"]
 )
 
 
@@ -162,7 +158,11 @@ class W406UnusedCharacter(Rule):
         used = {name for scene in ctx.story.scenes for name in scene.characters_present}
         for i, character in enumerate(ctx.story.characters):
             if character.name not in used:
-                yield self.report(ctx, ("characters", i, "name"), f"character '{character.name}' appears in no scene; its sheet would be generated for nothing")
+                yield self.report(
+                    ctx,
+                    ("characters", i, "name"),
+                    f"character '{character.name}' appears in no scene; its sheet would be generated for nothing",
+                )
 
 
 class W407SceneWithoutAnchor(Rule):
@@ -222,5 +222,7 @@ class W408RepeatedCharacterInScene(Rule):
             seen: set[str] = set()
             for j, name in enumerate(present):
                 if name in seen:
-                    yield self.report(ctx, ("scenes", i, "characters_present", j), f"scene {scene.scene_id} lists '{name}' twice")
+                    yield self.report(
+                        ctx, ("scenes", i, "characters_present", j), f"scene {scene.scene_id} lists '{name}' twice"
+                    )
                 seen.add(name)

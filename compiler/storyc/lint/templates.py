@@ -5,7 +5,7 @@ them too, so a broken override fails in CI's `storyc lint`, not at build time.""
 from __future__ import annotations
 
 import difflib
-from typing import Iterator
+from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity, StorycError
 from storyc.lint.base import LintContext, Rule

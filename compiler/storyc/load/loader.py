@@ -87,7 +87,9 @@ class LoadedStory:
     def display_path(self) -> str:
         return str(self.path)
 
-    def at(self, loc: Loc, code: str, message: str, severity: Severity = Severity.ERROR, *, key: bool = False) -> Diagnostic:
+    def at(
+        self, loc: Loc, code: str, message: str, severity: Severity = Severity.ERROR, *, key: bool = False
+    ) -> Diagnostic:
         line, column = self.source.key_position(loc) if key else self.source.position(loc)
         return Diagnostic(self.display_path, line, column, code, severity, message)
 
@@ -105,7 +107,9 @@ def load_story(path: str | Path, *, display_path: str | None = None) -> LoadedSt
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise StorycError(
-            _diag(shown, 1, 1, E_FILE, f"file is {size:,} bytes; storyc reads story files of at most {MAX_FILE_BYTES:,}")
+            _diag(
+                shown, 1, 1, E_FILE, f"file is {size:,} bytes; storyc reads story files of at most {MAX_FILE_BYTES:,}"
+            )
         )
     raw = _read_bounded(path)
     if len(raw) > MAX_FILE_BYTES:  # a pipe or device (stat says 0 bytes): /dev/zero must not hang
@@ -138,7 +142,11 @@ def load_story_text(raw: bytes | str, display_path: str = "<string>", *, path: P
     if not isinstance(data, dict):
         line, column = source.position(())
         kind = "empty" if data is None else f"a {_type_name(data)}"
-        raise StorycError(_diag(display_path, line, column, E_DOCUMENT, f"a story must be a mapping of fields, this document is {kind}"))
+        raise StorycError(
+            _diag(
+                display_path, line, column, E_DOCUMENT, f"a story must be a mapping of fields, this document is {kind}"
+            )
+        )
     story = _validate(data, source, display_path)
     return LoadedStory(story=story, path=path or Path(display_path), source=source, data=data)
 
@@ -157,7 +165,9 @@ def _decode(raw: bytes, shown: str) -> str:
         # Position in characters of the text as an editor shows it (bad bytes as one character each).
         line, column = _line_col(raw[: exc.start].decode("utf-8", errors="replace"), exc.start)
         raise StorycError(
-            _diag(shown, line, column, E_FILE, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8")
+            _diag(
+                shown, line, column, E_FILE, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+            )
         ) from None
 
 
@@ -169,7 +179,13 @@ def _check_control_chars(text: str, shown: str) -> None:
     if match:
         line, column = _line_col(text, match.start())
         raise StorycError(
-            _diag(shown, line, column, E_FILE, f"control character U+{ord(match.group()):04X} is not allowed (binary file?)")
+            _diag(
+                shown,
+                line,
+                column,
+                E_FILE,
+                f"control character U+{ord(match.group()):04X} is not allowed (binary file?)",
+            )
         )
 
 
@@ -222,9 +238,8 @@ def _clamp(text: str, line: int, column: int) -> tuple[int, int]:
 def _composer_class():
     try:
         from ruamel.yaml.cyaml import CParser
-        from ruamel.yaml.resolver import VersionedResolver
-
         from ruamel.yaml.nodes import ScalarNode
+        from ruamel.yaml.resolver import VersionedResolver
         from ruamel.yaml.tag import Tag
 
         class _CComposer(CParser, VersionedResolver):
@@ -291,7 +306,9 @@ def _check_depth(text: str, shown: str, positions: _Positions) -> None:
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
                     line, column = _clamp(text, *positions.of(mark))
-                    raise StorycError(_diag(shown, line, column, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels"))
+                    raise StorycError(
+                        _diag(shown, line, column, E_DOCUMENT, f"document nests deeper than {MAX_DEPTH} levels")
+                    )
             elif kind in ("SequenceEndEvent", "MappingEndEvent"):
                 depth -= 1
             elif kind == "StreamEndEvent":
@@ -339,10 +356,14 @@ def _compose(text: str, shown: str, positions: _Positions):
                     f"where parsing fails ({problem}); is its closing quote missing?"
                 )
         if "expected a single document" in str(problem) or "but found another document" in str(exc):
-            raise StorycError(_diag(shown, line, column, E_DOCUMENT, "a story file holds exactly one YAML document")) from None
+            raise StorycError(
+                _diag(shown, line, column, E_DOCUMENT, "a story file holds exactly one YAML document")
+            ) from None
         raise StorycError(_diag(shown, line, column, E_SYNTAX, f"YAML syntax error: {problem}")) from None
     except YAMLError as exc:
-        raise StorycError(_diag(shown, 1, 1, E_SYNTAX, f"YAML error: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}")) from None
+        raise StorycError(
+            _diag(shown, 1, 1, E_SYNTAX, f"YAML error: {str(exc).splitlines()[0] if str(exc) else 'invalid YAML'}")
+        ) from None
     except RecursionError:
         raise StorycError(_diag(shown, 1, 1, E_DOCUMENT, "document nests deeper than storyc allows")) from None
     finally:
@@ -353,7 +374,9 @@ def _compose(text: str, shown: str, positions: _Positions):
     return node
 
 
-def _runaway_quote(text: str, problem_index: int, positions: _Positions) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def _runaway_quote(
+    text: str, problem_index: int, positions: _Positions
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """(start, end) positions of a quoted scalar spanning several lines that ends right
     where the parser gave up (on that same line, only blanks between): the likely
     missing closing quote. Only runs after a syntax error, so the slow pure scanner is fine."""
@@ -407,7 +430,9 @@ class _Builder:
         except _ExpansionTooLarge as exc:
             node = exc.blame or root
             raise self._fail(
-                node, E_ALIAS, f"the aliases in this value expand the document to more than {MAX_NODE_VISITS:,} nodes (alias bomb?)"
+                node,
+                E_ALIAS,
+                f"the aliases in this value expand the document to more than {MAX_NODE_VISITS:,} nodes (alias bomb?)",
             ) from None
 
     def _fail(self, node, code: str, message: str) -> StorycError:
@@ -453,7 +478,9 @@ class _Builder:
             self.visits += 1
             if key_node.id != "scalar":
                 raise self._fail(key_node, E_SCHEMA, "mapping keys must be plain names, not collections")
-            key_tag = key_node.tag if isinstance(key_node.tag, str) else getattr(key_node.tag, "value", str(key_node.tag))
+            key_tag = (
+                key_node.tag if isinstance(key_node.tag, str) else getattr(key_node.tag, "value", str(key_node.tag))
+            )
             if key_tag == _MERGE:
                 raise self._fail(key_node, E_TAG, "merge keys (<<) are not supported; write the fields out")
             key = self._scalar(key_node, key_tag)
@@ -557,7 +584,11 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
             hint = _did_you_mean(str(field_name), list(parent_model.model_fields) if parent_model else [])
             if hint.startswith("; did you mean '"):
                 misspelt.add(loc[:-1] + (hint[len("; did you mean '") : -2],))
-            out.append(_diag(shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"))
+            out.append(
+                _diag(
+                    shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"
+                )
+            )
             continue
         if kind == "missing":
             missing.setdefault(loc[:-1], []).append(str(field_name))
@@ -569,13 +600,25 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
         value = _value_at(loc, data)
         if field_name == "duration_seconds" and isinstance(value, int) and not isinstance(value, bool):
             out.append(
-                _diag(shown, line, column, E_DURATION, f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}")
+                _diag(
+                    shown,
+                    line,
+                    column,
+                    E_DURATION,
+                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}",
+                )
             )
             continue
         if field_name == "chain_from":  # a union: pydantic's first member error ("whole number") tells half of it
             unquote = " (write the number without quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
             out.append(
-                _diag(shown, line, column, E_SCHEMA, f"{where}: must be an earlier scene_id or none, not {_shorten(value)}{unquote}")
+                _diag(
+                    shown,
+                    line,
+                    column,
+                    E_SCHEMA,
+                    f"{where}: must be an earlier scene_id or none, not {_shorten(value)}{unquote}",
+                )
             )
             continue
         out.append(_diag(shown, line, column, E_SCHEMA, f"{where}: {_friendly(err, value)}"))
@@ -597,10 +640,7 @@ def _data_loc(loc: tuple, data: Any) -> tuple:
     out: list = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and not out[-1:] == [part]:
@@ -697,7 +737,7 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 
 
 def _short(tag: str) -> str:
-    return "!!" + tag[len(_T):] if tag.startswith(_T) else tag
+    return "!!" + tag[len(_T) :] if tag.startswith(_T) else tag
 
 
 def _diag(path: str, line: int, column: int, code: str, message: str) -> Diagnostic:

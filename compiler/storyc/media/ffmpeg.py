@@ -16,9 +16,10 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 from storyc.store.cache import new_file_mode
 
@@ -33,10 +34,14 @@ AAC_BITRATE = "128k"
 # Metadata and flags that keep timestamps, encoder version strings and other
 # run-dependent bits out of the container.
 DETERMINISTIC_OUTPUT_FLAGS = (
-    "-map_metadata", "-1",
-    "-fflags", "+bitexact",
-    "-flags:v", "+bitexact",
-    "-flags:a", "+bitexact",
+    "-map_metadata",
+    "-1",
+    "-fflags",
+    "+bitexact",
+    "-flags:v",
+    "+bitexact",
+    "-flags:a",
+    "+bitexact",
 )
 JPEG_QUALITY = 90
 
@@ -45,12 +50,22 @@ RENDER_SCALE_ENV = "STORYC_RENDER_SCALE"
 # Short side 720 or 480; the long side follows the aspect ratio (seed: 16:9 720p → 1280×720).
 _SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "720p": {
-        "16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720), "4:3": (960, 720),
-        "3:4": (720, 960), "3:2": (1080, 720), "2:3": (720, 1080),
+        "16:9": (1280, 720),
+        "9:16": (720, 1280),
+        "1:1": (720, 720),
+        "4:3": (960, 720),
+        "3:4": (720, 960),
+        "3:2": (1080, 720),
+        "2:3": (720, 1080),
     },
     "480p": {
-        "16:9": (854, 480), "9:16": (480, 854), "1:1": (480, 480), "4:3": (640, 480),
-        "3:4": (480, 640), "3:2": (720, 480), "2:3": (480, 720),
+        "16:9": (854, 480),
+        "9:16": (480, 854),
+        "1:1": (480, 480),
+        "4:3": (640, 480),
+        "3:4": (480, 640),
+        "3:2": (720, 480),
+        "2:3": (480, 720),
     },
 }
 
@@ -115,8 +130,9 @@ def run_ffmpeg(argv: Sequence[str], *, what: str = "ffmpeg") -> None:
     try:
         # Own session: a terminal's Ctrl-C (sent to the whole process group) must not kill a
         # render in flight; storyc finishes and records it, then stops (exit 130).
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
     except OSError as exc:
         raise MediaError(f"{what}: cannot run ffmpeg ({exc.strerror})") from None
     if proc.returncode != 0:
@@ -293,10 +309,28 @@ class Clip:
 def encoder_args(fps: int = FPS) -> list[str]:
     """The output encoder settings shared by every video storyc writes."""
     return [
-        "-c:v", "libx264", "-preset", X264_PRESET, "-crf", X264_CRF, "-pix_fmt", "yuv420p",
-        "-r", str(fps), "-threads", ENCODER_THREADS,
-        "-c:a", "aac", "-b:a", AAC_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-movflags", "+faststart",
+        "-c:v",
+        "libx264",
+        "-preset",
+        X264_PRESET,
+        "-crf",
+        X264_CRF,
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(fps),
+        "-threads",
+        ENCODER_THREADS,
+        "-c:a",
+        "aac",
+        "-b:a",
+        AAC_BITRATE,
+        "-ar",
+        str(AUDIO_RATE),
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
         *DETERMINISTIC_OUTPUT_FLAGS,
     ]
 
@@ -358,9 +392,7 @@ def build_assembly_graph(
         return v, a, sum(d for _, _, d in pending)
 
     for i, clip in enumerate(clips[1:], start=1):
-        crossfade = (
-            clip.transition_in == "crossfade" and clip.duration_s > CROSSFADE_S and pending[-1][2] > CROSSFADE_S
-        )
+        crossfade = clip.transition_in == "crossfade" and clip.duration_s > CROSSFADE_S and pending[-1][2] > CROSSFADE_S
         if not crossfade:
             pending.append((f"v{i}", f"a{i}", clip.duration_s))
             continue
@@ -377,9 +409,7 @@ def build_assembly_graph(
     return ";".join(parts), total
 
 
-def assemble(
-    clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS
-) -> Path:
+def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS) -> Path:
     """Join `clips` into `dest` with ONE ffmpeg run: every clip normalised (fps, scale
     and pad to width×height, yuv420p, 44.1 kHz stereo) and joined with its transition.
     H.264 + AAC, faststart, no metadata; written to a temp file, then renamed."""
@@ -397,8 +427,21 @@ def assemble(
         run_ffmpeg(
             # one filter thread: the graph's per-frame work is light, and slice threads
             # only contend with x264's (measured: ~8% faster on 2 cores; same bytes)
-            [*inputs, "-filter_complex_threads", "1", "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
-             *encoder_args(fps), "-f", "mp4", str(tmp)],
+            [
+                *inputs,
+                "-filter_complex_threads",
+                "1",
+                "-filter_complex",
+                graph,
+                "-map",
+                "[vout]",
+                "-map",
+                "[aout]",
+                *encoder_args(fps),
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
             what=f"assembling {dest.name}",
         )
     return dest

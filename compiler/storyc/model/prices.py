@@ -12,7 +12,8 @@ backend uses those; these tables are the fallback and the basis of `build --dry-
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 PRICES: dict[str, Any] = {
     "image": 0.02,  # per generated image

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 from storyc.diagnostics import StorycError, error
 from storyc.model.story import (
@@ -146,8 +147,7 @@ _SENTENCE_BREAK = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
 # end: "a St. Bernard-sized dog", "approx. 40 years", "J. R. Smith". Erring towards not
 # splitting only makes a brief longer, never cuts it inside a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms mx dr prof st mt ft jr sr capt col gen lt sgt rev hon vs etc approx ca cf e.g i.e "
-    "no nos vol fig inc ltd co ave rd blvd dept est min max incl excl".split()
+    ["mr", "mrs", "ms", "mx", "dr", "prof", "st", "mt", "ft", "jr", "sr", "capt", "col", "gen", "lt", "sgt", "rev", "hon", "vs", "etc", "approx", "ca", "cf", "e.g", "i.e", "no", "nos", "vol", "fig", "inc", "ltd", "co", "ave", "rd", "blvd", "dept", "est", "min", "max", "incl", "excl"]
 )
 _SENTENCE_STARTS = "\"'\u201c\u2018(["
 
@@ -348,7 +348,7 @@ def _bounded_sandbox():
                 check_args("%", right if isinstance(right, tuple) else (right,))
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        def call(__self, __context, __obj, *args, **kwargs):
             check_args(getattr(__obj, "__name__", "call"), [*args, *kwargs.values()])
             return super().call(__context, __obj, *args, **kwargs)
 
@@ -437,8 +437,13 @@ class _Templates:
         if path is None:
             where = ", ".join(str(p) for p in self.source.search)
             raise StorycError(
-                error(str(self.source.search[-1] / (name + TEMPLATE_SUFFIX)), 1, 1, E_TEMPLATE,
-                      f"template error: template '{name}{TEMPLATE_SUFFIX}' not found in {where}")
+                error(
+                    str(self.source.search[-1] / (name + TEMPLATE_SUFFIX)),
+                    1,
+                    1,
+                    E_TEMPLATE,
+                    f"template error: template '{name}{TEMPLATE_SUFFIX}' not found in {where}",
+                )
             )
         return path
 
@@ -761,50 +766,82 @@ def prompt_listing(prompts: PromptSet, scene_id: int | None = None) -> list[dict
         for character in story.characters:
             step = f"character:{character.name}"
             if character.reference_image:
-                entries.append({
-                    "step": step, "kind": "character_from_reference",
-                    "prompt": prompts.character_from_reference(character),
-                    "slots": _images({"kind": "reference_image", "path": character.reference_image}),
-                })
+                entries.append(
+                    {
+                        "step": step,
+                        "kind": "character_from_reference",
+                        "prompt": prompts.character_from_reference(character),
+                        "slots": _images({"kind": "reference_image", "path": character.reference_image}),
+                    }
+                )
             else:
-                entries.append({
-                    "step": step, "kind": "character_sheet",
-                    "prompt": prompts.character_sheet(character), "slots": [],
-                })
-            entries.append({
-                "step": step, "kind": "check_sheet", "prompt": prompts.check_sheet(character),
-                "slots": _images({"kind": "sheet", "name": character.name}),
-            })
+                entries.append(
+                    {
+                        "step": step,
+                        "kind": "character_sheet",
+                        "prompt": prompts.character_sheet(character),
+                        "slots": [],
+                    }
+                )
+            entries.append(
+                {
+                    "step": step,
+                    "kind": "check_sheet",
+                    "prompt": prompts.check_sheet(character),
+                    "slots": _images({"kind": "sheet", "name": character.name}),
+                }
+            )
     for index, scene in enumerate(story.scenes):
         if scene_id is not None and scene.scene_id != scene_id:
             continue
         sheets = [{"kind": "sheet", "name": n} for n in judge_characters(story, index)]
         keyframe_step = f"keyframe:{scene.scene_id}"
         if scene.keyframe_image:
-            entries.append({
-                "step": keyframe_step, "kind": "keyframe_pinned", "prompt": None, "slots": [],
-                "image": scene.keyframe_image,
-            })
+            entries.append(
+                {
+                    "step": keyframe_step,
+                    "kind": "keyframe_pinned",
+                    "prompt": None,
+                    "slots": [],
+                    "image": scene.keyframe_image,
+                }
+            )
         else:
             plan = allocate_slots(story, index)
-            entries.append({
-                "step": keyframe_step, "kind": "keyframe", "prompt": prompts.keyframe(index),
-                "slots": [slot.to_json(n) for n, slot in enumerate(plan.slots, start=1)],
-                "text_only": list(plan.text_only),
-            })
-            entries.append({
-                "step": keyframe_step, "kind": "check_keyframe", "prompt": prompts.check_keyframe(index),
-                "slots": _images({"kind": "keyframe", "scene_id": scene.scene_id}, *sheets),
-            })
+            entries.append(
+                {
+                    "step": keyframe_step,
+                    "kind": "keyframe",
+                    "prompt": prompts.keyframe(index),
+                    "slots": [slot.to_json(n) for n, slot in enumerate(plan.slots, start=1)],
+                    "text_only": list(plan.text_only),
+                }
+            )
+            entries.append(
+                {
+                    "step": keyframe_step,
+                    "kind": "check_keyframe",
+                    "prompt": prompts.check_keyframe(index),
+                    "slots": _images({"kind": "keyframe", "scene_id": scene.scene_id}, *sheets),
+                }
+            )
         video_step = f"video:{scene.scene_id}"
-        entries.append({
-            "step": video_step, "kind": "video", "prompt": prompts.video(index),
-            "slots": _images({"kind": "keyframe", "scene_id": scene.scene_id}),
-        })
-        entries.append({
-            "step": video_step, "kind": "check_last_frame", "prompt": prompts.check_last_frame(index),
-            "slots": _images({"kind": "last_frame", "scene_id": scene.scene_id}, *sheets),
-        })
+        entries.append(
+            {
+                "step": video_step,
+                "kind": "video",
+                "prompt": prompts.video(index),
+                "slots": _images({"kind": "keyframe", "scene_id": scene.scene_id}),
+            }
+        )
+        entries.append(
+            {
+                "step": video_step,
+                "kind": "check_last_frame",
+                "prompt": prompts.check_last_frame(index),
+                "slots": _images({"kind": "last_frame", "scene_id": scene.scene_id}, *sheets),
+            }
+        )
     return entries
 
 

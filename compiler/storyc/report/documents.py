@@ -15,19 +15,27 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from storyc.store.cache import atomic_write_bytes
-from storyc.model.story import BuildState, Story
+from storyc.model.state import BuildState
+from storyc.model.story import Story
+from storyc.report.html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
 from storyc.report.view import fmt_score as _fmt_score
 from storyc.report.view import storyboard_view
-from storyc.report.html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
+from storyc.store.cache import atomic_write_bytes
 
 SCRIPT_FILE = "script.md"
 STATE_FILE = "state.json"
 REPORT_FILE = "report.json"
 
 __all__ = [
-    "REPORT_FILE", "SCRIPT_FILE", "STATE_FILE", "STORYBOARD_FILE",
-    "write_json_atomic", "write_report", "write_script_md", "write_state", "write_storyboard_html",
+    "REPORT_FILE",
+    "SCRIPT_FILE",
+    "STATE_FILE",
+    "STORYBOARD_FILE",
+    "write_json_atomic",
+    "write_report",
+    "write_script_md",
+    "write_state",
+    "write_storyboard_html",
 ]
 
 # ─── atomic JSON ────────────────────────────────────────────────────────────
@@ -90,9 +98,7 @@ def _md_fence(text: str) -> list[str]:
 
 def _md_attempts(tries) -> str:
     """`[v1](<path>) (compose, 0.62)` for each attempt the build did not keep."""
-    return ", ".join(
-        f"[{t.label}]({_md_link_target(t.path)}) ({t.kind}, {_fmt_score(t.score)})" for t in tries
-    )
+    return ", ".join(f"[{t.label}]({_md_link_target(t.path)}) ({t.kind}, {_fmt_score(t.score)})" for t in tries)
 
 
 def write_script_md(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Path:

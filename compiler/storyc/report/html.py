@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from storyc.store.cache import atomic_write_bytes
-from storyc.model.story import BuildState, Story
+from storyc.model.state import BuildState
+from storyc.model.story import Story
 from storyc.report.view import Attempt, Storyboard, storyboard_view
+from storyc.store.cache import atomic_write_bytes
 
 STORYBOARD_FILE = "storyboard.html"
 
 # Nothing from the network, no script; images and media from the page's own folder
 # ('self' when served, file: when opened from disk: browsers differ on 'self' for file:).
-CSP = ("default-src 'none'; img-src 'self' file:; media-src 'self' file:; style-src 'unsafe-inline'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; img-src 'self' file:; media-src 'self' file:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 _CSS = """
 :root { color-scheme: light dark; --fg: #1d1d1f; --bg: #f6f5f2; --card: #fff; --muted: #6b6b70;
@@ -113,22 +116,28 @@ def _score_html(score: float | None, threshold: float) -> str:
         return '<span class="score">–</span>'
     text = _score_text(score, threshold)
     if score < threshold:
-        return (f'<span class="score below" title="below the consistency threshold {threshold:.2f}">'
-                f"{text} ▼ below {threshold:.2f}</span>")
+        return (
+            f'<span class="score below" title="below the consistency threshold {threshold:.2f}">'
+            f"{text} ▼ below {threshold:.2f}</span>"
+        )
     return f'<span class="score ok" title="meets the consistency threshold {threshold:.2f}">{text} ✓</span>'
 
 
 def _figure(path: str | None, caption: str) -> str:
     if not path:
         return f'<figure><p class="missing">{_e(caption)}: not rendered yet</p></figure>'
-    return (f'<figure><a href="{_src(path)}"><img src="{_src(path)}" alt="{_e(caption)}"{_LAZY}></a>'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><a href="{_src(path)}"><img src="{_src(path)}" alt="{_e(caption)}"{_LAZY}></a>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _video(path: str, poster: str | None, caption: str) -> str:
     poster_attr = f' poster="{_src(poster)}"' if poster else ""
-    return (f'<figure><video controls preload="metadata"{poster_attr} src="{_src(path)}"></video>'
-            f'<figcaption>{_e(caption)}: <a href="{_src(path)}">{_e(path)}</a></figcaption></figure>')
+    return (
+        f'<figure><video controls preload="metadata"{poster_attr} src="{_src(path)}"></video>'
+        f'<figcaption>{_e(caption)}: <a href="{_src(path)}">{_e(path)}</a></figcaption></figure>'
+    )
 
 
 def _attempts_html(title: str, tries: list[Attempt], threshold: float) -> str:
@@ -137,9 +146,14 @@ def _attempts_html(title: str, tries: list[Attempt], threshold: float) -> str:
         return ""
     items = []
     for t in tries:
-        classes = "attempt" + (" kept" if t.kept else "") + (" below" if t.score is not None and t.score < threshold else "")
-        image = (f'<img src="{_src(t.thumb)}" alt="{_e(t.label)}"{_LAZY}>' if t.thumb
-                 else f'<span class="missing">{_e(t.path)}</span>')
+        classes = (
+            "attempt" + (" kept" if t.kept else "") + (" below" if t.score is not None and t.score < threshold else "")
+        )
+        image = (
+            f'<img src="{_src(t.thumb)}" alt="{_e(t.label)}"{_LAZY}>'
+            if t.thumb
+            else f'<span class="missing">{_e(t.path)}</span>'
+        )
         items.append(
             f'<figure class="{classes}"><a href="{_src(t.path)}">{image}</a>'
             f"<figcaption>{_e(t.label)} · {_e(t.kind)} · {_score_html(t.score, threshold)}"
@@ -252,8 +266,10 @@ def _build(board: Storyboard) -> list[str]:
         f'<td class="num">{r.api_calls}</td><td class="num">${r.cost_usd:.4f}</td><td class="num">{r.wall_s:.1f} s</td></tr>'
         for r in board.steps
     )
-    totals = (f'<tr><th>total</th><th></th><td class="num"><b>{board.api_calls}</b></td>'
-              f'<td class="num"><b>${board.cost_usd:.4f}</b></td><td></td></tr>')
+    totals = (
+        f'<tr><th>total</th><th></th><td class="num"><b>{board.api_calls}</b></td>'
+        f'<td class="num"><b>${board.cost_usd:.4f}</b></td><td></td></tr>'
+    )
     return [
         f'<section id="build"><h2>Build</h2><table>{stats}</table>',
         '<table class="steps"><thead><tr><th>step</th><th>status</th><th>API calls</th><th>cost</th>'

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.model.story import BuildState, StepRecord, Story
+from storyc.model.state import BuildState, StepRecord
+from storyc.model.story import Story
 from storyc.prompts.render import allocate_slots
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -172,8 +173,9 @@ def _references_text(story: Story, index: int) -> str:
     return text
 
 
-def _image_tries(step: StepRecord | None, fallback: list[tuple[int, str]], kept: str | None,
-                 kept_score: float | None, kind_of) -> list[Attempt]:
+def _image_tries(
+    step: StepRecord | None, fallback: list[tuple[int, str]], kept: str | None, kept_score: float | None, kind_of
+) -> list[Attempt]:
     """Image attempts in order, each with its score: from the step's `attempt_scores`
     (recorded since per-attempt scores exist), else the files found on disk (scored only
     for the kept one)."""
@@ -216,11 +218,18 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         tries = _image_tries(step, [(n, rel_path(out_dir, p)) for n, p in on_disk], sheet, score, lambda n: kind)
         characters.append(
             CharacterView(
-                name=c.name, role=c.role, description=c.visual_description, cues=list(c.personality_cues),
-                sheet=sheet, score=score, attempts=attempts,
-                status=step.status if step else "pending", error=step.error if step else None,
+                name=c.name,
+                role=c.role,
+                description=c.visual_description,
+                cues=list(c.personality_cues),
+                sheet=sheet,
+                score=score,
+                attempts=attempts,
+                status=step.status if step else "pending",
+                error=step.error if step else None,
                 tries=tries,
-                reference_image=c.reference_image, prompts=dict(step.prompts) if step else {},
+                reference_image=c.reference_image,
+                prompts=dict(step.prompts) if step else {},
             )
         )
 
@@ -238,13 +247,18 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
             out_dir, f"keyframes/scene_{s.scene_id}_v{{n}}", k_attempts, IMAGE_SUFFIXES
         )
         edits = k_step.edit_passes if k_step else (k_asset.edit_passes if k_asset else 0)
-        k_score = k_step.score if k_step and k_step.score is not None else (k_asset.consistency_score if k_asset else None)
+        k_score = (
+            k_step.score if k_step and k_step.score is not None else (k_asset.consistency_score if k_asset else None)
+        )
         k_prompts = k_step.prompts if k_step else {}
         if s.keyframe_image:
             k_tries = [Attempt("v1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
         else:
             k_tries = _image_tries(
-                k_step, [(n, rel_path(out_dir, p)) for n, p in k_disk], keyframe, k_score,
+                k_step,
+                [(n, rel_path(out_dir, p)) for n, p in k_disk],
+                keyframe,
+                k_score,
                 lambda n: "fix edit" if f"fix_{n}" in k_prompts else "compose",  # steps.py names fix prompts fix_<n>
             )
 
@@ -255,20 +269,31 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         corrections = _numbered(v_out, "correction") or _on_disk(
             out_dir, f"videos/scene_{s.scene_id}_c{{n}}", n_corr, (".mp4",)
         )
-        v_score = v_step.score if v_step and v_step.score is not None else (v_asset.consistency_score if v_asset else None)
+        v_score = (
+            v_step.score if v_step and v_step.score is not None else (v_asset.consistency_score if v_asset else None)
+        )
         if v_step is not None and v_step.attempt_scores:
             clips = list(v_step.attempt_scores.items())
         else:  # older records: the first clip and the corrections on disk, scored only when kept
-            clips = [(p, None) for p in [f"videos/scene_{s.scene_id}.mp4"] + [c for _, c in corrections]
-                     if (out_dir / p).is_file()]
+            clips = [
+                (p, None)
+                for p in [f"videos/scene_{s.scene_id}.mp4"] + [c for _, c in corrections]
+                if (out_dir / p).is_file()
+            ]
         clip_tries = []
         for n, (path, score) in enumerate(clips):
             path = rel_path(out_dir, path)
             score = score if score is not None or path != video else v_score
-            clip_tries.append(Attempt(
-                label="v1" if n == 0 else f"c{n}", kind="image → video" if n == 0 else "video-edit correction",
-                path=path, thumb=_clip_frame(out_dir, path), score=score, kept=path == video,
-            ))
+            clip_tries.append(
+                Attempt(
+                    label="v1" if n == 0 else f"c{n}",
+                    kind="image → video" if n == 0 else "video-edit correction",
+                    path=path,
+                    thumb=_clip_frame(out_dir, path),
+                    score=score,
+                    kept=path == video,
+                )
+            )
 
         consistency = f"keyframe {fmt_score(k_score)}, last frame {fmt_score(v_score)}"
         table = [
@@ -295,15 +320,27 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         ]
         scenes.append(
             SceneView(
-                scene_id=s.scene_id, title=s.title, description=s.description, table=table,
-                references=_references_text(story, index), keyframe=keyframe,
+                scene_id=s.scene_id,
+                title=s.title,
+                description=s.description,
+                table=table,
+                references=_references_text(story, index),
+                keyframe=keyframe,
                 keyframe_pinned=bool(s.keyframe_image),
                 keyframe_tries=k_tries,
-                first_frame=rel_path(out_dir, first), last_frame=rel_path(out_dir, last), video=video,
-                corrections=[Asset(f"c{n}", rel_path(out_dir, p)) for n, p in corrections], clip_tries=clip_tries,
-                keyframe_score=k_score, video_score=v_score, edit_passes=edits,
-                correction_passes=n_corr or len(corrections), duration_s=s.duration_seconds,
-                transition=s.transition, prompts=prompts, problems=problems,
+                first_frame=rel_path(out_dir, first),
+                last_frame=rel_path(out_dir, last),
+                video=video,
+                corrections=[Asset(f"c{n}", rel_path(out_dir, p)) for n, p in corrections],
+                clip_tries=clip_tries,
+                keyframe_score=k_score,
+                video_score=v_score,
+                edit_passes=edits,
+                correction_passes=n_corr or len(corrections),
+                duration_s=s.duration_seconds,
+                transition=s.transition,
+                prompts=prompts,
+                problems=problems,
             )
         )
 
@@ -317,8 +354,11 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
     stats = [
         ("Backend", state.backend or "–"),
         ("Story", state.story_path or "–"),
-        ("Steps", f"{sum(r.status == 'done' for r in records)} done of {len(records)}"
-                  f", {sum(r.cached for r in records)} from cache, {sum(r.status == 'failed' for r in records)} failed"),
+        (
+            "Steps",
+            f"{sum(r.status == 'done' for r in records)} done of {len(records)}"
+            f", {sum(r.cached for r in records)} from cache, {sum(r.status == 'failed' for r in records)} failed",
+        ),
         ("API calls", str(api_calls)),
         ("Cost", f"${cost:.2f}"),
         ("Step time", f"{sum(r.wall_s for r in records):.1f} s (summed over steps)"),
@@ -326,8 +366,18 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
     ]
     totals = [StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records]
     return Storyboard(
-        title=story.title, style=story.style, palette=story.color_palette, aspect_ratio=story.aspect_ratio,
-        resolution=story.resolution, threshold=story.quality.consistency_threshold,
-        characters=characters, scenes=scenes, final_video=rel_path(out_dir, final), stats=stats,
-        steps=totals, api_calls=api_calls, cost_usd=cost, notice=notice,
+        title=story.title,
+        style=story.style,
+        palette=story.color_palette,
+        aspect_ratio=story.aspect_ratio,
+        resolution=story.resolution,
+        threshold=story.quality.consistency_threshold,
+        characters=characters,
+        scenes=scenes,
+        final_video=rel_path(out_dir, final),
+        stats=stats,
+        steps=totals,
+        api_calls=api_calls,
+        cost_usd=cost,
+        notice=notice,
     )

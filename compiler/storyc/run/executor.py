@@ -21,8 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 # Quiet, fast settings (shared/design/prefect-facts.md), set before prefect is imported.
 PREFECT_QUIET_ENV = {
@@ -151,7 +152,10 @@ def start_watchdog() -> subprocess.Popen | None:
     try:
         _watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(os.getpid()), tag],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
             start_new_session=True,  # outside our process group: Ctrl-C does not reach it
         )
     except OSError:
@@ -166,7 +170,7 @@ class _OwnSessionSubprocess:
         return getattr(subprocess, name)
 
     @staticmethod
-    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:  # noqa: N802 (subprocess's name)
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:
         kwargs.setdefault("start_new_session", True)
         return subprocess.Popen(*args, **kwargs)
 
@@ -199,8 +203,10 @@ def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
     return sorted(to_run, key=lambda sid: (depth[sid], index[sid]))
 
 
-def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build") -> ExecResult:
-    """Run `to_run` (step ids in topological order) of `ctx.plan` as one Prefect flow.
+def execute(
+    ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build"
+) -> ExecResult:
+    """Run `to_run` (step ids in topological order) of `ctx.graph` as one Prefect flow.
     Steps outside `to_run` must already have outcomes in `ctx.outcomes`."""
     from storyc.run.steps import run_step
 
@@ -260,12 +266,12 @@ def execute(ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_n
 
             result.flow_run_id = str(flow_run.id) if flow_run.id else None
             futures: dict[str, Any] = {}
-            for sid in _by_depth(ctx.plan, to_run):
-                deps = [futures[d] for d in ctx.plan.steps[sid].deps if d in futures]
+            for sid in _by_depth(ctx.graph, to_run):
+                deps = [futures[d] for d in ctx.graph.steps[sid].deps if d in futures]
                 futures[sid] = storyc_step.with_options(name=sid, task_run_name=sid).submit(sid, wait_for=deps)
             wait(list(futures.values()))
 
-        run_name = f"{ctx.plan.story_path.stem}: {len(to_run)} step(s)"
+        run_name = f"{ctx.graph.story_path.stem}: {len(to_run)} step(s)"
         storyc_build.with_options(flow_run_name=run_name)(return_state=True)
     except KeyboardInterrupt:
         ctx.cancel.set()

@@ -26,15 +26,18 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any, ContextManager
 
 from storyc.backends.base import BackendError, CallResult, ImageRequest, JudgeRequest, ModerationBlocked, VideoRequest
+from storyc.graph.plan import Step, StepGraph, outputs_digest, step_key
+from storyc.model.state import StepRecord
+from storyc.model.story import VIDEO_EDIT_MAX_S
+from storyc.model.vision import ConsistencyScore
 from storyc.store.cache import Cache, atomic_copy
 from storyc.store.hashing import digest, file_sha256
-from storyc.model.story import VIDEO_EDIT_MAX_S, ConsistencyScore, StepRecord
-from storyc.graph.plan import BuildPlan, Step, outputs_digest, step_key
 
 # ─── errors ──────────────────────────────────────────────────────────────────
 
@@ -109,7 +112,7 @@ class StepOutcome:
 
 @dataclass
 class BuildContext:
-    plan: BuildPlan
+    graph: StepGraph
     prompts: Any
     backend: Any
     cache: Cache
@@ -123,15 +126,15 @@ class BuildContext:
     on_event: Callable[[str, Mapping[str, Any]], None] | None = None
     force: frozenset = frozenset()  # step ids whose cache entry is ignored
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
-    failed: dict[str, tuple[StepRecord, "StepRun"]] = field(default_factory=dict)
+    failed: dict[str, tuple[StepRecord, StepRun]] = field(default_factory=dict)
 
     @property
     def story(self):
-        return self.plan.story
+        return self.graph.story
 
     @property
     def base_dir(self) -> Path:
-        return self.plan.story_path.parent
+        return self.graph.story_path.parent
 
     def emit(self, event: str, **data: Any) -> None:
         if self.on_event is not None:
@@ -291,8 +294,13 @@ def _image_call(ctx: Any, dest: Path, refs: tuple[Path, ...], hints: Mapping[str
 
     def make(prompt: str) -> CallResult:
         req = ImageRequest(
-            prompt=prompt, model=story.models.image, aspect_ratio=story.aspect_ratio, resolution=story.resolution,
-            dest=dest, references=refs, hints=hints,
+            prompt=prompt,
+            model=story.models.image,
+            aspect_ratio=story.aspect_ratio,
+            resolution=story.resolution,
+            dest=dest,
+            references=refs,
+            hints=hints,
         )
         return ctx.backend.edit_image(req) if refs else ctx.backend.generate_image(req)
 
@@ -350,7 +358,10 @@ def _better(score: float, best: float | None) -> bool:
 # "of the form Change ONLY <element>: <fix>" returns that frame too, so it is unwrapped
 # here rather than sent twice.
 _CHANGE_ONLY = re.compile(r"^\s*change\s+only\s+(?:(?P<element>[^:]{1,120}):\s*)?(?P<fix>.*)$", re.I | re.S)
-_BOILERPLATE = re.compile(r"\s*(keep everything else (?:exactly )?identical|do not (?:alter|change) (?:any|anything|any character)[^.]*?not mentioned)\s*[.!]?", re.I)
+_BOILERPLATE = re.compile(
+    r"\s*(keep everything else (?:exactly )?identical|do not (?:alter|change) (?:any|anything|any character)[^.]*?not mentioned)\s*[.!]?",
+    re.I,
+)
 
 
 def _fix_target(score: ConsistencyScore) -> tuple[str, str, str]:
@@ -397,22 +408,39 @@ def run_character(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | 
         make = _image_call(ctx, dest, refs, req_hints)
 
         result, _ = run.call(
-            "image", f"sheet v{attempt}", make, prompt=prompt, refs=refs, dest=dest,
-            estimate=_est_image(len(refs)), params={"attempt": attempt},
+            "image",
+            f"sheet v{attempt}",
+            make,
+            prompt=prompt,
+            refs=refs,
+            dest=dest,
+            estimate=_est_image(len(refs)),
+            params={"attempt": attempt},
         )
         rel = run.keep(dest)
 
         def judge(p: str, dest=dest) -> tuple[ConsistencyScore, CallResult]:
             return ctx.backend.judge(
                 JudgeRequest(
-                    kind="sheet", prompt=p, model=story.models.vision, image=dest,
-                    references=(reference,) if reference else (), names=(c.name,),
-                    hints={"step_id": step.id, "step": "check_sheet", "name": c.name, "attempt": attempt,
-                           "visual_description": c.visual_description},
+                    kind="sheet",
+                    prompt=p,
+                    model=story.models.vision,
+                    image=dest,
+                    references=(reference,) if reference else (),
+                    names=(c.name,),
+                    hints={
+                        "step_id": step.id,
+                        "step": "check_sheet",
+                        "name": c.name,
+                        "attempt": attempt,
+                        "visual_description": c.visual_description,
+                    },
                 )
             )
 
-        (score, _), _ = run.call("vision", f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=_est_vision(1))
+        (score, _), _ = run.call(
+            "vision", f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=_est_vision(1)
+        )
         run.attempt_scores[rel] = score.overall_score
         if _better(score.overall_score, best[0] if best else None):
             best = (score.overall_score, rel, _url(result, rel))
@@ -420,8 +448,12 @@ def run_character(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | 
             break
     outputs = {"sheet": best[1]}
     asset = {
-        "name": c.name, "portrait_url": best[2], "portrait_path": best[1], "visual_description": c.visual_description,
-        "consistency_score": best[0], "generation_attempts": attempts,
+        "name": c.name,
+        "portrait_url": best[2],
+        "portrait_path": best[1],
+        "visual_description": c.visual_description,
+        "consistency_score": best[0],
+        "generation_attempts": attempts,
     }
     return outputs, asset, best[0], attempts, 0
 
@@ -446,8 +478,13 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
         atomic_copy(src, dest)
         rel = run.keep(dest)
         asset = {
-            "scene_id": scene.scene_id, "keyframe_url": rel, "keyframe_path": rel, "consistency_score": 1.0,
-            "generation_attempts": 0, "edit_passes": 0, "video_prompt": video_prompt,
+            "scene_id": scene.scene_id,
+            "keyframe_url": rel,
+            "keyframe_path": rel,
+            "consistency_score": 1.0,
+            "generation_attempts": 0,
+            "edit_passes": 0,
+            "video_prompt": video_prompt,
         }
         return {"keyframe": rel}, asset, None, 0, 0
 
@@ -466,8 +503,13 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
     check = step.static["prompts"]["check"]
     run.prompts.update(compose=compose, check=check)
     hints = {
-        "step_id": step.id, "step": "keyframe", "scene_id": scene.scene_id, "setting": scene.setting,
-        "mood": scene.mood, "palette": story.color_palette, "camera": scene.camera,
+        "step_id": step.id,
+        "step": "keyframe",
+        "scene_id": scene.scene_id,
+        "setting": scene.setting,
+        "mood": scene.mood,
+        "palette": story.color_palette,
+        "camera": scene.camera,
         "slots": [
             {"kind": s.kind, "name": s.name} if s.kind == "character" else {"kind": s.kind, "scene_id": s.scene_id}
             for s in slots.slots
@@ -499,21 +541,36 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
         make = _image_call(ctx, dest, req_refs, req_hints)
 
         result, _ = run.call(
-            "image", f"{action} v{iteration}", make, prompt=prompt, refs=req_refs, dest=dest,
-            estimate=_est_image(len(req_refs)), params={"iteration": iteration, "action": action},
+            "image",
+            f"{action} v{iteration}",
+            make,
+            prompt=prompt,
+            refs=req_refs,
+            dest=dest,
+            estimate=_est_image(len(req_refs)),
+            params={"iteration": iteration, "action": action},
         )
         rel = run.keep(dest)
 
         def judge(p: str, dest=dest) -> tuple[ConsistencyScore, CallResult]:
             return ctx.backend.judge(
                 JudgeRequest(
-                    kind="keyframe", prompt=p, model=story.models.vision, image=dest, references=judge_refs,
-                    names=tuple(judged), hints={**hints, "step": "check_keyframe", "attempt": iteration},
+                    kind="keyframe",
+                    prompt=p,
+                    model=story.models.vision,
+                    image=dest,
+                    references=judge_refs,
+                    names=tuple(judged),
+                    hints={**hints, "step": "check_keyframe", "attempt": iteration},
                 )
             )
 
         (score, _), _ = run.call(
-            "vision", f"check v{iteration}", judge, prompt=check, refs=(dest, *judge_refs),
+            "vision",
+            f"check v{iteration}",
+            judge,
+            prompt=check,
+            refs=(dest, *judge_refs),
             estimate=_est_vision(1 + len(judge_refs)),
         )
         run.attempt_scores[rel] = score.overall_score
@@ -527,8 +584,13 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
         else:
             action = "compose"
     asset = {
-        "scene_id": scene.scene_id, "keyframe_url": best[3], "keyframe_path": best[2], "consistency_score": best[0],
-        "generation_attempts": attempts, "edit_passes": edits, "video_prompt": video_prompt,
+        "scene_id": scene.scene_id,
+        "keyframe_url": best[3],
+        "keyframe_path": best[2],
+        "consistency_score": best[0],
+        "generation_attempts": attempts,
+        "edit_passes": edits,
+        "video_prompt": video_prompt,
     }
     return {"keyframe": best[2]}, asset, best[0], attempts, edits
 
@@ -549,8 +611,14 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     prompt = step.static["prompts"]["video"]
     check = step.static["prompts"]["check"]
     run.prompts.update(video=prompt, check=check)
-    hints = {"step_id": step.id, "step": "video", "scene_id": scene.scene_id, "camera": scene.camera,
-             "action": scene.action, "mood": scene.mood}
+    hints = {
+        "step_id": step.id,
+        "step": "video",
+        "scene_id": scene.scene_id,
+        "camera": scene.camera,
+        "action": scene.action,
+        "mood": scene.mood,
+    }
     sid = scene.scene_id
 
     def judge_clip(clip: Path, suffix: str, attempt: int) -> tuple[ConsistencyScore, Path, Path]:
@@ -564,13 +632,22 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
         def judge(p: str) -> tuple[ConsistencyScore, CallResult]:
             return ctx.backend.judge(
                 JudgeRequest(
-                    kind="last_frame", prompt=p, model=story.models.vision, image=last, references=judge_refs,
-                    names=judged, hints={**hints, "step": "check_last_frame", "attempt": attempt},
+                    kind="last_frame",
+                    prompt=p,
+                    model=story.models.vision,
+                    image=last,
+                    references=judge_refs,
+                    names=judged,
+                    hints={**hints, "step": "check_last_frame", "attempt": attempt},
                 )
             )
 
         (score, _), _ = run.call(
-            "vision", f"drift check{suffix}", judge, prompt=check, refs=(last, *judge_refs),
+            "vision",
+            f"drift check{suffix}",
+            judge,
+            prompt=check,
+            refs=(last, *judge_refs),
             estimate=_est_vision(1 + len(judge_refs)),
         )
         return score, first, last
@@ -579,13 +656,24 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
 
     def make(p: str) -> CallResult:
         req = VideoRequest(
-            prompt=p, model=story.models.video, dest=dest, image=keyframe, duration_s=scene.duration_seconds,
-            aspect_ratio=story.aspect_ratio, resolution=story.resolution, hints={**hints, "attempt": 1},
+            prompt=p,
+            model=story.models.video,
+            dest=dest,
+            image=keyframe,
+            duration_s=scene.duration_seconds,
+            aspect_ratio=story.aspect_ratio,
+            resolution=story.resolution,
+            hints={**hints, "attempt": 1},
         )
         return ctx.backend.image_to_video(req, job_key=f"{run.key[:20]}:clip", journal=ctx.journal)
 
     result, _ = run.call(
-        "video", "image→video", make, prompt=prompt, refs=(keyframe,), dest=dest,
+        "video",
+        "image→video",
+        make,
+        prompt=prompt,
+        refs=(keyframe,),
+        dest=dest,
         estimate=_est_video(scene.duration_seconds, story.resolution),
     )
     rel = run.keep(dest)
@@ -602,8 +690,12 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     def drifted(s: ConsistencyScore) -> bool:
         return start_score is None or s.overall_score < start_score - DRIFT_MARGIN
 
-    while (score.overall_score < q.consistency_threshold and correctable and drifted(score)
-           and corrections < q.max_video_corrections):
+    while (
+        score.overall_score < q.consistency_threshold
+        and correctable
+        and drifted(score)
+        and corrections < q.max_video_corrections
+    ):
         corrections += 1
         fix = ctx.prompts.video_fix(i, list(score.issues) or [score.fix_prompt or "keep every character on model"])
         run.prompts[f"fix_{corrections}"] = fix
@@ -612,15 +704,26 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
 
         def edit(p: str, dest_c=dest_c, source=source, n=corrections) -> CallResult:
             req = VideoRequest(
-                prompt=p, model=story.models.video, dest=dest_c, video=source, duration_s=scene.duration_seconds,
-                aspect_ratio=story.aspect_ratio, resolution=story.resolution,
+                prompt=p,
+                model=story.models.video,
+                dest=dest_c,
+                video=source,
+                duration_s=scene.duration_seconds,
+                aspect_ratio=story.aspect_ratio,
+                resolution=story.resolution,
                 hints={**hints, "step": "video_fix", "attempt": 1 + n, "issues": list(score.issues)},
             )
             return ctx.backend.edit_video(req, job_key=f"{run.key[:20]}:c{n}", journal=ctx.journal)
 
         result, _ = run.call(
-            "video", f"correction c{corrections}", edit, prompt=fix, refs=(source,), dest=dest_c,
-            estimate=_est_video(scene.duration_seconds, story.resolution), params={"correction": corrections},
+            "video",
+            f"correction c{corrections}",
+            edit,
+            prompt=fix,
+            refs=(source,),
+            dest=dest_c,
+            estimate=_est_video(scene.duration_seconds, story.resolution),
+            params={"correction": corrections},
         )
         rel_c = run.keep(dest_c)
         score, first, last = judge_clip(dest_c, f"_c{corrections}", 1 + corrections)
@@ -632,9 +735,14 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
         duration = round(media.probe(best[1]).duration_s, 3)
     outputs = {"video": best[2], "first_frame": run.rel(best[4]), "last_frame": run.rel(best[5])}
     asset = {
-        "scene_id": sid, "video_url": best[3], "video_path": best[2], "duration": duration,
-        "first_frame_path": outputs["first_frame"], "last_frame_path": outputs["last_frame"],
-        "consistency_score": best[0], "correction_passes": corrections,
+        "scene_id": sid,
+        "video_url": best[3],
+        "video_path": best[2],
+        "duration": duration,
+        "first_frame_path": outputs["first_frame"],
+        "last_frame_path": outputs["last_frame"],
+        "consistency_score": best[0],
+        "correction_passes": corrections,
     }
     return outputs, asset, best[0], 1 + corrections, corrections
 
@@ -701,8 +809,13 @@ def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict, *, save: 
     data.update(cached=True, api_calls=0, wall_s=0.0, cost_usd=0.0, status="done", key=key, error=None)
     record = StepRecord.model_validate(data)
     outcome = StepOutcome(
-        id=sid, key=key, files=dict(entry["files"]), outputs=dict(entry["outputs"]), record=record,
-        asset=entry.get("asset"), cached=True,
+        id=sid,
+        key=key,
+        files=dict(entry["files"]),
+        outputs=dict(entry["outputs"]),
+        record=record,
+        asset=entry.get("asset"),
+        cached=True,
     )
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, outcome.asset, save=save)
@@ -714,7 +827,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     """Compute the step's key from its upstream outputs; serve it from the cache when the
     key is there (an upstream that re-ran but produced the same bytes keeps it valid);
     otherwise run its loop, store every file and the entry in the cache, record state."""
-    step = ctx.plan.steps[sid]
+    step = ctx.graph.steps[sid]
     if ctx.cancel.is_set():
         raise Cancelled()
     key = ctx.key_of(step)
@@ -729,9 +842,16 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
         outputs, asset, score, attempts, edits = RUNNERS[step.kind](ctx, run)
     except BaseException as exc:
         record = StepRecord(
-            id=sid, kind=step.kind, key=key, status="failed", api_calls=sum(run.calls.values()),
-            wall_s=round(time.perf_counter() - started, 3), cost_usd=round(run.cost, 6), prompts=run.prompts,
-            attempt_scores=run.attempt_scores, error=_describe(exc),
+            id=sid,
+            kind=step.kind,
+            key=key,
+            status="failed",
+            api_calls=sum(run.calls.values()),
+            wall_s=round(time.perf_counter() - started, 3),
+            cost_usd=round(run.cost, 6),
+            prompts=run.prompts,
+            attempt_scores=run.attempt_scores,
+            error=_describe(exc),
         )
         ctx.failed[sid] = (record, run)
         with contextlib.suppress(Exception):
@@ -741,19 +861,36 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     for rel, sha in run.files.items():
         ctx.cache.put_file(ctx.path(rel), sha)
     record = StepRecord(
-        id=sid, kind=step.kind, key=key, status="done", cached=False, api_calls=sum(run.calls.values()),
-        attempts=attempts, edit_passes=edits, score=score, wall_s=round(time.perf_counter() - started, 3),
-        cost_usd=round(run.cost, 6), outputs=outputs, sha256={role: run.files[rel] for role, rel in outputs.items()},
-        prompts=run.prompts, attempt_scores=run.attempt_scores,
+        id=sid,
+        kind=step.kind,
+        key=key,
+        status="done",
+        cached=False,
+        api_calls=sum(run.calls.values()),
+        attempts=attempts,
+        edit_passes=edits,
+        score=score,
+        wall_s=round(time.perf_counter() - started, 3),
+        cost_usd=round(run.cost, 6),
+        outputs=outputs,
+        sha256={role: run.files[rel] for role, rel in outputs.items()},
+        prompts=run.prompts,
+        attempt_scores=run.attempt_scores,
     )
     ctx.cache.put_step(
         key,
-        {"step": sid, "files": run.files, "outputs": outputs, "asset": asset,
-         "record": record.model_dump(mode="json")},
+        {"step": sid, "files": run.files, "outputs": outputs, "asset": asset, "record": record.model_dump(mode="json")},
     )
     outcome = StepOutcome(
-        id=sid, key=key, files=run.files, outputs=outputs, record=record, asset=asset,
-        retries=run.retries, calls=dict(run.calls), replayed=run.replayed,
+        id=sid,
+        key=key,
+        files=run.files,
+        outputs=outputs,
+        record=record,
+        asset=asset,
+        retries=run.retries,
+        calls=dict(run.calls),
+        replayed=run.replayed,
     )
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, asset)

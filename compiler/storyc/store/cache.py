@@ -24,8 +24,9 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from storyc.store.hashing import canonical_json, file_sha256, is_sha256
 
@@ -95,7 +96,9 @@ def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None
 
 
 def atomic_write_json(dest: Path, data: Any, *, durable: bool = True) -> None:
-    atomic_write_bytes(dest, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n", durable=durable)
+    atomic_write_bytes(
+        dest, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n", durable=durable
+    )
 
 
 def atomic_copy(src: Path, dest: Path, *, durable: bool = True) -> None:
@@ -326,8 +329,12 @@ class Cache:
             except (OSError, ValueError):
                 entry = None
             files = entry.get("files", {}) if isinstance(entry, dict) else None
-            if (not isinstance(entry, dict) or entry.get("key") != key or not isinstance(files, dict)
-                    or not all(isinstance(sha, str) for sha in files.values())):
+            if (
+                not isinstance(entry, dict)
+                or entry.get("key") != key
+                or not isinstance(files, dict)
+                or not all(isinstance(sha, str) for sha in files.values())
+            ):
                 entry = None  # a miss for every build: garbage
             out[key] = (path, entry)
         return out
@@ -337,8 +344,13 @@ def _shard_files(folder: Path) -> list[Path]:
     """The files of `folder/<xx>/...` (temp files excluded: they start with a dot)."""
     if not folder.is_dir():
         return []
-    return [p for shard in folder.iterdir() if shard.is_dir() and not shard.is_symlink()
-            for p in shard.iterdir() if not p.name.startswith(".") and p.is_file() and not p.is_symlink()]
+    return [
+        p
+        for shard in folder.iterdir()
+        if shard.is_dir() and not shard.is_symlink()
+        for p in shard.iterdir()
+        if not p.name.startswith(".") and p.is_file() and not p.is_symlink()
+    ]
 
 
 def default_cache_dir(story_path: Path) -> Path:

@@ -35,13 +35,13 @@ files of dead processes. Nothing here prints: the CLI reports.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from storyc.store.cache import Cache, default_cache_dir, stale_temps
 from storyc.diagnostics import StorycError
-from storyc.graph.plan import BuildPlan, build_plan, resolve
+from storyc.graph.plan import StepGraph, build_graph, resolve
+from storyc.store.cache import Cache, default_cache_dir, stale_temps
 
 BACKENDS = ("offline", "xai")
 _DYNAMIC_PROMPT_KINDS = ("keyframe", "video")  # fix edits and video corrections
@@ -84,14 +84,14 @@ class _Reach:
     unbuilt_stories: list[str] = field(default_factory=list)
 
 
-def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[BuildPlan]:
+def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[StepGraph]:
     """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
     before anything is removed."""
     from storyc.build.pipeline import lint_diagnostics
     from storyc.load.loader import load_story
     from storyc.prompts.render import PromptSet
 
-    plans: list[BuildPlan] = []
+    plans: list[StepGraph] = []
     errors = []
     for story in stories:
         try:
@@ -100,7 +100,7 @@ def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> l
             if found:
                 raise StorycError(found)
             prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
-            plans.extend(build_plan(loaded, prompts, backend=b) for b in BACKENDS)
+            plans.extend(build_graph(loaded, prompts, backend=b) for b in BACKENDS)
         except StorycError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -123,7 +123,7 @@ class _Lookup:
         return entry
 
 
-def _reachability(plans: list[BuildPlan], lookup: _Lookup) -> _Reach:
+def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
     from storyc.build.pipeline import default_backend_name
 
     reach = _Reach()
@@ -203,8 +203,11 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
         result.removals.extend(Removal("temps", p, _size(p)) for p in stale_temps(folder))
 
     removed = {r.path for r in result.removals}
-    result.kept = {"steps": len(steps) - result.removed("steps"), "calls": kept_calls,
-                   "objects": len(blobs) - result.removed("objects")}
+    result.kept = {
+        "steps": len(steps) - result.removed("steps"),
+        "calls": kept_calls,
+        "objects": len(blobs) - result.removed("objects"),
+    }
     every = [p for p, _ in steps.values()] + [p for p, _ in calls.values()] + list(blobs.values())
     result.kept_bytes = sum(_size(p) for p in every if p not in removed)
     return result

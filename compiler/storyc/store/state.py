@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
+from storyc.model.state import BuildState, CharacterAsset, KeyframeAsset, StepRecord, VideoAsset
+from storyc.model.story_plan import story_to_plan
 from storyc.store.cache import atomic_write_bytes
-from storyc.model.story import BuildState, CharacterAsset, KeyframeAsset, StepRecord, VideoAsset, story_to_plan
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".storyc.lock"
@@ -33,7 +34,7 @@ class BuildLock:
         self.path = Path(out_dir) / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> "BuildLock":
+    def acquire(self) -> BuildLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ class BuildLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "BuildLock":
+    def __enter__(self) -> BuildLock:
         return self if self._fd is not None else self.acquire()  # may be acquired beforehand
 
     def __exit__(self, *exc: Any) -> None:

@@ -32,10 +32,10 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from storyc.backends.offline import faults as offline_faults
 from storyc.backends.base import (
     BackendError,
     CallResult,
@@ -46,7 +46,10 @@ from storyc.backends.base import (
     TransientError,
     VideoRequest,
 )
-from storyc.model.story import VIDEO_EDIT_MAX_S, ConsistencyScore, PlanCharacter, PlanScene, StoryPlan
+from storyc.backends.offline import faults as offline_faults
+from storyc.model.story import VIDEO_EDIT_MAX_S
+from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan
+from storyc.model.vision import ConsistencyScore
 
 DEFAULT_THRESHOLD = 0.8
 # how often the "model" errs, per 100 draws (decided by a hash of the request)
@@ -58,7 +61,12 @@ VIDEO_DRIFT_RATE = 45  # of which about half mild, half strong
 def _fault_errors() -> dict[str, type[BackendError]]:
     from storyc.backends.download import AssetExpired, DownloadTruncated
 
-    return {"transient": TransientError, "ratelimit": RateLimited, "expired": AssetExpired, "truncated": DownloadTruncated}
+    return {
+        "transient": TransientError,
+        "ratelimit": RateLimited,
+        "expired": AssetExpired,
+        "truncated": DownloadTruncated,
+    }
 
 
 _FAULT_MESSAGES = {
@@ -91,7 +99,10 @@ class OfflineBackend:
 
     def __init__(self, latency: dict[str, float] | None = None, faults: str | None = None):
         env_latency = offline_faults.parse_latency(os.environ.get(offline_faults.LATENCY_ENV))
-        self.latency: dict[str, float] = {**env_latency, **{("chat" if k == "vision" else k): float(v) for k, v in (latency or {}).items()}}
+        self.latency: dict[str, float] = {
+            **env_latency,
+            **{("chat" if k == "vision" else k): float(v) for k, v in (latency or {}).items()},
+        }
         spec = faults if faults is not None else os.environ.get(offline_faults.FAULTS_ENV)
         self.fault_plan = offline_faults.parse_faults(spec)
         self._tries = offline_faults.TryCounter()
@@ -160,8 +171,13 @@ class OfflineBackend:
         from storyc.media import ffmpeg as media
 
         identity = self._identity(
-            method, prompt=req.prompt, model=req.model, aspect_ratio=req.aspect_ratio,
-            resolution=req.resolution, references=list(req.references), hints=dict(req.hints),
+            method,
+            prompt=req.prompt,
+            model=req.model,
+            aspect_ratio=req.aspect_ratio,
+            resolution=req.resolution,
+            references=list(req.references),
+            hints=dict(req.hints),
         )
         self._enter("image", "image", identity, req.dest)
         size = media.dimensions(req.aspect_ratio, req.resolution)
@@ -211,7 +227,10 @@ class OfflineBackend:
         slots = list(hints.get("slots") or [])
         if not slots:  # no slot plan: every reference is a character sheet, in order
             names = list((hints.get("characters") or {}).keys())
-            slots = [{"kind": "character", "name": names[i] if i < len(names) else f"character {i + 1}"} for i in range(len(req.references))]
+            slots = [
+                {"kind": "character", "name": names[i] if i < len(names) else f"character {i + 1}"}
+                for i in range(len(req.references))
+            ]
         sheets: dict[str, Path] = {}
         chain = None
         for slot, ref in zip(slots, req.references):
@@ -232,8 +251,12 @@ class OfflineBackend:
                 error = 20 + h // 100 % 25
             figures.append(draw.hue_rotate(figure, error))
         return draw.compose(
-            size, str(hints.get("setting", "")), str(hints.get("mood", "")), str(hints.get("palette", "")),
-            figures, chain=chain,
+            size,
+            str(hints.get("setting", "")),
+            str(hints.get("mood", "")),
+            str(hints.get("palette", "")),
+            figures,
+            chain=chain,
         )
 
     def _fix(self, req: ImageRequest, size: tuple[int, int]):
@@ -252,7 +275,9 @@ class OfflineBackend:
             image = image.resize(size, Image.LANCZOS)
         layout = draw.figure_layout(hints, list((hints.get("characters") or {}).keys()))
         target = str(hints.get("element") or "")
-        named = [n for n in layout if n == target] or [n for n in layout if re.search(rf"\b{re.escape(n)}\b", req.prompt)]
+        named = [n for n in layout if n == target] or [
+            n for n in layout if re.search(rf"\b{re.escape(n)}\b", req.prompt)
+        ]
         targets = named or layout
         if not layout:
             return image
@@ -279,14 +304,20 @@ class OfflineBackend:
     # ── videos ──────────────────────────────────────────────────────────────
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        from storyc.media import ffmpeg as media
         from storyc.backends.offline import video as video
+        from storyc.media import ffmpeg as media
 
         if req.image is None:
             raise BackendError("image→video needs an image")
         identity = self._identity(
-            "image_to_video", prompt=req.prompt, model=req.model, image=Path(req.image), duration_s=req.duration_s,
-            aspect_ratio=req.aspect_ratio, resolution=req.resolution, hints=dict(req.hints),
+            "image_to_video",
+            prompt=req.prompt,
+            model=req.model,
+            image=Path(req.image),
+            duration_s=req.duration_s,
+            aspect_ratio=req.aspect_ratio,
+            resolution=req.resolution,
+            hints=dict(req.hints),
         )
         self._enter("video", "video", identity, req.dest)
         request_id = f"offline-{identity[:16]}"
@@ -303,16 +334,22 @@ class OfflineBackend:
             drift = 0
         drift = -drift if (h >> 20) % 2 else drift
         video.render_clip(
-            Path(req.image), Path(req.dest), width=width, height=height, duration_s=float(req.duration_s),
-            camera=str(req.hints.get("camera") or req.prompt), drift_degrees=drift, tone_hz=180 + h // 10_000 % 340,
+            Path(req.image),
+            Path(req.dest),
+            width=width,
+            height=height,
+            duration_s=float(req.duration_s),
+            camera=str(req.hints.get("camera") or req.prompt),
+            drift_degrees=drift,
+            tone_hz=180 + h // 10_000 % 340,
         )
         if journal is not None:
             journal.finished(job_key)
         return self._done("video", Path(req.dest), model=req.model, request_id=request_id, drift_degrees=drift)
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        from storyc.media import ffmpeg as media
         from storyc.backends.offline import video as video
+        from storyc.media import ffmpeg as media
 
         if req.video is None:
             raise BackendError("video edit needs a video")
@@ -320,7 +357,11 @@ class OfflineBackend:
         if duration > VIDEO_EDIT_MAX_S + 0.05:
             raise BackendError(f"video edit input is {duration:.1f} s; the limit is {VIDEO_EDIT_MAX_S} s")
         identity = self._identity(
-            "edit_video", prompt=req.prompt, model=req.model, video=Path(req.video), hints=dict(req.hints),
+            "edit_video",
+            prompt=req.prompt,
+            model=req.model,
+            video=Path(req.video),
+            hints=dict(req.hints),
         )
         self._enter("video", "video", identity, req.dest)
         request_id = f"offline-{identity[:16]}"
@@ -335,8 +376,14 @@ class OfflineBackend:
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
         identity = self._identity(
-            "judge", kind=req.kind, prompt=req.prompt, model=req.model, image=Path(req.image),
-            references=list(req.references), names=list(req.names), hints=dict(req.hints),
+            "judge",
+            kind=req.kind,
+            prompt=req.prompt,
+            model=req.model,
+            image=Path(req.image),
+            references=list(req.references),
+            names=list(req.names),
+            hints=dict(req.hints),
         )
         self._enter("vision", "chat", identity, None)
         try:
@@ -389,7 +436,9 @@ class OfflineBackend:
             # the form the check prompt asks for: "Change ONLY <element>: <fix>"
             source = "their character sheet" if worst in ref_index and req.kind != "sheet" else "their description"
             fix_prompt = f"Change ONLY {worst}'s colours: restore them to match {source}."
-        return ConsistencyScore(overall_score=round(overall, 4), per_character=per, issues=issues, fix_prompt=fix_prompt)
+        return ConsistencyScore(
+            overall_score=round(overall, 4), per_character=per, issues=issues, fix_prompt=fix_prompt
+        )
 
     def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
         identity = self._identity("plan", system=system_prompt, user=user_prompt, model=model)
@@ -416,7 +465,8 @@ def skeleton_plan(user_prompt: str) -> StoryPlan:
     names = list(dict.fromkeys(names))[:3]
     characters = [
         PlanCharacter(
-            name=n, role="protagonist" if i == 0 else "supporting",
+            name=n,
+            role="protagonist" if i == 0 else "supporting",
             visual_description=f"TODO: describe {n}'s appearance (offline skeleton: nothing was generated). "
             "Give age, build, colours of fur/hair/skin and clothing, and distinguishing marks.",
             personality_cues=["TODO"],
@@ -425,13 +475,24 @@ def skeleton_plan(user_prompt: str) -> StoryPlan:
     ]
     scenes = [
         PlanScene(
-            scene_id=i, title=f"TODO: scene {i} title", description=f"TODO: describe what happens in scene {i} ({concept[:80]}).",
-            characters_present=names, setting="TODO: describe the setting", camera="medium shot, static",
-            mood="TODO: describe the mood", action="TODO: describe the main motion", duration_seconds=8, transition="cut",
+            scene_id=i,
+            title=f"TODO: scene {i} title",
+            description=f"TODO: describe what happens in scene {i} ({concept[:80]}).",
+            characters_present=names,
+            setting="TODO: describe the setting",
+            camera="medium shot, static",
+            mood="TODO: describe the mood",
+            action="TODO: describe the main motion",
+            duration_seconds=8,
+            transition="cut",
         )
         for i in (1, 2, 3)
     ]
     return StoryPlan(
-        title=f"{title} (offline skeleton)", style="TODO: describe the visual style (offline skeleton)",
-        aspect_ratio="16:9", color_palette="TODO: describe the colour palette", characters=characters, scenes=scenes,
+        title=f"{title} (offline skeleton)",
+        style="TODO: describe the visual style (offline skeleton)",
+        aspect_ratio="16:9",
+        color_palette="TODO: describe the colour palette",
+        characters=characters,
+        scenes=scenes,
     )

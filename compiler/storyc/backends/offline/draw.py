@@ -13,7 +13,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import re
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from PIL import Image, ImageChops, ImageDraw
 
@@ -33,24 +33,74 @@ HORIZON = 0.62
 # ─── colour words ────────────────────────────────────────────────────────────
 
 COLOUR_WORDS: dict[str, RGB] = {
-    "burnt orange": (204, 85, 0), "forest green": (35, 95, 40), "sky blue": (120, 180, 235),
-    "navy blue": (20, 30, 100), "royal blue": (50, 80, 200), "blood red": (140, 10, 15),
-    "olive green": (110, 120, 40), "sea green": (46, 139, 87), "midnight blue": (25, 25, 90),
-    "red": (200, 40, 40), "crimson": (170, 20, 50), "scarlet": (230, 40, 30), "maroon": (120, 20, 30),
-    "burgundy": (128, 0, 32), "pink": (240, 150, 180), "rose": (220, 110, 130), "coral": (250, 120, 90),
-    "salmon": (250, 140, 120), "peach": (250, 190, 150), "orange": (240, 130, 30), "rust": (170, 70, 30),
-    "copper": (184, 115, 51), "amber": (255, 176, 0), "gold": (230, 180, 40), "golden": (230, 180, 40),
-    "yellow": (245, 220, 50), "mustard": (210, 170, 40), "ochre": (200, 140, 40), "cream": (245, 235, 200),
-    "ivory": (250, 245, 225), "beige": (220, 200, 160), "tan": (210, 180, 140), "khaki": (195, 176, 120),
-    "sand": (215, 195, 150), "brown": (120, 75, 40), "chestnut": (150, 75, 40), "chocolate": (90, 50, 25),
-    "auburn": (165, 42, 42), "bronze": (160, 110, 50), "green": (50, 150, 60), "emerald": (20, 150, 90),
-    "jade": (0, 168, 107), "olive": (120, 125, 40), "lime": (150, 210, 50), "mint": (150, 220, 180),
-    "teal": (0, 128, 128), "turquoise": (60, 200, 190), "cyan": (40, 200, 220), "blue": (40, 80, 200),
-    "navy": (20, 30, 100), "azure": (60, 140, 230), "cobalt": (0, 70, 170), "indigo": (75, 0, 130),
-    "violet": (140, 70, 200), "purple": (120, 50, 160), "lavender": (180, 160, 220), "lilac": (200, 162, 200),
-    "magenta": (200, 40, 160), "plum": (140, 60, 110), "white": (245, 245, 245), "snow": (250, 250, 252),
-    "silver": (190, 195, 205), "grey": (128, 128, 128), "gray": (128, 128, 128), "slate": (90, 100, 115),
-    "charcoal": (55, 55, 60), "black": (25, 25, 25), "ebony": (30, 25, 25),
+    "burnt orange": (204, 85, 0),
+    "forest green": (35, 95, 40),
+    "sky blue": (120, 180, 235),
+    "navy blue": (20, 30, 100),
+    "royal blue": (50, 80, 200),
+    "blood red": (140, 10, 15),
+    "olive green": (110, 120, 40),
+    "sea green": (46, 139, 87),
+    "midnight blue": (25, 25, 90),
+    "red": (200, 40, 40),
+    "crimson": (170, 20, 50),
+    "scarlet": (230, 40, 30),
+    "maroon": (120, 20, 30),
+    "burgundy": (128, 0, 32),
+    "pink": (240, 150, 180),
+    "rose": (220, 110, 130),
+    "coral": (250, 120, 90),
+    "salmon": (250, 140, 120),
+    "peach": (250, 190, 150),
+    "orange": (240, 130, 30),
+    "rust": (170, 70, 30),
+    "copper": (184, 115, 51),
+    "amber": (255, 176, 0),
+    "gold": (230, 180, 40),
+    "golden": (230, 180, 40),
+    "yellow": (245, 220, 50),
+    "mustard": (210, 170, 40),
+    "ochre": (200, 140, 40),
+    "cream": (245, 235, 200),
+    "ivory": (250, 245, 225),
+    "beige": (220, 200, 160),
+    "tan": (210, 180, 140),
+    "khaki": (195, 176, 120),
+    "sand": (215, 195, 150),
+    "brown": (120, 75, 40),
+    "chestnut": (150, 75, 40),
+    "chocolate": (90, 50, 25),
+    "auburn": (165, 42, 42),
+    "bronze": (160, 110, 50),
+    "green": (50, 150, 60),
+    "emerald": (20, 150, 90),
+    "jade": (0, 168, 107),
+    "olive": (120, 125, 40),
+    "lime": (150, 210, 50),
+    "mint": (150, 220, 180),
+    "teal": (0, 128, 128),
+    "turquoise": (60, 200, 190),
+    "cyan": (40, 200, 220),
+    "blue": (40, 80, 200),
+    "navy": (20, 30, 100),
+    "azure": (60, 140, 230),
+    "cobalt": (0, 70, 170),
+    "indigo": (75, 0, 130),
+    "violet": (140, 70, 200),
+    "purple": (120, 50, 160),
+    "lavender": (180, 160, 220),
+    "lilac": (200, 162, 200),
+    "magenta": (200, 40, 160),
+    "plum": (140, 60, 110),
+    "white": (245, 245, 245),
+    "snow": (250, 250, 252),
+    "silver": (190, 195, 205),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "slate": (90, 100, 115),
+    "charcoal": (55, 55, 60),
+    "black": (25, 25, 25),
+    "ebony": (30, 25, 25),
 }
 _SHADES = {"light": 0.45, "pale": 0.55, "dark": -0.45, "deep": -0.35}
 _COLOUR_RE = re.compile(
@@ -141,8 +191,12 @@ def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB]
     else:
         d.ellipse(box(0.12, 0.34, 0.88, 0.80), fill=body, outline=OUTLINE, width=lw)
     if _has_word(words, _EARED):  # whole words: "wears" or "years" are not ears
-        d.polygon([(0.26 * W, 0.20 * H), (0.34 * W, 0.02 * H), (0.46 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw)
-        d.polygon([(0.74 * W, 0.20 * H), (0.66 * W, 0.02 * H), (0.54 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw)
+        d.polygon(
+            [(0.26 * W, 0.20 * H), (0.34 * W, 0.02 * H), (0.46 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw
+        )
+        d.polygon(
+            [(0.74 * W, 0.20 * H), (0.66 * W, 0.02 * H), (0.54 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw
+        )
     d.ellipse(box(0.24, 0.08, 0.76, 0.38), fill=head, outline=OUTLINE, width=lw)
     d.chord(box(0.24, 0.08, 0.76, 0.38), start=190, end=350, fill=accent, outline=OUTLINE, width=lw)
     eye = max(2, int(0.035 * W))
@@ -184,7 +238,9 @@ def sheet_figure_height(size: tuple[int, int]) -> int:
     return int(size[1] * 0.82)
 
 
-def paste_centered(canvas: Image.Image, figure: Image.Image, centre_x: float, foot_y: float) -> tuple[int, int, int, int]:
+def paste_centered(
+    canvas: Image.Image, figure: Image.Image, centre_x: float, foot_y: float
+) -> tuple[int, int, int, int]:
     x = int(round(centre_x - figure.width / 2))
     y = int(round(foot_y - figure.height))
     canvas.paste(figure, (x, y), figure)
@@ -212,7 +268,9 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     fitted = ImageOps.posterize(fitted, 3)
     figure = Image.new("RGBA", fitted.size)
     figure.paste(fitted, (0, 0))
-    ImageDraw.Draw(figure).rectangle([0, 0, fitted.width - 1, fitted.height - 1], outline=OUTLINE, width=max(2, fitted.height // 90))
+    ImageDraw.Draw(figure).rectangle(
+        [0, 0, fitted.width - 1, fitted.height - 1], outline=OUTLINE, width=max(2, fitted.height // 90)
+    )
     paste_centered(canvas, figure, size[0] / 2, size[1] * 0.91)
     return canvas
 
@@ -238,14 +296,26 @@ _SCENE_WORDS: list[tuple[tuple[str, ...], tuple[RGB, RGB, RGB]]] = [
     (("dusk", "twilight", "evening"), ((60, 40, 90), (200, 110, 90), (60, 50, 50))),
     (("golden hour", "sunset", "sunrise", "dawn", "golden"), ((245, 160, 70), (255, 215, 140), (140, 100, 50))),
     (("forest", "woods", "woodland", "jungle", "grove", "trees"), ((70, 120, 75), (150, 185, 120), (40, 90, 40))),
-    (("sea", "ocean", "beach", "lake", "river", "underwater", "shore", "harbor", "harbour"), ((60, 130, 200), (150, 200, 235), (40, 90, 150))),
-    (("snow", "snowy", "winter", "ice", "icy", "arctic", "frozen"), ((200, 215, 235), (240, 245, 250), (245, 245, 250))),
+    (
+        ("sea", "ocean", "beach", "lake", "river", "underwater", "shore", "harbor", "harbour"),
+        ((60, 130, 200), (150, 200, 235), (40, 90, 150)),
+    ),
+    (
+        ("snow", "snowy", "winter", "ice", "icy", "arctic", "frozen"),
+        ((200, 215, 235), (240, 245, 250), (245, 245, 250)),
+    ),
     (("desert", "dunes", "sand"), ((150, 190, 230), (240, 215, 160), (225, 190, 120))),
     (("city", "street", "urban", "alley", "rooftop"), ((90, 95, 115), (150, 150, 165), (70, 70, 75))),
     (("cave", "underground", "dungeon", "tunnel", "cellar"), ((45, 38, 36), (85, 72, 64), (95, 84, 76))),
     (("autumn", "fall"), ((200, 150, 100), (235, 190, 130), (170, 90, 30))),
-    (("storm", "rain", "rainy", "cloudy", "overcast", "fog", "foggy", "mist", "misty"), ((105, 110, 125), (160, 165, 175), (80, 90, 85))),
-    (("day", "sunny", "morning", "noon", "meadow", "field", "garden", "spring", "summer"), ((110, 170, 240), (190, 220, 250), (90, 160, 70))),
+    (
+        ("storm", "rain", "rainy", "cloudy", "overcast", "fog", "foggy", "mist", "misty"),
+        ((105, 110, 125), (160, 165, 175), (80, 90, 85)),
+    ),
+    (
+        ("day", "sunny", "morning", "noon", "meadow", "field", "garden", "spring", "summer"),
+        ((110, 170, 240), (190, 220, 250), (90, 160, 70)),
+    ),
     (("enchanted", "magical", "magic", "glowing", "mystical"), ((90, 60, 140), (170, 140, 210), (60, 80, 70))),
 ]
 _DEFAULT_SCENE: tuple[RGB, RGB, RGB] = ((120, 150, 200), (200, 215, 235), (110, 130, 90))
@@ -263,9 +333,35 @@ def _has_word(text: str, words: Iterable[str]) -> bool:
     return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
 
 
-_TIME_OF_DAY = {"night", "midnight", "moonlit", "moonlight", "starry", "stars", "dusk", "twilight", "evening",
-                "golden hour", "sunset", "sunrise", "dawn", "golden", "storm", "rain", "rainy", "cloudy", "overcast",
-                "fog", "foggy", "mist", "misty", "day", "sunny", "morning", "noon"}
+_TIME_OF_DAY = {
+    "night",
+    "midnight",
+    "moonlit",
+    "moonlight",
+    "starry",
+    "stars",
+    "dusk",
+    "twilight",
+    "evening",
+    "golden hour",
+    "sunset",
+    "sunrise",
+    "dawn",
+    "golden",
+    "storm",
+    "rain",
+    "rainy",
+    "cloudy",
+    "overcast",
+    "fog",
+    "foggy",
+    "mist",
+    "misty",
+    "day",
+    "sunny",
+    "morning",
+    "noon",
+}
 
 
 def _mean(colours: list[RGB]) -> RGB:
@@ -302,7 +398,9 @@ def lighting(mood: str, setting: str = "") -> tuple[RGB, float]:
     return best
 
 
-def draw_background(size: tuple[int, int], setting: str, mood: str, palette: str, chain: Image.Image | None = None) -> Image.Image:
+def draw_background(
+    size: tuple[int, int], setting: str, mood: str, palette: str, chain: Image.Image | None = None
+) -> Image.Image:
     """Sky and ground gradients (every row one colour, which the judge relies on to find
     figures); a chain frame's row colours are blended in for continuity."""
     w, h = size

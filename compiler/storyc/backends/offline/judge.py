@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
@@ -79,7 +80,7 @@ def row_background(rgb: Image.Image) -> Image.Image:
         above = rows[-1]
         best = min((a, b), key=lambda c: gap(c, above))
         if gap(best, above) > FOREGROUND_THRESHOLD:  # a horizon behind an occluded edge
-            samples = [a, b, *inner[y * inner_cols:(y + 1) * inner_cols]]
+            samples = [a, b, *inner[y * inner_cols : (y + 1) * inner_cols]]
             best = max(samples, key=lambda c: (sum(gap(c, o) <= FOREGROUND_THRESHOLD for o in samples), -gap(c, above)))
         rows.append(tuple(best))
     column = Image.new("RGB", (1, h))
@@ -151,7 +152,9 @@ def describe_figure(figure: Image.Image) -> Descriptor | None:
     return describe(figure.convert("RGB"), alpha)
 
 
-def _pairs(a: Descriptor, b: Descriptor) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]], float]:
+def _pairs(
+    a: Descriptor, b: Descriptor
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]], float]:
     xs, ys, missing = [], [], 0.0
     for ca, cb in zip(a.cells, b.cells):
         if ca is None and cb is None:
@@ -225,7 +228,9 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
         return "not found in its place"
     if expected is None:
         return "no reference to compare"
-    gaps = [g for a, b in zip(found.cells, expected.cells) if a and b for g in [_hue_gap(a[:3], b[:3])] if g is not None]
+    gaps = [
+        g for a, b in zip(found.cells, expected.cells) if a and b for g in [_hue_gap(a[:3], b[:3])] if g is not None
+    ]
     if gaps and max(gaps) > 25:
         return "colours off (hue shift)"
     _, sf, vf = _hsv(found.mean)

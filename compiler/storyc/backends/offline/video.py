@@ -19,7 +19,19 @@ PAN_MARGIN = 1.12  # the frame is scaled this much so a pan has room to move
 def camera_motion(camera: str) -> str:
     """zoom_in | zoom_out | pan_left | pan_right | drift | static, from the camera words."""
     text = camera.lower()
-    if any(w in text for w in ("pull back", "pull-back", "pulls back", "zoom out", "zooms out", "dolly out", "dolly back", "pullback")):
+    if any(
+        w in text
+        for w in (
+            "pull back",
+            "pull-back",
+            "pulls back",
+            "zoom out",
+            "zooms out",
+            "dolly out",
+            "dolly back",
+            "pullback",
+        )
+    ):
         return "zoom_out"
     if any(w in text for w in ("push in", "push-in", "pushes in", "dolly", "zoom", "close in", "closes in")):
         return "zoom_in"
@@ -82,11 +94,30 @@ def render_clip(
     with media.atomic_output(dest) as tmp:
         media.run_ffmpeg(
             [
-                "-loop", "1", "-framerate", str(media.FPS), "-t", d, "-i", str(image),
-                "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}",
-                "-filter_complex", f"[0:v]{vf}[v];[1:a]volume=0.06,aformat=channel_layouts=stereo[a]",
-                "-map", "[v]", "-map", "[a]", "-t", d,
-                *media.encoder_args(), "-f", "mp4", str(tmp),
+                "-loop",
+                "1",
+                "-framerate",
+                str(media.FPS),
+                "-t",
+                d,
+                "-i",
+                str(image),
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}",
+                "-filter_complex",
+                f"[0:v]{vf}[v];[1:a]volume=0.06,aformat=channel_layouts=stereo[a]",
+                "-map",
+                "[v]",
+                "-map",
+                "[a]",
+                "-t",
+                d,
+                *media.encoder_args(),
+                "-f",
+                "mp4",
+                str(tmp),
             ],
             what=f"rendering {Path(dest).name}",
         )
@@ -140,8 +171,21 @@ def correct_drift(video: Path, dest: Path) -> float:
     audio = ["-map", "0:a"] if info.has_audio else []
     with media.atomic_output(dest) as tmp:
         media.run_ffmpeg(
-            ["-i", str(video), "-filter_complex", f"[0:v]{vf}[v]", "-map", "[v]", *audio, "-t", d,
-             *media.encoder_args(), "-f", "mp4", str(tmp)],
+            [
+                "-i",
+                str(video),
+                "-filter_complex",
+                f"[0:v]{vf}[v]",
+                "-map",
+                "[v]",
+                *audio,
+                "-t",
+                d,
+                *media.encoder_args(),
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
             what=f"correcting {Path(dest).name}",
         )
     return drift

@@ -34,10 +34,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import pydantic
@@ -47,7 +48,6 @@ from xai_sdk.chat import system, user
 from xai_sdk.proto import deferred_pb2
 from xai_sdk.video import VideoResponse
 
-from storyc.model import prices as pricing
 from storyc.backends.base import (
     BackendError,
     CallResult,
@@ -69,8 +69,11 @@ from storyc.backends.download import (
     is_loopback_host,
     sniff_kind,
 )
-from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S, ConsistencyScore, StoryPlan
 from storyc.backends.ratelimit import RateLimiter
+from storyc.model import prices as pricing
+from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+from storyc.model.story_plan import StoryPlan
+from storyc.model.vision import ConsistencyScore
 from storyc.redact import redact, register_secret
 
 T = TypeVar("T")
@@ -186,7 +189,7 @@ class XaiConfig:
     rate_spec: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "XaiConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> XaiConfig:
         env = os.environ if env is None else env
         api_key = overrides.pop("api_key", None) or env.get("XAI_API_KEY", "").strip()
         if not api_key:
@@ -330,9 +333,27 @@ def inline_video(path: Path, max_bytes: int = MAX_INLINE_VIDEO_BYTES, *, step: s
             smaller = Path(tmp) / "input.mp4"
             proc = subprocess.run(
                 [
-                    imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(path),
-                    "-vf", "scale='min(1280,iw)':-2", "-c:v", "libx264", "-crf", "28", "-preset", "veryfast",
-                    "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(smaller),
+                    imageio_ffmpeg.get_ffmpeg_exe(),
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(path),
+                    "-vf",
+                    "scale='min(1280,iw)':-2",
+                    "-c:v",
+                    "libx264",
+                    "-crf",
+                    "28",
+                    "-preset",
+                    "veryfast",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "96k",
+                    "-movflags",
+                    "+faststart",
+                    str(smaller),
                 ],
                 capture_output=True,
             )
@@ -388,7 +409,7 @@ class XaiBackend:
         self._closed = threading.Event()
 
     @classmethod
-    def from_env(cls, **config_overrides: Any) -> "XaiBackend":
+    def from_env(cls, **config_overrides: Any) -> XaiBackend:
         return cls(XaiConfig.from_env(**config_overrides))
 
     # ── plumbing ───────────────────────────────────────────────────────────
@@ -469,7 +490,9 @@ class XaiBackend:
     def _image(self, req: ImageRequest, step: str) -> CallResult:
         refs = tuple(req.references)
         if len(refs) > MAX_REFERENCE_IMAGES:
-            raise BackendError(f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}")
+            raise BackendError(
+                f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}"
+            )
         # The SDK's image resolution is "1k" (~1 MP) or "2k" (~4 MP), not the story's video
         # 720p/480p: 1k already exceeds a 720p frame (0.92 MP), so every story sends 1k.
         kwargs: dict[str, Any] = {"aspect_ratio": req.aspect_ratio, "resolution": "1k", "image_format": "url"}
@@ -667,7 +690,9 @@ class XaiBackend:
             first = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "answer"
             raise InvalidAnswer(
-                redact(f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})"),
+                redact(
+                    f"{step}: the model's answer is not a valid {shape.__name__} ({where}: {first.get('msg', exc)})"
+                ),
                 answer=keeper.answer,
                 cost_usd=pricing.chat_cost(),  # paid, but the usage went down with the parse
             ) from None  # not retried: asking again is a new paid call the rules do not allow
@@ -705,4 +730,6 @@ class XaiBackend:
 
     def _check_open(self, step: str) -> None:
         if self._closed.is_set():
-            raise BackendError(f"{step}: stopped (the backend was closed); journaled video jobs are re-attached next build")
+            raise BackendError(
+                f"{step}: stopped (the backend was closed); journaled video jobs are re-attached next build"
+            )
