@@ -341,7 +341,6 @@ def _score_html(score: float | None, threshold: float) -> str:
 
 
 def test_score_marker_never_rounds_across_the_threshold():
-
     assert _score_html(0.9453, 0.95) == (
         '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>'
     )
