@@ -13,13 +13,9 @@ from storyc.load.loader import load_story
 from storyc.model.state import BuildState, CharacterAsset, StepRecord
 from storyc.model.story import Story
 from storyc.model.story_plan import story_to_plan
-from storyc.report.documents import (
-    write_json_atomic,
-    write_report,
-    write_script_md,
-    write_state,
-    write_storyboard_html,
-)
+from storyc.report.documents import write_report, write_script_md, write_storyboard_html
+from storyc.report.templating import environment
+from storyc.store.state import write_state
 
 ROOT = Path(__file__).resolve().parent.parent
 FOX = ROOT / "stories" / "fox_and_owl.yaml"
@@ -166,8 +162,9 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert path == tmp_path / "storyboard.html"
     page = path.read_text()
     assert "<script>" not in page and "onerror=alert(1)>" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in page
     parser = parse_page(page)
+    assert f"{story.title} · storyboard" in "".join(parser.text), "the title, escaped, reads as text"
     tags = [t for t, _ in parser.tags]
     assert "script" not in tags and tags.count("style") == 1 and "link" not in tags, "inline CSS, no external assets"
     srcs = [a["src"] for t, a in parser.tags if t in ("img", "video")]
@@ -225,7 +222,7 @@ def test_partial_build_and_names_with_spaces(tmp_path):
     assert "not rendered yet" in page and "moderation blocked the prompt" in page
 
 
-def test_write_json_atomic_and_state_report(tmp_path):
+def test_state_and_report_json(tmp_path):
     story = fox_story()
     state = built_state(story)
     state_path = write_state(tmp_path, state)
@@ -242,33 +239,41 @@ def test_write_json_atomic_and_state_report(tmp_path):
     }
     report_path = write_report(tmp_path, report)
     assert json.loads(report_path.read_text()) == report
+    assert list(json.loads(report_path.read_text())) == list(report), "the build's key order, not sorted"
     # overwrite in place, nothing left behind
-    write_json_atomic(report_path, {"x": 1})
+    write_report(tmp_path, {"x": 1})
     assert json.loads(report_path.read_text()) == {"x": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "state.json"]
 
 
-def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "state.json"
-    write_json_atomic(target, {"old": True})
+def test_report_json_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = write_report(tmp_path, {"old": True})
 
     def failing_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr("storyc.store.cache.os.replace", failing_replace)
     with pytest.raises(OSError):
-        write_json_atomic(target, {"new": True})
+        write_report(tmp_path, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "temp file cleaned up"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"], "temp file cleaned up"
 
 
 def test_report_module_stays_light():
-    # report.py is called from the build but must not pull in Prefect or media libraries.
+    # The report is called from the build but must not pull in Prefect or media libraries (it
+    # renders with Jinja), nor import a later stage or a backend, even while writing a page.
     import subprocess
     import sys
 
-    code = "import sys, storyc.report.documents; print(','.join(m for m in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg','jinja2') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    code = (
+        "import sys, tempfile; sys.path.insert(0, 'tests'); import test_report as t; s = t.fox_story(); "
+        "d = tempfile.mkdtemp(); t.write_storyboard_html(d, s, t.built_state(s)); t.write_script_md(d, s, t.built_state(s)); "
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in ('prefect','av','PIL','xai_sdk','imageio_ffmpeg') "
+        "or m.startswith(('storyc.backends', 'storyc.run', 'storyc.build', 'storyc.cli'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}, cwd=ROOT
+    )
     assert out.stdout.strip() == ""
 
 
@@ -330,9 +335,12 @@ def test_palette_swatches():
     assert palette_swatches("moonlight and mist") == []
 
 
-def test_score_marker_never_rounds_across_the_threshold():
-    from storyc.report.html import _score_html
+def _score_html(score: float | None, threshold: float) -> str:
+    """The storyboard's score marker (a macro of its template)."""
+    return str(environment().get_template("storyboard_macros.html.j2").module.score(score, threshold))
 
+
+def test_score_marker_never_rounds_across_the_threshold():
     assert _score_html(0.9453, 0.95) == (
         '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>'
     )

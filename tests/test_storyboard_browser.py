@@ -45,7 +45,7 @@ scenes:
      setting: wooden pier at dawn, camera: medium shot, mood: warm, action: Bo runs to Ava and waves,
      duration_seconds: 3, transition: crossfade}
 """
-PAGE_BACKGROUND = (0xF6, 0xF5, 0xF2)  # --bg of the light scheme (storyboard_html._CSS)
+PAGE_BACKGROUND = (0xF6, 0xF5, 0xF2)  # --bg of the light scheme (report/templates/storyboard.css)
 REQUIRE_ENV = "STORYC_REQUIRE_BROWSER"
 
 

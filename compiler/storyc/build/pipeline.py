@@ -17,6 +17,7 @@ from typing import Any
 
 from storyc.diagnostics import StorycError
 from storyc.graph.plan import Resolution, StepGraph, build_graph, planned_calls, resolve
+from storyc.report.documents import write_report, write_script_md, write_storyboard_html
 from storyc.store.cache import Cache, default_cache_dir
 
 
@@ -282,7 +283,7 @@ def _execute_build(
                 store.state.jobs.clear()
             store.save()
         report = build_report(ctx, selected, to_run, exec_info, time.perf_counter() - t0)
-        _write_report(out_dir, report)
+        write_report(out_dir, report)
     base.report = report
     if not to_run:
         base.status = "up_to_date"
@@ -309,7 +310,7 @@ def _execute_build(
             f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
         )
     report["status"] = base.status
-    _write_report(out_dir, report)
+    write_report(out_dir, report)
     if to_run and "script" not in ctx.outcomes:
         _write_unfinished_storyboard(out_dir, graph.story, store.state, base, opts.select)
     return base
@@ -319,8 +320,6 @@ def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: Bu
     """A build that stopped before its storyboard step (a failed step, Ctrl-C, the budget,
     a --select without it) still leaves script.md and storyboard.html showing what it has
     and why it stopped, instead of the last finished build's pages."""
-    from storyc.report.documents import write_script_md, write_storyboard_html
-
     if base.status == "built":
         notice = (
             f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
@@ -440,14 +439,3 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
     if "assemble" in ctx.outcomes:
         report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
     return report
-
-
-def _write_report(out_dir: Path, report: dict) -> None:
-    try:
-        from storyc.report.documents import write_report
-    except ImportError:
-        from storyc.store.cache import atomic_write_json
-
-        atomic_write_json(Path(out_dir) / "report.json", report)
-        return
-    write_report(out_dir, report)

@@ -79,6 +79,13 @@ class BuildLock:
         self.release()
 
 
+def write_state(out_dir: Path, state: BuildState) -> Path:
+    """state.json, atomically and fsynced: readers see the old or the new complete file."""
+    path = Path(out_dir) / STATE_FILE
+    atomic_write_bytes(path, state.model_dump_json(indent=2).encode() + b"\n")
+    return path
+
+
 def load_state(out_dir: Path) -> BuildState | None:
     """The previous build's state.json, or None when absent or unreadable."""
     try:
@@ -108,8 +115,7 @@ class StateStore:
 
     def save(self) -> None:
         with self._lock:
-            data = self.state.model_dump_json(indent=2).encode() + b"\n"
-            atomic_write_bytes(self.path, data)
+            write_state(self.out_dir, self.state)
 
     def record(self, record: StepRecord, asset: dict | None = None, *, save: bool = True) -> None:
         """Store one step's outcome (and its seed asset) and save (batched callers save once)."""
