@@ -255,7 +255,7 @@ def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("storyc.store.cache.os.replace", failing_replace)
+    monkeypatch.setattr("storyc.store.fsutil.os.replace", failing_replace)
     with pytest.raises(OSError):
         write_json_atomic(target, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}

@@ -18,6 +18,7 @@ from typing import Any
 from storyc.diagnostics import StorycError
 from storyc.graph.plan import Resolution, StepGraph, build_graph, planned_calls, resolve
 from storyc.store.cache import Cache, default_cache_dir
+from storyc.store.fsutil import remove_stale_temps
 
 
 def default_backend_name() -> str:
@@ -231,13 +232,9 @@ def _execute_build(
 
     with lock, contextlib.nullcontext() if cache_locked else cache_in_use(cache.root):
         cache.clean_temps()
-        from storyc.store.cache import remove_stale_temps
-
-        remove_stale_temps(out_dir)
-        # Media and download temps (`.scene_1.mp4.x8f3.tmp.mp4`, `.part`) carry no pid; we
-        # hold the output folder's lock, so any left here are a killed build's: remove them.
-        for leftover in [*out_dir.rglob(".*.tmp.*"), *out_dir.rglob(".*.part")]:
-            leftover.unlink(missing_ok=True)
+        # We hold the output folder's lock, so every temp file left here is a killed
+        # (or interrupted in-process) build's, whatever pid it names: remove them all.
+        remove_stale_temps(out_dir, any_writer=True)
         store = StateStore(
             out_dir,
             graph.story,
@@ -446,7 +443,7 @@ def _write_report(out_dir: Path, report: dict) -> None:
     try:
         from storyc.report.documents import write_report
     except ImportError:
-        from storyc.store.cache import atomic_write_json
+        from storyc.store.fsutil import atomic_write_json
 
         atomic_write_json(Path(out_dir) / "report.json", report)
         return

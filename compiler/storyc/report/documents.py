@@ -20,7 +20,7 @@ from storyc.model.story import Story
 from storyc.report.html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
 from storyc.report.view import fmt_score as _fmt_score
 from storyc.report.view import storyboard_view
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_text
 
 SCRIPT_FILE = "script.md"
 STATE_FILE = "state.json"
@@ -49,11 +49,7 @@ def write_json_atomic(path: Path, data: dict | BaseModel) -> None:
         text = data.model_dump_json(indent=2)
     else:
         text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    _write_text_atomic(path, text + "\n")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))  # temp file + fsync + rename + fsync of the folder
+    atomic_write_text(path, text + "\n")  # temp file + fsync + rename + fsync of the folder
 
 
 def write_state(out_dir: Path, state: BuildState) -> Path:
@@ -169,5 +165,5 @@ def write_script_md(out_dir: Path, story: Story, state: BuildState, notice: str 
     lines += ["| Stat | Value |", "|---|---|"]
     lines += [f"| {name} | {_md_cell(value)} |" for name, value in board.stats]
     path = out_dir / SCRIPT_FILE
-    _write_text_atomic(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

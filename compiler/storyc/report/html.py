@@ -19,7 +19,7 @@ from urllib.parse import quote
 from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.report.view import Attempt, Storyboard, storyboard_view
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_bytes
 
 STORYBOARD_FILE = "storyboard.html"
 

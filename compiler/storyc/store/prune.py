@@ -41,7 +41,8 @@ from pathlib import Path
 
 from storyc.diagnostics import StorycError
 from storyc.graph.plan import StepGraph, build_graph, resolve
-from storyc.store.cache import Cache, default_cache_dir, stale_temps
+from storyc.store.cache import Cache, default_cache_dir
+from storyc.store.fsutil import stale_temps
 
 BACKENDS = ("offline", "xai")
 _DYNAMIC_PROMPT_KINDS = ("keyframe", "video")  # fix edits and video corrections

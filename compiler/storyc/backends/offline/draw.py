@@ -11,11 +11,12 @@ setting, mood and palette words.
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
+
+from storyc.backends.offline.chance import stable_hash
 
 RGB = tuple[int, int, int]
 
@@ -108,12 +109,6 @@ _COLOUR_RE = re.compile(
     + "|".join(re.escape(w) for w in sorted(COLOUR_WORDS, key=len, reverse=True))
     + r")(?:s|es)?\b"
 )
-
-
-def stable_hash(*parts: object) -> int:
-    """A process-independent hash (Python's hash() is salted per process)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
@@ -263,8 +258,6 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     photo = photo.convert("RGB")
     scale = min(target_h / photo.height, size[0] * 0.6 / photo.width)
     fitted = photo.resize((max(4, int(photo.width * scale)), max(4, int(photo.height * scale))), Image.LANCZOS)
-    from PIL import ImageOps
-
     fitted = ImageOps.posterize(fitted, 3)
     figure = Image.new("RGBA", fitted.size)
     figure.paste(fitted, (0, 0))
@@ -273,19 +266,6 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     )
     paste_centered(canvas, figure, size[0] / 2, size[1] * 0.91)
     return canvas
-
-
-def extract_figure(sheet: Image.Image) -> Image.Image:
-    """The figure of a sheet (or any image) as RGBA, cropped to its bounding box: every
-    pixel not reachable from the border through background-coloured pixels."""
-    from storyc.backends.offline.judge import foreground_mask
-
-    rgb = sheet.convert("RGB")
-    mask = foreground_mask(rgb)
-    bbox = mask.getbbox() or (0, 0, rgb.width, rgb.height)
-    figure = rgb.crop(bbox).convert("RGBA")
-    figure.putalpha(mask.crop(bbox))
-    return figure
 
 
 # ─── scenes ──────────────────────────────────────────────────────────────────
@@ -472,17 +452,3 @@ def figure_layout(hints: Mapping[str, object], names: Sequence[str] = ()) -> lis
         if name not in order:
             order.append(name)
     return order
-
-
-def pixels(img: Image.Image) -> list:
-    """All pixel values, row by row (Pillow 13 renamed getdata)."""
-    flat = getattr(img, "get_flattened_data", None)
-    return list(flat() if flat else img.getdata())
-
-
-def rgb_difference(a: Image.Image, b: Image.Image) -> float:
-    """Mean absolute pixel difference (0-255), for tests and the video drift estimate."""
-    from PIL import ImageStat
-
-    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB").resize(a.size))
-    return sum(ImageStat.Stat(diff).mean) / 3

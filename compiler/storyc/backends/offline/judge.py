@@ -1,8 +1,7 @@
 """The offline backend's vision check: it really compares pictures.
 
-A figure is found as every pixel that cannot be reached from the border through
-background-coloured pixels (backgrounds are one colour per row: the sheet's grey, the
-keyframe's sky/ground gradient, and any zoom/pan of those). A figure's descriptor is
+Figures are found by segment.foreground_mask (every pixel that cannot be reached from the
+border through background-coloured pixels). A figure's descriptor is
 the mean colour of a 6×3 grid over its bounding box, so it survives moves and zooms
 but not colour changes. The score is 1 minus the scaled mean colour distance between
 a figure and its reference (the character sheet's figure, or for a sheet check the
@@ -17,13 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
+from PIL import Image, ImageFilter, ImageStat
 
-from storyc.backends.offline.draw import pixels
+from storyc.backends.offline.draw import slot_bounds
+from storyc.backends.offline.segment import pixels
 
 ANALYSIS_WIDTH = 192
-FOREGROUND_THRESHOLD = 20
-INTERIOR_SAMPLES = 16  # strips per row consulted when a figure covers a frame edge
 GRID_ROWS, GRID_COLS = 6, 3
 # score = 1 - RESIDUAL_SCALE × colour distance left after allowing for lighting
 #           - RAW_SCALE × colour distance as is (distances 0..1 of the RGB cube diagonal)
@@ -50,57 +48,6 @@ def analysis_copy(img: Image.Image, width: int = ANALYSIS_WIDTH) -> Image.Image:
     if img.width <= width:
         return img
     return img.resize((width, max(2, round(img.height * width / img.width))), Image.BOX)
-
-
-def row_background(rgb: Image.Image) -> Image.Image:
-    """Each row's background colour, estimated from the left and right edge strips.
-
-    A camera push-in or pan can carry a figure across a frame edge; that edge strip then
-    shows the figure, not the background. Where the two edges disagree, the row takes
-    the sample (edges and a few interior strips) that continues the row above
-    (backgrounds change smoothly downwards, and the top of a frame is sky); where none
-    does (a horizon behind occluded edges), the colour most samples share."""
-    w, h = rgb.size
-    edge = max(1, w * 3 // 100)
-    left = pixels(rgb.crop((0, 0, edge, h)).resize((1, h), Image.BOX))
-    right = pixels(rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.BOX))
-    inner_cols = max(1, min(INTERIOR_SAMPLES, w // 2))
-    inner = pixels(rgb.resize((inner_cols, h), Image.BOX))
-
-    def gap(a, b) -> float:
-        return max(abs(x - y) for x, y in zip(a, b))
-
-    rows: list[tuple[int, ...]] = []
-    for y in range(h):
-        a, b = left[y], right[y]
-        agree = gap(a, b) <= FOREGROUND_THRESHOLD
-        if agree or not rows:
-            rows.append(tuple((x + z) // 2 for x, z in zip(a, b)))
-            continue
-        above = rows[-1]
-        best = min((a, b), key=lambda c: gap(c, above))
-        if gap(best, above) > FOREGROUND_THRESHOLD:  # a horizon behind an occluded edge
-            samples = [a, b, *inner[y * inner_cols : (y + 1) * inner_cols]]
-            best = max(samples, key=lambda c: (sum(gap(c, o) <= FOREGROUND_THRESHOLD for o in samples), -gap(c, above)))
-        rows.append(tuple(best))
-    column = Image.new("RGB", (1, h))
-    column.putdata(rows)
-    return column.resize((w, h), Image.NEAREST)
-
-
-def foreground_mask(rgb: Image.Image) -> Image.Image:
-    """L mask, 255 on figures (including their enclosed insides), 0 on the background."""
-    rgb = rgb.convert("RGB")
-    r, g, b = ImageChops.difference(rgb, row_background(rgb)).split()
-    diff = ImageChops.lighter(ImageChops.lighter(r, g), b)
-    binary = diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0)
-    w, h = binary.size
-    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
-    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for xy in border:
-        if binary.getpixel(xy) == 0:
-            ImageDraw.floodfill(binary, xy, 128, thresh=0)
-    return binary.point(lambda v: 0 if v == 128 else 255)
 
 
 def _extent(counts: Sequence[float]) -> tuple[int, int] | None:
@@ -249,8 +196,6 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
 def strip_box(index: int, count: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The part of the frame where figure `index` of `count` stands: its slot of the
     safe area, the outer ones extended to the frame edges."""
-    from storyc.backends.offline.draw import slot_bounds
-
     w, h = size
     bounds = slot_bounds(count, w)
     x0 = 0 if index == 0 else round(bounds[index][0])
