@@ -92,7 +92,7 @@ def render_scale() -> float:
 
 def even(value: float) -> int:
     """The nearest even number, at least 2 (H.264 with yuv420p needs even sizes)."""
-    return max(2, int(round(value / 2.0)) * 2)
+    return max(2, round(value / 2.0) * 2)
 
 
 def dimensions(aspect_ratio: str, resolution: str, *, scale: float | None = None) -> tuple[int, int]:

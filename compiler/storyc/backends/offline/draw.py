@@ -112,7 +112,7 @@ _COLOUR_RE = re.compile(
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=False))  # type: ignore[return-value]
 
 
 def shade(colour: RGB, amount: float) -> RGB:
@@ -207,7 +207,7 @@ def hue_rotate(img: Image.Image, degrees: float) -> Image.Image:
     alpha = img.getchannel("A") if img.mode == "RGBA" else None
     hsv = img.convert("RGB").convert("HSV")
     hch, s, v = hsv.split()
-    shift = int(round(degrees / 360.0 * 256)) % 256
+    shift = round(degrees / 360.0 * 256) % 256
     hch = hch.point(lambda x: (x + shift) % 256)
     out = Image.merge("HSV", (hch, s, v)).convert("RGB")
     if alpha is not None:
@@ -236,8 +236,8 @@ def sheet_figure_height(size: tuple[int, int]) -> int:
 def paste_centered(
     canvas: Image.Image, figure: Image.Image, centre_x: float, foot_y: float
 ) -> tuple[int, int, int, int]:
-    x = int(round(centre_x - figure.width / 2))
-    y = int(round(foot_y - figure.height))
+    x = round(centre_x - figure.width / 2)
+    y = round(foot_y - figure.height)
     canvas.paste(figure, (x, y), figure)
     return x, y, x + figure.width, y + figure.height
 
@@ -345,7 +345,7 @@ _TIME_OF_DAY = {
 
 
 def _mean(colours: list[RGB]) -> RGB:
-    return tuple(int(round(sum(c[i] for c in colours) / len(colours))) for i in range(3))  # type: ignore[return-value]
+    return tuple(round(sum(c[i] for c in colours) / len(colours)) for i in range(3))  # type: ignore[return-value]
 
 
 def scene_colours(setting: str, mood: str, palette: str) -> tuple[RGB, RGB, RGB]:
@@ -429,7 +429,7 @@ def compose(
 ) -> Image.Image:
     """A keyframe: background, then each figure at its slot, then the mood lighting."""
     canvas = draw_background(size, setting, mood, palette, chain)
-    for centre, figure in zip(slot_centres(len(figures), size[0]), figures):
+    for centre, figure in zip(slot_centres(len(figures), size[0]), figures, strict=False):
         paste_centered(canvas, fit_figure(figure, size, len(figures)), centre, size[1] * FIGURE_FOOT)
     colour, strength = light if light is not None else lighting(mood, setting)
     return tint(canvas, colour, strength)

@@ -14,7 +14,6 @@ import colorsys
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from PIL import Image, ImageFilter, ImageStat
 
@@ -33,7 +32,7 @@ REFERENCE_HEIGHT = 64
 MIN_CELL_FILL = 0.12
 MISSING_CELL_DISTANCE = 0.3
 
-Cell = Optional[tuple[float, float, float, float]]  # median r, g, b and how full the cell is
+Cell = tuple[float, float, float, float] | None  # median r, g, b and how full the cell is
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def _pairs(
     a: Descriptor, b: Descriptor
 ) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]], float]:
     xs, ys, missing = [], [], 0.0
-    for ca, cb in zip(a.cells, b.cells):
+    for ca, cb in zip(a.cells, b.cells, strict=False):
         if ca is None and cb is None:
             continue
         if ca is None or cb is None:
@@ -127,10 +126,10 @@ def _relight(xs: list[tuple[float, float, float]], ys: list[tuple[float, float, 
         y = [v[ch] for v in ys]
         mx, my = sum(x) / n, sum(y) / n
         var = sum((v - mx) ** 2 for v in x)
-        gain = sum((u - mx) * (v - my) for u, v in zip(x, y)) / var if var > 1e-6 else 1.0
+        gain = sum((u - mx) * (v - my) for u, v in zip(x, y, strict=False)) / var if var > 1e-6 else 1.0
         gain = min(LIGHT_GAIN[1], max(LIGHT_GAIN[0], gain))
         offset = min(LIGHT_OFFSET, max(-LIGHT_OFFSET, my - gain * mx))
-        for row, v in zip(out, x):
+        for row, v in zip(out, x, strict=False):
             row[ch] = gain * v + offset
     return [tuple(r) for r in out]
 
@@ -139,11 +138,11 @@ def distance(a: Descriptor, b: Descriptor) -> tuple[float, float]:
     """(residual, raw): mean colour distance between matching grid cells (0..1) after
     and before allowing for lighting."""
     xs, ys, missing = _pairs(a, b)
-    cells = len(xs) + sum(1 for ca, cb in zip(a.cells, b.cells) if (ca is None) != (cb is None))
+    cells = len(xs) + sum(1 for ca, cb in zip(a.cells, b.cells, strict=False) if (ca is None) != (cb is None))
     if not xs:
         return 1.0, 1.0
-    raw = sum(math.dist(x, y) for x, y in zip(xs, ys)) / 441.673
-    fitted = sum(math.dist(x, y) for x, y in zip(_relight(xs, ys), ys)) / 441.673
+    raw = sum(math.dist(x, y) for x, y in zip(xs, ys, strict=False)) / 441.673
+    fitted = sum(math.dist(x, y) for x, y in zip(_relight(xs, ys), ys, strict=False)) / 441.673
     penalty = missing * MISSING_CELL_DISTANCE
     return (fitted + penalty) / cells, (raw + penalty) / cells
 
@@ -176,7 +175,11 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
     if expected is None:
         return "no reference to compare"
     gaps = [
-        g for a, b in zip(found.cells, expected.cells) if a and b for g in [_hue_gap(a[:3], b[:3])] if g is not None
+        g
+        for a, b in zip(found.cells, expected.cells, strict=False)
+        if a and b
+        for g in [_hue_gap(a[:3], b[:3])]
+        if g is not None
     ]
     if gaps and max(gaps) > 25:
         return "colours off (hue shift)"

@@ -62,7 +62,7 @@ def keyframe(req: ImageRequest, size: tuple[int, int], identity: str) -> Image.I
         ]
     sheets: dict[str, Path] = {}
     chain = None
-    for slot, ref in zip(slots, req.references):
+    for slot, ref in zip(slots, req.references, strict=False):
         if isinstance(slot, Mapping) and slot.get("kind") == "character":
             sheets[str(slot.get("name"))] = Path(ref)
         else:
@@ -150,7 +150,7 @@ def score(req: JudgeRequest) -> ConsistencyScore:
         names = draw.figure_layout(hints, list(req.names))
         boxes = [judge.strip_box(i, len(names), picture.size) for i in range(len(names))]
     ref_index = {n: i for i, n in enumerate(req.names)}
-    for name, box in zip(names, boxes):
+    for name, box in zip(names, boxes, strict=False):
         found = judge.describe(picture, mask, box)
         expected = reference(name, ref_index.get(name, 0 if req.kind == "sheet" else len(req.references)))
         per[name] = judge.similarity(found, expected)

@@ -36,14 +36,14 @@ def row_background(rgb: Image.Image) -> Image.Image:
     inner = pixels(rgb.resize((inner_cols, h), Image.BOX))
 
     def gap(a, b) -> float:
-        return max(abs(x - y) for x, y in zip(a, b))
+        return max(abs(x - y) for x, y in zip(a, b, strict=False))
 
     rows: list[tuple[int, ...]] = []
     for y in range(h):
         a, b = left[y], right[y]
         agree = gap(a, b) <= FOREGROUND_THRESHOLD
         if agree or not rows:
-            rows.append(tuple((x + z) // 2 for x, z in zip(a, b)))
+            rows.append(tuple((x + z) // 2 for x, z in zip(a, b, strict=False)))
             continue
         above = rows[-1]
         best = min((a, b), key=lambda c: gap(c, above))

@@ -49,7 +49,7 @@ def camera_motion(camera: str) -> str:
 
 def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> str:
     """A filter chain turning a looped still into width×height frames with the motion."""
-    frames = max(1, int(round(duration_s * fps)))
+    frames = max(1, round(duration_s * fps))
     fit = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1"
     if motion in ("zoom_in", "zoom_out"):
         z = f"1+{MAX_ZOOM}*on/{frames}" if motion == "zoom_in" else f"{1 + MAX_ZOOM}-{MAX_ZOOM}*on/{frames}"
