@@ -3,7 +3,7 @@
 Generates 12 short clips with the offline backend (3 s each, mixed cameras, sizes and
 transitions), then, in the same run and on the same clips, alternately times:
 
-- one pass (storyc.media.ffmpeg.assemble): one ffmpeg run normalises every clip and joins them
+- one pass (storyc.media.assemble.assemble): one ffmpeg run normalises every clip and joins them
   with their transitions (cut / crossfade / match-cut);
 - two passes (design doc, pipeline.md STEP 6 seed code): one ffmpeg run per clip to
   normalise it into a temp file, then the concat demuxer and a full re-encode.
@@ -32,6 +32,8 @@ from pathlib import Path
 from storyc.backends.base import ImageRequest, VideoRequest
 from storyc.backends.offline.backend import OfflineBackend
 from storyc.media import ffmpeg as media
+from storyc.media.assemble import Clip, assemble
+from storyc.media.probe import probe
 
 CHARACTERS = {
     "Ember": "A small fox with burnt orange fur, a cream chest and dark brown paws, wearing an emerald scarf",
@@ -42,7 +44,7 @@ CAMERAS = ["slow push in", "static wide shot", "pan right", "orbit", "pull back"
 TRANSITIONS = ["cut", "crossfade", "cut", "match-cut", "crossfade", "cut"]
 
 
-def make_clips(work: Path, count: int) -> tuple[list[media.Clip], list[float]]:
+def make_clips(work: Path, count: int) -> tuple[list[Clip], list[float]]:
     """`count` 3 s clips from the offline backend; some in 4:3 so normalising has work to do."""
     backend = OfflineBackend()
     sheets = {}
@@ -99,15 +101,15 @@ def make_clips(work: Path, count: int) -> tuple[list[media.Clip], list[float]]:
             job_key=f"clip{i}",
         )
         encode_times.append(time.perf_counter() - started)
-        clips.append(media.Clip(dest, 3.0, TRANSITIONS[i % 6]))
+        clips.append(Clip(dest, 3.0, TRANSITIONS[i % 6]))
     return clips, encode_times
 
 
-def one_pass(clips: list[media.Clip], dest: Path, width: int, height: int) -> None:
-    media.assemble(clips, dest, width, height)
+def one_pass(clips: list[Clip], dest: Path, width: int, height: int) -> None:
+    assemble(clips, dest, width, height)
 
 
-def two_pass(clips: list[media.Clip], dest: Path, width: int, height: int, work: Path) -> None:
+def two_pass(clips: list[Clip], dest: Path, width: int, height: int, work: Path) -> None:
     """The seed's STEP 6: normalise each clip to a file, then concat demuxer + re-encode."""
     listing = work / "concat.txt"
     lines = []
@@ -173,8 +175,8 @@ def main() -> int:
                     two_pass(clips, out, width, height, scratch)
                     two.append(time.perf_counter() - started)
                     two_cpu.append(_child_cpu(cpu_before))
-        one_info = media.probe(work / "final_one_0.mp4")
-        two_info = media.probe(work / "final_two_0.mp4")
+        one_info = probe(work / "final_one_0.mp4")
+        two_info = probe(work / "final_two_0.mp4")
         identical = (work / "final_one_0.mp4").read_bytes() == (work / f"final_one_{args.runs - 1}.mp4").read_bytes()
 
     one_s, two_s = statistics.median(one), statistics.median(two)

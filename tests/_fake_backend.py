@@ -62,11 +62,12 @@ class FakeBackend:
 
     def _video(self, req, job_key, journal, source):
         from storyc.media import ffmpeg as media
+        from storyc.store.fsutil import atomic_output
 
         self._tick("video", req.hints.get("step_id"))
         w, h = media.dimensions(req.aspect_ratio, req.resolution)
         color = hashlib.sha256((req.prompt + _sha(source) + str(req.hints.get("attempt"))).encode()).hexdigest()[:6]
-        with media.atomic_output(req.dest) as tmp:
+        with atomic_output(req.dest) as tmp:
             media.run_ffmpeg(
                 [
                     "-f",

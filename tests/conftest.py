@@ -10,14 +10,10 @@ import os
 
 import pytest
 
-# Quiet, fast Prefect settings (shared/design/prefect-facts.md), before anything imports prefect.
-for _name, _value in {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
-}.items():
-    os.environ.setdefault(_name, _value)
+from storyc.run.prefect_settings import quiet_prefect_env
+
+# The executor's quiet, fast Prefect settings, before anything imports prefect.
+quiet_prefect_env()
 
 
 # CI explores the same examples on every run (a red CI is then a change of ours, and a

@@ -145,8 +145,9 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     assert state["final_video_path"] == "final_video.mp4" and state["jobs"] == {}
     assert all(len(s["key"]) == 64 and s["status"] == "done" for s in state["steps"].values())
     from storyc.media import ffmpeg as media
+    from storyc.media.probe import probe
 
-    info = media.probe(out / "final_video.mp4")
+    info = probe(out / "final_video.mp4")
     assert (info.width, info.height) == media.dimensions("16:9", "720p")
     assert info.has_audio and abs(info.duration_s - (9 - 0.5)) < 0.2  # one 0.5 s crossfade
 
@@ -310,7 +311,7 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     assert finals[0] == finals[1]
     # outputs are as readable as any file the user writes (0o666 less the umask), not 0600
     # like the temp files they were renamed from: a team shares output folders and caches
-    from storyc.store.cache import new_file_mode
+    from storyc.store.fsutil import new_file_mode
 
     modes = {
         p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777)
@@ -375,9 +376,9 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     assert result.status == "built", result.message
     assert {s["id"] for s in result.report["steps"] if not s["cached"]} == {"assemble", "script"}
     assert "prefect" not in result.report and result.report["api_calls_total"] == 0
-    from storyc.media import ffmpeg as media
+    from storyc.media.probe import probe
 
-    assert abs(media.probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
+    assert abs(probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
 
 
 def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):

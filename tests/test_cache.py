@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storyc.store.cache import Cache, atomic_write_bytes, remove_stale_temps
+from storyc.store.cache import Cache
+from storyc.store.fsutil import atomic_write_bytes, remove_stale_temps
 from storyc.store.hashing import canonical_json, digest, file_sha256
 
 

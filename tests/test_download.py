@@ -99,7 +99,7 @@ def fetch(url, dest, **kw):
 
 
 def no_leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith(".part")] == []
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # temp files are hidden
 
 
 def test_sniff_kind():

@@ -1,4 +1,4 @@
-"""storyc.media.ffmpeg: sizes, ffmpeg errors, PyAV probing and frames, the one-pass assembly.
+"""storyc.media: sizes and ffmpeg errors (ffmpeg), PyAV probing and frames (probe), the one-pass assembly (assemble).
 Real ffmpeg on tiny clips (160×90 or so, 1 s)."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from storyc.media import ffmpeg as media
-from storyc.media.ffmpeg import Clip, MediaError
+from storyc.media.assemble import Clip, assemble, build_assembly_graph
+from storyc.media.ffmpeg import MediaError
+from storyc.media.probe import extract_frame, probe, read_frame
 
 
 def make_clip(
@@ -98,18 +100,18 @@ def test_run_ffmpeg_failure_names_the_cause_without_traceback(tmp_path):
 
 
 def test_probe(clips):
-    info = media.probe(clips["red"])
+    info = probe(clips["red"])
     assert (info.width, info.height, info.fps, info.has_audio) == (160, 90, 30.0, True)
     assert info.duration_s == pytest.approx(1.0, abs=0.05)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert media.probe(clips["blue_silent"]).has_audio is False
+    assert probe(clips["blue_silent"]).has_audio is False
 
 
 def test_probe_of_garbage_is_a_media_error(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 10)
     with pytest.raises(MediaError):
-        media.probe(bad)
+        probe(bad)
 
 
 def test_extract_first_and_last_frame(tmp_path):
@@ -138,8 +140,8 @@ def test_extract_first_and_last_frame(tmp_path):
     )
     from PIL import Image
 
-    first = media.extract_frame(src, tmp_path / "frames" / "first.jpg", "first")
-    last = media.extract_frame(src, tmp_path / "frames" / "last.jpg", "last")
+    first = extract_frame(src, tmp_path / "frames" / "first.jpg", "first")
+    last = extract_frame(src, tmp_path / "frames" / "last.jpg", "last")
     r, g, b = Image.open(first).getpixel((32, 32))
     assert r > 200 and b < 60
     r, g, b = Image.open(last).getpixel((32, 32))
@@ -157,7 +159,7 @@ def test_graph_offsets_for_mixed_transitions():
         Clip(Path("c"), 4, "cut"),
         Clip(Path("d"), 3, "crossfade"),
     ]
-    graph, total = media.build_assembly_graph(clips, [True, False, True, True], 320, 180)
+    graph, total = build_assembly_graph(clips, [True, False, True, True], 320, 180)
     assert total == pytest.approx(3 + 3 - 0.5 + 4 + 3 - 0.5)
     assert "xfade=transition=fade:duration=0.5:offset=2.5" in graph
     assert "xfade=transition=fade:duration=0.5:offset=9" in graph  # (3 + 3 - 0.5 + 4) - 0.5
@@ -174,8 +176,8 @@ def test_assemble_mixed_clips_one_pass(tmp_path, clips):
         Clip(clips["green_square"], 1.0, "cut"),
         Clip(clips["red"], 1.0, "match-cut"),
     ]
-    out = media.assemble(seq, tmp_path / "final.mp4", 160, 90)
-    info = media.probe(out)
+    out = assemble(seq, tmp_path / "final.mp4", 160, 90)
+    info = probe(out)
     assert (info.width, info.height, info.fps) == (160, 90, 24.0)
     assert info.has_audio and info.audio_codec == "aac" and info.video_codec == "h264"
     assert info.duration_s == pytest.approx(1 + 1.5 - 0.5 + 1 + 1, abs=0.05)
@@ -190,42 +192,35 @@ def test_assemble_mixed_clips_one_pass(tmp_path, clips):
 
 
 def test_assemble_single_clip_and_letterbox(tmp_path, clips):
-    out = media.assemble([Clip(clips["green_square"], 1.0)], tmp_path / "one.mp4", 160, 90)
-    info = media.probe(out)
+    out = assemble([Clip(clips["green_square"], 1.0)], tmp_path / "one.mp4", 160, 90)
+    info = probe(out)
     assert (info.width, info.height) == (160, 90) and info.has_audio
-    frame = media.read_frame(out, "first")
+    frame = read_frame(out, "first")
     assert frame.getpixel((5, 45))[1] < 40  # pillarbox is black
     assert frame.getpixel((80, 45))[1] > 100  # the green picture in the middle
 
 
 def test_assemble_is_byte_identical(tmp_path, clips):
     seq = [Clip(clips["red"], 1.0), Clip(clips["blue_silent"], 1.5, "crossfade")]
-    a = media.assemble(seq, tmp_path / "a.mp4", 160, 90)
-    b = media.assemble(seq, tmp_path / "b" / "b.mp4", 160, 90)
+    a = assemble(seq, tmp_path / "a.mp4", 160, 90)
+    b = assemble(seq, tmp_path / "b" / "b.mp4", 160, 90)
     assert sha(a) == sha(b)
 
 
 def test_assemble_failure_leaves_nothing(tmp_path, clips):
     dest = tmp_path / "out" / "final.mp4"
     with pytest.raises(MediaError):
-        media.assemble([Clip(clips["red"], 1.0), Clip(tmp_path / "nope.mp4", 1.0)], dest, 160, 90)
+        assemble([Clip(clips["red"], 1.0), Clip(tmp_path / "nope.mp4", 1.0)], dest, 160, 90)
     assert not dest.exists()
     assert not list(dest.parent.glob("*")) if dest.parent.exists() else True
     with pytest.raises(MediaError):
-        media.assemble([], dest, 160, 90)
-
-
-def test_stale_temp_files_are_swept(tmp_path):
-    dest = tmp_path / "videos" / "scene_1.mp4"
-    left = media.temp_path_for(dest)  # what a killed process leaves
-    keep = tmp_path / "videos" / "scene_2.mp4"
-    keep.write_bytes(b"done")
-    assert left.name.startswith(".scene_1.mp4.") and left.exists()
-    assert media.remove_stale_temps(tmp_path) == 1
-    assert not left.exists() and keep.exists()
+        assemble([], dest, 160, 90)
 
 
 def test_media_module_imports_no_heavy_packages():
-    code = "import sys, storyc.media.ffmpeg; print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect') if m in sys.modules])"
+    code = (
+        "import sys, storyc.media.ffmpeg, storyc.media.probe, storyc.media.assemble; "
+        "print([m for m in ('av', 'PIL', 'imageio_ffmpeg', 'prefect') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

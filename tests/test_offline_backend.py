@@ -16,9 +16,11 @@ from PIL import Image
 from storyc.backends.base import BackendError, ImageRequest, JudgeRequest, RateLimited, TransientError, VideoRequest
 from storyc.backends.offline import draw as draw
 from storyc.backends.offline import faults as offline_faults
+from storyc.backends.offline import segment
 from storyc.backends.offline import video as offline_video
 from storyc.backends.offline.backend import OfflineBackend, skeleton_plan
 from storyc.media import ffmpeg as media
+from storyc.media.probe import extract_frame, probe
 
 EMBER = "A small fox with burnt orange fur, a cream chest and dark brown paws, wearing an emerald scarf"
 SAGE = "A wise old owl with silver grey feathers, amber eyes and a violet cloak"
@@ -166,7 +168,7 @@ def test_sheet_is_grey_with_description_colours_and_deterministic(tmp_path):
     img = Image.open(r1.path)
     assert img.size == (320, 180) and img.format == "JPEG" and not img.info.get("exif")
     assert all(abs(c - 200) < 8 for c in img.getpixel((4, 4)))  # plain light grey
-    colours = draw.pixels(img.convert("RGB").resize((64, 36)))
+    colours = segment.pixels(img.convert("RGB").resize((64, 36)))
     assert any(r > 150 and 40 < g < 120 and b < 60 for r, g, b in colours)  # burnt orange fur, maybe hue-shifted...
     assert a.calls["image"] == 1
 
@@ -231,8 +233,8 @@ def test_keyframe_places_figures_by_slot_and_follows_setting(tmp_path, sheets):
     assert sum(top_day) > sum(top_night) + 150
     # Ember (orange) stands in the left half, Sage (silver/violet) in the right half
     img = Image.open(day).convert("RGB")
-    left = draw.pixels(img.crop((0, 0, 160, 180)).resize((80, 90)))
-    right = draw.pixels(img.crop((160, 0, 320, 180)).resize((80, 90)))
+    left = segment.pixels(img.crop((0, 0, 160, 180)).resize((80, 90)))
+    right = segment.pixels(img.crop((160, 0, 320, 180)).resize((80, 90)))
     orange = lambda p: p[0] > 150 and 50 < p[1] < 130 and p[2] < 60  # noqa: E731
     assert sum(map(orange, left)) > 5 * max(1, sum(map(orange, right)))
 
@@ -388,7 +390,7 @@ def test_clip_has_exact_size_duration_audio_and_is_deterministic(tmp_path, sheet
     encode_s = time.perf_counter() - started
     r2 = OfflineBackend().image_to_video(video_request(kf, tmp_path / "b" / "b.mp4"), job_key="k1")
     assert sha(r1.path) == sha(r2.path)
-    info = media.probe(r1.path)
+    info = probe(r1.path)
     assert (info.width, info.height, info.fps, info.duration_s) == (320, 180, 24.0, 3.0)
     assert info.has_audio and info.audio_codec == "aac"
     assert (r1.kind, r1.cost_usd) == ("video", 0.0) and backend.calls["video"] == 1
@@ -408,7 +410,7 @@ def test_vertical_clip_size(tmp_path, sheets):
         resolution="720p",
         hints={"camera": "static"},
     )
-    info = media.probe(backend.image_to_video(req, job_key="k").path)
+    info = probe(backend.image_to_video(req, job_key="k").path)
     assert (info.width, info.height) == (180, 320)
 
 
@@ -436,7 +438,7 @@ def test_drifted_clip_scores_lower_and_the_video_edit_fixes_it(tmp_path, sheets)
             break
     else:
         pytest.fail("no strongly drifting clip in 19 draws")
-    last = media.extract_frame(result.path, tmp_path / "last.jpg", "last")
+    last = extract_frame(result.path, tmp_path / "last.jpg", "last")
     drifted = judge_scene(backend, sheets, last, "last_frame")
     assert drifted.overall_score < kf_score - 0.15 and drifted.overall_score < 0.8
     fixed = backend.edit_video(
@@ -450,8 +452,8 @@ def test_drifted_clip_scores_lower_and_the_video_edit_fixes_it(tmp_path, sheets)
         ),
         job_key="c1",
     )
-    assert media.probe(fixed.path).duration_s == media.probe(result.path).duration_s
-    last_fixed = media.extract_frame(fixed.path, tmp_path / "last_c1.jpg", "last")
+    assert probe(fixed.path).duration_s == probe(result.path).duration_s
+    last_fixed = extract_frame(fixed.path, tmp_path / "last_c1.jpg", "last")
     corrected = judge_scene(backend, sheets, last_fixed, "last_frame")
     assert corrected.overall_score >= drifted.overall_score + 0.15
     assert corrected.overall_score >= 0.8
@@ -484,7 +486,7 @@ def test_camera_motion_alone_is_not_drift(tmp_path, sheets, aspect_ratio):
             kf, clip, width=width, height=height, duration_s=3, camera=camera, drift_degrees=0, tone_hz=300
         )
         for which in ("first", "last"):
-            frame = media.extract_frame(clip, tmp_path / f"{camera}_{which}.jpg", which)
+            frame = extract_frame(clip, tmp_path / f"{camera}_{which}.jpg", which)
             score = judge_scene(backend, sheets, frame, "last_frame")
             assert score.overall_score >= 0.8, (camera, which, score)
 
@@ -614,7 +616,7 @@ def test_only_eared_animals_get_ears():
     def ear_pixels(description: str) -> int:
         figure = draw.draw_figure("Maren", description, 200)
         ears = figure.crop((0, 0, figure.width, int(figure.height * 0.07)))  # above the head
-        return sum(1 for px in draw.pixels(ears) if px[3] > 0)
+        return sum(1 for px in segment.pixels(ears) if px[3] > 0)
 
     woman = ear_pixels("An old woman who wears a rust red raincoat; forty years at the lighthouse.")
     fox = ear_pixels("A young red fox with a bushy tail.")

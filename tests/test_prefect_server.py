@@ -329,7 +329,7 @@ def test_deployment_renders_on_a_worker(prefect_server, process_pool_worker, tmp
     )
     from prefect.client.schemas.objects import StateType
 
-    from storyc.media.ffmpeg import probe
+    from storyc.media.probe import probe
 
     pool, worker_log = process_pool_worker
     story = _write_story(tmp_path / "shared" / "stories")

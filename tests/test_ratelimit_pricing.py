@@ -69,6 +69,23 @@ def test_parse_rates_and_spec():
             parse_rates(bad)
 
 
+def test_one_env_spec_parser_for_every_name_number_setting():
+    from storyc.backends.envspec import parse_numbers
+
+    assert parse_numbers(" Image=2, ,video=0.5,image=3 ", "X") == {"image": 3.0, "video": 0.5}
+    assert parse_numbers(None, "X") == parse_numbers("", "X") == {}
+    for bad, why in (
+        ("image", "expected name=value"),
+        ("=3", "expected name=value"),
+        ("video=", "expected name=value"),
+        ("image=fast", "is not a number"),
+        ("video=-1", "zero or more"),
+        ("video=nan", "zero or more"),
+    ):
+        with pytest.raises(ValueError, match=f"^STORYC_RATE_LIMITS: .*{why}"):
+            parse_numbers(bad, "STORYC_RATE_LIMITS")
+
+
 def test_media_prices():
     assert pricing.image_cost() == 0.02
     assert pricing.image_cost(n_inputs=3) == pytest.approx(0.08)

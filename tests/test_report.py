@@ -252,7 +252,7 @@ def test_report_json_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("storyc.store.cache.os.replace", failing_replace)
+    monkeypatch.setattr("storyc.store.fsutil.os.replace", failing_replace)
     with pytest.raises(OSError):
         write_report(tmp_path, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}

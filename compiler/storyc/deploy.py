@@ -23,18 +23,17 @@ costs no Prefect import.
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storyc.run.prefect_settings import quiet_prefect_env, run_logger_levels_kept
+
 FLOW_NAME = "storyc-render"
 ENTRYPOINT = "storyc.deploy.storyc_render"  # module-path form: import storyc.deploy, get storyc_render
 TAGS = ["storyc"]
-# Loggers the executor silences during a build (it reports failed steps itself).
-_PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine")
 
 
 class DeployError(Exception):
@@ -92,29 +91,26 @@ def render_story(
         elif event == "step_failed":
             print(f"failed  {data['step']}: {redact(data.get('error', ''))}", flush=True)
 
-    levels = {name: logging.getLogger(name).level for name in _PREFECT_RUN_LOGGERS}
-    try:
-        result = run_build(
-            BuildOptions(
-                story=story_path,
-                backend=chosen,
-                out_dir=Path(out),
-                cache_dir=Path(cache),
-                prompts_dir=Path(prompts) if prompts else None,
-                select=select,
-                force=force,
-                on_event=on_event,
+    # The executor silences Prefect's run loggers for its own flow; this flow run's
+    # summary (and a failure's reason) should still reach the server's logs.
+    with run_logger_levels_kept():
+        try:
+            result = run_build(
+                BuildOptions(
+                    story=story_path,
+                    backend=chosen,
+                    out_dir=Path(out),
+                    cache_dir=Path(cache),
+                    prompts_dir=Path(prompts) if prompts else None,
+                    select=select,
+                    force=force,
+                    on_event=on_event,
+                )
             )
-        )
-    except StorycError as exc:  # the story changed since it was deployed
-        raise RenderFailed("the story does not lint:\n" + "\n".join(d.format() for d in exc.diagnostics)) from None
-    except Exception as exc:  # BuildLocked, a backend that cannot start, an unwritable folder
-        raise RenderFailed(redact(f"{type(exc).__name__}: {exc}")) from None
-    finally:
-        # The executor quietens Prefect's run loggers for its own flow; this flow run's
-        # summary (and a failure's reason) should still reach the server's logs.
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+        except StorycError as exc:  # the story changed since it was deployed
+            raise RenderFailed("the story does not lint:\n" + "\n".join(d.format() for d in exc.diagnostics)) from None
+        except Exception as exc:  # BuildLocked, a backend that cannot start, an unwritable folder
+            raise RenderFailed(redact(f"{type(exc).__name__}: {exc}")) from None
     rep = result.report
     summary = {
         "status": result.status,
@@ -218,8 +214,6 @@ def deploy(
     if prompts is not None:
         parameters["prompts"] = str(Path(prompts).resolve())
     deployment_name = name or story_abs.stem
-
-    from storyc.run.executor import quiet_prefect_env
 
     quiet_prefect_env()
     url = api_url()

@@ -28,7 +28,7 @@ from typing import Any
 from storyc.diagnostics import Diagnostic
 from storyc.model.story import Models
 from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_text
 
 _PLAIN_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9_' -]{0,38}[A-Za-z0-9]|[A-Za-z]")
 FOLD_ABOVE_CHARS = 72  # longer single-line strings are written as folded (>-) scalars
@@ -319,7 +319,7 @@ def run_plan(
     if invalid is not None:
         header.insert(1, "The model's answer did not validate as a StoryPlan: see `storyc lint` for what to fix.")
     text = render_story_yaml(data, header=header, schema_ref=schema_reference(out))
-    atomic_write_bytes(out, text.encode("utf-8"))
+    atomic_write_text(out, text)
     diagnostics, lint_ran = lint_written(out)
     return PlanOutcome(
         path=out,

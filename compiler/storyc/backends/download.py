@@ -3,7 +3,7 @@
 Provider URLs are temporary, so results are fetched at once, and they come from the
 network, so nothing is trusted: only https (plain http only on loopback, for local test
 services, when the caller allows it), redirects held to the same rule, the body
-streamed to a temp file beside `dest` under a size cap, the length checked against
+streamed to a temp file beside `dest` (store/fsutil.py) under a size cap, the length checked against
 Content-Length (a truncated body is detected), the content checked by its magic bytes,
 then renamed into place. Standard library only (urllib).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storyc.backends.base import BackendError
-from storyc.store.cache import new_file_mode
+from storyc.store.fsutil import atomic_output
 
 CHUNK = 64 * 1024
 DEFAULT_TIMEOUT_S = 60.0
@@ -145,18 +144,15 @@ def download(
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"downloading {shown} failed: {reason}", retryable=True) from None
 
-    tmp_name = None
-    try:
-        with response:
-            length_header = response.headers.get("Content-Length")
-            expected = int(length_header) if length_header and length_header.isdigit() else None
-            if expected is not None and expected > max_bytes:
-                raise DownloadRefused(f"{shown} is {expected} bytes, over the {max_bytes}-byte cap")
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            os.fchmod(fd, new_file_mode())
+    with response:
+        length_header = response.headers.get("Content-Length")
+        expected = int(length_header) if length_header and length_header.isdigit() else None
+        if expected is not None and expected > max_bytes:
+            raise DownloadRefused(f"{shown} is {expected} bytes, over the {max_bytes}-byte cap")
+        with atomic_output(dest) as tmp:  # any error below removes the temp file
             received = 0
             head = b""
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "wb") as out:
                 while True:
                     try:
                         chunk = response.read(CHUNK)
@@ -185,12 +181,4 @@ def download(
                     f"{shown} is not a {'/'.join(k.upper() for k in allowed)} file "
                     f"(got {kind.upper() if kind else 'unknown content'})"
                 )
-            os.replace(tmp_name, dest)
-            tmp_name = None
-            return dest
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+    return dest

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from storyc.backends.envspec import parse_numbers
+
 DEFAULT_RATES: dict[str, float] = {"image": 5.0, "video": 1.0}
 
 
@@ -83,18 +85,6 @@ class RateLimiter:
         return cls({**DEFAULT_RATES, **parse_rates(spec or "")}, **kwargs)
 
 
-def parse_rates(spec: str) -> dict[str, float]:
+def parse_rates(spec: str, what: str = "requests per second") -> dict[str, float]:
     """Parse "image=5,video=0.5" into {"image": 5.0, "video": 0.5}. Raises ValueError."""
-    rates: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        kind, sep, value = part.partition("=")
-        if not sep or not kind.strip():
-            raise ValueError(f"bad rate {part!r}: expected KIND=REQUESTS_PER_SECOND")
-        try:
-            rate = float(value)
-        except ValueError:
-            raise ValueError(f"bad rate {part!r}: {value!r} is not a number") from None
-        if rate < 0:
-            raise ValueError(f"bad rate {part!r}: must not be negative")
-        rates[kind.strip()] = rate
-    return rates
+    return parse_numbers(spec, what)

@@ -19,6 +19,7 @@ from storyc.diagnostics import StorycError
 from storyc.graph.plan import Resolution, StepGraph, build_graph, planned_calls, resolve
 from storyc.report.documents import write_report, write_script_md, write_storyboard_html
 from storyc.store.cache import Cache, default_cache_dir
+from storyc.store.fsutil import remove_stale_temps
 
 
 def default_backend_name() -> str:
@@ -232,13 +233,9 @@ def _execute_build(
 
     with lock, contextlib.nullcontext() if cache_locked else cache_in_use(cache.root):
         cache.clean_temps()
-        from storyc.store.cache import remove_stale_temps
-
-        remove_stale_temps(out_dir)
-        # Media and download temps (`.scene_1.mp4.x8f3.tmp.mp4`, `.part`) carry no pid; we
-        # hold the output folder's lock, so any left here are a killed build's: remove them.
-        for leftover in [*out_dir.rglob(".*.tmp.*"), *out_dir.rglob(".*.part")]:
-            leftover.unlink(missing_ok=True)
+        # We hold the output folder's lock, so every temp file left here is a killed
+        # (or interrupted in-process) build's, whatever pid it names: remove them all.
+        remove_stale_temps(out_dir, any_writer=True)
         store = StateStore(
             out_dir,
             graph.story,

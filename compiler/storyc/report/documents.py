@@ -17,7 +17,7 @@ from storyc.model.story import Story
 from storyc.report.html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
 from storyc.report.templating import render
 from storyc.report.view import Storyboard, storyboard_view
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_bytes
 
 SCRIPT_FILE = "script.md"
 REPORT_FILE = "report.json"

@@ -19,7 +19,7 @@ from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.report.templating import render
 from storyc.report.view import Storyboard, storyboard_view
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_bytes
 
 STORYBOARD_FILE = "storyboard.html"
 

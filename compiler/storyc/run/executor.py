@@ -14,7 +14,6 @@ outlive a killed build, so a tiny watchdog process stops it if we die.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -25,40 +24,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Quiet, fast settings (shared/design/prefect-facts.md), set before prefect is imported.
-PREFECT_QUIET_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
-}
+from storyc.backends.envspec import parse_numbers
+from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter
+from storyc.run.prefect_settings import quiet_prefect_env, silence_run_loggers
 
-DEFAULT_RATES = {"image": 5.0, "video": 1.0}
+RATE_LIMITS_ENV = "STORYC_RATE_LIMITS"
+CONCURRENCY_ENV = "STORYC_CONCURRENCY"
 DEFAULT_CONCURRENCY = {"image": 5, "video": 4, "vision": 8, "chat": 4}
 MAX_WORKERS = 64
-
-
-def quiet_prefect_env() -> None:
-    for name, value in PREFECT_QUIET_ENV.items():
-        os.environ.setdefault(name, value)
-
-
-def _parse_spec(spec: str | None) -> dict[str, float]:
-    from storyc.backends.ratelimit import parse_rates
-
-    return parse_rates(spec or "")
 
 
 class Limits:
     """Per-kind concurrency (semaphores) and request rate (token buckets)."""
 
     def __init__(self, rates: Mapping[str, float] | None = None, concurrency: Mapping[str, int] | None = None):
-        from storyc.backends.ratelimit import RateLimiter
-
-        rates = {**DEFAULT_RATES, **_parse_spec(os.environ.get("STORYC_RATE_LIMITS")), **(rates or {})}
+        rates = {**DEFAULT_RATES, **parse_numbers(os.environ.get(RATE_LIMITS_ENV), RATE_LIMITS_ENV), **(rates or {})}
         conc = {
             **DEFAULT_CONCURRENCY,
-            **{k: int(v) for k, v in _parse_spec(os.environ.get("STORYC_CONCURRENCY")).items()},
+            **{k: int(v) for k, v in parse_numbers(os.environ.get(CONCURRENCY_ENV), CONCURRENCY_ENV).items()},
             **(concurrency or {}),
         }
         self.rates = {k: float(v) for k, v in rates.items() if v and v > 0}
@@ -240,10 +223,7 @@ def execute(
 
         _temporary_server_in_own_session()
 
-        # storyc reports failed steps itself (one line each); Prefect's per-task ERROR
-        # tracebacks would bury that. The run's states are still recorded on the server.
-        for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        silence_run_loggers()
         from prefect.cache_policies import NO_CACHE
         from prefect.futures import wait
         from prefect.task_runners import ThreadPoolTaskRunner

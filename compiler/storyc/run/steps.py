@@ -8,7 +8,7 @@
 - video: image → video, extract first/last frame, drift check on the last frame,
   video-edit correction (only when the clip is at most 8.7 s and its last frame scores
   below its keyframe's, i.e. it drifted) up to max_video_corrections, keeping the best.
-- assemble: one ffmpeg pass (storyc.media.ffmpeg.assemble). script: script.md + storyboard.
+- assemble: one ffmpeg pass (storyc.media.assemble.assemble). script: script.md + storyboard.
 
 Every attempt stays on disk in the output folder. Every paid call goes through
 `StepRun.call`: budget check, per-kind throttle, bounded-backoff retries of retryable
@@ -36,7 +36,8 @@ from storyc.graph.plan import Step, StepGraph, outputs_digest, step_key
 from storyc.model.state import StepRecord
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.model.vision import ConsistencyScore
-from storyc.store.cache import Cache, atomic_copy
+from storyc.store.cache import Cache
+from storyc.store.fsutil import atomic_copy
 from storyc.store.hashing import digest, file_sha256
 
 # ─── errors ──────────────────────────────────────────────────────────────────
@@ -596,7 +597,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
 
 
 def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
-    from storyc.media import ffmpeg as media
+    from storyc.media.probe import extract_frame, probe
     from storyc.prompts.render import judge_characters
 
     story, step = ctx.story, run.step
@@ -624,8 +625,8 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     def judge_clip(clip: Path, suffix: str, attempt: int) -> tuple[ConsistencyScore, Path, Path]:
         first = ctx.path(f"frames/scene_{sid}{suffix}_first.jpg")
         last = ctx.path(f"frames/scene_{sid}{suffix}_last.jpg")
-        media.extract_frame(clip, first, "first")
-        media.extract_frame(clip, last, "last")
+        extract_frame(clip, first, "first")
+        extract_frame(clip, last, "last")
         run.keep(first)
         run.keep(last)
 
@@ -732,7 +733,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
             best = (score.overall_score, dest_c, rel_c, _url(result, rel_c), first, last)
     duration = float(scene.duration_seconds)
     with contextlib.suppress(Exception):
-        duration = round(media.probe(best[1]).duration_s, 3)
+        duration = round(probe(best[1]).duration_s, 3)
     outputs = {"video": best[2], "first_frame": run.rel(best[4]), "last_frame": run.rel(best[5])}
     asset = {
         "scene_id": sid,
@@ -748,21 +749,22 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
 
 
 def run_assemble(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
-    from storyc.media import ffmpeg as media
+    from storyc.media.assemble import Clip, assemble
+    from storyc.media.ffmpeg import dimensions
 
     story = ctx.story
     up = ctx.upstream(run.step)
     clips = [
-        media.Clip(
+        Clip(
             path=ctx.path(up[f"video:{s.scene_id}"].outputs["video"]),
             duration_s=float(s.duration_seconds),
             transition_in=s.transition,  # a scene's transition is how it is entered
         )
         for s in story.scenes
     ]
-    width, height = media.dimensions(story.aspect_ratio, story.resolution)
+    width, height = dimensions(story.aspect_ratio, story.resolution)
     dest = ctx.path("final_video.mp4")
-    media.assemble(clips, dest, width, height, fps=run.step.static.get("fps", 24))
+    assemble(clips, dest, width, height, fps=run.step.static.get("fps", 24))
     rel = run.keep(dest)
     return {"final_video": rel}, {"final_video_path": rel}, None, 1, 0
 
@@ -774,7 +776,7 @@ def run_script(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | Non
         from storyc.report import documents as report
     except ImportError:  # reports land separately: a bare script.md until then
         dest = ctx.path("script.md")
-        from storyc.store.cache import atomic_write_bytes
+        from storyc.store.fsutil import atomic_write_bytes
 
         lines = [f"# {ctx.story.title}", ""] + [
             f"- scene {k.scene_id}: keyframe `{k.keyframe_path}`" for k in state.keyframes

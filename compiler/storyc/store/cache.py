@@ -7,7 +7,7 @@ Layout (default `.storyc/cache/` beside the story):
     calls/<k[:2]>/<k>.json     one finished paid call inside a step (so a crash mid-loop
                                loses only the calls in flight)
 
-Every write is atomic (temp file in the same folder + rename): a killed build leaves
+Every write is atomic (store/fsutil.py: temp file in the same folder + rename): a killed build leaves
 either the old file or the new one, never a partial one. A lookup verifies that every
 blob it returns still hashes to its name; a corrupt blob is removed and the entry misses
 (it will be rebuilt). Because of that verification the cache skips fsync (6 ms a write
@@ -21,134 +21,12 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from storyc.store.hashing import canonical_json, file_sha256, is_sha256
-
-_TMP_SUFFIX = ".tmp"
-
-
-# ─── atomic file writes (used by the cache, the output folder and state.json) ─────
-
-
-_NEW_FILE_MODE: int | None = None
-
-
-def new_file_mode() -> int:
-    """The mode open() gives a new file (0o666 less the umask). Temp files from mkstemp are
-    0600; outputs renamed from them get this instead, so a shared output folder or cache
-    stays readable by the team, as any file the user writes would be."""
-    global _NEW_FILE_MODE
-    if _NEW_FILE_MODE is None:
-        umask = None
-        try:  # Linux: read it without changing it (os.umask would race with threads)
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("Umask:"):
-                    umask = int(line.split()[1], 8)
-        except (OSError, ValueError):
-            pass
-        if umask is None:
-            umask = os.umask(0o022)
-            os.umask(umask)
-        _NEW_FILE_MODE = 0o666 & ~umask
-    return _NEW_FILE_MODE
-
-
-def _temp_name(dest: Path) -> Path:
-    # The pid in the name lets a later build remove temps of dead processes only.
-    return dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(dest: Path, data: bytes, *, durable: bool = True) -> None:
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(dest.parent)
-
-
-def atomic_write_json(dest: Path, data: Any, *, durable: bool = True) -> None:
-    atomic_write_bytes(
-        dest, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n", durable=durable
-    )
-
-
-def atomic_copy(src: Path, dest: Path, *, durable: bool = True) -> None:
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
-    try:
-        shutil.copyfile(src, tmp)
-        if durable:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stale_temps(folder: Path) -> list[Path]:
-    """Temp files of atomic writes whose writer process is gone (a killed build's)."""
-    if not folder.is_dir():
-        return []
-    stale = []
-    for path in folder.rglob(f".*{_TMP_SUFFIX}"):
-        parts = path.name.rsplit(".", 3)  # ['.name', pid, rand, 'tmp']
-        try:
-            pid = int(parts[-3])
-        except (ValueError, IndexError):
-            continue
-        if not _pid_alive(pid):
-            stale.append(path)
-    return stale
-
-
-def remove_stale_temps(folder: Path) -> int:
-    """Delete temp files left by killed processes (their pid is gone). Returns how many."""
-    stale = stale_temps(folder)
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
+from storyc.store.fsutil import atomic_copy, atomic_write_bytes, flock, open_lock_file, remove_stale_temps
+from storyc.store.hashing import bytes_sha256, canonical_json, file_sha256, is_sha256
 
 # ─── who is using a cache (builds share it; prune needs it alone) ─────────────
 
@@ -166,15 +44,13 @@ def cache_in_use(root: str | Path, *, exclusive: bool = False) -> Iterator[None]
     and refuses at once (CacheBusy) while a build of any story, on any machine sharing the
     folder through a file system with locks, is reading or writing the cache. The kernel
     drops the lock when the process dies."""
-    import fcntl
-
     root = Path(root)
     if exclusive and not root.is_dir():
         yield  # nothing to prune, and no folder is created for it
         return
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / USE_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = open_lock_file(root / USE_LOCK_FILE)
     except OSError as exc:
         if exclusive or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
@@ -184,12 +60,10 @@ def cache_in_use(root: str | Path, *, exclusive: bool = False) -> Iterator[None]
         return
     try:
         if exclusive:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CacheBusy(f"a storyc build is using the cache {root}; prune after it finishes") from None
+            if not flock(fd, exclusive=True, wait=False):
+                raise CacheBusy(f"a storyc build is using the cache {root}; prune after it finishes")
         else:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune runs (well under a second)
+            flock(fd, exclusive=False, wait=True)  # waits only while a prune runs (well under a second)
         yield
     finally:
         os.close(fd)  # closing drops the lock
@@ -223,8 +97,6 @@ class Cache:
         return sha
 
     def put_bytes(self, data: bytes) -> str:
-        from storyc.store.hashing import bytes_sha256
-
         sha = bytes_sha256(data)
         dest = self.blob_path(sha)
         if not self.has_blob(sha):
@@ -301,9 +173,6 @@ class Cache:
 
     def put_call(self, key: str, entry: dict) -> None:
         self._put(self.calls, key, entry)
-
-    def has_step(self, key: str) -> bool:
-        return self.get_step(key) is not None
 
     def clean_temps(self) -> int:
         return sum(remove_stale_temps(folder) for folder in self.tables())

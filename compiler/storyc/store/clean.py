@@ -9,12 +9,12 @@ cache is not touched (`storyc cache prune` manages it). Nothing here prints.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storyc.store.fsutil import lock_holder
 from storyc.store.state import LOCK_FILE, STATE_FILE, BuildLock, BuildLocked
 
 REPORT_FILE = "report.json"
@@ -34,30 +34,6 @@ class CleanResult:
     @property
     def total_bytes(self) -> int:
         return sum(size for _, size in self.files)
-
-
-def lock_holder(folder: Path) -> str | None:
-    """The pid (as text, '?' when unknown) of the build holding `folder`'s lock, or None.
-    Creates nothing: a folder without a lock file is not locked."""
-    import fcntl
-
-    path = Path(folder) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        try:
-            return path.read_text().strip() or "?"
-        except OSError:
-            return "?"
-    finally:
-        os.close(fd)  # closing releases our probe lock
-    return None
 
 
 def _json_dict(path: Path) -> dict | None:
@@ -135,7 +111,7 @@ def clean_output(folder: Path, *, story: Path | None = None, dry_run: bool = Fal
         return result
     _check_safe(folder, story)
     if dry_run:
-        holder = lock_holder(folder)
+        holder = lock_holder(folder / LOCK_FILE)
         if holder is not None:
             raise CleanRefused(f"a storyc build (pid {holder}) is writing {folder}; wait for it to finish")
         result.files = [(rel, size) for rel, size, is_dir in _walk(folder) if not is_dir]
@@ -145,7 +121,7 @@ def clean_output(folder: Path, *, story: Path | None = None, dry_run: bool = Fal
         # writing into a folder that is disappearing.
         lock = BuildLock(folder).acquire()
     except BuildLocked:
-        holder = lock_holder(folder) or "?"
+        holder = lock_holder(folder / LOCK_FILE) or "?"
         raise CleanRefused(f"a storyc build (pid {holder}) is writing {folder}; wait for it to finish") from None
     try:
         listing = _walk(folder)

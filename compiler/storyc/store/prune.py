@@ -41,7 +41,10 @@ from pathlib import Path
 
 from storyc.diagnostics import StorycError
 from storyc.graph.plan import StepGraph, build_graph, resolve
-from storyc.store.cache import Cache, default_cache_dir, stale_temps
+from storyc.load.loader import load_story
+from storyc.prompts.render import PromptSet
+from storyc.store.cache import Cache, default_cache_dir
+from storyc.store.fsutil import stale_temps
 
 BACKENDS = ("offline", "xai")
 _DYNAMIC_PROMPT_KINDS = ("keyframe", "video")  # fix edits and video corrections
@@ -87,9 +90,7 @@ class _Reach:
 def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[StepGraph]:
     """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
     before anything is removed."""
-    from storyc.build.pipeline import lint_diagnostics
-    from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet
+    from storyc.build.pipeline import lint_diagnostics  # lazy: a back-edge (store → build) to remove
 
     plans: list[StepGraph] = []
     errors = []
@@ -124,7 +125,7 @@ class _Lookup:
 
 
 def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
-    from storyc.build.pipeline import default_backend_name
+    from storyc.build.pipeline import default_backend_name  # lazy: a back-edge (store → build) to remove
 
     reach = _Reach()
     resolved = [(plan, resolve(plan, lookup)) for plan in plans]

@@ -16,7 +16,7 @@ from typing import Any
 from storyc import __version__
 from storyc.model.state import BuildState, CharacterAsset, KeyframeAsset, StepRecord, VideoAsset
 from storyc.model.story_plan import story_to_plan
-from storyc.store.cache import atomic_write_bytes
+from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file, read_holder, unlock
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".storyc.lock"
@@ -35,30 +35,24 @@ class BuildLock:
         self._fd: int | None = None
 
     def acquire(self) -> BuildLock:
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # never through a link: a planted `.storyc.lock` link would have us truncate its target
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = open_lock_file(self.path)  # never through a link (it would truncate the link's target)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise BuildLocked(f"{self.path} is a symbolic link, not storyc's lock file; remove it") from None
             raise
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            locked = flock(fd, exclusive=True, wait=False)
+        except BaseException:
             os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                try:
-                    holder = self.path.read_text().strip() or "?"
-                except OSError:
-                    holder = "?"
-                raise BuildLocked(
-                    f"another storyc build (pid {holder}) is writing {self.path.parent}; "
-                    "wait for it to finish or use --out for a different folder"
-                ) from None
             raise
+        if not locked:
+            os.close(fd)
+            raise BuildLocked(
+                f"another storyc build (pid {read_holder(self.path)}) is writing {self.path.parent}; "
+                "wait for it to finish or use --out for a different folder"
+            )
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -66,9 +60,7 @@ class BuildLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            unlock(self._fd)
             os.close(self._fd)
             self._fd = None
 

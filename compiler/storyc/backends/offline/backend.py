@@ -3,18 +3,18 @@ made locally, deterministically and for free (cost 0.0), with calls counted like
 paid backend's.
 
 - Character sheets: a stylised figure coloured by the colour words of the description,
-  on plain light grey (offline_draw). From a user's reference image: that image,
+  on plain light grey (draw.py). From a user's reference image: that image,
   stylised, on the same grey.
 - Keyframes: a background from the setting/mood/palette words (blended with the chain
   frame when there is one), each slot character's figure cut from its sheet and placed
   at its slot, text-only characters drawn from their description, then mood lighting.
   Like a real model it sometimes gets a character's colours wrong (decided by a hash
-  of the request), so the check → targeted fix loop has work to do; a fix edit
+  of the request: chance.py), so the check → targeted fix loop has work to do; a fix edit
   redraws the named character from its description and measurably raises the score.
 - Videos: ffmpeg moves the keyframe as the camera words say, with a quiet tone for
   audio; some clips drift in colour over time (hash of the request), which the
   last-frame check catches and `edit_video` (drift measured and ramped back out) fixes.
-- judge: compares pictures for real (offline_judge): each figure's grid of colours
+- judge: compares pictures for real (judge.py): each figure's grid of colours
   against its reference sheet's, allowing for scene lighting.
 
 Same request (prompt, model, size, hints, reference *contents*) → byte-identical file,
@@ -46,28 +46,22 @@ from storyc.backends.base import (
     TransientError,
     VideoRequest,
 )
+from storyc.backends.download import AssetExpired, DownloadTruncated
+from storyc.backends.offline import chance
 from storyc.backends.offline import faults as offline_faults
+from storyc.media import ffmpeg as media
+from storyc.media.probe import probe
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan
 from storyc.model.vision import ConsistencyScore
+from storyc.store.fsutil import temp_path_for
 
-DEFAULT_THRESHOLD = 0.8
-# how often the "model" errs, per 100 draws (decided by a hash of the request)
-SHEET_ERROR_RATE = 25
-KEYFRAME_ERROR_RATE = 30
-VIDEO_DRIFT_RATE = 45  # of which about half mild, half strong
-
-
-def _fault_errors() -> dict[str, type[BackendError]]:
-    from storyc.backends.download import AssetExpired, DownloadTruncated
-
-    return {
-        "transient": TransientError,
-        "ratelimit": RateLimited,
-        "expired": AssetExpired,
-        "truncated": DownloadTruncated,
-    }
-
+_FAULT_ERRORS: dict[str, type[BackendError]] = {
+    "transient": TransientError,
+    "ratelimit": RateLimited,
+    "expired": AssetExpired,
+    "truncated": DownloadTruncated,
+}
 
 _FAULT_MESSAGES = {
     "transient": "service unavailable (simulated transient error)",
@@ -88,10 +82,8 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _h(*parts: object) -> int:
-    from storyc.backends.offline.draw import stable_hash
-
-    return stable_hash(*parts)
+# Pillow-based modules (pictures.py, video.py) are imported on first use, inside the
+# methods that draw or film: importing this module (every build does) stays light.
 
 
 class OfflineBackend:
@@ -141,21 +133,15 @@ class OfflineBackend:
         with self._lock:
             self.faults_injected[fault] += 1
         if fault == "truncated" and dest is not None:  # a partial download, cleaned up as a real one would be
-            from storyc.media.ffmpeg import temp_path_for
-
             partial = temp_path_for(Path(dest))
             partial.write_bytes(b"\0" * 512)
             partial.unlink()
-        raise _fault_errors()[fault](f"offline {kind} call: {_FAULT_MESSAGES[fault]}")
+        raise _FAULT_ERRORS[fault](f"offline {kind} call: {_FAULT_MESSAGES[fault]}")
 
     def _done(self, kind: str, path: Path | None, **meta: Any) -> CallResult:
         with self._lock:
             self.calls[kind] += 1
         return CallResult(path=path, cost_usd=0.0, kind=kind, calls=1, meta={"backend": "offline", **meta})  # type: ignore[arg-type]
-
-    @property
-    def fault_counts(self) -> dict[str, int]:
-        return dict(self.faults_injected)
 
     # ── images ──────────────────────────────────────────────────────────────
 
@@ -168,7 +154,7 @@ class OfflineBackend:
         return self._image("edit_image", req)
 
     def _image(self, method: str, req: ImageRequest) -> CallResult:
-        from storyc.media import ffmpeg as media
+        from storyc.backends.offline import pictures  # Pillow
 
         identity = self._identity(
             method,
@@ -181,131 +167,17 @@ class OfflineBackend:
         )
         self._enter("image", "image", identity, req.dest)
         size = media.dimensions(req.aspect_ratio, req.resolution)
-        hints = req.hints
-        step = str(hints.get("step", ""))
         try:
-            if step == "fix" or (step != "keyframe" and len(req.references) == 1 and not hints.get("name")):
-                image = self._fix(req, size)
-            elif step == "character" or (step != "keyframe" and hints.get("name")):
-                image = self._sheet(req, size, identity)
-            else:
-                image = self._keyframe(req, size, identity)
+            image = pictures.paint(req, size, identity)
         except OSError as exc:
             raise BackendError(f"offline image: cannot read a reference image ({exc})") from None
         media.save_jpeg(image, req.dest)
         return self._done("image", Path(req.dest), model=req.model, request_id=identity[:16])
 
-    def _description(self, hints: Mapping[str, Any], name: str, fallback: str) -> str:
-        chars = hints.get("characters")
-        if isinstance(chars, Mapping) and chars.get(name):
-            return str(chars[name])
-        if hints.get("name") == name and hints.get("visual_description"):
-            return str(hints["visual_description"])
-        return fallback
-
-    def _sheet(self, req: ImageRequest, size: tuple[int, int], identity: str):
-        from PIL import Image
-
-        from storyc.backends.offline import draw as draw
-
-        hints = req.hints
-        name = str(hints.get("name") or "character")
-        description = str(hints.get("visual_description") or req.prompt)
-        if req.references:  # a user's reference image, stylised into a sheet
-            with Image.open(req.references[0]) as photo:
-                return draw.sheet_from_reference(photo, size)
-        h = _h("sheet-error", identity)
-        error = (50 + h // 100 % 80) if h % 100 < SHEET_ERROR_RATE else 0
-        return draw.draw_sheet(name, description, size, hue_error=error)
-
-    def _keyframe(self, req: ImageRequest, size: tuple[int, int], identity: str):
-        from PIL import Image
-
-        from storyc.backends.offline import draw as draw
-
-        hints = req.hints
-        slots = list(hints.get("slots") or [])
-        if not slots:  # no slot plan: every reference is a character sheet, in order
-            names = list((hints.get("characters") or {}).keys())
-            slots = [
-                {"kind": "character", "name": names[i] if i < len(names) else f"character {i + 1}"}
-                for i in range(len(req.references))
-            ]
-        sheets: dict[str, Path] = {}
-        chain = None
-        for slot, ref in zip(slots, req.references):
-            if isinstance(slot, Mapping) and slot.get("kind") == "character":
-                sheets[str(slot.get("name"))] = Path(ref)
-            else:
-                with Image.open(ref) as im:
-                    chain = im.convert("RGB")
-        figures = []
-        for name in draw.figure_layout(hints, list(sheets)):
-            h = _h("keyframe-error", identity, name)
-            if name in sheets:
-                with Image.open(sheets[name]) as sheet:
-                    figure = draw.extract_figure(sheet)
-                error = (50 + h // 100 % 70) if h % 100 < KEYFRAME_ERROR_RATE else 0
-            else:  # text only: drawn from the words alone, so it drifts (design section 6)
-                figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
-                error = 20 + h // 100 % 25
-            figures.append(draw.hue_rotate(figure, error))
-        return draw.compose(
-            size,
-            str(hints.get("setting", "")),
-            str(hints.get("mood", "")),
-            str(hints.get("palette", "")),
-            figures,
-            chain=chain,
-        )
-
-    def _fix(self, req: ImageRequest, size: tuple[int, int]):
-        """A targeted edit: redraw the named character(s) where they stand, leaving the
-        rest of the picture as it was: from the sheet given as reference image 2 (the
-        character named in hints["element"]), else from the description."""
-        from PIL import Image
-
-        from storyc.backends.offline import draw as draw
-        from storyc.backends.offline import judge as judge
-
-        hints = req.hints
-        with Image.open(req.references[0]) as im:
-            image = im.convert("RGB")
-        if image.size != size:
-            image = image.resize(size, Image.LANCZOS)
-        layout = draw.figure_layout(hints, list((hints.get("characters") or {}).keys()))
-        target = str(hints.get("element") or "")
-        named = [n for n in layout if n == target] or [
-            n for n in layout if re.search(rf"\b{re.escape(n)}\b", req.prompt)
-        ]
-        targets = named or layout
-        if not layout:
-            return image
-        # erase each target's figure back to the (row-uniform) background, then redraw it
-        mask = judge.foreground_mask(image)
-        background = judge.row_background(image)
-        colour, strength = draw.lighting(str(hints.get("mood", "")), str(hints.get("setting", "")))
-        for index, name in enumerate(layout):
-            if name not in targets:
-                continue
-            box = judge.strip_box(index, len(layout), size)
-            image.paste(background.crop(box), box[:2], mask.crop(box))
-            if len(req.references) > 1 and name == target:
-                with Image.open(req.references[1]) as sheet:
-                    figure = draw.extract_figure(sheet)
-            else:
-                figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
-            figure = draw.tint(figure, colour, strength / 2)  # relit to match the scene, gently
-            fitted = draw.fit_figure(figure, size, len(layout))
-            centre = draw.slot_centres(len(layout), size[0])[index]
-            draw.paste_centered(image, fitted, centre, size[1] * draw.FIGURE_FOOT)
-        return image
-
     # ── videos ──────────────────────────────────────────────────────────────
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        from storyc.backends.offline import video as video
-        from storyc.media import ffmpeg as media
+        from storyc.backends.offline import video  # Pillow
 
         if req.image is None:
             raise BackendError("image→video needs an image")
@@ -324,15 +196,7 @@ class OfflineBackend:
         if journal is not None:
             journal.started(job_key, request_id)
         width, height = media.dimensions(req.aspect_ratio, req.resolution)
-        h = _h("drift", identity)
-        roll = h % 100
-        if roll < VIDEO_DRIFT_RATE // 2:
-            drift = 10 + h // 100 % 15  # mild: may pass the check
-        elif roll < VIDEO_DRIFT_RATE:
-            drift = 45 + h // 100 % 45  # strong: the check should catch it
-        else:
-            drift = 0
-        drift = -drift if (h >> 20) % 2 else drift
+        drift, tone_hz = chance.video_drift(identity)
         video.render_clip(
             Path(req.image),
             Path(req.dest),
@@ -341,19 +205,18 @@ class OfflineBackend:
             duration_s=float(req.duration_s),
             camera=str(req.hints.get("camera") or req.prompt),
             drift_degrees=drift,
-            tone_hz=180 + h // 10_000 % 340,
+            tone_hz=tone_hz,
         )
         if journal is not None:
             journal.finished(job_key)
         return self._done("video", Path(req.dest), model=req.model, request_id=request_id, drift_degrees=drift)
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        from storyc.backends.offline import video as video
-        from storyc.media import ffmpeg as media
+        from storyc.backends.offline import video  # Pillow
 
         if req.video is None:
             raise BackendError("video edit needs a video")
-        duration = media.probe(req.video).duration_s
+        duration = probe(req.video).duration_s
         if duration > VIDEO_EDIT_MAX_S + 0.05:
             raise BackendError(f"video edit input is {duration:.1f} s; the limit is {VIDEO_EDIT_MAX_S} s")
         identity = self._identity(
@@ -375,6 +238,8 @@ class OfflineBackend:
     # ── vision and planning ─────────────────────────────────────────────────
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
+        from storyc.backends.offline import pictures  # Pillow
+
         identity = self._identity(
             "judge",
             kind=req.kind,
@@ -387,58 +252,10 @@ class OfflineBackend:
         )
         self._enter("vision", "chat", identity, None)
         try:
-            score = self._score(req)
+            score = pictures.score(req)
         except OSError as exc:
             raise BackendError(f"offline judge: cannot read an image ({exc})") from None
         return score, self._done("vision", None, model=req.model)
-
-    def _score(self, req: JudgeRequest) -> ConsistencyScore:
-        from PIL import Image
-
-        from storyc.backends.offline import draw as draw
-        from storyc.backends.offline import judge as judge
-
-        hints = req.hints
-        threshold = float(hints.get("threshold", DEFAULT_THRESHOLD))
-        with Image.open(req.image) as im:
-            picture = judge.analysis_copy(im)
-        mask = judge.foreground_mask(picture)
-
-        def reference(name: str, index: int) -> judge.Descriptor | None:
-            if index < len(req.references):
-                with Image.open(req.references[index]) as ref:
-                    sheet = ref.convert("RGB")
-                if req.kind == "sheet":  # the user's reference image, stylised as the sheet would be
-                    sheet = draw.sheet_from_reference(sheet, picture.size)
-                return judge.describe_figure(draw.extract_figure(judge.analysis_copy(sheet, 320)))
-            description = self._description(hints, name, req.prompt)
-            return judge.describe_figure(draw.draw_figure(name, description, judge.REFERENCE_HEIGHT * 2))
-
-        per: dict[str, float] = {}
-        issues: list[str] = []
-        if req.kind == "sheet":
-            names = [str(req.names[0] if req.names else hints.get("name") or "character")]
-            boxes = [None]
-        else:
-            names = draw.figure_layout(hints, list(req.names))
-            boxes = [judge.strip_box(i, len(names), picture.size) for i in range(len(names))]
-        ref_index = {n: i for i, n in enumerate(req.names)}
-        for name, box in zip(names, boxes):
-            found = judge.describe(picture, mask, box)
-            expected = reference(name, ref_index.get(name, 0 if req.kind == "sheet" else len(req.references)))
-            per[name] = judge.similarity(found, expected)
-            if per[name] < threshold:
-                issues.append(f"{name}: {judge.problem(found, expected)}")
-        overall = min(per.values()) if per else 0.0
-        fix_prompt = None
-        if issues:
-            worst = min(per, key=per.get)
-            # the form the check prompt asks for: "Change ONLY <element>: <fix>"
-            source = "their character sheet" if worst in ref_index and req.kind != "sheet" else "their description"
-            fix_prompt = f"Change ONLY {worst}'s colours: restore them to match {source}."
-        return ConsistencyScore(
-            overall_score=round(overall, 4), per_character=per, issues=issues, fix_prompt=fix_prompt
-        )
 
     def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
         identity = self._identity("plan", system=system_prompt, user=user_prompt, model=model)

@@ -11,11 +11,12 @@ setting, mood and palette words.
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
+
+from storyc.backends.offline.chance import stable_hash
 
 from storyc.model.colours import RGB, colour_words, mix, shade
 
@@ -31,10 +32,6 @@ SAFE_MARGIN = 0.14
 HORIZON = 0.62
 
 
-def stable_hash(*parts: object) -> int:
-    """A process-independent hash (Python's hash() is salted per process)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
 def hash_colour(*parts: object) -> RGB:
@@ -112,7 +109,7 @@ def hue_rotate(img: Image.Image, degrees: float) -> Image.Image:
     alpha = img.getchannel("A") if img.mode == "RGBA" else None
     hsv = img.convert("RGB").convert("HSV")
     hch, s, v = hsv.split()
-    shift = int(round(degrees / 360.0 * 256)) % 256
+    shift = round(degrees / 360.0 * 256) % 256
     hch = hch.point(lambda x: (x + shift) % 256)
     out = Image.merge("HSV", (hch, s, v)).convert("RGB")
     if alpha is not None:
@@ -141,8 +138,8 @@ def sheet_figure_height(size: tuple[int, int]) -> int:
 def paste_centered(
     canvas: Image.Image, figure: Image.Image, centre_x: float, foot_y: float
 ) -> tuple[int, int, int, int]:
-    x = int(round(centre_x - figure.width / 2))
-    y = int(round(foot_y - figure.height))
+    x = round(centre_x - figure.width / 2)
+    y = round(foot_y - figure.height)
     canvas.paste(figure, (x, y), figure)
     return x, y, x + figure.width, y + figure.height
 
@@ -163,8 +160,6 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     photo = photo.convert("RGB")
     scale = min(target_h / photo.height, size[0] * 0.6 / photo.width)
     fitted = photo.resize((max(4, int(photo.width * scale)), max(4, int(photo.height * scale))), Image.LANCZOS)
-    from PIL import ImageOps
-
     fitted = ImageOps.posterize(fitted, 3)
     figure = Image.new("RGBA", fitted.size)
     figure.paste(fitted, (0, 0))
@@ -173,19 +168,6 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     )
     paste_centered(canvas, figure, size[0] / 2, size[1] * 0.91)
     return canvas
-
-
-def extract_figure(sheet: Image.Image) -> Image.Image:
-    """The figure of a sheet (or any image) as RGBA, cropped to its bounding box: every
-    pixel not reachable from the border through background-coloured pixels."""
-    from storyc.backends.offline.judge import foreground_mask
-
-    rgb = sheet.convert("RGB")
-    mask = foreground_mask(rgb)
-    bbox = mask.getbbox() or (0, 0, rgb.width, rgb.height)
-    figure = rgb.crop(bbox).convert("RGBA")
-    figure.putalpha(mask.crop(bbox))
-    return figure
 
 
 # ─── scenes ──────────────────────────────────────────────────────────────────
@@ -265,7 +247,7 @@ _TIME_OF_DAY = {
 
 
 def _mean(colours: list[RGB]) -> RGB:
-    return tuple(int(round(sum(c[i] for c in colours) / len(colours))) for i in range(3))  # type: ignore[return-value]
+    return tuple(round(sum(c[i] for c in colours) / len(colours)) for i in range(3))  # type: ignore[return-value]
 
 
 def scene_colours(setting: str, mood: str, palette: str) -> tuple[RGB, RGB, RGB]:
@@ -349,7 +331,7 @@ def compose(
 ) -> Image.Image:
     """A keyframe: background, then each figure at its slot, then the mood lighting."""
     canvas = draw_background(size, setting, mood, palette, chain)
-    for centre, figure in zip(slot_centres(len(figures), size[0]), figures):
+    for centre, figure in zip(slot_centres(len(figures), size[0]), figures, strict=False):
         paste_centered(canvas, fit_figure(figure, size, len(figures)), centre, size[1] * FIGURE_FOOT)
     colour, strength = light if light is not None else lighting(mood, setting)
     return tint(canvas, colour, strength)
@@ -372,17 +354,3 @@ def figure_layout(hints: Mapping[str, object], names: Sequence[str] = ()) -> lis
         if name not in order:
             order.append(name)
     return order
-
-
-def pixels(img: Image.Image) -> list:
-    """All pixel values, row by row (Pillow 13 renamed getdata)."""
-    flat = getattr(img, "get_flattened_data", None)
-    return list(flat() if flat else img.getdata())
-
-
-def rgb_difference(a: Image.Image, b: Image.Image) -> float:
-    """Mean absolute pixel difference (0-255), for tests and the video drift estimate."""
-    from PIL import ImageStat
-
-    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB").resize(a.size))
-    return sum(ImageStat.Stat(diff).mean) / 3

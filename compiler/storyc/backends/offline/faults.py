@@ -14,43 +14,22 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
+from storyc.backends.envspec import parse_numbers
+
 LATENCY_ENV = "STORYC_OFFLINE_LATENCY"
 FAULTS_ENV = "STORYC_OFFLINE_FAULTS"
 LATENCY_KINDS = ("image", "video", "chat")
 FAULT_KINDS = ("transient", "ratelimit", "expired", "truncated")
 
 
-def _pairs(spec: str, env: str) -> list[tuple[str, str]]:
-    pairs = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"{env}: expected name=value, got {part!r}")
-        pairs.append((key.strip().lower(), value.strip()))
-    return pairs
-
-
-def _number(value: str, what: str, env: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{env}: {what}={value!r} is not a number") from None
-    if number < 0 or number != number:
-        raise ValueError(f"{env}: {what}={value!r} must be zero or more")
-    return number
-
-
 def parse_latency(spec: str | None, env: str = LATENCY_ENV) -> dict[str, float]:
     """'image=0.3,video=1.0,chat=0.1' → {'image': 0.3, 'video': 1.0, 'chat': 0.1}."""
     latency: dict[str, float] = {}
-    for key, value in _pairs(spec or "", env):
+    for key, seconds in parse_numbers(spec, env).items():
         kind = "chat" if key == "vision" else key
         if kind not in LATENCY_KINDS:
             raise ValueError(f"{env}: unknown kind {key!r} (expected image, video, chat or vision)")
-        latency[kind] = _number(value, key, env)
+        latency[kind] = seconds
     return latency
 
 
@@ -81,16 +60,15 @@ class FaultPlan:
 def parse_faults(spec: str | None, env: str = FAULTS_ENV) -> FaultPlan:
     rates: dict[str, float] = {}
     seed, max_consecutive = 0, 2
-    for key, value in _pairs(spec or "", env):
+    for key, number in parse_numbers(spec, env).items():
         if key == "seed":
-            seed = int(_number(value, key, env))
+            seed = int(number)
         elif key == "max":
-            max_consecutive = int(_number(value, key, env))
+            max_consecutive = int(number)
         elif key in FAULT_KINDS:
-            rate = _number(value, key, env)
-            if rate > 1:
-                raise ValueError(f"{env}: {key}={value} is a rate between 0 and 1")
-            rates[key] = rate
+            if number > 1:
+                raise ValueError(f"{env}: {key}={number:g} is a rate between 0 and 1")
+            rates[key] = number
         else:
             raise ValueError(f"{env}: unknown fault {key!r} (expected {', '.join(FAULT_KINDS)}, seed or max)")
     if sum(rates.values()) > 1:

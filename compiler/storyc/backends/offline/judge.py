@@ -1,8 +1,7 @@
 """The offline backend's vision check: it really compares pictures.
 
-A figure is found as every pixel that cannot be reached from the border through
-background-coloured pixels (backgrounds are one colour per row: the sheet's grey, the
-keyframe's sky/ground gradient, and any zoom/pan of those). A figure's descriptor is
+Figures are found by segment.foreground_mask (every pixel that cannot be reached from the
+border through background-coloured pixels). A figure's descriptor is
 the mean colour of a 6×3 grid over its bounding box, so it survives moves and zooms
 but not colour changes. The score is 1 minus the scaled mean colour distance between
 a figure and its reference (the character sheet's figure, or for a sheet check the
@@ -15,15 +14,13 @@ import colorsys
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
+from PIL import Image, ImageFilter, ImageStat
 
-from storyc.backends.offline.draw import pixels
+from storyc.backends.offline.draw import slot_bounds
+from storyc.backends.offline.segment import pixels
 
 ANALYSIS_WIDTH = 192
-FOREGROUND_THRESHOLD = 20
-INTERIOR_SAMPLES = 16  # strips per row consulted when a figure covers a frame edge
 GRID_ROWS, GRID_COLS = 6, 3
 # score = 1 - RESIDUAL_SCALE × colour distance left after allowing for lighting
 #           - RAW_SCALE × colour distance as is (distances 0..1 of the RGB cube diagonal)
@@ -35,7 +32,7 @@ REFERENCE_HEIGHT = 64
 MIN_CELL_FILL = 0.12
 MISSING_CELL_DISTANCE = 0.3
 
-Cell = Optional[tuple[float, float, float, float]]  # median r, g, b and how full the cell is
+Cell = tuple[float, float, float, float] | None  # median r, g, b and how full the cell is
 
 
 @dataclass(frozen=True)
@@ -50,57 +47,6 @@ def analysis_copy(img: Image.Image, width: int = ANALYSIS_WIDTH) -> Image.Image:
     if img.width <= width:
         return img
     return img.resize((width, max(2, round(img.height * width / img.width))), Image.BOX)
-
-
-def row_background(rgb: Image.Image) -> Image.Image:
-    """Each row's background colour, estimated from the left and right edge strips.
-
-    A camera push-in or pan can carry a figure across a frame edge; that edge strip then
-    shows the figure, not the background. Where the two edges disagree, the row takes
-    the sample (edges and a few interior strips) that continues the row above
-    (backgrounds change smoothly downwards, and the top of a frame is sky); where none
-    does (a horizon behind occluded edges), the colour most samples share."""
-    w, h = rgb.size
-    edge = max(1, w * 3 // 100)
-    left = pixels(rgb.crop((0, 0, edge, h)).resize((1, h), Image.BOX))
-    right = pixels(rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.BOX))
-    inner_cols = max(1, min(INTERIOR_SAMPLES, w // 2))
-    inner = pixels(rgb.resize((inner_cols, h), Image.BOX))
-
-    def gap(a, b) -> float:
-        return max(abs(x - y) for x, y in zip(a, b))
-
-    rows: list[tuple[int, ...]] = []
-    for y in range(h):
-        a, b = left[y], right[y]
-        agree = gap(a, b) <= FOREGROUND_THRESHOLD
-        if agree or not rows:
-            rows.append(tuple((x + z) // 2 for x, z in zip(a, b)))
-            continue
-        above = rows[-1]
-        best = min((a, b), key=lambda c: gap(c, above))
-        if gap(best, above) > FOREGROUND_THRESHOLD:  # a horizon behind an occluded edge
-            samples = [a, b, *inner[y * inner_cols : (y + 1) * inner_cols]]
-            best = max(samples, key=lambda c: (sum(gap(c, o) <= FOREGROUND_THRESHOLD for o in samples), -gap(c, above)))
-        rows.append(tuple(best))
-    column = Image.new("RGB", (1, h))
-    column.putdata(rows)
-    return column.resize((w, h), Image.NEAREST)
-
-
-def foreground_mask(rgb: Image.Image) -> Image.Image:
-    """L mask, 255 on figures (including their enclosed insides), 0 on the background."""
-    rgb = rgb.convert("RGB")
-    r, g, b = ImageChops.difference(rgb, row_background(rgb)).split()
-    diff = ImageChops.lighter(ImageChops.lighter(r, g), b)
-    binary = diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0)
-    w, h = binary.size
-    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
-    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for xy in border:
-        if binary.getpixel(xy) == 0:
-            ImageDraw.floodfill(binary, xy, 128, thresh=0)
-    return binary.point(lambda v: 0 if v == 128 else 255)
 
 
 def _extent(counts: Sequence[float]) -> tuple[int, int] | None:
@@ -156,7 +102,7 @@ def _pairs(
     a: Descriptor, b: Descriptor
 ) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]], float]:
     xs, ys, missing = [], [], 0.0
-    for ca, cb in zip(a.cells, b.cells):
+    for ca, cb in zip(a.cells, b.cells, strict=False):
         if ca is None and cb is None:
             continue
         if ca is None or cb is None:
@@ -180,10 +126,10 @@ def _relight(xs: list[tuple[float, float, float]], ys: list[tuple[float, float, 
         y = [v[ch] for v in ys]
         mx, my = sum(x) / n, sum(y) / n
         var = sum((v - mx) ** 2 for v in x)
-        gain = sum((u - mx) * (v - my) for u, v in zip(x, y)) / var if var > 1e-6 else 1.0
+        gain = sum((u - mx) * (v - my) for u, v in zip(x, y, strict=False)) / var if var > 1e-6 else 1.0
         gain = min(LIGHT_GAIN[1], max(LIGHT_GAIN[0], gain))
         offset = min(LIGHT_OFFSET, max(-LIGHT_OFFSET, my - gain * mx))
-        for row, v in zip(out, x):
+        for row, v in zip(out, x, strict=False):
             row[ch] = gain * v + offset
     return [tuple(r) for r in out]
 
@@ -192,11 +138,11 @@ def distance(a: Descriptor, b: Descriptor) -> tuple[float, float]:
     """(residual, raw): mean colour distance between matching grid cells (0..1) after
     and before allowing for lighting."""
     xs, ys, missing = _pairs(a, b)
-    cells = len(xs) + sum(1 for ca, cb in zip(a.cells, b.cells) if (ca is None) != (cb is None))
+    cells = len(xs) + sum(1 for ca, cb in zip(a.cells, b.cells, strict=False) if (ca is None) != (cb is None))
     if not xs:
         return 1.0, 1.0
-    raw = sum(math.dist(x, y) for x, y in zip(xs, ys)) / 441.673
-    fitted = sum(math.dist(x, y) for x, y in zip(_relight(xs, ys), ys)) / 441.673
+    raw = sum(math.dist(x, y) for x, y in zip(xs, ys, strict=False)) / 441.673
+    fitted = sum(math.dist(x, y) for x, y in zip(_relight(xs, ys), ys, strict=False)) / 441.673
     penalty = missing * MISSING_CELL_DISTANCE
     return (fitted + penalty) / cells, (raw + penalty) / cells
 
@@ -229,7 +175,11 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
     if expected is None:
         return "no reference to compare"
     gaps = [
-        g for a, b in zip(found.cells, expected.cells) if a and b for g in [_hue_gap(a[:3], b[:3])] if g is not None
+        g
+        for a, b in zip(found.cells, expected.cells, strict=False)
+        if a and b
+        for g in [_hue_gap(a[:3], b[:3])]
+        if g is not None
     ]
     if gaps and max(gaps) > 25:
         return "colours off (hue shift)"
@@ -249,8 +199,6 @@ def problem(found: Descriptor | None, expected: Descriptor | None) -> str:
 def strip_box(index: int, count: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The part of the frame where figure `index` of `count` stands: its slot of the
     safe area, the outer ones extended to the frame edges."""
-    from storyc.backends.offline.draw import slot_bounds
-
     w, h = size
     bounds = slot_bounds(count, w)
     x0 = 0 if index == 0 else round(bounds[index][0])

@@ -9,7 +9,10 @@ import cmath
 import math
 from pathlib import Path
 
+from storyc.backends.offline.segment import pixels
 from storyc.media import ffmpeg as media
+from storyc.media.probe import probe, read_frame
+from storyc.store.fsutil import atomic_output
 
 DRIFT_BINS = 72  # 5° chroma-angle bins
 MAX_ZOOM = 0.12
@@ -46,7 +49,7 @@ def camera_motion(camera: str) -> str:
 
 def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> str:
     """A filter chain turning a looped still into width×height frames with the motion."""
-    frames = max(1, int(round(duration_s * fps)))
+    frames = max(1, round(duration_s * fps))
     fit = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1"
     if motion in ("zoom_in", "zoom_out"):
         z = f"1+{MAX_ZOOM}*on/{frames}" if motion == "zoom_in" else f"{1 + MAX_ZOOM}-{MAX_ZOOM}*on/{frames}"
@@ -55,9 +58,9 @@ def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: 
             f"{fit},scale={width * 2}:{height * 2},"
             f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={width}x{height}:fps={fps}"
         )
-    big_w, big_h = media._even(width * PAN_MARGIN), media._even(height * PAN_MARGIN)
+    big_w, big_h = media.even(width * PAN_MARGIN), media.even(height * PAN_MARGIN)
     grow = f"{fit},scale={big_w}:{big_h}"
-    d = media._fmt(duration_s)
+    d = media.fmt_seconds(duration_s)
     if motion == "pan_right":
         return f"{grow},crop={width}:{height}:x='(iw-ow)*t/{d}':y='(ih-oh)/2'"
     if motion == "pan_left":
@@ -69,7 +72,7 @@ def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: 
 
 def hue_ramp(degrees: float, duration_s: float) -> str:
     """A hue rotation growing linearly from 0 at the first frame to `degrees` at the end."""
-    return f"hue=h='{degrees:.3f}*t/{media._fmt(duration_s)}'"
+    return f"hue=h='{degrees:.3f}*t/{media.fmt_seconds(duration_s)}'"
 
 
 def render_clip(
@@ -90,8 +93,8 @@ def render_clip(
     # square pixels: scaling to even sizes and zoompan leave a sample aspect like 80/81,
     # which players (and the storyboard page) then show squashed
     vf += ",setsar=1,format=yuv420p"
-    d = media._fmt(duration_s)
-    with media.atomic_output(dest) as tmp:
+    d = media.fmt_seconds(duration_s)
+    with atomic_output(dest) as tmp:
         media.run_ffmpeg(
             [
                 "-loop",
@@ -126,8 +129,6 @@ def render_clip(
 def _chroma_histogram(img) -> list[float]:
     """Chroma angle histogram (Cb/Cr plane, where ffmpeg's hue filter rotates), weighted
     by chroma strength; greys don't vote."""
-    from storyc.backends.offline.draw import pixels
-
     small = img.convert("RGB").resize((96, max(2, 96 * img.height // img.width))).convert("YCbCr")
     hist = [0.0] * DRIFT_BINS
     for _, cb, cr in pixels(small):
@@ -143,8 +144,8 @@ def _chroma_histogram(img) -> list[float]:
 def estimate_drift(video: Path) -> float:
     """Degrees of hue rotation of the last frame against the first (signed, like the hue
     filter's h), from the best circular alignment of their chroma-angle histograms."""
-    first = _chroma_histogram(media.read_frame(video, "first"))
-    last = _chroma_histogram(media.read_frame(video, "last"))
+    first = _chroma_histogram(read_frame(video, "first"))
+    last = _chroma_histogram(read_frame(video, "last"))
     n = DRIFT_BINS
     scores = [sum(first[i] * last[(i + k) % n] for i in range(n)) for k in range(n)]
     best = max(range(n), key=lambda k: (scores[k], -min(k, n - k)))
@@ -164,12 +165,12 @@ HUE_FILTER_SIGN = 1.0
 def correct_drift(video: Path, dest: Path) -> float:
     """Re-encode `video` into `dest` with its measured colour drift ramped back out;
     same duration, size and audio. Returns the drift it removed (degrees)."""
-    info = media.probe(video)
+    info = probe(video)
     drift = estimate_drift(video)
-    d = media._fmt(info.duration_s)
+    d = media.fmt_seconds(info.duration_s)
     vf = f"{hue_ramp(-drift, info.duration_s)},format=yuv420p" if abs(drift) >= 1 else "format=yuv420p"
     audio = ["-map", "0:a"] if info.has_audio else []
-    with media.atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         media.run_ffmpeg(
             [
                 "-i",
