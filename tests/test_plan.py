@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from storyc.graph.plan import SelectionError, build_graph, outputs_digest, planned_calls, resolve, step_key
+from storyc.graph.builder import build_graph
+from storyc.graph.estimate import planned_calls
+from storyc.graph.keys import outputs_digest, step_key
+from storyc.graph.resolve import resolve
+from storyc.graph.select import SelectionError
 from storyc.load.loader import load_story
-from storyc.prompts.render import PromptSet
+from storyc.prompts.promptset import PromptSet
 from storyc.store.cache import Cache
 
 STORY = """\

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
 from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+from storyc.prompts.slots import allocate_slots  # the single source of the slot table
 
 
 class W401ReferenceImageBudget(Rule):
     """The keyframe edit takes at most 3 reference images: the scene's character sheets first,
     its chain frame last (design section 6). Characters beyond the budget are drawn from text
-    only and drift. The slot table itself is storyc.prompts.render.allocate_slots.
+    only and drift. The slot table itself is storyc.prompts.slots.allocate_slots.
 
     Bad::
 
@@ -31,8 +32,6 @@ class W401ReferenceImageBudget(Rule):
     severity = Severity.WARNING
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
-        from storyc.prompts.render import allocate_slots  # the single source of the slot table
-
         story = ctx.story
         plans: dict[tuple, object] = {}
         for i, scene in enumerate(story.scenes):

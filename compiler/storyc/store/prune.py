@@ -40,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.diagnostics import StorycError
-from storyc.graph.plan import StepGraph, build_graph, resolve
+from storyc.graph.builder import build_graph
+from storyc.graph.resolve import resolve
+from storyc.graph.steps import StepGraph
 from storyc.store.cache import Cache, default_cache_dir, stale_temps
 
 BACKENDS = ("offline", "xai")
@@ -89,7 +91,7 @@ def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> l
     before anything is removed."""
     from storyc.build.pipeline import lint_diagnostics
     from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet
+    from storyc.prompts.promptset import PromptSet
 
     plans: list[StepGraph] = []
     errors = []
