@@ -10,7 +10,7 @@ needs everything. Each step's static inputs are hashed into its fingerprint
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,23 @@ from storyc.graph.steps import Step, StepGraph
 from storyc.load.loader import LoadedStory
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
-from storyc.prompts.slots import allocate_slots, judge_characters
+from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
 from storyc.store.hashing import KEY_VERSION, digest
+
+
+@dataclass(frozen=True)
+class _GraphInputs:
+    """What every step of one graph is built from."""
+
+    story: Story
+    prompts: PromptSet
+    base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
+    common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
 
 
 def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offline") -> StepGraph:
     """Compile a loaded story into its step graph (no I/O but hashing user input files)."""
     story = loaded.story
-    base_dir = Path(loaded.base_dir)
     common = {
         "storyc_key": KEY_VERSION,
         "backend": backend,
@@ -36,14 +45,18 @@ def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offl
         "resolution": story.resolution,
         "render_scale": render_scale(),
     }
+    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common)
     steps: dict[str, Step] = {}
     for character in story.characters:
-        step = _character_step(story, character, prompts, base_dir, common)
+        step = _character_step(inputs, character)
         steps[step.id] = step
     # keyframes and videos, in story order (chain sources always come earlier)
     for index in range(len(story.scenes)):
-        for step in _scene_steps(story, index, prompts, base_dir, common):
-            steps[step.id] = step
+        slot_plan = allocate_slots(story, index)
+        sheets = _sheet_deps(story, index, slot_plan)
+        keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
+        video = _video_step(inputs, index, keyframe.id, sheets)
+        steps[keyframe.id], steps[video.id] = keyframe, video
     static = {
         **common,
         "kind": "assemble",
@@ -59,17 +72,15 @@ def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offl
     return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
 
 
-def _character_step(
-    story: Story, character: Character, prompts: PromptSet, base_dir: Path, common: dict[str, Any]
-) -> Step:
-    quality = story.quality
+def _character_step(inputs: _GraphInputs, character: Character) -> Step:
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     if character.reference_image:
         sheet = prompts.character_from_reference(character)
-        reference = input_hash(base_dir, character.reference_image)
+        reference = input_hash(inputs.base_dir, character.reference_image)
     else:
         sheet, reference = prompts.character_sheet(character), None
     static = {
-        **common,
+        **inputs.common,
         "kind": "character",
         "name": character.name,
         "prompts": {"sheet": sheet, "check": prompts.check_sheet(character)},
@@ -91,68 +102,74 @@ def _character_step(
     )
 
 
-def _scene_steps(
-    story: Story, index: int, prompts: PromptSet, base_dir: Path, common: dict[str, Any]
-) -> tuple[Step, Step]:
-    """The keyframe step (composed from its slots, or pinned) and the video step of one scene."""
-    scene = story.scenes[index]
-    quality = story.quality
-    slot_plan = allocate_slots(story, index)
-    slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
-    # The keyframe edit sends the slot characters' sheets; its check (and the video's
-    # drift check) sends every present character's sheet, text-only ones included.
-    judged = tuple(
-        dict.fromkeys([s.name for s in slot_plan.slots if s.kind == "character"] + list(judge_characters(story, index)))
+def _sheet_deps(story: Story, index: int, slot_plan: SlotPlan) -> tuple[str, ...]:
+    """The character steps a scene's keyframe and video depend on. The keyframe edit sends the
+    slot characters' sheets; its check (and the video's drift check) sends every present
+    character's sheet, text-only ones included."""
+    judged = dict.fromkeys(
+        [s.name for s in slot_plan.slots if s.kind == "character"] + list(judge_characters(story, index))
     )
-    char_deps = tuple(f"character:{n}" for n in judged)
+    return tuple(f"character:{n}" for n in judged)
+
+
+def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets: tuple[str, ...]) -> Step:
+    """A keyframe composed from its reference slots, or the user's pinned image."""
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    scene = story.scenes[index]
+    kid = f"keyframe:{scene.scene_id}"
+    if scene.keyframe_image:
+        static = {
+            **inputs.common,
+            "kind": "keyframe",
+            "scene_id": scene.scene_id,
+            "pinned": input_hash(inputs.base_dir, scene.keyframe_image),
+        }
+        return Step(kid, "keyframe", (), static, digest(static), scene_index=index, scene_id=scene.scene_id)
+    slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
     chain_deps = tuple(
         (f"video:{s.scene_id}" if s.source == "last_frame" else f"keyframe:{s.scene_id}")
         for s in slot_plan.slots
         if s.kind == "chain"
     )
-    kid = f"keyframe:{scene.scene_id}"
-    if scene.keyframe_image:
-        static = {
-            **common,
-            "kind": "keyframe",
-            "scene_id": scene.scene_id,
-            "pinned": input_hash(base_dir, scene.keyframe_image),
-        }
-        keyframe = Step(kid, "keyframe", (), static, digest(static), scene_index=index, scene_id=scene.scene_id)
-    else:
-        static = {
-            **common,
-            "kind": "keyframe",
-            "scene_id": scene.scene_id,
-            "prompts": {"compose": prompts.keyframe(index), "check": prompts.check_keyframe(index)},
-            "slots": slots,
-            "text_only": list(slot_plan.text_only),
-            "models": {"image": story.models.image, "vision": story.models.vision},
-            "quality": {"threshold": quality.consistency_threshold, "iterations": quality.max_keyframe_iterations},
-            "templates": template_digests(prompts, STEP_TEMPLATES["keyframe"]),
-            # the offline renderer draws from these, so they are inputs too
-            "hints": {
-                "setting": scene.setting,
-                "mood": scene.mood,
-                "camera": scene.camera,
-                "palette": story.color_palette,
-                "characters": {
-                    n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
-                },
-            },
-        }
-        keyframe = Step(
-            kid,
-            "keyframe",
-            char_deps + chain_deps,
-            static,
-            digest(static),
-            scene_index=index,
-            scene_id=scene.scene_id,
-            **asdict(keyframe_estimate(quality, reference_images=len(slots), judged_sheets=len(char_deps))),
-        )
     static = {
-        **common,
+        **inputs.common,
+        "kind": "keyframe",
+        "scene_id": scene.scene_id,
+        "prompts": {"compose": prompts.keyframe(index), "check": prompts.check_keyframe(index)},
+        "slots": slots,
+        "text_only": list(slot_plan.text_only),
+        "models": {"image": story.models.image, "vision": story.models.vision},
+        "quality": {"threshold": quality.consistency_threshold, "iterations": quality.max_keyframe_iterations},
+        "templates": template_digests(prompts, STEP_TEMPLATES["keyframe"]),
+        # the offline renderer draws from these, so they are inputs too
+        "hints": {
+            "setting": scene.setting,
+            "mood": scene.mood,
+            "camera": scene.camera,
+            "palette": story.color_palette,
+            "characters": {
+                n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
+            },
+        },
+    }
+    return Step(
+        kid,
+        "keyframe",
+        sheets + chain_deps,
+        static,
+        digest(static),
+        scene_index=index,
+        scene_id=scene.scene_id,
+        **asdict(keyframe_estimate(quality, reference_images=len(slots), judged_sheets=len(sheets))),
+    )
+
+
+def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...]) -> Step:
+    """A clip from the scene's keyframe, checked against the sheets of every present character."""
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    scene = story.scenes[index]
+    static = {
+        **inputs.common,
         "kind": "video",
         "scene_id": scene.scene_id,
         "prompts": {"video": prompts.video(index), "check": prompts.check_last_frame(index)},
@@ -162,14 +179,13 @@ def _scene_steps(
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
-    video = Step(
+    return Step(
         f"video:{scene.scene_id}",
         "video",
-        (kid, *char_deps),
+        (keyframe_id, *sheets),
         static,
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
-        **asdict(video_estimate(quality, scene.duration_seconds, story.resolution, judged_sheets=len(char_deps))),
+        **asdict(video_estimate(quality, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))),
     )
-    return keyframe, video
