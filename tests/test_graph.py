@@ -1,4 +1,4 @@
-"""The build graph: edges from slots and chaining, which keys an edit changes, selection,
+"""The step graph (storyc.graph): edges from slots and chaining, which keys an edit changes, selection,
 dry-run estimates and `storyc graph` (which must not import Prefect)."""
 
 from __future__ import annotations
