@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from storyc.diagnostics import Diagnostic, StorycError
-from storyc.load.loader import MAX_FILE_BYTES, load_story, load_story_text
 from storyc.load import yaml_tree
+from storyc.load.loader import MAX_FILE_BYTES, load_story, load_story_text
 from storyc.load.yaml_tree import MAX_NODE_VISITS
 from storyc.model.story import Story
 
