@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend
 from storyc.build.pipeline import BuildOptions, prepare, run_build
 from storyc.cli.app import app
-from storyc.graph.plan import resolve
+from storyc.graph.resolve import resolve
 from storyc.store.cache import Cache
 from storyc.store.prune import apply_prune, plan_prune
 from storyc.store.state import BuildLock

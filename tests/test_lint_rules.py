@@ -195,7 +195,8 @@ def test_rules_scale_linearly() -> None:
     """No rule may scan the story once per scene: 4x the scenes must cost well under 16x."""
     import time
 
-    from storyc.load.loader import LoadedStory, SourceMap
+    from storyc.load.loader import LoadedStory
+    from storyc.load.positions import SourceMap
     from storyc.model.story import Story
 
     def story(n: int) -> LoadedStory:

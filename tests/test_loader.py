@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from storyc.diagnostics import Diagnostic, StorycError
-from storyc.load.loader import MAX_FILE_BYTES, MAX_NODE_VISITS, load_story, load_story_text
+from storyc.load import yaml_tree
+from storyc.load.loader import MAX_FILE_BYTES, load_story, load_story_text
+from storyc.load.yaml_tree import MAX_NODE_VISITS
 from storyc.model.story import Story
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -414,3 +416,28 @@ def test_a_syntax_error_after_a_nel_is_on_the_editor_line() -> None:
     text = 'title: "a\x85b"\nstyle: [s\n'
     diagnostics = load_or_diagnostics(text)
     assert [(d.code, d.line) for d in diagnostics] == [("E101", 2)], [d.format() for d in diagnostics]
+
+
+def test_the_pure_python_composer_reads_like_the_libyaml_one(monkeypatch) -> None:
+    """Without libyaml (ruamel.yaml.clib is only required on CPython) storyc composes with
+    ruamel's pure Python classes: the same values and positions, and diagnostics with the same
+    code at the same place (a syntax error's wording is the parser's own)."""
+    texts = [
+        FOX,
+        FOX.replace("title:", "title: [unclosed", 1),
+        "title: !!python/object:os.system x\n",
+        "a: 1\na: 2\n",
+        "a: &x [1, 2]\nb: *x\n",
+    ]
+
+    def outcome(text: str):
+        try:
+            data, source = yaml_tree.parse_yaml(text, "story.yaml")
+        except StorycError as exc:
+            return [(d.line, d.column, d.code) for d in exc.diagnostics]
+        return data, source.values, source.keys
+
+    with_libyaml = [outcome(text) for text in texts]
+    assert yaml_tree._COMPOSER.__name__ == "_CComposer"  # the comparison is against libyaml
+    monkeypatch.setattr(yaml_tree, "_COMPOSER", yaml_tree._composer_class(c_parser=None))
+    assert [outcome(text) for text in texts] == with_libyaml

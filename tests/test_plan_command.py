@@ -13,7 +13,7 @@ from storyc.author.planner import render_story_yaml, schema_reference
 from storyc.cli.app import app
 from storyc.lint import lint_story
 from storyc.load.loader import load_story
-from storyc.prompts.render import render_plan_prompts
+from storyc.prompts.promptset import render_plan_prompts
 
 CONCEPT = "A curious fox named Ember meets a wise old owl named Sage in an autumn forest"
 runner = CliRunner()

@@ -18,17 +18,10 @@ from storyc.cli.app import app
 from storyc.diagnostics import StorycError
 from storyc.load.loader import load_story
 from storyc.model.story import Story
-from storyc.prompts.render import (
-    TEMPLATE_NAMES,
-    PromptSet,
-    allocate_slots,
-    brief,
-    collapse,
-    normalize_space,
-    prompt_listing,
-    render_plan_prompts,
-    split_sentences,
-)
+from storyc.prompts.listing import prompt_listing
+from storyc.prompts.promptset import TEMPLATE_NAMES, PromptSet, render_plan_prompts
+from storyc.prompts.slots import allocate_slots
+from storyc.prompts.text import brief, collapse, normalize_space, split_sentences
 from storyc.resources import prompts_dir
 
 ROOT = Path(__file__).resolve().parent.parent

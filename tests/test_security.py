@@ -216,7 +216,7 @@ def test_a_hostile_template_override_is_e501_and_builds_nothing(attack, tmp_path
 def test_story_values_are_data_not_templates(tmp_path):
     """Template syntax in the story's own text reaches the prompt literally."""
     from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet
+    from storyc.prompts.promptset import PromptSet
 
     text = ck.make_story(1).replace("they walk and wave in scene 1", "'{{ 7*7 }} {% raw %} {{ config }}'")
     story = tmp_path / "story.yaml"

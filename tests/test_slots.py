@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storyc.model.story import Story
-from storyc.prompts.render import Slot, SlotPlan, allocate_slots, judge_characters
+from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 
 NAMES = ["Ada", "Bo", "Cy", "Di", "Ed"]
 WORDS = " ".join(["word"] * 80)

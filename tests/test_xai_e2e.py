@@ -24,7 +24,7 @@ from storyc.author.planner import plan_to_story_data, render_story_yaml
 from storyc.cli.app import app
 from storyc.load.loader import load_story
 from storyc.model.story_plan import StoryPlan
-from storyc.prompts.render import allocate_slots, judge_characters
+from storyc.prompts.slots import allocate_slots, judge_characters
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

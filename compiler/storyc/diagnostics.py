@@ -7,15 +7,12 @@ warning, is a `Diagnostic`: `path:line:col: CODE message`, 1-based line and colu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):  # str(Severity.ERROR) == "error"
     ERROR = "error"
     WARNING = "warning"
-
-    def __str__(self) -> str:  # "error", not "Severity.ERROR"
-        return self.value
 
 
 @dataclass(frozen=True, order=True)
@@ -51,8 +48,5 @@ class StorycError(Exception):
 
 
 def error(path: str, line: int, column: int, code: str, message: str) -> Diagnostic:
-    return Diagnostic(path, line, column, code, Severity.ERROR, message)
-
-
-def warning(path: str, line: int, column: int, code: str, message: str) -> Diagnostic:
-    return Diagnostic(path, line, column, code, Severity.WARNING, message)
+    """An error diagnostic; a position a parser reports as 0 or less becomes 1."""
+    return Diagnostic(path, max(1, line), max(1, column), code, Severity.ERROR, message)

@@ -1,6 +1,6 @@
 """`storyc plan`: a concept → one structured-output call → a commented story.yaml, linted.
 
-The flow: render the planning prompts (storyc.prompts.render.render_plan_prompts), one
+The flow: render the planning prompts (storyc.prompts.promptset.render_plan_prompts), one
 `backend.plan()` call (chat.parse(StoryPlan) on xai; a clearly marked skeleton on the
 offline backend), the seed's StoryPlan turned into storyc's story format, written as
 commented YAML with ruamel (round-trip mode, long strings folded), then loaded back and
@@ -280,7 +280,7 @@ def run_plan(
 ) -> PlanOutcome:
     """Plan `concept` into `out`. Raises BackendError (the call failed) or StorycError (a
     broken prompt override); validation and lint problems come back as diagnostics."""
-    from storyc.prompts.render import render_plan_prompts
+    from storyc.prompts.promptset import render_plan_prompts
 
     name = backend_name or getattr(backend, "name", None) or default_backend_name()
     model = model or Models().chat

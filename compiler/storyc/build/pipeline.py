@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from storyc.diagnostics import StorycError
-from storyc.graph.plan import Resolution, StepGraph, build_graph, planned_calls, resolve
+from storyc.graph.builder import build_graph
+from storyc.graph.estimate import planned_calls
+from storyc.graph.resolve import Resolution, resolve
+from storyc.graph.steps import StepGraph
 from storyc.report.documents import write_report, write_script_md, write_storyboard_html
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import remove_stale_temps
@@ -44,7 +47,7 @@ def prepare(
 ) -> Prepared:
     """Load (and optionally lint) the story and compile its plan. Raises StorycError."""
     from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet
+    from storyc.prompts.promptset import PromptSet
 
     loaded = load_story(story_path)
     if lint:

@@ -198,7 +198,8 @@ def graph_command(
     import json
 
     from storyc.build.pipeline import prepare
-    from storyc.graph.plan import graph_dot, graph_json, graph_mermaid, resolve
+    from storyc.graph.formats import graph_dot, graph_json, graph_mermaid
+    from storyc.graph.resolve import resolve
 
     if format not in ("mermaid", "dot", "json"):
         typer.echo(f"storyc graph: --format must be mermaid, dot or json, not {format!r}", err=True)
@@ -240,7 +241,8 @@ def prompts_command(
     import json
 
     from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet, format_listing, prompt_listing
+    from storyc.prompts.listing import format_listing, prompt_listing
+    from storyc.prompts.promptset import PromptSet
 
     if format not in ("text", "json"):
         typer.echo(f"storyc prompts: --format must be text or json, not {format!r}", err=True)
@@ -548,7 +550,7 @@ def build_command(
     import json
 
     from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
-    from storyc.graph.plan import SelectionError
+    from storyc.graph.select import SelectionError
     from storyc.store.state import BuildLocked
 
     quiet, verbose = _output_level("storyc build", quiet, verbose)
@@ -774,7 +776,7 @@ def deploy_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The same as the default output.")] = False,
 ) -> None:
     """Register a Prefect deployment that builds STORY on a work pool (needs PREFECT_API_URL)."""
-    from storyc.graph.plan import SelectionError
+    from storyc.graph.select import SelectionError
 
     quiet, verbose = _output_level("storyc deploy", quiet, verbose)
     _require_backend("storyc deploy", backend)

@@ -15,7 +15,8 @@ from functools import cached_property
 from typing import ClassVar
 
 from storyc.diagnostics import Diagnostic, Severity
-from storyc.load.loader import LoadedStory, Loc
+from storyc.load.loader import LoadedStory
+from storyc.load.positions import Loc
 
 
 class LintContext:
@@ -57,7 +58,7 @@ class Rule:
     code: ClassVar[str]
     summary: ClassVar[str]
     severity: ClassVar[Severity] = Severity.ERROR
-    # True for the loader's codes: documented here, checked while loading (storyc.load.loader).
+    # True for the loader's codes: documented here, checked while loading (storyc.load).
     checked_by_loader: ClassVar[bool] = False
 
     def check(self, ctx: LintContext) -> Iterable[Diagnostic]:

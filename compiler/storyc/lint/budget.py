@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
 from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+from storyc.prompts.slots import SlotPlan, allocate_slots  # the single source of the slot table
 
 
 class W401ReferenceImageBudget(Rule):
     """The keyframe edit takes at most 3 reference images: the scene's character sheets first,
     its chain frame last (design section 6). Characters beyond the budget are drawn from text
-    only and drift. The slot table itself is storyc.prompts.render.allocate_slots.
+    only and drift. The slot table itself is storyc.prompts.slots.allocate_slots.
 
     Bad::
 
@@ -31,14 +32,12 @@ class W401ReferenceImageBudget(Rule):
     severity = Severity.WARNING
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
-        from storyc.prompts.render import allocate_slots  # the single source of the slot table
-
         story = ctx.story
-        plans: dict[tuple, object] = {}
+        slot_plans: dict[tuple[tuple[str, ...], bool], SlotPlan] = {}
         for i, scene in enumerate(story.scenes):
             if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
                 continue
-            # Cheap O(1) pre-filter: only a scene that can overflow pays for a plan (allocate_slots
+            # Cheap O(1) pre-filter: only a scene that can overflow pays for a slot plan (allocate_slots
             # resolves chain_from by a linear scan, which would make a big story quadratic).
             chained = ctx.chain_parent_index(i) is not None
             if len(scene.characters_present) + (1 if chained else 0) <= MAX_REFERENCE_IMAGES:
@@ -47,14 +46,14 @@ class W401ReferenceImageBudget(Rule):
             # the scene is chained; Story.chain_parent resolves an explicit chain_from by a linear
             # scan, so plan once per distinct case instead of once per scene (keeps lint O(n)).
             case = (tuple(scene.characters_present), chained)
-            if case not in plans:
-                plans[case] = allocate_slots(story, i)
-            plan = plans[case]
-            text_only = [getattr(c, "name", c) for c in plan.text_only]
+            if case not in slot_plans:
+                slot_plans[case] = allocate_slots(story, i)
+            slot_plan = slot_plans[case]
+            text_only = list(slot_plan.text_only)
             if not text_only:
                 continue
-            names = ", ".join(str(n) for n in text_only)
-            need = len(plan.slots) + len(text_only)
+            names = ", ".join(text_only)
+            need = len(slot_plan.slots) + len(text_only)
             fix = (
                 "keep at most 2 characters in a chained scene, or set chain_from: none"
                 if chained
@@ -71,8 +70,8 @@ class W401ReferenceImageBudget(Rule):
             )
 
 
-def _first_position(present: list[str], names: list) -> int | None:
-    wanted = {str(n) for n in names}
+def _first_position(present: list[str], names: list[str]) -> int | None:
+    wanted = set(names)
     return next((j for j, name in enumerate(present) if name in wanted), None)
 
 

@@ -9,14 +9,13 @@ from dataclasses import replace
 
 from storyc.diagnostics import Diagnostic
 from storyc.lint.base import Rule
+from storyc.redact import redact
 
 FORMATS = ("text", "json", "github")
 
 
 def scrubbed(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Messages quote story values; a key pasted into a story must not reach CI logs."""
-    from storyc.redact import redact
-
     return [replace(d, message=redact(d.message), path=redact(d.path)) for d in diagnostics]
 
 

@@ -1,6 +1,6 @@
 """The loader's codes, documented as rules so `storyc lint --list-rules` lists everything.
 
-Their check happens in storyc.load.loader while the file is read and validated (a story
+Their check happens in storyc.load while the file is read and validated (a story
 that fails them cannot be linted further); these classes only carry the documentation.
 """
 

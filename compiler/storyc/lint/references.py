@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,8 +118,6 @@ class E303UnknownCharacter(Rule):
 
 
 def _hint(name: str, known: set[str]) -> str:
-    import difflib
-
     same_letters = [k for k in known if k.casefold() == name.casefold()]
     if same_letters:
         return f"; did you mean '{same_letters[0]}'?"

@@ -8,7 +8,8 @@ from pathlib import Path
 from storyc.diagnostics import Diagnostic, Severity, StorycError
 from storyc.lint.base import LintContext, Rule
 from storyc.lint.registry import INTERNAL_ERROR, SEMANTIC_RULES
-from storyc.load.loader import E_FILE, LoadedStory, load_story
+from storyc.load.codes import E_DOCUMENT, E_FILE
+from storyc.load.loader import LoadedStory, load_story
 
 
 def internal_error(path: str, where: str, exc: BaseException) -> Diagnostic:
@@ -45,7 +46,7 @@ def lint_path(path: str | Path, rules: Iterable[type[Rule]] = SEMANTIC_RULES) ->
             Diagnostic(shown, 1, 1, E_FILE, Severity.ERROR, f"cannot read file: {exc.strerror or type(exc).__name__}")
         ]
     except RecursionError:
-        return [Diagnostic(shown, 1, 1, "E106", Severity.ERROR, "document nests too deeply")]
+        return [Diagnostic(shown, 1, 1, E_DOCUMENT, Severity.ERROR, "document nests too deeply")]
     except Exception as exc:
         return [internal_error(shown, "the loader", exc)]
     return lint_story(loaded, rules)

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity, StorycError
 from storyc.lint.base import LintContext, Rule
+from storyc.prompts.listing import prompt_listing
+from storyc.prompts.promptset import TEMPLATE_NAMES, PromptSet
+from storyc.resources import prompts_dir
 
 # Sample inputs for the templates whose inputs only exist during a build (a vision
 # check's fix, a drift report, a blocked prompt).
@@ -19,8 +22,6 @@ _SAMPLE_ISSUES = ["the scarf turned red"]
 
 def _render_every_template(ctx: LintContext) -> None:
     """Render every prompt a build of this story renders; raises StorycError (E501)."""
-    from storyc.prompts.render import PromptSet, prompt_listing
-
     prompts = PromptSet(ctx.story, story_path=ctx.loaded.path)
     entries = prompt_listing(prompts)
     prompts.fix_edit(_SAMPLE_ELEMENT, _SAMPLE_FIX)
@@ -60,8 +61,6 @@ class E501TemplateError(Rule):
         folder = ctx.loaded.base_dir / "prompts"
         if not folder.is_dir() or not any(folder.glob("*.j2")):
             return
-        from storyc.resources import prompts_dir
-
         if folder.resolve() == prompts_dir().resolve():
             return  # a story in storyc's own source folder: these are the packaged templates
         try:
@@ -97,8 +96,6 @@ class W414UnknownTemplateOverride(Rule):
         folder = ctx.loaded.base_dir / "prompts"
         if not folder.is_dir():
             return
-        from storyc.prompts.render import TEMPLATE_NAMES
-
         known = set(TEMPLATE_NAMES)
         files = sorted(folder.glob("*.j2"))
         texts = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from storyc.model.state import BuildState, StepRecord
 from storyc.model.story import Story
-from storyc.prompts.render import allocate_slots
+from storyc.prompts.slots import allocate_slots
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 

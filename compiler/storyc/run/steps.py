@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from storyc.backends.base import BackendError, CallResult, ImageRequest, JudgeRequest, ModerationBlocked, VideoRequest
-from storyc.graph.plan import Step, StepGraph, outputs_digest, step_key
+from storyc.graph.keys import outputs_digest, step_key
+from storyc.graph.steps import Step, StepGraph
 from storyc.model.state import StepRecord
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.model.vision import ConsistencyScore
@@ -464,7 +465,7 @@ def _sheet(ctx: BuildContext, up: Mapping[str, StepOutcome], name: str) -> Path:
 
 
 def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
-    from storyc.prompts.render import allocate_slots, judge_characters
+    from storyc.prompts.slots import allocate_slots, judge_characters
 
     story, step = ctx.story, run.step
     i = step.scene_index
@@ -598,7 +599,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
 
 def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
     from storyc.media.probe import extract_frame, probe
-    from storyc.prompts.render import judge_characters
+    from storyc.prompts.slots import judge_characters
 
     story, step = ctx.story, run.step
     i = step.scene_index

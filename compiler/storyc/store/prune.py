@@ -40,9 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.diagnostics import StorycError
-from storyc.graph.plan import StepGraph, build_graph, resolve
+from storyc.graph.builder import build_graph
+from storyc.graph.resolve import resolve
+from storyc.graph.steps import StepGraph
 from storyc.load.loader import load_story
-from storyc.prompts.render import PromptSet
+from storyc.prompts.promptset import PromptSet
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
 

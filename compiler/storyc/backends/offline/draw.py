@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from PIL import Image, ImageDraw, ImageOps
 
 from storyc.backends.offline.chance import stable_hash
-
 from storyc.model.colours import RGB, colour_words, mix, shade
 
 SHEET_BACKGROUND: RGB = (200, 200, 200)

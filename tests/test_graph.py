@@ -1,4 +1,4 @@
-"""The build graph: edges from slots and chaining, which keys an edit changes, selection,
+"""The step graph (storyc.graph): edges from slots and chaining, which keys an edit changes, selection,
 dry-run estimates and `storyc graph` (which must not import Prefect)."""
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from storyc.graph.plan import SelectionError, build_graph, outputs_digest, planned_calls, resolve, step_key
+from storyc.graph.builder import build_graph
+from storyc.graph.estimate import planned_calls
+from storyc.graph.keys import outputs_digest, step_key
+from storyc.graph.resolve import resolve
+from storyc.graph.select import SelectionError
 from storyc.load.loader import load_story
-from storyc.prompts.render import PromptSet
+from storyc.prompts.promptset import PromptSet
 from storyc.store.cache import Cache
 
 STORY = """\

@@ -1,0 +1,191 @@
+"""Compile a loaded story into its step graph.
+
+Edges come from the story: a keyframe needs the sheets of the characters in its reference
+slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>` for
+`chain_source: last_frame`, `keyframe:<src>` for `keyframe`); a video needs its keyframe
+and the sheets its drift check compares against; assemble needs every video; script
+needs everything. Each step's static inputs are hashed into its fingerprint
+(storyc.graph.keys); its planned calls come from storyc.graph.estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from storyc import __version__
+from storyc.graph.estimate import character_estimate, keyframe_estimate, video_estimate
+from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
+from storyc.graph.steps import Step, StepGraph
+from storyc.load.loader import LoadedStory
+from storyc.model.story import Character, Story
+from storyc.prompts.promptset import PromptSet
+from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
+from storyc.store.hashing import KEY_VERSION, digest
+
+
+@dataclass(frozen=True)
+class _GraphInputs:
+    """What every step of one graph is built from."""
+
+    story: Story
+    prompts: PromptSet
+    base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
+    common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
+
+
+def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offline") -> StepGraph:
+    """Compile a loaded story into its step graph (no I/O but hashing user input files)."""
+    story = loaded.story
+    common = {
+        "storyc_key": KEY_VERSION,
+        "backend": backend,
+        "aspect_ratio": story.aspect_ratio,
+        "resolution": story.resolution,
+        "render_scale": render_scale(),
+    }
+    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common)
+    steps: dict[str, Step] = {}
+    for character in story.characters:
+        step = _character_step(inputs, character)
+        steps[step.id] = step
+    # keyframes and videos, in story order (chain sources always come earlier)
+    for index in range(len(story.scenes)):
+        slot_plan = allocate_slots(story, index)
+        sheets = _sheet_deps(story, index, slot_plan)
+        keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
+        video = _video_step(inputs, index, keyframe.id, sheets)
+        steps[keyframe.id], steps[video.id] = keyframe, video
+    static = {
+        **common,
+        "kind": "assemble",
+        "clips": [
+            {"scene_id": s.scene_id, "duration_s": s.duration_seconds, "transition": s.transition} for s in story.scenes
+        ],
+        "fps": 24,
+    }
+    videos = tuple(f"video:{s.scene_id}" for s in story.scenes)
+    steps["assemble"] = Step("assemble", "assemble", videos, static, digest(static))
+    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
+    steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+
+
+def _character_step(inputs: _GraphInputs, character: Character) -> Step:
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    if character.reference_image:
+        sheet = prompts.character_from_reference(character)
+        reference = input_hash(inputs.base_dir, character.reference_image)
+    else:
+        sheet, reference = prompts.character_sheet(character), None
+    static = {
+        **inputs.common,
+        "kind": "character",
+        "name": character.name,
+        "prompts": {"sheet": sheet, "check": prompts.check_sheet(character)},
+        "models": {"image": story.models.image, "vision": story.models.vision},
+        "quality": {"threshold": quality.consistency_threshold, "attempts": quality.max_character_attempts},
+        "reference_image": reference,
+        "templates": template_digests(prompts, STEP_TEMPLATES["character"]),
+        "visual_description": character.visual_description,
+    }
+    estimate = character_estimate(quality, input_images=1 if reference else 0)
+    return Step(
+        f"character:{character.name}",
+        "character",
+        (),
+        static,
+        digest(static),
+        character=character.name,
+        **asdict(estimate),
+    )
+
+
+def _sheet_deps(story: Story, index: int, slot_plan: SlotPlan) -> tuple[str, ...]:
+    """The character steps a scene's keyframe and video depend on. The keyframe edit sends the
+    slot characters' sheets; its check (and the video's drift check) sends every present
+    character's sheet, text-only ones included."""
+    judged = dict.fromkeys(
+        [s.name for s in slot_plan.slots if s.kind == "character"] + list(judge_characters(story, index))
+    )
+    return tuple(f"character:{n}" for n in judged)
+
+
+def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets: tuple[str, ...]) -> Step:
+    """A keyframe composed from its reference slots, or the user's pinned image."""
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    scene = story.scenes[index]
+    kid = f"keyframe:{scene.scene_id}"
+    if scene.keyframe_image:
+        static = {
+            **inputs.common,
+            "kind": "keyframe",
+            "scene_id": scene.scene_id,
+            "pinned": input_hash(inputs.base_dir, scene.keyframe_image),
+        }
+        return Step(kid, "keyframe", (), static, digest(static), scene_index=index, scene_id=scene.scene_id)
+    slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
+    chain_deps = tuple(
+        (f"video:{s.scene_id}" if s.source == "last_frame" else f"keyframe:{s.scene_id}")
+        for s in slot_plan.slots
+        if s.kind == "chain"
+    )
+    static = {
+        **inputs.common,
+        "kind": "keyframe",
+        "scene_id": scene.scene_id,
+        "prompts": {"compose": prompts.keyframe(index), "check": prompts.check_keyframe(index)},
+        "slots": slots,
+        "text_only": list(slot_plan.text_only),
+        "models": {"image": story.models.image, "vision": story.models.vision},
+        "quality": {"threshold": quality.consistency_threshold, "iterations": quality.max_keyframe_iterations},
+        "templates": template_digests(prompts, STEP_TEMPLATES["keyframe"]),
+        # the offline renderer draws from these, so they are inputs too
+        "hints": {
+            "setting": scene.setting,
+            "mood": scene.mood,
+            "camera": scene.camera,
+            "palette": story.color_palette,
+            "characters": {
+                n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
+            },
+        },
+    }
+    return Step(
+        kid,
+        "keyframe",
+        sheets + chain_deps,
+        static,
+        digest(static),
+        scene_index=index,
+        scene_id=scene.scene_id,
+        **asdict(keyframe_estimate(quality, reference_images=len(slots), judged_sheets=len(sheets))),
+    )
+
+
+def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...]) -> Step:
+    """A clip from the scene's keyframe, checked against the sheets of every present character."""
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    scene = story.scenes[index]
+    static = {
+        **inputs.common,
+        "kind": "video",
+        "scene_id": scene.scene_id,
+        "prompts": {"video": prompts.video(index), "check": prompts.check_last_frame(index)},
+        "duration_s": scene.duration_seconds,
+        "models": {"video": story.models.video, "vision": story.models.vision},
+        "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
+        "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
+        "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
+    }
+    return Step(
+        f"video:{scene.scene_id}",
+        "video",
+        (keyframe_id, *sheets),
+        static,
+        digest(static),
+        scene_index=index,
+        scene_id=scene.scene_id,
+        **asdict(video_estimate(quality, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))),
+    )

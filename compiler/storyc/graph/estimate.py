@@ -1,0 +1,88 @@
+"""Dry-run estimates: the paid calls and the cost each step may take, and their sum for a
+build (`storyc build --dry-run`). min = every check passes first time, max = every loop
+exhausted. Prices come from storyc.model.prices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from storyc.graph.steps import StepGraph
+from storyc.model import prices
+from storyc.model.story import VIDEO_EDIT_MAX_S, Quality
+
+API_KINDS = ("image", "video", "vision", "chat")
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    calls_min: dict[str, int]
+    calls_max: dict[str, int]
+    cost_min: float
+    cost_max: float
+
+
+def character_estimate(quality: Quality, input_images: int) -> StepEstimate:
+    """A sheet (an edit of the user's reference image when input_images is 1) and its check,
+    up to max_character_attempts times."""
+    attempts = quality.max_character_attempts
+    one = prices.image_cost(input_images) + prices.chat_cost(None, n_images=1)
+    return StepEstimate(
+        calls_min={"image": 1, "vision": 1},
+        calls_max={"image": attempts, "vision": attempts},
+        cost_min=one,
+        cost_max=attempts * one,
+    )
+
+
+def keyframe_estimate(quality: Quality, reference_images: int, judged_sheets: int) -> StepEstimate:
+    """The composing edit and its check, then up to max_keyframe_iterations fix edits and checks."""
+    compose = prices.image_cost(reference_images)
+    fix = prices.image_cost(2)  # the keyframe + the target's sheet
+    vision = prices.chat_cost(None, n_images=1 + judged_sheets)
+    iterations = quality.max_keyframe_iterations
+    return StepEstimate(
+        calls_min={"image": 1, "vision": 1},
+        calls_max={"image": iterations, "vision": iterations},
+        cost_min=compose + vision,
+        cost_max=iterations * (max(compose, fix) + vision),
+    )
+
+
+def video_estimate(quality: Quality, duration_s: float, resolution: str, judged_sheets: int) -> StepEstimate:
+    """A clip and its last-frame check, plus max_video_corrections edits if the clip is short
+    enough for the video-edit API."""
+    correctable = duration_s <= VIDEO_EDIT_MAX_S
+    clips = 1 + (quality.max_video_corrections if correctable else 0)
+    clip = prices.video_cost(duration_s, resolution)
+    vision = prices.chat_cost(None, n_images=1 + judged_sheets)
+    return StepEstimate(
+        calls_min={"video": 1, "vision": 1},
+        calls_max={"video": clips, "vision": clips},
+        cost_min=clip + vision,
+        cost_max=clips * (clip + vision),
+    )
+
+
+def planned_calls(graph: StepGraph, steps: Iterable[str]) -> dict[str, Any]:
+    """Calls per kind and estimated cost for running `steps` (dry-run)."""
+    mins: dict[str, int] = dict.fromkeys(API_KINDS, 0)
+    maxs: dict[str, int] = dict.fromkeys(API_KINDS, 0)
+    cost_min = cost_max = 0.0
+    for sid in steps:
+        step = graph.steps[sid]
+        for k, n in step.calls_min.items():
+            mins[k] += n
+        for k, n in step.calls_max.items():
+            maxs[k] += n
+        cost_min += step.cost_min
+        cost_max += step.cost_max
+    return {
+        "calls_min": mins,
+        "calls_max": maxs,
+        "calls_min_total": sum(mins.values()),
+        "calls_max_total": sum(maxs.values()),
+        "cost_min_usd": round(cost_min, 4),
+        "cost_max_usd": round(cost_max, 4),
+    }

@@ -1,0 +1,94 @@
+"""The step graph: one step per character sheet, keyframe and video, plus assemble and script.
+
+A step carries everything that determines its output except its upstream outputs (`static`)
+and the digest of that (`fingerprint`); its deps are the steps whose outputs it consumes.
+The graph knows nothing of Prefect or of the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyc.graph.select import SelectionError, selectors
+from storyc.model.story import Story
+
+
+@dataclass
+class Step:
+    id: str
+    kind: str  # character, keyframe, video, assemble or script
+    deps: tuple[str, ...]
+    static: dict[str, Any]  # everything that determines the output, except upstream outputs
+    fingerprint: str
+    scene_index: int | None = None
+    scene_id: int | None = None
+    character: str | None = None
+    # Planned paid calls (storyc.graph.estimate): min = every check passes first time,
+    # max = every loop exhausted.
+    calls_min: dict[str, int] = field(default_factory=dict)
+    calls_max: dict[str, int] = field(default_factory=dict)
+    cost_min: float = 0.0
+    cost_max: float = 0.0
+
+
+@dataclass
+class StepGraph:
+    story: Story
+    story_path: Path
+    steps: dict[str, Step]  # in topological order
+    backend: str
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.steps)
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {sid: [] for sid in self.steps}
+        for step in self.steps.values():
+            for dep in step.deps:
+                out[dep].append(step.id)
+        return out
+
+    def descendants(self, roots: Iterable[str]) -> set[str]:
+        children = self.dependents()
+        seen: set[str] = set()
+        todo = list(roots)
+        while todo:
+            sid = todo.pop()
+            for child in children[sid]:
+                if child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+        return seen
+
+    def ancestors(self, roots: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(roots)
+        while todo:
+            for dep in self.steps[todo.pop()].deps:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def select(self, spec: str | None) -> set[str]:
+        """The step ids a `--select` spec names (syntax: storyc.graph.select), with their
+        descendants (`x+`) or ancestors (`+x`); None/empty selects every step."""
+        if not spec or not spec.strip():
+            return set(self.steps)
+        chosen: set[str] = set()
+        for selector in selectors(spec):
+            missing = selector.steps - set(self.steps)
+            if missing:
+                raise SelectionError(
+                    f"selector {selector.token!r} matches no step ({', '.join(sorted(missing))} not in the story)"
+                )
+            chosen |= selector.steps
+            if selector.downstream:
+                chosen |= self.descendants(selector.steps)
+            if selector.upstream:
+                chosen |= self.ancestors(selector.steps)
+        return chosen

@@ -1,0 +1,12 @@
+"""The loader's diagnostic codes (documented as rules in storyc.lint.loader_rules)."""
+
+E_SYNTAX = "E101"
+E_TAG = "E102"
+E_DUPLICATE_KEY = "E103"
+E_ALIAS = "E104"
+E_FILE = "E105"
+E_DOCUMENT = "E106"
+E_SCHEMA = "E201"
+E_UNKNOWN_FIELD = "E202"
+E_MISSING_FIELD = "E203"
+E_DURATION = "E204"

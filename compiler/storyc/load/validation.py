@@ -1,0 +1,200 @@
+"""Validation of a story's plain values against the Story model, with pydantic's errors
+turned into diagnostics positioned at the node they name, in the author's words, with a
+did-you-mean for a misspelt field."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from storyc.diagnostics import Diagnostic, StorycError, error
+from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
+from storyc.load.positions import SourceMap
+from storyc.model.story import MAX_DURATION_S, MIN_DURATION_S, Character, Models, Quality, Scene, Story
+
+
+def validate_story(data: dict, source: SourceMap, shown: str) -> Story:
+    try:
+        return Story.model_validate(data)
+    except ValidationError as exc:
+        diagnostics = _map_validation_errors(exc, data, source, shown)
+    # Diagnostics compare by position and code only: dedupe on the message too, or two
+    # different problems at one node would collapse into one.
+    unique = {(d.path, d.line, d.column, d.code, d.message): d for d in diagnostics}
+    raise StorycError(sorted(unique.values()))
+
+
+def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, shown: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    seen_locs: set[tuple] = set()
+    missing: dict[tuple, list[str]] = {}  # mapping loc -> its missing fields, reported as one diagnostic
+    misspelt: set[tuple] = set()  # loc of a missing field that an unknown key's hint already names
+    for err in exc.errors(include_url=False):
+        loc = _data_loc(tuple(err["loc"]), data)
+        kind = err["type"]
+        field_name = loc[-1] if loc and isinstance(loc[-1], str) else None
+        where = _describe(loc)
+        if kind == "extra_forbidden":
+            line, column = source.key_position(loc)
+            parent_model = _model_at(loc[:-1])
+            hint = _did_you_mean(str(field_name), list(parent_model.model_fields) if parent_model else [])
+            if hint.startswith("; did you mean '"):
+                misspelt.add((*loc[:-1], hint[len("; did you mean '") : -2]))
+            out.append(
+                error(
+                    shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"
+                )
+            )
+            continue
+        if kind == "missing":
+            missing.setdefault(loc[:-1], []).append(str(field_name))
+            continue
+        if loc in seen_locs:  # unions report one error per member: keep the first
+            continue
+        seen_locs.add(loc)
+        line, column = source.position(loc)
+        value = _value_at(loc, data)
+        if field_name == "duration_seconds" and isinstance(value, int) and not isinstance(value, bool):
+            out.append(
+                error(
+                    shown,
+                    line,
+                    column,
+                    E_DURATION,
+                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}",
+                )
+            )
+            continue
+        if field_name == "chain_from":  # a union: pydantic's first member error ("whole number") tells half of it
+            unquote = " (write the number without quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
+            out.append(
+                error(
+                    shown,
+                    line,
+                    column,
+                    E_SCHEMA,
+                    f"{where}: must be an earlier scene_id or none, not {_shorten(value)}{unquote}",
+                )
+            )
+            continue
+        out.append(error(shown, line, column, E_SCHEMA, f"{where}: {_friendly(err, value)}"))
+    for parent, names in missing.items():
+        # `titel: ...` is one mistake: its E202 says "did you mean 'title'?", so 'title' is
+        # not also reported missing.
+        names = [name for name in names if (*parent, name) not in misspelt]
+        if not names:
+            continue
+        line, column = source.position(parent)
+        quoted = [f"'{name}'" for name in names]
+        what = f"field {quoted[0]}" if len(quoted) == 1 else f"fields {', '.join(quoted[:-1])} and {quoted[-1]}"
+        out.append(error(shown, line, column, E_MISSING_FIELD, f"{_describe(parent)} is missing required {what}"))
+    return out
+
+
+def _data_loc(loc: tuple, data: Any) -> tuple:
+    """Pydantic locs may carry union member names ('int', "literal['none']"); keep the data path."""
+    out: list = []
+    node = data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and out[-1:] != [part]:
+            out.append(part)  # a missing or unknown key: keep it as the last element
+            node = None
+        else:
+            break
+    return tuple(out)
+
+
+def _value_at(loc: tuple, data: Any) -> Any:
+    node = data
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+_SUBMODELS: dict[str, type[BaseModel]] = {
+    "characters": Character,
+    "scenes": Scene,
+    "models": Models,
+    "quality": Quality,
+}
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model whose fields the mapping at `loc` holds (top level or one list/section down)."""
+    if not loc:
+        return Story
+    return _SUBMODELS.get(str(loc[0]))
+
+
+def _describe(loc: tuple) -> str:
+    if not loc:
+        return "the story"
+    parts = []
+    for part in loc:
+        parts.append(f"[{part + 1}]" if isinstance(part, int) else (("." if parts else "") + str(part)))
+    text = "".join(parts)
+    return text.replace(".[", "[")
+
+
+def _friendly(err: dict, value: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if value is None:
+        got = " (got an empty value)" if kind.endswith("_type") else ""
+    else:
+        got = f" (got {type_name(value)} {_shorten(value)})"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, not {_shorten(value)}"
+    if kind in ("string_type",):
+        return f"must be text{got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number{got}"
+    if kind == "bool_type":
+        return f"must be true or false{got}"
+    if kind == "list_type":
+        return f"must be a list{got}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping of fields{got}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}, not {_shorten(value)}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}, not {_shorten(value)}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    message = str(err.get("msg", "invalid value"))
+    return message[0].lower() + message[1:]
+
+
+def type_name(value: Any) -> str:
+    return {
+        type(None): "null",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "text",
+        list: "list",
+        dict: "mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _shorten(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else (f"; expected one of: {', '.join(choices)}" if choices else "")

@@ -1,0 +1,276 @@
+"""Every prompt storyc sends, rendered from the Jinja templates in `prompts/<name>.j2`.
+
+`PromptSet` renders the prompts of one story (image, video and vision-check prompts, each
+cached per instance); `render_plan_prompts` renders the two messages of `storyc plan`.
+Rendered text is whitespace-collapsed: lines of a template paragraph join with single
+spaces, and a blank line in a template starts a new output line. That lets templates be
+written readably while every image/video prompt comes out as one clean paragraph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from storyc.model.story import (
+    ASPECT_RATIOS,
+    MAX_DURATION_S,
+    MAX_REFERENCE_IMAGES,
+    MIN_DURATION_S,
+    TRANSITIONS,
+    VIDEO_EDIT_MAX_S,
+    Character,
+    Scene,
+    Story,
+)
+from storyc.prompts.sandbox import Templates, template_search_path
+from storyc.prompts.slots import allocate_slots, judge_characters, present_characters
+from storyc.prompts.text import brief, normalize_space
+
+# Every template a build or `storyc plan` renders. Overrides may add partials
+# (e.g. `_lines.j2`) and `{% include %}` them.
+TEMPLATE_NAMES = (
+    "character_sheet",
+    "character_from_reference",
+    "keyframe",
+    "video",
+    "fix_edit",
+    "check_sheet",
+    "check_keyframe",
+    "check_last_frame",
+    "video_fix",
+    "reword",
+    "plan_system",
+    "plan_user",
+)
+
+
+def _positions(count: int) -> list[str]:
+    """Where each of `count` characters stands in the frame (left to right)."""
+    table = {
+        1: ["in the center"],
+        2: ["on the left side", "on the right side"],
+        3: ["on the left", "in the center", "on the right"],
+    }
+    if count in table:
+        return table[count]
+    four = ["on the far left", "left of center", "right of center", "on the far right"]
+    return four + ["in the background"] * max(0, count - 4)
+
+
+class PromptSet:
+    """Renders every prompt of one story; results are cached per instance."""
+
+    def __init__(self, story: Story, *, story_path: Path | None = None, override_dir: Path | None = None):
+        self.story = story
+        self.story_path = Path(story_path) if story_path is not None else None
+        self.override_dir = Path(override_dir) if override_dir is not None else None
+        self._templates = Templates(template_search_path(self.story_path, self.override_dir))
+        self._cache: dict[tuple, str] = {}
+        self._characters: dict[str, dict[str, Any]] = {}
+        self._style = normalize_space(story.style)
+        self._palette = normalize_space(story.color_palette)
+
+    # ── context builders (plain dicts of normalized strings) ──
+
+    def _character_view(self, character: Character) -> dict[str, Any]:
+        view = self._characters.get(character.name)
+        if view is None:
+            description = normalize_space(character.visual_description)
+            view = self._characters[character.name] = {
+                "name": character.name,
+                "role": normalize_space(character.role),
+                "visual_description": description,
+                "brief": brief(description),
+                "personality_cues": [normalize_space(c) for c in character.personality_cues if c.strip()],
+                "reference_image": character.reference_image,
+            }
+        return view
+
+    def _scene_view(self, scene: Scene) -> dict[str, Any]:
+        return {
+            "scene_id": scene.scene_id,
+            "title": normalize_space(scene.title),
+            "description": normalize_space(scene.description),
+            "setting": normalize_space(scene.setting),
+            "camera": normalize_space(scene.camera),
+            "mood": normalize_space(scene.mood),
+            "action": normalize_space(scene.action),
+            "duration_seconds": scene.duration_seconds,
+            "transition": scene.transition,
+            "chain_source": scene.chain_source,
+            "characters_present": list(scene.characters_present),
+        }
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "title": normalize_space(self.story.title),
+            "style": self._style,
+            "palette": self._palette,
+            "aspect_ratio": self.story.aspect_ratio,
+            "resolution": self.story.resolution,
+        }
+
+    def _judge_views(self, scene_index: int) -> list[dict[str, Any]]:
+        views = []
+        for image, name in enumerate(judge_characters(self.story, scene_index), start=2):
+            view = dict(self._character_view(self.story.character(name)))
+            view["image"] = image
+            views.append(view)
+        return views
+
+    def _render(self, key: tuple, name: str, build: Callable[[], dict[str, Any]]) -> str:
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._templates.render(name, build())
+        return cached
+
+    # ── image prompts ──
+
+    def character_sheet(self, character: Character) -> str:
+        """Text → image: the style lock, then the frozen description, on a neutral sheet."""
+        return self._render(
+            ("character_sheet", character.name),
+            "character_sheet",
+            lambda: {**self._base(), "character": self._character_view(character)},
+        )
+
+    def character_from_reference(self, character: Character) -> str:
+        """Single-image edit that restyles the user's reference_image into a sheet."""
+        return self._render(
+            ("character_from_reference", character.name),
+            "character_from_reference",
+            lambda: {**self._base(), "character": self._character_view(character)},
+        )
+
+    def keyframe(self, scene_index: int) -> str:
+        """Multi-image edit composing the scene; binds each slot as 'reference image N'."""
+        return self._render(("keyframe", scene_index), "keyframe", lambda: self._keyframe_context(scene_index))
+
+    def _keyframe_context(self, scene_index: int) -> dict[str, Any]:
+        scene = self.story.scenes[scene_index]
+        slot_plan = allocate_slots(self.story, scene_index)
+        names = present_characters(self.story, scene_index)
+        slot_of = {s.name: i for i, s in enumerate(slot_plan.slots, start=1) if s.kind == "character"}
+        characters = []
+        for name, position in zip(names, _positions(len(names)), strict=False):
+            view = dict(self._character_view(self.story.character(name)))
+            view["slot"] = slot_of.get(name)
+            view["position"] = position
+            characters.append(view)
+        chain = None
+        if slot_plan.chain is not None:
+            chain = {
+                "slot": len(slot_plan.slots),
+                "scene_id": slot_plan.chain.scene_id,
+                "source": slot_plan.chain.source,
+            }
+        return {
+            **self._base(),
+            "scene": self._scene_view(scene),
+            "characters": characters,
+            "referenced": [c for c in characters if c["slot"] is not None],
+            "text_only": [c for c in characters if c["slot"] is None],
+            "chain": chain,
+            "slot_count": len(slot_plan.slots),
+        }
+
+    def fix_edit(self, element: str, fix: str) -> str:
+        """Single-image edit repairing one element of a keyframe; nothing else changes."""
+        return self._render(
+            ("fix_edit", element, fix),
+            "fix_edit",
+            lambda: {**self._base(), "element": normalize_space(element), "fix": normalize_space(fix)},
+        )
+
+    # ── video prompts: motion only ──
+
+    def video(self, scene_index: int) -> str:
+        """Image → video. The context holds no visual_description at all: the keyframe
+        carries appearance, and appearance text in a video prompt causes drift."""
+        scene = self.story.scenes[scene_index]
+
+        def context() -> dict[str, Any]:
+            view = self._scene_view(scene)
+            view.pop("description")  # what happens over time, not the motion to render
+            return {**self._base(), "scene": view, "names": list(present_characters(self.story, scene_index))}
+
+        return self._render(("video", scene_index), "video", context)
+
+    def video_fix(self, scene_index: int, issues: list[str]) -> str:
+        """Video edit correcting drift found in the last frame; motion stays identical."""
+        scene = self.story.scenes[scene_index]
+        cleaned = tuple(normalize_space(i) for i in issues if i and i.strip())
+
+        def context() -> dict[str, Any]:
+            view = self._scene_view(scene)
+            view.pop("description")
+            return {
+                **self._base(),
+                "scene": view,
+                "names": list(present_characters(self.story, scene_index)),
+                "issues": list(cleaned),
+            }
+
+        return self._render(("video_fix", scene_index, cleaned), "video_fix", context)
+
+    def reword(self, prompt: str) -> str:
+        """The one softened re-attempt after a moderation block."""
+        return self._render(("reword", prompt), "reword", lambda: {**self._base(), "prompt": prompt})
+
+    # ── vision checks (the judge) ──
+
+    def check_sheet(self, character: Character) -> str:
+        return self._render(
+            ("check_sheet", character.name),
+            "check_sheet",
+            lambda: {**self._base(), "character": self._character_view(character)},
+        )
+
+    def check_keyframe(self, scene_index: int) -> str:
+        scene = self.story.scenes[scene_index]
+        return self._render(
+            ("check_keyframe", scene_index),
+            "check_keyframe",
+            lambda: {**self._base(), "scene": self._scene_view(scene), "characters": self._judge_views(scene_index)},
+        )
+
+    def check_last_frame(self, scene_index: int) -> str:
+        scene = self.story.scenes[scene_index]
+        return self._render(
+            ("check_last_frame", scene_index),
+            "check_last_frame",
+            lambda: {**self._base(), "scene": self._scene_view(scene), "characters": self._judge_views(scene_index)},
+        )
+
+    # ── template bookkeeping (cache keys, reports) ──
+
+    def template_digest(self, name: str) -> str:
+        return self._templates.digest(name)
+
+    def templates_used(self) -> dict[str, Path]:
+        return {name: self._templates.path(name) for name in TEMPLATE_NAMES}
+
+
+def render_plan_prompts(
+    concept: str,
+    *,
+    characters: int | None = None,
+    scenes: int | None = None,
+    override_dir: Path | None = None,
+) -> tuple[str, str]:
+    """(system, user) messages of the planning call that turns a concept into a StoryPlan."""
+    templates = Templates(template_search_path(None, override_dir))
+    context = {
+        "concept": normalize_space(concept),
+        "characters": characters,
+        "scenes": scenes,
+        "min_duration": MIN_DURATION_S,
+        "max_duration": MAX_DURATION_S,
+        "edit_max_s": VIDEO_EDIT_MAX_S,
+        "max_references": MAX_REFERENCE_IMAGES,
+        "aspect_ratios": list(ASPECT_RATIOS),
+        "transitions": list(TRANSITIONS),
+    }
+    return templates.render("plan_system", context), templates.render("plan_user", context)

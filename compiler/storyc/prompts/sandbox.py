@@ -1,0 +1,273 @@
+"""The template environment: lookup with overrides, Jinja's immutable sandbox bounded in
+size, and every template failure turned into one positioned diagnostic (E501).
+
+The lookup order per template is `--prompts DIR` > `<story dir>/prompts/` > the packaged
+default. Templates run in Jinja's immutable sandbox with StrictUndefined, so a broken or
+hostile override becomes one positioned diagnostic (E501), never a traceback and never
+access to Python internals. Rendered text is collapsed (storyc.prompts.text.collapse).
+
+jinja2 is imported lazily, when the first template is rendered: `storyc lint` imports this
+module but renders only when a story overrides templates, and jinja2 would add about a
+sixth to its startup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from functools import cache, wraps
+from pathlib import Path
+from typing import Any
+
+from storyc.diagnostics import StorycError, error
+from storyc.prompts.text import brief, capfirst, clause, collapse, normalize_space, sentence, soften
+from storyc.resources import prompts_dir
+
+TEMPLATE_SUFFIX = ".j2"
+E_TEMPLATE = "E501"
+
+
+class _TemplateSource:
+    """Finds `<name>.j2` in the search folders, first hit wins."""
+
+    def __init__(self, search: Iterable[Path]):
+        self.search = [Path(p) for p in search]
+        self._resolved: dict[str, Path | None] = {}
+
+    def resolve(self, filename: str) -> Path | None:
+        if filename not in self._resolved:
+            found = None
+            parts = Path(filename).parts
+            if parts and ".." not in parts and not Path(filename).is_absolute():
+                for folder in self.search:
+                    candidate = folder / filename
+                    if candidate.is_file():
+                        found = candidate
+                        break
+            self._resolved[filename] = found
+        return self._resolved[filename]
+
+
+# Prompts are a few hundred characters. A template override may come with a shared
+# story, so its size is bounded too: `'x' * 10**10` or nested loops must not exhaust
+# the machine's memory (they did: an OOM kill), they are an E501 like any other attack.
+MAX_TEMPLATE_OUTPUT = 1_000_000  # characters one render may produce
+MAX_TEMPLATE_INT = 1_000_000  # largest repeat count, width or exponent result a template may use
+_WIDE_FORMAT = re.compile(r"%[#0\- +]*(?:\*|\d{7,})|\{[^{}]*:[^{}]*\d{7,}")  # a width >= 10^6, or '*'
+
+
+@cache
+def _bounded_sandbox() -> type:
+    """ImmutableSandboxedEnvironment plus size limits on the operations that can allocate
+    without bound (repetition, powers, format widths, huge call/filter arguments)."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def check_args(what: str, args: Iterable[Any]) -> None:
+        for arg in args:
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEMPLATE_INT:
+                raise SecurityError(f"{what}: the number {arg} is too large for a template (limit {MAX_TEMPLATE_INT})")
+
+    def check_format(what: str, fmt: Any) -> None:
+        if isinstance(fmt, str) and _WIDE_FORMAT.search(fmt):
+            raise SecurityError(f"{what}: a format width that large is not allowed in a template")
+
+    def size(value: Any) -> int | None:
+        return len(value) if isinstance(value, (str, bytes, list, tuple)) else None
+
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**", "%"])
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if size(seq) is not None and isinstance(n, int) and size(seq) * n > MAX_TEMPLATE_OUTPUT:
+                        raise SecurityError(f"repetition to {size(seq) * n} items is too large for a template")
+            elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+                if right * abs(left).bit_length() > MAX_TEMPLATE_INT.bit_length() * 64:
+                    raise SecurityError("a power that large is not allowed in a template")
+            elif operator == "%" and isinstance(left, str):
+                check_format("%", left)
+                check_args("%", right if isinstance(right, tuple) else (right,))
+            return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context, __obj, *args, **kwargs):
+            check_args(getattr(__obj, "__name__", "call"), [*args, *kwargs.values()])
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def wrap_str_format(self, value):  # `'...'.format` / `format_map`, checked when accessed
+            wrapped = super().wrap_str_format(value)
+            if wrapped is not None:
+                check_format("format", value.__self__)
+            return wrapped
+
+    return BoundedSandbox
+
+
+def _guard_filter(name: str, func: Callable) -> Callable:
+    from jinja2.exceptions import SecurityError
+
+    @wraps(func)
+    def guarded(*args, **kwargs):
+        for arg in [*args[1:], *kwargs.values()]:
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEMPLATE_INT:
+                raise SecurityError(f"filter {name}: the number {arg} is too large for a template")
+        if name == "format" and args and isinstance(args[0], str) and _WIDE_FORMAT.search(args[0]):
+            raise SecurityError("filter format: a format width that large is not allowed in a template")
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+def render_bounded(template: Any, context: dict[str, Any]) -> str:
+    """template.render, streamed, stopping once the output passes MAX_TEMPLATE_OUTPUT."""
+    from jinja2.exceptions import SecurityError
+
+    parts, total = [], 0
+    for chunk in template.generate(context):
+        total += len(chunk)
+        if total > MAX_TEMPLATE_OUTPUT:
+            raise SecurityError(f"the template produced more than {MAX_TEMPLATE_OUTPUT} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+class Templates:
+    """A sandboxed Jinja environment over one search path, compiled templates cached."""
+
+    def __init__(self, search: Iterable[Path]):
+        import jinja2
+
+        self.source = _TemplateSource(search)
+        self._texts: dict[str, str] = {}
+        self._compiled: dict[str, Any] = {}
+        self._digests: dict[str, str] = {}
+
+        def load(filename: str):
+            path = self.source.resolve(filename)
+            if path is None:
+                return None
+            return self._text(filename, path), str(path), lambda: True
+
+        # Immutable sandbox: no attribute tricks, and templates cannot mutate the
+        # (cached, shared) context objects. StrictUndefined: a typo is an error.
+        self.env = _bounded_sandbox()(
+            loader=jinja2.FunctionLoader(load),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters.update(
+            sentence=sentence, clause=clause, capfirst=capfirst, brief=brief, soften=soften, squash=normalize_space
+        )
+        self.env.filters = {name: _guard_filter(name, f) for name, f in self.env.filters.items()}
+
+    def _text(self, filename: str, path: Path) -> str:
+        if filename not in self._texts:
+            try:
+                self._texts[filename] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise StorycError(
+                    error(str(path), 1, 1, E_TEMPLATE, f"template error: cannot read template: {exc}")
+                ) from None
+        return self._texts[filename]
+
+    def path(self, name: str) -> Path:
+        path = self.source.resolve(name + TEMPLATE_SUFFIX)
+        if path is None:
+            where = ", ".join(str(p) for p in self.source.search)
+            raise StorycError(
+                error(
+                    str(self.source.search[-1] / (name + TEMPLATE_SUFFIX)),
+                    1,
+                    1,
+                    E_TEMPLATE,
+                    f"template error: template '{name}{TEMPLATE_SUFFIX}' not found in {where}",
+                )
+            )
+        return path
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        template = self._compiled.get(name)
+        try:
+            if template is None:
+                self.path(name)  # a clear "not found" diagnostic before Jinja's
+                template = self._compiled[name] = self.env.get_template(name + TEMPLATE_SUFFIX)
+            return collapse(render_bounded(template, context))
+        except StorycError:
+            raise
+        except Exception as exc:  # any template failure, Jinja's or Python's, is E501
+            raise self._diagnose(name, exc) from None
+
+    def digest(self, name: str) -> str:
+        """sha256 of the template source, extended by the sources of the templates it
+        includes/extends/imports (so editing a partial changes the digest too)."""
+        if name not in self._digests:
+            from jinja2 import meta
+
+            filename = name + TEMPLATE_SUFFIX
+            hasher = hashlib.sha256(self._text(filename, self.path(name)).encode("utf-8"))
+            seen = {filename}
+            pending = [filename]
+            while pending:
+                current = pending.pop()
+                try:
+                    ast = self.env.parse(self._texts[current])
+                except Exception as exc:
+                    raise self._diagnose(name, exc) from None
+                for ref in sorted(r for r in meta.find_referenced_templates(ast) if r):
+                    path = self.source.resolve(ref)
+                    if ref in seen or path is None:
+                        continue
+                    seen.add(ref)
+                    pending.append(ref)
+                    hasher.update(b"\0" + ref.encode() + b"\0" + self._text(ref, path).encode("utf-8"))
+            self._digests[name] = hasher.hexdigest()
+        return self._digests[name]
+
+    def _diagnose(self, name: str, exc: BaseException) -> StorycError:
+        """Point at the template line that failed: a syntax error's own position, else
+        the deepest traceback frame that runs inside one of our template files."""
+        from jinja2 import TemplateNotFound, TemplateSyntaxError
+
+        path = str(self.source.resolve(name + TEMPLATE_SUFFIX) or name + TEMPLATE_SUFFIX)
+        line = 1
+        if isinstance(exc, TemplateSyntaxError):
+            if exc.filename:
+                path = exc.filename
+            line = exc.lineno or 1
+            message = exc.message or str(exc)
+        else:
+            if isinstance(exc, TemplateNotFound):
+                message = f"template '{exc.name}' not found"
+            else:
+                message = str(exc) or type(exc).__name__
+            files = {str(self.source.resolve(f)) for f in self._texts}
+            tb = exc.__traceback__
+            while tb is not None:
+                filename = tb.tb_frame.f_code.co_filename
+                if filename in files:
+                    path, line = filename, tb.tb_lineno
+                tb = tb.tb_next
+        message = normalize_space(message)
+        return StorycError(error(path, max(1, line), 1, E_TEMPLATE, f"template error: {message}"))
+
+
+def template_search_path(story_path: Path | None, override_dir: Path | None) -> list[Path]:
+    search: list[Path] = []
+    if override_dir is not None:
+        search.append(Path(override_dir))
+    if story_path is not None:
+        # Beside the story as given (like its image paths): diagnostics keep the path the user typed.
+        search.append(Path(story_path).parent / "prompts")
+    search.append(prompts_dir())
+    # The same folder twice (a story at the repo root) is harmless but pointless.
+    unique: list[Path] = []
+    for folder in search:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
