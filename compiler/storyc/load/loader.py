@@ -640,7 +640,9 @@ def _data_loc(loc: tuple, data: Any) -> tuple:
     out: list = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and not out[-1:] == [part]:
@@ -661,7 +663,7 @@ def _value_at(loc: tuple, data: Any) -> Any:
     return node
 
 
-_SUBMODELS = {"characters": "Character", "scenes": "Scene", "models": "Models", "quality": "Quality"}
+_SUBMODELS = {"characters": "Character", "scenes": "Scene", "models": "Models", "quality": "Quality", "audio": "Audio"}
 
 
 def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
@@ -669,6 +671,8 @@ def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
 
     if not loc:
         return Story
+    if len(loc) >= 3 and loc[0] == "scenes" and loc[2] == "dialogue":  # scenes[i].dialogue[j]
+        return model.DialogueLine
     name = _SUBMODELS.get(str(loc[0]))
     return getattr(model, name) if name else None
 
