@@ -14,6 +14,7 @@ from storyc.model.speech import (
     ScenePlacement,
     estimate_seconds,
     place_lines,
+    scene_script,
     suggested_duration,
 )
 from storyc.model.story import MAX_DURATION_S, VOICE_IDS, VOICE_VIDEO_MODELS
@@ -193,20 +194,19 @@ class W415LinesDoNotFit(Rule):
         for i, scene in enumerate(ctx.story.scenes):
             if not scene.dialogue:
                 continue
-            narration = [estimate_seconds(scene.narration)] if scene.narration else []
-            if narration and not place_lines(narration, scene.duration_seconds).fits:
+            if scene.narration and not place_lines([estimate_seconds(scene.narration)], scene.duration_seconds).fits:
                 continue  # W416 says it: the narration alone is too long
-            lines = [estimate_seconds(line.line) for line in scene.dialogue]
-            placement = place_lines(narration + lines, scene.duration_seconds)
+            script = scene_script(scene)
+            placement = place_lines([estimate_seconds(line.text) for line in script], scene.duration_seconds)
             if placement.fits:
                 continue
             late = placement.first_late()
-            j = max(0, (late if late is not None else len(narration)) - len(narration))
+            blamed = script[late] if late is not None and script[late].kind == "dialogue" else script[-1]
             need = suggested_duration(placement, MAX_DURATION_S)
             fix = f"set duration_seconds: {need}" if need is not None else "split the scene"
             yield self.report(
                 ctx,
-                ("scenes", i, "dialogue", j, "line"),
+                ("scenes", i, *blamed.loc),
                 f"scene {scene.scene_id}'s lines need {_needs(placement)}, but the scene lasts "
                 f"{scene.duration_seconds} s; {fix}, or shorten the lines",
             )

@@ -17,6 +17,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+from storyc.model.story import Scene
 
 # A measured speaking rate to estimate a line's length before it is rendered: ~150 words a
 # minute, a little slower than espeak-ng's default 175 (which reads the 10-word line
@@ -41,6 +44,26 @@ def word_count(text: str) -> int:
 def estimate_seconds(text: str) -> float:
     """How long `text` takes to say, at WORDS_PER_SECOND (before any audio exists)."""
     return max(MIN_LINE_S, word_count(text) / WORDS_PER_SECOND)
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    """One thing said in a scene, in the order it is said."""
+
+    kind: Literal["narration", "dialogue"]
+    text: str
+    speaker: str | None = None  # None for narration
+    loc: tuple = ()  # where the words are in the story, relative to the scene: ("narration",) or ("dialogue", j, "line")
+
+
+def scene_script(scene: Scene) -> list[ScriptLine]:
+    """What is said in `scene`, in order: the narration, then the dialogue lines."""
+    script = [ScriptLine("narration", scene.narration, None, ("narration",))] if scene.narration else []
+    script += [
+        ScriptLine("dialogue", line.line, line.speaker, ("dialogue", j, "line"))
+        for j, line in enumerate(scene.dialogue)
+    ]
+    return script
 
 
 @dataclass(frozen=True)
