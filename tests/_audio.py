@@ -66,6 +66,38 @@ def tone_db(samples: array.array, rate: int, freq: float, start_s: float, end_s:
     return 20 * math.log10(amplitude) if amplitude > 1e-9 else SILENT_DB
 
 
+def _biquad(samples: array.array, b0: float, b1: float, b2: float, a1: float, a2: float) -> array.array:
+    out = array.array("f", bytes(4 * len(samples)))
+    x1 = x2 = y1 = y2 = 0.0
+    for i, x in enumerate(samples):
+        y = b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2
+        out[i] = y
+        x2, x1, y2, y1 = x1, x, y1, y
+    return out
+
+
+def speech_band(samples: array.array, rate: int, low_hz: float = 400.0, high_hz: float = 4000.0) -> array.array:
+    """`samples` through a high-pass at `low_hz` and a low-pass at `high_hz` (RBJ biquads,
+    Q = 0.707): the speech band, without a low native tone or a high music tone."""
+    q = 1 / math.sqrt(2)
+
+    def coefficients(freq: float, high_pass: bool) -> tuple[float, ...]:
+        w = 2 * math.pi * freq / rate
+        alpha, cos_w = math.sin(w) / (2 * q), math.cos(w)
+        a0 = 1 + alpha
+        if high_pass:
+            b = ((1 + cos_w) / 2, -(1 + cos_w), (1 + cos_w) / 2)
+        else:
+            b = ((1 - cos_w) / 2, 1 - cos_w, (1 - cos_w) / 2)
+        return (b[0] / a0, b[1] / a0, b[2] / a0, -2 * cos_w / a0, (1 - alpha) / a0)
+
+    filtered = samples
+    for _ in range(2):  # 4th order each side: a tone an octave out of band drops by ~24 dB
+        filtered = _biquad(filtered, *coefficients(low_hz, True))
+        filtered = _biquad(filtered, *coefficients(high_hz, False))
+    return filtered
+
+
 def speech_spans(
     samples: array.array, rate: int, threshold_db: float, window_s: float = 0.02, bridge_s: float = 0.3
 ) -> list[tuple[float, float]]:

@@ -83,6 +83,11 @@ class SoundPlan:
         if self.subtitles != "none" and self.subtitle_file is None:
             raise ValueError(f"subtitles: {self.subtitles} needs a subtitle_file")
 
+    @property
+    def audible(self) -> bool:
+        """False when there is nothing to hear (no native sound, speech or music): silence, not normalized."""
+        return self.native or bool(self.speech) or self.music is not None
+
 
 @dataclass(frozen=True)
 class Loudness:
@@ -349,7 +354,7 @@ def assemble_with_sound(
         raise MediaError("assemble: no clips")
     dest = Path(dest)
     has_audio = [probe(c.path).has_audio for c in clips]
-    measured = measure_mix(clips, has_audio, plan, width, height, fps) if two_pass else None
+    measured = measure_mix(clips, has_audio, plan, width, height, fps) if two_pass and plan.audible else None
     graph, total = build_assembly_graph(clips, has_audio, width, height, fps)
     ext = sound_extension(plan, total, len(clips), measured=measured)
     with atomic_output(dest) as tmp:

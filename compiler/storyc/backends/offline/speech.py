@@ -19,6 +19,7 @@ from __future__ import annotations
 import array
 import ctypes
 import hashlib
+import math
 import os
 import sys
 import threading
@@ -37,6 +38,10 @@ SAMPLE_WIDTH = 2
 SILENCE_LEVEL = 200
 EDGE_KEEP_S = 0.01
 EMPTY_LINE_S = 0.1  # an empty line still gives a (silent) file
+# Every line at the same level, whatever the voice (espeak's voices differ by up to 6 dB):
+# RMS -23 dBFS, peaks kept below -1 dBFS. The final mix is normalized as a whole after.
+LINE_RMS_DB = -23.0
+LINE_PEAK_DB = -1.0
 
 # espeak-ng's C API (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -269,6 +274,19 @@ def trim_silence(samples: array.array) -> array.array:
     return samples[max(0, first - keep) : min(len(samples), last + 1 + keep)]
 
 
+def level(samples: array.array) -> array.array:
+    """`samples` scaled to LINE_RMS_DB (less if a peak would pass LINE_PEAK_DB)."""
+    if not samples:
+        return samples
+    rms = math.sqrt(sum(x * x for x in samples) / len(samples))
+    peak = max(abs(x) for x in samples)
+    if rms < 1 or peak < 1:
+        return samples
+    full_scale = 32767
+    gain = min(full_scale * 10 ** (LINE_RMS_DB / 20) / rms, full_scale * 10 ** (LINE_PEAK_DB / 20) / peak)
+    return array.array("h", (max(-32768, min(32767, round(x * gain))) for x in samples))
+
+
 @dataclass(frozen=True)
 class Speech:
     """A rendered line: the WAV file and its exact length."""
@@ -301,8 +319,9 @@ def _swapped(samples: array.array) -> bytes:
 
 
 def render_speech(text: str, voice: LocalVoice, dest: Path | str) -> Speech:
-    """Speak `text` in `voice` into the WAV `dest` (22050 Hz mono), trimmed to the speech."""
-    samples = trim_silence(synthesize(text, voice)) if text.strip() else array.array("h")
+    """Speak `text` in `voice` into the WAV `dest` (22050 Hz mono), trimmed to the speech and
+    levelled to LINE_RMS_DB."""
+    samples = level(trim_silence(synthesize(text, voice))) if text.strip() else array.array("h")
     if not samples:
         samples = array.array("h", bytes(SAMPLE_WIDTH * int(EMPTY_LINE_S * SAMPLE_RATE)))
     write_wav(samples, dest)
