@@ -314,6 +314,15 @@ def test_burned_subtitles_are_drawn_at_cue_times_only(burned, plain):
     assert ImageStat.Stat(between.convert("L")).mean[0] < 0.5  # no text between lines
 
 
+def test_same_story_same_bytes(soft, story_dir, tmp_path):
+    """Rendered again elsewhere (other paths, other process history): the same final video.
+    The ducking's compressor gets fixed-size frames; without them its output varied run to run."""
+    again = render_story(story_dir, tmp_path / "again")
+    assert again.video.read_bytes() == soft.video.read_bytes()
+    graph = ";".join(sound_extension(soft.plan, soft.total_s, 2).filters)
+    assert "asetnsamples=n=1024:p=0[speech_level]" in graph
+
+
 def test_native_false_drops_the_clips_sound(story_dir, tmp_path):
     render = render_story(story_dir, tmp_path / "silent", native=False, music=None, subtitles="none")
     samples = read_samples(render.video, RATE)

@@ -56,6 +56,7 @@ DUCK_RELEASE_MS = 300
 TRUE_PEAK_DB = -1.5
 LOUDNESS_RANGE_LU = 11
 STEREO = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+FIXED_FRAMES = "asetnsamples=n=1024:p=0"
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,12 @@ def sound_extension(
         i = add_input("-stream_loop", "-1", "-i", str(plan.music))
         music = f"[{i}:a]{STEREO},volume={_fmt(plan.music_volume_db)}dB,atrim=duration={d},asetpts=PTS-STARTPTS"
         if speech_key:
-            filters.append(f"{music}[music_bed]")
+            # sidechaincompress's output depends on how its two inputs are cut into frames, which
+            # varies from run to run; fixed frames make the same inputs give the same bytes
+            filters.append(f"{music},{FIXED_FRAMES}[music_bed]")
+            filters.append(f"[{speech_key}]{FIXED_FRAMES}[speech_level]")
             filters.append(
-                f"[music_bed][{speech_key}]sidechaincompress=threshold={DUCK_THRESHOLD}:ratio={DUCK_RATIO}"
+                f"[music_bed][speech_level]sidechaincompress=threshold={DUCK_THRESHOLD}:ratio={DUCK_RATIO}"
                 f":attack={DUCK_ATTACK_MS}:release={DUCK_RELEASE_MS}[music]"
             )
         else:
