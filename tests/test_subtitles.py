@@ -144,3 +144,30 @@ def test_the_burn_style_is_sized_to_the_picture(tmp_path: Path):
     assert style.alignment == pysubs2.Alignment.BOTTOM_CENTER
     small = pysubs2.load(str(write_burn_style(cues, tmp_path / "s.ass", 128, 72)))
     assert small.styles["Default"].fontsize == 12  # never unreadably small
+
+
+# ─── the story's sound fields ────────────────────────────────────────────────
+
+BASE = """title: T
+style: s
+color_palette: c
+characters:
+  - {name: Ember, role: r, visual_description: d, personality_cues: []}
+scenes:
+  - {scene_id: 1, title: t, description: d, characters_present: [Ember], setting: s, camera: c, mood: m, action: a, duration_seconds: 8}
+"""
+
+
+def test_a_story_without_sound_fields_keeps_todays_silent_behaviour():
+    from storyc.load.loader import load_story_text
+
+    story = load_story_text(BASE).story
+    assert not story.has_sound()
+    assert story.audio.native and story.audio.subtitles == "soft" and story.audio.music is None
+    assert story.scenes[0].dialogue == [] and story.scenes[0].narration is None
+    assert story.characters[0].voice is None
+    with_narration = load_story_text(BASE.replace("duration_seconds: 8}", 'duration_seconds: 8, narration: "Once."}'))
+    assert with_narration.story.has_sound()
+    assert load_story_text(BASE + "audio: {native: false}\n").story.has_sound()
+    script = speech.scene_script(with_narration.story.scenes[0])
+    assert [(line.kind, line.text, line.loc) for line in script] == [("narration", "Once.", ("narration",))]
