@@ -142,6 +142,8 @@ def test_lint_of_mutated_stories_gives_only_positioned_diagnostics(tmp_path_fact
         assert_inside(diag, text)
 
 
+VOICES = ("eve", "ara", "leo", "rex", "sal")
+WORDS = st.text(alphabet=st.sampled_from("ab c\u00e9.,!?'-\u4e2d "), max_size=400)
 NASTY = st.sampled_from(["../x", "a/b", "", " ", "Ember", "EMBER", "ember", "x" * 80, "é", "-", "\\", "C:\\x", "~"])
 
 
@@ -152,7 +154,10 @@ def semantically_broken(draw) -> dict:
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(
             st.sampled_from(
-                ["name", "present", "chain", "dup_scene", "dup_char", "image", "keyframe", "duration", "empty"]
+                [
+                    *("name", "present", "chain", "dup_scene", "dup_char", "image", "keyframe", "duration", "empty"),
+                    *("dialogue", "voice", "narration", "audio"),
+                ]
             )
         )
         scene = draw(st.sampled_from(data["scenes"]))
@@ -178,6 +183,21 @@ def semantically_broken(draw) -> dict:
             scene["duration_seconds"] = draw(st.integers(3, 15))
         elif kind == "empty":
             data["characters"] = []
+        elif kind == "dialogue":
+            scene["dialogue"] = [
+                {"speaker": draw(st.one_of(NASTY, st.sampled_from(names or ["Ember"]))), "line": draw(WORDS)}
+                for _ in range(draw(st.integers(0, 6)))
+            ]
+        elif kind == "voice" and data["characters"]:
+            draw(st.sampled_from(data["characters"]))["voice"] = draw(st.one_of(NASTY, st.sampled_from(VOICES)))
+        elif kind == "narration":
+            scene["narration"] = draw(WORDS)
+        elif kind == "audio":
+            data["audio"] = {
+                "music": draw(st.sampled_from(["", ".", "m.mp3", "../x.wav", "a\\b.ogg"])),
+                "narration_voice": draw(st.one_of(NASTY, st.sampled_from(VOICES))),
+                "subtitles": draw(st.sampled_from(["soft", "burned", "none"])),
+            }
     return data
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import budget, names, references, style, templates
+from storyc.lint import audio, budget, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -33,6 +33,10 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     references.E304BadChainFrom,
     names.E305UnsafeName,
     references.E306MissingImageFile,
+    audio.E307SpeakerNotInScene,
+    audio.E308UnknownVoice,
+    audio.E309VoiceNeedsVoiceModel,
+    audio.E310MissingMusicFile,
     templates.E501TemplateError,
     budget.W401ReferenceImageBudget,
     budget.W402DurationBeyondVideoEdit,
@@ -48,6 +52,8 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     references.W412ChainSourceWithoutChain,
     references.W413SceneIdsOutOfOrder,
     templates.W414UnknownTemplateOverride,
+    audio.W415LinesDoNotFit,
+    audio.W416NarrationLongerThanScene,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)

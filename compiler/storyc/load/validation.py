@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from storyc.diagnostics import Diagnostic, StorycError, error
 from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
 from storyc.load.positions import SourceMap
-from storyc.model.story import MAX_DURATION_S, MIN_DURATION_S, Character, Models, Quality, Scene, Story
+from storyc.model.story import MAX_DURATION_S, MIN_DURATION_S, Audio, Character, DialogueLine, Models, Quality, Scene, Story
 
 
 def validate_story(data: dict, source: SourceMap, shown: str) -> Story:
@@ -127,6 +127,7 @@ _SUBMODELS: dict[str, type[BaseModel]] = {
     "scenes": Scene,
     "models": Models,
     "quality": Quality,
+    "audio": Audio,
 }
 
 
@@ -134,6 +135,8 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The model whose fields the mapping at `loc` holds (top level or one list/section down)."""
     if not loc:
         return Story
+    if len(loc) >= 3 and loc[0] == "scenes" and loc[2] == "dialogue":  # scenes[i].dialogue[j]
+        return DialogueLine
     return _SUBMODELS.get(str(loc[0]))
 
 

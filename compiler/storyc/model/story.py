@@ -27,6 +27,15 @@ VIDEO_EDIT_MAX_S = 8.7
 MAX_REFERENCE_IMAGES = 3
 NO_CHAIN = "none"
 
+# Sound (issue 12). The xAI voice ids; every voice field takes one of them.
+VOICE_IDS = ("eve", "ara", "leo", "rex", "sal")
+DEFAULT_NARRATION_VOICE = "eve"
+# The video models that speak a character's lines in its own voice. One constant on purpose:
+# the per-model capability table will absorb it.
+VOICE_VIDEO_MODELS = frozenset({"grok-imagine-video-1.5"})
+SUBTITLE_MODES = ("soft", "burned", "none")
+SubtitleMode = Literal["soft", "burned", "none"]
+
 
 class _Strict(BaseModel):
     # strict: "8" is not a duration and 3 is not a title; unknown keys are errors.
@@ -51,6 +60,22 @@ class Character(_Strict):
     reference_image: str | None = Field(
         default=None,
         description="storyc: a user's photo or drawing (path relative to the story file), the base of the character sheet.",
+    )
+    voice: str | None = Field(
+        default=None,
+        description="storyc: the voice this character speaks its dialogue in, an xAI voice id: eve, ara, leo, rex or sal. "
+        "Feeds the clip's voice reference on grok-imagine-video-1.5 and picks the offline backend's local voice; "
+        "without it the offline voice follows from the name.",
+    )
+
+
+class DialogueLine(_Strict):
+    """One spoken line of a scene."""
+
+    speaker: str = Field(description="Who says the line: a name from the scene's characters_present.")
+    line: str = Field(
+        description="The words spoken. Feeds the video prompt (xai), the offline speech, the subtitles "
+        "(prefixed with the speaker's name) and the scene's timing."
     )
 
 
@@ -78,6 +103,16 @@ class Scene(_Strict):
     keyframe_image: str | None = Field(
         default=None, description="storyc: pin a user-supplied keyframe (path relative to the story file), used as is."
     )
+    dialogue: list[DialogueLine] = Field(
+        default_factory=list,
+        description="storyc: the lines spoken in this scene, in order. Each is voiced (by the video model on xai, "
+        "locally offline), subtitled and placed within the scene after the narration, with short gaps.",
+    )
+    narration: str | None = Field(
+        default=None,
+        description="storyc: a narrator's words over this scene, spoken in audio.narration_voice before the dialogue "
+        "(text-to-speech on xai, locally offline) and subtitled.",
+    )
 
 
 class Models(_Strict):
@@ -92,6 +127,36 @@ class Quality(_Strict):
     max_character_attempts: int = Field(default=3, ge=1, le=10)
     max_keyframe_iterations: int = Field(default=3, ge=1, le=10)
     max_video_corrections: int = Field(default=2, ge=0, le=10)
+
+
+class Audio(_Strict):
+    """The soundtrack of the final video. Absent from a story without dialogue or narration:
+    the clips' own sound, as before."""
+
+    native: bool = Field(
+        default=True,
+        description="Keep the video model's own sound (xai: generate_audio); false renders silent clips.",
+    )
+    narration_voice: str = Field(
+        default=DEFAULT_NARRATION_VOICE,
+        description="The voice of every scene's narration, an xAI voice id: eve, ara, leo, rex or sal.",
+    )
+    music: str | None = Field(
+        default=None,
+        description="A music file (path relative to the story file) under the whole video, looped or trimmed to "
+        "its length and ducked under speech.",
+    )
+    music_volume_db: float = Field(
+        default=-18.0, ge=-60.0, le=0.0, description="Music level in dB; under speech it ducks further."
+    )
+    subtitles: SubtitleMode = Field(
+        default="soft",
+        description="soft: a subtitle track in final_video.mp4; burned: drawn into the picture; none. "
+        "final_video.srt and final_video.vtt are written beside the video either way unless none.",
+    )
+    loudness_lufs: float = Field(
+        default=-16.0, ge=-70.0, le=-5.0, description="Integrated loudness of the final mix (EBU R128, LUFS)."
+    )
 
 
 class Story(_Strict):
@@ -109,8 +174,16 @@ class Story(_Strict):
     scenes: list[Scene]
     models: Models = Field(default_factory=Models, description="storyc: model names")
     quality: Quality = Field(default_factory=Quality, description="storyc: consistency loop settings")
+    audio: Audio = Field(
+        default_factory=Audio,
+        description="storyc: the soundtrack: native clip sound, narration voice, music, subtitles and loudness.",
+    )
 
     # ── derived views used by lint, prompts and plan ──
+    def has_sound(self) -> bool:
+        """True when the final video gets a sound pass: some scene speaks, or `audio:` is written."""
+        return "audio" in self.model_fields_set or any(s.dialogue or s.narration for s in self.scenes)
+
     def character(self, name: str) -> Character | None:
         return next((c for c in self.characters if c.name == name), None)
 

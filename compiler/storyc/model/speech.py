@@ -1,0 +1,135 @@
+"""When a scene's spoken lines play: estimates and placement. Pure arithmetic, no I/O.
+
+One source for lint (durations estimated from the words), the subtitles and the mix
+(durations of the rendered speech), so what lint warns about is what the build does.
+
+A scene's speech is its narration, then its dialogue lines, in order. The first line starts
+LEAD_IN_S after the scene's first frame, lines are GAP_S apart, and the last one ends TAIL_S
+before the scene's last frame (so it is not cut, and does not run into a 0.5 s crossfade where
+the next scene's speech starts). When that does not fit, the spacing shrinks down to the MIN_
+values; lines that still do not fit are placed anyway, in order, and the placement says by how
+much the scene is too short.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from storyc.model.story import Scene
+
+# A measured speaking rate to estimate a line's length before it is rendered: ~150 words a
+# minute, a little slower than espeak-ng's default 175 (which reads the 10-word line
+# "Hello Sage. What is that glowing thing between the roots?" in 3.2 s, 3.1 words/s).
+WORDS_PER_SECOND = 2.5
+MIN_LINE_S = 0.5  # "Oh." still takes a moment
+
+LEAD_IN_S = 0.3
+GAP_S = 0.25
+TAIL_S = 0.3
+MIN_LEAD_IN_S = 0.1
+MIN_GAP_S = 0.08
+MIN_TAIL_S = 0.1
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def estimate_seconds(text: str) -> float:
+    """How long `text` takes to say, at WORDS_PER_SECOND (before any audio exists)."""
+    return max(MIN_LINE_S, word_count(text) / WORDS_PER_SECOND)
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    """One thing said in a scene, in the order it is said."""
+
+    kind: Literal["narration", "dialogue"]
+    text: str
+    speaker: str | None = None  # None for narration
+    loc: tuple = ()  # where the words are in the story, relative to the scene: ("narration",) or ("dialogue", j, "line")
+
+
+def scene_script(scene: Scene) -> list[ScriptLine]:
+    """What is said in `scene`, in order: the narration, then the dialogue lines."""
+    script = [ScriptLine("narration", scene.narration, None, ("narration",))] if scene.narration else []
+    script += [
+        ScriptLine("dialogue", line.line, line.speaker, ("dialogue", j, "line"))
+        for j, line in enumerate(scene.dialogue)
+    ]
+    return script
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One line's time within its scene, in seconds from the scene's first frame."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class ScenePlacement:
+    slots: tuple[Slot, ...]
+    scene_s: float
+    comfortable_s: float  # the scene length the lines need at the normal spacing
+    minimum_s: float  # ... and at the tightest spacing
+
+    @property
+    def fits(self) -> bool:
+        return self.minimum_s <= self.scene_s + 1e-9
+
+    @property
+    def overflow_s(self) -> float:
+        """How many seconds the scene is too short for its lines (0 when they fit)."""
+        return max(0.0, self.minimum_s - self.scene_s)
+
+    def first_late(self) -> int | None:
+        """Index of the first line that ends after the scene's last usable moment, or None."""
+        limit = self.scene_s - MIN_TAIL_S + 1e-9
+        return next((i for i, slot in enumerate(self.slots) if slot.end_s > limit), None)
+
+
+def _spacing(n: int, lead: float, gap: float, tail: float) -> float:
+    return lead + tail + gap * max(0, n - 1) if n else 0.0
+
+
+def place_lines(durations: Sequence[float], scene_s: float) -> ScenePlacement:
+    """Place lines of the given durations, in order, within a scene of `scene_s` seconds."""
+    n = len(durations)
+    speech = float(sum(durations))
+    normal = _spacing(n, LEAD_IN_S, GAP_S, TAIL_S)
+    tight = _spacing(n, MIN_LEAD_IN_S, MIN_GAP_S, MIN_TAIL_S)
+    comfortable, minimum = speech + normal, speech + tight
+    if n == 0:
+        return ScenePlacement((), scene_s, 0.0, 0.0)
+    if comfortable <= scene_s:
+        t = 1.0
+    elif minimum < scene_s:  # squeeze the spacing linearly between tight and normal
+        t = (scene_s - minimum) / (comfortable - minimum)
+    else:
+        t = 0.0
+    lead = MIN_LEAD_IN_S + t * (LEAD_IN_S - MIN_LEAD_IN_S)
+    gap = MIN_GAP_S + t * (GAP_S - MIN_GAP_S)
+    slots: list[Slot] = []
+    at = lead
+    for duration in durations:
+        slots.append(Slot(round(at, 6), round(at + duration, 6)))
+        at += duration + gap
+    return ScenePlacement(tuple(slots), scene_s, round(comfortable, 6), round(minimum, 6))
+
+
+def suggested_duration(placement: ScenePlacement, max_s: int) -> int | None:
+    """The whole number of seconds that fits the lines comfortably, or None above `max_s`."""
+    need = math.ceil(placement.comfortable_s - 1e-9)
+    return need if need <= max_s else None
