@@ -14,7 +14,53 @@ MIN_STYLE_WORDS = 8
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about a place; without this, "in the forest" and "in the city" would match.
 _STOPWORDS = frozenset(
-    ["the", "and", "with", "from", "into", "onto", "over", "under", "near", "behind", "beside", "between", "through", "across", "along", "around", "for", "of", "at", "in", "on", "by", "to", "its", "it", "this", "that", "these", "those", "there", "here", "some", "very", "more", "less", "few", "many", "much", "all", "any", "each", "every", "one", "two", "three"]
+    [
+        "the",
+        "and",
+        "with",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "near",
+        "behind",
+        "beside",
+        "between",
+        "through",
+        "across",
+        "along",
+        "around",
+        "for",
+        "of",
+        "at",
+        "in",
+        "on",
+        "by",
+        "to",
+        "its",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "some",
+        "very",
+        "more",
+        "less",
+        "few",
+        "many",
+        "much",
+        "all",
+        "any",
+        "each",
+        "every",
+        "one",
+        "two",
+        "three",
+    ]
 )
 
 
@@ -124,7 +170,7 @@ class W405ChainSettingMismatch(Rule):
             return terms_cache[index]
 
         for i, scene in enumerate(scenes):
-            parent = ctx.chain_parent_index(i)
+            parent = ctx.story.chain_parent_index(i)
             if parent is None or scene.keyframe_image is not None:
                 continue
             mine, theirs = terms(i), terms(parent)
@@ -188,7 +234,11 @@ class W407SceneWithoutAnchor(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if scene.characters_present or scene.keyframe_image is not None or ctx.chain_parent_index(i) is not None:
+            if (
+                scene.characters_present
+                or scene.keyframe_image is not None
+                or ctx.story.chain_parent_index(i) is not None
+            ):
                 continue
             yield self.report(
                 ctx,

@@ -25,6 +25,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storyc.backends.ratelimit import RateLimiter, parse_rates
+from storyc.graph.plan import StepGraph
+from storyc.run.context import BuildContext
+from storyc.run.dispatch import run_step
+
 # Quiet, fast settings (shared/design/prefect-facts.md), set before prefect is imported.
 PREFECT_QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -44,8 +49,6 @@ def quiet_prefect_env() -> None:
 
 
 def _parse_spec(spec: str | None) -> dict[str, float]:
-    from storyc.backends.ratelimit import parse_rates
-
     return parse_rates(spec or "")
 
 
@@ -53,8 +56,6 @@ class Limits:
     """Per-kind concurrency (semaphores) and request rate (token buckets)."""
 
     def __init__(self, rates: Mapping[str, float] | None = None, concurrency: Mapping[str, int] | None = None):
-        from storyc.backends.ratelimit import RateLimiter
-
         rates = {**DEFAULT_RATES, **_parse_spec(os.environ.get("STORYC_RATE_LIMITS")), **(rates or {})}
         conc = {
             **DEFAULT_CONCURRENCY,
@@ -192,7 +193,7 @@ def _temporary_server_in_own_session() -> None:
 # ─── the flow ────────────────────────────────────────────────────────────────
 
 
-def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
+def _by_depth(plan: StepGraph, to_run: list[str]) -> list[str]:
     """Submission order: by depth in the graph, then story order. A submitted task holds a
     worker thread while it waits for its dependencies, so the shallowest (soonest ready)
     steps go first and a long chain never fills the pool with waiters."""
@@ -204,12 +205,10 @@ def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
 
 
 def execute(
-    ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build"
+    ctx: BuildContext, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build"
 ) -> ExecResult:
     """Run `to_run` (step ids in topological order) of `ctx.graph` as one Prefect flow.
     Steps outside `to_run` must already have outcomes in `ctx.outcomes`."""
-    from storyc.run.steps import run_step
-
     limits = limits or Limits()
     ctx.throttle = limits.throttle
     result = ExecResult()
@@ -291,7 +290,7 @@ def execute(
         if sid in ctx.outcomes:
             result.done.append(sid)
         elif sid in ctx.failed:
-            result.failed[sid] = ctx.failed[sid][0].error or "failed"
+            result.failed[sid] = ctx.failed[sid].record.error or "failed"
         else:
             result.not_run.append(sid)
     if ctx.cancel.is_set() and not result.error:
