@@ -14,53 +14,7 @@ MIN_STYLE_WORDS = 8
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about a place; without this, "in the forest" and "in the city" would match.
 _STOPWORDS = frozenset(
-    [
-        "the",
-        "and",
-        "with",
-        "from",
-        "into",
-        "onto",
-        "over",
-        "under",
-        "near",
-        "behind",
-        "beside",
-        "between",
-        "through",
-        "across",
-        "along",
-        "around",
-        "for",
-        "of",
-        "at",
-        "in",
-        "on",
-        "by",
-        "to",
-        "its",
-        "it",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "some",
-        "very",
-        "more",
-        "less",
-        "few",
-        "many",
-        "much",
-        "all",
-        "any",
-        "each",
-        "every",
-        "one",
-        "two",
-        "three",
-    ]
+    ["the", "and", "with", "from", "into", "onto", "over", "under", "near", "behind", "beside", "between", "through", "across", "along", "around", "for", "of", "at", "in", "on", "by", "to", "its", "it", "this", "that", "these", "those", "there", "here", "some", "very", "more", "less", "few", "many", "much", "all", "any", "each", "every", "one", "two", "three"]
 )
 
 
@@ -234,11 +188,7 @@ class W407SceneWithoutAnchor(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if (
-                scene.characters_present
-                or scene.keyframe_image is not None
-                or ctx.story.chain_parent_index(i) is not None
-            ):
+            if scene.characters_present or scene.keyframe_image is not None or ctx.story.chain_parent_index(i) is not None:
                 continue
             yield self.report(
                 ctx,

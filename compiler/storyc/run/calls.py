@@ -1,4 +1,5 @@
-"""One step execution's paid calls: `StepRun.call` is the only way a runner pays.
+"""One step execution's paid calls: `StepRun.call` (an image or a clip) and
+`StepRun.check` (a vision check) are the only ways a runner pays.
 
 Each call: replay from the per-call memo in the cache when this step already made it (a
 build killed mid-loop resumes without paying again), else budget check, per-kind
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from storyc.backends.base import BackendError, CallResult, ImageRequest
 from storyc.graph.plan import Step
@@ -52,16 +53,38 @@ class StepRun:
         self,
         kind: str,
         what: str,
-        invoke: Callable[[str], Any],
+        invoke: Callable[[str], CallResult],
         *,
         prompt: str,
         refs: tuple[Path, ...] = (),
+        dest: Path,
+        estimate: float,
+        params: Mapping[str, Any] | None = None,
+    ) -> CallResult:
+        """One paid image or video call writing `dest` (or its replay from the memo):
+        `invoke(prompt)` performs it."""
+        out = self._call(kind, what, invoke, prompt=prompt, refs=refs, dest=dest, estimate=estimate, params=params)
+        return cast(CallResult, out)
+
+    def check(
+        self, what: str, invoke: Callable[[str], Judged], *, prompt: str, refs: tuple[Path, ...], estimate: float
+    ) -> ConsistencyScore:
+        """One paid vision check (or its replay from the memo): `invoke(prompt)` asks the judge."""
+        score, _ = cast(Judged, self._call("vision", what, invoke, prompt=prompt, refs=refs, estimate=estimate))
+        return score
+
+    def _call(
+        self,
+        kind: str,
+        what: str,
+        invoke: Callable[[str], CallResult | Judged],
+        *,
+        prompt: str,
+        refs: tuple[Path, ...],
         dest: Path | None = None,
         estimate: float,
         params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Make one paid call (or replay it from the memo). `invoke(prompt)` performs it and
-        returns a CallResult, or (ConsistencyScore, CallResult) for a judge; so does this."""
+    ) -> CallResult | Judged:
         self._seq += 1
         memo_key = digest(
             {
@@ -83,7 +106,7 @@ class StepRun:
         self._remember(memo_key, kind, prompt, dest, out)
         return out
 
-    def _replay(self, memo: dict, dest: Path | None) -> Any:
+    def _replay(self, memo: dict, dest: Path | None) -> CallResult | Judged:
         for rel, sha in memo.get("files", {}).items():
             self.ctx.cache.materialize(sha, self.ctx.path(rel))
         self.replayed += 1
@@ -92,7 +115,9 @@ class StepRun:
             return ConsistencyScore.model_validate(memo["score"]), result
         return result
 
-    def _pay(self, kind: str, what: str, invoke: Callable[[str], Any], prompt: str, estimate: float) -> Any:
+    def _pay(
+        self, kind: str, what: str, invoke: Callable[[str], CallResult | Judged], prompt: str, estimate: float
+    ) -> CallResult | Judged:
         ctx = self.ctx
         if ctx.cancel.is_set():
             raise Cancelled()
@@ -101,7 +126,7 @@ class StepRun:
         actual = 0.0
         failed_before = self.failed_spend_usd
 
-        def throttled() -> Any:
+        def throttled() -> CallResult | Judged:
             with ctx.throttle(kind):
                 return invoke(prompt)
 
@@ -129,7 +154,7 @@ class StepRun:
         ctx.emit("call", step=self.step.id, kind=kind, what=what, cost_usd=actual)
         return out
 
-    def _remember(self, memo_key: str, kind: str, prompt: str, dest: Path | None, out: Any) -> None:
+    def _remember(self, memo_key: str, kind: str, prompt: str, dest: Path | None, out: CallResult | Judged) -> None:
         result = _call_result(out)
         files = {self.rel(dest): self.ctx.cache.put_file(dest)} if dest is not None else {}
         entry: dict[str, Any] = {
@@ -182,7 +207,7 @@ def provider_urls(role: str, result: CallResult) -> dict[str, str]:
     return {role: str(url)} if url else {}
 
 
-def _call_result(out: Any) -> CallResult:
+def _call_result(out: CallResult | Judged) -> CallResult:
     return out[1] if isinstance(out, tuple) else out
 
 

@@ -52,8 +52,8 @@ def run_character(ctx: BuildContext, run: StepRun) -> StepResult:
                 )
             )
 
-        score, _ = run.call(
-            "vision", f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=chat_cost(None, n_images=1)
+        score = run.check(
+            f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=chat_cost(None, n_images=1)
         )
         run.attempt_scores[rel] = score.overall_score
         if best is None or best.score is None or score.overall_score > best.score:

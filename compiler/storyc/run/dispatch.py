@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from storyc.model.state import StepRecord
+from storyc.model.state import StepKind, StepRecord, StepStatus
 from storyc.run.assemble import run_assemble
 from storyc.run.calls import StepRun
 from storyc.run.character import run_character
@@ -87,11 +87,11 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     return outcome
 
 
-def _record(run: StepRun, status: str, wall_s: float, **fields: Any) -> StepRecord:
+def _record(run: StepRun, status: StepStatus, wall_s: float, **fields: Any) -> StepRecord:
     """The step's record in this build: what its calls did, plus the runner's `fields`."""
     return StepRecord(
         id=run.step.id,
-        kind=run.step.kind,
+        kind=cast(StepKind, run.step.kind),  # the graph makes steps of these kinds only
         key=run.key,
         status=status,
         api_calls=sum(run.calls.values()),

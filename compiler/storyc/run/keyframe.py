@@ -11,7 +11,7 @@ from typing import Any
 
 from storyc.backends.base import JudgeRequest
 from storyc.model.prices import chat_cost, image_cost
-from storyc.model.story import Scene
+from storyc.model.story import Character, Scene
 from storyc.model.vision import ConsistencyScore
 from storyc.prompts.render import SlotPlan, allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, image_call, provider_urls
@@ -183,8 +183,7 @@ class _KeyframeLoop:
             )
             return backend.judge(request)
 
-        score, _ = self.run.call(
-            "vision",
+        score = self.run.check(
             f"check v{iteration}",
             judge,
             prompt=self.check,
@@ -194,5 +193,5 @@ class _KeyframeLoop:
         return score
 
 
-def _description(character: Any) -> str:
+def _description(character: Character | None) -> str:
     return character.visual_description if character is not None else ""

@@ -178,8 +178,7 @@ class _ClipLoop:
             )
             return backend.judge(request)
 
-        score, _ = run.call(
-            "vision",
+        score = run.check(
             f"drift check{suffix}",
             judge,
             prompt=self.check,
