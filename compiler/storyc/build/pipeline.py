@@ -64,13 +64,7 @@ def _resolve_and_run(
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
     missing = _missing_upstream(prep, res, selected, to_run)
     if missing:
-        base.status = "missing"
-        select = (opts.select or "").split(",")[0].strip().lstrip("+").rstrip("+")
-        base.message = (
-            "--select leaves out steps that are neither selected nor cached: "
-            + "; ".join(f"{d} (needed by {', '.join(users)})" for d, users in missing.items())
-            + f". Select them too (e.g. --select '+{select}') or build without --select."
-        )
+        base.status, base.message = "missing", _missing_message(missing, opts.select or "")
         return base
     if opts.dry_run:
         base.status = "dry_run"
@@ -107,6 +101,15 @@ def _missing_upstream(prep: Prepared, res: Resolution, selected: set[str], to_ru
             if d not in selected and not res.cached(d):
                 needed_by.setdefault(d, []).append(sid)
     return needed_by
+
+
+def _missing_message(missing: dict[str, list[str]], select: str) -> str:
+    first = select.split(",")[0].strip().lstrip("+").rstrip("+")
+    return (
+        "--select leaves out steps that are neither selected nor cached: "
+        + "; ".join(f"{d} (needed by {', '.join(users)})" for d, users in missing.items())
+        + f". Select them too (e.g. --select '+{first}') or build without --select."
+    )
 
 
 def _backend_for(opts: BuildOptions, prep: Prepared, name: str, to_run: list[str]) -> Backend | None:

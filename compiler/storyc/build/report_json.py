@@ -15,12 +15,9 @@ CALL_KINDS = ("image", "video", "vision", "chat")
 def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecResult | None, wall_s: float) -> dict:
     """The report of this build: every step of the graph in order (finished, failed, or
     not run), and the calls, cost, retries and replays summed over the steps that ran."""
-    ran = [o for sid in ctx.graph.order if (o := ctx.outcomes.get(sid) or ctx.failed.get(sid)) is not None]
-    calls = dict.fromkeys(CALL_KINDS, 0)
-    for outcome in ran:
-        for kind, n in outcome.calls.items():
-            calls[kind] = calls.get(kind, 0) + n
-    by_id = {o.id: o for o in ran}
+    by_id = {**ctx.failed, **ctx.outcomes}  # every step that ran (finished or failed)
+    ran = [by_id[sid] for sid in ctx.graph.order if sid in by_id]
+    calls = _calls_by_kind(ran)
     report: dict[str, Any] = {
         "backend": ctx.graph.backend,
         "story": str(ctx.graph.story_path),
@@ -44,6 +41,14 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
     if "assemble" in ctx.outcomes:
         report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
     return report
+
+
+def _calls_by_kind(ran: list[StepOutcome]) -> dict[str, int]:
+    calls = dict.fromkeys(CALL_KINDS, 0)
+    for outcome in ran:
+        for kind, n in outcome.calls.items():
+            calls[kind] = calls.get(kind, 0) + n
+    return calls
 
 
 def _step_entry(outcome: StepOutcome) -> dict[str, Any]:

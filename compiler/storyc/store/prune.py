@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from storyc.diagnostics import StorycError
 from storyc.graph.plan import StepGraph, build_graph, resolve
@@ -162,10 +163,9 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     # calls/: exactly those a step with a computable key made
     kept_calls = 0
     for _, (path, entry) in sorted(calls.items()):
-        step_key = entry.get("step_key") if entry is not None else None
-        if entry is not None and isinstance(step_key, str) and step_key in reach.computable:
+        if _made_by(entry, reach.computable):
             kept_calls += 1
-            kept_files.append(entry.get("files", {}))
+            kept_files.append(entry["files"])
         else:  # unreadable, or of a step no build of these stories can reach
             result.removals.append(Removal("calls", path, _size(path)))
 
@@ -187,6 +187,12 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     every = [p for p, _ in steps.values()] + [p for p, _ in calls.values()] + list(blobs.values())
     result.kept_bytes = sum(_size(p) for p in every if p not in removed)
     return result
+
+
+def _made_by(entry: dict | None, keys: set[str]) -> TypeGuard[dict]:
+    """Whether a calls/ entry (None: unreadable) was made by a step of one of `keys`."""
+    step_key = entry.get("step_key") if entry is not None else None
+    return isinstance(step_key, str) and step_key in keys
 
 
 def apply_prune(plan: PrunePlan) -> int:
