@@ -13,7 +13,7 @@ from storyc.backends.base import JudgeRequest
 from storyc.model.prices import chat_cost, image_cost
 from storyc.model.story import Character, Scene
 from storyc.model.vision import ConsistencyScore
-from storyc.prompts.render import SlotPlan, allocate_slots, judge_characters
+from storyc.prompts.render import Slot, SlotPlan, allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, image_call, provider_urls
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
@@ -87,7 +87,7 @@ class _KeyframeLoop:
         self.ctx, self.run, self.scene = ctx, run, scene
         story, index = ctx.story, _scene_index(run)
         slots = allocate_slots(story, index)
-        self.refs = tuple(self._slot_image(slot.kind, slot.name, slot.scene_id, slot.source) for slot in slots.slots)
+        self.refs = tuple(self._slot_image(slot) for slot in slots.slots)
         self.judged = judge_characters(story, index)
         self.judge_refs = tuple(ctx.output(f"character:{n}", "sheet") for n in self.judged)
         self.compose = run.step.static["prompts"]["compose"]
@@ -95,12 +95,13 @@ class _KeyframeLoop:
         run.prompts.update(compose=self.compose, check=self.check)
         self.hints = self._hints(slots)
 
-    def _slot_image(self, kind: str, name: str | None, scene_id: int | None, source: str | None) -> Path:
-        if kind == "character":
-            return self.ctx.output(f"character:{name}", "sheet")
-        if source == "last_frame":
-            return self.ctx.output(f"video:{scene_id}", "last_frame")
-        return self.ctx.output(f"keyframe:{scene_id}", "keyframe")
+    def _slot_image(self, slot: Slot) -> Path:
+        """The reference image in a slot: a character's sheet, or the chain source's frame."""
+        if slot.kind == "character":
+            return self.ctx.output(f"character:{slot.name}", "sheet")
+        if slot.source == "last_frame":
+            return self.ctx.output(f"video:{slot.scene_id}", "last_frame")
+        return self.ctx.output(f"keyframe:{slot.scene_id}", "keyframe")
 
     def _hints(self, slots: SlotPlan) -> dict[str, Any]:
         story, scene = self.ctx.story, self.scene
