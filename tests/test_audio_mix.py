@@ -30,7 +30,7 @@ from _audio import (
 from storyc.backends.offline.speech import render_speech, story_cast
 from storyc.load.loader import load_story
 from storyc.media import ffmpeg as media
-from storyc.media.assemble import Clip
+from storyc.media.assemble import Clip, build_assembly_graph
 from storyc.media.audio_mix import (
     PlacedSpeech,
     SoundPlan,
@@ -357,7 +357,7 @@ def test_nothing_to_hear_renders_silence_without_normalizing(tmp_path):
 def test_clip_starts_follow_the_assembly_graph(specs):
     clips = [Clip(Path(f"{i}.mp4"), d, t) for i, (d, t) in enumerate(specs)]
     starts, total = clip_starts(clips)
-    _, graph_total = media.build_assembly_graph(clips, [True] * len(clips), 64, 36)
+    _, graph_total = build_assembly_graph(clips, [True] * len(clips), 64, 36)
     assert total == pytest.approx(graph_total)
     assert starts[0] == 0 and all(b >= a for a, b in itertools.pairwise(starts))
     for start, clip in zip(starts, clips, strict=True):
