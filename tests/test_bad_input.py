@@ -135,12 +135,15 @@ def test_unreadable_file_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     story = tmp_path / "locked.yaml"
     story.write_text("title: T\n")
     story.chmod(0)
-    if os.geteuid() == 0:  # root reads any file: make the read fail as it would for a user
+    if os.geteuid() == 0:  # root reads any file: the OS refuses this one as it would refuse a user
+        real_open = Path.open
 
-        def refuse(path: Path) -> bytes:
-            raise PermissionError(13, "Permission denied", str(path))
+        def refusing_open(path: Path, *args, **kwargs):
+            if path == story:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr("storyc.load.loader._read_bounded", refuse)
+        monkeypatch.setattr(Path, "open", refusing_open)
     code, out, err = run_lint([str(story)], tmp_path, monkeypatch)
     assert_clean_failure(code, out, err, str(story), "E105", 1)
 

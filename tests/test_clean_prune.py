@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _events import watch
 from _fake_backend import FakeBackend
 from storyc.build.pipeline import BuildOptions, prepare, run_build
 from storyc.cli.app import app
@@ -66,25 +67,23 @@ def _story(folder: Path, text: str) -> Path:
 
 
 class _CallTruth:
-    """Records, for each per-call entry written, the key of the step that made it."""
+    """Records, for each per-call entry written, the key of the step that made it (from
+    storyc's `storyc.run.call_cached` audit event, tests/_events.py)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self):
         self.step_of: dict[str, str] = {}
-        original = Cache.put_call
 
-        def spy(cache, key, entry):
-            from storyc.run.steps import StepRun
+    def __call__(self, event: str, args: tuple) -> None:
+        if event == "storyc.run.call_cached":
+            call_key, step_key, _kind = args
+            self.step_of[call_key] = step_key
 
-            frame = sys._getframe(1)
-            while frame is not None:  # up to the StepRun making the call
-                maker = frame.f_locals.get("self")
-                if isinstance(maker, StepRun):
-                    self.step_of[key] = maker.key
-                    break
-                frame = frame.f_back
-            return original(cache, key, entry)
 
-        monkeypatch.setattr(Cache, "put_call", spy)
+@pytest.fixture
+def call_truth():
+    """A _CallTruth watching every build of the test."""
+    with watch(_CallTruth()) as truth:
+        yield truth
 
 
 def _build(story: Path, out: Path, cache: Path, backend=None):
@@ -125,12 +124,13 @@ def shared(tmp_path_factory, prefect_harness):
     mp = pytest.MonkeyPatch()
     mp.setenv("STORYC_RENDER_SCALE", SCALE)
     mp.delenv("XAI_API_KEY", raising=False)
-    truth = _CallTruth(mp)
+    truth = _CallTruth()
     root = tmp_path_factory.mktemp("shared")
     a, b = _story(root / "a", STORY_A), _story(root / "b", STORY_B)
-    for story, name in ((a, "a"), (b, "b")):
-        result, _ = _build(story, root / "out" / name, root / "cache")
-        assert result.status == "built", result.message
+    with watch(truth):
+        for story, name in ((a, "a"), (b, "b")):
+            result, _ = _build(story, root / "out" / name, root / "cache")
+            assert result.status == "built", result.message
     yield {
         "root": root,
         "a": a,
@@ -167,14 +167,14 @@ def test_a_prune_with_nothing_unreachable_removes_nothing(work):
 
 
 @pytest.mark.parametrize("legacy_calls", [False, True], ids=["calls-name-their-step", "calls-without-step-key"])
-def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch, legacy_calls):
+def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, call_truth, legacy_calls):
     cache, a, b = work["cache"], work["a"], work["b"]
     if legacy_calls:  # entries written before calls recorded their step's key
         for path in (cache / "calls").glob("*/*.json"):
             entry = json.loads(path.read_bytes())
             assert entry.pop("step_key")
             path.write_bytes(json.dumps(entry).encode())
-    truth = _CallTruth(monkeypatch)
+    truth = call_truth
     truth.step_of.update(shared["truth"].step_of)
     a.write_text(STORY_A.replace(*EDIT))
     after_edit = _keys(a, cache)
@@ -266,9 +266,9 @@ def test_freed_bytes_equal_the_decrease_on_disk(work):
     assert freed == dry == before - sum(_files(cache).values()) > 0
 
 
-def test_calls_of_a_crashed_step_survive_prune_and_are_replayed(work, shared, monkeypatch):
+def test_calls_of_a_crashed_step_survive_prune_and_are_replayed(work, shared, call_truth):
     cache, a, b = work["cache"], work["a"], work["b"]
-    truth = _CallTruth(monkeypatch)
+    truth = call_truth
     a.write_text(STORY_A.replace(*EDIT))
     crashing = FakeBackend(SCORES, fail_after=1)  # keyframe 2's compose is paid, its check crashes
     crashed, _ = _build(a, work["tmp"] / "out_a", cache, backend=crashing)

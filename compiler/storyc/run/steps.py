@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -252,6 +253,8 @@ class StepRun:
         if isinstance(out, tuple):
             entry["score"] = out[0].model_dump(mode="json")
         self.ctx.cache.put_call(memo_key, entry)
+        # the result is durable now: tests and benchmarks that kill builds count these (CONTRIBUTING.md)
+        sys.audit("storyc.run.call_cached", memo_key, self.key, entry["kind"])
         return out, sent
 
     def _count_failed_spend(self, kind: str, exc: BaseException) -> None:
