@@ -154,21 +154,18 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
 def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     code = (
-        "import sys, json, time\n"
-        "t = time.perf_counter()\n"
+        "import sys, json\n"
         "from storyc.build.pipeline import BuildOptions, run_build\n"
         f"r = run_build(BuildOptions(story={str(first_build['story'])!r}, out_dir={str(tmp_path / 'out')!r},"
         f" cache_dir={str(cache)!r}, backend='offline'))\n"
         "print(json.dumps({'status': r.status, 'calls': r.report['api_calls_total'], 'hits': r.report['cache_hits'],"
-        " 'prefect': 'prefect' in sys.modules, 's': time.perf_counter() - t}))\n"
+        " 'prefect': 'prefect' in sys.modules}))\n"
     )
-    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
-    wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert data == {**data, "status": "up_to_date", "calls": 0, "hits": 10, "prefect": False}
-    assert wall < 5  # the goal (< 1.5 s) is measured by bench/incremental.py
+    # its time (goal < 1.5 s) is measured by bench/incremental.py
+    assert data == {"status": "up_to_date", "calls": 0, "hits": 10, "prefect": False}
     # restored from the cache into a fresh folder: identical bytes
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
 
@@ -388,23 +385,39 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     monkeypatch.setenv("STORYC_CONCURRENCY", "video=2")
     limits = Limits(rates={"image": 20.0})
     assert limits.concurrency["video"] == 2 and limits.rates == {"image": 20.0, "video": 1.0}
-    active, peak, lock = [0], [0], threading.Lock()
+    capped = Limits(rates={"video": 0})  # the cap alone (the 1/s rate would make this test slow)
+    assert capped.concurrency["video"] == 2 and "video" not in capped.rates
+    # Six clips ask for the cap of two: the first two in hold it until every clip has
+    # arrived at it, so the other four are made to wait, and none may get in beside them.
+    arrived, inside, peak, done = [0], [0], [0], [0]
+    changed, release = threading.Condition(), threading.Event()
 
     def clip():
         with limits.throttle("vision"):  # not rate limited, capped at 8
             pass
-        with limits._sems["video"]:  # the cap alone (the 1/s rate would make this test slow)
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-            time.sleep(0.05)
-            with lock:
-                active[0] -= 1
+        with changed:
+            arrived[0] += 1
+            changed.notify_all()
+        with capped.throttle("video"):
+            with changed:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+                changed.notify_all()
+            release.wait(timeout=60)
+            with changed:
+                inside[0] -= 1
+                done[0] += 1
 
     threads = [threading.Thread(target=clip) for _ in range(6)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    assert peak[0] == 2
+    for t in threads:
+        t.start()
+    with changed:
+        assert changed.wait_for(lambda: arrived[0] == 6 and inside[0] >= 2, timeout=60), (arrived, inside)
+        held = inside[0]
+    release.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert held == 2 and done[0] == 6 and peak[0] == 2
     t0 = time.perf_counter()
     for _ in range(5):
         with limits.throttle("image"):

@@ -1,7 +1,7 @@
 """Ctrl-C, the build lock, and an output folder that cannot be written (issue 5).
 
 - Ctrl-C (SIGINT to the process group of a running `storyc build`, as a terminal sends
-  it; subprocess, simulated latencies): exit code 130 within seconds,
+  it; subprocess, simulated latencies): exit code 130 (how fast: bench/reliability.py),
   one line saying how to resume (with the same --out/--cache), the call in flight is
   finished and recorded, state.json saved; the resumed build (the printed command, as
   is) finishes, matches an uninterrupted build byte for byte and pays nothing twice.
@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +68,8 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     assert ck.first_call_of(log, first.pid, first), ck.finish(first)
     assert ck.wait_for_line(out / "state.json", '"status": "done"', 30, first)  # a step has finished
 
-    # the second build of the same story and output folder is refused at once
-    t0 = time.monotonic()
+    # the second build of the same story and output folder is refused at once (its time is
+    # measured by bench/reliability.py)
     state_before = (out / "state.json").read_bytes()
     second = ck.start_build(story, out, cache, ck.build_env(log, mark + "-second"), tmp_path / "logs", "second")
     code, stdout, stderr = ck.finish(second, timeout_s=60)
@@ -79,7 +78,7 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
         f"storyc build: another storyc build (pid {first.pid}) is writing {out}; "
         "wait for it to finish or use --out for a different folder"
     )
-    assert "Traceback" not in stderr + stdout and time.monotonic() - t0 < 30
+    assert "Traceback" not in stderr + stdout
     assert second.pid not in ck.read_call_log(log)["by_pid"]  # it called nothing
     assert first.poll() is None  # and the first build goes on
 
@@ -87,15 +86,12 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     # leads its own group here). Prefect's temporary server and ffmpeg run in their own
     # sessions, so they are not hit: the render in flight finishes, the server stays up.
     os.killpg(first.pid, signal.SIGINT)
-    t0 = time.monotonic()
-    code, stdout, stderr = ck.finish(first, timeout_s=60)
-    stopped_s = time.monotonic() - t0
+    code, stdout, stderr = ck.finish(first, timeout_s=60)  # how fast it stops: bench/reliability.py
     assert code == 130, stderr
     assert "Traceback" not in stderr + stdout, stderr
     message = _last_line(stderr)
     assert message.startswith("storyc build: interrupted (") and "; state saved. Resume with: storyc build " in message
     assert f"--out {out}" in message and f"--cache {cache}" in message
-    assert stopped_s < 15
 
     # in-flight work was finished and recorded: every call started has its result in the cache
     started, durable = ck.read_call_log(log)["by_pid"][first.pid]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -286,10 +285,8 @@ def test_billion_laughs_is_refused_quickly() -> None:
     levels = ["a0: &a0 [" + ", ".join(["lol"] * 10) + "]"]
     for i in range(1, 10):
         levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
-    started = time.perf_counter()
-    with pytest.raises(StorycError) as info:
+    with pytest.raises(StorycError) as info:  # how fast: bench/lint_speed.py
         load_story_text("\n".join(levels) + "\n")
-    assert time.perf_counter() - started < 2.0
     assert info.value.diagnostics[0].code == "E104"
     assert f"{MAX_NODE_VISITS:,}" in info.value.diagnostics[0].message
     # a0..a4 expand to ~123k nodes, a5 alone to 1.1M: the diagnostic names a5's value

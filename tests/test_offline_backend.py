@@ -383,9 +383,7 @@ def video_request(
 def test_clip_has_exact_size_duration_audio_and_is_deterministic(tmp_path, sheets):
     backend = OfflineBackend()
     kf = compose(backend, sheets, tmp_path / "kf.jpg")
-    started = time.perf_counter()
-    r1 = backend.image_to_video(video_request(kf, tmp_path / "a.mp4"), job_key="k1")
-    encode_s = time.perf_counter() - started
+    r1 = backend.image_to_video(video_request(kf, tmp_path / "a.mp4"), job_key="k1")  # its time: bench/assemble.py
     r2 = OfflineBackend().image_to_video(video_request(kf, tmp_path / "b" / "b.mp4"), job_key="k1")
     assert sha(r1.path) == sha(r2.path)
     info = media.probe(r1.path)
@@ -393,7 +391,6 @@ def test_clip_has_exact_size_duration_audio_and_is_deterministic(tmp_path, sheet
     assert info.has_audio and info.audio_codec == "aac"
     assert (r1.kind, r1.cost_usd) == ("video", 0.0) and backend.calls["video"] == 1
     assert b"Lavf" not in r1.path.read_bytes()
-    assert encode_s < 10
 
 
 def test_vertical_clip_size(tmp_path, sheets):

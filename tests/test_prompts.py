@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -344,13 +343,9 @@ def big_story(scenes: int) -> Story:
     )
 
 
-def test_rendering_a_1000_scene_story_is_cheap():
-    story = big_story(1000)
-    start = time.perf_counter()
-    entries = prompt_listing(PromptSet(story))
-    elapsed = time.perf_counter() - start
+def test_a_1000_scene_story_renders_every_prompt():
+    entries = prompt_listing(PromptSet(big_story(1000)))  # how fast: bench/lint_speed.py
     assert len(entries) == 4 * 2 + 1000 * 4
-    assert elapsed < 5.0, f"{elapsed:.2f}s to render {len(entries)} prompts"  # ~0.25 s measured
 
 
 # ─── storyc prompts ─────────────────────────────────────────────────────────
