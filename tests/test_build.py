@@ -95,6 +95,8 @@ def _copy_cache(first, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     result, backend, out = first_build["result"], first_build["backend"], first_build["root"] / "out"
     assert result.status == "built", result.message
@@ -151,6 +153,8 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     assert info.has_audio and abs(info.duration_s - (9 - 0.5)) < 0.2  # one 0.5 s crossfade
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     code = (
@@ -170,6 +174,8 @@ def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_editing_one_scene_reruns_only_it_and_its_chain(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     story = _story(tmp_path / "s", STORY.replace("action: Bo runs to Ava and waves", "action: Bo cartwheels to Ava"))
@@ -180,6 +186,8 @@ def test_editing_one_scene_reruns_only_it_and_its_chain(first_build, tmp_path):
     assert {what for _, what in backend.log} == {"keyframe:2", "video:2", "keyframe:3", "video:3"}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
     story = first_build["story"]
     crashing = FakeBackend(SCORES, fail_after=9)  # dies mid-way through keyframe 1's loop
@@ -202,6 +210,8 @@ def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_transient_errors_are_retried_and_counted(first_build, tmp_path):
     flaky = FakeBackend(SCORES, transient_every=5)
     result, _ = _build(
@@ -233,6 +243,8 @@ class _BilledFailureOnFirstClip(FakeBackend):
         return super().image_to_video(req, job_key=job_key, journal=journal)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp_path):
     backend = _BilledFailureOnFirstClip()
     result, _ = _build(
@@ -248,6 +260,8 @@ def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp
     assert result.report["cost_usd"] == pytest.approx(first_build["result"].report["cost_usd"] + 0.21, abs=1e-6)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_select_builds_only_the_selection(first_build, tmp_path):
     story = first_build["story"]
     missing, _ = _build(story, tmp_path / "out", tmp_path / "cache", select="scene:2")
@@ -264,6 +278,8 @@ def test_select_builds_only_the_selection(first_build, tmp_path):
 EXHAUSTED = {"*": [0.1], **{(f"keyframe:{n}", "keyframe"): [0.5] for n in (1, 2, 3)}}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("scores,bound", [({}, "calls_min"), (EXHAUSTED, "calls_max")], ids=["min", "max"])
 def test_dry_run_matches_counted_calls(first_build, tmp_path, scores, bound):
     story = first_build["story"]
@@ -276,6 +292,8 @@ def test_dry_run_matches_counted_calls(first_build, tmp_path, scores, bound):
     assert counted == dry.dry_run[bound]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_path):
     # sheets ($0.063) and keyframe 1 ($0.063) fit; video 1 (3 s at 720p: $0.21) would not
     result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", max_cost=0.2)
@@ -288,6 +306,8 @@ def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_pa
     assert again.status == "up_to_date"
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, tmp_path):
     from typer.testing import CliRunner
 
@@ -322,6 +342,8 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     assert r.exit_code == 1 and "Zed" in r.output and not (tmp_path / "outbad").exists()
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_force_regenerates_everything_selected(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")
@@ -332,6 +354,8 @@ def test_force_regenerates_everything_selected(first_build, tmp_path):
     assert steps["assemble"] == steps["script"] == "skipped"  # downstream of the selection, not selected
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_build):
     from typer.testing import CliRunner
 
@@ -357,6 +381,8 @@ def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_bu
     assert {sid: s["key"] for sid, s in steps.items()} == {sid: rec["key"] for sid, rec in state["steps"].items()}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     story = _story(tmp_path / "s", STORY.replace("transition: crossfade", "transition: cut"))
@@ -377,6 +403,7 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     assert abs(media.probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
 
 
+@pytest.mark.unit
 def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     import threading
 
@@ -425,6 +452,7 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     assert time.perf_counter() - t0 >= 4 / 20.0 * 0.9  # 5 images at 20/s: at least 4 intervals
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "fix_prompt, expected",
     [
@@ -453,6 +481,7 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
     assert _fix_target(score) == expected
 
 
+@pytest.mark.unit
 def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
     import io
 
@@ -492,6 +521,7 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     assert "done    character:Ava" in live.rich.console.file.getvalue()
 
 
+@pytest.mark.unit
 def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     from storyc.run.steps import Budget, BudgetExceeded
 
@@ -505,6 +535,8 @@ def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     assert "video:3" in budget.stopped
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tmp_path):
     """Keyframe 2's loop ends at 0.6 (below the 0.8 threshold); its clip's last frame scores
     0.58: it did not drift, so no video edit is paid for. Clip 3 falls from 0.9 to 0.5: corrected."""

@@ -28,6 +28,8 @@ from storyc.store.cache import Cache
 from storyc.store.prune import apply_prune, plan_prune
 from storyc.store.state import BuildLock
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 SCALE = "0.1"
 STYLE = "flat vector illustration with bold outlines and soft pastel shading"
 CHARACTERS = """\

@@ -29,7 +29,7 @@ from storyc.store.hashing import file_sha256
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,8 @@ def _last_line(text: str) -> str:
 # ─── Ctrl-C and the lock ────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_reference, tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
@@ -130,6 +132,8 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     assert ck.leftover_processes(mark + "-resume", grace_s=4.0) == []
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c(tmp_path):
     # CI runners and `timeout` cancel with SIGTERM to the build's pid alone.
     story = tmp_path / "story.yaml"
@@ -152,6 +156,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     assert left == []
 
 
+@pytest.mark.unit
 def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -166,6 +171,7 @@ def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.unit
 def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
     """The same rule without a subprocess: while a lock holder lives, build refuses; the
     refusal neither writes nor deletes anything; after release the folder is usable."""
@@ -191,6 +197,7 @@ def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
         pass
 
 
+@pytest.mark.unit
 def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -242,6 +249,7 @@ def _assert_clear_error(result, *needles: str) -> str:
     return errors[-1]
 
 
+@pytest.mark.unit
 def test_output_folder_below_a_file_is_a_clear_error(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -251,6 +259,8 @@ def test_output_folder_below_a_file_is_a_clear_error(tmp_path):
     _assert_clear_error(r, "Not a directory", str(blocker))
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_read_only_output_folder_is_a_clear_error(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -264,6 +274,8 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path):
         _assert_clear_error(r, "Read-only file system")
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliability_reference, tmp_path):
     # e.g. a team's cache mounted read-only on a reviewer's machine: nothing to write, so no
     # lock file can be made there, and the build still restores every step from it
@@ -292,6 +304,8 @@ def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliabil
         assert file_sha256(tmp_path / "out" / "final_video.mp4") == reliability_reference["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(
     reliability_reference, tmp_path, monkeypatch
 ):
@@ -362,6 +376,7 @@ def _cache_writer(root: str, seed: int, rounds: int) -> None:
             cache.clean_temps()  # what every build does when it starts
 
 
+@pytest.mark.integration
 def test_builds_sharing_one_cache_never_corrupt_it(tmp_path):
     """Several builds (different output folders, so no lock between them) write the same
     content-addressed entries at once: every write is atomic, a build's start-up clean-up

@@ -15,6 +15,8 @@ from storyc.lint.base import Rule
 from storyc.load.loader import load_story
 from test_loader import assert_inside, dump, mutated_story, story_dicts  # the loader tests' generators
 
+pytestmark = pytest.mark.unit
+
 CASES_DIR = Path(__file__).parent / "lint_cases"
 
 

@@ -19,6 +19,8 @@ from storyc.diagnostics import Diagnostic, StorycError
 from storyc.load.loader import MAX_FILE_BYTES, MAX_NODE_VISITS, load_story, load_story_text
 from storyc.model.story import Story
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 FOX = (ROOT / "stories" / "fox_and_owl.yaml").read_text(encoding="utf-8")
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,6 +9,8 @@ import pytest
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
 from storyc.model import prices as pricing
 
+pytestmark = pytest.mark.unit
+
 
 class FakeClock:
     def __init__(self):

@@ -116,6 +116,7 @@ def built_state(story: Story) -> BuildState:
     )
 
 
+@pytest.mark.unit
 def test_script_md_content(tmp_path):
     story = fox_story()
     path = write_script_md(tmp_path, story, built_state(story))
@@ -158,6 +159,7 @@ def test_script_md_content(tmp_path):
     assert "1 from cache" in md
 
 
+@pytest.mark.unit
 def test_html_is_self_contained_and_escaped(tmp_path):
     story = fox_story(title='<script>alert("x")</script> & co')
     state = built_state(story)
@@ -179,12 +181,14 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert "scene 1 last frame" in text
 
 
+@pytest.mark.unit
 def test_markdown_escapes_raw_html_in_story_text(tmp_path):
     story = fox_story(title="<script>x</script> | pipe")
     md = write_script_md(tmp_path, story, built_state(story)).read_text()
     assert "<script>" not in md and md.startswith("# &lt;script&gt;x&lt;/script&gt; | pipe")
 
 
+@pytest.mark.unit
 def test_partial_build_and_names_with_spaces(tmp_path):
     loaded = load_story(FOX)
     data = loaded.story.model_dump()
@@ -225,6 +229,7 @@ def test_partial_build_and_names_with_spaces(tmp_path):
     assert "not rendered yet" in page and "moderation blocked the prompt" in page
 
 
+@pytest.mark.unit
 def test_write_json_atomic_and_state_report(tmp_path):
     story = fox_story()
     state = built_state(story)
@@ -248,6 +253,7 @@ def test_write_json_atomic_and_state_report(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "state.json"]
 
 
+@pytest.mark.unit
 def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "state.json"
     write_json_atomic(target, {"old": True})
@@ -262,6 +268,7 @@ def test_write_json_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "temp file cleaned up"
 
 
+@pytest.mark.integration
 def test_report_module_stays_light():
     # report.py is called from the build but must not pull in Prefect or media libraries.
     import subprocess
@@ -272,6 +279,7 @@ def test_report_module_stays_light():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.unit
 def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_path):
     story = fox_story()
     state = built_state(story)
@@ -318,6 +326,7 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     assert "Other keyframe attempts: [v1](<keyframes/scene_2_v1.jpg>) (compose, 0.70)" in md
 
 
+@pytest.mark.unit
 def test_palette_swatches():
     from storyc.report.html import palette_swatches
 
@@ -330,6 +339,7 @@ def test_palette_swatches():
     assert palette_swatches("moonlight and mist") == []
 
 
+@pytest.mark.unit
 def test_score_marker_never_rounds_across_the_threshold():
     from storyc.report.html import _score_html
 
