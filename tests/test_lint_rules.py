@@ -183,6 +183,7 @@ def semantically_broken(draw) -> dict:
     return data
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=semantically_broken())
 def test_lint_of_semantically_broken_stories_never_crashes(tmp_path_factory, data: dict) -> None:

@@ -186,6 +186,7 @@ def dump(data: dict) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts())
 def test_generated_stories_load_to_the_same_model(data: dict) -> None:
@@ -195,6 +196,7 @@ def test_generated_stories_load_to_the_same_model(data: dict) -> None:
     assert loaded.data == data
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts())
 def test_dump_load_dump_is_stable(data: dict) -> None:
@@ -209,6 +211,7 @@ def _line_col_of(text: str, needle: str) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_bad_duration_points_at_its_line(data: dict, pick) -> None:
@@ -225,6 +228,7 @@ def test_bad_duration_points_at_its_line(data: dict, pick) -> None:
         assert_inside(diag, text)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_wrong_type_points_at_the_value(data: dict, pick) -> None:
@@ -237,6 +241,7 @@ def test_wrong_type_points_at_the_value(data: dict, pick) -> None:
     assert (diagnostics[0].line, diagnostics[0].column) == _line_col_of(text, "123456789")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_unknown_field_points_at_its_key(data: dict, pick) -> None:
@@ -248,6 +253,7 @@ def test_unknown_field_points_at_its_key(data: dict, pick) -> None:
     assert (diagnostics[0].line, diagnostics[0].column) == _line_col_of(text, "duraton_secs")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_unknown_character_points_at_its_list_item(data: dict, pick) -> None:

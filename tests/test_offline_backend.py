@@ -435,6 +435,7 @@ def test_camera_words():
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_drifted_clip_scores_lower_and_the_video_edit_fixes_it(tmp_path, sheets):
     backend = OfflineBackend()
     kf = None
