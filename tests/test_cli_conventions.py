@@ -60,11 +60,13 @@ def _command_paths() -> list[list[str]]:
     return list(walk(typer.main.get_command(app), []))
 
 
+@pytest.mark.unit
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"storyc {__version__}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "storyc")
 def test_every_command_has_help_with_examples_and_a_short_alias(path):
     long, short = invoke(*path, "--help"), invoke(*path, "-h")
@@ -76,12 +78,14 @@ def test_every_command_has_help_with_examples_and_a_short_alias(path):
         assert "storyc " in long.stdout.split("Example", 1)[1]
 
 
+@pytest.mark.unit
 def test_the_new_commands_are_listed_and_say_what_they_leave_alone():
     top = invoke("--help").stdout
     assert all(name in top for name in ("clean", "cache", "completion"))
     assert "cache is not touched" in invoke("clean", "--help").stdout.replace("\n", " ")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "shell, marker",
     [
@@ -95,11 +99,13 @@ def test_completion_prints_a_script_for_each_shell(shell, marker):
     assert result.exit_code == 0 and marker in result.stdout and "_STORYC_COMPLETE" in result.stdout
 
 
+@pytest.mark.unit
 def test_completion_rejects_an_unknown_shell():
     result = invoke("completion", "tcsh")
     assert result.exit_code == 2 and "bash, zsh or fish" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not STORYC.exists(), reason="needs the installed storyc entry point")
 def test_the_bash_script_completes_commands_and_options():
     words = {"storyc cl": "clean", "storyc cache pr": "prune", "storyc build --dr": "--dry-run"}
@@ -110,6 +116,7 @@ def test_the_bash_script_completes_commands_and_options():
         assert proc.returncode == 0 and expected in proc.stdout.split(), (line, proc.stdout, proc.stderr)
 
 
+@pytest.mark.integration
 def test_no_color_wins_over_force_color():
     both = {"NO_COLOR": "1", "FORCE_COLOR": "1"}
     for args in (["--help"], ["lint", "--help"], ["build", "--no-such-option"], ["cache", "prune", "-h"]):
@@ -138,6 +145,8 @@ def _build(story: Path, out: str, *flags: str, before: tuple[str, ...] = ()):
     return invoke(*before, "build", story, "--out", folder / out, "--cache", folder / f"cache_{out}", *flags)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_build_default_quiet_and_verbose_output(fake_builds):
     story = fake_builds
     normal = _build(story, "normal")
@@ -169,6 +178,7 @@ def test_build_default_quiet_and_verbose_output(fake_builds):
     assert any(line.startswith("done    video:1") for line in out)
 
 
+@pytest.mark.unit
 def test_quiet_and_verbose_exclude_each_other():
     for args in (
         ["-q", "-v", "lint", "x.yaml"],
@@ -183,6 +193,7 @@ def test_quiet_and_verbose_exclude_each_other():
 # ─── stderr, stdout, exit codes ──────────────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_errors_go_to_stderr_and_results_to_stdout(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)
@@ -212,12 +223,14 @@ def test_errors_go_to_stderr_and_results_to_stdout(tmp_path):
     assert refused.exit_code == 1 and refused.stdout == "" and "not look like storyc build output" in refused.stderr
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", [p for p in _command_paths() if p and p != ["cache"]], ids=" ".join)
 def test_an_unknown_option_is_exit_code_2_on_stderr(path):
     result = invoke(*path, "--no-such-option")
     assert result.exit_code == 2 and "No such option" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.unit
 def test_the_readme_documents_the_exit_codes_and_the_new_commands():
     readme = (ROOT / "README.md").read_text()
     table = readme.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
@@ -226,6 +239,7 @@ def test_the_readme_documents_the_exit_codes_and_the_new_commands():
         assert text in readme, text
 
 
+@pytest.mark.integration
 def test_help_and_clean_import_nothing_heavy(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(STORY)

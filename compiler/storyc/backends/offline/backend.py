@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -122,6 +123,7 @@ class OfflineBackend:
 
     def _enter(self, kind: str, latency_kind: str, identity: str, dest: Path | None) -> None:
         """Simulated latency, then maybe an injected fault (nothing is left at `dest`)."""
+        sys.audit("storyc.offline.call_started", kind, identity)  # every try; tests count them (CONTRIBUTING.md)
         attempt = self._tries.next(identity)
         fault = self.fault_plan.decide(identity, attempt)
         if fault != "ratelimit":  # a 429 comes back at once; everything else takes its time
@@ -141,6 +143,7 @@ class OfflineBackend:
     def _done(self, kind: str, path: Path | None, **meta: Any) -> CallResult:
         with self._lock:
             self.calls[kind] += 1
+        sys.audit("storyc.offline.call_done", kind, path)
         return CallResult(path=path, cost_usd=0.0, kind=kind, calls=1, meta={"backend": "offline", **meta})  # type: ignore[arg-type]
 
     # ── images ──────────────────────────────────────────────────────────────
