@@ -1,0 +1,97 @@
+"""Exit codes, usage checks, and the one place where exceptions become exit codes.
+
+0 ok, 1 bad input or a failed build, 2 a usage error, 130 interrupted. Bad input is one
+clear line (or positioned diagnostics) on stderr, never a traceback; secrets are scrubbed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from storyc.diagnostics import StorycError
+from storyc.redact import redact
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_STORY = Path("story.yaml")  # what `storyc init` writes: the story of the current folder
+
+
+def usage_error(command: str, message: str) -> NoReturn:
+    typer.echo(f"{command}: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def fail(command: str, message: str) -> NoReturn:
+    typer.echo(f"{command}: {message}", err=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def print_diagnostics(exc: StorycError) -> None:
+    for diag in exc.diagnostics:
+        typer.echo(diag.format(), err=True)
+
+
+def story_or_default(command: str, story: Path | None) -> Path:
+    """The STORY argument, or ./story.yaml when it was left out."""
+    if story is not None:
+        return story
+    if DEFAULT_STORY.is_file():
+        return DEFAULT_STORY
+    usage_error(command, f"give a story file (there is no {DEFAULT_STORY} in this folder)")
+
+
+def require_file(command: str, path: Path) -> None:
+    if not path.is_file():
+        usage_error(command, f"{path}: no such file")
+
+
+def require_prompts_folder(command: str, prompts: Path | None) -> None:
+    if prompts is not None and not prompts.is_dir():
+        usage_error(command, f"--prompts {prompts}: no such folder")
+
+
+def require_folder_or_nothing(command: str, flag: str, path: Path | None) -> None:
+    """--out and --cache name a folder, created when missing: a file at that path (or on
+    the way to it) is a usage error named as such, not an OSError's "File exists"."""
+    if path is None:
+        return
+    for where in (path, *path.parents):
+        if where.exists():
+            if where.is_dir():
+                return
+            if where == path:
+                usage_error(command, f"{flag} {path} is a file; it must name a folder (created if missing)")
+            usage_error(command, f"{flag} {path}: {where} is a file, so no folder can be made inside it")
+
+
+@contextlib.contextmanager
+def input_errors_exit(command: str) -> Iterator[None]:
+    """Bad input, a backend that cannot run, or an unwritable folder: one clear line (or
+    positioned diagnostics) and exit 1."""
+    # backends.base loads pydantic: imported here, not on every start (help, completion).
+    from storyc.backends.base import BackendError
+
+    try:
+        yield
+    except StorycError as exc:
+        print_diagnostics(exc)
+        raise typer.Exit(EXIT_ERROR) from None
+    except BackendError as exc:  # no XAI_API_KEY, a bad fault spec, a failed planning call...
+        fail(command, redact(exc))
+    except OSError as exc:  # read-only or full output folder, unreadable cache...
+        fail(command, describe_os_error(exc))
+
+
+def describe_os_error(exc: OSError) -> str:
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename:
+        return f"{exc.filename}: a file is in the way where a folder is needed"
+    return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")

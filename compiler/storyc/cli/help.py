@@ -1,0 +1,52 @@
+"""How commands read in --help: examples, and values shown as what a user types.
+
+typer (0.2x) prints a type column from the Python annotations: `<bool>` on every flag
+(users then type `--strict true`), `<list[Path]>` on lists. storyc's commands and groups
+show a flag as a plain flag, a value as its metavar (DIR, STEPS...) or its choices
+(`<offline|xai>`), and an argument by its name alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import typer.core
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: one example per paragraph (rich help joins single newlines)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+def _value_shown(param: Any, typer_shown: Any, ctx: Any) -> str | None:
+    if getattr(getattr(param, "type_descriptor", None), "is_choice", False):
+        return typer_shown(ctx)
+    if isinstance(param, typer.core.TyperOption) and not param.is_flag:
+        return param.metavar
+    return None  # a flag; an argument (its metavar is already its name)
+
+
+def _show_values_plainly(param: Any) -> Any:
+    shown = getattr(param, "display_type_rich", None)
+    if shown is not None and getattr(shown, "func", None) is not _value_shown:  # once (the help option is kept)
+        param.display_type_rich = functools.partial(_value_shown, param, shown)
+    return param
+
+
+class _PlainValues:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _show_values_plainly(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _show_values_plainly(super().get_help_option(ctx))
+
+
+class Command(_PlainValues, typer.core.TyperCommand):
+    """A storyc command (`app.command(cls=Command)`)."""
+
+
+class Group(_PlainValues, typer.core.TyperGroup):
+    """The storyc root and its groups (`typer.Typer(cls=Group)`)."""
