@@ -2,8 +2,8 @@
 
 The cli package is the only one that prints and sets exit codes. Each command lives in
 its own module and stays thin: it checks its arguments, calls its stage, and prints. The
-stages load pydantic (and Prefect, xai-sdk, PyAV when they run), so a command imports its
-stage when it runs: `storyc --help` and every completion TAB load none of them.
+stages import Prefect, xai-sdk, PyAV and httpx only when they run, so `storyc --help`,
+lint and every completion TAB load none of them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from storyc.cli import build, clean, completion, deploy, graph, init, lint, plan
 from storyc.cli.errors import EXIT_INTERRUPTED, EXIT_OK
 from storyc.cli.help import Command, Group
 from storyc.cli.options import set_global_output_level
-from storyc.cli.output import discard_stdout
 
 app = typer.Typer(
     name="storyc",
@@ -83,13 +82,10 @@ def main() -> None:
     _honour_no_color()
     completion.enable_completion()
     try:
-        app()
+        app(prog_name="storyc")  # also under `python -m storyc`: the same usage lines and completion variable
     except KeyboardInterrupt:
         typer.echo("storyc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:  # help or an error page cut by `| head`: nobody reads the rest
-        discard_stdout()
-        sys.exit(EXIT_OK)
 
 
 def _terminate_like_ctrl_c(signum: int, frame: FrameType | None) -> None:

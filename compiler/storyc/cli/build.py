@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
 from storyc.cli.errors import (
     EXIT_INTERRUPTED,
     fail,
@@ -34,6 +35,8 @@ from storyc.cli.options import (
 )
 from storyc.cli.output import out
 from storyc.cli.progress import BuildProgress
+from storyc.graph.plan import SelectionError
+from storyc.store.state import BuildLocked
 
 EXAMPLES = examples(
     "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
@@ -67,10 +70,6 @@ def build_command(
 
     --verbose adds the plan and a line per call and retry.
     """
-    # the build loads pydantic (and Prefect once something must run): imported when run
-    from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
-    from storyc.graph.plan import SelectionError
-    from storyc.store.state import BuildLocked
 
     quiet, verbose = output_level("storyc build", quiet, verbose)
     if max_cost is not None and max_cost < 0:

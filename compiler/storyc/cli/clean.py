@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from storyc.build.pipeline import default_out_dir
 from storyc.cli.errors import (
     DEFAULT_STORY,
     EXIT_USAGE,
@@ -20,6 +21,8 @@ from storyc.cli.help import examples
 from storyc.cli.options import CacheDirOpt, PromptsDirOpt, QuietOpt, VerboseOpt, output_level
 from storyc.cli.output import human_size, out
 from storyc.store.cache import CacheBusy, cache_in_use, default_cache_dir
+from storyc.store.clean import CleanRefused, clean_output
+from storyc.store.prune import apply_prune, plan_prune
 
 RemoveDryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")]
 
@@ -51,9 +54,6 @@ def clean_command(
     touched: use storyc cache prune for that. A missing folder is not an error.
     --verbose lists every file removed.
     """
-    # the build's default folder and the cleaner load pydantic: imported when run
-    from storyc.build.pipeline import default_out_dir
-    from storyc.store.clean import CleanRefused, clean_output
 
     quiet, verbose = output_level("storyc clean", quiet, verbose)
     story = story or DEFAULT_STORY
@@ -104,8 +104,6 @@ def cache_prune_command(
     shares the cache: entries of stories not named are removed. The default cache is the
     first story's. --verbose lists every file removed.
     """
-    # pruning resolves every story's keys (pydantic, the graph): imported when run
-    from storyc.store.prune import apply_prune, plan_prune
 
     quiet, verbose = output_level("storyc cache prune", quiet, verbose)
     stories = stories or [DEFAULT_STORY]

@@ -19,6 +19,7 @@ from storyc.cli.help import examples
 from storyc.cli.options import Backend, IgnoreCacheOpt, QuietOpt, SelectOpt, VerboseOpt, output_level
 from storyc.cli.output import out
 from storyc.deploy import Deployed, DeployError, deploy
+from storyc.graph.plan import SelectionError
 
 EXAMPLES = examples(
     "storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out/fox",
@@ -85,8 +86,6 @@ def deploy_command(
 
     --quiet prints only the result line (and the flow run started); --verbose is the default output.
     """
-    # selection parsing loads pydantic: imported when run, not on every start
-    from storyc.graph.plan import SelectionError
 
     quiet, verbose = output_level("storyc deploy", quiet, verbose)
     story = story_or_default("storyc deploy", story)

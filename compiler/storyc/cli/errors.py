@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import typer
 
+from storyc.backends.base import BackendError
 from storyc.diagnostics import StorycError
 from storyc.redact import redact
 
@@ -62,23 +63,25 @@ def require_prompts_folder(command: str, prompts: Path | None) -> None:
 def require_folder_or_nothing(command: str, flag: str, path: Path | None) -> None:
     """--out and --cache name a folder, created when missing: a file at that path (or on
     the way to it) is a usage error named as such, not an OSError's "File exists"."""
-    if path is None:
-        return
-    for where in (path, *path.parents):
+    blocker = file_in_the_way(path) if path is not None else None
+    if blocker is not None and blocker == path:
+        usage_error(command, f"{flag} {path} is a file; it must name a folder (created if missing)")
+    if blocker is not None:
+        usage_error(command, f"{flag} {path}: {blocker} is a file, so no folder can be made inside it")
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file at `folder` or at the nearest existing parent, if that is not a folder."""
+    for where in (folder, *folder.parents):
         if where.exists():
-            if where.is_dir():
-                return
-            if where == path:
-                usage_error(command, f"{flag} {path} is a file; it must name a folder (created if missing)")
-            usage_error(command, f"{flag} {path}: {where} is a file, so no folder can be made inside it")
+            return None if where.is_dir() else where
+    return None
 
 
 @contextlib.contextmanager
 def input_errors_exit(command: str) -> Iterator[None]:
     """Bad input, a backend that cannot run, or an unwritable folder: one clear line (or
     positioned diagnostics) and exit 1."""
-    # backends.base loads pydantic: imported here, not on every start (help, completion).
-    from storyc.backends.base import BackendError
 
     try:
         yield
@@ -92,6 +95,9 @@ def input_errors_exit(command: str) -> Iterator[None]:
 
 
 def describe_os_error(exc: OSError) -> str:
-    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename:
-        return f"{exc.filename}: a file is in the way where a folder is needed"
+    blocker = None
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and isinstance(exc.filename, str):
+        blocker = file_in_the_way(Path(exc.filename))
+    if blocker is not None:  # mkdir's "File exists" / "Not a directory"
+        return f"cannot make the folder {exc.filename}: {blocker} is a file"
     return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from storyc.build.pipeline import prepare
 from storyc.cli.errors import input_errors_exit, require_file, require_prompts_folder, story_or_default
 from storyc.cli.help import examples
 from storyc.cli.options import BackendOpt, CacheDirOpt, GraphFormat, PromptsDirOpt, StoryArg
 from storyc.cli.output import out
+from storyc.graph.plan import graph_dot, graph_json, graph_mermaid, resolve
 
 EXAMPLES = examples(
     "storyc graph stories/fox_and_owl.yaml                  # mermaid, paste into a markdown file",
@@ -30,9 +32,6 @@ def graph_command(
 
     The backend is part of every key.
     """
-    # the stages load pydantic: imported when run, not on every start
-    from storyc.build.pipeline import prepare
-    from storyc.graph.plan import graph_dot, graph_json, graph_mermaid, resolve
 
     story = story_or_default("storyc graph", story)
     require_file("storyc graph", story)

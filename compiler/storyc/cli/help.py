@@ -3,7 +3,8 @@
 typer (0.2x) prints a type column from the Python annotations: `<bool>` on every flag
 (users then type `--strict true`), `<list[Path]>` on lists. storyc's commands and groups
 show a flag as a plain flag, a value as its metavar (DIR, STEPS...) or its choices
-(`<offline|xai>`), and an argument by its name alone.
+(`<offline|xai>`), and an argument by its name alone. Help cut by a closed pipe
+(`storyc build -h | head`) is not an error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import typer
 import typer.core
+
+from storyc.cli.output import reader_may_leave
 
 
 def examples(*lines: str) -> str:
@@ -34,19 +38,34 @@ def _show_values_plainly(param: Any) -> Any:
     return param
 
 
-class _PlainValues:
+class _StorycHelp:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             _show_values_plainly(param)
 
     def get_help_option(self, ctx: Any) -> Any:
-        return _show_values_plainly(super().get_help_option(ctx))
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _print_help
+        return _show_values_plainly(option)
 
 
-class Command(_PlainValues, typer.core.TyperCommand):
+def _print_help(ctx: Any, param: Any, value: bool) -> None:
+    """-h/--help, as click's own but for `storyc -h | head`, which typer would turn into exit 1."""
+    if not value or ctx.resilient_parsing:
+        return
+    try:
+        with reader_may_leave():
+            typer.echo(ctx.get_help(), color=ctx.color)
+    except SystemExit:  # rich's console, on a broken pipe: stdout is already /dev/null, exit 1
+        pass
+    ctx.exit()
+
+
+class Command(_StorycHelp, typer.core.TyperCommand):
     """A storyc command (`app.command(cls=Command)`)."""
 
 
-class Group(_PlainValues, typer.core.TyperGroup):
+class Group(_StorycHelp, typer.core.TyperGroup):
     """The storyc root and its groups (`typer.Typer(cls=Group)`)."""

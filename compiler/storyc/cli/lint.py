@@ -11,6 +11,9 @@ from storyc.cli.errors import DEFAULT_STORY, EXIT_ERROR, EXIT_OK, EXIT_USAGE, us
 from storyc.cli.help import examples
 from storyc.cli.options import LintFormat, StoriesArg
 from storyc.cli.output import write
+from storyc.lint import format as lint_format
+from storyc.lint.registry import ALL_RULES, RULES_BY_CODE, SEMANTIC_RULES
+from storyc.lint.runner import lint_paths
 
 EXAMPLES = examples(
     "storyc lint stories/*.yaml",
@@ -37,10 +40,6 @@ def lint_command(
     ] = False,
 ) -> None:
     """Check stories for errors and likely problems; print path:line:col: severity CODE message."""
-    # the lint stage loads pydantic: imported when linting, not on every start
-    from storyc.lint import format as lint_format
-    from storyc.lint.registry import ALL_RULES, RULES_BY_CODE, SEMANTIC_RULES
-    from storyc.lint.runner import lint_paths
 
     if hasattr(sys.stdout, "reconfigure"):  # an ASCII-only terminal or pipe must not turn 'é' into a traceback
         sys.stdout.reconfigure(errors="backslashreplace")

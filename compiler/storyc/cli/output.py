@@ -17,13 +17,13 @@ import typer
 
 def out(text: str = "", *, nl: bool = True) -> None:
     """One result line on stdout."""
-    with _reader_may_leave():
+    with reader_may_leave():
         typer.echo(text, nl=nl)
 
 
 def write(text: str) -> None:
     """Text as is (sys.stdout's own encoding and error handler), flushed."""
-    with _reader_may_leave():
+    with reader_may_leave():
         sys.stdout.write(text)
         sys.stdout.flush()
 
@@ -38,7 +38,8 @@ def discard_stdout() -> None:
 
 
 @contextlib.contextmanager
-def _reader_may_leave() -> Iterator[None]:
+def reader_may_leave() -> Iterator[None]:
+    """Printing inside: a closed stdout drops the rest of the output instead of raising."""
     try:
         yield
     except BrokenPipeError:

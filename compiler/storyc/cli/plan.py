@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from storyc.author.planner import default_backend_name, run_plan
 from storyc.cli.errors import fail, input_errors_exit, require_prompts_folder, usage_error
 from storyc.cli.help import examples
 from storyc.cli.options import Backend, PromptsDirOpt
@@ -43,8 +44,6 @@ def plan_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
-    # the planner loads pydantic: imported when run, not on every start
-    from storyc.author.planner import default_backend_name, run_plan
 
     if not concept.strip():
         usage_error("storyc plan", "the concept is empty")

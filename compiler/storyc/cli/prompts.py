@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from storyc.build.pipeline import lint_diagnostics
 from storyc.cli.errors import input_errors_exit, require_file, require_prompts_folder, story_or_default, usage_error
 from storyc.cli.help import examples
 from storyc.cli.options import PromptsDirOpt, PromptsFormat, StoryArg
 from storyc.cli.output import out
 from storyc.diagnostics import StorycError
+from storyc.load.loader import load_story
+from storyc.prompts.render import PromptSet, format_listing, prompt_listing
 
 EXAMPLES = examples(
     "storyc prompts stories/fox_and_owl.yaml",
@@ -27,10 +30,6 @@ def prompts_command(
     prompts: PromptsDirOpt = None,
 ) -> None:
     """Print every prompt a build would send, with the images sent alongside (reference slots)."""
-    # the stages load pydantic: imported when run, not on every start
-    from storyc.build.pipeline import lint_diagnostics
-    from storyc.load.loader import load_story
-    from storyc.prompts.render import PromptSet, format_listing, prompt_listing
 
     story = story_or_default("storyc prompts", story)
     require_file("storyc prompts", story)
