@@ -89,12 +89,29 @@ def complete_select(ctx: typer.Context, incomplete: str) -> list[str]:
     """--select's values: the story's step ids (the STORY on the line, else ./story.yaml),
     or the selector kinds when there is no story to read. In a list (`scene:1,vi`), the
     last selector is completed."""
-    story = ctx.params.get("story") or (DEFAULT_STORY if DEFAULT_STORY.is_file() else None)
+    story = _story_on_the_line(ctx) or (DEFAULT_STORY if DEFAULT_STORY.is_file() else None)
     done, comma, last = incomplete.rpartition(",")
     prefix = done + comma
     if last.startswith("+"):  # `+video:2`: with everything upstream
         prefix, last = prefix + "+", last[1:]
-    return [prefix + c for c in selector_candidates(Path(story) if story else None) if c.startswith(last)]
+    return [prefix + c for c in selector_candidates(story) if c.startswith(last)]
+
+
+def _story_on_the_line(ctx: typer.Context) -> Path | None:
+    if ctx.params.get("story"):
+        return Path(ctx.params["story"])
+    # `storyc build story.yaml --select <TAB>`: the option still lacks its value, so the
+    # parser gave up and left the words unparsed: the first one no option takes is STORY.
+    takes_value = {
+        name for p in ctx.command.params if p.param_type_name == "option" and not p.is_flag for name in p.opts
+    }
+    words = iter(ctx.args)
+    for word in words:
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            return Path(word)
+    return None
 
 
 def selector_candidates(story: Path | None) -> list[str]:
