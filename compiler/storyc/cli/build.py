@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
+from storyc.build.pipeline import BuildOptions, BuildResult, default_backend_name, run_build
 from storyc.cli.errors import (
     EXIT_INTERRUPTED,
     fail,
@@ -136,7 +136,7 @@ def _resume_command(story: Path, **options: Any) -> str:
     return " ".join(["storyc build", shlex.quote(str(story)), *flags])
 
 
-def _print_outcome(result: Any, resume: str) -> None:
+def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "dry_run":
         _print_dry_run(result.dry_run)
         return
@@ -159,7 +159,7 @@ def _print_outcome(result: Any, resume: str) -> None:
     fail("storyc build", f"{result.message}  ({summary})")
 
 
-def _print_dry_run(d: dict) -> None:
+def _print_dry_run(d: dict[str, Any]) -> None:
     out(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
     for kind in ("image", "video", "vision", "chat"):
         lo, hi = d["calls_min"][kind], d["calls_max"][kind]

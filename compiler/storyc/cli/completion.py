@@ -103,7 +103,10 @@ def _story_on_the_line(ctx: typer.Context) -> Path | None:
     # `storyc build story.yaml --select <TAB>`: the option still lacks its value, so the
     # parser gave up and left the words unparsed: the first one no option takes is STORY.
     takes_value = {
-        name for p in ctx.command.params if p.param_type_name == "option" and not p.is_flag for name in p.opts
+        name
+        for p in ctx.command.params
+        if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+        for name in p.opts
     }
     words = iter(ctx.args)
     for word in words:

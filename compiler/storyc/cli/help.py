@@ -10,7 +10,8 @@ show a flag as a plain flag, a value as its metavar (DIR, STEPS...) or its choic
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.core
@@ -23,7 +24,7 @@ def examples(*lines: str) -> str:
     return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
 
 
-def _value_shown(param: Any, typer_shown: Any, ctx: Any) -> str | None:
+def _value_shown(param: Any, typer_shown: Callable[[Any], str | None], ctx: Any) -> str | None:
     if getattr(getattr(param, "type_descriptor", None), "is_choice", False):
         return typer_shown(ctx)
     if isinstance(param, typer.core.TyperOption) and not param.is_flag:
@@ -38,7 +39,14 @@ def _show_values_plainly(param: Any) -> Any:
     return param
 
 
-class _StorycHelp:
+# The mixin's super() is TyperCommand or TyperGroup; type checkers see one of them.
+if TYPE_CHECKING:
+    _HelpBase = typer.core.TyperCommand
+else:
+    _HelpBase = object
+
+
+class _StorycHelp(_HelpBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
