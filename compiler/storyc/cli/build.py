@@ -70,7 +70,6 @@ def build_command(
 
     --verbose adds the plan and a line per call and retry.
     """
-
     quiet, verbose = output_level("storyc build", quiet, verbose)
     if max_cost is not None and max_cost < 0:
         usage_error("storyc build", "--max-cost must not be negative")
@@ -106,12 +105,8 @@ def build_command(
     )
     resume = _resume_command(story, backend=backend, out_dir=out_dir, cache=cache, prompts=prompts, select=select)
     try:
-        with input_errors_exit("storyc build"):
+        with input_errors_exit("storyc build", usage=(SelectionError,), refused=(BuildLocked,)):
             result = run_build(opts)
-    except SelectionError as exc:
-        usage_error("storyc build", str(exc))
-    except BuildLocked as exc:
-        fail("storyc build", str(exc))
     except KeyboardInterrupt:  # outside the flow (loading, restoring from the cache): nothing half-done
         typer.echo(f"storyc build: interrupted; state saved. Resume with: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -11,7 +11,6 @@ from storyc.build.pipeline import default_out_dir
 from storyc.cli.errors import (
     DEFAULT_STORY,
     EXIT_USAGE,
-    fail,
     input_errors_exit,
     require_folder_or_nothing,
     require_prompts_folder,
@@ -54,17 +53,13 @@ def clean_command(
     touched: use storyc cache prune for that. A missing folder is not an error.
     --verbose lists every file removed.
     """
-
     quiet, verbose = output_level("storyc clean", quiet, verbose)
     story = story or DEFAULT_STORY
     if out_dir is None and not story.is_file():
         usage_error("storyc clean", f"{story}: no such file (give --out to clean a folder whose story is gone)")
     folder = out_dir if out_dir is not None else default_out_dir(story)
-    try:
-        with input_errors_exit("storyc clean"):
-            result = clean_output(folder, story=story if story.is_file() else None, dry_run=dry_run)
-    except CleanRefused as exc:
-        fail("storyc clean", str(exc))
+    with input_errors_exit("storyc clean", refused=(CleanRefused,)):
+        result = clean_output(folder, story=story if story.is_file() else None, dry_run=dry_run)
     if result.missing:
         out(f"{folder}: nothing to clean")
         return
@@ -104,7 +99,6 @@ def cache_prune_command(
     shares the cache: entries of stories not named are removed. The default cache is the
     first story's. --verbose lists every file removed.
     """
-
     quiet, verbose = output_level("storyc cache prune", quiet, verbose)
     stories = stories or [DEFAULT_STORY]
     missing = [s for s in stories if not s.is_file()]
@@ -114,19 +108,16 @@ def cache_prune_command(
         raise typer.Exit(EXIT_USAGE)
     require_prompts_folder("storyc cache prune", prompts)
     require_folder_or_nothing("storyc cache prune", "--cache", cache)
-    try:
-        with input_errors_exit("storyc cache prune"):
-            if dry_run:
+    with input_errors_exit("storyc cache prune", refused=(CacheBusy,)):
+        if dry_run:
+            plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
+            freed = plan.freed_bytes
+        else:
+            # Builds of any story hold the cache shared: refused while one runs, and
+            # none starts between deciding and removing.
+            with cache_in_use(cache or default_cache_dir(stories[0]), exclusive=True):
                 plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
-                freed = plan.freed_bytes
-            else:
-                # Builds of any story hold the cache shared: refused while one runs, and
-                # none starts between deciding and removing.
-                with cache_in_use(cache or default_cache_dir(stories[0]), exclusive=True):
-                    plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
-                    freed = apply_prune(plan)
-    except CacheBusy as exc:
-        fail("storyc cache prune", str(exc))
+                freed = apply_prune(plan)
     if (dry_run and not quiet) or verbose:
         for r in plan.removals:
             out(f"{'would remove' if dry_run else 'removed'} {r.path}  ({human_size(r.size)})")

@@ -8,12 +8,10 @@ from typing import Annotated
 import typer
 
 from storyc.cli.errors import (
-    fail,
     input_errors_exit,
     require_file,
     require_prompts_folder,
     story_or_default,
-    usage_error,
 )
 from storyc.cli.help import examples
 from storyc.cli.options import Backend, IgnoreCacheOpt, QuietOpt, SelectOpt, VerboseOpt, output_level
@@ -86,30 +84,24 @@ def deploy_command(
 
     --quiet prints only the result line (and the flow run started); --verbose is the default output.
     """
-
     quiet, verbose = output_level("storyc deploy", quiet, verbose)
     story = story_or_default("storyc deploy", story)
     require_file("storyc deploy", story)
     require_prompts_folder("storyc deploy", prompts)
-    try:
-        with input_errors_exit("storyc deploy"):
-            done = deploy(
-                story,
-                pool=pool,
-                name=name,
-                out=out_dir,
-                cache=cache,
-                backend=backend.value if backend else None,
-                select=select,
-                force=force,
-                prompts=prompts,
-                create_pool=create_pool,
-                run=run,
-            )
-    except SelectionError as exc:
-        usage_error("storyc deploy", str(exc))
-    except DeployError as exc:
-        fail("storyc deploy", str(exc))
+    with input_errors_exit("storyc deploy", usage=(SelectionError,), refused=(DeployError,)):
+        done = deploy(
+            story,
+            pool=pool,
+            name=name,
+            out=out_dir,
+            cache=cache,
+            backend=backend.value if backend else None,
+            select=select,
+            force=force,
+            prompts=prompts,
+            create_pool=create_pool,
+            run=run,
+        )
     _print_deployed(done, quiet)
 
 

@@ -79,15 +79,24 @@ def file_in_the_way(folder: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def input_errors_exit(command: str) -> Iterator[None]:
+def input_errors_exit(
+    command: str,
+    *,
+    usage: tuple[type[Exception], ...] = (),
+    refused: tuple[type[Exception], ...] = (),
+) -> Iterator[None]:
     """Bad input, a backend that cannot run, or an unwritable folder: one clear line (or
-    positioned diagnostics) and exit 1."""
-
+    positioned diagnostics) and exit 1. The command's own exceptions: `usage` ones (a bad
+    --select) exit 2, `refused` ones (a folder another build holds) exit 1."""
     try:
         yield
     except StorycError as exc:
         print_diagnostics(exc)
         raise typer.Exit(EXIT_ERROR) from None
+    except usage as exc:
+        usage_error(command, str(exc))
+    except refused as exc:
+        fail(command, str(exc))
     except BackendError as exc:  # no XAI_API_KEY, a bad fault spec, a failed planning call...
         fail(command, redact(exc))
     except OSError as exc:  # read-only or full output folder, unreadable cache...

@@ -32,7 +32,6 @@ def graph_command(
 
     The backend is part of every key.
     """
-
     story = story_or_default("storyc graph", story)
     require_file("storyc graph", story)
     require_prompts_folder("storyc graph", prompts)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from storyc.author.scaffold import FAILED, SKIPPED, InitError, scaffold
-from storyc.cli.errors import EXIT_ERROR, fail
+from storyc.cli.errors import EXIT_ERROR, input_errors_exit
 from storyc.cli.help import examples
 from storyc.cli.options import QuietOpt, VerboseOpt, output_level
 from storyc.cli.output import out
@@ -40,10 +40,8 @@ def init_command(
     Exit 0 when every file is in place, 1 when the folder or a file cannot be written.
     """
     quiet, verbose = output_level("storyc init", quiet, verbose)
-    try:
+    with input_errors_exit("storyc init", refused=(InitError,)):
         outcomes = scaffold(directory, force=force)
-    except InitError as exc:
-        fail("storyc init", str(exc))
     if not quiet:
         for o in outcomes:
             out(f"{o.status:<12}{o.rel}" + (f"  ({o.reason})" if o.reason else ""))

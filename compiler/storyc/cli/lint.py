@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from storyc.cli.errors import DEFAULT_STORY, EXIT_ERROR, EXIT_OK, EXIT_USAGE, usage_error
 from storyc.cli.help import examples
-from storyc.cli.options import LintFormat, StoriesArg
+from storyc.cli.options import LintFormat
 from storyc.cli.output import write
 from storyc.lint import format as lint_format
 from storyc.lint.registry import ALL_RULES, RULES_BY_CODE, SEMANTIC_RULES
@@ -24,7 +25,14 @@ EXAMPLES = examples(
 
 
 def lint_command(
-    paths: StoriesArg = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="STORY",
+            help="Story files (YAML, or seed StoryPlans as JSON). Default: ./story.yaml.",
+            show_default=False,
+        ),
+    ] = None,
     format: Annotated[
         LintFormat, typer.Option("--format", help="text, json or github (markdown with --list-rules).")
     ] = LintFormat.text,
@@ -40,7 +48,6 @@ def lint_command(
     ] = False,
 ) -> None:
     """Check stories for errors and likely problems; print path:line:col: severity CODE message."""
-
     if hasattr(sys.stdout, "reconfigure"):  # an ASCII-only terminal or pipe must not turn 'é' into a traceback
         sys.stdout.reconfigure(errors="backslashreplace")
     if list_rules:

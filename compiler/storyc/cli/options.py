@@ -50,14 +50,6 @@ StoryArg = Annotated[
         show_default=False,
     ),
 ]
-StoriesArg = Annotated[
-    list[Path] | None,
-    typer.Argument(
-        metavar="STORY",
-        help="Story files (YAML, or seed StoryPlans as JSON). Default: ./story.yaml.",
-        show_default=False,
-    ),
-]
 
 BackendOpt = Annotated[
     Backend | None,

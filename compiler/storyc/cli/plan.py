@@ -44,7 +44,6 @@ def plan_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
-
     if not concept.strip():
         usage_error("storyc plan", "the concept is empty")
     if out_file.exists() and not force:

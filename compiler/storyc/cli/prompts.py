@@ -30,7 +30,6 @@ def prompts_command(
     prompts: PromptsDirOpt = None,
 ) -> None:
     """Print every prompt a build would send, with the images sent alongside (reference slots)."""
-
     story = story_or_default("storyc prompts", story)
     require_file("storyc prompts", story)
     require_prompts_folder("storyc prompts", prompts)

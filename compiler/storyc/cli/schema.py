@@ -11,5 +11,4 @@ EXAMPLES = examples("storyc schema > schemas/story.schema.json")
 
 def schema_command() -> None:
     """Print the JSON Schema of the story format (the committed copy is schemas/story.schema.json)."""
-
     out(story_json_schema_text(), nl=False)
