@@ -506,14 +506,14 @@ def test_a_file_given_as_the_output_or_cache_folder_is_named(tmp_path, monkeypat
     Path("story.yaml").write_text(STORY)
     for flag in ("--out", "--cache"):
         result = invoke("build", "story.yaml", flag, "story.yaml")
-        assert result.exit_code == 2 and result.stdout == ""
+        assert result.exit_code == 1 and result.stdout == ""
         assert (
             result.stderr == f"storyc build: {flag} story.yaml is a file; it must name a folder (created if missing)\n"
         )
     inside = invoke("build", "story.yaml", "--out", Path("story.yaml") / "out")
-    assert inside.exit_code == 2 and "story.yaml is a file, so no folder can be made inside it" in inside.stderr
+    assert inside.exit_code == 1 and "story.yaml is a file, so no folder can be made inside it" in inside.stderr
     prune = invoke("cache", "prune", "story.yaml", "--cache", "story.yaml")
-    assert prune.exit_code == 2 and "--cache story.yaml is a file" in prune.stderr
+    assert prune.exit_code == 1 and "--cache story.yaml is a file" in prune.stderr
     # the default output folder blocked by a file: the build stops before anything runs
     Path("build").write_text("not a folder")
     blocked = invoke("-q", "build", "story.yaml")

@@ -62,12 +62,13 @@ def require_prompts_folder(command: str, prompts: Path | None) -> None:
 
 def require_folder_or_nothing(command: str, flag: str, path: Path | None) -> None:
     """--out and --cache name a folder, created when missing: a file at that path (or on
-    the way to it) is a usage error named as such, not an OSError's "File exists"."""
+    the way to it) is named as such (exit 1, as the folder it blocks), not an OSError's
+    "File exists" or "Not a directory"."""
     blocker = file_in_the_way(path) if path is not None else None
     if blocker is not None and blocker == path:
-        usage_error(command, f"{flag} {path} is a file; it must name a folder (created if missing)")
+        fail(command, f"{flag} {path} is a file; it must name a folder (created if missing)")
     if blocker is not None:
-        usage_error(command, f"{flag} {path}: {blocker} is a file, so no folder can be made inside it")
+        fail(command, f"{flag} {path}: {blocker} is a file, so no folder can be made inside it")
 
 
 def file_in_the_way(folder: Path) -> Path | None:
