@@ -21,7 +21,7 @@ from storyc.cli.options import CacheDirOpt, PromptsDirOpt, QuietOpt, VerboseOpt,
 from storyc.cli.output import human_size, out
 from storyc.store.cache import CacheBusy, cache_in_use, default_cache_dir
 from storyc.store.clean import CleanRefused, clean_output
-from storyc.store.prune import apply_prune, plan_prune
+from storyc.store.prune import PrunePlan, apply_prune, plan_prune
 
 RemoveDryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")]
 
@@ -118,6 +118,10 @@ def cache_prune_command(
             with cache_in_use(cache or default_cache_dir(stories[0]), exclusive=True):
                 plan = plan_prune(stories, cache_dir=cache, prompts_dir=prompts)
                 freed = apply_prune(plan)
+    _print_pruned(plan, freed, dry_run=dry_run, quiet=quiet, verbose=verbose)
+
+
+def _print_pruned(plan: PrunePlan, freed: int, *, dry_run: bool, quiet: bool, verbose: bool) -> None:
     if (dry_run and not quiet) or verbose:
         for r in plan.removals:
             out(f"{'would remove' if dry_run else 'removed'} {r.path}  ({human_size(r.size)})")
