@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._completion_classes import completion_init
+from typer._completion_shared import get_completion_script
 
 from storyc.cli.errors import DEFAULT_STORY
 from storyc.cli.help import examples
@@ -62,8 +64,6 @@ def completion_command(
         return
     # typer's own script, so that it matches the handler every storyc start runs when
     # _STORYC_COMPLETE is set (typer >= 0.12 keeps it in _completion_shared).
-    from typer._completion_shared import get_completion_script
-
     out(get_completion_script(prog_name="storyc", complete_var=COMPLETE_VAR, shell=shell.value))
 
 
@@ -80,8 +80,6 @@ def enable_completion() -> None:
     register typer's completion classes, which add_completion=False leaves out. Ordinary
     starts skip this."""
     if os.environ.get(COMPLETE_VAR):
-        from typer._completion_classes import completion_init
-
         completion_init()
 
 
@@ -135,7 +133,7 @@ def selector_candidates(story: Path | None) -> list[str]:
 
 
 def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str]] | None:
-    from ruamel.yaml import YAML
+    from ruamel.yaml import YAML  # only when completing (as the loader, which parses positioned)
 
     try:
         data = YAML(typ="safe").load(story.read_bytes())
