@@ -488,7 +488,7 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
 def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
     import io
 
-    from storyc.cli import app as cli
+    from storyc.cli import progress
     from storyc.model.state import StepRecord
 
     def record(sid):
@@ -504,13 +504,13 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
         ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
     ]
     # not a terminal: nothing but one line per finished step
-    plain = cli._Progress(total=0)
+    plain = progress.BuildProgress(total=0)
     for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
         plain(event, data)
     assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
     # a terminal: a live row per running step, with its calls, gone when the step ends
-    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True, raising=False)
-    live = cli._Progress(total=0)
+    monkeypatch.setattr(progress.sys.stdout, "isatty", lambda: True, raising=False)
+    live = progress.BuildProgress(total=0)
     live.rich.console.file = io.StringIO()
     for event, data in events:
         live(event, data)

@@ -233,9 +233,9 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
 
 
 def _human(n: int) -> str:
-    from storyc.cli.app import _size
+    from storyc.cli.output import human_size
 
-    return _size(n)
+    return human_size(n)
 
 
 def test_freed_bytes_equal_the_decrease_on_disk(work):

@@ -256,7 +256,7 @@ def test_output_folder_below_a_file_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     r = runner.invoke(app_(), ["build", str(story), "--out", str(blocker / "out"), "--cache", str(tmp_path / "c")])
-    _assert_clear_error(r, "Not a directory", str(blocker))
+    _assert_clear_error(r, f"{blocker} is a file, so no folder can be made inside it")
 
 
 @pytest.mark.integration

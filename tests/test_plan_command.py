@@ -93,6 +93,8 @@ def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):
     result = plan(CONCEPT, "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "backend offline" in result.output and "wrote skeleton" in result.output
+    # nothing was called or paid for, and the result line says so
+    assert "no model was called" in result.stdout and "call(s)" not in result.output and "$" not in result.stdout
     text = out.read_text()
     assert "# OFFLINE SKELETON: no model was called" in text and "TODO" in text
     loaded = load_story(out)  # a valid story the author fills in
