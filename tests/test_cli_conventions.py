@@ -282,6 +282,7 @@ def _help(*path: str) -> str:
     return result.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "storyc")
 def test_help_shows_flags_as_flags_and_no_python_types(path):
     text = _help(*path)
@@ -292,6 +293,7 @@ def test_help_shows_flags_as_flags_and_no_python_types(path):
             assert re.search(r"--[a-z-]+(\s+-[a-z])?\s{2,}[A-Z]", line), line
 
 
+@pytest.mark.unit
 def test_every_value_option_shows_a_metavar_or_its_choices():
     """What keeps new options from showing `<str>`: a metavar (DIR, STEPS...) or an Enum."""
 
@@ -330,6 +332,7 @@ def _complete(line: str, cwd: Path = ROOT) -> list[str]:
     return proc.stdout.split()
 
 
+@pytest.mark.integration
 def test_completion_offers_the_choices_of_backend_and_format():
     assert _complete("storyc build --backend ") == ["offline", "xai"]
     assert _complete("storyc deploy --backend x") == ["xai"]
@@ -342,6 +345,7 @@ def test_completion_offers_the_choices_of_backend_and_format():
 FOX = ROOT / "stories" / "fox_and_owl.yaml"
 
 
+@pytest.mark.unit
 def test_completion_offers_the_storys_step_ids_for_select(tmp_path):
     every = _complete(f"storyc build {FOX} --select ")
     assert {"scene:1", "scene:3+", "character:Ember", "character:Sage+", "keyframe:2", "video:3"} <= set(every)
@@ -369,6 +373,7 @@ def test_completion_offers_the_storys_step_ids_for_select(tmp_path):
     assert _complete("storyc build --select ", cwd=tmp_path.parent) == kinds
 
 
+@pytest.mark.unit
 def test_every_suggested_selector_selects_steps():
     from typing import get_args
 
@@ -388,6 +393,7 @@ def test_every_suggested_selector_selects_steps():
     assert covered == set(graph.steps)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not STORYC.exists(), reason="needs the installed storyc entry point")
 def test_the_bash_script_completes_selectors_across_bashs_colon_split(tmp_path):
     """bash splits `scene:3` at ':' (COMP_WORDBREAKS): the script reads the line as typed and
@@ -422,6 +428,7 @@ def test_the_bash_script_completes_selectors_across_bashs_colon_split(tmp_path):
     ]
 
 
+@pytest.mark.integration
 def test_completion_imports_nothing_heavy(tmp_path):
     (tmp_path / "story.yaml").write_text(STORY)
     proc = subprocess.run(
@@ -446,6 +453,7 @@ def test_completion_imports_nothing_heavy(tmp_path):
 # ─── ./story.yaml when STORY is left out ─────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XAI_API_KEY", raising=False)
@@ -491,6 +499,7 @@ def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypat
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else f"exit {value}",
 )
+@pytest.mark.integration
 def test_a_reader_that_stops_early_is_not_an_error(tmp_path, args, code):
     """`storyc build --dry-run | head -1`: here the reader has gone before storyc writes at all."""
     (tmp_path / "story.yaml").write_text(STORY)
@@ -518,6 +527,7 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path, args, code):
 # ─── a file where a folder must go ───────────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_a_file_given_as_the_output_or_cache_folder_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XAI_API_KEY", raising=False)
