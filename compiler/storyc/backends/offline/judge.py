@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 from storyc.backends.offline.draw import pixels
+from storyc.backends.offline.masks import fill_enclosed
 
 ANALYSIS_WIDTH = 192
 FOREGROUND_THRESHOLD = 20
@@ -93,14 +94,7 @@ def foreground_mask(rgb: Image.Image) -> Image.Image:
     rgb = rgb.convert("RGB")
     r, g, b = ImageChops.difference(rgb, row_background(rgb)).split()
     diff = ImageChops.lighter(ImageChops.lighter(r, g), b)
-    binary = diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0)
-    w, h = binary.size
-    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
-    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for xy in border:
-        if binary.getpixel(xy) == 0:
-            ImageDraw.floodfill(binary, xy, 128, thresh=0)
-    return binary.point(lambda v: 0 if v == 128 else 255)
+    return fill_enclosed(diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0))
 
 
 def _extent(counts: Sequence[float]) -> tuple[int, int] | None:
