@@ -55,7 +55,10 @@ DEFAULT_THRESHOLD = 0.8
 # how often the "model" errs, per 100 draws (decided by a hash of the request)
 SHEET_ERROR_RATE = 25
 KEYFRAME_ERROR_RATE = 30
+TEXT_ONLY_ERROR_RATE = 60  # a character without a reference image is drawn from words
 VIDEO_DRIFT_RATE = 45  # of which about half mild, half strong
+# A simulated error is either large enough for the check to catch (>= 45 degrees of hue)
+# or too small to see (<= 8): a colour that visibly wanders between scenes must never pass.
 
 
 def _fault_errors() -> dict[str, type[BackendError]]:
@@ -222,6 +225,7 @@ class OfflineBackend:
         from PIL import Image
 
         from storyc.backends.offline import draw as draw
+        from storyc.backends.offline import framing as framing
 
         hints = req.hints
         slots = list(hints.get("slots") or [])
@@ -240,7 +244,8 @@ class OfflineBackend:
                 with Image.open(ref) as im:
                     chain = im.convert("RGB")
         figures = []
-        for name in draw.figure_layout(hints, list(sheets)):
+        layout = draw.figure_layout(hints, list(sheets))
+        for name in layout:
             h = _h("keyframe-error", identity, name)
             if name in sheets:
                 with Image.open(sheets[name]) as sheet:
@@ -248,8 +253,9 @@ class OfflineBackend:
                 error = (50 + h // 100 % 70) if h % 100 < KEYFRAME_ERROR_RATE else 0
             else:  # text only: drawn from the words alone, so it drifts (design section 6)
                 figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
-                error = 20 + h // 100 % 25
+                error = (50 + h // 100 % 40) if h % 100 < TEXT_ONLY_ERROR_RATE else h // 100 % 6
             figures.append(draw.hue_rotate(figure, error))
+        scene = framing.scene_framing(size, hints, layout)
         return draw.compose(
             size,
             str(hints.get("setting", "")),
@@ -257,6 +263,8 @@ class OfflineBackend:
             str(hints.get("palette", "")),
             figures,
             chain=chain,
+            shot=scene.shot,
+            prop_boxes=scene.prop_boxes,
         )
 
     def _fix(self, req: ImageRequest, size: tuple[int, int]):
@@ -266,6 +274,7 @@ class OfflineBackend:
         from PIL import Image
 
         from storyc.backends.offline import draw as draw
+        from storyc.backends.offline import framing as framing
         from storyc.backends.offline import judge as judge
 
         hints = req.hints
@@ -281,8 +290,11 @@ class OfflineBackend:
         targets = named or layout
         if not layout:
             return image
-        # erase each target's figure back to the (row-uniform) background, then redraw it
+        # erase each target's figure back to the (row-uniform) background, then redraw it;
+        # the props stay where they are
+        scene = framing.scene_framing(size, hints, layout)
         mask = judge.foreground_mask(image)
+        framing.clear_boxes(mask, framing.excluded_boxes(scene, "keyframe", hints), size[0], (0, size[1]))
         background = judge.row_background(image)
         colour, strength = draw.lighting(str(hints.get("mood", "")), str(hints.get("setting", "")))
         for index, name in enumerate(layout):
@@ -296,9 +308,7 @@ class OfflineBackend:
             else:
                 figure = draw.draw_figure(name, self._description(hints, name, name), int(size[1] * 0.8))
             figure = draw.tint(figure, colour, strength / 2)  # relit to match the scene, gently
-            fitted = draw.fit_figure(figure, size, len(layout))
-            centre = draw.slot_centres(len(layout), size[0])[index]
-            draw.paste_centered(image, fitted, centre, size[1] * draw.FIGURE_FOOT)
+            draw.place_figure(image, figure, index, len(layout), scene.shot)
         return image
 
     # ── videos ──────────────────────────────────────────────────────────────
@@ -327,7 +337,7 @@ class OfflineBackend:
         h = _h("drift", identity)
         roll = h % 100
         if roll < VIDEO_DRIFT_RATE // 2:
-            drift = 10 + h // 100 % 15  # mild: may pass the check
+            drift = 3 + h // 100 % 6  # mild: too small to see, passes the check
         elif roll < VIDEO_DRIFT_RATE:
             drift = 45 + h // 100 % 45  # strong: the check should catch it
         else:
@@ -396,23 +406,35 @@ class OfflineBackend:
         from PIL import Image
 
         from storyc.backends.offline import draw as draw
+        from storyc.backends.offline import framing as framing
         from storyc.backends.offline import judge as judge
 
         hints = req.hints
         threshold = float(hints.get("threshold", DEFAULT_THRESHOLD))
+        layout = draw.figure_layout(hints, list(req.names))
         with Image.open(req.image) as im:
-            picture = judge.analysis_copy(im)
+            frame_size = im.size
+            scene = framing.scene_framing(frame_size, hints, layout)
+            # only the rows between the caption bands; the props the action names left out
+            region, (_, top) = framing.analysis_region(im.convert("RGB"), req.kind)
+            picture = judge.analysis_copy(region, framing.analysis_width(scene, req.kind))
         mask = judge.foreground_mask(picture)
+        if req.kind != "sheet":
+            excluded = framing.excluded_boxes(scene, req.kind, hints)
+            framing.clear_boxes(mask, excluded, frame_size[0], (top, top + region.height))
 
-        def reference(name: str, index: int) -> judge.Descriptor | None:
+        def reference(name: str, index: int, full: bool = False) -> Image.Image:
+            """The reference figure: from the sheet (at full size, as a keyframe is drawn
+            from it, when `full`), or drawn from the description for a text-only one."""
             if index < len(req.references):
                 with Image.open(req.references[index]) as ref:
                     sheet = ref.convert("RGB")
                 if req.kind == "sheet":  # the user's reference image, stylised as the sheet would be
                     sheet = draw.sheet_from_reference(sheet, picture.size)
-                return judge.describe_figure(draw.extract_figure(judge.analysis_copy(sheet, 320)))
+                return draw.extract_figure(sheet if full else judge.analysis_copy(sheet, 320))
             description = self._description(hints, name, req.prompt)
-            return judge.describe_figure(draw.draw_figure(name, description, judge.REFERENCE_HEIGHT * 2))
+            height = int(frame_size[1] * 0.8) if full else judge.REFERENCE_HEIGHT * 2
+            return draw.draw_figure(name, description, height)
 
         per: dict[str, float] = {}
         issues: list[str] = []
@@ -423,9 +445,21 @@ class OfflineBackend:
             names = draw.figure_layout(hints, list(req.names))
             boxes = [judge.strip_box(i, len(names), picture.size) for i in range(len(names))]
         ref_index = {n: i for i, n in enumerate(req.names)}
-        for name, box in zip(names, boxes):
-            found = judge.describe(picture, mask, box)
-            expected = reference(name, ref_index.get(name, 0 if req.kind == "sheet" else len(req.references)))
+        background = None
+        for index, (name, box) in enumerate(zip(names, boxes)):
+            found = judge.describe(*framing.figure_in(picture, mask, box))
+            ref = ref_index.get(name, 0 if req.kind == "sheet" else len(req.references))
+            if box is not None and scene.shot.visible < 1.0:
+                # a cut shot shows the figure's top part: compare with the sheet's figure
+                # where the frame should show it, cut the same way
+                rows = (top, top + region.height)
+                background = background or judge.row_background(picture)
+                view, view_mask = framing.expected_view(
+                    reference(name, ref, full=True), scene, index, req.kind, hints, rows, background
+                )
+                expected = judge.describe(*framing.figure_in(view, view_mask, box))
+            else:
+                expected = judge.describe_figure(reference(name, ref))
             per[name] = judge.similarity(found, expected)
             if per[name] < threshold:
                 issues.append(f"{name}: {judge.problem(found, expected)}")

@@ -48,3 +48,50 @@ def fill_enclosed(binary: Image.Image) -> Image.Image:
             if reached[y][i]:
                 out[base + a : base + b] = bytes(b - a)
     return Image.frombytes("L", (w, h), bytes(out))
+
+
+_FOREGROUND_RUN = re.compile(rb"[^\x00]+")
+
+
+def largest_component(mask: Image.Image) -> Image.Image:
+    """`mask` (L, 0 = background) with only its largest 8-connected foreground part: a
+    figure without the bits of a neighbour (a tail, an arm) that reach into its strip."""
+    w, h = mask.size
+    data = mask.convert("L").tobytes()
+    runs: list[tuple[int, int, int]] = []  # (row, start, end)
+    row_start: list[int] = []
+    for y in range(h):
+        base = y * w
+        row_start.append(len(runs))
+        runs += [(y, m.start() - base, m.end() - base) for m in _FOREGROUND_RUN.finditer(data, base, base + w)]
+    row_start.append(len(runs))
+    if not runs:
+        return mask.copy()
+    parent = list(range(len(runs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for y in range(1, h):
+        above = range(row_start[y - 1], row_start[y])
+        for i in range(row_start[y], row_start[y + 1]):
+            _, a, b = runs[i]
+            for j in above:
+                _, c, d = runs[j]
+                if c <= b and a <= d:  # overlapping or touching diagonally: 8-connected
+                    ri, rj = find(i), find(j)
+                    if ri != rj:
+                        parent[ri] = rj
+    sizes: dict[int, int] = {}
+    for i, (_, a, b) in enumerate(runs):
+        root = find(i)
+        sizes[root] = sizes.get(root, 0) + b - a
+    keep = max(sizes, key=lambda r: (sizes[r], -r))
+    out = bytearray(w * h)
+    for i, (y, a, b) in enumerate(runs):
+        if find(i) == keep:
+            out[y * w + a : y * w + b] = data[y * w + a : y * w + b]
+    return Image.frombytes("L", (w, h), bytes(out))
