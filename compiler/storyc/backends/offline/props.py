@@ -111,7 +111,7 @@ def _gaps(slots: Sequence[tuple[float, float]], width: int, shot: Shot) -> list[
         room = span * (1 - shot.slot_width) / 2
         return [(b - room / 2 - span * 0.02, room), (a + room / 2 + span * 0.02, room)]
     out = []
-    for (_, b), (c, d) in itertools.pairwise(slots):
+    for (a, b), (c, d) in itertools.pairwise(slots):
         room = min(b - a, d - c) * (1 - shot.slot_width)
         out.append(((b + c) / 2, room))
     return out
