@@ -510,6 +510,7 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
         "mood": scene.mood,
         "palette": story.color_palette,
         "camera": scene.camera,
+        "action": scene.action,
         "slots": [
             {"kind": s.kind, "name": s.name} if s.kind == "character" else {"kind": s.kind, "scene_id": s.scene_id}
             for s in slots.slots
@@ -595,9 +596,21 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
     return {"keyframe": best[2]}, asset, best[0], attempts, edits
 
 
+def _spoken_hints(scene: Any) -> dict[str, Any]:
+    """What the scene says, for the offline animatic's subtitles: `dialogue` as
+    [{speaker, line}] and `narration`, when the story format has them (issue 12's sound)."""
+    out: dict[str, Any] = {}
+    dialogue = [{"speaker": d.speaker, "line": d.line} for d in getattr(scene, "dialogue", None) or ()]
+    if dialogue:
+        out["dialogue"] = dialogue
+    if getattr(scene, "narration", None):
+        out["narration"] = scene.narration
+    return out
+
+
 def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
     from storyc.media import ffmpeg as media
-    from storyc.prompts.render import judge_characters
+    from storyc.prompts.render import allocate_slots, judge_characters
 
     story, step = ctx.story, run.step
     i = step.scene_index
@@ -611,13 +624,20 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
     prompt = step.static["prompts"]["video"]
     check = step.static["prompts"]["check"]
     run.prompts.update(video=prompt, check=check)
+    slots = allocate_slots(story, i)
     hints = {
         "step_id": step.id,
         "step": "video",
         "scene_id": scene.scene_id,
+        "title": scene.title,
         "camera": scene.camera,
         "action": scene.action,
         "mood": scene.mood,
+        "setting": scene.setting,
+        # the figures left to right, as in the keyframe (the offline animatic's name tags)
+        "slots": [{"kind": s.kind, "name": s.name} for s in slots.slots if s.kind == "character"],
+        "text_only": list(slots.text_only),
+        **_spoken_hints(scene),
     }
     sid = scene.scene_id
 

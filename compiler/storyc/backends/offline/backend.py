@@ -352,10 +352,21 @@ class OfflineBackend:
             camera=str(req.hints.get("camera") or req.prompt),
             drift_degrees=drift,
             tone_hz=180 + h // 10_000 % 340,
+            **self._caption(req.hints, float(req.duration_s), width),
         )
         if journal is not None:
             journal.finished(job_key)
         return self._done("video", Path(req.dest), model=req.model, request_id=request_id, drift_degrees=drift)
+
+    def _caption(self, hints: Mapping[str, Any], duration_s: float, width: int) -> dict[str, Any]:
+        """The caption band of a clip (scene, title, action, camera, timed lines) and its
+        name tags under the figures' slots, from the request hints."""
+        from storyc.backends.offline import captions as captions
+        from storyc.backends.offline import draw as draw
+
+        names = draw.figure_layout(hints, list((hints.get("characters") or {}).keys()))
+        card = captions.card_from_hints(hints, names, duration_s)
+        return {"caption": card, "tag_xs": [x / width for x in draw.slot_centres(len(names), width)] if names else []}
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
         from storyc.backends.offline import video as video
@@ -447,7 +458,8 @@ class OfflineBackend:
         ref_index = {n: i for i, n in enumerate(req.names)}
         background = None
         for index, (name, box) in enumerate(zip(names, boxes)):
-            found = judge.describe(*framing.figure_in(picture, mask, box))
+            strip, strip_mask = framing.figure_in(picture, mask, box)
+            found = judge.describe(strip, strip_mask)
             ref = ref_index.get(name, 0 if req.kind == "sheet" else len(req.references))
             if box is not None and scene.shot.visible < 1.0:
                 # a cut shot shows the figure's top part: compare with the sheet's figure
@@ -457,7 +469,10 @@ class OfflineBackend:
                 view, view_mask = framing.expected_view(
                     reference(name, ref, full=True), scene, index, req.kind, hints, rows, background
                 )
-                expected = judge.describe(*framing.figure_in(view, view_mask, box))
+                # over the found figure's box: a pixel more or less of a thin ear tip
+                # must not shift the grid
+                view, view_mask = framing.figure_in(view, view_mask, box)
+                expected = judge.describe(view, view_mask, framing.figure_extent(strip_mask))
             else:
                 expected = judge.describe_figure(reference(name, ref))
             per[name] = judge.similarity(found, expected)

@@ -27,14 +27,16 @@ TAG_ROW = 0.05  # the name tags' row at the top of the bottom band
 ACTION_ROWS = 0.075  # up to two lines of action text
 MIN_FONT_PX = 6
 
-BAND_FILL = (12, 12, 18, 178)  # translucent: the picture shows through, dimmed
+# neutral colours only: a clip's colour drift and its correction rotate hues, and the drift
+# estimate counts chroma; white, greys and black are left alone by both
+BAND_FILL = (14, 14, 14, 178)  # translucent: the picture shows through, dimmed
 TITLE_FILL = (255, 255, 255, 255)
-CAMERA_FILL = (200, 205, 215, 255)
-ACTION_FILL = (235, 235, 235, 255)
-SUBTITLE_FILL = (255, 236, 150, 255)
-NARRATION_FILL = (205, 225, 255, 255)
-TAG_FILL = (245, 245, 245, 235)
-TAG_TEXT = (20, 20, 28, 255)
+CAMERA_FILL = (200, 200, 200, 255)
+ACTION_FILL = (232, 232, 232, 255)
+SUBTITLE_FILL = (255, 255, 255, 255)
+NARRATION_FILL = (200, 200, 200, 255)
+TAG_FILL = (246, 246, 246, 235)
+TAG_TEXT = (20, 20, 20, 255)
 DASHES = str.maketrans({"—": "-", "–": "-", "…": "...", "\u00a0": " "})
 
 
@@ -334,7 +336,7 @@ def tag_y(height: int) -> int:
 
 def draw_subtitle(line: TimedLine, size: tuple[int, int]) -> Image.Image:
     """One timed line as a frame-wide RGBA strip for the subtitle rows (up to two lines,
-    centred): 'Speaker: words' in yellow, narration in pale blue."""
+    centred): 'Speaker: words' in white, narration in light grey."""
     lay = Layout(*size)
     w, h = size
     strip_h = h - lay.subtitle_top

@@ -15,9 +15,9 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from storyc.backends.offline import figures, props, shots
+from storyc.backends.offline import captions, figures, props, shots
 from storyc.model.colours import RGB, colour_words, mix, shade
 
 SHEET_BACKGROUND: RGB = (200, 200, 200)
@@ -299,9 +299,29 @@ def draw_background(
             colour = mix(ground, shade(ground, -0.35), (y - horizon) / max(1, h - horizon - 1))
         column.putpixel((0, y), colour)
     if chain is not None:
-        rows = chain.convert("RGB").resize((1, h), Image.BOX)
-        column = Image.blend(column, rows, 0.35)
+        column = Image.blend(column, chain_rows(chain, h), 0.35)
     return column.resize((w, h), Image.NEAREST)
+
+
+def chain_rows(chain: Image.Image, height: int) -> Image.Image:
+    """A chain frame's background colour per row (1 × height): its left and right edge
+    strips (figures keep away from the edges), between the caption bands a clip frame
+    has; the rows under the bands repeat the nearest picture row."""
+    rgb = chain.convert("RGB").resize((chain.width, height), Image.BOX)
+    top, bottom = captions.picture_rows(height)
+    edge = max(1, rgb.width * 3 // 100)
+    left = rgb.crop((0, 0, edge, height)).resize((1, height), Image.BOX)
+    right = rgb.crop((rgb.width - edge, 0, rgb.width, height)).resize((1, height), Image.BOX)
+    # a little vertical smoothing: a compressed frame's edge strips are noisy row to row
+    rows = Image.blend(left, right, 0.5).filter(ImageFilter.BoxBlur(max(1, height // 180)))
+    inside = rows.crop((0, top, 1, bottom))
+    out = Image.new("RGB", (1, height))
+    out.paste(inside, (0, top))
+    if top:
+        out.paste(inside.crop((0, 0, 1, 1)).resize((1, top)), (0, 0))
+    if bottom < height:
+        out.paste(inside.crop((0, inside.height - 1, 1, inside.height)).resize((1, height - bottom)), (0, bottom))
+    return out
 
 
 def slot_bounds(count: int, width: int) -> list[tuple[float, float]]:

@@ -96,6 +96,17 @@ def figure_in(
     return picture.crop(box), masks.largest_component(mask.crop(box))
 
 
+def figure_extent(mask: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box of the figure pixels of `mask`, counting only columns and rows with at
+    least two of them (as the descriptor does), or None."""
+    w, h = mask.size
+    cols = [i for i, v in enumerate(draw.pixels(mask.resize((w, 1), Image.BOX))) if v * h / 255 >= 2.0]
+    rows = [i for i, v in enumerate(draw.pixels(mask.resize((1, h), Image.BOX))) if v * w / 255 >= 2.0]
+    if not cols or not rows:
+        return None
+    return cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+
+
 def expected_view(
     figure: Image.Image,
     scene: Framing,
