@@ -48,6 +48,7 @@ def character_palette(name: str, description: str) -> list[RGB]:
 
 # ─── figures ─────────────────────────────────────────────────────────────────
 
+
 def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB] | None = None) -> Image.Image:
     """A stylised standing figure (RGBA, transparent around it) about `height` px tall.
     Shapes vary by name; colours come from the description (or `palette`)."""
@@ -335,9 +336,7 @@ def slot_centres(count: int, width: int) -> list[float]:
     return [(a + b) / 2 for a, b in slot_bounds(count, width)]
 
 
-def place_figure(
-    canvas: Image.Image, figure: Image.Image, index: int, count: int, shot: shots.Shot
-) -> shots.Placement:
+def place_figure(canvas: Image.Image, figure: Image.Image, index: int, count: int, shot: shots.Shot) -> shots.Placement:
     """Scale `figure` as the shot asks and paste it into slot `index` of `count` (a cut
     shot's figure runs on below the picture rows, where the caption band covers it)."""
     slot = slot_bounds(count, canvas.width)[index]
