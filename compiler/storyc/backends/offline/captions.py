@@ -259,7 +259,8 @@ class Layout:
 
     @property
     def subtitle_top(self) -> int:
-        return self.action_top + round(self.height * ACTION_ROWS)
+        # even: ffmpeg lays overlays on 4:2:0 frames at even rows
+        return (self.action_top + round(self.height * ACTION_ROWS)) // 2 * 2
 
 
 def title_text(card: Card) -> str:
@@ -331,7 +332,7 @@ def tag_y(height: int) -> int:
     """Top row of the name tags: centred in the bottom band's tag row."""
     lay = Layout(1, height)
     tag_h = lay.tag_px + 2 * max(1, lay.tag_px // 5)
-    return lay.band_top + max(0, (round(height * TAG_ROW) - tag_h) // 2)
+    return (lay.band_top + max(0, (round(height * TAG_ROW) - tag_h) // 2)) // 2 * 2  # even, as subtitle_top
 
 
 def draw_subtitle(line: TimedLine, size: tuple[int, int]) -> Image.Image:
