@@ -105,7 +105,21 @@ def main() -> None:
         print(
             f"{k:10} {v['steps']} step(s): cpu {v['cpu_s']:6.2f} s (python {v['self_s']:.2f}, ffmpeg {v['ffmpeg_s']:.2f})"
         )
-    calls = result.report.get("calls")
+    calls: dict[str, int] = {}
+    for step in result.report.get("steps", []):
+        for kind, n in (step.get("calls") or {}).items():
+            calls[kind] = calls.get(kind, 0) + n
+    for step in result.report.get("steps", []):
+        kind = step["id"].split(":")[0]
+        if kind in kinds:
+            kinds[kind].setdefault("calls", {})
+            for k, n in (step.get("calls") or {}).items():
+                kinds[kind]["calls"][k] = kinds[kind]["calls"].get(k, 0) + n
+    for k, v in kinds.items():
+        print(
+            f"{k:10} {v['steps']} step(s): cpu {v['cpu_s']:6.2f} s (python {v['self_s']:.2f}, ffmpeg {v['ffmpeg_s']:.2f})"
+            f"  calls {v.get('calls', {})}"
+        )
     print(
         json.dumps(
             {

@@ -17,6 +17,8 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 sys.path.insert(0, str(Path(__file__).parent))
+import itertools
+
 from storyc.backends.base import ImageRequest, JudgeRequest
 from storyc.backends.offline import captions, draw, figures, framing, judge, props, shots
 from storyc.backends.offline import video as offline_video
@@ -65,10 +67,10 @@ def title_match(frame: Image.Image, card: captions.Card) -> float:
 def best_tag_match(frame: Image.Image, name: str) -> tuple[float, int]:
     """The best correlation of `name`'s tag anywhere along the tag row (tags follow their
     figures as the camera moves), and where."""
-    tag = captions.draw_tag(name, frame.height)
+    tag = captions.draw_tag(name, frame.size)
     flat = Image.new("RGB", tag.size, captions.BAND_FILL[:3])
     flat.paste(tag, (0, 0), tag)
-    top = captions.tag_y(frame.height)
+    top = captions.tag_y(frame.size)
     best = (-1.0, 0)
     for x in range(0, frame.width - tag.width + 1):
         score = correlation(frame.crop((x, top, x + tag.width, top + tag.height)), flat)
@@ -102,7 +104,9 @@ def test_a_clip_shows_title_camera_action_tags_and_timed_lines(tmp_path):
         ],
         2.0,
     )
-    card = captions.Card(2, "Meeting the Old Owl", "the owl turns its head", "medium shot, slow pan right", ("Ember", "Sage"), lines)
+    card = captions.Card(
+        2, "Meeting the Old Owl", "the owl turns its head", "medium shot, slow pan right", ("Ember", "Sage"), lines
+    )
     clip = tmp_path / "clip.mp4"
     tag_xs = [c / size[0] for c in draw.slot_centres(2, size[0])]
     offline_video.render_clip(
@@ -132,10 +136,12 @@ def test_a_clip_shows_title_camera_action_tags_and_timed_lines(tmp_path):
 
 
 def test_timed_lines_are_placed_in_order_within_the_clip():
-    lines = captions.timed_lines([{"speaker": "A", "line": "one two three"}, {"speaker": "B", "line": "four"}], 6.0, "Once.")
+    lines = captions.timed_lines(
+        [{"speaker": "A", "line": "one two three"}, {"speaker": "B", "line": "four"}], 6.0, "Once."
+    )
     assert [ln.speaker for ln in lines] == [None, "A", "B"]
     assert lines[0].start_s >= 0.2 and lines[-1].end_s <= 6.0
-    assert all(a.end_s <= b.start_s for a, b in zip(lines, lines[1:], strict=False))
+    assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(lines))
     assert lines[1].end_s - lines[1].start_s > lines[2].end_s - lines[2].start_s  # longer lines stay longer
     given = captions.timed_lines([{"speaker": "A", "text": "hi", "start_s": 1.0, "end_s": 2.5}], 6.0)
     assert (given[0].start_s, given[0].end_s, given[0].caption) == (1.0, 2.5, "A: hi")
@@ -163,7 +169,13 @@ def test_the_band_is_neutral_so_drift_and_its_estimate_ignore_it(tmp_path):
         caption=card, tag_xs=[0.5],
     )  # fmt: skip
     assert offline_video.estimate_drift(clip) == pytest.approx(60, abs=8)
-    for colour in (captions.TITLE_FILL, captions.SUBTITLE_FILL, captions.TAG_FILL, captions.BAND_FILL, captions.CAMERA_FILL):
+    for colour in (
+        captions.TITLE_FILL,
+        captions.SUBTITLE_FILL,
+        captions.TAG_FILL,
+        captions.BAND_FILL,
+        captions.CAMERA_FILL,
+    ):
         assert max(colour[:3]) - min(colour[:3]) <= 2, colour
 
 
@@ -358,7 +370,9 @@ def test_a_hue_error_in_a_close_up_is_still_caught(tmp_path, sheets):
     wrong = compose_from_sheets(sheets, tmp_path / "wrong.jpg", "close-up", hue={"Ember": 70})
     good, bad = judged(backend, right, sheets, "close-up"), judged(backend, wrong, sheets, "close-up")
     assert good.overall_score >= 0.85, good
-    assert bad.per_character["Ember"] < 0.7 and bad.per_character["Sage"] == pytest.approx(good.per_character["Sage"], abs=0.02)
+    assert bad.per_character["Ember"] < 0.7 and bad.per_character["Sage"] == pytest.approx(
+        good.per_character["Sage"], abs=0.02
+    )
     assert any(i.startswith("Ember: colours off") for i in bad.issues)
 
 

@@ -222,6 +222,11 @@ class Layout:
     height: int
 
     @property
+    def unit(self) -> int:
+        """What text sizes follow: the short side, so a vertical frame's text fits its width."""
+        return min(self.width, self.height)
+
+    @property
     def top(self) -> int:
         return round(self.height * TOP_BAR)
 
@@ -231,27 +236,27 @@ class Layout:
 
     @property
     def pad(self) -> int:
-        return max(2, round(self.height * 0.018))
+        return max(2, round(self.unit * 0.018))
 
     @property
     def title_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.height * 0.042))
+        return max(MIN_FONT_PX, round(self.unit * 0.042))
 
     @property
     def camera_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.height * 0.028))
+        return max(MIN_FONT_PX, round(self.unit * 0.028))
 
     @property
     def tag_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.height * 0.03))
+        return max(MIN_FONT_PX, round(self.unit * 0.03))
 
     @property
     def action_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.height * 0.031))
+        return max(MIN_FONT_PX, round(self.unit * 0.031))
 
     @property
     def subtitle_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.height * 0.033))
+        return max(MIN_FONT_PX, round(self.unit * 0.033))
 
     @property
     def action_top(self) -> int:
@@ -308,9 +313,9 @@ def draw_static(card: Card, size: tuple[int, int]) -> Image.Image:
     return img
 
 
-def draw_tag(name: str, height: int) -> Image.Image:
+def draw_tag(name: str, size: tuple[int, int]) -> Image.Image:
     """A figure's name tag: dark text on a light pill, RGBA, sized to the name."""
-    px = Layout(1, height).tag_px
+    px = Layout(*size).tag_px
     text = printable(name, px)
     f = font(px)
     pad_x, pad_y = max(2, px // 2), max(1, px // 5)
@@ -328,11 +333,11 @@ def tag_left(centre_x: float, tag_width: int, frame_width: int) -> int:
     return max(0, min(frame_width - tag_width, round(centre_x - tag_width / 2)))
 
 
-def tag_y(height: int) -> int:
+def tag_y(size: tuple[int, int]) -> int:
     """Top row of the name tags: centred in the bottom band's tag row."""
-    lay = Layout(1, height)
+    lay = Layout(*size)
     tag_h = lay.tag_px + 2 * max(1, lay.tag_px // 5)
-    return (lay.band_top + max(0, (round(height * TAG_ROW) - tag_h) // 2)) // 2 * 2  # even, as subtitle_top
+    return (lay.band_top + max(0, (round(lay.height * TAG_ROW) - tag_h) // 2)) // 2 * 2  # even, as subtitle_top
 
 
 def draw_subtitle(line: TimedLine, size: tuple[int, int]) -> Image.Image:
@@ -359,9 +364,9 @@ def draw_frame(card: Card, size: tuple[int, int], t: float, tag_centres: Sequenc
     (x in pixels): for tests and stills; the clip renderer lays the same pieces over the
     picture with ffmpeg."""
     img = draw_static(card, size)
-    top = tag_y(size[1])
+    top = tag_y(size)
     for name, cx in zip(card.names, tag_centres, strict=False):
-        tag = draw_tag(name, size[1])
+        tag = draw_tag(name, size)
         img.alpha_composite(tag, (tag_left(cx, tag.width, size[0]), top))
     for line in card.lines:
         if line.start_s <= t < line.end_s:

@@ -50,9 +50,9 @@ def write(
         steps.append(f"[{src}][{first_input + len(inputs) - 1}:v]overlay={placement}[c{len(steps)}]")
 
     add(captions.draw_static(card, size), "x=0:y=0")
-    tag_top = captions.tag_y(h)
+    tag_top = captions.tag_y(size)
     for name, fx in zip(card.names, tag_xs, strict=False):
-        tag = captions.draw_tag(name, h)
+        tag = captions.draw_tag(name, size)
         centre = camera.x_expression(motion, fx, w, duration_s)
         x = f"max(0,min({w - tag.width},{centre}-{tag.width / 2:.1f}))"
         add(tag, f"x='{x}':y={tag_top}:eval=frame")

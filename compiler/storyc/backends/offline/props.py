@@ -126,7 +126,7 @@ def place(
     for prop, (cx, room) in zip(props, _gaps(slots, w, shot), strict=False):
         width = max(4.0, min(PROP_HEIGHT * h * 0.7, room * 0.8))
         height = min(PROP_HEIGHT * h, width * 1.5)
-        px = max(captions.MIN_FONT_PX, round(LABEL_PX * h))
+        px = max(captions.MIN_FONT_PX, round(LABEL_PX * min(w, h)))
         text = captions.printable(prop.name, px)
         label_w = captions.text_width(text, px)
         if shot.visible >= 1.0:  # on the ground, its label below it (in front, where no figure is)
