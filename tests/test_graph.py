@@ -112,6 +112,15 @@ KEY_CASES = [
     ("scene 2 transition", _mutate_set(("scenes", 1, "transition"), "cut"), {"assemble"}),
     ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
     ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
+    # the checks name the scene by its title; the offline animatic's caption band shows it
+    # and the scene's spoken lines
+    ("scene 2 title", _mutate_set(("scenes", 1, "title"), "Bo waves"), {"keyframe:2", "video:2"}),
+    (
+        "scene 2 dialogue",
+        _mutate_set(("scenes", 1, "dialogue"), [{"speaker": "Bo", "line": "Hello!"}]),
+        {"video:2"},
+    ),
+    ("scene 2 narration", _mutate_set(("scenes", 1, "narration"), "Bo came running."), {"video:2"}),
     (
         "Bo visual_description",
         _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
@@ -174,6 +183,16 @@ def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_p
     after = _plan(story_path, override_dir=override).steps
     changed = {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint}
     assert changed == {f"video:{i}" for i in range(1, 6)}
+
+
+@pytest.mark.unit
+def test_a_paid_clip_is_not_rekeyed_by_what_only_the_offline_captions_show(tmp_path):
+    base = YAML(typ="safe").load(STORY)
+    data = copy.deepcopy(base)
+    data["scenes"][1] |= {"dialogue": [{"speaker": "Bo", "line": "Hello!"}], "narration": "Bo came running."}
+    before = _plan(_write_story(tmp_path / "a", base), backend="xai").steps
+    after = _plan(_write_story(tmp_path / "b", data), backend="xai").steps
+    assert {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint} == {"script"}
 
 
 @pytest.mark.unit

@@ -179,6 +179,14 @@ def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tupl
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
+    if inputs.common["backend"] == "offline":
+        # the offline animatic's caption band shows the title and the spoken lines; a real
+        # model's clip does not depend on them, so only offline keys carry them
+        static["hints"] |= {
+            "title": scene.title,
+            "dialogue": [line.model_dump(mode="json") for line in scene.dialogue],
+            "narration": scene.narration,
+        }
     return Step(
         f"video:{scene.scene_id}",
         "video",

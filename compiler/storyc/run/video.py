@@ -13,9 +13,9 @@ from typing import Any
 from storyc.backends.base import CallResult, JudgeRequest, VideoRequest
 from storyc.media.probe import extract_frame, probe
 from storyc.model.prices import chat_cost, video_cost
-from storyc.model.story import VIDEO_EDIT_MAX_S
+from storyc.model.story import VIDEO_EDIT_MAX_S, Scene
 from storyc.model.vision import ConsistencyScore
-from storyc.prompts.slots import judge_characters
+from storyc.prompts.slots import allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, provider_urls
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
@@ -38,6 +38,17 @@ def run_video(ctx: BuildContext, run: StepRun) -> StepResult:
     return _ClipLoop(ctx, run).execute()
 
 
+def _spoken_hints(scene: Scene) -> dict[str, Any]:
+    """What the scene says, for the offline animatic's subtitles: `dialogue` as
+    [{speaker, line}] and `narration`, each only when the scene has it."""
+    out: dict[str, Any] = {}
+    if scene.dialogue:
+        out["dialogue"] = [{"speaker": d.speaker, "line": d.line} for d in scene.dialogue]
+    if scene.narration:
+        out["narration"] = scene.narration
+    return out
+
+
 class _ClipLoop:
     def __init__(self, ctx: BuildContext, run: StepRun):
         assert run.step.scene_index is not None, run.step.id  # every video step has its scene
@@ -54,13 +65,20 @@ class _ClipLoop:
         self.prompt = run.step.static["prompts"]["video"]
         self.check = run.step.static["prompts"]["check"]
         run.prompts.update(video=self.prompt, check=self.check)
+        slots = allocate_slots(ctx.story, self.index)
         self.hints = {
             "step_id": run.step.id,
             "step": "video",
             "scene_id": self.scene.scene_id,
+            "title": self.scene.title,
             "camera": self.scene.camera,
             "action": self.scene.action,
             "mood": self.scene.mood,
+            "setting": self.scene.setting,
+            # the figures left to right, as in the keyframe (the offline animatic's name tags)
+            "slots": [{"kind": s.kind, "name": s.name} for s in slots.slots if s.kind == "character"],
+            "text_only": list(slots.text_only),
+            **_spoken_hints(self.scene),
         }
 
     def execute(self) -> StepResult:

@@ -12,8 +12,10 @@ paid backend's.
   of the request: chance.py), so the check → targeted fix loop has work to do; a fix edit
   redraws the named character from its description and measurably raises the score.
 - Videos: ffmpeg moves the keyframe as the camera words say, with a quiet tone for
-  audio; some clips drift in colour over time (hash of the request), which the
-  last-frame check catches and `edit_video` (drift measured and ramped back out) fixes.
+  audio and a caption band (scene and title, camera, action, name tags, spoken lines:
+  video.py, captions.py); some clips drift in colour over time (hash of the request),
+  which the last-frame check catches and `edit_video` (drift measured and ramped back
+  out) fixes.
 - judge: compares pictures for real (judge.py): each figure's grid of colours
   against its reference sheet's, allowing for scene lighting.
 
@@ -209,6 +211,7 @@ class OfflineBackend:
             camera=str(req.hints.get("camera") or req.prompt),
             drift_degrees=drift,
             tone_hz=tone_hz,
+            **video.clip_caption(req.hints, float(req.duration_s), width),
         )
         if journal is not None:
             journal.finished(job_key)
