@@ -71,9 +71,30 @@ def test_parse_rates_and_spec():
 
 def test_media_prices():
     assert pricing.image_cost() == 0.02
-    assert pricing.image_cost(n_inputs=3) == pytest.approx(0.08)
+    assert pricing.image_cost(n_inputs=3) == pytest.approx(0.026)  # an edit's inputs: ~$0.002 each
+    assert pricing.image_cost(n=4) == pytest.approx(0.08)
     assert pricing.video_cost(8, "720p") == pytest.approx(0.56)
     assert pricing.video_cost(8, "480p") == pytest.approx(0.40)
+    assert pricing.video_cost(8, "480p", input_s=8) == pytest.approx(0.48)  # a video edit bills its input too
+
+
+def test_one_row_per_model_and_resolution():
+    assert pricing.video_cost(10, "1080p", model="grok-imagine-video-1.5") == pytest.approx(2.50)
+    assert pricing.video_cost(10, "720p", model="grok-imagine-video-1.5-preview") == pytest.approx(1.40)  # alias
+    assert pricing.video_cost(10, "480p", model="grok-imagine-video-1.5") == pytest.approx(0.80)
+    # unknown: the kind's default model, and a resolution a row lacks at its dearest tier (errs high)
+    assert pricing.video_cost(8, "720p", model="some-new-video-model") == pytest.approx(0.56)
+    assert pricing.video_cost(8, "1080p", model="grok-imagine-video") == pytest.approx(0.56)
+    assert pricing.price_of("grok-imagine-video", "image") == pricing.price_of(None, "image")
+    assert {row.kind for row in pricing.MODELS.values()} == {"image", "video", "chat"}
+
+
+def test_the_reported_cost_wins_over_the_table():
+    from xai_sdk.proto import usage_pb2
+
+    assert pricing.reported_or(usage_pb2.SamplingUsage(cost_in_usd_ticks=123 * 10**8), 0.56) == (1.23, "usage")
+    assert pricing.reported_or(usage_pb2.SamplingUsage(), 0.56) == (0.56, "price_table")
+    assert pricing.reported_or(None, 0.02) == (0.02, "price_table")
 
 
 def test_chat_cost_prefers_reported_cost_then_tokens_then_estimate():

@@ -530,9 +530,8 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
         else:  # targeted fix of the best so far, re-anchored on the character's sheet
             character, element, fix = fix_note
             sheet = judge_refs[judged.index(character)] if character in judged else None
-            if sheet is not None:  # design technique 7: fix against the sheet, not from memory
-                fix = f"{fix.rstrip('. ')}. {character} must look exactly as in reference image 2 (their character sheet)."
-            prompt = ctx.prompts.fix_edit(element, fix)
+            # design technique 7: fix against the sheet (input 2), not from memory
+            prompt = ctx.prompts.fix_edit(element, fix, sheet_of=character if sheet is not None else None)
             run.prompts[f"fix_{iteration}"] = prompt
             req_refs = (best[1], sheet) if sheet is not None else (best[1],)
             req_hints = {**hints, "step": "fix", "attempt": iteration, "element": character, "fix": fix}
