@@ -123,13 +123,13 @@ def make_backend(name: str, prompts: Any = None) -> Any:
         except ValueError as exc:  # a malformed STORYC_OFFLINE_FAULTS / STORYC_OFFLINE_LATENCY
             raise BackendError(str(exc)) from None
     if name == "xai":
-        from storyc.backends.ratelimit import RateLimiter
         from storyc.backends.xai.backend import XaiBackend
 
-        # The executor already throttles every call per kind; a second limiter inside the
-        # backend would only slow the build. The backend owns the one reworded attempt
-        # after a moderation block, through the story's `reword` template.
-        return XaiBackend(reword=getattr(prompts, "reword", None), rate_limiter=RateLimiter({}))
+        # The executor throttles each step call; the backend's own buckets (STORYC_RATE_LIMITS)
+        # pace every request it puts on the wire: retries and the polls of all video jobs,
+        # which share the video limit. The backend owns the one reworded attempt after a
+        # moderation refusal, through the story's `reword` template.
+        return XaiBackend(reword=getattr(prompts, "reword", None))
     raise ValueError(f"unknown backend {name!r}: expected offline or xai")
 
 
@@ -371,6 +371,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
     cost = 0.0
     retries = 0
     replayed = 0
+    possibly_billed = 0
     steps = []
     for sid in ctx.graph.order:
         outcome = ctx.outcomes.get(sid)
@@ -381,6 +382,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
             cost += rec.cost_usd
             retries += outcome.retries
             replayed += outcome.replayed
+            possibly_billed += outcome.possibly_billed
             status = rec.status
         elif sid in ctx.failed:
             rec, run = ctx.failed[sid]
@@ -389,6 +391,7 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
             cost += run.cost
             retries += run.retries
             replayed += run.replayed
+            possibly_billed += run.possibly_billed
             status = "failed"
         else:
             steps.append(
@@ -428,6 +431,9 @@ def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> d
         "cost_usd": round(cost, 6),
         "wall_s": round(wall_s, 3),
         "retries": retries,
+        # paid calls whose outcome is unknown (deadline exceeded): in api_calls and cost_usd
+        # as billed, never repeated automatically
+        "possibly_billed": possibly_billed,
         "calls_replayed": replayed,  # finished calls of an interrupted build, not paid again
         "steps": steps,
     }

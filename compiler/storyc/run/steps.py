@@ -104,6 +104,7 @@ class StepOutcome:
     retries: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     replayed: int = 0  # calls served from the per-call memo (a resumed step)
+    possibly_billed: int = 0  # paid calls with an unknown outcome (counted in calls and cost)
 
     @property
     def digest(self) -> str:
@@ -168,6 +169,7 @@ class StepRun:
         self.cost = 0.0
         self.failed_spend_usd = 0.0  # billed by calls that then failed
         self.retries = 0
+        self.possibly_billed = 0  # paid calls whose outcome is unknown (deadline exceeded)
         self.replayed = 0  # calls served from the per-call memo (a resumed step)
         self.files: dict[str, str] = {}
         self.prompts: dict[str, str] = {}
@@ -236,6 +238,7 @@ class StepRun:
         self.cost += actual
         self.calls[result.kind or kind] += max(1, int(result.calls or 1))
         self.retries += int(result.retries or 0)
+        self.possibly_billed += int(result.meta.get("possibly_billed", 0) or 0)
         self.ctx.emit("call", step=self.step.id, kind=kind, what=what, cost_usd=actual)
 
         files = {}
@@ -258,6 +261,8 @@ class StepRun:
         """A failed call may still have been billed (the backend says so on the error)."""
         calls = int(getattr(exc, "spent_calls", 0) or 0)
         usd = float(getattr(exc, "spent_usd", 0.0) or 0.0)
+        self.retries += int(getattr(exc, "spent_retries", 0) or 0)  # they reached the service too
+        self.possibly_billed += int(getattr(exc, "possibly_billed", 0) or 0)
         if calls:
             self.calls[kind] += calls
         if usd:
@@ -305,6 +310,11 @@ def _image_call(ctx: Any, dest: Path, refs: tuple[Path, ...], hints: Mapping[str
         return ctx.backend.edit_image(req) if refs else ctx.backend.generate_image(req)
 
     return make
+
+
+def _progress(ctx: Any, step_id: str, what: str) -> Callable[[int], None]:
+    """A video job's progress (0-100, as the provider reports it) as a progress-line event."""
+    return lambda percent: ctx.emit("call_progress", step=step_id, kind="video", what=what, percent=percent)
 
 
 def _jsonable(meta: Mapping[str, Any] | None) -> dict:
@@ -663,6 +673,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
             aspect_ratio=story.aspect_ratio,
             resolution=story.resolution,
             hints={**hints, "attempt": 1},
+            progress=_progress(ctx, step.id, "image→video"),
         )
         return ctx.backend.image_to_video(req, job_key=f"{run.key[:20]}:clip", journal=ctx.journal)
 
@@ -711,6 +722,7 @@ def run_video(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None
                 aspect_ratio=story.aspect_ratio,
                 resolution=story.resolution,
                 hints={**hints, "step": "video_fix", "attempt": 1 + n, "issues": list(score.issues)},
+                progress=_progress(ctx, step.id, f"correction c{n}"),
             )
             return ctx.backend.edit_video(req, job_key=f"{run.key[:20]}:c{n}", journal=ctx.journal)
 
@@ -890,6 +902,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
         retries=run.retries,
         calls=dict(run.calls),
         replayed=run.replayed,
+        possibly_billed=run.possibly_billed,
     )
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, asset)
