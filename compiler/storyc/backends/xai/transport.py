@@ -120,7 +120,7 @@ class XaiTransport:
                     tally.bill(table_usd, "price_table")
                     tally.possibly_billed += 1
                     why = (
-                        f"got no answer within {self.config.timeout_s:.0f} s"
+                        f"timed out (STORYC_XAI_TIMEOUT {self.config.timeout_s:.0f} s)"
                         if code == grpc.StatusCode.DEADLINE_EXCEEDED
                         else "sent an answer over the message cap"
                     )
