@@ -101,3 +101,14 @@ def probe_duration(data: bytes) -> float | None:
             return float(stream.duration * stream.time_base) if stream.duration else None
     except Exception:
         return None
+
+
+def probe_height(data: bytes) -> int | None:
+    """Frame height of an MP4 given as bytes (PyAV), None if unreadable."""
+    try:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            return container.streams.video[0].height
+    except Exception:
+        return None

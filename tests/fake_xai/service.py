@@ -62,7 +62,7 @@ from xai_sdk.proto import (
 from . import rules
 from .answers import answer_for
 from .assets import AssetServer
-from .media import make_jpeg, make_mp4, probe_duration
+from .media import make_jpeg, make_mp4, probe_duration, probe_height
 from .rules import decode_data_uri
 
 RPC_FAULTS = {
@@ -152,6 +152,7 @@ class FakeXai:
     # requests per `rate_window_s` allowed per model (RESOURCE_EXHAUSTED beyond); empty: off
     rate_limits: dict[str, int] = field(default_factory=dict)
     rate_window_s: float = 60.0
+    price_factor: float = 1.0  # the service's prices change (a promotion): reported usage must win
 
     def __post_init__(self) -> None:
         self.assets = AssetServer()
@@ -214,6 +215,7 @@ class FakeXai:
             self.url_ttl_s = 24 * 3600.0
             self.rate_limits = {}
             self.rate_window_s = 60.0
+            self.price_factor = 1.0
 
     # ── faults, records and the bill ──────────────────────────────────────
     def inject(self, method: str, fault: str, times: int = 1, match: Callable[[Any], bool] | None = None) -> None:
@@ -329,7 +331,7 @@ class _Image(image_pb2_grpc.ImageServicer):
             ratio = "16:9"
         n = request.n or 1
         n_inputs = (1 if request.HasField("image") else 0) + len(request.images)
-        usd = rules.image_usd(n, n_inputs)
+        usd = rules.image_usd(n, n_inputs) * fake.price_factor
         fake._bill("GenerateImage", request.model, usd, f"image x{n}" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         inputs = tuple(
@@ -369,8 +371,11 @@ class _Video(video_pb2_grpc.VideoServicer):
             input_s = probe_duration(data) or duration
             duration = input_s
             with fake._lock:
-                resolution = fake._made.get(hashlib.sha256(data).hexdigest(), video_pb2.VIDEO_RESOLUTION_720P)
-        usd = rules.video_usd(request.model, resolution, duration, input_s)
+                resolution = fake._made.get(hashlib.sha256(data).hexdigest())
+            if resolution is None:  # a clip this fake did not make: by its frame height
+                height = probe_height(data) or 720
+                resolution = video_pb2.VIDEO_RESOLUTION_480P if height <= 480 else video_pb2.VIDEO_RESOLUTION_720P
+        usd = rules.video_usd(request.model, resolution, duration, input_s) * fake.price_factor
         job = Job(request=request, polls_left=fake.pending_polls, usd=usd, duration=duration, resolution=resolution)
         if fault in ("failed", "failed_moderation", "expired", "moderation"):
             job.outcome = fault
@@ -449,7 +454,9 @@ class _Chat(chat_pb2_grpc.ChatServicer):
         all_text = " ".join(c.text for m in request.messages for c in m.content if c.text)
         prompt_tokens = len(all_text.split()) * 2 + 1_500 * n_images
         completion_tokens = len(content.split()) * 2
-        usd = prompt_tokens * rules.CHAT_USD_PER_TOKEN["input"] + completion_tokens * rules.CHAT_USD_PER_TOKEN["output"]
+        usd = fake.price_factor * (
+            prompt_tokens * rules.CHAT_USD_PER_TOKEN["input"] + completion_tokens * rules.CHAT_USD_PER_TOKEN["output"]
+        )
         fake._bill("GetCompletion", request.model, usd, "chat" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         if fault == "oversized_answer":

@@ -7,7 +7,8 @@ which sorts every gRPC failure into what storyc may do about it.
 | RESOURCE_EXHAUSTED (rate limit)                | no        | retried with backoff, each retry counted  |
 | RESOURCE_EXHAUSTED "Sent message larger than"  | no (never | final: the request is over the 20 MiB     |
 |   (client side, the request over the cap)      |  sent)    |   cap, sending it again changes nothing   |
-| RESOURCE_EXHAUSTED "Received message larger"   | maybe     | paid call: possibly billed, not repeated  |
+| RESOURCE_EXHAUSTED "Received message larger"   | maybe     | paid: possibly billed, not repeated;      |
+|   (the answer over the cap)                    |           |   a poll: final                           |
 | DEADLINE_EXCEEDED on a paid call               | maybe     | possibly billed, not repeated             |
 | DEADLINE_EXCEEDED on a poll                    | no (free) | retried                                   |
 | INVALID_ARGUMENT / PERMISSION_DENIED naming    | no        | one reworded attempt (the caller)         |
@@ -51,11 +52,13 @@ def classify(code: grpc.StatusCode | None, details: str, *, paid: bool) -> Verdi
     if code == grpc.StatusCode.UNAVAILABLE:
         return Verdict.RETRY
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        if "larger than max" in details:
+        low = details.lower()
+        if "larger than max" in low:
             # gRPC's own message-size check: the request never left ("Sent message larger
-            # than max"), or the answer was refused on arrival, after the work was done.
-            if details.lower().startswith("received") and paid:
-                return Verdict.POSSIBLY_BILLED
+            # than max"), or the answer was refused on arrival, after the work was done
+            # ("Stream removed (CLIENT: Received message larger than max (...))").
+            if "received message" in low:
+                return Verdict.POSSIBLY_BILLED if paid else Verdict.FINAL
             return Verdict.OVERSIZED
         return Verdict.RETRY
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

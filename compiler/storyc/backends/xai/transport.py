@@ -44,6 +44,10 @@ PROMPT_ROLES = {
 }
 
 
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
 def _default_reword(prompt: str) -> str:
     return f"{prompt.rstrip()} {REWORD_NOTE}"
 
@@ -122,7 +126,7 @@ class XaiTransport:
                     why = (
                         f"timed out (STORYC_XAI_TIMEOUT {self.config.timeout_s:.0f} s)"
                         if code == grpc.StatusCode.DEADLINE_EXCEEDED
-                        else "sent an answer over the message cap"
+                        else f"got an answer over the {_size(self.config.max_message_bytes)} message cap"
                     )
                     message = (
                         f"{step}: the xAI {kind} request {why} ({name}); the service may have done and billed it, "
@@ -130,7 +134,7 @@ class XaiTransport:
                     )
                 elif verdict is Verdict.OVERSIZED:
                     message = (
-                        f"{step}: the xAI {kind} request is over the {self.config.max_message_bytes >> 20} MiB "
+                        f"{step}: the xAI {kind} request is over the {_size(self.config.max_message_bytes)} "
                         f"message cap ({name}: {details}); it was not sent (nothing billed) and is not retried"
                     )
                 else:
