@@ -530,7 +530,9 @@ def test_a_download_that_keeps_failing_leaves_the_job_to_download_again_not_to_p
     first = info.value
     assert first.retryable and "video:1" in journal.jobs and not (tmp_path / "clip.mp4").exists()
     assert (first.spent_calls, first.spent_usd) == (1, pytest.approx(0.15))
-    job = fake_xai.jobs[journal.jobs["video:1"]]
+    request_id, marked = journal.jobs["video:1"].split("#")
+    assert marked == "reported"  # its call and cost went out on the error: a re-attach counts nothing
+    job = fake_xai.jobs[request_id]
     job.asset_mode, job.url = "ok", ""  # the host serves it whole this time
     again = backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1", journal=journal)
     backend.close()
@@ -548,7 +550,8 @@ def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_x
         first.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
     assert info.value.code == "RESOURCE_EXHAUSTED"
     first.close()
-    request_id = journal.jobs["video:1"]
+    request_id = journal.jobs["video:1"].removesuffix("#reported")  # the error reported its call
+    assert (info.value.spent_calls, info.value.spent_usd) == (1, pytest.approx(0.15))  # 3 s at 480p, the table price
 
     # "The next build": a new backend (new channel) with the persisted journal.
     second = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))

@@ -206,6 +206,33 @@ def test_a_build_stopped_while_starting_a_video_reports_that_start_as_possibly_b
     assert survivor.jobs == {}
 
 
+def test_a_job_left_by_a_killed_build_is_counted_once_by_the_build_that_re_attaches(fake_xai, tmp_path):
+    """A killed build wrote no report.json: its journaled job is counted (call and cost)
+    by the next build, which re-attaches to it; a job whose failed call already reported
+    it is marked so, and re-attaching counts nothing."""
+    start = jpeg(tmp_path / "kf.jpg", 3)
+
+    class KilledWhilePolling(Journal):
+        def started(self, key, request_id):
+            super().started(key, request_id)
+            if not request_id.startswith("starting:"):
+                raise KeyboardInterrupt
+
+    killed = KilledWhilePolling()
+    first = XaiBackend(config(fake_xai), rate_limiter=RateLimiter({}))
+    with pytest.raises(KeyboardInterrupt):
+        first.image_to_video(video_req(tmp_path, start), job_key="v", journal=killed)
+    first.close()
+    survivor = Journal()
+    survivor.jobs = dict(killed.jobs)
+    second = XaiBackend(config(fake_xai), rate_limiter=RateLimiter({}))
+    result = second.image_to_video(video_req(tmp_path, start), job_key="v", journal=survivor)
+    second.close()
+    assert result.meta["reattached"] and "possibly_billed" not in result.meta
+    assert (result.calls, result.cost_usd) == (fake_xai.billed_count(), pytest.approx(fake_xai.billed_usd()))
+    assert fake_xai.count("GenerateVideo") == 1
+
+
 def test_a_request_over_the_message_cap_is_not_sent_nor_retried(fake_xai, tmp_path):
     """Client side RESOURCE_EXHAUSTED ("Sent message larger than max") is not a rate limit."""
     backend = XaiBackend(config(fake_xai, max_message_bytes=4096), rate_limiter=RateLimiter({}))

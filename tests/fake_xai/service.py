@@ -125,6 +125,7 @@ class Bill:
     model: str
     usd: float
     what: str  # "image x1", "video job vid-000004", "chat", and the fault that left it unanswered
+    key: str = ""  # digest of the request's content: the same asset asked (and paid) for twice shares it
 
 
 @dataclass
@@ -243,9 +244,10 @@ class FakeXai:
         with self._lock:
             return round(sum(b.usd for b in self.bills), 6)
 
-    def _bill(self, method: str, model: str, usd: float, what: str) -> None:
+    def _bill(self, method: str, request, usd: float, what: str) -> None:
+        key = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()[:16]
         with self._lock:
-            self.bills.append(Bill(method, model, round(usd, 8), what))
+            self.bills.append(Bill(method, request.model, round(usd, 8), what, key))
 
     def _usage(self, usd: float, **tokens: int) -> usage_pb2.SamplingUsage:
         usage = usage_pb2.SamplingUsage(**tokens)
@@ -332,7 +334,7 @@ class _Image(image_pb2_grpc.ImageServicer):
         n = request.n or 1
         n_inputs = (1 if request.HasField("image") else 0) + len(request.images)
         usd = rules.image_usd(n, n_inputs) * fake.price_factor
-        fake._bill("GenerateImage", request.model, usd, f"image x{n}" + (f" ({fault})" if fault else ""))
+        fake._bill("GenerateImage", request, usd, f"image x{n}" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         inputs = tuple(
             hashlib.sha256(u.encode()).hexdigest() for u in Recorded("GenerateImage", request, {}, 0).image_urls()
@@ -382,7 +384,7 @@ class _Video(video_pb2_grpc.VideoServicer):
         job.asset_mode = ASSET_FAULTS.get(fault or "", "ok")
         with fake._lock:
             fake.jobs[request_id] = job
-        fake._bill("GenerateVideo", request.model, usd, f"video job {request_id}" + (f" ({fault})" if fault else ""))
+        fake._bill("GenerateVideo", request, usd, f"video job {request_id}" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         return deferred_pb2.StartDeferredResponse(request_id=request_id)
 
@@ -403,6 +405,8 @@ class _Video(video_pb2_grpc.VideoServicer):
                 pending = video_pb2.GetDeferredVideoResponse(
                     status=deferred_pb2.PENDING, response=video_pb2.VideoResponse(progress=progress)
                 )
+                if fault == "oversized_answer":
+                    pending.response.model = OVERSIZED
                 return pending
         usage = fake._usage(job.usd)
         if job.outcome == "expired":
@@ -457,7 +461,7 @@ class _Chat(chat_pb2_grpc.ChatServicer):
         usd = fake.price_factor * (
             prompt_tokens * rules.CHAT_USD_PER_TOKEN["input"] + completion_tokens * rules.CHAT_USD_PER_TOKEN["output"]
         )
-        fake._bill("GetCompletion", request.model, usd, "chat" + (f" ({fault})" if fault else ""))
+        fake._bill("GetCompletion", request, usd, "chat" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         if fault == "oversized_answer":
             content = OVERSIZED

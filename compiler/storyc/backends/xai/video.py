@@ -6,9 +6,11 @@ exactly once.
   while starting leaves the marker: the next build reports that start as possibly billed
   (its id was never seen) instead of silently paying again with nothing said. A build
   killed later leaves the id: the next build re-attaches and pays nothing.
-- A job is counted when the service accepts it (one call) and costed once, when its
-  outcome is known: the reported `usage.cost_in_usd_ticks`, else the price table.
-  A re-attached job of the same build is not costed again.
+- A job is counted when the service accepts it: one call, at the price table's cost,
+  which its outcome's reported `usage.cost_in_usd_ticks` then replaces. A call that fails
+  reports its job on the error; the journal marks the id reported, so the step's retry or
+  the next build re-attaches without counting it again. A job re-attached from a build
+  that was killed (which wrote no report) is counted by the build that re-attaches it.
 - Polls are free but rate limited: every poll takes a token of the "video" bucket that
   starts share, so any number of concurrent jobs stays within the documented limit.
   `VideoResponse.progress` goes to the request's `progress` hook (the progress line).
@@ -54,6 +56,7 @@ from storyc.redact import redact
 
 VIDEO_EDIT_TOLERANCE_S = 0.05  # container durations overshoot by a frame or an AAC packet
 STARTING = "starting:"  # journal value while a start is in flight (no request id yet)
+REPORTED = "#reported"  # suffix of a journaled id whose call and cost a failed call already reported
 TERMINAL = (deferred_pb2.DeferredStatus.DONE, deferred_pb2.DeferredStatus.EXPIRED, deferred_pb2.DeferredStatus.FAILED)
 
 
@@ -84,8 +87,8 @@ class VideoCalls:
 
     def _init_video(self) -> None:
         self._journal = MemoryJournal()
-        self._costed: set[str] = set()  # request ids whose cost this backend already counted
-        self._costed_lock = threading.Lock()
+        self._estimated: dict[str, float] = {}  # request id → the table cost counted at its start
+        self._estimated_lock = threading.Lock()
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
         step = self._step(req, job_key)
@@ -126,128 +129,164 @@ class VideoCalls:
     ) -> CallResult:
         journal = journal if journal is not None else self._journal
         tally = Tally(meta={"model": req.model})
-        prompt = req.prompt
-        reworded = False
-        restarts = 0
         request_id = journal.pending(job_key)
         if request_id is not None and request_id.startswith(STARTING):
             # A build was stopped while this job was being started: the service may have
             # accepted (and billed) it, but its id never arrived. Say so; start anew.
+            tally.bill(table_usd, "price_table")
             tally.possibly_billed += 1
-            tally.calls += 1
             tally.meta["orphaned_start"] = True
             journal.finished(job_key)
             request_id = None
         reattached = request_id is not None
         if reattached:
+            request_id, reported, _ = request_id.partition(REPORTED)
             tally.meta["reattached"] = request_id
+            if not reported and not self._started_here(request_id):
+                # Started by a build that was killed (it wrote no report): counted here, once.
+                self._count_start(request_id, tally, table_usd)
+        try:
+            with spent_on_error(tally):
+                return self._run_job(req, step, job_key, journal, start_args, table_usd, tally, request_id, reattached)
+        except BackendError:
+            # The error reports this job's call and cost (spent_calls / spent_usd): a retry or
+            # the next build that re-attaches to it must not report them again.
+            current = journal.pending(job_key)
+            if current is not None and not current.startswith(STARTING) and REPORTED not in current:
+                journal.started(job_key, current + REPORTED)
+            raise
+
+    def _started_here(self, request_id: str) -> bool:
+        with self._estimated_lock:
+            return request_id in self._estimated
+
+    def _count_start(self, request_id: str, tally: Tally, table_usd: float) -> None:
+        """An accepted job is billed: one call, at the table's price until its outcome
+        reports the actual cost (`_settle`)."""
+        tally.bill(table_usd, "price_table")
+        with self._estimated_lock:
+            self._estimated[request_id] = table_usd
+
+    def _settle(self, request_id: str, tally: Tally, response: VideoResponse | None) -> None:
+        """The job's outcome: its reported cost replaces the table estimate counted at its start."""
+        with self._estimated_lock:
+            estimate = self._estimated.pop(request_id, None)
+        if estimate is None:
+            return  # settled already, or counted by another build
+        usage = response.usage if response is not None else None
+        actual, source = pricing.reported_or(usage, estimate)
+        if source == "usage":
+            tally.bill(actual - estimate, "usage", call=False)
+
+    def _run_job(
+        self,
+        req: VideoRequest,
+        step: str,
+        job_key: str,
+        journal: JobJournal,
+        start_args: dict[str, Any],
+        table_usd: float,
+        tally: Tally,
+        request_id: str | None,
+        reattached: bool,
+    ) -> CallResult:
+        prompt = req.prompt
+        reworded = False
+        restarts = 0
         inline: dict[str, Any] | None = None  # data URIs built only if a job must be started
-
-        with spent_on_error(tally):
-            while True:
-                if request_id is None:
-                    if inline is None:
-                        inline = {k: (v() if callable(v) else v) for k, v in start_args.items()}
-                    journal.started(job_key, f"{STARTING}{time.time():.0f}")
-                    try:
-                        started = self._rpc(
-                            "video",
-                            step,
-                            tally,
-                            lambda p=prompt, args=inline: self._client.video.start(prompt=p, model=req.model, **args),
-                            paid=True,
-                            table_usd=table_usd,
-                        )
-                    except ModerationRefused as exc:
-                        journal.finished(job_key)
-                        if reworded:
-                            raise self._blocked(step, "video", req, f"refused at submission: {exc}"[:200]) from None
-                        reworded, prompt = True, self._reword(prompt)
-                        tally.retries += 1
-                        tally.meta["reworded"] = True
-                        continue
-                    except BackendError:
-                        # No job to re-attach to: refused (not billed), or possibly billed and
-                        # reported now (the marker must not make the next build report it again).
-                        journal.finished(job_key)
-                        raise
-                    tally.calls += 1
-                    request_id = started.request_id
-                    # Persist the id before the first poll: a crash from here on loses no paid job.
-                    journal.started(job_key, request_id)
-                    reattached = False
-                tally.meta["request_id"] = request_id
+        while True:
+            if request_id is None:
+                if inline is None:
+                    inline = {k: (v() if callable(v) else v) for k, v in start_args.items()}
+                journal.started(job_key, f"{STARTING}{time.time():.0f}")
                 try:
-                    result = self._poll(request_id, step, tally, req.progress)
-                except BackendError as exc:
-                    if reattached and getattr(exc, "code", None) == "NOT_FOUND":
-                        # The provider no longer knows the journaled job: start a new one.
-                        journal.finished(job_key)
-                        request_id, reattached = None, False
-                        continue
-                    raise
-
-                response = VideoResponse(result.response) if result.HasField("response") else None
-                self._cost_once(request_id, tally, response, table_usd)
-                if result.status == deferred_pb2.DeferredStatus.EXPIRED:
+                    started = self._rpc(
+                        "video",
+                        step,
+                        tally,
+                        lambda p=prompt, args=inline: self._client.video.start(prompt=p, model=req.model, **args),
+                        paid=True,
+                        table_usd=table_usd,
+                    )
+                except ModerationRefused as exc:
                     journal.finished(job_key)
-                    if restarts >= self.config.expired_restarts:
-                        # final: a step retry would start (and pay for) more jobs
-                        raise BackendError(f"{step}: the video job expired again after a restart")
-                    restarts += 1
-                    tally.retries += 1
-                    request_id = None
-                    continue
-                if result.status == deferred_pb2.DeferredStatus.FAILED:
-                    journal.finished(job_key)
-                    code, message = "unknown", "no error details"
-                    if response is not None and result.response.HasField("error"):
-                        code = result.response.error.code or code
-                        message = result.response.error.message or message
-                    if is_moderation(code, message):
-                        if reworded:
-                            raise self._blocked(step, "video", req, f"job failed [{code}]")
-                        reworded, prompt, request_id = True, self._reword(prompt), None
-                        tally.retries += 1
-                        tally.meta["reworded"] = True
-                        continue
-                    raise VideoJobFailed(redact(f"{step}: video generation failed [{code}]: {message}"), code=code)
-
-                # DONE
-                if response is None:
-                    journal.finished(job_key)
-                    raise BackendError(f"{step}: the video job finished without a result", retryable=True)
-                try:
-                    url = response.url
-                except ValueError:
-                    journal.finished(job_key)
-                    if response.respect_moderation:
-                        raise BackendError(f"{step}: xAI returned no video URL", retryable=True) from None
                     if reworded:
-                        raise self._blocked(step, "video", req, "result blocked") from None
+                        raise self._blocked(step, "video", req, f"refused at submission: {exc}"[:200]) from None
+                    reworded, prompt = True, self._reword(prompt)
+                    tally.retries += 1
+                    tally.meta["reworded"] = True
+                    continue
+                except BackendError:
+                    # No job to re-attach to: refused (not billed), or possibly billed and
+                    # reported now (the marker must not make the next build report it again).
+                    journal.finished(job_key)
+                    raise
+                request_id = started.request_id
+                self._count_start(request_id, tally, table_usd)
+                # Persist the id before the first poll: a crash from here on loses no paid job.
+                journal.started(job_key, request_id)
+                reattached = False
+            tally.meta["request_id"] = request_id
+            try:
+                result = self._poll(request_id, step, tally, req.progress)
+            except BackendError as exc:
+                if reattached and getattr(exc, "code", None) == "NOT_FOUND":
+                    # The provider no longer knows the journaled job: start a new one.
+                    journal.finished(job_key)
+                    request_id, reattached = None, False
+                    continue
+                raise
+            response = VideoResponse(result.response) if result.HasField("response") else None
+            self._settle(request_id, tally, response)
+            if result.status == deferred_pb2.DeferredStatus.EXPIRED:
+                journal.finished(job_key)
+                if restarts >= self.config.expired_restarts:
+                    # final: a step retry would start (and pay for) more jobs
+                    raise BackendError(f"{step}: the video job expired again after a restart")
+                restarts += 1
+                tally.retries += 1
+                request_id = None
+                continue
+            if result.status == deferred_pb2.DeferredStatus.FAILED:
+                journal.finished(job_key)
+                code, message = "unknown", "no error details"
+                if response is not None and result.response.HasField("error"):
+                    code = result.response.error.code or code
+                    message = result.response.error.message or message
+                if is_moderation(code, message):
+                    if reworded:
+                        raise self._blocked(step, "video", req, f"job failed [{code}]")
                     reworded, prompt, request_id = True, self._reword(prompt), None
                     tally.retries += 1
                     tally.meta["reworded"] = True
                     continue
-                try:
-                    self._download(url, req.dest, step, tally)
-                except (AssetExpired, DownloadRefused):
-                    journal.finished(job_key)  # re-attaching would only find the same dead URL
-                    raise
-                # Any other download error keeps the journal entry: the step's retry (or the
-                # next build) re-attaches and downloads again without paying for a new job.
+                raise VideoJobFailed(redact(f"{step}: video generation failed [{code}]: {message}"), code=code)
+            # DONE
+            if response is None:
                 journal.finished(job_key)
-                tally.meta["duration_s"] = response.duration
-                return tally.result(req.dest, "video")
-
-    def _cost_once(self, request_id: str, tally: Tally, response: VideoResponse | None, table_usd: float) -> None:
-        """A job's cost, counted the first time its outcome is seen by this backend."""
-        with self._costed_lock:
-            if request_id in self._costed:
-                return
-            self._costed.add(request_id)
-        usage = response.usage if response is not None else None
-        tally.bill(*pricing.reported_or(usage, table_usd), call=False)
+                raise BackendError(f"{step}: the video job finished without a result", retryable=True)
+            try:
+                url = response.url
+            except ValueError:
+                journal.finished(job_key)
+                if response.respect_moderation:
+                    raise BackendError(f"{step}: xAI returned no video URL", retryable=True) from None
+                if reworded:
+                    raise self._blocked(step, "video", req, "result blocked") from None
+                reworded, prompt, request_id = True, self._reword(prompt), None
+                tally.retries += 1
+                tally.meta["reworded"] = True
+                continue
+            try:
+                self._download(url, req.dest, step, tally)
+            except (AssetExpired, DownloadRefused):
+                journal.finished(job_key)  # re-attaching would only find the same dead URL
+                raise
+            # Any other download error keeps the journal entry: the step's retry (or the
+            # next build) re-attaches and downloads again without paying for a new job.
+            journal.finished(job_key)
+            tally.meta["duration_s"] = response.duration
+            return tally.result(req.dest, "video")
 
     def _poll(self, request_id: str, step: str, tally: Tally, progress: Callable[[int], None] | None):
         """Poll until the job leaves PENDING; returns the GetDeferredVideo response."""
