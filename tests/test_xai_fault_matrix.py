@@ -110,7 +110,7 @@ MATRIX = [
     Cell("video start", "failed_moderation", 2, "fails", "moderation refused the video prompt of scene 1"),
     Cell("video start", "failed", 1, "fails", "video generation failed [internal_error]"),
     Cell("video start", "expired", 1, "identical", paid_twice=True),
-    Cell("video start", "expired", 2, "fails", "expired again"),
+    Cell("video start", "expired", 2, "fails", "expired again", paid_twice=True),
     # video poll (free)
     Cell("video poll", "unavailable", 1, "identical"),
     Cell("video poll", "resource_exhausted", 1, "identical"),
@@ -136,11 +136,11 @@ MATRIX = [
 
 
 def write_story(folder: Path) -> Path:
-    """1 character, 1 scene of 2 s: a sheet (image generate), a keyframe (image edit with the
+    """1 character, 1 scene of 3 s: a sheet (image generate), a keyframe (image edit with the
     sheet), a clip (video start, polls, download), three vision checks (chat)."""
     plan = story_plan("Create a visual story plan for: a fox\nUse exactly 1 character. Use exactly 1 scene.")
     data = plan_to_story_data(StoryPlan.model_validate(plan))
-    data["scenes"][0]["duration_seconds"] = 2
+    data["scenes"][0]["duration_seconds"] = 3
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "story.yaml"
     path.write_text(render_story_yaml(data, header=["fault matrix"], schema_ref="x.json"))

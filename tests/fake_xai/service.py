@@ -424,7 +424,7 @@ class _Video(video_pb2_grpc.VideoServicer):
         else:
             if not job.url:
                 ratio = _VID_RATIO.get(job.request.aspect_ratio, "16:9")
-                body = make_mp4(job.duration, ratio)
+                body = make_mp4(job.duration, ratio, seed=_seed(job.request.SerializeToString(deterministic=True)))
                 with fake._lock:
                     fake._made[hashlib.sha256(body).hexdigest()] = job.resolution
                 job.url = fake.assets.add(body, "mp4", job.asset_mode, fake.url_ttl_s)

@@ -124,7 +124,7 @@ class XaiTransport:
                     tally.bill(table_usd, "price_table")
                     tally.possibly_billed += 1
                     why = (
-                        f"timed out (STORYC_XAI_TIMEOUT {self.config.timeout_s:.0f} s)"
+                        f"timed out after {self.config.timeout_s:.0f} s (STORYC_XAI_TIMEOUT)"
                         if code == grpc.StatusCode.DEADLINE_EXCEEDED
                         else f"got an answer over the {_size(self.config.max_message_bytes)} message cap"
                     )
