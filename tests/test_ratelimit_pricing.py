@@ -7,8 +7,12 @@ import time
 
 import pytest
 
+from fake_xai.answers import story_plan
+from storyc.author.planner import plan_to_story_data, render_story_yaml
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
+from storyc.build.pipeline import BuildOptions, run_build
 from storyc.model import prices as pricing
+from storyc.model.story_plan import StoryPlan
 
 
 class FakeClock:
@@ -113,3 +117,31 @@ def test_chat_cost_reads_sdk_usage_protos():
         0.0007
     )
     assert pricing.chat_cost(usage_pb2.SamplingUsage(cost_in_usd_ticks=10**8)) == pytest.approx(0.01)
+
+
+def _dry_run(tmp_path, models=None) -> dict:
+    data = plan_to_story_data(
+        StoryPlan.model_validate(story_plan("plan for: a fox\nUse exactly 1 character. Use exactly 1 scene."))
+    )
+    data["scenes"][0]["duration_seconds"] = 4
+    if models:
+        data["models"] = models
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    story = tmp_path / "story.yaml"
+    story.write_text(render_story_yaml(data, header=["dry run"], schema_ref="x.json"))
+    result = run_build(BuildOptions(story=story, backend="xai", dry_run=True, cache_dir=tmp_path / "cache"))
+    assert result.status == "dry_run"
+    return result.dry_run
+
+
+def test_dry_run_estimates_with_the_price_table_per_model(tmp_path):
+    """`storyc build --dry-run --backend xai`: every check passing first time costs a sheet
+    ($0.02), a keyframe edit of one sheet ($0.02 + $0.002), a 4 s clip at 720p and three
+    vision checks; the maximum adds video edits that bill their input seconds too."""
+    est = _dry_run(tmp_path)
+    checks = pricing.chat_cost(n_images=1) + 2 * pricing.chat_cost(n_images=2)
+    assert est["cost_min_usd"] == pytest.approx(0.02 + 0.022 + 4 * 0.07 + checks, abs=1e-4)
+    edit = 4 * 0.07 + 4 * 0.01 + pricing.chat_cost(n_images=2)
+    assert est["cost_max_usd"] >= est["cost_min_usd"] + 2 * edit - 1e-4  # two corrections
+    newer = _dry_run(tmp_path / "v15", {"video": "grok-imagine-video-1.5"})
+    assert newer["cost_min_usd"] - est["cost_min_usd"] == pytest.approx(4 * (0.14 - 0.07), abs=1e-4)

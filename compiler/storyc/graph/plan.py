@@ -188,6 +188,9 @@ def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn
             "visual_description": c.visual_description,
         }
         n_in = 1 if ref else 0
+        sheet_usd = pricing.image_cost(n_in, story.models.image) + pricing.chat_cost(
+            None, n_images=1, model=story.models.vision
+        )
         add(
             Step(
                 sid,
@@ -198,8 +201,8 @@ def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn
                 character=c.name,
                 calls_min={"image": 1, "vision": 1},
                 calls_max={"image": q.max_character_attempts, "vision": q.max_character_attempts},
-                cost_min=pricing.image_cost(n_in) + pricing.chat_cost(None, n_images=1),
-                cost_max=q.max_character_attempts * (pricing.image_cost(n_in) + pricing.chat_cost(None, n_images=1)),
+                cost_min=sheet_usd,
+                cost_max=q.max_character_attempts * sheet_usd,
             )
         )
 
@@ -250,9 +253,9 @@ def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn
                 },
             }
             n_refs = len(slots)
-            per_iter_image = pricing.image_cost(n_refs) if n_refs else pricing.image_cost(0)
-            fix_image = pricing.image_cost(2)  # the keyframe + the target's sheet
-            vision = pricing.chat_cost(None, n_images=1 + len(char_deps))
+            per_iter_image = pricing.image_cost(n_refs, story.models.image)
+            fix_image = pricing.image_cost(2, story.models.image)  # the keyframe + the target's sheet
+            vision = pricing.chat_cost(None, n_images=1 + len(char_deps), model=story.models.vision)
             iters = q.max_keyframe_iterations
             add(
                 Step(
@@ -283,8 +286,12 @@ def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn
             "templates": _digests(prompts, STEP_TEMPLATES["video"]),
             "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
         }
-        clip = pricing.video_cost(scene.duration_seconds, story.resolution)
-        vision = pricing.chat_cost(None, n_images=1 + len(char_deps))
+        # prices per model (prices.py); a correction is a video edit, which bills its input seconds too
+        clip = pricing.video_cost(scene.duration_seconds, story.resolution, story.models.video)
+        edit = pricing.video_cost(
+            scene.duration_seconds, story.resolution, story.models.video, input_s=scene.duration_seconds
+        )
+        vision = pricing.chat_cost(None, n_images=1 + len(char_deps), model=story.models.vision)
         add(
             Step(
                 vid,
@@ -297,7 +304,7 @@ def build_graph(loaded: Any, prompts: Any, *, backend: str = "offline", slots_fn
                 calls_min={"video": 1, "vision": 1},
                 calls_max={"video": clips_max, "vision": clips_max},
                 cost_min=clip + vision,
-                cost_max=clips_max * (clip + vision),
+                cost_max=clip + vision + (clips_max - 1) * (edit + vision),
             )
         )
 
