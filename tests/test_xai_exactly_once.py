@@ -376,7 +376,7 @@ def test_the_cost_the_service_reports_wins_over_the_table(backend, fake_xai, tmp
     start = jpeg(tmp_path / "kf.jpg", 3)
     clip = backend.image_to_video(video_req(tmp_path, start), job_key="v")
     assert image.cost_usd == pytest.approx(0.01) and image.meta["cost_source"] == "usage"
-    assert clip.cost_usd == pytest.approx(0.05)  # 2 s at 480p, half of $0.05/s
+    assert clip.cost_usd == pytest.approx(0.05) and clip.meta["cost_source"] == "usage"  # 2 s at 480p, half price
     assert image.cost_usd + clip.cost_usd == pytest.approx(fake_xai.billed_usd())
 
 

@@ -147,14 +147,19 @@ def write_story(folder: Path) -> Path:
     return path
 
 
-def build(fake, folder: Path) -> tuple:
+def build(fake, folder: Path, on_event=None) -> tuple:
     story = write_story(folder)
     with pytest.MonkeyPatch.context() as mp:
         for name, value in {**fake.env(TEST_KEY), **ENV}.items():
             mp.setenv(name, value)
         result = run_build(
             BuildOptions(
-                story=story, backend="xai", out_dir=folder / "out", cache_dir=folder / "cache", retry=FAST_RETRY
+                story=story,
+                backend="xai",
+                out_dir=folder / "out",
+                cache_dir=folder / "cache",
+                retry=FAST_RETRY,
+                on_event=on_event,
             )
         )
     report = json.loads((folder / "out" / "report.json").read_text())
@@ -165,11 +170,16 @@ def build(fake, folder: Path) -> tuple:
 def reference(_fake_xai_server, tmp_path_factory):
     fake = _fake_xai_server
     fake.reset()
-    fake.pending_polls = 1
-    result, report = build(fake, tmp_path_factory.mktemp("reference"))
+    fake.pending_polls = 2
+    events = []
+    result, report = build(fake, tmp_path_factory.mktemp("reference"), lambda e, data: events.append((e, dict(data))))
     assert result.status == "built", result.message
     bills = fake.billed_count()
     assert report["api_calls_total"] == bills == 6  # sheet, keyframe, clip, 3 checks
+    assert report["cost_usd"] == pytest.approx(fake.billed_usd(), abs=1e-6) and report["possibly_billed"] == 0
+    # the clip's progress, as the service reports it while PENDING, reaches the progress line
+    progress = [d for e, d in events if e == "call_progress"]
+    assert [d["step"] for d in progress] == ["video:1", "video:1"] and progress[0]["percent"] < progress[1]["percent"]
     fake.reset()
     return file_sha256(result.out_dir / "final_video.mp4")
 

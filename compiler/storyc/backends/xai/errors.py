@@ -156,17 +156,25 @@ class Tally:
     cost: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def bill(self, usd: float, source: str, *, call: bool = True) -> None:
-        """One billed request (`call`) and/or its cost; `source` is usage or price_table."""
-        self.calls += 1 if call else 0
+    sources: dict[str, int] = field(default_factory=dict)  # billed requests by where their cost came from
+
+    def bill(self, usd: float, source: str) -> None:
+        """One billed request at `usd`; `source` is usage (reported) or price_table."""
+        self.calls += 1
         self.cost += usd
-        sources = self.meta.setdefault("cost_sources", [])
-        if source not in sources:
-            sources.append(source)
-        self.meta["cost_source"] = source if len(sources) == 1 else "mixed"
+        self.sources[source] = self.sources.get(source, 0) + 1
+
+    def settle(self, estimate: float, actual: float) -> None:
+        """A request billed at the table's `estimate` whose reported cost is `actual`."""
+        self.cost += actual - estimate
+        self.sources["price_table"] -= 1
+        self.sources["usage"] = self.sources.get("usage", 0) + 1
 
     def result(self, path: Path | None, kind: str) -> CallResult:
-        meta = {k: v for k, v in self.meta.items() if k != "cost_sources"}
+        meta = dict(self.meta)
+        used = [source for source, n in self.sources.items() if n > 0]
+        if used:
+            meta["cost_source"] = used[0] if len(used) == 1 else "mixed"
         if self.possibly_billed:
             meta["possibly_billed"] = self.possibly_billed
         return CallResult(

@@ -87,7 +87,8 @@ class VideoCalls:
 
     def _init_video(self) -> None:
         self._journal = MemoryJournal()
-        self._estimated: dict[str, float] = {}  # request id → the table cost counted at its start
+        # request id → (the table cost counted at its start, the call's tally that counted it)
+        self._estimated: dict[str, tuple[float, Tally]] = {}
         self._estimated_lock = threading.Lock()
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
@@ -165,18 +166,19 @@ class VideoCalls:
         reports the actual cost (`_settle`)."""
         tally.bill(table_usd, "price_table")
         with self._estimated_lock:
-            self._estimated[request_id] = table_usd
+            self._estimated[request_id] = (table_usd, tally)
 
     def _settle(self, request_id: str, tally: Tally, response: VideoResponse | None) -> None:
         """The job's outcome: its reported cost replaces the table estimate counted at its start."""
         with self._estimated_lock:
-            estimate = self._estimated.pop(request_id, None)
-        if estimate is None:
-            return  # settled already, or counted by another build
+            counted = self._estimated.pop(request_id, None)
+        if counted is None or counted[1] is not tally:
+            return  # settled already, or counted by another call (one interrupted) or build
+        estimate = counted[0]
         usage = response.usage if response is not None else None
         actual, source = pricing.reported_or(usage, estimate)
         if source == "usage":
-            tally.bill(actual - estimate, "usage", call=False)
+            tally.settle(estimate, actual)
 
     def _run_job(
         self,
