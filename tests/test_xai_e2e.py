@@ -171,7 +171,10 @@ def test_keyframe_edits_carry_at_most_3_references_in_slot_order(built):
             if slot.kind == "character":
                 expected.append(file_bytes(built, built.state["steps"][f"character:{slot.name}"]["outputs"]["sheet"]))
             else:
-                expected.append(file_bytes(built, f"frames/scene_{slot.scene_id}_last.jpg"))
+                # the chain frame: the last frame of the clip the previous video step kept
+                expected.append(
+                    file_bytes(built, built.state["steps"][f"video:{slot.scene_id}"]["outputs"]["last_frame"])
+                )
         sent = [decode_data_uri(u) for u in call.image_urls()]
         assert 1 <= len(sent) <= 3 and sent == expected, scene.scene_id
         # one reference → `image_url`; two or three → `image_urls`
