@@ -135,8 +135,8 @@ def test_failed_jobs_carry_string_codes_like_the_real_service(client, fake_xai):
 
 
 def test_rate_limits_per_model(client, fake_xai):
-    fake_xai.rate_limits = {"grok-imagine-image": 2}
-    fake_xai.rate_window_s = 30
+    fake_xai.rate_limits = {"grok-imagine-image": 0.01}  # one more every 100 s
+    fake_xai.rate_burst = 2
     client.image.sample("p", "grok-imagine-image")
     client.image.sample("p", "grok-imagine-image")
     with pytest.raises(grpc.RpcError) as info:

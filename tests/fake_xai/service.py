@@ -150,9 +150,10 @@ class FakeXai:
     plan_patch: Any = None  # callable(dict) -> dict applied to the StoryPlan answer (bad plans)
     score_fn: Any = None  # callable(user_text) -> float | None, consulted before `scores`
     url_ttl_s: float = 24 * 3600.0  # result URLs expire (video URLs: about 24 h)
-    # requests per `rate_window_s` allowed per model (RESOURCE_EXHAUSTED beyond); empty: off
-    rate_limits: dict[str, int] = field(default_factory=dict)
-    rate_window_s: float = 60.0
+    # requests per second allowed per model, a token bucket holding `rate_burst` (grok-imagine-video:
+    # about 70 a minute, docs); RESOURCE_EXHAUSTED beyond, not billed. Empty: no limit.
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    rate_burst: float = 5.0
     price_factor: float = 1.0  # the service's prices change (a promotion): reported usage must win
 
     def __post_init__(self) -> None:
@@ -162,7 +163,7 @@ class FakeXai:
         self.jobs: dict[str, Job] = {}
         self.rate_refusals = 0
         self._faults: dict[str, list[list]] = defaultdict(list)
-        self._recent: dict[str, deque] = defaultdict(deque)  # model → request times in the window
+        self._buckets: dict[str, list[float]] = {}  # model → [tokens, last refill]
         self._made: dict[str, int] = {}  # sha256 of a clip this fake made → its resolution (edits bill it)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -206,7 +207,7 @@ class FakeXai:
             self.bills.clear()
             self.jobs.clear()
             self._faults.clear()
-            self._recent.clear()
+            self._buckets.clear()
             self.scores.clear()
             self.rate_refusals = 0
             self.plan_patch = None
@@ -215,7 +216,7 @@ class FakeXai:
             self.report_cost = True
             self.url_ttl_s = 24 * 3600.0
             self.rate_limits = {}
-            self.rate_window_s = 60.0
+            self.rate_burst = 5.0
             self.price_factor = 1.0
 
     # ── faults, records and the bill ──────────────────────────────────────
@@ -262,18 +263,17 @@ class FakeXai:
         now = time.monotonic()
         with self._lock:
             self.calls.append(Recorded(method, request, metadata, now))
-            limit = self.rate_limits.get(model)
-            if limit is not None:
-                recent = self._recent[model]
-                while recent and recent[0] <= now - self.rate_window_s:
-                    recent.popleft()
-                over = len(recent) >= limit
+            rate = self.rate_limits.get(model)
+            over = False
+            if rate is not None:
+                bucket = self._buckets.setdefault(model, [self.rate_burst, now])
+                bucket[0] = min(self.rate_burst, bucket[0] + (now - bucket[1]) * rate)
+                bucket[1] = now
+                over = bucket[0] < 1.0
                 if over:
                     self.rate_refusals += 1
                 else:
-                    recent.append(now)
-            else:
-                over = False
+                    bucket[0] -= 1.0
             fault = None
             if not over:
                 for entry in self._faults[method]:
