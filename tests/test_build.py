@@ -138,9 +138,10 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     # the fix edit of keyframe 1 was sent the best image so far, with the fix template
     state = json.loads((out / "state.json").read_text())
     fix = state["steps"]["keyframe:1"]["prompts"]["fix_2"]
-    assert "Change ONLY Ava: restore the colours" in fix and fix.count("Change ONLY") == 1
+    assert "Change ONLY Ava in <IMAGE_1>: restore the colours" in fix and fix.count("Change ONLY") == 1
     assert fix.count("Keep everything else identical") == 1
-    # ... together with Ava's chosen sheet as reference image 2 (design technique 7)
+    # ... together with Ava's chosen sheet as <IMAGE_2> (design technique 7)
+    assert "Ava must look exactly as in <IMAGE_2> (their character sheet)." in fix
     fixes = [refs for sid, step, refs in backend.image_requests if sid == "keyframe:1" and step == "fix"]
     assert fixes == [("scene_1_v1.jpg", "Ava_v2.jpg")]
     assert state["keyframes"][0]["edit_passes"] == 1 and state["videos"][1]["correction_passes"] == 1

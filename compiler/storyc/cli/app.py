@@ -480,6 +480,8 @@ class _Progress:
             self._row(data["step"], "running")
         elif self.rich is not None and event == "call_started":
             self._row(data["step"], f"{data['kind']}: {data['what']}")
+        elif self.rich is not None and event == "call_progress":  # a video job rendering at the provider
+            self._row(data["step"], f"{data['kind']}: {data['what']} {data['percent']}%")
         elif self.rich is not None and event == "call":
             self.calls[data["step"]] = self.calls.get(data["step"], 0) + 1
             self._row(data["step"], f"done {data['what']}")
@@ -911,9 +913,7 @@ def cache_prune_command(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")
     ] = None,
-    prompts: Annotated[
-        Path | None, typer.Option("--prompts", help="Template override folder the builds use.")
-    ] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder the builds use.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
