@@ -312,6 +312,21 @@ def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_pa
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_max_cost_prices_each_call_with_the_storys_models(prefect_harness, tmp_path):
+    """The budget's per-call estimates come from the price table row of the story's model:
+    a 3 s 720p clip of grok-imagine-video-1.5 is estimated at $0.42, over the $0.35 budget
+    ($0.063 spent on the sheets and keyframe 1); grok-imagine-video's $0.21 would fit."""
+    story = _story(
+        tmp_path, STORY.replace("characters:\n", "models: {video: grok-imagine-video-1.5}\ncharacters:\n", 1)
+    )
+    result, backend = _build(story, tmp_path / "out", tmp_path / "cache", backend=FakeBackend({}), max_cost=0.35)
+    assert result.status == "budget", result.message
+    assert "stopped before video:1 image→video (estimated $0.4200)" in result.message
+    assert backend.calls["video"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, tmp_path):
     from typer.testing import CliRunner
 
@@ -506,7 +521,7 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     ]
     # not a terminal: nothing but one line per finished step
     plain = cli._Progress(total=0)
-    for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
+    for event, data in [*events, ("step_finished", {"record": record("character:Ava")})]:
         plain(event, data)
     assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
     # a terminal: a live row per running step, with its calls, gone when the step ends
@@ -550,7 +565,7 @@ def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tm
         ("video:2", "last_frame"): [0.58],
         ("video:3", "last_frame"): [0.5, 0.9],
     }
-    result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
+    result, _ = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
     assert result.status == "built", result.message
     steps = {s["id"]: s for s in result.report["steps"]}
     assert steps["video:2"]["calls"] == {"video": 1, "vision": 1} and steps["video:2"]["score"] == 0.58
