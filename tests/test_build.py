@@ -518,6 +518,8 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
         ("step_started", {"step": "character:Bo"}),
         ("call_started", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
         ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
+        ("call_started", {"step": "character:Bo", "kind": "video", "what": "image→video"}),
+        ("call_progress", {"step": "character:Bo", "kind": "video", "what": "image→video", "percent": 45}),
     ]
     # not a terminal: nothing but one line per finished step
     plain = cli._Progress(total=0)
@@ -533,6 +535,8 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     assert set(live.rows) == {"character:Ava", "character:Bo"}
     ava = next(t for t in live.rich.tasks if t.id == live.rows["character:Ava"])
     assert "1 call(s)" in ava.description and "sheet v1" in ava.description
+    bo = next(t for t in live.rich.tasks if t.id == live.rows["character:Bo"])
+    assert "video: image→video 45%" in bo.description  # the provider's progress of a rendering clip
     live("step_finished", {"record": record("character:Ava")})
     live("step_failed", {"step": "character:Bo", "error": "boom"})
     live.stop()
