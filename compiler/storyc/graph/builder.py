@@ -90,7 +90,7 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         "templates": template_digests(prompts, STEP_TEMPLATES["character"]),
         "visual_description": character.visual_description,
     }
-    estimate = character_estimate(quality, input_images=1 if reference else 0)
+    estimate = character_estimate(quality, story.models, input_images=1 if reference else 0)
     return Step(
         f"character:{character.name}",
         "character",
@@ -160,7 +160,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
-        **asdict(keyframe_estimate(quality, reference_images=len(slots), judged_sheets=len(sheets))),
+        **asdict(keyframe_estimate(quality, story.models, reference_images=len(slots), judged_sheets=len(sheets))),
     )
 
 
@@ -195,5 +195,7 @@ def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tupl
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
-        **asdict(video_estimate(quality, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))),
+        **asdict(
+            video_estimate(quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))
+        ),
     )

@@ -176,12 +176,18 @@ class PromptSet:
             "slot_count": len(slot_plan.slots),
         }
 
-    def fix_edit(self, element: str, fix: str) -> str:
-        """Single-image edit repairing one element of a keyframe; nothing else changes."""
+    def fix_edit(self, element: str, fix: str, sheet_of: str | None = None) -> str:
+        """Image edit repairing one element of a keyframe (input 1); nothing else changes.
+        `sheet_of`: the character whose sheet is sent as input 2 to anchor the fix."""
         return self._render(
-            ("fix_edit", element, fix),
+            ("fix_edit", element, fix, sheet_of),
             "fix_edit",
-            lambda: {**self._base(), "element": normalize_space(element), "fix": normalize_space(fix)},
+            lambda: {
+                **self._base(),
+                "element": normalize_space(element),
+                "fix": normalize_space(fix),
+                "sheet_of": sheet_of,
+            },
         )
 
     # ── video prompts: motion only ──

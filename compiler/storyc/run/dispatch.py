@@ -105,7 +105,12 @@ def _record(run: StepRun, status: StepStatus, wall_s: float, **fields: Any) -> S
 
 def _outcome(run: StepRun, record: StepRecord) -> StepOutcome:
     return StepOutcome(
-        record=record, files=run.files, retries=run.retries, calls=dict(run.calls), replayed=run.replayed
+        record=record,
+        files=run.files,
+        retries=run.retries,
+        calls=dict(run.calls),
+        replayed=run.replayed,
+        possibly_billed=run.possibly_billed,
     )
 
 

@@ -141,7 +141,7 @@ class _KeyframeLoop:
                 prompt=attempt.prompt,
                 refs=attempt.refs,
                 dest=dest,
-                estimate=image_cost(len(attempt.refs)),
+                estimate=image_cost(len(attempt.refs), ctx.story.models.image),
                 params={"iteration": iteration, "action": attempt.action},
             )
             rel = run.keep(dest)
@@ -162,9 +162,8 @@ class _KeyframeLoop:
         """A targeted fix edit of `source`, re-anchored on the character's sheet."""
         character, element, fix = fix_target(score)
         sheet = self.judge_refs[self.judged.index(character)] if character in self.judged else None
-        if sheet is not None:  # design technique 7: fix against the sheet, not from memory
-            fix = f"{fix.rstrip('. ')}. {character} must look exactly as in reference image 2 (their character sheet)."
-        prompt = self.ctx.prompts.fix_edit(element, fix)
+        # design technique 7: fix against the sheet (input 2), not from memory
+        prompt = self.ctx.prompts.fix_edit(element, fix, sheet_of=character if sheet is not None else None)
         self.run.prompts[f"fix_{iteration}"] = prompt
         refs = (source, sheet) if sheet is not None else (source,)
         return _Try("fix", prompt, refs, {"step": "fix", "element": character, "fix": fix})
@@ -190,7 +189,7 @@ class _KeyframeLoop:
             judge,
             prompt=self.check,
             refs=(dest, *self.judge_refs),
-            estimate=chat_cost(None, n_images=1 + len(self.judge_refs)),
+            estimate=chat_cost(None, n_images=1 + len(self.judge_refs), model=story.models.vision),
         )
         return score
 
