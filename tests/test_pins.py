@@ -82,7 +82,7 @@ def _check_set_and_remove(text: str, section: str, index: int, field: str, value
     edited = set_field(text, (section, index, field), value)
     changes = _changed_lines(text, edited)
     assert len(changes) == 1, changes
-    tag, old, new = changes[0]
+    _tag, old, new = changes[0]
     assert len(old) <= 1 and len(new) == 1, changes  # one line inserted, or one line rewritten
     assert value in new[0] and field in new[0]
     loaded = load_story_text(edited, "edited.yaml")
