@@ -77,20 +77,21 @@ def sidecar_path(base_dir: Path) -> Path:
 def load_approvals(base_dir: Path) -> Approvals:
     """The sidecar beside a story (empty when there is none). Raises ApprovalsError."""
     path = sidecar_path(base_dir)
+    shown = f"{APPROVED_DIR}/{SIDECAR_FILE}"  # relative to the story, as committed
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return Approvals()
     except OSError as exc:
-        raise ApprovalsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ApprovalsError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     try:
         return Approvals.model_validate(json.loads(raw.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApprovalsError(f"{path}: not valid JSON ({exc}); restore it from git") from None
+        raise ApprovalsError(f"{shown}: not valid JSON ({exc}); restore it from git") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ApprovalsError(f"{path}: {where}: {first['msg']}; restore it from git") from None
+        raise ApprovalsError(f"{shown}: {where}: {first['msg']}; restore it from git") from None
 
 
 def save_approvals(base_dir: Path, approvals: Approvals) -> Path:
@@ -212,7 +213,8 @@ def stale_reasons(target_id: str, recorded: Mapping[str, str | None], current: M
         elif kind in TARGET_KINDS:
             owner, _, noun = describe(name).rpartition("'s ")
             specific.append(f"{what} was approved with {owner}'s previous {noun}")
-    if any(n not in recorded for n in current if current[n] is not None and n != "prompt"):
+    joined = [n for n in current if n not in recorded and n.partition(":")[0] in ("description", *TARGET_KINDS)]
+    if joined:
         prompt_changed = True  # e.g. a character joined the scene
     if prompt_changed and not specific:
         specific.append(f"{what} was approved with a different prompt (the story or a template changed since)")
