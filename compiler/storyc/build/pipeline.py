@@ -21,6 +21,7 @@ from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
 from storyc.graph.steps import StepGraph
 from storyc.report.documents import write_report, write_script_md, write_storyboard_html
+from storyc.store.approvals import redo_notes
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import remove_stale_temps
 
@@ -55,7 +56,8 @@ def prepare(
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
-    graph = build_graph(loaded, prompts, backend=backend or default_backend_name())
+    notes = redo_notes(loaded.base_dir)
+    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=notes)
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
     return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache)
 
@@ -333,8 +335,8 @@ def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: Bu
 
 
 def _is_local(step: Any) -> bool:
-    """A step that never calls the API: assembly, the storyboard, a pinned keyframe."""
-    return step.kind in ("assemble", "script") or (step.kind == "keyframe" and "pinned" in step.static)
+    """A step that never calls the API: assembly, the storyboard, a pinned target."""
+    return step.kind in ("assemble", "script") or step.pinned is not None
 
 
 def _run_local(ctx: Any, to_run: list[str]) -> Any:

@@ -32,6 +32,12 @@ class Step:
     calls_max: dict[str, int] = field(default_factory=dict)
     cost_min: float = 0.0
     cost_max: float = 0.0
+    # A pinned target (sheet_image, keyframe_image, clip_video): the story-relative file used
+    # as is, and what generating the step instead would call and cost (the estimate fields
+    # above), which the pin saves.
+    pinned: str | None = None
+    saves: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # a redo note appended to the step's prompt (storyc build --redo)
 
 
 @dataclass

@@ -474,22 +474,6 @@ def run_keyframe(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | N
     up = ctx.upstream(step)
     video_prompt = ctx.prompts.video(i)
 
-    if scene.keyframe_image:  # pinned: used as is, no call
-        src = ctx.base_dir / scene.keyframe_image
-        dest = ctx.path(f"keyframes/scene_{scene.scene_id}_v1{src.suffix.lower() or '.jpg'}")
-        atomic_copy(src, dest)
-        rel = run.keep(dest)
-        asset = {
-            "scene_id": scene.scene_id,
-            "keyframe_url": rel,
-            "keyframe_path": rel,
-            "consistency_score": 1.0,
-            "generation_attempts": 0,
-            "edit_passes": 0,
-            "video_prompt": video_prompt,
-        }
-        return {"keyframe": rel}, asset, None, 0, 0
-
     slots = allocate_slots(story, i)
     refs: list[Path] = []
     for s in slots.slots:
@@ -792,6 +776,64 @@ def run_script(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | Non
     return outputs, None, None, 1, 0
 
 
+def run_pinned(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | None, int, int]:
+    """A pinned target (storyc.graph.builder._pinned_step): its file copied into the output
+    folder as is, no call. A pinned clip's first and last frames are extracted locally, as
+    for a generated one (a chained scene reads its last frame)."""
+    step, story = run.step, ctx.story
+    src = ctx.base_dir / step.pinned
+    suffix = src.suffix.lower()
+    if step.kind == "character":
+        c = story.character(step.character)
+        dest = ctx.path(f"character_sheets/{c.name}_pinned{suffix or '.jpg'}")
+        atomic_copy(src, dest)
+        rel = run.keep(dest)
+        asset = {
+            "name": c.name,
+            "portrait_url": rel,
+            "portrait_path": rel,
+            "visual_description": c.visual_description,
+            "consistency_score": 1.0,
+            "generation_attempts": 0,
+        }
+        return {"sheet": rel}, asset, None, 0, 0
+    sid = step.scene_id
+    if step.kind == "keyframe":
+        dest = ctx.path(f"keyframes/scene_{sid}_pinned{suffix or '.jpg'}")
+        atomic_copy(src, dest)
+        rel = run.keep(dest)
+        asset = {
+            "scene_id": sid,
+            "keyframe_url": rel,
+            "keyframe_path": rel,
+            "consistency_score": 1.0,
+            "generation_attempts": 0,
+            "edit_passes": 0,
+            "video_prompt": ctx.prompts.video(step.scene_index),
+        }
+        return {"keyframe": rel}, asset, None, 0, 0
+    from storyc.media.probe import extract_frame, probe
+
+    dest = ctx.path(f"videos/scene_{sid}_pinned{suffix or '.mp4'}")
+    atomic_copy(src, dest)
+    rel = run.keep(dest)
+    first, last = ctx.path(f"frames/scene_{sid}_pinned_first.jpg"), ctx.path(f"frames/scene_{sid}_pinned_last.jpg")
+    extract_frame(dest, first, "first")
+    extract_frame(dest, last, "last")
+    outputs = {"video": rel, "first_frame": run.keep(first), "last_frame": run.keep(last)}
+    asset = {
+        "scene_id": sid,
+        "video_url": rel,
+        "video_path": rel,
+        "duration": round(probe(dest).duration_s, 3),
+        "first_frame_path": outputs["first_frame"],
+        "last_frame_path": outputs["last_frame"],
+        "consistency_score": 1.0,
+        "correction_passes": 0,
+    }
+    return outputs, asset, None, 0, 0
+
+
 RUNNERS = {
     "character": run_character,
     "keyframe": run_keyframe,
@@ -842,7 +884,8 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     started = time.perf_counter()
     run = StepRun(ctx, step, key)
     try:
-        outputs, asset, score, attempts, edits = RUNNERS[step.kind](ctx, run)
+        runner = run_pinned if step.pinned else RUNNERS[step.kind]
+        outputs, asset, score, attempts, edits = runner(ctx, run)
     except BaseException as exc:
         record = StepRecord(
             id=sid,

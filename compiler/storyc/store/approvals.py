@@ -26,7 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from storyc.diagnostics import StorycError
+from storyc.diagnostics import StorycError, error
+from storyc.load.codes import E_FILE
 from storyc.model.story import Story
 from storyc.model.targets import TARGET_KINDS, Target, describe, pinned_targets
 from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file
@@ -92,6 +93,14 @@ def load_approvals(base_dir: Path) -> Approvals:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ApprovalsError(f"{shown}: {where}: {first['msg']}; restore it from git") from None
+
+
+def redo_notes(base_dir: Path) -> dict[str, str]:
+    """The redo notes a build appends to its prompts; a broken sidecar is a positioned error."""
+    try:
+        return dict(load_approvals(base_dir).notes)
+    except ApprovalsError as exc:
+        raise StorycError(error(str(sidecar_path(base_dir)), 1, 1, E_FILE, str(exc).split(": ", 1)[-1])) from None
 
 
 def save_approvals(base_dir: Path, approvals: Approvals) -> Path:
