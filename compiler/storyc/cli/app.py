@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from storyc import __version__
+from storyc.cli import approve as approve_cli
 from storyc.diagnostics import StorycError
 
 EXIT_OK = 0
@@ -892,6 +893,9 @@ def clean_command(
     typer.echo(f"would remove {summary}" if dry_run else f"removed {summary} (the cache is kept)")
 
 
+app.command("approve", epilog=approve_cli.APPROVE_EPILOG)(approve_cli.approve_command)
+app.command("unapprove", epilog=approve_cli.UNAPPROVE_EPILOG)(approve_cli.unapprove_command)
+
 cache_app = typer.Typer(help="Manage the build cache (default .storyc/cache/ beside the story).", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -908,9 +912,7 @@ def cache_prune_command(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")
     ] = None,
-    prompts: Annotated[
-        Path | None, typer.Option("--prompts", help="Template override folder the builds use.")
-    ] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder the builds use.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,

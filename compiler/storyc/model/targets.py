@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from storyc.model.state import StepRecord
 from storyc.model.story import Story
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -206,3 +207,23 @@ def all_targets(story: Story) -> Iterator[Target]:
 
 def pinned_targets(story: Story) -> Iterator[Target]:
     return (t for t in all_targets(story) if t.pin(story))
+
+
+# ─── takes: the numbered attempts `--take N` and the storyboard refer to ─────
+
+
+@dataclass(frozen=True)
+class Take:
+    number: int  # 1-based, in the order the build made them
+    path: str  # relative to the build's output folder
+    score: float | None
+    kept: bool  # the one the build chose
+
+
+def takes(record: StepRecord, role: str) -> list[Take]:
+    """A step's takes in the order it made them (every judged attempt: sheets and keyframes
+    v1, v2...; a clip, then its corrections), numbered from 1; a step that judged nothing
+    (a pinned one) has its one output as take 1."""
+    kept = record.outputs.get(role)
+    files = list(record.attempt_scores) or ([kept] if kept else [])
+    return [Take(n, path, record.attempt_scores.get(path), path == kept) for n, path in enumerate(files, start=1)]

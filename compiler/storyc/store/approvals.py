@@ -272,3 +272,17 @@ def check_pins(
         reasons = stale_reasons(target.id, record.inputs, current)
         checks.append(PinCheck(target, rel, "stale" if reasons else "current", reasons, record))
     return checks
+
+
+def set_redo_note(story_path: Path, target: Target, note: str | None) -> None:
+    """Record (or, with an empty note, drop) the redo note of an unpinned target: the builds
+    that follow append it to the target's prompt until the target is approved."""
+    story_path = Path(story_path)
+    with story_lock(story_path):
+        approvals = load_approvals(story_path.parent)
+        text = " ".join((note or "").split())
+        if text:
+            approvals.notes[target.id] = text
+        else:
+            approvals.notes.pop(target.id, None)
+        save_approvals(story_path.parent, approvals)
