@@ -31,6 +31,8 @@ SAFE_MARGIN = 0.14
 HORIZON = 0.62
 
 
+
+
 def hash_colour(*parts: object) -> RGB:
     h = stable_hash(*parts)
     r, g, b = colorsys.hsv_to_rgb((h % 360) / 360.0, 0.55 + (h >> 9) % 30 / 100.0, 0.6 + (h >> 17) % 30 / 100.0)
