@@ -912,7 +912,9 @@ def cache_prune_command(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")
     ] = None,
-    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder the builds use.")] = None,
+    prompts: Annotated[
+        Path | None, typer.Option("--prompts", help="Template override folder the builds use.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
