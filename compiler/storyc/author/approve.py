@@ -98,7 +98,8 @@ def _build_state(out_dir: Path, story_path: Path) -> BuildState:
             f"no build in {out_dir}: build the story first (storyc build {story_path} --until keyframes), "
             "or give --out with the build's folder"
         )
-    if state.story_path and Path(state.story_path).resolve() != story_path.resolve():
+    # by name: a build folder may have moved with its story (a CI artifact, a copied project)
+    if state.story_path and Path(state.story_path).name != story_path.name:
         raise ApproveError(f"{out_dir} is a build of {state.story_path}, not of {story_path}")
     return state
 

@@ -203,7 +203,8 @@ def stale_reasons(target_id: str, recorded: Mapping[str, str | None], current: M
     does (inputs unknown on either side are not compared). The most specific reasons come
     first; the prompt is named only when nothing more specific explains its change."""
     what = describe(target_id)
-    specific: list[str] = []
+    own: list[str] = []  # its own text changed
+    upstream: list[str] = []  # what it was made from changed
     prompt_changed = False
     for name, old in recorded.items():
         new = current.get(name)
@@ -216,18 +217,18 @@ def stale_reasons(target_id: str, recorded: Mapping[str, str | None], current: M
         if name == "prompt":
             prompt_changed = True
         elif kind == "description":
-            specific.append(f"{what} was approved with {rest}'s previous visual_description")
+            own.append(f"{what} was approved with {rest}'s previous visual_description")
         elif kind == "value":
-            specific.append(f"{what} was approved with a different {rest}")
+            own.append(f"{what} was approved with a different {rest}")
         elif kind in TARGET_KINDS:
             owner, _, noun = describe(name).rpartition("'s ")
-            specific.append(f"{what} was approved with {owner}'s previous {noun}")
+            upstream.append(f"{what} was approved with {owner}'s previous {noun}")
     joined = [n for n in current if n not in recorded and n.partition(":")[0] in ("description", *TARGET_KINDS)]
     if joined:
         prompt_changed = True  # e.g. a character joined the scene
-    if prompt_changed and not specific:
-        specific.append(f"{what} was approved with a different prompt (the story or a template changed since)")
-    return specific
+    if prompt_changed and not own:
+        own.append(f"{what} was approved with a different prompt (the story or a template changed since)")
+    return own + upstream
 
 
 @dataclass
