@@ -231,3 +231,33 @@ def test_staleness_in_list_and_lint(project):
     ]
     code, out, _ = storyc("approve", project, "--list")
     assert "STALE: Ava's sheet was approved with Ava's previous visual_description" in out
+
+
+@pytest.mark.parametrize(
+    ("recorded", "current", "reasons"),
+    [
+        ({"prompt": "a", "description:Ava": "d"}, {"prompt": "a", "description:Ava": "d"}, []),
+        ({"prompt": "a", "character:Ava": None}, {"prompt": "a", "character:Ava": "s2"}, []),  # unknown then
+        ({"prompt": "a", "character:Ava": "s1"}, {"prompt": "a", "character:Ava": None}, []),  # unknown now
+        (
+            {"prompt": "a"},
+            {"prompt": "b", "description:Cy": "d"},
+            ["scene 2's keyframe was approved with a different prompt"],
+        ),
+        (
+            {"prompt": "a", "description:Ava": "d1", "clip:1": "c1"},
+            {"prompt": "b", "description:Ava": "d2", "clip:1": "c2"},
+            ["with Ava's previous visual_description", "with scene 1's previous clip"],
+        ),
+        (
+            {"prompt": "a", "clip:1": "c1"},
+            {"prompt": "b", "clip:1": "c2"},
+            ["different prompt", "scene 1's previous clip"],
+        ),
+    ],
+)
+def test_stale_reasons(recorded, current, reasons):
+    from storyc.store.approvals import stale_reasons
+
+    found = stale_reasons("scene:2", recorded, current)
+    assert len(found) == len(reasons) and all(r in f for r, f in zip(reasons, found, strict=True)), found

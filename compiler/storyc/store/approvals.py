@@ -208,9 +208,7 @@ def stale_reasons(target_id: str, recorded: Mapping[str, str | None], current: M
     prompt_changed = False
     for name, old in recorded.items():
         new = current.get(name)
-        if name not in current:
-            prompt_changed = prompt_changed or old is not None  # e.g. a character left the scene
-            continue
+        # inputs on one side only (a character joined or left) changed the prompt, compared below
         if old is None or new is None or old == new:
             continue
         kind, _, rest = name.partition(":")
@@ -223,9 +221,6 @@ def stale_reasons(target_id: str, recorded: Mapping[str, str | None], current: M
         elif kind in TARGET_KINDS:
             owner, _, noun = describe(name).rpartition("'s ")
             upstream.append(f"{what} was approved with {owner}'s previous {noun}")
-    joined = [n for n in current if n not in recorded and n.partition(":")[0] in ("description", *TARGET_KINDS)]
-    if joined:
-        prompt_changed = True  # e.g. a character joined the scene
     if prompt_changed and not own:
         own.append(f"{what} was approved with a different prompt (the story or a template changed since)")
     return own + upstream
