@@ -22,7 +22,7 @@ from storyc.author.pins import set_pin_in_file
 from storyc.diagnostics import StorycError
 from storyc.load.loader import LoadedStory, load_story
 from storyc.model.state import BuildState
-from storyc.model.targets import Take, Target, all_targets, parse_target, pinned_targets, takes
+from storyc.model.targets import Take, Target, parse_target, pinned_targets, takes
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.text import with_note
 from storyc.store.approvals import (
@@ -33,6 +33,7 @@ from storyc.store.approvals import (
     approval_inputs,
     approved_dir,
     approved_file_name,
+    built_hashes,
     check_pins,
     load_approvals,
     save_approvals,
@@ -102,18 +103,6 @@ def _build_state(out_dir: Path, story_path: Path) -> BuildState:
     if state.story_path and Path(state.story_path).name != story_path.name:
         raise ApproveError(f"{out_dir} is a build of {state.story_path}, not of {story_path}")
     return state
-
-
-def built_hashes(story: Any, state: BuildState | None) -> dict[str, str]:
-    """target id → hash of the output a build made for it (what its dependents were made from)."""
-    if state is None:
-        return {}
-    out = {}
-    for target in all_targets(story):
-        record = state.steps.get(target.step_id)
-        if record is not None and record.status == "done" and target.kind.role in record.sha256:
-            out[target.id] = record.sha256[target.kind.role]
-    return out
 
 
 def _generated_cost(record: Any, cache_dir: Path | None) -> dict[str, Any]:

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.build.approvals import approval_savings, out_argument, storyboard_review
 from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
 from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
+from storyc.graph.select import SelectionError
 from storyc.graph.steps import StepGraph
+from storyc.model.targets import TargetError, parse_target
 from storyc.report.documents import write_report, write_script_md, write_storyboard_html
-from storyc.store.approvals import redo_notes
+from storyc.store.approvals import Approvals, approvals_for_build, set_redo_note
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import remove_stale_temps
 
@@ -36,6 +39,7 @@ class Prepared:
     prompts: Any
     graph: StepGraph
     cache: Cache
+    approvals: Approvals = field(default_factory=Approvals)  # approved/approvals.json beside the story
 
 
 def prepare(
@@ -56,10 +60,10 @@ def prepare(
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
-    notes = redo_notes(loaded.base_dir)
-    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=notes)
+    approvals = approvals_for_build(loaded.base_dir)  # its redo notes are part of the keys
+    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes)
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
-    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache)
+    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache, approvals=approvals)
 
 
 def lint_diagnostics(loaded: Any, *, prompts_dir: str | Path | None = None) -> list:
@@ -93,11 +97,14 @@ class BuildOptions:
     retry: Any = None  # steps.RetryPolicy
     backend_factory: Callable[[str], Any] | None = None  # tests wrap the backend
     on_event: Callable[[str, Mapping[str, Any]], None] | None = None
+    until: str | None = None  # sheets | keyframes | videos: stop after that stage (graph.steps.STAGES)
+    redo: str | None = None  # a target (scene:2) to generate again even if cached
+    note: str | None = None  # with redo: appended to its prompt (kept in approved/approvals.json)
 
 
 @dataclass
 class BuildResult:
-    status: str  # up_to_date | built | dry_run | failed | interrupted | budget | missing
+    status: str  # up_to_date | built | stopped | dry_run | failed | interrupted | budget | missing
     backend: str
     out_dir: Path
     message: str = ""
@@ -106,9 +113,11 @@ class BuildResult:
     warnings: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
 
+    until: dict = field(default_factory=dict)  # --until: what was built, what the rest would cost
+
     @property
     def ok(self) -> bool:
-        return self.status in ("up_to_date", "built", "dry_run")
+        return self.status in ("up_to_date", "built", "stopped", "dry_run")
 
 
 class SelectionMissing(Exception):
@@ -146,6 +155,8 @@ def run_build(opts: BuildOptions) -> BuildResult:
 
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()
+    if opts.redo and opts.note is not None and not opts.dry_run:
+        _record_redo_note(opts)  # before the graph: the note is part of the target's key
     prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
     diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
@@ -162,6 +173,28 @@ def run_build(opts: BuildOptions) -> BuildResult:
         return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=True)
 
 
+def _redo_target(opts: BuildOptions, story: Any) -> Any:
+    """The --redo target of the story; SelectionError (a usage error) when it names nothing
+    or a pinned target (its approved file is used as is)."""
+    try:
+        target = parse_target(story, opts.redo)
+    except TargetError as exc:
+        raise SelectionError(f"--redo: {exc}") from None
+    if target.pin(story):
+        raise SelectionError(
+            f"--redo {target.id}: it is approved ({target.kind.pin_field}: {target.pin(story)}); "
+            f"storyc unapprove {opts.story} {target.id} first"
+        )
+    return target
+
+
+def _record_redo_note(opts: BuildOptions) -> None:
+    from storyc.load.loader import load_story
+
+    target = _redo_target(opts, load_story(opts.story).story)
+    set_redo_note(opts.story, target, opts.note)
+
+
 def _resolve_and_run(
     opts: BuildOptions, prep, backend_name: str, warnings: list, t0: float, *, cache_locked: bool
 ) -> BuildResult:
@@ -169,7 +202,11 @@ def _resolve_and_run(
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
 
     selected = graph.select(opts.select)
+    if opts.until:
+        selected &= graph.up_to(opts.until)
     force = frozenset(selected) if opts.force else frozenset()
+    if opts.redo:
+        force |= {_redo_target(opts, graph.story).step_id}
     res = resolve(graph, cache, force=set(force))
     to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
     needed_by: dict[str, list[str]] = {}
@@ -260,6 +297,13 @@ def _execute_build(
             retry=opts.retry or RetryPolicy(),
             on_event=opts.on_event,
             force=force,
+            review=storyboard_review(
+                graph,
+                prep.prompts,
+                prep.approvals,
+                str(opts.story),
+                out_argument(out_dir, default_out_dir(prep.loaded.path)),
+            ),
         )
         # Everything already cached goes into the output folder first (no call, no Prefect).
         for sid in graph.order:
@@ -285,15 +329,20 @@ def _execute_build(
                 store.state.jobs.clear()
             store.save()
         report = build_report(ctx, selected, to_run, exec_info, time.perf_counter() - t0)
+        savings = approval_savings(graph, ctx.outcomes, prep.approvals)
+        if savings:
+            report["approvals"] = savings
+        if opts.redo:
+            report["redo"] = {"target": opts.redo, "note": prep.approvals.notes.get(opts.redo)}
         write_report(out_dir, report)
     base.report = report
-    if not to_run:
+    if not to_run and not opts.until:
         base.status = "up_to_date"
         base.message = "up to date"
-    elif exec_info.error:
+    elif exec_info is not None and exec_info.error:
         base.status = "failed"
         base.message = f"{exec_info.error}. Finished steps are kept."
-    elif exec_info.interrupted and not ctx.budget.stopped:
+    elif exec_info is not None and exec_info.interrupted and not ctx.budget.stopped:
         base.status = "interrupted"
         base.message = "interrupted; finished steps are saved. Run the same command again to resume."
     elif ctx.budget.stopped:
@@ -301,11 +350,16 @@ def _execute_build(
         base.message = (
             f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
         )
-    elif exec_info.failed or exec_info.not_run:
+    elif exec_info is not None and (exec_info.failed or exec_info.not_run):
         base.status = "failed"
         base.failed = dict(exec_info.failed)
         names = ", ".join(f"{s} ({e})" for s, e in exec_info.failed.items()) or "none"
         base.message = f"{len(exec_info.failed)} step(s) failed: {names}; {len(exec_info.not_run)} not run. Finished steps are kept."
+    elif opts.until:
+        base.status = "stopped"
+        base.until = _until_summary(graph, cache, selected, opts.until)
+        report["until"] = base.until
+        base.message = f"stopped after the {opts.until} (--until {opts.until})"
     else:
         base.status = "built"
         base.message = (
@@ -313,16 +367,43 @@ def _execute_build(
         )
     report["status"] = base.status
     write_report(out_dir, report)
-    if to_run and "script" not in ctx.outcomes:
-        _write_unfinished_storyboard(out_dir, graph.story, store.state, base, opts.select)
+    if (to_run or opts.until) and "script" not in ctx.outcomes:
+        _write_unfinished_storyboard(out_dir, graph.story, store.state, base, opts.select, ctx.review)
     return base
 
 
-def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: BuildResult, select: str | None) -> None:
+def _until_summary(graph: StepGraph, cache: Cache, selected: set[str], stage: str) -> dict[str, Any]:
+    """What `--until STAGE` built, what of that stage waits for a later one, and what the
+    rest of the build would call and cost (the dry-run figures of every step not cached)."""
+    from storyc.graph.steps import STAGES
+
+    res = resolve(graph, cache)
+    rest = [sid for sid in graph.order if not res.cached(sid)]
+    waiting = {
+        sid: [d for d in step.deps if graph.steps[d].kind not in STAGES[stage]]
+        for sid, step in graph.steps.items()
+        if step.kind in STAGES[stage] and sid not in selected
+    }
+    return {
+        "stage": stage,
+        "built": [sid for sid in graph.order if sid in selected],
+        "waiting": {sid: deps for sid, deps in waiting.items() if deps},
+        "rest": {"steps": rest, **planned_calls(graph, rest)},
+    }
+
+
+def _write_unfinished_storyboard(
+    out_dir: Path, story: Any, state: Any, base: BuildResult, select: str | None, review: Any = None
+) -> None:
     """A build that stopped before its storyboard step (a failed step, Ctrl-C, the budget,
-    a --select without it) still leaves script.md and storyboard.html showing what it has
-    and why it stopped, instead of the last finished build's pages."""
-    if base.status == "built":
+    a --select without it, --until) still leaves script.md and storyboard.html showing what
+    it has and why it stopped, instead of the last finished build's pages."""
+    if base.status == "stopped":
+        notice = (
+            f"Stopped after the {base.until['stage']} (--until {base.until['stage']}): review the takes below and "
+            "approve the ones you like (each target lists its storyc approve commands); build again to continue."
+        )
+    elif base.status == "built":
         notice = (
             f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
             "the selection show their cached result, or nothing yet."
@@ -330,8 +411,9 @@ def _write_unfinished_storyboard(out_dir: Path, story: Any, state: Any, base: Bu
     else:
         notice = f"This build did not finish ({base.status}): {base.message}"
     with contextlib.suppress(OSError):  # the build's own outcome is already recorded
-        write_script_md(out_dir, story, state, notice)
-        write_storyboard_html(out_dir, story, state, notice)
+        board_review = review(state) if review is not None else None
+        write_script_md(out_dir, story, state, notice, board_review)
+        write_storyboard_html(out_dir, story, state, notice, board_review)
 
 
 def _is_local(step: Any) -> bool:

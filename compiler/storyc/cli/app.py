@@ -544,6 +544,17 @@ def build_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache for the selected steps.")] = False,
     prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder.")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Stop after sheets, keyframes or videos, with the storyboard, to review first."),
+    ] = None,
+    redo: Annotated[
+        str | None,
+        typer.Option("--redo", metavar="TARGET", help="Generate this target again even if cached: scene:2, character:Ember, clip:2."),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="With --redo: appended to its prompt (kept until it is approved).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The plan, and a line per call and retry.")] = False,
 ) -> None:
@@ -560,6 +571,7 @@ def build_command(
         typer.echo("storyc build: --max-cost must not be negative", err=True)
         raise typer.Exit(EXIT_USAGE)
     _require_file("storyc build", story)
+    approve_cli.check_build_review_options(until, redo, note)
     chosen = backend or default_backend_name()
     if not quiet:
         typer.echo(
@@ -587,6 +599,9 @@ def build_command(
         select=select,
         force=force,
         on_event=on_event,
+        until=until,
+        redo=redo,
+        note=note,
     )
     try:
         with _input_errors_exit("storyc build"):
@@ -646,6 +661,10 @@ def build_command(
     )
     if result.status == "built":
         typer.echo(f"{result.message}  ({summary})")
+        return
+    if result.status == "stopped":
+        again = [("--backend", backend), ("--out", out), ("--cache", cache), ("--prompts", prompts), ("--select", select)]
+        approve_cli.print_stopped(result, story, summary, again)
         return
     if result.status == "interrupted":
         # The same folders and options, or the resumed build would miss the cache and pay again.

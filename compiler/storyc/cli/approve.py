@@ -256,3 +256,49 @@ def _approve_run(run_id: str, args: list[str], take: int | None, redo: list[str]
         + (f"; redo {', '.join(answered.redo)}" if answered.redo else "")
         + f"; it resumes and renders the clips (follow it: prefect flow-run inspect {shlex.quote(run_id)})"
     )
+
+
+# ─── storyc build's review options (--until, --redo, --note) ─────────────────
+
+STAGES = ("sheets", "keyframes", "videos")
+_STAGE_TARGETS = {"character": "character", "keyframe": "scene", "video": "clip"}
+
+
+def check_build_review_options(until: str | None, redo: str | None, note: str | None) -> None:
+    if until is not None and until not in STAGES:
+        _fail("storyc build", f"--until must be sheets, keyframes or videos, not {until!r}", EXIT_USAGE)
+    if note is not None and redo is None:
+        _fail(
+            "storyc build",
+            "--note goes with --redo TARGET (e.g. --redo scene:2 --note 'the scarf is green')",
+            EXIT_USAGE,
+        )
+
+
+def print_stopped(result, story: Path, summary: str, again: list[tuple[str, object]]) -> None:
+    """The end of `storyc build --until`: what was built, what waits, what the rest would
+    cost (the dry-run figures), how to approve, and the command that continues."""
+    until = result.until
+    built = until["built"]
+    typer.echo(f"{result.message}: {len(built)} step(s) ready to review  ({summary})")
+    for sid, deps in until["waiting"].items():
+        typer.echo(f"  not built: {sid} (needs {', '.join(deps)}: it is chained from that clip's last frame)")
+    rest = until["rest"]
+    if rest["steps"]:
+        offline = " at xAI prices" if result.backend == "offline" else ""
+        typer.echo(
+            f"the rest: {len(rest['steps'])} step(s), {rest['calls_min_total']} to {rest['calls_max_total']} call(s), "
+            f"${rest['cost_min_usd']:.2f} to ${rest['cost_max_usd']:.2f}{offline}"
+        )
+    typer.echo(f"review: {result.out_dir / 'storyboard.html'} (every take, numbered, with its approve command)")
+    targets = [f"{_STAGE_TARGETS[sid.split(':')[0]]}:{sid.split(':', 1)[1]}" for sid in built if ":" in sid]
+    if targets:
+        out = [f"--out {shlex.quote(str(value))}" for flag, value in again if flag == "--out" and value]
+        typer.echo(
+            f"approve: storyc approve {shlex.quote(str(story))} {targets[-1]} [--take N] {' '.join(out)}".rstrip()
+        )
+    cont = " ".join(
+        ["storyc build", shlex.quote(str(story))]
+        + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value]
+    )
+    typer.echo(f"continue: {cont}")

@@ -40,6 +40,14 @@ class Step:
     note: str | None = None  # a redo note appended to the step's prompt (storyc build --redo)
 
 
+# `storyc build --until STAGE`: the step kinds each stop point builds.
+STAGES: dict[str, tuple[str, ...]] = {
+    "sheets": ("character",),
+    "keyframes": ("character", "keyframe"),
+    "videos": ("character", "keyframe", "video"),
+}
+
+
 @dataclass
 class StepGraph:
     story: Story
@@ -79,6 +87,17 @@ class StepGraph:
                     seen.add(dep)
                     todo.append(dep)
         return seen
+
+    def up_to(self, stage: str) -> set[str]:
+        """The steps `--until STAGE` builds: those of the stage's kinds whose dependencies all
+        are too. A keyframe chained from a clip's last frame waits for that clip, so
+        `--until keyframes` leaves it out (no clip is paid for before the review)."""
+        kinds = STAGES[stage]
+        chosen: set[str] = set()
+        for sid, step in self.steps.items():  # topological order: deps come first
+            if step.kind in kinds and all(d in chosen for d in step.deps):
+                chosen.add(sid)
+        return chosen
 
     def select(self, spec: str | None) -> set[str]:
         """The step ids a `--select` spec names (syntax: storyc.graph.select), with their

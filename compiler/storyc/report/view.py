@@ -17,6 +17,7 @@ from pathlib import Path
 from storyc.model.state import BuildState, StepRecord
 from storyc.model.story import Story
 from storyc.prompts.slots import allocate_slots
+from storyc.report.review import Review, TargetReview, target_review
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -31,7 +32,7 @@ class Asset:
 class Attempt:
     """One generation of a loop: a sheet, a keyframe, or a clip (shown by its last frame)."""
 
-    label: str  # "v2", "clip", "c1"
+    label: str  # "take 2": numbered as `storyc approve --take N` numbers them
     kind: str  # "generate", "compose", "fix edit", "pinned", "clip", "correction"
     path: str  # the attempt's file
     thumb: str | None  # an image to show for it (the file itself, or a clip's last frame)
@@ -53,6 +54,7 @@ class CharacterView:
     tries: list[Attempt]
     reference_image: str | None
     prompts: dict[str, str]
+    review: TargetReview | None = None  # approving its takes (storyc approve character:NAME)
 
 
 @dataclass
@@ -78,6 +80,8 @@ class SceneView:
     transition: str
     prompts: list[tuple[str, str]]  # ("keyframe · compose", prompt)
     problems: list[str] = field(default_factory=list)
+    keyframe_review: TargetReview | None = None  # storyc approve scene:ID
+    clip_review: TargetReview | None = None  # storyc approve clip:ID
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Storyboard:
     api_calls: int
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
+    review: Review | None = None  # approvals: pins, notes and the approve command
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -183,7 +188,7 @@ def _image_tries(
         items = [(n, p, s) for n, (p, s) in enumerate(step.attempt_scores.items(), start=1)]
     else:
         items = [(n, p, kept_score if p == kept else None) for n, p in fallback]
-    return [Attempt(label=f"v{n}", kind=kind_of(n), path=p, thumb=p, score=s, kept=p == kept) for n, p, s in items]
+    return [Attempt(label=f"take {n}", kind=kind_of(n), path=p, thumb=p, score=s, kept=p == kept) for n, p, s in items]
 
 
 def _clip_frame(out_dir: Path, clip: str) -> str | None:
@@ -194,7 +199,13 @@ def _clip_frame(out_dir: Path, clip: str) -> str | None:
     return rel if (out_dir / rel).is_file() else None
 
 
-def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Storyboard:
+def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetReview | None:
+    return target_review(review, target, list(range(1, len(tries) + 1)))
+
+
+def storyboard_view(
+    out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
+) -> Storyboard:
     out_dir = Path(out_dir)
     steps: dict[str, StepRecord] = state.steps
     assets_c = {a.name: a for a in state.characters}
@@ -215,7 +226,10 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         )
         score = step.score if step and step.score is not None else (asset.consistency_score if asset else None)
         kind = "edit of the reference image" if c.reference_image else "generate"
-        tries = _image_tries(step, [(n, rel_path(out_dir, p)) for n, p in on_disk], sheet, score, lambda n: kind)
+        if c.sheet_image:  # pinned: its one take is the pinned file
+            tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
+        else:
+            tries = _image_tries(step, [(n, rel_path(out_dir, p)) for n, p in on_disk], sheet, score, lambda n: kind)
         characters.append(
             CharacterView(
                 name=c.name,
@@ -230,6 +244,7 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
                 tries=tries,
                 reference_image=c.reference_image,
                 prompts=dict(step.prompts) if step else {},
+                review=_review(review, f"character:{c.name}", tries),
             )
         )
 
@@ -252,7 +267,7 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         )
         k_prompts = k_step.prompts if k_step else {}
         if s.keyframe_image:
-            k_tries = [Attempt("v1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
+            k_tries = [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
         else:
             k_tries = _image_tries(
                 k_step,
@@ -272,7 +287,9 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         v_score = (
             v_step.score if v_step and v_step.score is not None else (v_asset.consistency_score if v_asset else None)
         )
-        if v_step is not None and v_step.attempt_scores:
+        if s.clip_video:  # pinned: its one take is the pinned file
+            clips = [(video, None)] if video else []
+        elif v_step is not None and v_step.attempt_scores:
             clips = list(v_step.attempt_scores.items())
         else:  # older records: the first clip and the corrections on disk, scored only when kept
             clips = [
@@ -286,8 +303,8 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
             score = score if score is not None or path != video else v_score
             clip_tries.append(
                 Attempt(
-                    label="v1" if n == 0 else f"c{n}",
-                    kind="image → video" if n == 0 else "video-edit correction",
+                    label=f"take {n + 1}",
+                    kind=("pinned" if s.clip_video else "image → video") if n == 0 else f"video-edit correction c{n}",
                     path=path,
                     thumb=_clip_frame(out_dir, path),
                     score=score,
@@ -341,6 +358,8 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
                 transition=s.transition,
                 prompts=prompts,
                 problems=problems,
+                keyframe_review=_review(review, f"scene:{s.scene_id}", k_tries),
+                clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
             )
         )
 
@@ -380,4 +399,5 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         api_calls=api_calls,
         cost_usd=cost,
         notice=notice,
+        review=review,
     )

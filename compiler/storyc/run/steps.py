@@ -127,6 +127,7 @@ class BuildContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     on_event: Callable[[str, Mapping[str, Any]], None] | None = None
     force: frozenset = frozenset()  # step ids whose cache entry is ignored
+    review: Callable[[Any], Any] | None = None  # state → the storyboard's approvals (storyc.build.approvals)
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     failed: dict[str, tuple[StepRecord, StepRun]] = field(default_factory=dict)
 
@@ -768,10 +769,11 @@ def run_script(ctx: BuildContext, run: StepRun) -> tuple[dict, dict, float | Non
         ]
         atomic_write_bytes(dest, ("\n".join(lines) + "\n").encode())
         return {"script": run.keep(dest)}, None, None, 1, 0
-    written = report.write_script_md(ctx.out_dir, ctx.story, state)
+    review = ctx.review(state) if ctx.review is not None else None
+    written = report.write_script_md(ctx.out_dir, ctx.story, state, review=review)
     outputs["script"] = run.keep(Path(written) if written else ctx.path("script.md"))
     with contextlib.suppress(AttributeError):
-        html = report.write_storyboard_html(ctx.out_dir, ctx.story, state)
+        html = report.write_storyboard_html(ctx.out_dir, ctx.story, state, review=review)
         outputs["storyboard"] = run.keep(Path(html) if html else ctx.path("storyboard.html"))
     return outputs, None, None, 1, 0
 

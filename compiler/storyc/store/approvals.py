@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from storyc.diagnostics import StorycError, error
 from storyc.load.codes import E_FILE
+from storyc.model.state import BuildState
 from storyc.model.story import Story
-from storyc.model.targets import TARGET_KINDS, Target, describe, pinned_targets
+from storyc.model.targets import TARGET_KINDS, Target, all_targets, describe, pinned_targets
 from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file
 from storyc.store.hashing import digest, file_sha256
 
@@ -95,12 +96,17 @@ def load_approvals(base_dir: Path) -> Approvals:
         raise ApprovalsError(f"{shown}: {where}: {first['msg']}; restore it from git") from None
 
 
-def redo_notes(base_dir: Path) -> dict[str, str]:
-    """The redo notes a build appends to its prompts; a broken sidecar is a positioned error."""
+def approvals_for_build(base_dir: Path) -> Approvals:
+    """The sidecar as a build reads it: a broken one is a positioned error (StorycError)."""
     try:
-        return dict(load_approvals(base_dir).notes)
+        return load_approvals(base_dir)
     except ApprovalsError as exc:
         raise StorycError(error(str(sidecar_path(base_dir)), 1, 1, E_FILE, str(exc).split(": ", 1)[-1])) from None
+
+
+def redo_notes(base_dir: Path) -> dict[str, str]:
+    """The redo notes a build appends to its prompts (target id → note)."""
+    return dict(approvals_for_build(base_dir).notes)
 
 
 def save_approvals(base_dir: Path, approvals: Approvals) -> Path:
@@ -168,6 +174,18 @@ def pinned_hashes(story: Story, base_dir: Path) -> dict[str, str]:
         sha = _file_hash(base_dir, target.pin(story))
         if sha is not None:
             out[target.id] = sha
+    return out
+
+
+def built_hashes(story: Story, state: BuildState | None) -> dict[str, str]:
+    """target id → hash of the output a build made for it (what its dependents were made from)."""
+    if state is None:
+        return {}
+    out = {}
+    for target in all_targets(story):
+        record = state.steps.get(target.step_id)
+        if record is not None and record.status == "done" and target.kind.role in record.sha256:
+            out[target.id] = record.sha256[target.kind.role]
     return out
 
 
