@@ -792,6 +792,10 @@ def deploy_command(
         bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")
     ] = False,
     run: Annotated[bool, typer.Option("--run", help="Also start one run of the deployment now.")] = False,
+    approve: Annotated[
+        str | None,
+        typer.Option("--approve", help="keyframes: each run pauses after the keyframes for a review (Prefect UI or storyc approve --run)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The same as the default output.")] = False,
 ) -> None:
@@ -818,6 +822,7 @@ def deploy_command(
                 prompts=prompts,
                 create_pool=create_pool,
                 run=run,
+                approve=approve,
             )
     except SelectionError as exc:
         typer.echo(f"storyc deploy: {exc}", err=True)
@@ -855,6 +860,8 @@ def deploy_command(
             f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
             f"follow it: prefect flow-run inspect {done.flow_run_id}"
         )
+    if params.get("approve"):
+        typer.echo(approve_cli.deploy_review_hint(params["approve"], done.flow_run_id))
 
 
 def _size(n: int) -> str:

@@ -1,7 +1,7 @@
 """`storyc approve` and `storyc unapprove`: keep the takes you like, pinned in the story.
 
-Thin commands over storyc.author.approve (and, for `--run`, storyc.review, the approval of a
-paused Prefect flow run). Registered in cli/app.py with one line each.
+Thin commands over storyc.author.approve (and, for `--run`, storyc.approval_flow: the answer
+to a paused Prefect flow run). Registered in cli/app.py with one line each.
 """
 
 from __future__ import annotations
@@ -231,8 +231,8 @@ def _pin_field(target: str) -> str:
 
 
 def _approve_run(run_id: str, args: list[str], take: int | None, redo: list[str], note: str | None) -> None:
-    """Answer a paused `storyc deploy --approve keyframes` flow run (storyc.review)."""
-    from storyc.review import ReviewError, answer_paused_run
+    """Answer a paused `storyc deploy --approve keyframes` flow run (storyc.approval_flow)."""
+    from storyc.approval_flow import ReviewError, answer_paused_run
 
     approvals: dict[str, int | None] = {}
     for arg in args:
@@ -247,13 +247,13 @@ def _approve_run(run_id: str, args: list[str], take: int | None, redo: list[str]
     if note is not None and not redo:
         _fail("storyc approve", "--note goes with --redo TARGET", EXIT_USAGE)
     try:
-        answered = answer_paused_run(run_id, approvals, dict.fromkeys(redo, note or ""))
+        decision = answer_paused_run(run_id, approvals, dict.fromkeys(redo, note or ""))
     except ReviewError as exc:
         _fail("storyc approve", str(exc))
-    parts = [f"{t}@{n}" if n else t for t, n in answered.approved.items()]
+    parts = [f"{t} take {n}" for t, n in decision.approve.items()]
     typer.echo(
         f"answered flow run {run_id}: approve {', '.join(parts) or 'nothing'}"
-        + (f"; redo {', '.join(answered.redo)}" if answered.redo else "")
+        + (f"; redo {', '.join(decision.redo)}" if decision.redo else "")
         + f"; it resumes and renders the clips (follow it: prefect flow-run inspect {shlex.quote(run_id)})"
     )
 
@@ -302,3 +302,11 @@ def print_stopped(result, story: Path, summary: str, again: list[tuple[str, obje
         + [f"{flag} {shlex.quote(str(value))}" for flag, value in again if value]
     )
     typer.echo(f"continue: {cont}")
+
+
+def deploy_review_hint(stage: str, flow_run_id: str | None) -> str:
+    run = flow_run_id or "RUN_ID"
+    return (
+        f"each run pauses after the {stage} for a review: answer the form in the Prefect UI, or "
+        f"storyc approve --run {run} [scene:ID[@TAKE]...] [--redo scene:ID --note TEXT]"
+    )
