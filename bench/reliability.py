@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import _crashkit as ck
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
-MAX_RETRIES = 4  # storyc.run.steps.RetryPolicy's default
+MAX_RETRIES = 4  # storyc.run.retry.RetryPolicy's default
 
 
 def fault_scenario(

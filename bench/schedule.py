@@ -155,7 +155,8 @@ def main() -> None:
     os.environ["STORYC_OFFLINE_LATENCY"] = ",".join(f"{k}={v}" for k, v in LATENCY.items() if k != "vision")
     os.environ.pop("XAI_API_KEY", None)
 
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
 
     work = Path(tempfile.mkdtemp(prefix="storyc-bench-schedule-"))
     story = make_story(work)
@@ -181,7 +182,7 @@ def main() -> None:
         print(json.dumps({"error": result.message, "status": result.status}))
         sys.exit(1)
     rep = result.report
-    from storyc.build.pipeline import prepare
+    from storyc.build.prepare import prepare
 
     graph = prepare(story, backend="offline", cache_dir=work / "cache").graph
     steps = {s["id"]: call_sequence(s.get("calls", {})) for s in rep["steps"]}

@@ -43,7 +43,8 @@ def reliability_reference(tmp_path_factory, prefect_harness):
     once per session, in-process: the same bytes as the CLI, see test_build.py)."""
     import _crashkit as ck
     from storyc.backends.offline import faults as offline_faults
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
     from storyc.store.hashing import file_sha256
 
     root = tmp_path_factory.mktemp("reliability-reference")

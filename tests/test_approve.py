@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend
-from storyc.build.pipeline import BuildOptions, run_build
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
 from storyc.cli.app import app
 from storyc.lint import lint_path
 from storyc.store.hashing import file_sha256

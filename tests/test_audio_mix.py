@@ -30,6 +30,7 @@ from _audio import (
 from storyc.backends.offline.speech import render_speech, story_cast
 from storyc.load.loader import load_story
 from storyc.media import ffmpeg as media
+from storyc.media.assemble import Clip, build_assembly_graph
 from storyc.media.audio_mix import (
     PlacedSpeech,
     SoundPlan,
@@ -39,7 +40,8 @@ from storyc.media.audio_mix import (
     parse_loudnorm,
     sound_extension,
 )
-from storyc.media.ffmpeg import Clip, MediaError
+from storyc.media.ffmpeg import MediaError
+from storyc.media.probe import probe
 from storyc.media.subtitles import (
     Cue,
     SceneSpeech,
@@ -211,7 +213,7 @@ def quiet_between_lines(render: Render) -> tuple[float, float]:
 
 
 def test_the_render_has_every_line_and_the_videos_length(soft):
-    info = media.probe(soft.video)
+    info = probe(soft.video)
     assert info.duration_s == pytest.approx(soft.total_s, abs=0.05) and soft.total_s == 8.5
     assert info.has_audio and info.audio_codec == "aac"
     assert [c.text for c in soft.cues] == [
@@ -338,7 +340,7 @@ def test_nothing_to_hear_renders_silence_without_normalizing(tmp_path):
     )
     samples = read_samples(out, RATE)
     assert max(abs(x) for x in samples) < 1e-4
-    assert media.probe(out).duration_s == pytest.approx(1.0, abs=0.05)
+    assert probe(out).duration_s == pytest.approx(1.0, abs=0.05)
 
 
 # ─── the graph ───────────────────────────────────────────────────────────────
@@ -355,7 +357,7 @@ def test_nothing_to_hear_renders_silence_without_normalizing(tmp_path):
 def test_clip_starts_follow_the_assembly_graph(specs):
     clips = [Clip(Path(f"{i}.mp4"), d, t) for i, (d, t) in enumerate(specs)]
     starts, total = clip_starts(clips)
-    _, graph_total = media.build_assembly_graph(clips, [True] * len(clips), 64, 36)
+    _, graph_total = build_assembly_graph(clips, [True] * len(clips), 64, 36)
     assert total == pytest.approx(graph_total)
     assert starts[0] == 0 and all(b >= a for a, b in itertools.pairwise(starts))
     for start, clip in zip(starts, clips, strict=True):

@@ -17,8 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend
 from storyc.backends.base import BackendError
-from storyc.build.pipeline import BuildOptions, run_build
-from storyc.run.steps import RetryPolicy
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
+from storyc.run.retry import RetryPolicy
 from storyc.store.hashing import file_sha256
 
 SCALE = "0.1"
@@ -157,7 +158,8 @@ def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     code = (
         "import sys, json, time\n"
         "t = time.perf_counter()\n"
-        "from storyc.build.pipeline import BuildOptions, run_build\n"
+        "from storyc.build.options import BuildOptions\n"
+        "from storyc.build.pipeline import run_build\n"
         f"r = run_build(BuildOptions(story={str(first_build['story'])!r}, out_dir={str(tmp_path / 'out')!r},"
         f" cache_dir={str(cache)!r}, backend='offline'))\n"
         "print(json.dumps({'status': r.status, 'calls': r.report['api_calls_total'], 'hits': r.report['cache_hits'],"
@@ -430,7 +432,7 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
 )
 def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
     from storyc.model.vision import ConsistencyScore
-    from storyc.run.steps import _fix_target
+    from storyc.run.keyframe import fix_target
 
     score = ConsistencyScore(
         overall_score=0.5,
@@ -438,7 +440,7 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
         issues=["Ember: scarf is red"],
         fix_prompt=fix_prompt,
     )
-    assert _fix_target(score) == expected
+    assert fix_target(score) == expected
 
 
 def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
@@ -481,7 +483,8 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
 
 
 def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
-    from storyc.run.steps import Budget, BudgetExceeded
+    from storyc.run.budget import Budget
+    from storyc.run.errors import BudgetExceeded
 
     budget = Budget(1.0)
     budget.reserve(0.6, "video:1 image→video")

@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend
-from storyc.build.pipeline import BuildOptions, prepare, run_build
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
+from storyc.build.prepare import prepare
 from storyc.cli.app import app
 from storyc.graph.resolve import resolve
 from storyc.store.cache import Cache
@@ -73,7 +75,7 @@ class _CallTruth:
         original = Cache.put_call
 
         def spy(cache, key, entry):
-            from storyc.run.steps import StepRun
+            from storyc.run.calls import StepRun
 
             frame = sys._getframe(1)
             while frame is not None:  # up to the StepRun making the call
@@ -104,11 +106,6 @@ def _keys(story: Path, cache: Path) -> dict[str, tuple[str | None, bool]]:
     prep = prepare(story, backend="offline", cache_dir=cache)
     res = resolve(prep.graph, prep.cache)
     return {sid: (res.keys[sid], res.cached(sid)) for sid in prep.graph.steps}
-
-
-def _static_prompts(story: Path) -> set[str]:
-    graph = prepare(story, backend="offline").graph
-    return {p for step in graph.steps.values() for p in step.static.get("prompts", {}).values()}
 
 
 def _files(root: Path) -> dict[Path, int]:
@@ -166,14 +163,8 @@ def test_a_prune_with_nothing_unreachable_removes_nothing(work):
     assert apply_prune(plan) == 0 and _files(work["cache"]) == before
 
 
-@pytest.mark.parametrize("legacy_calls", [False, True], ids=["calls-name-their-step", "calls-without-step-key"])
-def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch, legacy_calls):
+def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch):
     cache, a, b = work["cache"], work["a"], work["b"]
-    if legacy_calls:  # entries written before calls recorded their step's key
-        for path in (cache / "calls").glob("*/*.json"):
-            entry = json.loads(path.read_bytes())
-            assert entry.pop("step_key")
-            path.write_bytes(json.dumps(entry).encode())
     truth = _CallTruth(monkeypatch)
     truth.step_of.update(shared["truth"].step_of)
     a.write_text(STORY_A.replace(*EDIT))
@@ -184,7 +175,6 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
     assert {sid for sid, (k, _) in shared["keys_a"].items() if k in dead_steps} == CHANGED
 
     calls_before = _entries(cache, "calls")
-    call_entries = {c: json.loads((cache / "calls" / c[:2] / f"{c}.json").read_bytes()) for c in calls_before}
     dead_calls = {c for c in calls_before if truth.step_of[c] in dead_steps}
     live_calls = calls_before - dead_calls
     assert dead_calls and live_calls
@@ -198,18 +188,9 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
     # steps: exactly the old entries of the re-keyed steps
     assert steps_before - _entries(cache, "steps") == dead_steps
     # calls: none a build of A or B can use is removed. An entry names its step's key, so
-    # exactly the dead ones go. Without that key (older caches) the only dead ones kept are
-    # file-less checks whose prompt a reachable step still sends (here video 2's drift
-    # check: its prompt does not mention the action).
+    # exactly the dead ones go.
     removed_calls = calls_before - _entries(cache, "calls")
-    if legacy_calls:
-        prompts = _static_prompts(a) | _static_prompts(b)
-        kept_dead = {c for c in dead_calls if not call_entries[c]["files"] and call_entries[c]["prompt"] in prompts}
-        assert removed_calls == dead_calls - kept_dead
-        assert len(kept_dead) <= 1 and len(removed_calls) >= 5
-    else:
-        kept_dead = set()
-        assert removed_calls == dead_calls and len(removed_calls) >= 5
+    assert removed_calls == dead_calls and len(removed_calls) >= 5
     # objects: every kept entry's blobs are there, and nothing else is
     named = set()
     for table in ("steps", "calls"):
@@ -242,9 +223,9 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
     # with every step built, a second prune leaves only what the stories use
     plan = plan_prune([a, b], cache_dir=cache)
     freed = apply_prune(plan)
-    assert plan.open_steps == 0 and plan.calls_kept_for_open_steps == 0
+    assert plan.open_steps == 0
     reachable = {k for k, cached in [*_keys(a, cache).values(), *_keys(b, cache).values()] if cached}
-    assert {c for c in _entries(cache, "calls") if truth.step_of[c] not in reachable} == kept_dead
+    assert {c for c in _entries(cache, "calls") if truth.step_of[c] not in reachable} == set()
     assert _entries(cache, "steps") == reachable
     assert freed == plan.freed_bytes
 
@@ -390,9 +371,11 @@ def test_an_entry_that_names_its_step_key_is_decided_exactly(work):
     cache.put_call("cd" * 32, {"files": {"keyframes/x.jpg": blob}, "prompt": "p", "kind": "image", "step_key": dead})
     live_key = _keys(work["a"], work["cache"])["keyframe:1"][0]
     cache.put_call("ef" * 32, {"files": {}, "prompt": "q", "kind": "vision", "step_key": live_key})
+    # no step key: no build of this version wrote it, none can replay it
+    cache.put_call("ab" * 32, {"files": {}, "prompt": "q", "kind": "vision"})
     plan = plan_prune([work["a"], work["b"]], cache_dir=work["cache"])
     removed = {r.path.name for r in plan.removals}
-    assert removed == {"cd" * 32 + ".json", blob}
+    assert removed == {"cd" * 32 + ".json", "ab" * 32 + ".json", blob}
 
 
 # ─── storyc clean ────────────────────────────────────────────────────────────

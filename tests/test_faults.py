@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _crashkit import make_story, verify_tree
 from storyc.backends.offline import faults as offline_faults
 from storyc.backends.offline.backend import OfflineBackend
-from storyc.build.pipeline import BuildOptions, run_build
-from storyc.run.steps import RetryPolicy
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
+from storyc.run.retry import RetryPolicy
 from storyc.store.hashing import file_sha256
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"

@@ -10,7 +10,7 @@ import pytest
 
 from _html import parse_page
 from storyc.load.loader import load_story
-from storyc.model.state import BuildState, CharacterAsset, StepRecord
+from storyc.model.state import BuildState, StepRecord
 from storyc.model.story import Story
 from storyc.model.story_plan import story_to_plan
 from storyc.report.documents import write_report, write_script_md, write_storyboard_html
@@ -42,11 +42,8 @@ def built_state(story: Story) -> BuildState:
             score=0.86,
             cost_usd=0.04,
             wall_s=1.5,
-            outputs={
-                "sheet": "character_sheets/Ember_v2.jpg",
-                "attempt_1": "character_sheets/Ember_v1.jpg",
-                "attempt_2": "character_sheets/Ember_v2.jpg",
-            },
+            outputs={"sheet": "character_sheets/Ember_v2.jpg"},
+            attempt_scores={"character_sheets/Ember_v1.jpg": 0.62, "character_sheets/Ember_v2.jpg": 0.86},
             prompts={"sheet": "STYLE. Full body portrait of Ember.", "check": "Score how well <this> matches."},
         ),
         "character:Sage": StepRecord(
@@ -91,8 +88,8 @@ def built_state(story: Story) -> BuildState:
                 "video": f"videos/scene_{sid}{'_c1' if sid == 3 else ''}.mp4",
                 "first_frame": f"frames/scene_{sid}_first.jpg",
                 "last_frame": f"frames/scene_{sid}_last.jpg",
-                **({"correction_1": "videos/scene_3_c1.mp4"} if sid == 3 else {}),
             },
+            attempt_scores={"videos/scene_3.mp4": 0.5, "videos/scene_3_c1.mp4": 0.7} if sid == 3 else {},
             prompts={
                 "video": f"VIDEO PROMPT {sid}",
                 "check": "drift check",
@@ -108,7 +105,6 @@ def built_state(story: Story) -> BuildState:
         story_path="stories/fox_and_owl.yaml",
         storyc_version="0.1.0",
         steps=steps,
-        final_video_path="final_video.mp4",
     )
 
 
@@ -190,31 +186,31 @@ def test_partial_build_and_names_with_spaces(tmp_path):
     data["scenes"][1]["characters_present"] = ["Old Tom", "Sage"]
     data["scenes"][2]["characters_present"] = ["Old Tom", "Sage"]
     story = Story.model_validate(data)
-    # only Old Tom's sheet is done, recorded the seed way (asset, no attempt roles)
+    # only Old Tom's sheet is done, after two attempts
     (tmp_path / "character_sheets").mkdir()
     for n in (1, 2):
         (tmp_path / "character_sheets" / f"Old Tom_v{n}.jpg").write_bytes(b"jpg")
     state = BuildState(
         plan=story_to_plan(story),
-        characters=[
-            CharacterAsset(
-                name="Old Tom",
-                portrait_url="u",
-                portrait_path="character_sheets/Old Tom_v2.jpg",
-                visual_description="d",
-                consistency_score=0.5,
-                generation_attempts=2,
-            )
-        ],
         steps={
+            "character:Old Tom": StepRecord(
+                id="character:Old Tom",
+                kind="character",
+                key="t" * 64,
+                status="done",
+                attempts=2,
+                score=0.5,
+                outputs={"sheet": "character_sheets/Old Tom_v2.jpg"},
+                attempt_scores={"character_sheets/Old Tom_v1.jpg": 0.4, "character_sheets/Old Tom_v2.jpg": 0.5},
+            ),
             "keyframe:1": StepRecord(
                 id="keyframe:1", kind="keyframe", key="k", status="failed", error="moderation blocked the prompt"
-            )
+            ),
         },
     )
     md = write_script_md(tmp_path, story, state).read_text()
     assert "![Old Tom](<character_sheets/Old Tom_v2.jpg>)" in md
-    assert "[take 1](<character_sheets/Old Tom_v1.jpg>)" in md, "attempts found by the design's file names"
+    assert "[take 1](<character_sheets/Old Tom_v1.jpg>)" in md, "every judged attempt is listed"
     assert "**Failed:** keyframe:1: failed (moderation blocked the prompt)" in md
     assert "Final video" not in md
     page = write_storyboard_html(tmp_path, story, state).read_text()
@@ -293,8 +289,7 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     parser = parse_page(page)
     text = "".join(parser.text)
     figures = [a for t, a in parser.tags if t == "figure" and "attempt" in a.get("class", "")]
-    # recorded attempts: Ember 2, keyframe 2 2, video 3 2; steps recorded without scores fall
-    # back to the attempt files on disk, and there are none in this folder
+    # recorded attempts: Ember 2, keyframe 2 2, video 3 2; the other steps record none here
     assert len(figures) == 6
     imgs = [a["src"] for t, a in parser.tags if t == "img"]
     assert "character_sheets/Ember_v1.jpg" in imgs and "keyframes/scene_2_v1.jpg" in imgs

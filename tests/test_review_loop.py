@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 from _fake_backend import FakeBackend
 from _html import parse_page
-from storyc.build.pipeline import BuildOptions, run_build
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
 from storyc.cli.app import app
 from storyc.graph.select import SelectionError
 from storyc.lint import lint_path

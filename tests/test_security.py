@@ -138,7 +138,8 @@ def test_the_key_leaks_nowhere_when_the_provider_echoes_it(xai_build):
 
 
 def test_the_build_api_result_and_exceptions_carry_no_key(_fake_xai_server, monkeypatch, tmp_path, prefect_harness):
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
 
     fake = _fake_xai_server
     fake.reset()
@@ -278,7 +279,8 @@ def test_no_shell_anywhere_in_the_source(tmp_path):
 
 
 def test_a_build_starts_every_subprocess_without_a_shell(tmp_path, monkeypatch, prefect_harness):
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
 
     seen: list[list[str]] = []
     original = subprocess.Popen.__init__
@@ -448,7 +450,8 @@ def hostile_story(draw) -> dict:
 def test_build_front_end_gives_only_storyc_diagnostics(tmp_path_factory, data):
     """lint → prompts → plan → dry-run estimate: a result or StorycError, nothing else;
     every diagnostic is positioned inside the file."""
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
 
     folder = tmp_path_factory.mktemp("fuzz")
     story = folder / "story.json"

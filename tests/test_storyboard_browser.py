@@ -81,7 +81,8 @@ def built(tmp_path_factory, prefect_harness) -> Path:
     """One offline build (tiny renders) whose strict threshold makes every loop work: sheet
     retries, keyframe fix edits, a video correction and scores below the threshold."""
     from storyc.backends.offline import faults as offline_faults
-    from storyc.build.pipeline import BuildOptions, run_build
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
 
     root = tmp_path_factory.mktemp("storyboard")
     story = root / "story.yaml"

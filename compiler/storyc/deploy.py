@@ -81,7 +81,9 @@ def render_story(
     environment, else offline; the key itself never travels through Prefect.
     `approve="keyframes"`: build up to the keyframes, pause the flow run for a review
     (storyc.approval_flow), apply the answer, then build the rest."""
-    from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
+    from storyc.build.backend_choice import default_backend_name
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
     from storyc.diagnostics import StorycError
     from storyc.redact import redact
 
@@ -218,7 +220,7 @@ def validate_story(
 ) -> Any:
     """Load, lint and plan the story as a build would; raises StorycError (positioned
     diagnostics) or SelectionError (bad --select). Imports no Prefect."""
-    from storyc.build.pipeline import prepare
+    from storyc.build.prepare import prepare
 
     prep = prepare(story, backend=backend or "offline", prompts_dir=prompts, lint=True)
     prep.graph.select(select)
@@ -248,7 +250,7 @@ def deploy(
 ) -> Deployed:
     """Validate the story, then register (or update) the deployment FLOW_NAME/name on
     `pool`. Paths are stored absolute: workers must see them at the same place."""
-    from storyc.build.pipeline import default_out_dir
+    from storyc.build.options import default_out_dir
     from storyc.store.cache import default_cache_dir
 
     prep = validate_story(story, select=select, backend=backend, prompts=prompts)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.build.backend_choice import default_backend_name, make_backend
 from storyc.diagnostics import Diagnostic
 from storyc.model.story import Models
 from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan
@@ -54,23 +55,6 @@ class PlanOutcome:
     @property
     def failed(self) -> bool:
         return bool(self.errors)
-
-
-def make_plan_backend(name: str) -> Any:
-    """The backend for one planning call (`offline` or `xai`). Raises BackendError."""
-    if name == "offline":
-        from storyc.backends.offline.backend import OfflineBackend
-
-        return OfflineBackend()
-    if name == "xai":
-        from storyc.backends.xai.backend import XaiBackend
-
-        return XaiBackend()
-    raise ValueError(f"unknown backend {name!r}: expected offline or xai")
-
-
-def default_backend_name() -> str:
-    return "xai" if os.environ.get("XAI_API_KEY") else "offline"
 
 
 def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: int | None) -> StoryPlan:
@@ -288,7 +272,7 @@ def run_plan(
         concept, characters=characters, scenes=scenes, override_dir=prompts_dir
     )
     owned = backend is None
-    backend = backend if backend is not None else make_plan_backend(name)
+    backend = backend if backend is not None else make_backend(name)
     notes = []
     invalid = None  # the model's answer, when it did not validate as a StoryPlan
     try:

@@ -1,162 +1,56 @@
-"""`storyc build`: load → lint → plan → resolve the cache → execute → assemble → reports.
+"""`storyc build`: load → lint → graph → resolve the cache → execute → assemble → reports.
 
 This module orchestrates and never imports Prefect itself: when every step is already
-in the cache the build is "up to date" without starting Prefect (storyc.run.executor is
-imported only when something must run).
+in the cache the build is "up to date" without starting Prefect, and API-free steps run
+in this process (storyc.run.local); only the executor starts Prefect.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.backends.base import Backend
 from storyc.build.approvals import approval_savings, out_argument, storyboard_review
-from storyc.diagnostics import StorycError
-from storyc.graph.builder import build_graph
+from storyc.build.backend_choice import default_backend_name, make_backend
+from storyc.build.options import BuildOptions, BuildResult, default_out_dir
+from storyc.build.prepare import Prepared, lint_diagnostics, prepare
+from storyc.build.report_json import build_report
+from storyc.diagnostics import Diagnostic, StorycError
 from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
 from storyc.graph.select import SelectionError
-from storyc.graph.steps import StepGraph
-from storyc.model.targets import TargetError, parse_target
-from storyc.report.documents import write_report, write_script_md, write_storyboard_html
-from storyc.store.approvals import Approvals, approvals_for_build, set_redo_note
-from storyc.store.cache import Cache, default_cache_dir
+from storyc.graph.steps import STAGES, StepGraph
+from storyc.load.loader import load_story
+from storyc.model.state import BuildState
+from storyc.model.story import Story
+from storyc.model.targets import Target, TargetError, parse_target
+from storyc.report.documents import write_report, write_script_md
+from storyc.report.html import write_storyboard_html
+from storyc.report.review import Review
+from storyc.run.budget import Budget
+from storyc.run.context import BuildContext
+from storyc.run.dispatch import restore_cached
+from storyc.run.executor import ExecResult, Limits, execute
+from storyc.run.local import is_local, run_local
+from storyc.run.retry import RetryPolicy
+from storyc.store.approvals import set_redo_note
+from storyc.store.cache import Cache, cache_in_use
 from storyc.store.fsutil import remove_stale_temps
-
-
-def default_backend_name() -> str:
-    return "xai" if os.environ.get("XAI_API_KEY") else "offline"
-
-
-@dataclass
-class Prepared:
-    loaded: Any
-    prompts: Any
-    graph: StepGraph
-    cache: Cache
-    approvals: Approvals = field(default_factory=Approvals)  # approved/approvals.json beside the story
-
-
-def prepare(
-    story_path: str | Path,
-    *,
-    backend: str | None = None,
-    cache_dir: str | Path | None = None,
-    prompts_dir: str | Path | None = None,
-    lint: bool = False,
-) -> Prepared:
-    """Load (and optionally lint) the story and compile its plan. Raises StorycError."""
-    from storyc.load.loader import load_story
-    from storyc.prompts.promptset import PromptSet
-
-    loaded = load_story(story_path)
-    if lint:
-        errors = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
-        if errors:
-            raise StorycError(errors)
-    prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
-    approvals = approvals_for_build(loaded.base_dir)  # its redo notes are part of the keys
-    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes)
-    cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
-    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache, approvals=approvals)
-
-
-def lint_diagnostics(loaded: Any, *, prompts_dir: str | Path | None = None) -> list:
-    from storyc.lint import lint_story
-
-    diagnostics = list(lint_story(loaded))
-    if prompts_dir is not None:
-        # Lint's E501 renders the templates beside the story; with --prompts some of those
-        # are replaced. The plan has already rendered the templates really in use (a
-        # broken one raised E501 there), so lint's view of the story folder is moot.
-        diagnostics = [d for d in diagnostics if d.code != "E501"]
-    return diagnostics
-
-
-# ─── the build ───────────────────────────────────────────────────────────────
-
-
-@dataclass
-class BuildOptions:
-    story: Path
-    backend: str | None = None
-    out_dir: Path | None = None
-    cache_dir: Path | None = None
-    prompts_dir: Path | None = None
-    dry_run: bool = False
-    max_cost: float | None = None
-    select: str | None = None
-    force: bool = False
-    rates: Mapping[str, float] | None = None
-    concurrency: Mapping[str, int] | None = None
-    retry: Any = None  # steps.RetryPolicy
-    backend_factory: Callable[[str], Any] | None = None  # tests wrap the backend
-    on_event: Callable[[str, Mapping[str, Any]], None] | None = None
-    until: str | None = None  # sheets | keyframes | videos: stop after that stage (graph.steps.STAGES)
-    redo: str | None = None  # a target (scene:2) to generate again even if cached
-    note: str | None = None  # with redo: appended to its prompt (kept in approved/approvals.json)
-
-
-@dataclass
-class BuildResult:
-    status: str  # up_to_date | built | stopped | dry_run | failed | interrupted | budget | missing
-    backend: str
-    out_dir: Path
-    message: str = ""
-    report: dict = field(default_factory=dict)
-    dry_run: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
-    failed: dict = field(default_factory=dict)
-
-    until: dict = field(default_factory=dict)  # --until: what was built, what the rest would cost
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("up_to_date", "built", "stopped", "dry_run")
-
-
-class SelectionMissing(Exception):
-    """--select left out a step that a selected step needs and that is not cached."""
-
-
-def default_out_dir(story_path: Path) -> Path:
-    return Path("build") / Path(story_path).stem
-
-
-def make_backend(name: str, prompts: Any = None) -> Any:
-    """The named backend. `prompts` (a PromptSet) supplies the moderation rewording template."""
-    if name == "offline":
-        from storyc.backends.base import BackendError
-        from storyc.backends.offline.backend import OfflineBackend
-
-        try:
-            return OfflineBackend()
-        except ValueError as exc:  # a malformed STORYC_OFFLINE_FAULTS / STORYC_OFFLINE_LATENCY
-            raise BackendError(str(exc)) from None
-    if name == "xai":
-        from storyc.backends.ratelimit import RateLimiter
-        from storyc.backends.xai.backend import XaiBackend
-
-        # The executor already throttles every call per kind; a second limiter inside the
-        # backend would only slow the build. The backend owns the one reworded attempt
-        # after a moderation block, through the story's `reword` template.
-        return XaiBackend(reword=getattr(prompts, "reword", None), rate_limiter=RateLimiter({}))
-    raise ValueError(f"unknown backend {name!r}: expected offline or xai")
+from storyc.store.hashing import file_sha256
+from storyc.store.state import BuildLock, StateJournal, StateStore
 
 
 def run_build(opts: BuildOptions) -> BuildResult:
     """Build a story. Raises StorycError (bad story / lint errors), SelectionError (bad
     --select), BuildLocked (another build holds the output folder)."""
-
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()
     if opts.redo and opts.note is not None and not opts.dry_run:
-        _record_redo_note(opts)  # before the graph: the note is part of the target's key
+        # before the graph: the note is part of the target's key
+        set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
     prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
     diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
@@ -165,66 +59,30 @@ def run_build(opts: BuildOptions) -> BuildResult:
     if opts.dry_run or not prep.cache.root.is_dir():
         # a missing cache is created (and locked) only when the build executes
         return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=False)
-    from storyc.store.cache import cache_in_use
-
     # What resolution finds cached must still be there when it is restored: a
     # `storyc cache prune` is refused while this build uses the cache.
     with cache_in_use(prep.cache.root):
         return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=True)
 
 
-def _redo_target(opts: BuildOptions, story: Any) -> Any:
-    """The --redo target of the story; SelectionError (a usage error) when it names nothing
-    or a pinned target (its approved file is used as is)."""
-    try:
-        target = parse_target(story, opts.redo)
-    except TargetError as exc:
-        raise SelectionError(f"--redo: {exc}") from None
-    if target.pin(story):
-        raise SelectionError(
-            f"--redo {target.id}: it is approved ({target.kind.pin_field}: {target.pin(story)}); "
-            f"storyc unapprove {opts.story} {target.id} first"
-        )
-    return target
-
-
-def _record_redo_note(opts: BuildOptions) -> None:
-    from storyc.load.loader import load_story
-
-    target = _redo_target(opts, load_story(opts.story).story)
-    set_redo_note(opts.story, target, opts.note)
-
-
 def _resolve_and_run(
-    opts: BuildOptions, prep, backend_name: str, warnings: list, t0: float, *, cache_locked: bool
+    opts: BuildOptions, prep: Prepared, backend_name: str, warnings: list[Diagnostic], t0: float, *, cache_locked: bool
 ) -> BuildResult:
-    graph, cache = prep.graph, prep.cache
+    graph = prep.graph
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
-
     selected = graph.select(opts.select)
     if opts.until:
         selected &= graph.up_to(opts.until)
     force = frozenset(selected) if opts.force else frozenset()
     if opts.redo:
         force |= {_redo_target(opts, graph.story).step_id}
-    res = resolve(graph, cache, force=set(force))
+    res = resolve(graph, prep.cache, force=set(force))
     to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
-    needed_by: dict[str, list[str]] = {}
-    for sid in to_run:
-        for d in graph.steps[sid].deps:
-            if d not in selected and not res.cached(d):
-                needed_by.setdefault(d, []).append(sid)
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
-    if needed_by:
-        base.status = "missing"
-        base.message = (
-            "--select leaves out steps that are neither selected nor cached: "
-            + "; ".join(f"{d} (needed by {', '.join(users)})" for d, users in needed_by.items())
-            + f". Select them too (e.g. --select '+{opts.select.split(',')[0].strip().lstrip('+').rstrip('+')}')"
-            " or build without --select."
-        )
+    missing = _missing_upstream(prep, res, selected, to_run)
+    if missing:
+        base.status, base.message = "missing", _missing_message(missing, opts.select or "")
         return base
-
     if opts.dry_run:
         base.status = "dry_run"
         base.dry_run = {
@@ -236,147 +94,49 @@ def _resolve_and_run(
         return base
     if opts.on_event is not None:
         opts.on_event("plan", {"steps": len(graph.steps), "to_run": len(to_run), "selected": len(selected)})
-    return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0, cache_locked)
-
-
-def _execute_build(
-    opts,
-    prep,
-    res: Resolution,
-    selected,
-    to_run,
-    force,
-    out_dir: Path,
-    base: BuildResult,
-    t0: float,
-    cache_locked: bool,
-):
-    from storyc.run.steps import Budget, BuildContext, RetryPolicy, restore_cached
-    from storyc.store.hashing import file_sha256
-    from storyc.store.state import BuildLock, StateJournal, StateStore
-
-    graph, cache = prep.graph, prep.cache
-    # The backend first: a missing XAI_API_KEY or a bad fault spec must fail before the
-    # output folder (and its lock file) is created.
-    backend = None
-    if any(not _is_local(graph.steps[sid]) for sid in to_run):
-        backend = (
-            opts.backend_factory(base.backend) if opts.backend_factory else make_backend(base.backend, prep.prompts)
-        )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        lock = BuildLock(out_dir).acquire()
-    except BaseException:  # a locked, read-only or full folder: nothing was started
-        if backend is not None:
-            with contextlib.suppress(Exception):
-                backend.close()
-        raise
-    from storyc.store.cache import cache_in_use
-
-    with lock, contextlib.nullcontext() if cache_locked else cache_in_use(cache.root):
-        cache.clean_temps()
-        # We hold the output folder's lock, so every temp file left here is a killed
-        # (or interrupted in-process) build's, whatever pid it names: remove them all.
-        remove_stale_temps(out_dir, any_writer=True)
-        store = StateStore(
-            out_dir,
-            graph.story,
-            backend=base.backend,
-            story_path=prep.loaded.path,
-            story_sha256=file_sha256(prep.loaded.path),
-        )
-        ctx = BuildContext(
-            graph=graph,
-            prompts=prep.prompts,
-            backend=backend,
-            cache=cache,
-            out_dir=out_dir,
-            store=store,
-            journal=StateJournal(store),
-            budget=Budget(opts.max_cost),
-            retry=opts.retry or RetryPolicy(),
-            on_event=opts.on_event,
-            force=force,
-            review=storyboard_review(
-                graph,
-                prep.prompts,
-                prep.approvals,
-                str(opts.story),
-                out_argument(out_dir, default_out_dir(prep.loaded.path)),
-            ),
-        )
-        # Everything already cached goes into the output folder first (no call, no Prefect).
-        for sid in graph.order:
-            if res.cached(sid):
-                restore_cached(ctx, sid, res.keys[sid], res.entries[sid], save=False)
-        store.save()  # once for all restored steps
-        exec_info = None
-        try:
-            if to_run and all(_is_local(graph.steps[sid]) for sid in to_run):
-                # e.g. only a transition changed: re-assembling takes a second, starting
-                # Prefect's temporary server several; local steps make no API call.
-                exec_info = _run_local(ctx, to_run)
-            elif to_run:
-                from storyc.run.executor import Limits, execute
-
-                exec_info = execute(ctx, to_run, limits=Limits(opts.rates, opts.concurrency))
-        finally:
-            if backend is not None:
-                with contextlib.suppress(Exception):
-                    backend.close()
-            if len(ctx.outcomes) == len(graph.steps) and store.state.jobs:
-                # every step finished: a job left in the journal belongs to an edited-away step
-                store.state.jobs.clear()
-            store.save()
-        report = build_report(ctx, selected, to_run, exec_info, time.perf_counter() - t0)
+    backend = _backend_for(opts, prep, base.backend, to_run)
+    lock = _lock_output(out_dir, backend)
+    with lock, contextlib.nullcontext() if cache_locked else cache_in_use(prep.cache.root):
+        ctx = _start(opts, prep, res, backend, out_dir, force)
+        exec_info = _run(ctx, opts, to_run)
+        report = build_report(ctx, selected, exec_info, time.perf_counter() - t0)
         savings = approval_savings(graph, ctx.outcomes, prep.approvals)
         if savings:
-            report["approvals"] = savings
+            report["approvals"] = savings  # the calls and dollars the approved targets did not cost
         if opts.redo:
             report["redo"] = {"target": opts.redo, "note": prep.approvals.notes.get(opts.redo)}
         write_report(out_dir, report)
     base.report = report
-    if not to_run and not opts.until:
-        base.status = "up_to_date"
-        base.message = "up to date"
-    elif exec_info is not None and exec_info.error:
-        base.status = "failed"
-        base.message = f"{exec_info.error}. Finished steps are kept."
-    elif exec_info is not None and exec_info.interrupted and not ctx.budget.stopped:
-        base.status = "interrupted"
-        base.message = "interrupted; finished steps are saved. Run the same command again to resume."
-    elif ctx.budget.stopped:
-        base.status = "budget"
-        base.message = (
-            f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
-        )
-    elif exec_info is not None and (exec_info.failed or exec_info.not_run):
-        base.status = "failed"
-        base.failed = dict(exec_info.failed)
-        names = ", ".join(f"{s} ({e})" for s, e in exec_info.failed.items()) or "none"
-        base.message = f"{len(exec_info.failed)} step(s) failed: {names}; {len(exec_info.not_run)} not run. Finished steps are kept."
-    elif opts.until:
-        base.status = "stopped"
-        base.until = _until_summary(graph, cache, selected, opts.until)
-        report["until"] = base.until
-        base.message = f"stopped after the {opts.until} (--until {opts.until})"
-    else:
-        base.status = "built"
-        base.message = (
-            f"built {out_dir / 'final_video.mp4'}" if "assemble" in ctx.outcomes else f"built {len(to_run)} step(s)"
-        )
+    _conclude(base, ctx, to_run, exec_info)
+    if opts.until and base.status in ("built", "up_to_date"):
+        base.status, base.message = "stopped", f"stopped after the {opts.until} (--until {opts.until})"
+        base.until = report["until"] = _until_summary(graph, prep.cache, selected, opts.until)
     report["status"] = base.status
     write_report(out_dir, report)
     if (to_run or opts.until) and "script" not in ctx.outcomes:
-        _write_unfinished_storyboard(out_dir, graph.story, store.state, base, opts.select, ctx.review)
+        review = ctx.review(ctx.store.state) if ctx.review is not None else None
+        _write_unfinished_storyboard(out_dir, ctx.story, ctx.store.state, base, opts.select, review)
     return base
+
+
+def _redo_target(opts: BuildOptions, story: Story) -> Target:
+    """The --redo target; SelectionError (a usage error) when it names nothing, or a pinned
+    target (its approved file is used as is)."""
+    try:
+        target = parse_target(story, opts.redo or "")
+    except TargetError as exc:
+        raise SelectionError(f"--redo: {exc}") from None
+    if target.pin(story):
+        raise SelectionError(
+            f"--redo {target.id}: it is approved ({target.kind.pin_field}: {target.pin(story)}); "
+            f"storyc unapprove {opts.story} {target.id} first"
+        )
+    return target
 
 
 def _until_summary(graph: StepGraph, cache: Cache, selected: set[str], stage: str) -> dict[str, Any]:
     """What `--until STAGE` built, what of that stage waits for a later one, and what the
     rest of the build would call and cost (the dry-run figures of every step not cached)."""
-    from storyc.graph.steps import STAGES
-
     res = resolve(graph, cache)
     rest = [sid for sid in graph.order if not res.cached(sid)]
     waiting = {
@@ -392,16 +152,150 @@ def _until_summary(graph: StepGraph, cache: Cache, selected: set[str], stage: st
     }
 
 
+def _missing_upstream(prep: Prepared, res: Resolution, selected: set[str], to_run: list[str]) -> dict[str, list[str]]:
+    """Steps a step to run needs that are neither selected nor cached → the steps needing them."""
+    needed_by: dict[str, list[str]] = {}
+    for sid in to_run:
+        for d in prep.graph.steps[sid].deps:
+            if d not in selected and not res.cached(d):
+                needed_by.setdefault(d, []).append(sid)
+    return needed_by
+
+
+def _missing_message(missing: dict[str, list[str]], select: str) -> str:
+    first = select.split(",")[0].strip().lstrip("+").rstrip("+")
+    return (
+        "--select leaves out steps that are neither selected nor cached: "
+        + "; ".join(f"{d} (needed by {', '.join(users)})" for d, users in missing.items())
+        + f". Select them too (e.g. --select '+{first}') or build without --select."
+    )
+
+
+def _backend_for(opts: BuildOptions, prep: Prepared, name: str, to_run: list[str]) -> Backend | None:
+    """The backend, made before the output folder (and its lock file) is created, so a
+    missing XAI_API_KEY or a bad fault spec fails first; None when no step calls the API."""
+    if all(is_local(prep.graph.steps[sid]) for sid in to_run):
+        return None
+    return opts.backend_factory(name) if opts.backend_factory else make_backend(name, prep.prompts)
+
+
+def _lock_output(out_dir: Path, backend: Backend | None) -> BuildLock:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return BuildLock(out_dir).acquire()
+    except BaseException:  # a locked, read-only or full folder: nothing was started
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
+        raise
+
+
+def _start(
+    opts: BuildOptions, prep: Prepared, res: Resolution, backend: Backend | None, out_dir: Path, force: frozenset[str]
+) -> BuildContext:
+    """With the output folder locked: sweep a killed build's temp files, open the state,
+    and put every cached step in the output folder (no call, no Prefect)."""
+    prep.cache.clean_temps()
+    # We hold the output folder's lock, so every temp file left here is a killed
+    # (or interrupted in-process) build's, whatever pid it names: remove them all.
+    remove_stale_temps(out_dir, any_writer=True)
+    store = StateStore(
+        out_dir,
+        prep.graph.story,
+        backend=prep.graph.backend,
+        story_path=prep.loaded.path,
+        story_sha256=file_sha256(prep.loaded.path),
+    )
+    ctx = BuildContext(
+        graph=prep.graph,
+        prompts=prep.prompts,
+        backend=backend,
+        cache=prep.cache,
+        out_dir=out_dir,
+        store=store,
+        journal=StateJournal(store),
+        budget=Budget(opts.max_cost),
+        retry=opts.retry or RetryPolicy(),
+        on_event=opts.on_event,
+        force=force,
+        review=storyboard_review(
+            prep.graph,
+            prep.prompts,
+            prep.approvals,
+            str(opts.story),
+            out_argument(out_dir, default_out_dir(prep.loaded.path)),
+        ),
+    )
+    for sid in prep.graph.order:
+        entry, key = res.entries[sid], res.keys[sid]
+        if entry is not None and key is not None:
+            restore_cached(ctx, sid, key, entry, save=False)
+    store.save()  # once for all restored steps
+    return ctx
+
+
+def _run(ctx: BuildContext, opts: BuildOptions, to_run: list[str]) -> ExecResult | None:
+    """Run the steps: API-free ones in this process, any other through the Prefect flow."""
+    try:
+        if to_run and all(is_local(ctx.graph.steps[sid]) for sid in to_run):
+            # e.g. only a transition changed: re-assembling takes a second, starting
+            # Prefect's temporary server several; local steps make no API call.
+            return run_local(ctx, to_run)
+        if to_run:
+            return execute(ctx, to_run, limits=Limits(opts.rates, opts.concurrency))
+        return None
+    finally:
+        if ctx.backend is not None:
+            with contextlib.suppress(Exception):
+                ctx.backend.close()
+        if len(ctx.outcomes) == len(ctx.graph.steps):
+            # every step finished: a job left in the journal belongs to an edited-away step
+            ctx.store.clear_jobs()
+        ctx.store.save()
+
+
+def _conclude(base: BuildResult, ctx: BuildContext, to_run: list[str], exec_info: ExecResult | None) -> None:
+    """The build's status and one-line message."""
+    if not to_run or exec_info is None:
+        base.status, base.message = "up_to_date", "up to date"
+    elif exec_info.error:
+        base.status, base.message = "failed", f"{exec_info.error}. Finished steps are kept."
+    elif exec_info.interrupted and not ctx.budget.stopped:
+        base.status = "interrupted"
+        base.message = "interrupted; finished steps are saved. Run the same command again to resume."
+    elif ctx.budget.stopped:
+        base.status = "budget"
+        base.message = (
+            f"budget: {ctx.budget.stopped}. Finished steps are kept; rerun with a higher --max-cost to continue."
+        )
+    elif exec_info.failed or exec_info.not_run:
+        base.status = "failed"
+        base.failed = dict(exec_info.failed)
+        names = ", ".join(f"{s} ({e})" for s, e in exec_info.failed.items()) or "none"
+        base.message = (
+            f"{len(exec_info.failed)} step(s) failed: {names}; {len(exec_info.not_run)} not run. "
+            "Finished steps are kept."
+        )
+    else:
+        base.status = "built"
+        base.message = (
+            f"built {base.out_dir / 'final_video.mp4'}"
+            if "assemble" in ctx.outcomes
+            else f"built {len(to_run)} step(s)"
+        )
+
+
 def _write_unfinished_storyboard(
-    out_dir: Path, story: Any, state: Any, base: BuildResult, select: str | None, review: Any = None
+    out_dir: Path, story: Story, state: BuildState, base: BuildResult, select: str | None, review: Review | None
 ) -> None:
     """A build that stopped before its storyboard step (a failed step, Ctrl-C, the budget,
-    a --select without it, --until) still leaves script.md and storyboard.html showing what
-    it has and why it stopped, instead of the last finished build's pages."""
+    a --select without it, --until) still leaves script.md and storyboard.html showing
+    what it has and why it stopped, instead of the last finished build's pages."""
     if base.status == "stopped":
+        stage = base.until["stage"]
         notice = (
-            f"Stopped after the {base.until['stage']} (--until {base.until['stage']}): review the takes below and "
-            "approve the ones you like (each target lists its storyc approve commands); build again to continue."
+            f"Stopped after the {stage} (--until {stage}): review the takes below and approve the ones you like "
+            "(each target lists its storyc approve commands); build again to continue."
         )
     elif base.status == "built":
         notice = (
@@ -411,115 +305,5 @@ def _write_unfinished_storyboard(
     else:
         notice = f"This build did not finish ({base.status}): {base.message}"
     with contextlib.suppress(OSError):  # the build's own outcome is already recorded
-        board_review = review(state) if review is not None else None
-        write_script_md(out_dir, story, state, notice, board_review)
-        write_storyboard_html(out_dir, story, state, notice, board_review)
-
-
-def _is_local(step: Any) -> bool:
-    """A step that never calls the API: assembly, the storyboard, a pinned target."""
-    return step.kind in ("assemble", "script") or step.pinned is not None
-
-
-def _run_local(ctx: Any, to_run: list[str]) -> Any:
-    """Run API-free steps in order, in this process (no Prefect)."""
-    from storyc.run.executor import ExecResult
-    from storyc.run.steps import run_step
-
-    result = ExecResult()
-    t0 = time.perf_counter()
-    try:
-        for sid in to_run:
-            if any(d in result.failed or d in result.not_run for d in ctx.graph.steps[sid].deps):
-                result.not_run.append(sid)
-                continue
-            try:
-                run_step(ctx, sid)
-                result.done.append(sid)
-            except Exception as exc:  # recorded in ctx.failed by run_step
-                result.failed[sid] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-    except KeyboardInterrupt:
-        ctx.cancel.set()
-        result.interrupted = True
-        result.not_run.extend(
-            s for s in to_run if s not in result.done and s not in result.failed and s not in result.not_run
-        )
-    result.flow_s = time.perf_counter() - t0
-    result.local = True
-    return result
-
-
-def build_report(ctx: Any, selected, to_run, exec_info: Any, wall_s: float) -> dict:
-    calls: dict[str, int] = dict.fromkeys(("image", "video", "vision", "chat"), 0)
-    cost = 0.0
-    retries = 0
-    replayed = 0
-    steps = []
-    for sid in ctx.graph.order:
-        outcome = ctx.outcomes.get(sid)
-        if outcome is not None:
-            rec = outcome.record
-            for k, n in outcome.calls.items():
-                calls[k] = calls.get(k, 0) + n
-            cost += rec.cost_usd
-            retries += outcome.retries
-            replayed += outcome.replayed
-            status = rec.status
-        elif sid in ctx.failed:
-            rec, run = ctx.failed[sid]
-            for k, n in run.calls.items():
-                calls[k] = calls.get(k, 0) + n
-            cost += run.cost
-            retries += run.retries
-            replayed += run.replayed
-            status = "failed"
-        else:
-            steps.append(
-                {
-                    "id": sid,
-                    "status": "skipped" if sid not in selected else "pending",
-                    "cached": False,
-                    "api_calls": 0,
-                    "attempts": 0,
-                    "score": None,
-                    "wall_s": 0.0,
-                    "retries": 0,
-                    "calls": {},
-                }
-            )
-            continue
-        steps.append(
-            {
-                "id": sid,
-                "status": status,
-                "cached": rec.cached,
-                "api_calls": rec.api_calls,
-                "attempts": rec.attempts,
-                "score": rec.score,
-                "wall_s": rec.wall_s,
-                "retries": outcome.retries if outcome else ctx.failed[sid][1].retries,
-                "cost_usd": rec.cost_usd,
-                "calls": dict(outcome.calls if outcome else ctx.failed[sid][1].calls),
-            }
-        )
-    report = {
-        "backend": ctx.graph.backend,
-        "story": str(ctx.graph.story_path),
-        "api_calls": calls,
-        "api_calls_total": sum(calls.values()),
-        "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),
-        "cost_usd": round(cost, 6),
-        "wall_s": round(wall_s, 3),
-        "retries": retries,
-        "calls_replayed": replayed,  # finished calls of an interrupted build, not paid again
-        "steps": steps,
-    }
-    if exec_info is not None and not getattr(exec_info, "local", False):
-        report["prefect"] = {
-            "startup_s": round(exec_info.startup_s, 3),
-            "flow_s": round(exec_info.flow_s, 3),
-            "flow_run_id": exec_info.flow_run_id,
-        }
-    if "assemble" in ctx.outcomes:
-        report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
-    return report
+        write_script_md(out_dir, story, state, notice, review)
+        write_storyboard_html(out_dir, story, state, notice, review)

@@ -198,7 +198,7 @@ def graph_command(
     """Print the build graph with each step's cache key ('pending' until its inputs are known) and whether it is cached."""
     import json
 
-    from storyc.build.pipeline import prepare
+    from storyc.build.prepare import prepare
     from storyc.graph.formats import graph_dot, graph_json, graph_mermaid
     from storyc.graph.resolve import resolve
 
@@ -561,7 +561,9 @@ def build_command(
     """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
     import json
 
-    from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
+    from storyc.build.backend_choice import default_backend_name
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
     from storyc.graph.select import SelectionError
     from storyc.store.state import BuildLocked
 
@@ -709,7 +711,8 @@ def plan_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Plan a story from a concept: one structured-output call, written as commented YAML, then linted."""
-    from storyc.author.planner import default_backend_name, run_plan
+    from storyc.author.planner import run_plan
+    from storyc.build.backend_choice import default_backend_name
 
     _require_backend("storyc plan", backend)
     if not concept.strip():
@@ -895,7 +898,7 @@ def clean_command(
     never while a build writes it and never through a symbolic link. The cache is NOT
     touched: use storyc cache prune for that. A missing folder is not an error.
     """
-    from storyc.build.pipeline import default_out_dir
+    from storyc.build.options import default_out_dir
     from storyc.store.clean import CleanRefused, clean_output
 
     quiet, verbose = _output_level("storyc clean", quiet, verbose)
@@ -983,13 +986,6 @@ def cache_prune_command(
         typer.echo(
             f"storyc cache prune: warning: {story} has no finished step in this cache (never built into it, or "
             "built with other --prompts or STORYC_RENDER_SCALE, which are part of every key)",
-            err=True,
-        )
-    if plan.calls_kept_for_open_steps and not quiet:
-        typer.echo(
-            f"storyc cache prune: note: kept {plan.calls_kept_for_open_steps} per-call entr(ies) a build of "
-            f"the {plan.open_steps} unbuilt step(s) may resume from (a call entry does not record its step's "
-            "key); prune again after building",
             err=True,
         )
     counts = ", ".join(

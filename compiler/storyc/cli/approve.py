@@ -26,7 +26,7 @@ def _score(score: float | None) -> str:
 
 
 def _default_out(story: Path) -> Path:
-    from storyc.build.pipeline import default_out_dir
+    from storyc.build.options import default_out_dir
 
     return default_out_dir(story)
 

@@ -41,16 +41,6 @@ class LintContext:
     def character_names(self) -> set[str]:
         return {c.name for c in self.story.characters}
 
-    def chain_parent_index(self, index: int) -> int | None:
-        """Index of the scene whose frame anchors scenes[index] (Story.chain_parent, O(1))."""
-        scene = self.story.scenes[index]
-        if scene.chain_from == "none":
-            return None
-        if scene.chain_from is None:
-            return index - 1 if index > 0 else None
-        parent = self.scene_index_by_id.get(scene.chain_from)
-        return parent if parent is not None and parent < index else None
-
 
 class Rule:
     """Base class of lint rules. Subclasses set code, summary, severity and write a docstring."""

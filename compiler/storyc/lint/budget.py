@@ -37,14 +37,12 @@ class W401ReferenceImageBudget(Rule):
         for i, scene in enumerate(story.scenes):
             if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
                 continue
-            # Cheap O(1) pre-filter: only a scene that can overflow pays for a slot plan (allocate_slots
-            # resolves chain_from by a linear scan, which would make a big story quadratic).
-            chained = ctx.chain_parent_index(i) is not None
+            # Cheap O(1) pre-filter: only a scene that can overflow pays for a slot plan.
+            chained = ctx.story.chain_parent_index(i) is not None
             if len(scene.characters_present) + (1 if chained else 0) <= MAX_REFERENCE_IMAGES:
                 continue
             # allocate_slots is pure and its text-only list depends only on the cast and on whether
-            # the scene is chained; Story.chain_parent resolves an explicit chain_from by a linear
-            # scan, so plan once per distinct case instead of once per scene (keeps lint O(n)).
+            # the scene is chained, so plan once per distinct case instead of once per scene.
             case = (tuple(scene.characters_present), chained)
             if case not in slot_plans:
                 slot_plans[case] = allocate_slots(story, i)

@@ -324,7 +324,7 @@ class W412ChainSourceWithoutChain(Rule):
         data_scenes = ctx.loaded.data.get("scenes", [])
         for i, scene in enumerate(ctx.story.scenes):
             written = i < len(data_scenes) and isinstance(data_scenes[i], dict) and "chain_source" in data_scenes[i]
-            if written and ctx.chain_parent_index(i) is None:
+            if written and ctx.story.chain_parent_index(i) is None:
                 yield self.report(
                     ctx,
                     ("scenes", i, "chain_source"),

@@ -170,7 +170,7 @@ class W405ChainSettingMismatch(Rule):
             return terms_cache[index]
 
         for i, scene in enumerate(scenes):
-            parent = ctx.chain_parent_index(i)
+            parent = ctx.story.chain_parent_index(i)
             if parent is None or scene.keyframe_image is not None:
                 continue
             mine, theirs = terms(i), terms(parent)
@@ -234,7 +234,7 @@ class W407SceneWithoutAnchor(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if scene.characters_present or scene.keyframe_image is not None or ctx.chain_parent_index(i) is not None:
+            if scene.characters_present or scene.keyframe_image is not None or ctx.story.chain_parent_index(i) is not None:
                 continue
             yield self.report(
                 ctx,

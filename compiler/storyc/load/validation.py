@@ -13,7 +13,17 @@ from pydantic import BaseModel, ValidationError
 from storyc.diagnostics import Diagnostic, StorycError, error
 from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
 from storyc.load.positions import SourceMap
-from storyc.model.story import MAX_DURATION_S, MIN_DURATION_S, Audio, Character, DialogueLine, Models, Quality, Scene, Story
+from storyc.model.story import (
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    Audio,
+    Character,
+    DialogueLine,
+    Models,
+    Quality,
+    Scene,
+    Story,
+)
 
 
 def validate_story(data: dict, source: SourceMap, shown: str) -> Story:

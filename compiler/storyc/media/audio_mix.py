@@ -31,21 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc.media.ffmpeg import (
-    AUDIO_RATE,
-    CROSSFADE_S,
-    FPS,
-    Clip,
-    MediaError,
-    atomic_output,
-    build_assembly_graph,
-    encoder_args,
-    ffmpeg_exe,
-    probe,
-    run_ffmpeg,
-)
+from storyc.media.assemble import CROSSFADE_S, Clip, build_assembly_graph
+from storyc.media.ffmpeg import AUDIO_RATE, FPS, MediaError, encoder_args, ffmpeg_exe, run_ffmpeg
+from storyc.media.probe import probe
 from storyc.media.subtitles import SUBTITLE_LANGUAGE
 from storyc.model.story import SubtitleMode
+from storyc.store.fsutil import atomic_output
 
 # Ducking: music under speech drops by up to ~ratio-fold above the threshold, quickly, and
 # comes back in about a third of a second (long enough not to pump between words).

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from storyc.media.ffmpeg import atomic_output
 from storyc.model.speech import place_lines
+from storyc.store.fsutil import atomic_output
 
 LineKind = Literal["narration", "dialogue"]
 SUBTITLE_LANGUAGE = "eng"  # ISO 639-2, the tag of the MP4's subtitle track

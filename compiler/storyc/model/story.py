@@ -216,12 +216,18 @@ class Story(_Strict):
             return self.scene_index(scene_id)
         return i
 
-    def chain_parent(self, index: int) -> Scene | None:
-        """The scene whose frame anchors scenes[index], or None when it starts a branch."""
+    def chain_parent_index(self, index: int) -> int | None:
+        """Index of the scene whose frame anchors scenes[index], or None when it starts a
+        branch: `chain_from: none`, the first scene, or a chain_from naming no earlier scene."""
         scene = self.scenes[index]
         if scene.chain_from == NO_CHAIN:
             return None
         if scene.chain_from is None:
-            return self.scenes[index - 1] if index > 0 else None
+            return index - 1 if index > 0 else None
         parent = self.scene_index(scene.chain_from)
-        return self.scenes[parent] if parent is not None and parent < index else None
+        return parent if parent is not None and parent < index else None
+
+    def chain_parent(self, index: int) -> Scene | None:
+        """The scene whose frame anchors scenes[index], or None when it starts a branch."""
+        parent = self.chain_parent_index(index)
+        return None if parent is None else self.scenes[parent]

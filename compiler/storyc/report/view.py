@@ -1,25 +1,22 @@
 """One view of a build for the storyboard documents (script.md and storyboard.html).
 
 Both documents render from `storyboard_view(out_dir, story, state)`, so they always show
-the same facts. Pure: reads the story, the BuildState and (for builds recorded before
-per-attempt scores existed) which attempt files are on disk; no Prefect, no media
-libraries. Asset paths are relative to the output folder, where both documents live, so
-the folder can be moved or zipped as a whole.
+the same facts. Reads the story and the step records of the BuildState (and whether a
+clip's extracted last frame is on disk, to show it as the clip's thumbnail); no Prefect,
+no media libraries. Asset paths are relative to the output folder, where both documents
+live, so the folder can be moved or zipped as a whole.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.model.state import BuildState, StepRecord
-from storyc.model.story import Story
+from storyc.model.story import Character, Scene, Story
 from storyc.prompts.slots import allocate_slots
 from storyc.report.review import Review, TargetReview, target_review
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass
@@ -110,7 +107,7 @@ class Storyboard:
     api_calls: int
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
-    review: Review | None = None  # approvals: pins, notes and the approve command
+    review: Review | None = None  # approvals: pins, redo notes and the approve command
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -124,28 +121,6 @@ def rel_path(out_dir: Path, path: str | None) -> str | None:
         except ValueError:  # another drive on Windows
             return candidate.as_posix()
     return candidate.as_posix()
-
-
-def _numbered(outputs: dict[str, str], prefix: str) -> list[tuple[int, str]]:
-    found = []
-    for role, path in outputs.items():
-        match = re.fullmatch(rf"{prefix}_(\d+)", role)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def _on_disk(out_dir: Path, pattern: str, count: int, suffixes: tuple[str, ...]) -> list[tuple[int, str]]:
-    """Fallback when a step recorded only its chosen output: the design's file names
-    (`Ember_v2.jpg`, `scene_1_c1.mp4`) for n = 1..count that exist."""
-    found = []
-    for n in range(1, count + 1):
-        for suffix in suffixes:
-            rel = pattern.format(n=n) + suffix
-            if (out_dir / rel).is_file():
-                found.append((n, rel))
-                break
-    return found
 
 
 def fmt_score(score: float | None) -> str:
@@ -178,212 +153,184 @@ def _references_text(story: Story, index: int) -> str:
     return text
 
 
-def _image_tries(
-    step: StepRecord | None, fallback: list[tuple[int, str]], kept: str | None, kept_score: float | None, kind_of
-) -> list[Attempt]:
-    """Image attempts in order, each with its score: from the step's `attempt_scores`
-    (recorded since per-attempt scores exist), else the files found on disk (scored only
-    for the kept one)."""
-    if step is not None and step.attempt_scores:
-        items = [(n, p, s) for n, (p, s) in enumerate(step.attempt_scores.items(), start=1)]
-    else:
-        items = [(n, p, kept_score if p == kept else None) for n, p in fallback]
-    return [Attempt(label=f"take {n}", kind=kind_of(n), path=p, thumb=p, score=s, kept=p == kept) for n, p, s in items]
-
-
 def _clip_frame(out_dir: Path, clip: str) -> str | None:
     """The last frame the build extracted from a clip (`videos/scene_3_c1.mp4` →
     `frames/scene_3_c1_last.jpg`), when it is on disk."""
-    stem = Path(clip).stem
-    rel = f"frames/{stem}_last.jpg"
+    rel = f"frames/{Path(clip).stem}_last.jpg"
     return rel if (out_dir / rel).is_file() else None
+
+
+def _output(out_dir: Path, step: StepRecord | None, role: str) -> str | None:
+    return rel_path(out_dir, step.outputs.get(role)) if step is not None else None
+
+
+def _judged(out_dir: Path, step: StepRecord | None) -> list[tuple[str, float]]:
+    """Every judged attempt of a step, in order: (its file, its score)."""
+    if step is None:
+        return []
+    return [(rel_path(out_dir, path) or path, score) for path, score in step.attempt_scores.items()]
+
+
+# ─── characters ─────────────────────────────────────────────────────────────
 
 
 def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetReview | None:
     return target_review(review, target, list(range(1, len(tries) + 1)))
 
 
+def _character_view(
+    out_dir: Path, character: Character, step: StepRecord | None, review: Review | None
+) -> CharacterView:
+    sheet = _output(out_dir, step, "sheet")
+    kind = "edit of the reference image" if character.reference_image else "generate"
+    if character.sheet_image:  # pinned: its one take is the pinned file
+        tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
+    else:
+        tries = [
+            Attempt(label=f"take {n}", kind=kind, path=path, thumb=path, score=score, kept=path == sheet)
+            for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
+        ]
+    return CharacterView(
+        name=character.name,
+        role=character.role,
+        description=character.visual_description,
+        cues=list(character.personality_cues),
+        sheet=sheet,
+        score=step.score if step else None,
+        attempts=(step.attempts or None) if step else None,
+        status=step.status if step else "pending",
+        error=step.error if step else None,
+        tries=tries,
+        reference_image=character.reference_image,
+        prompts=dict(step.prompts) if step else {},
+        review=_review(review, f"character:{character.name}", tries),
+    )
+
+
+# ─── scenes ─────────────────────────────────────────────────────────────────
+
+
+def _keyframe_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
+    keyframe = _output(out_dir, step, "keyframe")
+    if scene.keyframe_image:
+        return [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
+    prompts = step.prompts if step else {}
+    return [
+        # the keyframe runner names the prompt of a fix edit made at iteration n `fix_<n>`
+        Attempt(f"take {n}", "fix edit" if f"fix_{n}" in prompts else "compose", path, path, score, path == keyframe)
+        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
+    ]
+
+
+def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
+    video = _output(out_dir, step, "video")
+    if scene.clip_video:  # pinned: its one take is the pinned file
+        return [Attempt("take 1", "pinned", video, _clip_frame(out_dir, video), None, True)] if video else []
+    return [
+        Attempt(
+            label=f"take {n + 1}",
+            kind="image → video" if n == 0 else f"video-edit correction c{n}",
+            path=path,
+            thumb=_clip_frame(out_dir, path),
+            score=score,
+            kept=path == video,
+        )
+        for n, (path, score) in enumerate(_judged(out_dir, step))
+    ]
+
+
+def _corrections(out_dir: Path, step: StepRecord | None) -> list[Asset]:
+    """The video-edit corrections a finished clip step made (every judged clip after the
+    first; a failed step counts none)."""
+    if step is None:
+        return []
+    clips = [path for path, _ in _judged(out_dir, step)]
+    return [Asset(f"c{n}", path) for n, path in enumerate(clips[1 : 1 + step.edit_passes], start=1)]
+
+
+def _scene_table(
+    story: Story, index: int, k_step: StepRecord | None, v_step: StepRecord | None
+) -> list[tuple[str, str]]:
+    s = story.scenes[index]
+    k_score, v_score = (k_step.score if k_step else None), (v_step.score if v_step else None)
+    return [
+        ("Setting", s.setting),
+        ("Characters", ", ".join(s.characters_present) or "–"),
+        ("Camera", s.camera),
+        ("Mood", s.mood),
+        ("Action", s.action),
+        ("Duration", f"{s.duration_seconds} s"),
+        ("Transition", s.transition),
+        ("Chain source", _chain_text(story, index)),
+        ("Consistency", f"keyframe {fmt_score(k_score)}, last frame {fmt_score(v_score)}"),
+        ("Edits", str(k_step.edit_passes if k_step else 0)),
+        ("Corrections", str(v_step.edit_passes if v_step else 0)),
+    ]
+
+
+def _scene_view(
+    out_dir: Path, story: Story, index: int, steps: dict[str, StepRecord], review: Review | None
+) -> SceneView:
+    s = story.scenes[index]
+    k_step, v_step = steps.get(f"keyframe:{s.scene_id}"), steps.get(f"video:{s.scene_id}")
+    prompts = [(f"keyframe · {role}", text) for role, text in (k_step.prompts if k_step else {}).items()]
+    prompts += [(f"video · {role}", text) for role, text in (v_step.prompts if v_step else {}).items()]
+    keyframe_tries, clip_tries = _keyframe_tries(out_dir, s, k_step), _clip_tries(out_dir, s, v_step)
+    return SceneView(
+        scene_id=s.scene_id,
+        title=s.title,
+        description=s.description,
+        table=_scene_table(story, index, k_step, v_step),
+        references=_references_text(story, index),
+        keyframe=_output(out_dir, k_step, "keyframe"),
+        keyframe_pinned=bool(s.keyframe_image),
+        keyframe_tries=keyframe_tries,
+        first_frame=_output(out_dir, v_step, "first_frame"),
+        last_frame=_output(out_dir, v_step, "last_frame"),
+        video=_output(out_dir, v_step, "video"),
+        corrections=_corrections(out_dir, v_step),
+        clip_tries=clip_tries,
+        keyframe_score=k_step.score if k_step else None,
+        video_score=v_step.score if v_step else None,
+        edit_passes=k_step.edit_passes if k_step else 0,
+        correction_passes=v_step.edit_passes if v_step else 0,
+        duration_s=s.duration_seconds,
+        transition=s.transition,
+        prompts=prompts,
+        problems=[
+            f"{step.id}: {step.status}" + (f" ({step.error})" if step.error else "")
+            for step in (k_step, v_step)
+            if step is not None and step.status == "failed"
+        ],
+        keyframe_review=_review(review, f"scene:{s.scene_id}", keyframe_tries),
+        clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
+    )
+
+
+# ─── the build ──────────────────────────────────────────────────────────────
+
+
+def _stats(state: BuildState, records: list[StepRecord]) -> list[tuple[str, str]]:
+    done = sum(r.status == "done" for r in records)
+    cached = sum(r.cached for r in records)
+    failed = sum(r.status == "failed" for r in records)
+    return [
+        ("Backend", state.backend or "–"),
+        ("Story", state.story_path or "–"),
+        ("Steps", f"{done} done of {len(records)}, {cached} from cache, {failed} failed"),
+        ("API calls", str(sum(r.api_calls for r in records))),
+        ("Cost", f"${sum(r.cost_usd for r in records):.2f}"),
+        ("Step time", f"{sum(r.wall_s for r in records):.1f} s (summed over steps)"),
+        ("storyc", state.storyc_version or "–"),
+    ]
+
+
 def storyboard_view(
     out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
 ) -> Storyboard:
     out_dir = Path(out_dir)
-    steps: dict[str, StepRecord] = state.steps
-    assets_c = {a.name: a for a in state.characters}
-    assets_k = {a.scene_id: a for a in state.keyframes}
-    assets_v = {a.scene_id: a for a in state.videos}
-
-    characters = []
-    for c in story.characters:
-        step = steps.get(f"character:{c.name}")
-        asset = assets_c.get(c.name)
-        outputs = step.outputs if step else {}
-        sheet = rel_path(out_dir, outputs.get("sheet") or (asset.portrait_path if asset else None))
-        attempts = (step.attempts or None) if step else None
-        if attempts is None and asset is not None:
-            attempts = asset.generation_attempts
-        on_disk = _numbered(outputs, "attempt") or _on_disk(
-            out_dir, f"character_sheets/{c.name}_v{{n}}", attempts or 0, IMAGE_SUFFIXES
-        )
-        score = step.score if step and step.score is not None else (asset.consistency_score if asset else None)
-        kind = "edit of the reference image" if c.reference_image else "generate"
-        if c.sheet_image:  # pinned: its one take is the pinned file
-            tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
-        else:
-            tries = _image_tries(step, [(n, rel_path(out_dir, p)) for n, p in on_disk], sheet, score, lambda n: kind)
-        characters.append(
-            CharacterView(
-                name=c.name,
-                role=c.role,
-                description=c.visual_description,
-                cues=list(c.personality_cues),
-                sheet=sheet,
-                score=score,
-                attempts=attempts,
-                status=step.status if step else "pending",
-                error=step.error if step else None,
-                tries=tries,
-                reference_image=c.reference_image,
-                prompts=dict(step.prompts) if step else {},
-                review=_review(review, f"character:{c.name}", tries),
-            )
-        )
-
-    scenes = []
-    for index, s in enumerate(story.scenes):
-        k_step = steps.get(f"keyframe:{s.scene_id}")
-        v_step = steps.get(f"video:{s.scene_id}")
-        k_asset, v_asset = assets_k.get(s.scene_id), assets_v.get(s.scene_id)
-        k_out = k_step.outputs if k_step else {}
-        v_out = v_step.outputs if v_step else {}
-
-        keyframe = rel_path(out_dir, k_out.get("keyframe") or (k_asset.keyframe_path if k_asset else None))
-        k_attempts = (k_step.attempts if k_step else 0) or (k_asset.generation_attempts if k_asset else 0)
-        k_disk = _numbered(k_out, "attempt") or _on_disk(
-            out_dir, f"keyframes/scene_{s.scene_id}_v{{n}}", k_attempts, IMAGE_SUFFIXES
-        )
-        edits = k_step.edit_passes if k_step else (k_asset.edit_passes if k_asset else 0)
-        k_score = (
-            k_step.score if k_step and k_step.score is not None else (k_asset.consistency_score if k_asset else None)
-        )
-        k_prompts = k_step.prompts if k_step else {}
-        if s.keyframe_image:
-            k_tries = [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
-        else:
-            k_tries = _image_tries(
-                k_step,
-                [(n, rel_path(out_dir, p)) for n, p in k_disk],
-                keyframe,
-                k_score,
-                lambda n: "fix edit" if f"fix_{n}" in k_prompts else "compose",  # steps.py names fix prompts fix_<n>
-            )
-
-        video = rel_path(out_dir, v_out.get("video") or (v_asset.video_path if v_asset else None))
-        first = v_out.get("first_frame") or (v_asset.first_frame_path if v_asset else None)
-        last = v_out.get("last_frame") or (v_asset.last_frame_path if v_asset else None)
-        n_corr = (v_step.edit_passes if v_step else 0) or (v_asset.correction_passes if v_asset else 0)
-        corrections = _numbered(v_out, "correction") or _on_disk(
-            out_dir, f"videos/scene_{s.scene_id}_c{{n}}", n_corr, (".mp4",)
-        )
-        v_score = (
-            v_step.score if v_step and v_step.score is not None else (v_asset.consistency_score if v_asset else None)
-        )
-        if s.clip_video:  # pinned: its one take is the pinned file
-            clips = [(video, None)] if video else []
-        elif v_step is not None and v_step.attempt_scores:
-            clips = list(v_step.attempt_scores.items())
-        else:  # older records: the first clip and the corrections on disk, scored only when kept
-            clips = [
-                (p, None)
-                for p in [f"videos/scene_{s.scene_id}.mp4"] + [c for _, c in corrections]
-                if (out_dir / p).is_file()
-            ]
-        clip_tries = []
-        for n, (path, score) in enumerate(clips):
-            path = rel_path(out_dir, path)
-            score = score if score is not None or path != video else v_score
-            clip_tries.append(
-                Attempt(
-                    label=f"take {n + 1}",
-                    kind=("pinned" if s.clip_video else "image → video") if n == 0 else f"video-edit correction c{n}",
-                    path=path,
-                    thumb=_clip_frame(out_dir, path),
-                    score=score,
-                    kept=path == video,
-                )
-            )
-
-        consistency = f"keyframe {fmt_score(k_score)}, last frame {fmt_score(v_score)}"
-        table = [
-            ("Setting", s.setting),
-            ("Characters", ", ".join(s.characters_present) or "–"),
-            ("Camera", s.camera),
-            ("Mood", s.mood),
-            ("Action", s.action),
-            ("Duration", f"{s.duration_seconds} s"),
-            ("Transition", s.transition),
-            ("Chain source", _chain_text(story, index)),
-            ("Consistency", consistency),
-            ("Edits", str(edits)),
-            ("Corrections", str(n_corr or len(corrections))),
-        ]
-        prompts = [(f"keyframe · {role}", text) for role, text in k_prompts.items()]
-        prompts += [(f"video · {role}", text) for role, text in (v_step.prompts if v_step else {}).items()]
-        if not prompts and k_asset is not None and k_asset.video_prompt:
-            prompts.append(("video · video", k_asset.video_prompt))
-        problems = [
-            f"{step.id}: {step.status}" + (f" ({step.error})" if step.error else "")
-            for step in (k_step, v_step)
-            if step is not None and step.status == "failed"
-        ]
-        scenes.append(
-            SceneView(
-                scene_id=s.scene_id,
-                title=s.title,
-                description=s.description,
-                table=table,
-                references=_references_text(story, index),
-                keyframe=keyframe,
-                keyframe_pinned=bool(s.keyframe_image),
-                keyframe_tries=k_tries,
-                first_frame=rel_path(out_dir, first),
-                last_frame=rel_path(out_dir, last),
-                video=video,
-                corrections=[Asset(f"c{n}", rel_path(out_dir, p)) for n, p in corrections],
-                clip_tries=clip_tries,
-                keyframe_score=k_score,
-                video_score=v_score,
-                edit_passes=edits,
-                correction_passes=n_corr or len(corrections),
-                duration_s=s.duration_seconds,
-                transition=s.transition,
-                prompts=prompts,
-                problems=problems,
-                keyframe_review=_review(review, f"scene:{s.scene_id}", k_tries),
-                clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
-            )
-        )
-
-    assemble = steps.get("assemble")
-    final = state.final_video_path or (
-        (assemble.outputs.get("final_video") or assemble.outputs.get("video")) if assemble else None
-    )
+    steps = state.steps
     records = list(steps.values())
-    api_calls = sum(r.api_calls for r in records)
-    cost = sum(r.cost_usd for r in records)
-    stats = [
-        ("Backend", state.backend or "–"),
-        ("Story", state.story_path or "–"),
-        (
-            "Steps",
-            f"{sum(r.status == 'done' for r in records)} done of {len(records)}"
-            f", {sum(r.cached for r in records)} from cache, {sum(r.status == 'failed' for r in records)} failed",
-        ),
-        ("API calls", str(api_calls)),
-        ("Cost", f"${cost:.2f}"),
-        ("Step time", f"{sum(r.wall_s for r in records):.1f} s (summed over steps)"),
-        ("storyc", state.storyc_version or "–"),
-    ]
-    totals = [StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records]
     return Storyboard(
         title=story.title,
         style=story.style,
@@ -391,13 +338,13 @@ def storyboard_view(
         aspect_ratio=story.aspect_ratio,
         resolution=story.resolution,
         threshold=story.quality.consistency_threshold,
-        characters=characters,
-        scenes=scenes,
-        final_video=rel_path(out_dir, final),
-        stats=stats,
-        steps=totals,
-        api_calls=api_calls,
-        cost_usd=cost,
+        characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}"), review) for c in story.characters],
+        scenes=[_scene_view(out_dir, story, i, steps, review) for i in range(len(story.scenes))],
+        final_video=_output(out_dir, steps.get("assemble"), "final_video"),
+        stats=_stats(state, records),
+        steps=[StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records],
+        api_calls=sum(r.api_calls for r in records),
+        cost_usd=sum(r.cost_usd for r in records),
         notice=notice,
         review=review,
     )

@@ -26,6 +26,9 @@ from typing import Any
 
 from storyc.backends.envspec import parse_numbers
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter
+from storyc.graph.steps import StepGraph
+from storyc.run.context import BuildContext
+from storyc.run.dispatch import run_step
 from storyc.run.prefect_settings import quiet_prefect_env, silence_run_loggers
 
 RATE_LIMITS_ENV = "STORYC_RATE_LIMITS"
@@ -169,13 +172,13 @@ def _temporary_server_in_own_session() -> None:
     from prefect.server.api import server as prefect_server
 
     if not isinstance(getattr(prefect_server, "subprocess", None), _OwnSessionSubprocess):
-        prefect_server.subprocess = _OwnSessionSubprocess()
+        prefect_server.subprocess = _OwnSessionSubprocess()  # type: ignore[assignment]  # a module's stand-in
 
 
 # ─── the flow ────────────────────────────────────────────────────────────────
 
 
-def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
+def _by_depth(plan: StepGraph, to_run: list[str]) -> list[str]:
     """Submission order: by depth in the graph, then story order. A submitted task holds a
     worker thread while it waits for its dependencies, so the shallowest (soonest ready)
     steps go first and a long chain never fills the pool with waiters."""
@@ -187,14 +190,11 @@ def _by_depth(plan: Any, to_run: list[str]) -> list[str]:
 
 
 def execute(
-    ctx: Any, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build"
+    ctx: BuildContext, to_run: list[str], *, limits: Limits | None = None, flow_name: str = "storyc-build"
 ) -> ExecResult:
     """Run `to_run` (step ids in topological order) of `ctx.graph` as one Prefect flow.
     Steps outside `to_run` must already have outcomes in `ctx.outcomes`."""
-    from storyc.run.steps import run_step
-
-    limits = limits or Limits()
-    ctx.throttle = limits.throttle
+    ctx.throttle = (limits or Limits()).throttle
     result = ExecResult()
     t0 = time.perf_counter()
     first_start: list[float] = []
@@ -209,50 +209,10 @@ def execute(
     ctx.on_event = on_event
     quiet_prefect_env()
     start_watchdog()
-    previous_sigint = None
-
-    def on_sigint(signum, frame):  # stop new calls at once, then unwind as usual
-        ctx.cancel.set()
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        previous_sigint = signal.signal(signal.SIGINT, on_sigint)
     try:
-        ctx.emit("prefect_starting")  # the first seconds of a build, before any step runs
-        from prefect import flow, task
-
-        _temporary_server_in_own_session()
-
-        silence_run_loggers()
-        from prefect.cache_policies import NO_CACHE
-        from prefect.futures import wait
-        from prefect.task_runners import ThreadPoolTaskRunner
-
-        @task(persist_result=False, cache_policy=NO_CACHE, retries=0)
-        def storyc_step(step_id: str) -> str:
-            return run_step(ctx, step_id).key
-
-        workers = max(4, min(MAX_WORKERS, len(to_run)))
-
-        @flow(
-            name=flow_name,
-            task_runner=ThreadPoolTaskRunner(max_workers=workers),
-            persist_result=False,
-            validate_parameters=False,
-            log_prints=False,
-        )
-        def storyc_build() -> None:
-            from prefect.runtime import flow_run
-
-            result.flow_run_id = str(flow_run.id) if flow_run.id else None
-            futures: dict[str, Any] = {}
-            for sid in _by_depth(ctx.graph, to_run):
-                deps = [futures[d] for d in ctx.graph.steps[sid].deps if d in futures]
-                futures[sid] = storyc_step.with_options(name=sid, task_run_name=sid).submit(sid, wait_for=deps)
-            wait(list(futures.values()))
-
-        run_name = f"{ctx.graph.story_path.stem}: {len(to_run)} step(s)"
-        storyc_build.with_options(flow_run_name=run_name)(return_state=True)
+        with _sigint_cancels(ctx):
+            ctx.emit("prefect_starting")  # the first seconds of a build, before any step runs
+            _run_flow(ctx, to_run, flow_name, result)
     except KeyboardInterrupt:
         ctx.cancel.set()
         result.interrupted = True
@@ -262,8 +222,6 @@ def execute(
         where = os.environ.get("PREFECT_API_URL") or "its temporary local server"
         result.error = f"Prefect could not run the build flow ({where}): {first}"
     finally:
-        if previous_sigint is not None:
-            signal.signal(signal.SIGINT, previous_sigint)
         ctx.on_event = user_on_event
     result.flow_s = time.perf_counter() - t0
     result.startup_s = (first_start[0] - t0) if first_start else result.flow_s
@@ -271,9 +229,67 @@ def execute(
         if sid in ctx.outcomes:
             result.done.append(sid)
         elif sid in ctx.failed:
-            result.failed[sid] = ctx.failed[sid][0].error or "failed"
+            result.failed[sid] = ctx.failed[sid].record.error or "failed"
         else:
             result.not_run.append(sid)
     if ctx.cancel.is_set() and not result.error:
         result.interrupted = True
     return result
+
+
+@contextlib.contextmanager
+def _sigint_cancels(ctx: BuildContext) -> Iterator[None]:
+    """Ctrl-C stops new calls at once (ctx.cancel), then unwinds as usual."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        ctx.cancel.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not installed from Python, nothing to restore
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run_flow(ctx: BuildContext, to_run: list[str], flow_name: str, result: ExecResult) -> None:
+    """One flow run of one task run per step, each submitted after its dependencies."""
+    from prefect import flow, task
+
+    _temporary_server_in_own_session()
+
+    silence_run_loggers()
+    from prefect.cache_policies import NO_CACHE
+    from prefect.futures import PrefectFuture, wait
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @task(persist_result=False, cache_policy=NO_CACHE, retries=0)
+    def storyc_step(step_id: str) -> str:
+        return run_step(ctx, step_id).key
+
+    runner: ThreadPoolTaskRunner[str] = ThreadPoolTaskRunner(max_workers=max(4, min(MAX_WORKERS, len(to_run))))
+
+    @flow(
+        name=flow_name,
+        task_runner=runner,  # type: ignore[arg-type]  # Prefect types TaskRunner as invariant in its future type
+        persist_result=False,
+        validate_parameters=False,
+        log_prints=False,
+    )
+    def storyc_build() -> None:
+        from prefect.runtime import flow_run
+
+        result.flow_run_id = str(flow_run.id) if flow_run.id else None
+        futures: dict[str, PrefectFuture[str]] = {}
+        for sid in _by_depth(ctx.graph, to_run):
+            deps = [futures[d] for d in ctx.graph.steps[sid].deps if d in futures]
+            step_task = storyc_step.with_options(name=sid, task_run_name=sid)
+            futures[sid] = step_task.submit(sid, wait_for=deps, return_state=False)
+        wait(list(futures.values()))
+
+    run_name = f"{ctx.graph.story_path.stem}: {len(to_run)} step(s)"
+    storyc_build.with_options(flow_run_name=run_name)(return_state=True)

@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 # Bump when the meaning of a key changes (e.g. what a step stores): every old entry misses.
-KEY_VERSION = 1
+KEY_VERSION = 2
 _CHUNK = 1 << 20
 
 

@@ -14,19 +14,9 @@ same cache; both are part of every key):
   story was built with into this cache (or, never built, the one a build would choose).
 
 calls/ entries are keyed by digest({step key, call number, kind, what, prompt, input
-hashes, destination, parameters}) and record their step's key (`step_key`): such an entry
-is kept exactly when that key is one of the stories' computable keys. Entries written
-before calls recorded it are decided by what they show:
-
-1. its files are all recorded by step entries that are unreachable and by no reachable
-   one: the run that made it finished as an unreachable step → removed;
-2. its prompt is one a reachable step sends (its static prompts, or a fix prompt a
-   finished step recorded) → kept, conservatively (it may be an older key's);
-3. a vision check (every check prompt is static, so rule 2 covers every reachable one)
-   → removed; likewise planning calls;
-4. an image or video call with any other prompt may be a fix edit or a video correction
-   of an open step (those prompts come from a check's answer and cannot be predicted) →
-   kept while some open keyframe or video step exists, else removed.
+hashes, destination, parameters}) and record their step's key (`step_key`): an entry is
+kept exactly when that key is one of the stories' computable keys (an entry without one
+is not storyc's: removed).
 
 Objects are kept when a kept entry names them; everything else goes, and so do the temp
 files of dead processes. Nothing here prints: the CLI reports.
@@ -38,6 +28,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
@@ -50,7 +41,6 @@ from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
 
 BACKENDS = ("offline", "xai")
-_DYNAMIC_PROMPT_KINDS = ("keyframe", "video")  # fix edits and video corrections
 
 
 @dataclass
@@ -66,8 +56,7 @@ class PrunePlan:
     removals: list[Removal] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # table → entries kept
     kept_bytes: int = 0
-    calls_kept_for_open_steps: int = 0  # kept only because an open step might resume from them
-    open_steps: int = 0
+    open_steps: int = 0  # steps a build would run (their calls are kept for it to resume from)
     # stories with no finished step in this cache under either backend: never built here,
     # or built with other --prompts or STORYC_RENDER_SCALE (both are part of every key)
     unbuilt_stories: list[str] = field(default_factory=list)
@@ -84,8 +73,6 @@ class PrunePlan:
 class _Reach:
     finished: set[str] = field(default_factory=set)  # step keys with a cache entry
     computable: set[str] = field(default_factory=set)  # every key known now (finished or open)
-    prompts: set[str] = field(default_factory=set)  # prompts a reachable step sends or sent
-    open_dynamic: bool = False  # an open step may send prompts nobody can predict
     open_steps: int = 0
     unbuilt_stories: list[str] = field(default_factory=list)
 
@@ -93,7 +80,7 @@ class _Reach:
 def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[StepGraph]:
     """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
     before anything is removed."""
-    from storyc.build.pipeline import lint_diagnostics  # lazy: a back-edge (store → build) to remove
+    from storyc.build.prepare import lint_diagnostics  # lazy: a back-edge (store → build) to remove
 
     plans: list[StepGraph] = []
     errors = []
@@ -129,7 +116,7 @@ class _Lookup:
 
 
 def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
-    from storyc.build.pipeline import default_backend_name  # lazy: a back-edge (store → build) to remove
+    from storyc.build.backend_choice import default_backend_name  # lazy: a back-edge (store → build) to remove
 
     reach = _Reach()
     resolved = [(plan, resolve(plan, lookup)) for plan in plans]
@@ -142,18 +129,14 @@ def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
     active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
     for plan, res in resolved:
         is_active = (str(plan.story_path), plan.backend) in active
-        for sid, step in plan.steps.items():
-            reach.prompts.update(str(p) for p in step.static.get("prompts", {}).values())
+        for sid in plan.steps:
             key, entry = res.keys[sid], res.entries[sid]
             if key is not None:
                 reach.computable.add(key)
-            if entry is not None:
+            if entry is not None and key is not None:
                 reach.finished.add(key)
-                reach.prompts.update(str(p) for p in ((entry.get("record") or {}).get("prompts") or {}).values())
             elif is_active:
                 reach.open_steps += 1
-                if step.kind in _DYNAMIC_PROMPT_KINDS and "pinned" not in step.static:
-                    reach.open_dynamic = True
     return reach
 
 
@@ -176,26 +159,19 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
 
     # steps/: exactly the finished entries the stories resolve to
     kept_files: list[dict] = []
-    reachable_files: set[tuple[str, str]] = set()
-    unreachable_files: set[tuple[str, str]] = set()
     for key, (path, entry) in sorted(steps.items()):
-        files = (entry or {}).get("files", {})
         if key in reach.finished:
-            kept_files.append(files)
-            reachable_files.update(files.items())
+            kept_files.append((entry or {}).get("files", {}))
         else:
-            unreachable_files.update(files.items())
             result.removals.append(Removal("steps", path, _size(path)))
 
-    # calls/: see the module docstring for the rules
+    # calls/: exactly those a step with a computable key made
     kept_calls = 0
-    for key, (path, entry) in sorted(calls.items()):
-        keep, for_open_steps = _keep_call(entry, reach, reachable_files, unreachable_files)
-        if keep:
+    for _, (path, entry) in sorted(calls.items()):
+        if _made_by(entry, reach.computable):
             kept_calls += 1
-            result.calls_kept_for_open_steps += for_open_steps
-            kept_files.append(entry.get("files", {}))
-        else:
+            kept_files.append(entry["files"])
+        else:  # unreadable, or of a step no build of these stories can reach
             result.removals.append(Removal("calls", path, _size(path)))
 
     # objects/: named by a kept entry, or removed
@@ -218,22 +194,10 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     return result
 
 
-def _keep_call(entry: dict | None, reach: _Reach, reachable_files: set, unreachable_files: set) -> tuple[bool, bool]:
-    """(keep, kept only because an open step may have made it) for one calls/ entry."""
-    if entry is None:
-        return False, False  # unreadable: every build misses it
-    step_key = entry.get("step_key")
-    if isinstance(step_key, str):  # exact: the entry names its step
-        return step_key in reach.computable, False
-    files = set(entry.get("files", {}).items())
-    if files and files <= unreachable_files and not files & reachable_files:
-        return False, False
-    prompt = entry.get("prompt")
-    if isinstance(prompt, str) and prompt in reach.prompts:
-        return True, False
-    if entry.get("kind") in ("vision", "chat"):
-        return False, False
-    return (True, True) if reach.open_dynamic else (False, False)
+def _made_by(entry: dict | None, keys: set[str]) -> TypeGuard[dict]:
+    """Whether a calls/ entry (None: unreadable) was made by a step of one of `keys`."""
+    step_key = entry.get("step_key") if entry is not None else None
+    return isinstance(step_key, str) and step_key in keys
 
 
 def apply_prune(plan: PrunePlan) -> int:

@@ -1,20 +1,23 @@
 """The build's durable state: state.json, the video job journal and the build lock.
 
-state.json (BuildState: the seed's PipelineState plus per-step records and pending video
-jobs) is rewritten atomically after every step and every journal change, so a build
-killed at any moment leaves a complete file that the next build resumes from.
+state.json (BuildState: a record per step and the pending video jobs, plus the seed's
+PipelineState view derived from the records) is rewritten atomically after every step and
+every journal change, so a build killed at any moment leaves a complete file that the
+next build resumes from.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.model.state import BuildState, CharacterAsset, KeyframeAsset, StepRecord, VideoAsset
+from storyc.model.state import STATE_VERSION, BuildState, StepRecord, seed_view
+from storyc.model.story import Story
 from storyc.model.story_plan import story_to_plan
 from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file, read_holder, unlock
 
@@ -74,25 +77,36 @@ class BuildLock:
 def write_state(out_dir: Path, state: BuildState) -> Path:
     """state.json, atomically and fsynced: readers see the old or the new complete file."""
     path = Path(out_dir) / STATE_FILE
-    atomic_write_bytes(path, state.model_dump_json(indent=2).encode() + b"\n")
+    atomic_write_bytes(path, state_json(state))
     return path
 
 
 def load_state(out_dir: Path) -> BuildState | None:
-    """The previous build's state.json, or None when absent or unreadable."""
+    """The previous build's state.json, or None when absent, unreadable or of another version."""
     try:
-        return BuildState.model_validate_json((Path(out_dir) / STATE_FILE).read_bytes())
+        data = json.loads((Path(out_dir) / STATE_FILE).read_bytes())
+        if not isinstance(data, dict) or data.get("state_version") != STATE_VERSION:
+            return None
+        return BuildState.model_validate(data)
     except (OSError, ValueError):
         return None
+
+
+def state_json(state: BuildState) -> bytes:
+    """state.json's bytes: the step records with the seed's PipelineState view beside them."""
+    data = state.model_dump(mode="json")
+    steps, jobs = data.pop("steps"), data.pop("jobs")
+    data.update(seed_view(state).model_dump(mode="json"), steps=steps, jobs=jobs)
+    return json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 class StateStore:
     """Thread-safe holder of the BuildState; every change is saved atomically at once."""
 
-    def __init__(self, out_dir: Path, story: Any, *, backend: str, story_path: Path, story_sha256: str):
+    def __init__(self, out_dir: Path, story: Story, *, backend: str, story_path: Path, story_sha256: str):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / STATE_FILE
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         previous = load_state(self.out_dir)
         self.state = BuildState(
             plan=story_to_plan(story),
@@ -103,37 +117,25 @@ class StateStore:
             # Video jobs started by an interrupted build: the backend re-attaches to them.
             jobs=dict(previous.jobs) if previous else {},
         )
-        self._order = [c.name for c in story.characters], [s.scene_id for s in story.scenes]
 
     def save(self) -> None:
-        with self._lock:
+        with self.lock:
             write_state(self.out_dir, self.state)
 
-    def record(self, record: StepRecord, asset: dict | None = None, *, save: bool = True) -> None:
-        """Store one step's outcome (and its seed asset) and save (batched callers save once)."""
-        with self._lock:
+    def record(self, record: StepRecord, *, save: bool = True) -> None:
+        """Store one step's record and save (batched callers save once)."""
+        with self.lock:
             self.state.steps[record.id] = record
-            if asset is not None:
-                self._put_asset(record.kind, asset)
             if save:
                 self.save()
 
-    def _put_asset(self, kind: str, asset: dict) -> None:
-        names, scene_ids = self._order
-        if kind == "character":
-            items = [a for a in self.state.characters if a.name != asset["name"]] + [CharacterAsset(**asset)]
-            self.state.characters = sorted(items, key=lambda a: names.index(a.name) if a.name in names else 1e9)
-        elif kind == "keyframe":
-            items = [a for a in self.state.keyframes if a.scene_id != asset["scene_id"]] + [KeyframeAsset(**asset)]
-            self.state.keyframes = sorted(items, key=lambda a: scene_ids.index(a.scene_id))
-        elif kind == "video":
-            items = [a for a in self.state.videos if a.scene_id != asset["scene_id"]] + [VideoAsset(**asset)]
-            self.state.videos = sorted(items, key=lambda a: scene_ids.index(a.scene_id))
-        elif kind == "assemble":
-            self.state.final_video_path = asset.get("final_video_path")
+    def clear_jobs(self) -> None:
+        """Forget every journaled video job (each belongs to a step no longer in the story)."""
+        with self.lock:
+            self.state.jobs.clear()
 
     def snapshot(self) -> BuildState:
-        with self._lock:
+        with self.lock:
             return self.state.model_copy(deep=True)
 
 
@@ -145,15 +147,15 @@ class StateJournal:
         self.store = store
 
     def pending(self, key: str) -> str | None:
-        with self.store._lock:
+        with self.store.lock:
             return self.store.state.jobs.get(key)
 
     def started(self, key: str, request_id: str) -> None:
-        with self.store._lock:
+        with self.store.lock:
             self.store.state.jobs[key] = request_id
             self.store.save()
 
     def finished(self, key: str) -> None:
-        with self.store._lock:
+        with self.store.lock:
             if self.store.state.jobs.pop(key, None) is not None:
                 self.store.save()

@@ -28,9 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc.media.ffmpeg import atomic_output
 from storyc.model.speech import ScriptLine
 from storyc.model.story import VOICE_IDS, Story
+from storyc.store.fsutil import atomic_output
 
 SAMPLE_RATE = 22050  # what libespeak-ng synthesizes at (espeak_Initialize returns it)
 SAMPLE_WIDTH = 2

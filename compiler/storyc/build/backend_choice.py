@@ -1,0 +1,34 @@
+"""Which backend a command uses, and making it: `xai` when XAI_API_KEY is set, else
+`offline`. The backends are imported only when made (Pillow, xai-sdk and gRPC are heavy)."""
+
+from __future__ import annotations
+
+import os
+
+from storyc.backends.base import Backend, BackendError
+from storyc.backends.ratelimit import RateLimiter
+from storyc.prompts.promptset import PromptSet
+
+
+def default_backend_name() -> str:
+    return "xai" if os.environ.get("XAI_API_KEY") else "offline"
+
+
+def make_backend(name: str, prompts: PromptSet | None = None) -> Backend:
+    """The named backend. `prompts` supplies the moderation rewording template (xai).
+    Raises BackendError (a bad environment setting) or ValueError (an unknown name)."""
+    if name == "offline":
+        from storyc.backends.offline.backend import OfflineBackend
+
+        try:
+            return OfflineBackend()
+        except ValueError as exc:  # a malformed STORYC_OFFLINE_FAULTS / STORYC_OFFLINE_LATENCY
+            raise BackendError(str(exc)) from None
+    if name == "xai":
+        from storyc.backends.xai.backend import XaiBackend
+
+        # The executor already throttles every call per kind; a second limiter inside the
+        # backend would only slow the build. The backend owns the one reworded attempt
+        # after a moderation block, through the story's `reword` template.
+        return XaiBackend(reword=prompts.reword if prompts is not None else None, rate_limiter=RateLimiter({}))
+    raise ValueError(f"unknown backend {name!r}: expected offline or xai")

@@ -1,0 +1,81 @@
+"""report.json's data: what a build did, step by step, with its calls, cost and time."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from storyc.run.context import BuildContext
+from storyc.run.executor import ExecResult
+from storyc.run.outcome import StepOutcome
+
+CALL_KINDS = ("image", "video", "vision", "chat")
+
+
+def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecResult | None, wall_s: float) -> dict:
+    """The report of this build: every step of the graph in order (finished, failed, or
+    not run), and the calls, cost, retries and replays summed over the steps that ran."""
+    by_id = {**ctx.failed, **ctx.outcomes}  # every step that ran (finished or failed)
+    ran = [by_id[sid] for sid in ctx.graph.order if sid in by_id]
+    calls = _calls_by_kind(ran)
+    report: dict[str, Any] = {
+        "backend": ctx.graph.backend,
+        "story": str(ctx.graph.story_path),
+        "api_calls": calls,
+        "api_calls_total": sum(calls.values()),
+        "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),
+        "cost_usd": round(sum(o.record.cost_usd for o in ran), 6),
+        "wall_s": round(wall_s, 3),
+        "retries": sum(o.retries for o in ran),
+        "calls_replayed": sum(o.replayed for o in ran),  # finished calls of an interrupted build, not paid again
+        "steps": [
+            _step_entry(by_id[sid]) if sid in by_id else _not_run_entry(sid, sid in selected) for sid in ctx.graph.order
+        ],
+    }
+    if exec_info is not None and not exec_info.local:
+        report["prefect"] = {
+            "startup_s": round(exec_info.startup_s, 3),
+            "flow_s": round(exec_info.flow_s, 3),
+            "flow_run_id": exec_info.flow_run_id,
+        }
+    if "assemble" in ctx.outcomes:
+        report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
+    return report
+
+
+def _calls_by_kind(ran: list[StepOutcome]) -> dict[str, int]:
+    calls = dict.fromkeys(CALL_KINDS, 0)
+    for outcome in ran:
+        for kind, n in outcome.calls.items():
+            calls[kind] = calls.get(kind, 0) + n
+    return calls
+
+
+def _step_entry(outcome: StepOutcome) -> dict[str, Any]:
+    rec = outcome.record
+    return {
+        "id": rec.id,
+        "status": rec.status,
+        "cached": rec.cached,
+        "api_calls": rec.api_calls,
+        "attempts": rec.attempts,
+        "score": rec.score,
+        "wall_s": rec.wall_s,
+        "retries": outcome.retries,
+        "cost_usd": rec.cost_usd,
+        "calls": dict(outcome.calls),
+    }
+
+
+def _not_run_entry(sid: str, selected: bool) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "status": "pending" if selected else "skipped",
+        "cached": False,
+        "api_calls": 0,
+        "attempts": 0,
+        "score": None,
+        "wall_s": 0.0,
+        "retries": 0,
+        "calls": {},
+    }

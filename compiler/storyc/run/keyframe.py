@@ -1,0 +1,188 @@
+"""The keyframe step: compose from the slot references, check, targeted fix edit,
+re-check, regenerate, up to max_keyframe_iterations keeping the best. (A pinned
+keyframe_image is a pinned step: storyc.run.pinned.)"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storyc.backends.base import JudgeRequest
+from storyc.model.prices import chat_cost, image_cost
+from storyc.model.story import Character, Scene
+from storyc.model.vision import ConsistencyScore
+from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
+from storyc.run.calls import Judged, StepRun, image_call, provider_urls
+from storyc.run.context import BuildContext
+from storyc.run.outcome import StepResult
+
+# The fix_edit template already says "Change ONLY <element>: ... Keep everything else
+# identical. Do not alter any character not mentioned."; a judge asked for a fix_prompt
+# "of the form Change ONLY <element>: <fix>" returns that frame too, so it is unwrapped
+# here rather than sent twice.
+_CHANGE_ONLY = re.compile(r"^\s*change\s+only\s+(?:(?P<element>[^:]{1,120}):\s*)?(?P<fix>.*)$", re.I | re.S)
+_BOILERPLATE = re.compile(
+    r"\s*(keep everything else (?:exactly )?identical|do not (?:alter|change) (?:any|anything|any character)[^.]*?not mentioned)\s*[.!]?",
+    re.I,
+)
+
+
+def fix_target(score: ConsistencyScore) -> tuple[str, str, str]:
+    """What a targeted fix edit should change: (the worst-scoring character, the element
+    to name in the edit prompt, the fix itself without the template's own framing)."""
+    character = min(score.per_character, key=score.per_character.__getitem__) if score.per_character else "the scene"
+    element, fix = character, score.fix_prompt or ""
+    match = _CHANGE_ONLY.match(fix)
+    if match:
+        element = (match.group("element") or "").strip() or character
+        fix = match.group("fix")
+        # the judge's own element ("Sage's ribbon") names whose sheet anchors the fix
+        named = [n for n in score.per_character if re.match(rf"{re.escape(n)}\b", element)]
+        character = max(named, key=len) if named else character
+    fix = _BOILERPLATE.sub(" ", fix).strip()
+    if fix.rstrip(" .") in (element, character):  # "Change ONLY Ember." says what, not how
+        fix = ""
+    if not fix:
+        fix = "; ".join(score.issues) or "match the reference images exactly"
+    return character, element, fix
+
+
+def run_keyframe(ctx: BuildContext, run: StepRun) -> StepResult:
+    scene = ctx.story.scenes[_scene_index(run)]
+    ctx.upstream(run.step)  # every dependency finished (MissingUpstream otherwise)
+    return _KeyframeLoop(ctx, run, scene).execute()
+
+
+def _scene_index(run: StepRun) -> int:
+    assert run.step.scene_index is not None, run.step.id  # every keyframe step has its scene
+    return run.step.scene_index
+
+
+@dataclass
+class _Try:
+    """The next image call of the loop: a composition, or a fix edit of the best so far."""
+
+    action: str  # "compose" | "fix"
+    prompt: str
+    refs: tuple[Path, ...]
+    hints: dict[str, Any]
+
+
+class _KeyframeLoop:
+    """compose → check → fix → check → compose ...: a fix only follows a fresh composition."""
+
+    def __init__(self, ctx: BuildContext, run: StepRun, scene: Scene):
+        self.ctx, self.run, self.scene = ctx, run, scene
+        story, index = ctx.story, _scene_index(run)
+        slots = allocate_slots(story, index)
+        self.refs = tuple(self._slot_image(slot) for slot in slots.slots)
+        self.judged = judge_characters(story, index)
+        self.judge_refs = tuple(ctx.output(f"character:{n}", "sheet") for n in self.judged)
+        self.compose = run.step.static["prompts"]["compose"]
+        self.check = run.step.static["prompts"]["check"]
+        run.prompts.update(compose=self.compose, check=self.check)
+        self.hints = self._hints(slots)
+
+    def _slot_image(self, slot: Slot) -> Path:
+        """The reference image in a slot: a character's sheet, or the chain source's frame."""
+        if slot.kind == "character":
+            return self.ctx.output(f"character:{slot.name}", "sheet")
+        if slot.source == "last_frame":
+            return self.ctx.output(f"video:{slot.scene_id}", "last_frame")
+        return self.ctx.output(f"keyframe:{slot.scene_id}", "keyframe")
+
+    def _hints(self, slots: SlotPlan) -> dict[str, Any]:
+        story, scene = self.ctx.story, self.scene
+        return {
+            "step_id": self.run.step.id,
+            "step": "keyframe",
+            "scene_id": scene.scene_id,
+            "setting": scene.setting,
+            "mood": scene.mood,
+            "palette": story.color_palette,
+            "camera": scene.camera,
+            "slots": [
+                {"kind": s.kind, "name": s.name} if s.kind == "character" else {"kind": s.kind, "scene_id": s.scene_id}
+                for s in slots.slots
+            ],
+            "text_only": list(slots.text_only),
+            "characters": {n: _description(story.character(n)) for n in self.judged},
+        }
+
+    def execute(self) -> StepResult:
+        ctx, run, q = self.ctx, self.run, self.ctx.story.quality
+        best: tuple[float, Path, StepResult] | None = None  # score, file, result
+        to_fix: ConsistencyScore | None = None  # the check that asks for a fix edit of the best
+        edits = 0
+        for iteration in range(1, q.max_keyframe_iterations + 1):
+            if best is not None and to_fix is not None:
+                attempt = self._fix(best[1], to_fix, iteration)
+                edits += 1
+            else:
+                attempt = _Try("compose", self.compose, self.refs, {})
+            dest = ctx.path(f"keyframes/scene_{self.scene.scene_id}_v{iteration}.jpg")
+            result = run.call(
+                "image",
+                f"{attempt.action} v{iteration}",
+                image_call(ctx, dest, attempt.refs, {**self.hints, **attempt.hints, "attempt": iteration}),
+                prompt=attempt.prompt,
+                refs=attempt.refs,
+                dest=dest,
+                estimate=image_cost(len(attempt.refs)),
+                params={"iteration": iteration, "action": attempt.action},
+            )
+            rel = run.keep(dest)
+            score = self._judge(dest, iteration)
+            run.attempt_scores[rel] = score.overall_score
+            if best is None or score.overall_score > best[0]:
+                found = StepResult({"keyframe": rel}, score.overall_score, urls=provider_urls("keyframe", result))
+                best = (score.overall_score, dest, found)
+            if score.overall_score >= q.consistency_threshold:
+                break
+            fixable = score.issues or score.fix_prompt or score.per_character
+            to_fix = score if attempt.action == "compose" and fixable else None
+        assert best is not None  # max_keyframe_iterations >= 1
+        kept = best[2]
+        return StepResult(kept.outputs, kept.score, attempts=iteration, edit_passes=edits, urls=kept.urls)
+
+    def _fix(self, source: Path, score: ConsistencyScore, iteration: int) -> _Try:
+        """A targeted fix edit of `source`, re-anchored on the character's sheet."""
+        character, element, fix = fix_target(score)
+        sheet = self.judge_refs[self.judged.index(character)] if character in self.judged else None
+        if sheet is not None:  # design technique 7: fix against the sheet, not from memory
+            fix = f"{fix.rstrip('. ')}. {character} must look exactly as in reference image 2 (their character sheet)."
+        prompt = self.ctx.prompts.fix_edit(element, fix)
+        self.run.prompts[f"fix_{iteration}"] = prompt
+        refs = (source, sheet) if sheet is not None else (source,)
+        return _Try("fix", prompt, refs, {"step": "fix", "element": character, "fix": fix})
+
+    def _judge(self, dest: Path, iteration: int) -> ConsistencyScore:
+        story, backend = self.ctx.story, self.ctx.require_backend()
+        hints = {**self.hints, "step": "check_keyframe", "attempt": iteration}
+
+        def judge(p: str) -> Judged:
+            request = JudgeRequest(
+                kind="keyframe",
+                prompt=p,
+                model=story.models.vision,
+                image=dest,
+                references=self.judge_refs,
+                names=tuple(self.judged),
+                hints=hints,
+            )
+            return backend.judge(request)
+
+        score = self.run.check(
+            f"check v{iteration}",
+            judge,
+            prompt=self.check,
+            refs=(dest, *self.judge_refs),
+            estimate=chat_cost(None, n_images=1 + len(self.judge_refs)),
+        )
+        return score
+
+
+def _description(character: Character | None) -> str:
+    return character.visual_description if character is not None else ""

@@ -1,0 +1,18 @@
+"""The script step: the storyboard documents (script.md and storyboard.html) from the
+build state as it stands once every other step has finished."""
+
+from __future__ import annotations
+
+from storyc.report.documents import write_script_md
+from storyc.report.html import write_storyboard_html
+from storyc.run.calls import StepRun
+from storyc.run.context import BuildContext
+from storyc.run.outcome import StepResult
+
+
+def run_script(ctx: BuildContext, run: StepRun) -> StepResult:
+    state = ctx.store.snapshot()
+    review = ctx.review(state) if ctx.review is not None else None
+    script = write_script_md(ctx.out_dir, ctx.story, state, review=review)
+    storyboard = write_storyboard_html(ctx.out_dir, ctx.story, state, review=review)
+    return StepResult({"script": run.keep(script), "storyboard": run.keep(storyboard)}, score=None, attempts=1)
