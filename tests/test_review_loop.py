@@ -191,6 +191,8 @@ def test_redo_with_a_note_regenerates_only_that_target_and_its_dependents(story,
     assert sent.endswith("Revision note (follow it exactly): the boats must have red sails.")
     assert json.loads((story.parent / "approved" / "approvals.json").read_text())["notes"] == {"scene:3": note}
     assert report(story)["redo"] == {"target": "scene:3", "note": note}
+    listed = CliRunner().invoke(app, ["prompts", str(story), "--scene", "3"])
+    assert listed.exit_code == 0 and sent in listed.stdout  # storyc prompts shows what the build sends
     page = (story.parent / "out" / "storyboard.html").read_text()
     assert f"Redo note (appended to its prompt): {note}" in page
     # the note is kept: the next plain build is up to date

@@ -263,7 +263,10 @@ def prompts_command(
         if scene is not None and loaded.story.scene_index(scene) is None:
             typer.echo(f"storyc prompts: {story} has no scene {scene}", err=True)
             raise typer.Exit(EXIT_USAGE)
-        entries = prompt_listing(PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts), scene)
+        from storyc.store.approvals import redo_notes  # a redo note is part of the prompt a build sends
+
+        prompt_set = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts)
+        entries = prompt_listing(prompt_set, scene, notes=redo_notes(loaded.base_dir))
     except StorycError as exc:
         for diag in exc.diagnostics:
             typer.echo(diag.format(), err=True)
