@@ -335,3 +335,12 @@ def test_a_redo_note_is_appended_to_its_prompt_and_rekeys_only_its_step(story_pa
         build_graph(loaded, prompts, notes={"scene:5": "x"}).steps["keyframe:5"].fingerprint
         == plain["keyframe:5"].fingerprint
     )
+
+
+def test_until_stops_before_any_clip(story_path):
+    plan = _plan(story_path)
+    assert plan.up_to("sheets") == {"character:Ava", "character:Bo", "character:Cy"}
+    # keyframe 2 is chained from clip 1's last frame: it waits for the clips
+    keyframes = plan.up_to("keyframes") - plan.up_to("sheets")
+    assert keyframes == {"keyframe:1", "keyframe:3", "keyframe:4", "keyframe:5"}
+    assert plan.up_to("videos") == ALL_MEDIA
