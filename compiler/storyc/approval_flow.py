@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.author.approve import approve
+from storyc.load.loader import load_story
 from storyc.model.state import BuildState
 from storyc.model.targets import Take, parse_target, takes
+from storyc.run.prefect_settings import quiet_prefect_env
+from storyc.store.approvals import set_redo_note
 
 DEFAULT_TIMEOUT_S = 24 * 3600  # a reviewer has a day; then the run fails (nothing is lost: the cache keeps it all)
 POLL_S = 5  # how often the paused run checks whether it was resumed
@@ -138,10 +142,6 @@ def apply_decision(
     decision: Decision, story_path: Path, *, out_dir: Path, cache_dir: Path, prompts_dir: Path | None
 ) -> list[str]:
     """Pin the approved takes and record the redo notes; one line per action, for the log."""
-    from storyc.author.approve import approve
-    from storyc.load.loader import load_story
-    from storyc.store.approvals import set_redo_note
-
     done = []
     for target, take in decision.approve.items():
         result = approve(story_path, target, out_dir=out_dir, take=take, cache_dir=cache_dir, prompts_dir=prompts_dir)
@@ -181,8 +181,6 @@ def answer_paused_run(run_id: str, approvals: Mapping[str, int | None], redo: Ma
     from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
     from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL
-
-    from storyc.run.prefect_settings import quiet_prefect_env
 
     quiet_prefect_env()
     if not PREFECT_API_URL.value():
