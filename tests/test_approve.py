@@ -21,6 +21,8 @@ from storyc.cli.app import app
 from storyc.lint import lint_path
 from storyc.store.hashing import file_sha256
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 STORY = """\
 # A story with comments: approve and unapprove keep them.
 title: Harbour approvals

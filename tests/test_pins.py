@@ -16,6 +16,8 @@ from storyc.author.pins import PinEditError, set_field, set_pin_in_file
 from storyc.load.loader import load_story_text
 from test_loader import dump, story_dicts
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = sorted((ROOT / "stories").glob("*.yaml"))
 

@@ -24,6 +24,8 @@ from test_prefect_server import (  # noqa: F401  (fixtures)
     process_pool_worker,
 )
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 STORY = """\
 title: Harbour approval
 style: flat vector illustration with bold outlines and soft pastel shading

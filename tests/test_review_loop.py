@@ -24,6 +24,8 @@ from storyc.graph.select import SelectionError
 from storyc.lint import lint_path
 from storyc.store.hashing import file_sha256
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 STORY = """\
 # Review loop: scene 2 matches scene 1's keyframe, scene 3 starts its own branch,
 # so every keyframe can be reviewed before any clip is paid for.
