@@ -34,8 +34,7 @@ def storyboard_review(
     def review(state: BuildState) -> Review:
         checks = check_pins(story, prompts, base_dir, approvals, built_hashes(story, state))
         pins = {
-            c.target.id: PinView(c.file, c.record.take if c.record else None, c.status, list(c.reasons))
-            for c in checks
+            c.target.id: PinView(c.file, c.record.take if c.record else None, c.status, list(c.reasons)) for c in checks
         }
         return Review(story=story_arg, out=out_arg, pins=pins, notes=notes)
 
