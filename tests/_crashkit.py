@@ -169,7 +169,7 @@ def read_call_log(path: Path) -> dict:
 
 
 def _sha(path: Path) -> str:
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     return file_sha256(path)
 
@@ -375,7 +375,7 @@ def first_call_of(log: Path, pid: int, proc, timeout_s: float = 120) -> bool:
 
 def reference_build(work: Path, story: Path, *, scale: str, latency: str | None, mark: str) -> dict:
     """One uninterrupted instrumented build: its final video, paid calls and timings."""
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     log = work / "ref_calls.log"
     t0 = time.monotonic()
@@ -427,7 +427,7 @@ def crash_rounds(
     a uniform moment of the remaining paid calls."""
     import random
 
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     rng = random.Random(seed)
     call_phase_s = max(0.5, reference["wall_s"] - reference["first_call_s"])

@@ -33,7 +33,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck
 from conftest import RELIABILITY_SCENES as SCENES
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

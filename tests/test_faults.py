@@ -24,8 +24,8 @@ from storyc.backends.offline import faults as offline_faults
 from storyc.backends.offline.backend import OfflineBackend
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
+from storyc.hashing import file_sha256
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
 
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...

@@ -18,11 +18,11 @@ from storyc import __version__
 from storyc.graph.estimate import character_estimate, keyframe_estimate, video_estimate
 from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
 from storyc.graph.steps import Step, StepGraph
+from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
-from storyc.store.hashing import KEY_VERSION, digest
 
 
 @dataclass(frozen=True)

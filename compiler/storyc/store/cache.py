@@ -25,8 +25,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from storyc.hashing import bytes_sha256, canonical_json, file_sha256, is_sha256
 from storyc.store.fsutil import atomic_copy, atomic_write_bytes, flock, open_lock_file, remove_stale_temps
-from storyc.store.hashing import bytes_sha256, canonical_json, file_sha256, is_sha256
 
 # ─── who is using a cache (builds share it; prune needs it alone) ─────────────
 
