@@ -71,7 +71,7 @@ def render_story(
     """Build `story` into `out` with the cache in `cache` (absolute paths on shared storage).
     `backend` None means the worker's choice: xai when XAI_API_KEY is set in the worker's
     environment, else offline; the key itself never travels through Prefect."""
-    from storyc.build.backend_choice import default_backend_name
+    from storyc.backend_name import default_backend_name
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
     from storyc.diagnostics import StorycError

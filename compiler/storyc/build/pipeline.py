@@ -11,14 +11,17 @@ import contextlib
 import time
 from pathlib import Path
 
+from storyc.backend_name import default_backend_name
 from storyc.backends.base import Backend
-from storyc.build.backend_choice import default_backend_name, make_backend
+from storyc.build.backend_choice import make_backend
 from storyc.build.options import BuildOptions, BuildResult, default_out_dir
-from storyc.build.prepare import Prepared, lint_diagnostics, prepare
+from storyc.build.prepare import Prepared, prepare
 from storyc.build.report_json import build_report
 from storyc.diagnostics import Diagnostic, StorycError
 from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
+from storyc.hashing import file_sha256
+from storyc.lint import lint_for_build
 from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.report.documents import write_report, write_script_md
@@ -31,7 +34,6 @@ from storyc.run.local import is_local, run_local
 from storyc.run.retry import RetryPolicy
 from storyc.store.cache import cache_in_use
 from storyc.store.fsutil import remove_stale_temps
-from storyc.store.hashing import file_sha256
 from storyc.store.state import BuildLock, StateJournal, StateStore
 
 
@@ -41,7 +43,7 @@ def run_build(opts: BuildOptions) -> BuildResult:
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()
     prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
-    diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
+    diagnostics = lint_for_build(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
         raise StorycError(diagnostics)
     warnings = [d for d in diagnostics if not d.is_error]

@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
+from storyc.backend_name import BACKEND_NAMES, default_backend_name
 from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
 from storyc.graph.resolve import resolve
 from storyc.graph.steps import StepGraph
+from storyc.lint import lint_for_build
 from storyc.load.loader import load_story
 from storyc.prompts.promptset import PromptSet
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
-
-BACKENDS = ("offline", "xai")
 
 
 @dataclass
@@ -79,18 +79,16 @@ class _Reach:
 def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[StepGraph]:
     """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
     before anything is removed."""
-    from storyc.build.prepare import lint_diagnostics  # lazy: a back-edge (store → build) to remove
-
     plans: list[StepGraph] = []
     errors = []
     for story in stories:
         try:
             loaded = load_story(story)
-            found = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
+            found = [d for d in lint_for_build(loaded, prompts_dir=prompts_dir) if d.is_error]
             if found:
                 raise StorycError(found)
             prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
-            plans.extend(build_graph(loaded, prompts, backend=b) for b in BACKENDS)
+            plans.extend(build_graph(loaded, prompts, backend=b) for b in BACKEND_NAMES)
         except StorycError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -114,8 +112,6 @@ class _Lookup:
 
 
 def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
-    from storyc.build.backend_choice import default_backend_name  # lazy: a back-edge (store → build) to remove
-
     reach = _Reach()
     resolved = [(plan, resolve(plan, lookup)) for plan in plans]
     # A story counts as built with a backend when one of its steps is in the cache under
@@ -123,7 +119,7 @@ def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
     # backend a build would choose. Only those plans have open steps worth resuming.
     built = {(str(plan.story_path), plan.backend) for plan, res in resolved if any(res.entries.values())}
     stories = {str(plan.story_path) for plan in plans}
-    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKENDS))
+    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKEND_NAMES))
     active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
     for plan, res in resolved:
         is_active = (str(plan.story_path), plan.backend) in active
