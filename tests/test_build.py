@@ -505,7 +505,7 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     ]
     # not a terminal: nothing but one line per finished step
     plain = progress.BuildProgress(total=0)
-    for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
+    for event, data in [*events, ("step_finished", {"record": record("character:Ava")})]:
         plain(event, data)
     assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
     # a terminal: a live row per running step, with its calls, gone when the step ends
@@ -549,7 +549,7 @@ def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tm
         ("video:2", "last_frame"): [0.58],
         ("video:3", "last_frame"): [0.5, 0.9],
     }
-    result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
+    result, _backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
     assert result.status == "built", result.message
     steps = {s["id"]: s for s in result.report["steps"]}
     assert steps["video:2"]["calls"] == {"video": 1, "vision": 1} and steps["video:2"]["score"] == 0.58

@@ -92,7 +92,7 @@ def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
     mark = f"crash-{os.getpid()}-4"
     marks.append(mark)
     proc = ck.start_build(story, out, cache, ck.build_env(log, mark), tmp_path / "logs", "run4")
-    code, stdout, stderr = ck.finish(proc)
+    code, _stdout, stderr = ck.finish(proc)
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]

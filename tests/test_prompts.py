@@ -527,7 +527,7 @@ def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, styl
             "color_palette": "red",
             "characters": [
                 {"name": n, "role": "r", "visual_description": d, "personality_cues": []}
-                for n, d in zip(names, descriptions)
+                for n, d in zip(names, descriptions, strict=True)
             ],
             "scenes": [
                 {

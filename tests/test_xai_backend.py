@@ -296,7 +296,7 @@ def test_edit_video_sends_the_clip_and_keeps_its_duration(backend, fake_xai, tmp
 @pytest.mark.integration
 def test_edit_video_refuses_inputs_over_8_7_seconds(backend, fake_xai, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 9)
-    with pytest.raises(BackendError, match="at most 8.7 s"):
+    with pytest.raises(BackendError, match=r"at most 8\.7 s"):
         backend.edit_video(video_req(tmp_path, video=clip, seconds=9), job_key="video:1:c1")
     assert fake_xai.count("GenerateVideo") == 0
 
@@ -416,7 +416,7 @@ def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
         dest=tmp_path / "sheet.jpg",
         hints={"step_id": "character:Ember", "name": "Ember"},
     )
-    with pytest.raises(ModerationBlocked, match="character Ember.*rewrite Ember's visual_description"):
+    with pytest.raises(ModerationBlocked, match=r"character Ember.*rewrite Ember's visual_description"):
         backend.generate_image(sheet)
 
 
@@ -468,7 +468,7 @@ def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
 @pytest.mark.integration
 def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "asset_404")
-    with pytest.raises(AssetExpired, match="keyframe:3.*gone") as info:
+    with pytest.raises(AssetExpired, match=r"keyframe:3.*gone") as info:
         backend.generate_image(image_req(tmp_path))
     assert info.value.retryable
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)

@@ -217,7 +217,7 @@ class FakeXai:
 
     def _enter(self, method: str, request, context) -> str | None:
         """Record the call; apply an RPC fault (aborts) or return a result fault."""
-        metadata = {k: v for k, v in context.invocation_metadata()}
+        metadata = dict(context.invocation_metadata())
         with self._lock:
             self.calls.append(Recorded(method, request, metadata, time.monotonic()))
             fault = None
@@ -240,7 +240,7 @@ class FakeXai:
 
     def _media_usage(self, usd: float) -> usage_pb2.SamplingUsage:
         if self.report_media_cost:
-            return usage_pb2.SamplingUsage(cost_in_usd_ticks=int(round(usd / 1e-10)))
+            return usage_pb2.SamplingUsage(cost_in_usd_ticks=round(usd / 1e-10))
         return usage_pb2.SamplingUsage()
 
     def _next_score(self, user_text: str = "") -> float:
@@ -339,7 +339,7 @@ class _Video(video_pb2_grpc.VideoServicer):
             if not job.url:
                 ratio = _VID_RATIO.get(job.request.aspect_ratio, "16:9")
                 job.url = self.fake.assets.add(make_mp4(job.duration, ratio), "mp4", job.asset_mode)
-            video = video_pb2.GeneratedVideo(url=job.url, duration=int(round(job.duration)), respect_moderation=True)
+            video = video_pb2.GeneratedVideo(url=job.url, duration=round(job.duration), respect_moderation=True)
         per_s = 0.05 if job.request.resolution == video_pb2.VIDEO_RESOLUTION_480P else 0.07
         return video_pb2.GetDeferredVideoResponse(
             status=deferred_pb2.DONE,
