@@ -13,9 +13,19 @@ backend uses those; these tables are the fallback and the basis of `build --dry-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
-PRICES: dict[str, Any] = {
+
+class PriceTable(TypedDict):
+    image: float
+    image_input: float
+    video_per_s: dict[str, float]
+    chat_per_token: dict[str, float]
+    chat_default_tokens: dict[str, int]
+    vision_tokens_per_image: int
+
+
+PRICES: PriceTable = {
     "image": 0.02,  # per generated image
     "image_input": 0.02,  # per input image of an edit
     "video_per_s": {"480p": 0.05, "720p": 0.07},
