@@ -8,6 +8,7 @@ from pathlib import Path
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
+from storyc.load.positions import Loc
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -174,7 +175,7 @@ class E304BadChainFrom(Rule):
                 )
 
 
-def _image_fields(ctx: LintContext) -> Iterator[tuple[tuple, str]]:
+def _image_fields(ctx: LintContext) -> Iterator[tuple[Loc, str]]:
     for i, character in enumerate(ctx.story.characters):
         if character.reference_image is not None:
             yield ("characters", i, "reference_image"), character.reference_image
