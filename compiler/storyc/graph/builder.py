@@ -147,9 +147,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
             "mood": scene.mood,
             "camera": scene.camera,
             "palette": story.color_palette,
-            "characters": {
-                n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
-            },
+            "characters": {n: c.visual_description for n in scene.characters_present if (c := story.character(n))},
         },
     }
     return Step(
