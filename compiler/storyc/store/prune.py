@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from storyc.backend_name import BACKEND_NAMES, default_backend_name
 from storyc.diagnostics import StorycError
@@ -101,10 +101,10 @@ class _Lookup:
     every blob it names exists. No hashing (a build also verifies the bytes; a corrupt blob
     only makes prune keep more), and no side effects, so --dry-run and the real prune agree."""
 
-    def __init__(self, steps: dict[str, tuple[Path, dict | None]], blobs: dict[str, Path]):
+    def __init__(self, steps: dict[str, tuple[Path, dict[str, Any] | None]], blobs: dict[str, Path]):
         self.steps, self.blobs = steps, blobs
 
-    def get_step(self, key: str) -> dict | None:
+    def get_step(self, key: str) -> dict[str, Any] | None:
         _, entry = self.steps.get(key, (None, None))
         if entry is None or not all(sha in self.blobs for sha in entry.get("files", {}).values()):
             return None
@@ -152,7 +152,7 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     result = PrunePlan(cache_dir=cache.root, open_steps=reach.open_steps, unbuilt_stories=reach.unbuilt_stories)
 
     # steps/: exactly the finished entries the stories resolve to
-    kept_files: list[dict] = []
+    kept_files: list[dict[str, str]] = []
     for key, (path, entry) in sorted(steps.items()):
         if key in reach.finished:
             kept_files.append((entry or {}).get("files", {}))
@@ -188,7 +188,7 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     return result
 
 
-def _made_by(entry: dict | None, keys: set[str]) -> TypeGuard[dict]:
+def _made_by(entry: dict[str, Any] | None, keys: set[str]) -> TypeGuard[dict[str, Any]]:
     """Whether a calls/ entry (None: unreadable) was made by a step of one of `keys`."""
     step_key = entry.get("step_key") if entry is not None else None
     return isinstance(step_key, str) and step_key in keys
