@@ -50,6 +50,7 @@ from xai_sdk.video import VideoResponse
 
 from storyc.backends.base import (
     BackendError,
+    CallKind,
     CallResult,
     ImageRequest,
     JobJournal,
@@ -76,7 +77,7 @@ from storyc.model.story_plan import StoryPlan
 from storyc.model.vision import ConsistencyScore
 from storyc.redact import redact, register_secret
 
-T = TypeVar("T")
+T = TypeVar("T", bound=pydantic.BaseModel)
 
 DEFAULT_HOST = "api.x.ai"
 # The default softening when no `reword` is given (storyc's builds pass PromptSet.reword).
@@ -233,7 +234,7 @@ class _Tally:
     cost: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def result(self, path: Path | None, kind: str) -> CallResult:
+    def result(self, path: Path | None, kind: CallKind) -> CallResult:
         return CallResult(
             path=path, cost_usd=round(self.cost, 6), kind=kind, calls=self.calls, retries=self.retries, meta=self.meta
         )
@@ -690,7 +691,7 @@ class XaiBackend:
         try:
             return self._rpc(kind, step, tally, lambda: chat.parse(keeper))
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
+            first: Mapping[str, Any] = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "answer"
             raise InvalidAnswer(
                 redact(
