@@ -148,12 +148,11 @@ def __getattr__(name: str) -> Any:
         from prefect import flow
 
         _flow = flow(
-            render_story,
             name=FLOW_NAME,
             flow_run_name=_run_name,  # "render fox_and_owl", not a random "essential-saluki"
             persist_result=False,  # the summary is logged; a worker keeps no result files
             log_prints=False,
-        )
+        )(render_story)
         # The deployment's entrypoint is computed from these: storyc.deploy.storyc_render.
         _flow.__name__ = "storyc_render"
         _flow.__module__ = __name__
