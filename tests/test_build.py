@@ -20,7 +20,7 @@ from storyc.backends.base import BackendError
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 SCALE = "0.1"
 

@@ -22,7 +22,7 @@ from storyc.build.pipeline import run_build
 from storyc.cli.app import app
 from storyc.graph.select import SelectionError
 from storyc.lint import lint_path
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

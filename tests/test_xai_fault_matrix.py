@@ -30,7 +30,7 @@ from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
 from storyc.model.story_plan import StoryPlan
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "xai-faults.md"
 ENV = {

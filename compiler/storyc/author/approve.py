@@ -41,7 +41,7 @@ from storyc.store.approvals import (
 )
 from storyc.store.cache import Cache
 from storyc.store.fsutil import atomic_copy
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 from storyc.store.state import load_state
 
 

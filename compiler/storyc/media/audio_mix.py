@@ -243,7 +243,7 @@ def sound_extension(
         filters.append(f"[{video_in}]nullsink")
         return AssemblyExtension(tuple(inputs), tuple(filters), None, "mixed", ())
     video_label = video_in
-    if plan.subtitles == "burned":
+    if plan.subtitles == "burned" and plan.subtitle_file is not None:  # (never None then: __post_init__)
         filters.append(f"[{video_in}]subtitles=filename={filter_path(plan.subtitle_file)}[vsubs]")
         video_label = "vsubs"
     elif plan.subtitles == "soft":
@@ -309,7 +309,9 @@ def _clip_inputs(clips: Sequence[Clip]) -> list[str]:
     return inputs
 
 
-def measure_mix(clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int):
+def measure_mix(
+    clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int
+) -> Loudness | None:
     """First loudness pass: the same graph, audio only out, nothing encoded."""
     graph, total = build_assembly_graph(clips, has_audio, width, height, fps)
     ext = sound_extension(plan, total, len(clips), measuring=True)

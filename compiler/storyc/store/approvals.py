@@ -32,7 +32,7 @@ from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.model.targets import TARGET_KINDS, Target, all_targets, describe, pinned_targets
 from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file
-from storyc.store.hashing import digest, file_sha256
+from storyc.hashing import digest, file_sha256
 
 APPROVED_DIR = "approved"
 SIDECAR_FILE = "approvals.json"
