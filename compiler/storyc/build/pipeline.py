@@ -24,9 +24,9 @@ from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
 from storyc.graph.select import SelectionError
 from storyc.graph.steps import STAGES, StepGraph
-from storyc.load.loader import load_story
 from storyc.hashing import file_sha256
 from storyc.lint import lint_for_build
+from storyc.load.loader import load_story
 from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.model.targets import Target, TargetError, parse_target

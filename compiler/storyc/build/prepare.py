@@ -11,9 +11,10 @@ from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
 from storyc.graph.steps import StepGraph
 from storyc.lint import lint_for_build
+from storyc.load.approvals import approvals_for_build
 from storyc.load.loader import LoadedStory, load_story
+from storyc.model.approvals import Approvals
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import Approvals, approvals_for_build
 from storyc.store.cache import Cache, default_cache_dir
 
 

@@ -13,10 +13,10 @@ from storyc.cli.options import PromptsDirOpt, PromptsFormat, StoryArg
 from storyc.cli.output import out
 from storyc.diagnostics import StorycError
 from storyc.lint import lint_for_build
+from storyc.load.approvals import redo_notes
 from storyc.load.loader import load_story
 from storyc.prompts.listing import format_listing, prompt_listing
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import redo_notes
 
 EXAMPLES = examples(
     "storyc prompts stories/fox_and_owl.yaml",

@@ -36,9 +36,9 @@ from storyc.graph.builder import build_graph
 from storyc.graph.resolve import resolve
 from storyc.graph.steps import StepGraph
 from storyc.lint import lint_for_build
+from storyc.load.approvals import redo_notes
 from storyc.load.loader import load_story
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import redo_notes
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
 
