@@ -161,7 +161,10 @@ def _review_stage(
 
     if not stopped.ok:
         raise RenderFailed(f"storyc build {story_path} --until keyframes: {stopped.status}: {stopped.message}")
-    scenes = scenes_to_review(load_story(story_path).story, load_state(Path(out)))
+    state = load_state(Path(out))
+    if state is None:
+        raise RenderFailed(f"storyc build {story_path} --until keyframes left no state.json in {out}")
+    scenes = scenes_to_review(load_story(story_path).story, state)
     if not scenes:
         print("storyc render: every keyframe is approved already; no review", flush=True)
         return []

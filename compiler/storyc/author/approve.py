@@ -115,7 +115,7 @@ def _pin_names(loaded: LoadedStory, approvals: Approvals, skip: str) -> dict[str
     used = {r.file: tid for tid, r in approvals.pins.items() if tid != skip}
     for target in pinned_targets(loaded.story):
         if target.id != skip:
-            used[target.pin(loaded.story)] = target.id
+            used[target.pin(loaded.story) or ""] = target.id
     return used
 
 
@@ -226,7 +226,7 @@ def _remove_if_unused(base_dir: Path, rel: str, loaded: LoadedStory, approvals: 
     path = _inside_approved(base_dir, rel)
     if path is None or not path.is_file():
         return False
-    users = [t for t in pinned_targets(loaded.story) if _same(base_dir, t.pin(loaded.story), path)]
+    users = [t.id for t in pinned_targets(loaded.story) if _same(base_dir, t.pin(loaded.story) or "", path)]
     users += [tid for tid, r in approvals.pins.items() if _same(base_dir, r.file, path)]
     if users:
         return False

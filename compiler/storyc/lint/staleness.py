@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from storyc.diagnostics import StorycError
 from storyc.hashing import digest, file_sha256
 from storyc.model.approvals import Approvals, PinRecord
 from storyc.model.state import BuildState
 from storyc.model.story import Story
-from storyc.model.targets import TARGET_KINDS, Target, all_targets, describe, pinned_targets
+from storyc.model.targets import TARGET_KINDS, Prompts, Target, all_targets, describe, pinned_targets
 
 
 def _file_hash(base_dir: Path, rel: str | None) -> str | None:
@@ -48,7 +47,7 @@ def built_hashes(story: Story, state: BuildState | None) -> dict[str, str]:
 
 
 def approval_inputs(
-    story: Story, prompts: Any, base_dir: Path, target: Target, upstream: Mapping[str, str | None]
+    story: Story, prompts: Prompts, base_dir: Path, target: Target, upstream: Mapping[str, str | None]
 ) -> dict[str, str | None]:
     """What a take of `target` is made from, as hashes: `prompt` (its main prompt, before any
     redo note), `description:NAME` (each visual description in it), `value:FIELD` (other
@@ -115,7 +114,7 @@ class PinCheck:
 
 def check_pins(
     story: Story,
-    prompts: Any,
+    prompts: Prompts,
     base_dir: Path,
     approvals: Approvals,
     built: Mapping[str, str] | None = None,
@@ -127,7 +126,7 @@ def check_pins(
     upstream = {**(built or {}), **pinned}
     checks = []
     for target in pinned_targets(story):
-        rel = target.pin(story)
+        rel = target.pin(story) or ""  # never empty: pinned_targets yields the pinned ones
         record = approvals.pins.get(target.id)
         sha = pinned.get(target.id)
         if sha is None:
