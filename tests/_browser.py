@@ -246,14 +246,21 @@ MEDIA_REPORT_JS = r"""
 })()
 """
 
-# Run in the page: play each video muted for a moment and count the frames Chromium decoded.
+# Run in the page: play each video muted until Chromium has decoded a frame (a loaded machine
+# can take seconds; the deadline only guards against a hang) and count the frames decoded.
 DECODE_JS = r"""
 (async () => {
   const out = [];
   for (const v of document.querySelectorAll('video')) {
     v.muted = true;
     let played = null;
-    try { await v.play(); await new Promise(r => setTimeout(r, 400)); v.pause(); played = true; }
+    try {
+      await v.play();
+      const deadline = Date.now() + 20000;
+      while (v.getVideoPlaybackQuality().totalVideoFrames === 0 && !v.error && Date.now() < deadline)
+        await new Promise(r => setTimeout(r, 50));
+      v.pause(); played = true;
+    }
     catch (e) { played = String(e); }
     const q = v.getVideoPlaybackQuality();
     out.push({src: v.getAttribute('src'), played, readyState: v.readyState, currentTime: v.currentTime,
