@@ -12,7 +12,7 @@ from storyc.graph.steps import StepGraph
 from storyc.model import prices
 from storyc.model.story import VIDEO_EDIT_MAX_S, Quality
 
-API_KINDS = ("image", "video", "vision", "chat")
+API_KINDS = ("image", "video", "vision", "chat", "tts")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,16 @@ def video_estimate(quality: Quality, duration_s: float, resolution: str, judged_
         cost_min=clip + vision,
         cost_max=clips * (clip + vision),
     )
+
+
+def speech_estimate(tts_texts: list[str]) -> StepEstimate:
+    """One text-to-speech request per line the service voices (offline speech and lines the
+    clip speaks cost nothing)."""
+    if not tts_texts:
+        return StepEstimate({}, {}, 0.0, 0.0)
+    cost = sum(prices.tts_cost(text) for text in tts_texts)
+    calls = {"tts": len(tts_texts)}
+    return StepEstimate(calls, dict(calls), cost, cost)
 
 
 def planned_calls(graph: StepGraph, steps: Iterable[str]) -> dict[str, Any]:

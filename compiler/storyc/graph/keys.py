@@ -23,6 +23,7 @@ STEP_TEMPLATES = {
     "character": ("character_sheet", "character_from_reference", "check_sheet", "reword"),
     "keyframe": ("keyframe", "check_keyframe", "fix_edit", "reword"),
     "video": ("video", "check_last_frame", "video_fix", "reword"),
+    "speech": (),
     "assemble": (),
     "script": (),
 }

@@ -261,6 +261,56 @@ def sound_extension(
 
 # ─── running it ──────────────────────────────────────────────────────────────
 
+SCENE_TRACK_RATE = 22050  # what offline speech renders at; a storyboard preview needs no more
+
+
+def write_speech_track(speech: Sequence[PlacedSpeech], duration_s: float, dest: Path | str) -> Path:
+    """A scene's lines alone, each at its start, as one mono WAV of `duration_s` (the
+    storyboard plays it beside the scene's clip)."""
+    if not speech:
+        raise MediaError("a speech track needs at least one line")
+    dest = Path(dest)
+    d = _fmt(duration_s)
+    inputs: list[str] = []
+    filters: list[str] = []
+    for k, placed in enumerate(speech):
+        inputs += ["-i", str(placed.path)]
+        delay = max(0, round(placed.start_s * 1000))
+        filters.append(f"[{k}:a]aresample={SCENE_TRACK_RATE},aformat=channel_layouts=mono,adelay=delays={delay}:all=1[l{k}]")
+    labels = "".join(f"[l{k}]" for k in range(len(speech)))
+    filters.append(
+        f"{labels}amix=inputs={len(speech)}:duration=longest:dropout_transition=0:normalize=0,"
+        f"apad,atrim=duration={d}[track]"
+    )
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(
+            [
+                *inputs,
+                "-filter_complex",
+                ";".join(filters),
+                "-map",
+                "[track]",
+                "-c:a",
+                "pcm_s16le",
+                "-ar",
+                str(SCENE_TRACK_RATE),
+                "-ac",
+                "1",
+                "-map_metadata",
+                "-1",
+                "-fflags",
+                "+bitexact",
+                "-flags:a",
+                "+bitexact",
+                "-f",
+                "wav",
+                str(tmp),
+            ],
+            what=f"mixing {dest.name}",
+        )
+    return dest
+
+
 
 def _run_capturing(argv: Sequence[str], *, what: str) -> str:
     """ffmpeg with info-level logging (loudnorm prints its measurement there); stderr back."""

@@ -2,7 +2,8 @@
 
 Media prices are the public ones in ../shared/design/xai-facts.md: an image is $0.02,
 an edit also bills its input images (counted here at the same $0.02 each, which is the
-conservative reading), video is about $0.05/s at 480p and $0.07/s at 720p.
+conservative reading), video is about $0.05/s at 480p and $0.07/s at 720p. Text to speech
+is billed per character (an unverified figure, see PRICES).
 
 Chat prices are APPROXIMATE: a per-token table for grok-4-1-fast ($0.20 per million
 input tokens, $0.50 per million output tokens, reasoning tokens billed as output).
@@ -23,6 +24,9 @@ PRICES: dict[str, Any] = {
     # Token counts assumed when a chat response reports none (dry-run and fallback).
     "chat_default_tokens": {"input": 2_000, "output": 600},
     "vision_tokens_per_image": 1_800,
+    # Text to speech, per character of text sent. Third-party pages quote $4.20 (beta) and
+    # $15 per million characters; the higher one, until xAI's own page says otherwise.
+    "tts_per_char": 15.00e-6,
 }
 
 USD_PER_TICK = 1e-10  # xAI reports cost in ticks of 1e-10 USD (usage.cost_in_usd_ticks)
@@ -37,6 +41,11 @@ def video_cost(duration_s: float, resolution: str = "720p") -> float:
     """A clip of `duration_s` seconds (unknown resolutions are priced as 720p)."""
     per_s = PRICES["video_per_s"].get(resolution, PRICES["video_per_s"]["720p"])
     return round(per_s * max(0.0, float(duration_s)), 6)
+
+
+def tts_cost(text: str) -> float:
+    """One text-to-speech request for `text`."""
+    return round(PRICES["tts_per_char"] * len(text), 8)
 
 
 def _usage_field(usage: Any, name: str) -> int | None:

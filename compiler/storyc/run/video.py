@@ -96,6 +96,8 @@ class _ClipLoop:
 
     def _request(self, prompt: str, dest: Path, **fields: Any) -> VideoRequest:
         story = self.ctx.story
+        # a story with sound says whether clips make their own and which voices they speak in
+        audio = self.run.step.static.get("audio", {})
         return VideoRequest(
             prompt=prompt,
             model=story.models.video,
@@ -103,6 +105,7 @@ class _ClipLoop:
             duration_s=self.scene.duration_seconds,
             aspect_ratio=story.aspect_ratio,
             resolution=story.resolution,
+            generate_audio=audio.get("generate", True),
             **fields,
         )
 
@@ -112,7 +115,8 @@ class _ClipLoop:
         dest = ctx.path(f"videos/scene_{self.scene.scene_id}.mp4")
 
         def make(p: str) -> CallResult:
-            req = self._request(p, dest, image=self.keyframe, hints={**self.hints, "attempt": 1})
+            voices = tuple(v["voice"] for v in self.run.step.static.get("audio", {}).get("voices", []))
+            req = self._request(p, dest, image=self.keyframe, hints={**self.hints, "attempt": 1}, voices=voices)
             return backend.image_to_video(req, job_key=f"{run.key[:20]}:clip", journal=ctx.journal)
 
         result = run.call(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -251,6 +252,7 @@ def synthesize(text: str, voice: LocalVoice) -> array.array:
         return _synthesize_locked(text, voice)
 
 
+@functools.cache
 def engine_version() -> str:
     """libespeak-ng's version, for cache keys ('espeak-ng 1.52.0')."""
     lib_path, _ = _library_paths()
@@ -262,6 +264,25 @@ def engine_version() -> str:
             return f"espeak-ng {version.decode('ascii', 'replace')}"
         finally:
             _close_library(lib)
+
+
+def render_settings() -> dict[str, object]:
+    """Everything besides the text and the voice that decides a rendered line's bytes, for
+    cache keys: the engine's version and how its output is trimmed and levelled. A missing
+    engine gives a key too (the speech step then fails with the engine's own message)."""
+    try:
+        engine = engine_version()
+    except SpeechError as exc:
+        engine = f"unavailable ({exc})"
+    return {
+        "engine": engine,
+        "sample_rate": SAMPLE_RATE,
+        "silence_level": SILENCE_LEVEL,
+        "edge_keep_s": EDGE_KEEP_S,
+        "empty_line_s": EMPTY_LINE_S,
+        "rms_db": LINE_RMS_DB,
+        "peak_db": LINE_PEAK_DB,
+    }
 
 
 def trim_silence(samples: array.array) -> array.array:

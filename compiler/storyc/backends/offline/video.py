@@ -84,9 +84,10 @@ def render_clip(
     duration_s: float,
     camera: str,
     drift_degrees: float,
-    tone_hz: int,
+    tone_hz: int | None,
 ) -> None:
-    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone."""
+    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone (none,
+    and no audio stream, when `tone_hz` is None: a silent clip)."""
     vf = motion_filter(camera_motion(camera), width, height, duration_s)
     if drift_degrees:
         vf += "," + hue_ramp(drift_degrees, duration_s)
@@ -94,6 +95,11 @@ def render_clip(
     # which players (and the storyboard page) then show squashed
     vf += ",setsar=1,format=yuv420p"
     d = media.fmt_seconds(duration_s)
+    sound: list[str] = []
+    tone, audio_map = "", []
+    if tone_hz is not None:
+        sound = ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}"]
+        tone, audio_map = ";[1:a]volume=0.06,aformat=channel_layouts=stereo[a]", ["-map", "[a]"]
     with atomic_output(dest) as tmp:
         media.run_ffmpeg(
             [
@@ -105,16 +111,12 @@ def render_clip(
                 d,
                 "-i",
                 str(image),
-                "-f",
-                "lavfi",
-                "-i",
-                f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}",
+                *sound,
                 "-filter_complex",
-                f"[0:v]{vf}[v];[1:a]volume=0.06,aformat=channel_layouts=stereo[a]",
+                f"[0:v]{vf}[v]{tone}",
                 "-map",
                 "[v]",
-                "-map",
-                "[a]",
+                *audio_map,
                 "-t",
                 d,
                 *media.encoder_args(),
