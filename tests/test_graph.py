@@ -226,9 +226,9 @@ def test_dry_run_estimate_bounds(story_path):
     plan = _plan(story_path)
     est = planned_calls(plan, plan.order)
     # min: 3 sheets (image+vision), 4 keyframes (image+vision; scene 5 pinned: none), 5 clips (video+vision)
-    assert est["calls_min"] == {"image": 7, "video": 5, "vision": 12, "chat": 0}
+    assert est["calls_min"] == {"image": 7, "video": 5, "vision": 12, "chat": 0, "tts": 0}
     # max: 3 attempts per sheet, 3 iterations per keyframe, 1+2 clips per correctable scene (scene 4 is 10 s: 1)
-    assert est["calls_max"] == {"image": 21, "video": 13, "vision": 9 + 12 + 13, "chat": 0}
+    assert est["calls_max"] == {"image": 21, "video": 13, "vision": 9 + 12 + 13, "chat": 0, "tts": 0}
     assert 0 < est["cost_min_usd"] < est["cost_max_usd"]
 
 

@@ -622,7 +622,7 @@ def build_command(
     if result.status == "dry_run":
         d = result.dry_run
         typer.echo(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
-        for kind in ("image", "video", "vision", "chat"):
+        for kind in ("image", "video", "vision", "chat", "tts"):
             lo, hi = d["calls_min"][kind], d["calls_max"][kind]
             if hi:
                 typer.echo(f"  {kind:<7}{lo:>5} to {hi} call(s)")

@@ -276,7 +276,9 @@ def write_speech_track(speech: Sequence[PlacedSpeech], duration_s: float, dest: 
     for k, placed in enumerate(speech):
         inputs += ["-i", str(placed.path)]
         delay = max(0, round(placed.start_s * 1000))
-        filters.append(f"[{k}:a]aresample={SCENE_TRACK_RATE},aformat=channel_layouts=mono,adelay=delays={delay}:all=1[l{k}]")
+        filters.append(
+            f"[{k}:a]aresample={SCENE_TRACK_RATE},aformat=channel_layouts=mono,adelay=delays={delay}:all=1[l{k}]"
+        )
     labels = "".join(f"[l{k}]" for k in range(len(speech)))
     filters.append(
         f"{labels}amix=inputs={len(speech)}:duration=longest:dropout_transition=0:normalize=0,"
@@ -309,7 +311,6 @@ def write_speech_track(speech: Sequence[PlacedSpeech], duration_s: float, dest: 
             what=f"mixing {dest.name}",
         )
     return dest
-
 
 
 def _run_capturing(argv: Sequence[str], *, what: str) -> str:

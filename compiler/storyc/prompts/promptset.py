@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from storyc.model.speech import clip_voice_references
 from storyc.model.story import (
     ASPECT_RATIOS,
     MAX_DURATION_S,
@@ -24,7 +25,6 @@ from storyc.model.story import (
     Scene,
     Story,
 )
-from storyc.model.speech import clip_voice_references
 from storyc.prompts.sandbox import Templates, template_search_path
 from storyc.prompts.slots import allocate_slots, judge_characters, present_characters
 from storyc.prompts.text import brief, normalize_space

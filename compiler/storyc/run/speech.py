@@ -67,7 +67,9 @@ def run_speech(ctx: BuildContext, run: StepRun) -> StepResult:
                 audio=outputs.get(f"line_{n}"),
             )
         )
-    placed = [PlacedSpeech(audio, slot.start_s) for (_, audio), slot in zip(rendered, placement.slots) if audio]
+    placed = [
+        PlacedSpeech(audio, slot.start_s) for (_, audio), slot in zip(rendered, placement.slots, strict=True) if audio
+    ]
     if placed:
         track = write_speech_track(placed, float(step.static["duration_s"]), ctx.path(f"speech/scene_{scene_id}.wav"))
         outputs["scene_audio"] = run.keep(track)
