@@ -38,17 +38,20 @@ def normalise_filters(width: int, height: int, fps: int, duration_s: float) -> t
 
 
 def build_assembly_graph(
-    clips: Sequence[Clip], has_audio: Sequence[bool], width: int, height: int, fps: int = FPS
+    clips: Sequence[Clip], has_audio: Sequence[bool], width: int, height: int, fps: int = FPS, *, video: bool = True
 ) -> tuple[str, float]:
     """The filter_complex joining all clips, and the output's duration.
 
     Consecutive cuts are joined by one concat; a crossfade overlaps the running output
-    and the next clip by 0.5 s (xfade at offset = running length - 0.5, acrossfade)."""
+    and the next clip by 0.5 s (xfade at offset = running length - 0.5, acrossfade).
+    `video=False`: the sound alone ([aout] only, no clip's picture decoded), the same
+    timeline; the loudness measurement of the sound pass needs no more."""
     parts: list[str] = []
     fps = int(fps)
     for i, clip in enumerate(clips):
         vf, af = normalise_filters(width, height, fps, clip.duration_s)
-        parts.append(f"[{i}:v]{vf}[v{i}]")
+        if video:
+            parts.append(f"[{i}:v]{vf}[v{i}]")
         if has_audio[i]:
             parts.append(f"[{i}:a]{af}[a{i}]")
         else:  # silent track so the graph has audio for every clip
@@ -67,8 +70,12 @@ def build_assembly_graph(
     def flush() -> tuple[str, str, float]:
         if len(pending) == 1:
             return pending[0]
-        inputs = "".join(f"[{v}][{a}]" for v, a, _ in pending)
         v, a = label("cv"), label("ca")
+        if not video:
+            inputs = "".join(f"[{a}]" for _, a, _ in pending)
+            parts.append(f"{inputs}concat=n={len(pending)}:v=0:a=1[{a}]")
+            return v, a, sum(d for _, _, d in pending)
+        inputs = "".join(f"[{v}][{a}]" for v, a, _ in pending)
         c = label("cc")  # concat's output time base differs from xfade's: reset it
         parts.append(f"{inputs}concat=n={len(pending)}:v=1:a=1[{c}][{a}];[{c}]settb=1/{fps}[{v}]")
         return v, a, sum(d for _, _, d in pending)
@@ -81,12 +88,14 @@ def build_assembly_graph(
         v_prev, a_prev, length = flush()
         v, a = label("xv"), label("xa")
         offset = fmt_seconds(length - CROSSFADE_S)
-        parts.append(f"[{v_prev}][v{i}]xfade=transition=fade:duration={CROSSFADE_S}:offset={offset}[{v}]")
+        if video:
+            parts.append(f"[{v_prev}][v{i}]xfade=transition=fade:duration={CROSSFADE_S}:offset={offset}[{v}]")
         parts.append(f"[{a_prev}][a{i}]acrossfade=d={CROSSFADE_S}[{a}]")
         pending[:] = [(v, a, length + clip.duration_s - CROSSFADE_S)]
 
     v_out, a_out, total = flush()
-    parts.append(f"[{v_out}]null[vout]")
+    if video:
+        parts.append(f"[{v_out}]null[vout]")
     parts.append(f"[{a_out}]anull[aout]")
     return ";".join(parts), total
 

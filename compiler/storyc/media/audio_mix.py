@@ -13,8 +13,8 @@ so the final video is still ONE ffmpeg run:
     [vout], with subtitles burned in by libass when subtitles: burned → the video output
     soft subtitles: the .srt as a mov_text stream with a language tag
 
-Loudness is normalized in two passes: a measuring run of the same graph without video
-encoding (loudnorm print_format=json, output discarded), then the real run with the measured
+Loudness is normalized in two passes: a measuring run of the same sound graph without the
+pictures (loudnorm print_format=json, output discarded), then the real run with the measured
 values (linear=true), which lands within a fraction of a LU of the target; a one-pass
 loudnorm misses short mixes by several LU (see tests/test_audio_mix.py).
 
@@ -239,8 +239,7 @@ def sound_extension(
         filters.append(f"[mix]{loudnorm},{STEREO}[mixed]")
 
     output_args: list[str] = []
-    if measuring:
-        filters.append(f"[{video_in}]nullsink")
+    if measuring:  # on the assembly's sound alone (build_assembly_graph(video=False)): no picture
         return AssemblyExtension(tuple(inputs), tuple(filters), None, "mixed", ())
     video_label = video_in
     if plan.subtitles == "burned":
@@ -361,8 +360,8 @@ def _clip_inputs(clips: Sequence[Clip]) -> list[str]:
 
 
 def measure_mix(clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int):
-    """First loudness pass: the same graph, audio only out, nothing encoded."""
-    graph, total = build_assembly_graph(clips, has_audio, width, height, fps)
+    """First loudness pass: the same sound graph (no picture decoded), nothing encoded."""
+    graph, total = build_assembly_graph(clips, has_audio, width, height, fps, video=False)
     ext = sound_extension(plan, total, len(clips), measuring=True)
     stderr = _run_capturing(
         [
