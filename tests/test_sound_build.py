@@ -39,6 +39,8 @@ from _audio import (
 from storyc.media import ffmpeg as media
 from storyc.media.probe import probe
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 RATE = 16000  # analysis sample rate
 MUSIC_HZ = 6000
 BAND = (1100.0, 4000.0)

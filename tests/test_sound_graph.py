@@ -18,6 +18,8 @@ from storyc.model.speech import voiced_script
 from storyc.prompts.promptset import PromptSet
 from storyc.run.local import is_local
 
+pytestmark = pytest.mark.unit
+
 STORY = """\
 title: The Glow
 style: soft watercolour illustration with ink outlines, warm light and paper texture
