@@ -3,7 +3,8 @@
 Configuration comes from the environment (see `XaiConfig.from_env`):
   XAI_API_KEY            required; never logged, never in an exception text
   XAI_API_HOST           default api.x.ai
-  STORYC_XAI_INSECURE=1  plaintext gRPC, refused unless the host is loopback (local test services)
+  STORYC_XAI_INSECURE=1  plaintext gRPC (and REST), refused unless the host is loopback (local test services)
+  STORYC_XAI_REST_URL    default https://api.x.ai/v1: text to speech (tts.py)
   STORYC_XAI_TIMEOUT, STORYC_XAI_POLL_INTERVAL, STORYC_XAI_VIDEO_TIMEOUT,
   STORYC_XAI_RETRY_BASE, STORYC_XAI_MAX_RETRIES, STORYC_RATE_LIMITS ("image=5,video=1")
 
@@ -56,6 +57,7 @@ from storyc.backends.base import (
     JudgeRequest,
     ModerationBlocked,
     RateLimited,
+    SpeechRequest,
     TransientError,
     VideoRequest,
 )
@@ -70,6 +72,7 @@ from storyc.backends.download import (
     sniff_kind,
 )
 from storyc.backends.ratelimit import RateLimiter
+from storyc.backends.xai.tts import TtsClient, TtsConfig, rest_base_url
 from storyc.model import prices as pricing
 from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
 from storyc.model.story_plan import StoryPlan
@@ -407,6 +410,19 @@ class XaiBackend:
         self._client = client
         self._journal = _MemoryJournal()  # used when a caller passes no journal
         self._closed = threading.Event()
+        # text to speech is REST, not gRPC (tts.py); a bad STORYC_XAI_REST_URL fails here, before any call
+        self._tts = TtsClient(
+            TtsConfig(
+                base_url=rest_base_url(os.environ, insecure=cfg.insecure),
+                api_key=cfg.api_key,
+                timeout_s=cfg.timeout_s,
+                max_retries=cfg.max_retries,
+                deadline_retries=cfg.deadline_retries,
+                retry_base_s=cfg.retry_base_s,
+                retry_max_delay_s=cfg.retry_max_delay_s,
+            ),
+            closed=self._closed,
+        )
 
     @classmethod
     def from_env(cls, **config_overrides: Any) -> XaiBackend:
@@ -550,7 +566,10 @@ class XaiBackend:
             "duration": int(req.duration_s),
             "aspect_ratio": req.aspect_ratio,
             "resolution": req.resolution,
+            "generate_audio": req.generate_audio,  # audio.native: the clip's own sound, or a silent clip
         }
+        if req.voices:  # the speakers' voices (grok-imagine-video-1.5), <AUDIO_1>... in the prompt
+            start["reference_audios"] = [{"voice_id": voice} for voice in req.voices]
         return self._video_job(req, step, job_key, journal, start, pricing.video_cost(req.duration_s, req.resolution))
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
@@ -720,10 +739,18 @@ class XaiBackend:
         tally.cost += pricing.chat_cost(response.usage)
         return story_plan, tally.result(None, "chat")
 
+    # ── speech ─────────────────────────────────────────────────────────────
+    def text_to_speech(self, req: SpeechRequest) -> CallResult:
+        step = self._step(req, "tts")
+        self._check_open(step)
+        self.rate_limiter.acquire("tts")
+        return self._tts.speak(req.text, req.voice, req.dest, step=step)
+
     def close(self) -> None:
         """Close the channel. Calls still running (a video poll in a worker thread after
         Ctrl-C) stop at their next wait with a BackendError; their jobs stay journaled."""
         self._closed.set()
+        self._tts.close()
         close = getattr(self._client, "close", None)
         if close is not None:
             close()
