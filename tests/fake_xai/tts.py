@@ -7,7 +7,8 @@ service would refuse: a missing or wrong bearer key (401), a body that is not JS
 empty text or one over 15,000 characters, an unknown voice, a missing language (400).
 Every request is recorded (headers, JSON body); faults are injected in order:
 
-    tts.inject("unavailable", times=2)     # 503, then the next request is answered
+    tts.inject("unavailable", times=2)     # 503 twice, then the next request is answered
+    tts.inject("hang", after=1)            # the first request is answered, the second held
 
 Faults: unavailable (503), rate_limited (429), server_error (500), echo_key (401 whose body
 echoes the Authorization header), not_audio (200 with an HTML page), slow (answers after
@@ -104,11 +105,14 @@ class FakeTts:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 status, content_type, body = fake._answer(self.path, dict(self.headers.items()), raw)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed meanwhile
+                    self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -144,10 +148,11 @@ class FakeTts:
         """End every held (hang) request now."""
         self._release.set()
 
-    def inject(self, fault: str, times: int = 1) -> None:
+    def inject(self, fault: str, times: int = 1, *, after: int = 0) -> None:
+        """`fault` for the next `times` requests, once `after` more requests have passed."""
         assert fault in FAULTS, fault
         with self._lock:
-            self._faults.append([fault, times])
+            self._faults.append([fault, times, after])
 
     def answered(self) -> list[TtsRequest]:
         """The requests answered with audio (each one billed by the real service)."""
@@ -157,6 +162,9 @@ class FakeTts:
     # ── the endpoint ─────────────────────────────────────────────────────
     def _next_fault(self) -> str | None:
         for entry in self._faults:
+            if entry[2] > 0:  # not yet: this request passes
+                entry[2] -= 1
+                return None
             if entry[1] > 0:
                 entry[1] -= 1
                 return entry[0]
