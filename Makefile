@@ -1,13 +1,15 @@
 # The two commands of the README: `make demo` and `make test`.
 # Each creates .venv when missing and installs storyc into it in editable mode, so the
-# commands (and the tests) always run the working tree.
+# commands (and the tests) always run the working tree. `make check` runs the fast tests
+# (not slow, no browser; under a minute on 2 cores) and installs only when pyproject.toml
+# changed since the last install.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STORY ?= stories/fox_and_owl.yaml
 
-.PHONY: demo test install venv bench clean
+.PHONY: demo test check install venv bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +20,10 @@ venv: $(BIN)/python
 install: venv
 	$(PIP) install -e ".[test,bench]"
 	$(BIN)/storyc --version
+	touch $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(MAKE) install
 
 demo: install
 	$(BIN)/storyc lint $(STORY)
@@ -25,6 +31,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest tests
+
+check: $(VENV)/.installed
+	$(BIN)/python -m pytest tests -m "not slow and not browser"
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -10,8 +10,13 @@ alternating order, several repetitions of
                                      the comparison favours yamllint. `default` is timed too, for
                                      reference. Lines are kept under 80 columns so neither tool
                                      spends time printing thousands of line-length findings.
+and, for reference, two more front-end figures that used to be timing bounds in tests:
+  * `storyc prompts STORY`           every prompt of the 1,000-scene story (4,008), rendered and printed
+  * `storyc lint BOMB`               a billion-laughs document (10 levels of 10 aliases), refused
+                                     with E104 after a bounded number of node visits
 and prints a table of medians and, last, one JSON line:
-  {"storyc_s": ..., "yamllint_s": ..., "ratio": ...}   (ratio = storyc / yamllint relaxed)
+  {"storyc_s": ..., "yamllint_s": ..., "ratio": ..., "prompts_s": ..., "billion_laughs_s": ...}
+  (ratio = storyc / yamllint relaxed)
 
 Usage: python bench/lint_speed.py [--scenes 1000] [--repeat 7] [--keep PATH]
 """
@@ -132,6 +137,14 @@ def generate_story(scenes: int, seed: int = 7) -> str:
     return "\n".join(out) + "\n"
 
 
+def billion_laughs() -> str:
+    """10 levels of 10 aliases each: 10^10 nodes if expanded (the loader refuses it)."""
+    levels = ["a0: &a0 [" + ", ".join(["lol"] * 10) + "]"]
+    for i in range(1, 10):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "\n".join(levels) + "\n"
+
+
 def tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if not found:
@@ -158,10 +171,14 @@ def main() -> None:
         story.write_text(generate_story(args.scenes), encoding="utf-8")
         if args.keep:
             shutil.copyfile(story, args.keep)
+        bomb = Path(tmp) / "billion_laughs.yaml"
+        bomb.write_text(billion_laughs(), encoding="utf-8")
         commands = {
             "storyc lint": [storyc, "lint", str(story)],
             "yamllint -d relaxed": [yamllint, "-d", "relaxed", "-f", "parsable", str(story)],
             "yamllint (default)": [yamllint, "-f", "parsable", str(story)],
+            "storyc prompts": [storyc, "prompts", str(story)],
+            "storyc lint (billion laughs)": [storyc, "lint", str(bomb)],
         }
         # Warm-up (page cache, .pyc files) and a sanity check of what each tool reports.
         findings = {}
@@ -170,6 +187,8 @@ def main() -> None:
             if "Traceback" in proc.stderr:
                 sys.exit(f"lint_speed: {label} crashed:\n{proc.stderr[-2000:]}")
             findings[label] = (proc.returncode, len(proc.stdout.splitlines()))
+            if label == "storyc lint (billion laughs)" and " E104 " not in proc.stdout:
+                sys.exit(f"lint_speed: the billion-laughs document was not refused with E104:\n{proc.stdout[-2000:]}")
         samples: dict[str, list[float]] = {label: [] for label in commands}
         order = list(commands)
         for rep in range(args.repeat):
@@ -182,10 +201,10 @@ def main() -> None:
         f"story: {args.scenes} scenes, {len(CHARACTERS)} characters, {size / 1024:.0f} KB; "
         f"{args.repeat} alternating repetitions, medians"
     )
-    print(f"{'command':22} {'median s':>9} {'min s':>7} {'max s':>7} {'exit':>5} {'findings':>9}")
+    print(f"{'command':30} {'median s':>9} {'min s':>7} {'max s':>7} {'exit':>5} {'lines out':>9}")
     for label, values in samples.items():
         code, lines = findings[label]
-        print(f"{label:22} {statistics.median(values):9.3f} {min(values):7.3f} {max(values):7.3f} {code:5d} {lines:9d}")
+        print(f"{label:30} {statistics.median(values):9.3f} {min(values):7.3f} {max(values):7.3f} {code:5d} {lines:9d}")
     storyc_s = statistics.median(samples["storyc lint"])
     yamllint_s = statistics.median(samples["yamllint -d relaxed"])
     print(
@@ -194,6 +213,8 @@ def main() -> None:
                 "storyc_s": round(storyc_s, 4),
                 "yamllint_s": round(yamllint_s, 4),
                 "ratio": round(storyc_s / yamllint_s, 3),
+                "prompts_s": round(statistics.median(samples["storyc prompts"]), 4),
+                "billion_laughs_s": round(statistics.median(samples["storyc lint (billion laughs)"]), 4),
             }
         )
     )

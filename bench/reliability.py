@@ -13,10 +13,15 @@ tests/_crashkit.py.
 2. Crashes: kill/resume rounds as in bench/crash_resume.py (SIGKILL at random moments,
    some the instant Prefect's server appears, some during start-up), compared with the
    fault-free build.
+3. Ctrl-C: once a build has finished a step, a second build of the same output folder
+   is started (seconds until it is refused: second_build_refused_s), then SIGINT goes to
+   the first build's process group as a terminal sends it (seconds until it exits with
+   130, its calls in flight finished and recorded: ctrl_c_stop_s).
 
 Prints a table, then one JSON line: builds_run, faults_injected, kills, resumes,
 assets_lost (must be 0), corrupt_files (must be 0), extra_paid_calls (must not exceed
-calls_in_flight_at_kills), identical_final_video, and the details.
+calls_in_flight_at_kills), identical_final_video, second_build_refused_s, ctrl_c_stop_s,
+and the details.
 
     python bench/reliability.py [--kills 10] [--scenes 6] [--seed 7] [--scale 0.1]
 """
@@ -76,6 +81,39 @@ def fault_scenario(
     }
 
 
+def interrupt_scenario(work: Path, story: Path, *, scale: str, latency: str, mark: str) -> dict:
+    """How fast a second build is refused and a Ctrl-C stops a build (tests/test_interrupt.py
+    checks what happens; this times it)."""
+    import signal
+
+    log = work / "interrupt_calls.log"
+    out, cache = work / "interrupt_out", work / "interrupt_cache"
+    env = ck.build_env(log, mark, scale=scale, latency=latency)
+    first = ck.start_build(story, out, cache, env, work / "logs", "interrupt-first")
+    if not (
+        ck.first_call_of(log, first.pid, first) and ck.wait_for_line(out / "state.json", '"status": "done"', 120, first)
+    ):
+        code, _, err = ck.finish(first)
+        return {"error": f"the build ended ({code}) before a step was done: {err.strip().splitlines()[-1:]}"}
+    t0 = time.monotonic()
+    second = ck.start_build(story, out, cache, env, work / "logs", "interrupt-second")
+    refused_code, _, _ = ck.finish(second, timeout_s=120)
+    refused_s = time.monotonic() - t0
+    os.killpg(first.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    code, _, err = ck.finish(first, timeout_s=120)
+    stop_s = time.monotonic() - t0
+    started, durable = ck.read_call_log(log)["by_pid"].get(first.pid, (0, 0))
+    return {
+        "second_build_refused_s": round(refused_s, 2),
+        "second_build_exit_code": refused_code,
+        "ctrl_c_stop_s": round(stop_s, 2),
+        "ctrl_c_exit_code": code,
+        "ctrl_c_calls_in_flight_finished": 0 < started == durable,
+        "ctrl_c_message": (err.strip().splitlines() or [""])[-1][:100],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=10)
@@ -119,10 +157,13 @@ def main() -> None:
         on_kill=on_kill,
     )
 
+    interrupt = interrupt_scenario(work, story, scale=args.scale, latency=args.latency, mark=f"{mark}-interrupt")
+    print(f"Ctrl-C: {json.dumps(interrupt)}", flush=True)
+
     fault_ok = bool(faults.get("completed"))
     result = {
         "story_scenes": args.scenes,
-        "builds_run": 2 + crash["builds_run"],
+        "builds_run": 4 + crash["builds_run"],  # + the fault-free, the faulty and the two Ctrl-C builds
         "faults_injected": faults.get("faults_injected", 0),
         "fault_retries_in_report": faults.get("report_retries", 0),
         "kills": crash["kills"],
@@ -141,9 +182,15 @@ def main() -> None:
         "temp_files_left": crash["temp_files_after_build"] + faults.get("temp_files", 0),
         "leaked_processes": crash["leaked_processes"] + faults.get("leftover_processes", 0),
         "failed_runs": crash["failed_runs"] + (0 if fault_ok else 1),
+        "second_build_refused_s": interrupt.get("second_build_refused_s"),
+        "ctrl_c_stop_s": interrupt.get("ctrl_c_stop_s"),
+        "ctrl_c_clean": interrupt.get("ctrl_c_exit_code") == 130
+        and interrupt.get("second_build_exit_code") == 1
+        and bool(interrupt.get("ctrl_c_calls_in_flight_finished")),
         "wall_s": round(time.monotonic() - t0, 1),
     }
     examples = crash["corrupt_examples"] + crash["leaked_examples"] + ([] if fault_ok else [faults.get("error")])
+    examples += [interrupt["error"]] if "error" in interrupt else []
     if examples:
         result["examples"] = examples
     print()
@@ -162,6 +209,7 @@ def main() -> None:
         and result["extra_paid_calls"] <= result["calls_in_flight_at_kills"]
         and result["leaked_processes"] == 0
         and result["retries_match_faults"]
+        and result["ctrl_c_clean"]
     )
     sys.exit(0 if ok else 1)
 

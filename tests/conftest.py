@@ -64,8 +64,24 @@ def reliability_reference(tmp_path_factory, prefect_harness):
     }
 
 
+KINDS = ("unit", "integration")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that need the in-process Prefect server run last: once it starts, its
+    """Every test says what kind it is: exactly one of `unit` and `integration` (a browser
+    test is an integration test too), so `-m unit` and `make check` select what they say.
+
+    Tests that need the in-process Prefect server run last: once it starts, its
     background threads share the process (and its CPU and `random` state) with every
     later test, so the pure front-end and hypothesis tests go first."""
+    unmarked = []
+    for item in items:
+        kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
+        if len(kinds) != 1 or (item.get_closest_marker("browser") and kinds != ["integration"]):
+            unmarked.append(f"{item.nodeid}: {kinds or 'no kind'}")
+    if unmarked:
+        raise pytest.UsageError(
+            "every test is marked exactly one of unit / integration (browser tests: integration), see CONTRIBUTING.md:\n  "
+            + "\n  ".join(unmarked)
+        )
     items.sort(key=lambda item: "prefect_harness" in getattr(item, "fixturenames", ()))

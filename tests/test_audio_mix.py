@@ -54,6 +54,8 @@ from storyc.media.subtitles import (
 )
 from storyc.model.speech import scene_script
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 WIDTH, HEIGHT = 192, 108
 RATE = 16000  # analysis sample rate
 MUSIC_HZ = 6000

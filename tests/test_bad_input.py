@@ -28,6 +28,7 @@ def snapshot(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*")}
 
 
+@pytest.mark.unit
 def test_index_lists_every_fixture_and_there_are_at_least_30() -> None:
     files = {p.name for p in BAD.iterdir() if p.name != "expected.yaml"}
     assert files == set(EXPECTED)
@@ -53,6 +54,7 @@ def assert_clean_failure(code: int, out: str, err: str, path: str, want_code: st
     assert int(hits[0]["column"]) >= 1
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_bad_fixture(name: str, tmp_path: Path, monkeypatch) -> None:
     before_fixtures = snapshot(BAD)
@@ -63,6 +65,7 @@ def test_bad_fixture(name: str, tmp_path: Path, monkeypatch) -> None:
     assert snapshot(BAD) == before_fixtures, "lint wrote beside the story"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fmt", ["json", "github"])
 def test_bad_fixtures_in_machine_formats(fmt: str, tmp_path: Path, monkeypatch) -> None:
     import json
@@ -81,6 +84,7 @@ def test_bad_fixtures_in_machine_formats(fmt: str, tmp_path: Path, monkeypatch) 
 # ─── generated: too big to commit, or cheaper to make than to store ─────────
 
 
+@pytest.mark.unit
 def test_huge_file(tmp_path: Path, monkeypatch) -> None:
     story = tmp_path / "in" / "huge.yaml"
     story.parent.mkdir()
@@ -96,6 +100,7 @@ def test_huge_file(tmp_path: Path, monkeypatch) -> None:
     assert "bytes" in out and snapshot(work) == {}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text",
     [
@@ -116,6 +121,7 @@ def test_pathologically_deep_nesting(text: str, tmp_path: Path, monkeypatch) -> 
     assert snapshot(work) == {}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_endless_device_is_refused_not_read_forever(device: str, tmp_path: Path, monkeypatch) -> None:
     if not Path(device).exists():
@@ -124,6 +130,7 @@ def test_endless_device_is_refused_not_read_forever(device: str, tmp_path: Path,
     assert_clean_failure(code, out, err, device, "E105", 1)
 
 
+@pytest.mark.unit
 def test_a_directory_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "stories.yaml"
     folder.mkdir()
@@ -131,20 +138,25 @@ def test_a_directory_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     assert_clean_failure(code, out, err, str(folder), "E105", 1)
 
 
+@pytest.mark.unit
 def test_unreadable_file_is_a_diagnostic(tmp_path: Path, monkeypatch) -> None:
     story = tmp_path / "locked.yaml"
     story.write_text("title: T\n")
     story.chmod(0)
-    if os.geteuid() == 0:  # root reads any file: make the read fail as it would for a user
+    if os.geteuid() == 0:  # root reads any file: the OS refuses this one as it would refuse a user
+        real_open = Path.open
 
-        def refuse(path: Path) -> bytes:
-            raise PermissionError(13, "Permission denied", str(path))
+        def refusing_open(path: Path, *args, **kwargs):
+            if path == story:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr("storyc.load.loader._read_bounded", refuse)
+        monkeypatch.setattr(Path, "open", refusing_open)
     code, out, err = run_lint([str(story)], tmp_path, monkeypatch)
     assert_clean_failure(code, out, err, str(story), "E105", 1)
 
 
+@pytest.mark.integration
 def test_all_fixtures_through_the_installed_entry_point(tmp_path: Path) -> None:
     """One real process: every file reported, exit 1, no traceback, nothing written."""
     storyc = shutil.which("storyc", path=str(Path(sys.executable).parent)) or shutil.which("storyc")

@@ -96,6 +96,8 @@ def _copy_cache(first, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     result, backend, out = first_build["result"], first_build["backend"], first_build["root"] / "out"
     assert result.status == "built", result.message
@@ -153,29 +155,30 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     assert info.has_audio and abs(info.duration_s - (9 - 0.5)) < 0.2  # one 0.5 s crossfade
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_noop_rebuild_is_up_to_date_without_prefect(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     code = (
-        "import sys, json, time\n"
-        "t = time.perf_counter()\n"
+        "import sys, json\n"
         "from storyc.build.options import BuildOptions\n"
         "from storyc.build.pipeline import run_build\n"
         f"r = run_build(BuildOptions(story={str(first_build['story'])!r}, out_dir={str(tmp_path / 'out')!r},"
         f" cache_dir={str(cache)!r}, backend='offline'))\n"
         "print(json.dumps({'status': r.status, 'calls': r.report['api_calls_total'], 'hits': r.report['cache_hits'],"
-        " 'prefect': 'prefect' in sys.modules, 's': time.perf_counter() - t}))\n"
+        " 'prefect': 'prefect' in sys.modules}))\n"
     )
-    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
-    wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert data == {**data, "status": "up_to_date", "calls": 0, "hits": 10, "prefect": False}
-    assert wall < 5  # the goal (< 1.5 s) is measured by bench/incremental.py
+    # its time (goal < 1.5 s) is measured by bench/incremental.py
+    assert data == {"status": "up_to_date", "calls": 0, "hits": 10, "prefect": False}
     # restored from the cache into a fresh folder: identical bytes
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_editing_one_scene_reruns_only_it_and_its_chain(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     story = _story(tmp_path / "s", STORY.replace("action: Bo runs to Ava and waves", "action: Bo cartwheels to Ava"))
@@ -186,6 +189,8 @@ def test_editing_one_scene_reruns_only_it_and_its_chain(first_build, tmp_path):
     assert {what for _, what in backend.log} == {"keyframe:2", "video:2", "keyframe:3", "video:3"}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
     story = first_build["story"]
     crashing = FakeBackend(SCORES, fail_after=9)  # dies mid-way through keyframe 1's loop
@@ -208,6 +213,8 @@ def test_resume_after_a_crash_pays_nothing_twice(first_build, tmp_path):
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == first_build["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_transient_errors_are_retried_and_counted(first_build, tmp_path):
     flaky = FakeBackend(SCORES, transient_every=5)
     result, _ = _build(
@@ -239,6 +246,8 @@ class _BilledFailureOnFirstClip(FakeBackend):
         return super().image_to_video(req, job_key=job_key, journal=journal)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp_path):
     backend = _BilledFailureOnFirstClip()
     result, _ = _build(
@@ -254,6 +263,8 @@ def test_billed_failed_calls_count_in_the_report_and_the_budget(first_build, tmp
     assert result.report["cost_usd"] == pytest.approx(first_build["result"].report["cost_usd"] + 0.21, abs=1e-6)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_select_builds_only_the_selection(first_build, tmp_path):
     story = first_build["story"]
     missing, _ = _build(story, tmp_path / "out", tmp_path / "cache", select="scene:2")
@@ -270,6 +281,8 @@ def test_select_builds_only_the_selection(first_build, tmp_path):
 EXHAUSTED = {"*": [0.1], **{(f"keyframe:{n}", "keyframe"): [0.5] for n in (1, 2, 3)}}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("scores,bound", [({}, "calls_min"), (EXHAUSTED, "calls_max")], ids=["min", "max"])
 def test_dry_run_matches_counted_calls(first_build, tmp_path, scores, bound):
     story = first_build["story"]
@@ -282,6 +295,8 @@ def test_dry_run_matches_counted_calls(first_build, tmp_path, scores, bound):
     assert counted == dry.dry_run[bound]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_path):
     # sheets ($0.063) and keyframe 1 ($0.063) fit; video 1 (3 s at 720p: $0.21) would not
     result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", max_cost=0.2)
@@ -294,6 +309,8 @@ def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_pa
     assert again.status == "up_to_date"
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, tmp_path):
     from typer.testing import CliRunner
 
@@ -328,6 +345,8 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     assert r.exit_code == 1 and "Zed" in r.output and not (tmp_path / "outbad").exists()
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_force_regenerates_everything_selected(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")
@@ -338,6 +357,8 @@ def test_force_regenerates_everything_selected(first_build, tmp_path):
     assert steps["assemble"] == steps["script"] == "skipped"  # downstream of the selection, not selected
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_build):
     from typer.testing import CliRunner
 
@@ -363,6 +384,8 @@ def test_graph_after_a_build_shows_every_step_cached_with_its_build_key(first_bu
     assert {sid: s["key"] for sid, s in steps.items()} == {sid: rec["key"] for sid, rec in state["steps"].items()}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     story = _story(tmp_path / "s", STORY.replace("transition: crossfade", "transition: cut"))
@@ -383,6 +406,7 @@ def test_a_transition_edit_reassembles_without_prefect_or_backend(first_build, t
     assert abs(probe(tmp_path / "out" / "final_video.mp4").duration_s - 9) < 0.2  # no crossfade now
 
 
+@pytest.mark.unit
 def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     import threading
 
@@ -391,23 +415,39 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     monkeypatch.setenv("STORYC_CONCURRENCY", "video=2")
     limits = Limits(rates={"image": 20.0})
     assert limits.concurrency["video"] == 2 and limits.rates == {"image": 20.0, "video": 1.0}
-    active, peak, lock = [0], [0], threading.Lock()
+    capped = Limits(rates={"video": 0})  # the cap alone (the 1/s rate would make this test slow)
+    assert capped.concurrency["video"] == 2 and "video" not in capped.rates
+    # Six clips ask for the cap of two: the first two in hold it until every clip has
+    # arrived at it, so the other four are made to wait, and none may get in beside them.
+    arrived, inside, peak, done = [0], [0], [0], [0]
+    changed, release = threading.Condition(), threading.Event()
 
     def clip():
         with limits.throttle("vision"):  # not rate limited, capped at 8
             pass
-        with limits._sems["video"]:  # the cap alone (the 1/s rate would make this test slow)
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-            time.sleep(0.05)
-            with lock:
-                active[0] -= 1
+        with changed:
+            arrived[0] += 1
+            changed.notify_all()
+        with capped.throttle("video"):
+            with changed:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+                changed.notify_all()
+            release.wait(timeout=60)
+            with changed:
+                inside[0] -= 1
+                done[0] += 1
 
     threads = [threading.Thread(target=clip) for _ in range(6)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    assert peak[0] == 2
+    for t in threads:
+        t.start()
+    with changed:
+        assert changed.wait_for(lambda: arrived[0] == 6 and inside[0] >= 2, timeout=60), (arrived, inside)
+        held = inside[0]
+    release.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert held == 2 and done[0] == 6 and peak[0] == 2
     t0 = time.perf_counter()
     for _ in range(5):
         with limits.throttle("image"):
@@ -415,6 +455,7 @@ def test_per_kind_limits_cap_concurrency_and_rate(monkeypatch):
     assert time.perf_counter() - t0 >= 4 / 20.0 * 0.9  # 5 images at 20/s: at least 4 intervals
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "fix_prompt, expected",
     [
@@ -443,10 +484,11 @@ def test_fix_target_unwraps_the_judges_fix_prompt(fix_prompt, expected):
     assert fix_target(score) == expected
 
 
+@pytest.mark.unit
 def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_otherwise(monkeypatch, capsys):
     import io
 
-    from storyc.cli import app as cli
+    from storyc.cli import progress
     from storyc.model.state import StepRecord
 
     def record(sid):
@@ -462,13 +504,13 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
         ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
     ]
     # not a terminal: nothing but one line per finished step
-    plain = cli._Progress(total=0)
+    plain = progress.BuildProgress(total=0)
     for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
         plain(event, data)
     assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
     # a terminal: a live row per running step, with its calls, gone when the step ends
-    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True, raising=False)
-    live = cli._Progress(total=0)
+    monkeypatch.setattr(progress.sys.stdout, "isatty", lambda: True, raising=False)
+    live = progress.BuildProgress(total=0)
     live.rich.console.file = io.StringIO()
     for event, data in events:
         live(event, data)
@@ -482,6 +524,7 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     assert "done    character:Ava" in live.rich.console.file.getvalue()
 
 
+@pytest.mark.unit
 def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     from storyc.run.budget import Budget
     from storyc.run.errors import BudgetExceeded
@@ -496,6 +539,8 @@ def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     assert "video:3" in budget.stopped
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tmp_path):
     """Keyframe 2's loop ends at 0.6 (below the 0.8 threshold); its clip's last frame scores
     0.58: it did not drift, so no video edit is paid for. Clip 3 falls from 0.9 to 0.5: corrected."""

@@ -14,6 +14,7 @@ from storyc.store.fsutil import atomic_write_bytes, remove_stale_temps
 from storyc.store.hashing import canonical_json, digest, file_sha256
 
 
+@pytest.mark.unit
 def test_canonical_json_ignores_key_order_and_refuses_unstable_types():
     assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
     assert digest({"a": 1}) != digest({"a": 1.5})
@@ -24,6 +25,7 @@ def test_canonical_json_ignores_key_order_and_refuses_unstable_types():
         digest({"x": float("nan")})
 
 
+@pytest.mark.integration
 def test_digest_is_stable_across_processes():
     value = {"prompt": "Ember — fox", "refs": ["a", "b"], "n": 3}
     code = f"from storyc.store.hashing import digest; print(digest({value!r}))"
@@ -44,6 +46,7 @@ def _entry(cache: Cache, tmp_path: Path, content: bytes = b"frame bytes") -> tup
     return key, entry, sha
 
 
+@pytest.mark.unit
 def test_hit_miss_and_layout(tmp_path):
     cache = Cache(tmp_path / "cache")
     key, entry, sha = _entry(cache, tmp_path)
@@ -63,6 +66,7 @@ def test_hit_miss_and_layout(tmp_path):
     assert dest.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.unit
 def test_a_corrupt_blob_is_a_miss_and_is_removed(tmp_path):
     cache = Cache(tmp_path / "cache")
     key, entry, sha = _entry(cache, tmp_path)
@@ -75,6 +79,7 @@ def test_a_corrupt_blob_is_a_miss_and_is_removed(tmp_path):
     assert not blob.exists()
 
 
+@pytest.mark.unit
 def test_a_truncated_metadata_file_is_a_miss(tmp_path):
     cache = Cache(tmp_path / "cache")
     key, entry, _ = _entry(cache, tmp_path)
@@ -84,12 +89,14 @@ def test_a_truncated_metadata_file_is_a_miss(tmp_path):
     assert cache.get_step(key) is None
 
 
+@pytest.mark.unit
 def test_entries_must_name_stored_blobs(tmp_path):
     cache = Cache(tmp_path / "cache")
     with pytest.raises(ValueError):
         cache.put_step(digest("k"), {"files": {"a.jpg": "f" * 64}, "outputs": {}})
 
 
+@pytest.mark.unit
 def test_call_memo_round_trip(tmp_path):
     cache = Cache(tmp_path / "cache")
     key = digest({"call": 1})
@@ -98,6 +105,7 @@ def test_call_memo_round_trip(tmp_path):
     assert cache.get_step(key) is None  # separate tables
 
 
+@pytest.mark.unit
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     dest = tmp_path / "d" / "state.json"
     atomic_write_bytes(dest, b"one")
@@ -106,6 +114,7 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     assert [p.name for p in dest.parent.iterdir()] == ["state.json"]
 
 
+@pytest.mark.integration
 def test_stale_temps_of_dead_processes_are_removed(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(proc.stdout)

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _events import watch
 from _fake_backend import FakeBackend
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
@@ -28,6 +29,8 @@ from storyc.graph.resolve import resolve
 from storyc.store.cache import Cache
 from storyc.store.prune import apply_prune, plan_prune
 from storyc.store.state import BuildLock
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCALE = "0.1"
 STYLE = "flat vector illustration with bold outlines and soft pastel shading"
@@ -68,25 +71,23 @@ def _story(folder: Path, text: str) -> Path:
 
 
 class _CallTruth:
-    """Records, for each per-call entry written, the key of the step that made it."""
+    """Records, for each per-call entry written, the key of the step that made it (from
+    storyc's `storyc.run.call_cached` audit event, tests/_events.py)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self):
         self.step_of: dict[str, str] = {}
-        original = Cache.put_call
 
-        def spy(cache, key, entry):
-            from storyc.run.calls import StepRun
+    def __call__(self, event: str, args: tuple) -> None:
+        if event == "storyc.run.call_cached":
+            call_key, step_key, _kind = args
+            self.step_of[call_key] = step_key
 
-            frame = sys._getframe(1)
-            while frame is not None:  # up to the StepRun making the call
-                maker = frame.f_locals.get("self")
-                if isinstance(maker, StepRun):
-                    self.step_of[key] = maker.key
-                    break
-                frame = frame.f_back
-            return original(cache, key, entry)
 
-        monkeypatch.setattr(Cache, "put_call", spy)
+@pytest.fixture
+def call_truth():
+    """A _CallTruth watching every build of the test."""
+    with watch(_CallTruth()) as truth:
+        yield truth
 
 
 def _build(story: Path, out: Path, cache: Path, backend=None):
@@ -122,12 +123,13 @@ def shared(tmp_path_factory, prefect_harness):
     mp = pytest.MonkeyPatch()
     mp.setenv("STORYC_RENDER_SCALE", SCALE)
     mp.delenv("XAI_API_KEY", raising=False)
-    truth = _CallTruth(mp)
+    truth = _CallTruth()
     root = tmp_path_factory.mktemp("shared")
     a, b = _story(root / "a", STORY_A), _story(root / "b", STORY_B)
-    for story, name in ((a, "a"), (b, "b")):
-        result, _ = _build(story, root / "out" / name, root / "cache")
-        assert result.status == "built", result.message
+    with watch(truth):
+        for story, name in ((a, "a"), (b, "b")):
+            result, _ = _build(story, root / "out" / name, root / "cache")
+            assert result.status == "built", result.message
     yield {
         "root": root,
         "a": a,
@@ -163,9 +165,9 @@ def test_a_prune_with_nothing_unreachable_removes_nothing(work):
     assert apply_prune(plan) == 0 and _files(work["cache"]) == before
 
 
-def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, monkeypatch):
+def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, shared, call_truth):
     cache, a, b = work["cache"], work["a"], work["b"]
-    truth = _CallTruth(monkeypatch)
+    truth = call_truth
     truth.step_of.update(shared["truth"].step_of)
     a.write_text(STORY_A.replace(*EDIT))
     after_edit = _keys(a, cache)
@@ -231,9 +233,9 @@ def test_after_an_edit_prune_removes_exactly_the_unreachable_entries(work, share
 
 
 def _human(n: int) -> str:
-    from storyc.cli.app import _size
+    from storyc.cli.output import human_size
 
-    return _size(n)
+    return human_size(n)
 
 
 def test_freed_bytes_equal_the_decrease_on_disk(work):
@@ -247,9 +249,9 @@ def test_freed_bytes_equal_the_decrease_on_disk(work):
     assert freed == dry == before - sum(_files(cache).values()) > 0
 
 
-def test_calls_of_a_crashed_step_survive_prune_and_are_replayed(work, shared, monkeypatch):
+def test_calls_of_a_crashed_step_survive_prune_and_are_replayed(work, shared, call_truth):
     cache, a, b = work["cache"], work["a"], work["b"]
-    truth = _CallTruth(monkeypatch)
+    truth = call_truth
     a.write_text(STORY_A.replace(*EDIT))
     crashing = FakeBackend(SCORES, fail_after=1)  # keyframe 2's compose is paid, its check crashes
     crashed, _ = _build(a, work["tmp"] / "out_a", cache, backend=crashing)

@@ -35,6 +35,8 @@ import _crashkit as ck
 from conftest import RELIABILITY_SCENES as SCENES
 from storyc.store.hashing import file_sha256
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 SEED = 20261125
 
 

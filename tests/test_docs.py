@@ -12,6 +12,8 @@ import pytest
 from storyc.lint import lint_path
 from storyc.lint.format import summary_line
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")])
 # Pages other branches are writing; a link to one is accepted while it does not exist yet,

@@ -102,6 +102,7 @@ def no_leftovers(folder):
     return [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # temp files are hidden
 
 
+@pytest.mark.unit
 def test_sniff_kind():
     assert [sniff_kind(b) for b in (JPEG[:16], PNG[:16], MP4[:16], b"<html>", b"")] == [
         "jpeg",
@@ -112,12 +113,14 @@ def test_sniff_kind():
     ]
 
 
+@pytest.mark.integration
 def test_downloads_a_jpeg_atomically(server, tmp_path):
     dest = tmp_path / "sub" / "a.jpg"
     assert fetch(server + "/ok.jpg", dest) == dest
     assert dest.read_bytes() == JPEG and no_leftovers(dest.parent)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "url, allow",
     [
@@ -134,6 +137,7 @@ def test_refuses_non_https_urls_without_any_request(url, allow, tmp_path):
     assert not (tmp_path / "a.jpg").exists()
 
 
+@pytest.mark.unit
 def test_https_and_loopback_rules():
     check_url("https://cdn.x.ai/a.jpg")
     check_url("http://localhost:8000/a.jpg", allow_loopback_http=True)
@@ -142,6 +146,7 @@ def test_https_and_loopback_rules():
         check_url("http://10.0.0.1/a.jpg", allow_loopback_http=True)
 
 
+@pytest.mark.integration
 def test_refuses_oversized_bodies(server, tmp_path):
     with pytest.raises(DownloadRefused, match="cap"):
         fetch(server + "/ok.jpg", tmp_path / "a.jpg", max_bytes=len(JPEG) - 1)  # by Content-Length
@@ -150,6 +155,7 @@ def test_refuses_oversized_bodies(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.integration
 def test_refuses_wrong_content(server, tmp_path):
     with pytest.raises(DownloadRefused, match="not a JPEG/PNG file.*unknown content"):
         fetch(server + "/page.html", tmp_path / "a.jpg", allowed_kinds=("jpeg", "png"))
@@ -160,12 +166,14 @@ def test_refuses_wrong_content(server, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "d.png"]
 
 
+@pytest.mark.integration
 def test_detects_a_truncated_body(server, tmp_path):
     with pytest.raises(DownloadTruncated, match="100 of") as info:
         fetch(server + "/truncated", tmp_path / "a.jpg")
     assert info.value.retryable and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path, code", [("/gone", 404), ("/expired", 410)])
 def test_gone_urls_are_asset_expired(server, tmp_path, path, code):
     with pytest.raises(AssetExpired, match=f"HTTP {code}") as info:
@@ -174,6 +182,7 @@ def test_gone_urls_are_asset_expired(server, tmp_path, path, code):
     assert "SECRETSIGNATURE" not in str(info.value)  # signed URLs: the query never shows
 
 
+@pytest.mark.integration
 def test_server_errors_are_retryable_download_errors(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 503") as info:
         fetch(server + "/boom", tmp_path / "a.jpg")
@@ -183,12 +192,14 @@ def test_server_errors_are_retryable_download_errors(server, tmp_path):
     assert info.value.retryable
 
 
+@pytest.mark.integration
 def test_redirects_follow_the_same_rule(server, tmp_path):
     assert fetch(server + "/to-local", tmp_path / "a.jpg").read_bytes() == JPEG
     with pytest.raises(DownloadRefused, match="only https"):
         fetch(server + "/to-remote-http", tmp_path / "b.jpg")
 
 
+@pytest.mark.integration
 def test_a_failed_download_leaves_the_previous_file(server, tmp_path):
     dest = tmp_path / "a.jpg"
     dest.write_bytes(b"previous")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _crashkit import make_story, verify_tree
+from _events import watch
 from storyc.backends.offline import faults as offline_faults
 from storyc.backends.offline.backend import OfflineBackend
 from storyc.build.options import BuildOptions
@@ -28,7 +30,7 @@ from storyc.store.hashing import file_sha256
 ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(autouse=True)
@@ -40,49 +42,42 @@ def _env(monkeypatch):
 
 
 class _Tries:
-    """Records every call the offline backend starts (with its request identity and the
-    asset it writes) and which ones succeeded, by patching the backend class."""
+    """Every try the offline backend starts (by request identity) and every asset it wrote,
+    from its audit events (tests/_events.py)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self):
         self.started: Counter[str] = Counter()  # request identity → tries
         self.written: Counter[str] = Counter()  # asset (out-relative dest) → successful generations
-        self.faults: Counter[str] = Counter()
-        self.backends: list[OfflineBackend] = []
-        original_enter, original_done, original_init = (
-            OfflineBackend._enter,
-            OfflineBackend._done,
-            OfflineBackend.__init__,
-        )
-        tries = self
+        self._lock = threading.Lock()
 
-        def init(backend, *a, **k):
-            original_init(backend, *a, **k)
-            tries.backends.append(backend)
-
-        def enter(backend, kind, latency_kind, identity, dest):
-            tries.started[identity] += 1
-            return original_enter(backend, kind, latency_kind, identity, dest)
-
-        def done(backend, kind, path, **meta):
-            if path is not None:
-                tries.written[Path(path).as_posix().split("/out/", 1)[-1]] += 1
-            return original_done(backend, kind, path, **meta)
-
-        monkeypatch.setattr(OfflineBackend, "__init__", init)
-        monkeypatch.setattr(OfflineBackend, "_enter", enter)
-        monkeypatch.setattr(OfflineBackend, "_done", done)
-
-    def injected(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for backend in self.backends:
-            total.update(backend.faults_injected)
-        return total
+    def __call__(self, event: str, args: tuple) -> None:
+        with self._lock:
+            if event == "storyc.offline.call_started":
+                self.started[args[1]] += 1
+            elif event == "storyc.offline.call_done" and args[1] is not None:
+                self.written[Path(args[1]).as_posix().split("/out/", 1)[-1]] += 1
 
 
-def _build(story: Path, root: Path):
+def _build(story: Path, root: Path, backend: OfflineBackend | None = None):
     return run_build(
-        BuildOptions(story=story, out_dir=root / "out", cache_dir=root / "cache", backend="offline", retry=FAST_RETRY)
+        BuildOptions(
+            story=story,
+            out_dir=root / "out",
+            cache_dir=root / "cache",
+            backend="offline",
+            retry=FAST_RETRY,
+            backend_factory=(lambda name: backend) if backend is not None else None,
+        )
     )
+
+
+def _watched_build(story: Path, root: Path):
+    """A build on an offline backend made here (its faults from the environment, as a user
+    sets them), with its tries counted."""
+    backend, tries = OfflineBackend(), _Tries()
+    with watch(tries):
+        result = _build(story, root, backend)
+    return result, tries, backend
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +101,7 @@ def clean_build(story, tmp_path_factory):
 def test_faulty_build_matches_the_fault_free_build(story, clean_build, tmp_path, monkeypatch):
     clean_root, clean_report = clean_build
     monkeypatch.setenv(offline_faults.FAULTS_ENV, ISSUE_FAULTS)
-    tries = _Tries(monkeypatch)
-    result = _build(story, tmp_path)
+    result, tries, backend = _watched_build(story, tmp_path)
     assert result.status == "built", result.message
     report = json.loads((tmp_path / "out" / "report.json").read_text())
 
@@ -115,7 +109,7 @@ def test_faulty_build_matches_the_fault_free_build(story, clean_build, tmp_path,
     assert file_sha256(tmp_path / "out" / "final_video.mp4") == file_sha256(clean_root / "out" / "final_video.mp4")
 
     # faults of every kind were injected, and every one of them is a counted retry
-    injected = tries.injected()
+    injected = backend.faults_injected
     assert set(injected) == set(offline_faults.FAULT_KINDS), injected
     assert report["retries"] == sum(injected.values()) == sum(tries.started.values()) - report["api_calls_total"]
     assert sum(s["retries"] for s in report["steps"]) == report["retries"]
@@ -127,7 +121,7 @@ def test_faulty_build_matches_the_fault_free_build(story, clean_build, tmp_path,
 
     # no request is tried more often than the retry policy allows, no asset made twice
     assert max(tries.started.values()) <= 1 + FAST_RETRY.max_retries
-    assert max(tries.started.values()) <= 1 + tries.backends[0].fault_plan.max_consecutive
+    assert max(tries.started.values()) <= 1 + backend.fault_plan.max_consecutive
     assert tries.written and set(tries.written.values()) == {1}, tries.written
 
     # every file complete and matching its recorded hash; no temp file left behind
@@ -140,8 +134,7 @@ def test_a_call_failing_past_its_retries_fails_its_step_cleanly(story, tmp_path,
     exactly 1 + max_retries times, nothing is generated, and the build says which steps
     failed and why, with finished work kept (none here) and no traceback."""
     monkeypatch.setenv(offline_faults.FAULTS_ENV, "ratelimit=1.0,max=50,seed=1")
-    tries = _Tries(monkeypatch)
-    result = _build(story, tmp_path)
+    result, tries, _ = _watched_build(story, tmp_path)
     assert result.status == "failed"
     assert "character:Ava" in result.message and "rate limited (simulated 429)" in result.message
     assert "Traceback" not in result.message

@@ -21,6 +21,8 @@ from storyc.store.fsutil import (
     temp_path_for,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _dead_pid() -> int:
     return int(

@@ -76,6 +76,7 @@ def story_path(tmp_path) -> Path:
     return _write_story(tmp_path / "s")
 
 
+@pytest.mark.unit
 def test_edges_follow_slots_chaining_and_pins(story_path):
     plan = _plan(story_path)
     deps = {sid: set(s.deps) for sid, s in plan.steps.items()}
@@ -111,6 +112,16 @@ KEY_CASES = [
     ("scene 2 transition", _mutate_set(("scenes", 1, "transition"), "cut"), {"assemble"}),
     ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
     ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
+    # the checks name the scene by its title; the offline animatic's caption band shows it
+    ("scene 2 title", _mutate_set(("scenes", 1, "title"), "Bo waves"), {"keyframe:2", "video:2"}),
+    # a line gives the scene a speech step and the story a sound pass (the assembly); the
+    # subtitles show it, so the offline clip does not (see test_sound_graph.py)
+    (
+        "scene 2 dialogue",
+        _mutate_set(("scenes", 1, "dialogue"), [{"speaker": "Bo", "line": "Hello!"}]),
+        {"assemble"},
+    ),
+    ("scene 2 narration", _mutate_set(("scenes", 1, "narration"), "Bo came running."), {"assemble"}),
     (
         "Bo visual_description",
         _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
@@ -139,6 +150,7 @@ KEY_CASES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name,mutate,expected", KEY_CASES, ids=[c[0] for c in KEY_CASES])
 def test_an_edit_changes_exactly_the_keys_it_should(tmp_path, name, mutate, expected):
     base = YAML(typ="safe").load(STORY)
@@ -150,6 +162,7 @@ def test_an_edit_changes_exactly_the_keys_it_should(tmp_path, name, mutate, expe
     assert changed == expected | {"script"}
 
 
+@pytest.mark.unit
 def test_input_file_content_is_part_of_the_key(story_path):
     before = _plan(story_path).steps
     (story_path.parent / "cy.png").write_bytes(b"\x89PNG another drawing")
@@ -159,6 +172,7 @@ def test_input_file_content_is_part_of_the_key(story_path):
     assert changed == {"character:Cy", "keyframe:5"}  # downstream keys follow through their outputs
 
 
+@pytest.mark.unit
 def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_path):
     from storyc.resources import prompts_dir
 
@@ -172,6 +186,22 @@ def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_p
     assert changed == {f"video:{i}" for i in range(1, 6)}
 
 
+@pytest.mark.unit
+def test_a_paid_clip_is_not_rekeyed_by_what_only_the_offline_captions_show(tmp_path):
+    base = YAML(typ="safe").load(STORY)
+    data = copy.deepcopy(base)
+    data["scenes"][1]["narration"] = "Bo came running."  # spoken by text to speech, not the clip
+    before = _plan(_write_story(tmp_path / "a", base), backend="xai").steps
+    after = _plan(_write_story(tmp_path / "b", data), backend="xai").steps
+    changed = {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint}
+    assert changed == {"assemble", "script"}  # a sound pass now, and no clip re-keyed
+    data["scenes"][1]["dialogue"] = [{"speaker": "Bo", "line": "Hello!"}]  # the clip speaks a line
+    again = _plan(_write_story(tmp_path / "c", data), backend="xai").steps
+    changed = {sid for sid in after if after[sid].fingerprint != again[sid].fingerprint}
+    assert changed == {"speech:2", "video:2", "script"}  # its estimated timing, and the clip that speaks it
+
+
+@pytest.mark.unit
 def test_backend_and_render_scale_are_part_of_every_media_key(story_path, monkeypatch):
     monkeypatch.delenv("STORYC_RENDER_SCALE", raising=False)
     offline = _plan(story_path).steps
@@ -182,6 +212,7 @@ def test_backend_and_render_scale_are_part_of_every_media_key(story_path, monkey
     assert all(offline[s].fingerprint != small[s].fingerprint for s in ALL_MEDIA)
 
 
+@pytest.mark.unit
 def test_keys_resolve_progressively_from_upstream_outputs(story_path):
     plan = _plan(story_path)
     digest_a = outputs_digest({"a.jpg": "1" * 64}, {"sheet": "a.jpg"})
@@ -211,17 +242,20 @@ SELECT_CASES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("spec,expected", SELECT_CASES, ids=[c[0] for c in SELECT_CASES])
 def test_selection(story_path, spec, expected):
     assert _plan(story_path).select(spec) == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("spec", ["scene:9", "character:Nobody", "frame:1", "scene", "!!"])
 def test_bad_selection_is_a_clear_error(story_path, spec):
     with pytest.raises(SelectionError):
         _plan(story_path).select(spec)
 
 
+@pytest.mark.unit
 def test_dry_run_estimate_bounds(story_path):
     plan = _plan(story_path)
     est = planned_calls(plan, plan.order)
@@ -232,6 +266,7 @@ def test_dry_run_estimate_bounds(story_path):
     assert 0 < est["cost_min_usd"] < est["cost_max_usd"]
 
 
+@pytest.mark.integration
 def test_graph_command_prints_keys_without_importing_prefect(story_path):
     code = (
         "import sys, json\n"
@@ -251,6 +286,7 @@ def test_graph_command_prints_keys_without_importing_prefect(story_path):
     assert not any(s["cached"] for s in steps.values())
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fmt,needle", [("mermaid", "flowchart LR"), ("dot", "digraph storyc")])
 def test_graph_text_formats(story_path, fmt, needle):
     from typer.testing import CliRunner
@@ -262,6 +298,7 @@ def test_graph_text_formats(story_path, fmt, needle):
     assert needle in r.output and "keyframe:4" in r.output and "pending" in r.output
 
 
+@pytest.mark.unit
 def test_graph_usage_errors(tmp_path):
     from typer.testing import CliRunner
 
@@ -270,6 +307,7 @@ def test_graph_usage_errors(tmp_path):
     assert CliRunner().invoke(app, ["graph", str(tmp_path / "missing.yaml")]).exit_code == 2
 
 
+@pytest.mark.unit
 def test_graph_refuses_a_story_with_lint_errors(story_path):
     from typer.testing import CliRunner
 

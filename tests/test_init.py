@@ -18,6 +18,8 @@ from ruamel.yaml import YAML
 
 from storyc.author.scaffold import FILES, template_bytes
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # storyc, pre-commit: the test interpreter's scripts
 SCAFFOLD = [rel for rel, _ in FILES]
@@ -252,6 +254,7 @@ def test_workflow_shape_and_secret_handling(project):
     assert "storyc lint" in lint and "--format github" in lint
 
 
+@pytest.mark.slow
 def test_workflow_runs_locally_lint_render_and_the_uploaded_files_exist(project, tmp_path):
     root = copy_project(project, tmp_path)
     ran = []
@@ -434,6 +437,7 @@ def test_repository_hooks_file_and_the_scaffold_hook_agree():
     )
 
 
+@pytest.mark.slow
 def test_repository_hook_installs_and_runs_through_pre_commit_try_repo(project, tmp_path):
     """pre-commit builds its own venv and pip-installs storyc (HEAD of this repository) with
     every dependency: ~40 s with a warm pip cache."""

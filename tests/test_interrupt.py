@@ -1,7 +1,7 @@
 """Ctrl-C, the build lock, and an output folder that cannot be written (issue 5).
 
 - Ctrl-C (SIGINT to the process group of a running `storyc build`, as a terminal sends
-  it; subprocess, simulated latencies): exit code 130 within seconds,
+  it; subprocess, simulated latencies): exit code 130 (how fast: bench/reliability.py),
   one line saying how to resume (with the same --out/--cache), the call in flight is
   finished and recorded, state.json saved; the resumed build (the printed command, as
   is) finishes, matches an uninterrupted build byte for byte and pays nothing twice.
@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +59,8 @@ def _last_line(text: str) -> str:
 # ─── Ctrl-C and the lock ────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_reference, tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(SCENES))
@@ -69,8 +70,8 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     assert ck.first_call_of(log, first.pid, first), ck.finish(first)
     assert ck.wait_for_line(out / "state.json", '"status": "done"', 30, first)  # a step has finished
 
-    # the second build of the same story and output folder is refused at once
-    t0 = time.monotonic()
+    # the second build of the same story and output folder is refused at once (its time is
+    # measured by bench/reliability.py)
     state_before = (out / "state.json").read_bytes()
     second = ck.start_build(story, out, cache, ck.build_env(log, mark + "-second"), tmp_path / "logs", "second")
     code, stdout, stderr = ck.finish(second, timeout_s=60)
@@ -79,7 +80,7 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
         f"storyc build: another storyc build (pid {first.pid}) is writing {out}; "
         "wait for it to finish or use --out for a different folder"
     )
-    assert "Traceback" not in stderr + stdout and time.monotonic() - t0 < 30
+    assert "Traceback" not in stderr + stdout
     assert second.pid not in ck.read_call_log(log)["by_pid"]  # it called nothing
     assert first.poll() is None  # and the first build goes on
 
@@ -87,15 +88,12 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     # leads its own group here). Prefect's temporary server and ffmpeg run in their own
     # sessions, so they are not hit: the render in flight finishes, the server stays up.
     os.killpg(first.pid, signal.SIGINT)
-    t0 = time.monotonic()
-    code, stdout, stderr = ck.finish(first, timeout_s=60)
-    stopped_s = time.monotonic() - t0
+    code, stdout, stderr = ck.finish(first, timeout_s=60)  # how fast it stops: bench/reliability.py
     assert code == 130, stderr
     assert "Traceback" not in stderr + stdout, stderr
     message = _last_line(stderr)
     assert message.startswith("storyc build: interrupted (") and "; state saved. Resume with: storyc build " in message
     assert f"--out {out}" in message and f"--cache {cache}" in message
-    assert stopped_s < 15
 
     # in-flight work was finished and recorded: every call started has its result in the cache
     started, durable = ck.read_call_log(log)["by_pid"][first.pid]
@@ -134,6 +132,8 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     assert ck.leftover_processes(mark + "-resume", grace_s=4.0) == []
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c(tmp_path):
     # CI runners and `timeout` cancel with SIGTERM to the build's pid alone.
     story = tmp_path / "story.yaml"
@@ -156,6 +156,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     assert left == []
 
 
+@pytest.mark.unit
 def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -170,6 +171,7 @@ def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.unit
 def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
     """The same rule without a subprocess: while a lock holder lives, build refuses; the
     refusal neither writes nor deletes anything; after release the folder is usable."""
@@ -195,6 +197,7 @@ def test_the_lock_refuses_in_process_and_is_released_after(tmp_path):
         pass
 
 
+@pytest.mark.unit
 def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -246,15 +249,18 @@ def _assert_clear_error(result, *needles: str) -> str:
     return errors[-1]
 
 
+@pytest.mark.unit
 def test_output_folder_below_a_file_is_a_clear_error(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     r = runner.invoke(app_(), ["build", str(story), "--out", str(blocker / "out"), "--cache", str(tmp_path / "c")])
-    _assert_clear_error(r, "Not a directory", str(blocker))
+    _assert_clear_error(r, f"{blocker} is a file, so no folder can be made inside it")
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_read_only_output_folder_is_a_clear_error(tmp_path):
     story = tmp_path / "story.yaml"
     story.write_text(ck.make_story(1))
@@ -268,6 +274,8 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path):
         _assert_clear_error(r, "Read-only file system")
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliability_reference, tmp_path):
     # e.g. a team's cache mounted read-only on a reviewer's machine: nothing to write, so no
     # lock file can be made there, and the build still restores every step from it
@@ -296,6 +304,8 @@ def test_a_read_only_cache_that_holds_every_step_still_restores_a_build(reliabil
         assert file_sha256(tmp_path / "out" / "final_video.mp4") == reliability_reference["final"]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(
     reliability_reference, tmp_path, monkeypatch
 ):
@@ -366,6 +376,7 @@ def _cache_writer(root: str, seed: int, rounds: int) -> None:
             cache.clean_temps()  # what every build does when it starts
 
 
+@pytest.mark.integration
 def test_builds_sharing_one_cache_never_corrupt_it(tmp_path):
     """Several builds (different output folders, so no lock between them) write the same
     content-addressed entries at once: every write is atomic, a build's start-up clean-up

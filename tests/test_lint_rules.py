@@ -15,6 +15,8 @@ from storyc.lint.base import Rule
 from storyc.load.loader import load_story
 from test_loader import assert_inside, dump, mutated_story, story_dicts  # the loader tests' generators
 
+pytestmark = pytest.mark.unit
+
 CASES_DIR = Path(__file__).parent / "lint_cases"
 
 
@@ -201,6 +203,7 @@ def semantically_broken(draw) -> dict:
     return data
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=semantically_broken())
 def test_lint_of_semantically_broken_stories_never_crashes(tmp_path_factory, data: dict) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from storyc.load import yaml_tree
 from storyc.load.loader import MAX_FILE_BYTES, load_story, load_story_text
 from storyc.load.yaml_tree import MAX_NODE_VISITS
 from storyc.model.story import Story
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 FOX = (ROOT / "stories" / "fox_and_owl.yaml").read_text(encoding="utf-8")
@@ -187,6 +188,7 @@ def dump(data: dict) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts())
 def test_generated_stories_load_to_the_same_model(data: dict) -> None:
@@ -196,6 +198,7 @@ def test_generated_stories_load_to_the_same_model(data: dict) -> None:
     assert loaded.data == data
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts())
 def test_dump_load_dump_is_stable(data: dict) -> None:
@@ -210,6 +213,7 @@ def _line_col_of(text: str, needle: str) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_bad_duration_points_at_its_line(data: dict, pick) -> None:
@@ -226,6 +230,7 @@ def test_bad_duration_points_at_its_line(data: dict, pick) -> None:
         assert_inside(diag, text)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_wrong_type_points_at_the_value(data: dict, pick) -> None:
@@ -238,6 +243,7 @@ def test_wrong_type_points_at_the_value(data: dict, pick) -> None:
     assert (diagnostics[0].line, diagnostics[0].column) == _line_col_of(text, "123456789")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_unknown_field_points_at_its_key(data: dict, pick) -> None:
@@ -249,6 +255,7 @@ def test_unknown_field_points_at_its_key(data: dict, pick) -> None:
     assert (diagnostics[0].line, diagnostics[0].column) == _line_col_of(text, "duraton_secs")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(story_dicts(), st.data())
 def test_unknown_character_points_at_its_list_item(data: dict, pick) -> None:
@@ -284,14 +291,12 @@ def test_python_tag_executes_nothing(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_billion_laughs_is_refused_quickly() -> None:
+def test_billion_laughs_is_refused() -> None:
     levels = ["a0: &a0 [" + ", ".join(["lol"] * 10) + "]"]
     for i in range(1, 10):
         levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
-    started = time.perf_counter()
-    with pytest.raises(StorycError) as info:
+    with pytest.raises(StorycError) as info:  # how fast: bench/lint_speed.py
         load_story_text("\n".join(levels) + "\n")
-    assert time.perf_counter() - started < 2.0
     assert info.value.diagnostics[0].code == "E104"
     assert f"{MAX_NODE_VISITS:,}" in info.value.diagnostics[0].message
     # a0..a4 expand to ~123k nodes, a5 alone to 1.1M: the diagnostic names a5's value

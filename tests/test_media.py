@@ -46,6 +46,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 # ─── sizes ───────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "aspect,res,size",
     [
@@ -69,6 +70,7 @@ def test_dimensions_table(monkeypatch, aspect, res, size):
     assert all(v % 2 == 0 for v in size)
 
 
+@pytest.mark.unit
 def test_render_scale_env_applies_everywhere_and_stays_even(monkeypatch):
     monkeypatch.setenv(media.RENDER_SCALE_ENV, "0.25")
     assert media.dimensions("16:9", "720p") == (320, 180)
@@ -80,6 +82,7 @@ def test_render_scale_env_applies_everywhere_and_stays_even(monkeypatch):
         media.dimensions("16:9", "720p")
 
 
+@pytest.mark.unit
 def test_unsupported_size_is_a_media_error():
     with pytest.raises(MediaError, match="unsupported"):
         media.dimensions("5:4", "720p")
@@ -88,6 +91,7 @@ def test_unsupported_size_is_a_media_error():
 # ─── ffmpeg errors ───────────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
 def test_run_ffmpeg_failure_names_the_cause_without_traceback(tmp_path):
     with pytest.raises(MediaError) as info:
         media.run_ffmpeg(["-i", str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4")], what="reading")
@@ -99,6 +103,7 @@ def test_run_ffmpeg_failure_names_the_cause_without_traceback(tmp_path):
 # ─── probing and frames ──────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
 def test_probe(clips):
     info = probe(clips["red"])
     assert (info.width, info.height, info.fps, info.has_audio) == (160, 90, 30.0, True)
@@ -107,6 +112,7 @@ def test_probe(clips):
     assert probe(clips["blue_silent"]).has_audio is False
 
 
+@pytest.mark.integration
 def test_probe_of_garbage_is_a_media_error(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 10)
@@ -114,6 +120,7 @@ def test_probe_of_garbage_is_a_media_error(tmp_path):
         probe(bad)
 
 
+@pytest.mark.integration
 def test_extract_first_and_last_frame(tmp_path):
     # red for 1 s then blue for 1 s: the first frame is red, the last blue
     src = tmp_path / "two.mp4"
@@ -152,6 +159,7 @@ def test_extract_first_and_last_frame(tmp_path):
 # ─── assembly ────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_graph_offsets_for_mixed_transitions():
     clips = [
         Clip(Path("a"), 3),
@@ -169,6 +177,7 @@ def test_graph_offsets_for_mixed_transitions():
     assert "force_original_aspect_ratio=decrease" in graph and "setsar=1" in graph
 
 
+@pytest.mark.integration
 def test_assemble_mixed_clips_one_pass(tmp_path, clips):
     seq = [
         Clip(clips["red"], 1.0),
@@ -191,6 +200,7 @@ def test_assemble_mixed_clips_one_pass(tmp_path, clips):
         assert audio.codec_context.sample_rate == 44100 and audio.codec_context.channels == 2
 
 
+@pytest.mark.integration
 def test_assemble_single_clip_and_letterbox(tmp_path, clips):
     out = assemble([Clip(clips["green_square"], 1.0)], tmp_path / "one.mp4", 160, 90)
     info = probe(out)
@@ -200,6 +210,7 @@ def test_assemble_single_clip_and_letterbox(tmp_path, clips):
     assert frame.getpixel((80, 45))[1] > 100  # the green picture in the middle
 
 
+@pytest.mark.integration
 def test_assemble_is_byte_identical(tmp_path, clips):
     seq = [Clip(clips["red"], 1.0), Clip(clips["blue_silent"], 1.5, "crossfade")]
     a = assemble(seq, tmp_path / "a.mp4", 160, 90)
@@ -207,6 +218,7 @@ def test_assemble_is_byte_identical(tmp_path, clips):
     assert sha(a) == sha(b)
 
 
+@pytest.mark.integration
 def test_assemble_failure_leaves_nothing(tmp_path, clips):
     dest = tmp_path / "out" / "final.mp4"
     with pytest.raises(MediaError):
@@ -217,6 +229,7 @@ def test_assemble_failure_leaves_nothing(tmp_path, clips):
         assemble([], dest, 160, 90)
 
 
+@pytest.mark.integration
 def test_media_module_imports_no_heavy_packages():
     code = (
         "import sys, storyc.media.ffmpeg, storyc.media.probe, storyc.media.assemble; "

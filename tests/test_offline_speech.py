@@ -20,6 +20,8 @@ from storyc.backends.offline.speech import NAME_VOICES, VOICES, SpeechError, cas
 from storyc.load.loader import load_story_text
 from storyc.model.speech import scene_script
 
+pytestmark = pytest.mark.integration
+
 SENTENCE = "Hello Sage. What is that glowing thing between the roots?"
 
 

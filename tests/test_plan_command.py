@@ -23,6 +23,7 @@ def plan(*args: str):
     return runner.invoke(app, ["plan", *args])
 
 
+@pytest.mark.integration
 def test_plan_with_xai_writes_a_story_that_lints_clean(xai_env, tmp_path):
     out = tmp_path / "stories" / "fox.yaml"
     result = plan(CONCEPT, "-o", str(out), "--characters", "2", "--scenes", "4", "--backend", "xai")
@@ -51,6 +52,7 @@ def test_plan_with_xai_writes_a_story_that_lints_clean(xai_env, tmp_path):
     assert TEST_KEY not in text and TEST_KEY not in result.output
 
 
+@pytest.mark.integration
 def test_the_answer_is_kept_verbatim(xai_env, tmp_path):
     out = tmp_path / "s.yaml"
     assert plan(CONCEPT, "-o", str(out), "--backend", "xai").exit_code == 0
@@ -62,6 +64,7 @@ def test_the_answer_is_kept_verbatim(xai_env, tmp_path):
     assert story.style == expected["style"]
 
 
+@pytest.mark.unit
 def test_schema_modeline_matches_the_examples_inside_the_repository():
     from storyc.resources import schema_path
 
@@ -69,30 +72,36 @@ def test_schema_modeline_matches_the_examples_inside_the_repository():
     assert schema_reference(story) == "../schemas/story.schema.json"
 
 
+@pytest.mark.integration
 def test_default_backend_is_xai_when_the_key_is_set(xai_env, tmp_path):
     result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"))
     assert result.exit_code == 0 and "backend xai (default: XAI_API_KEY is set)" in result.output
     assert xai_env.count("GetCompletion") == 1
 
 
+@pytest.mark.integration
 def test_model_option_reaches_the_service(xai_env, tmp_path):
     assert plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), "--backend", "xai", "--model", "grok-custom").exit_code == 0
     [call] = xai_env.requests("GetCompletion")
     assert call.request.model == "grok-custom"
 
 
+@pytest.mark.unit
 def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     out = tmp_path / "s.yaml"
     result = plan(CONCEPT, "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "backend offline" in result.output and "wrote skeleton" in result.output
+    # nothing was called or paid for, and the result line says so
+    assert "no model was called" in result.stdout and "call(s)" not in result.output and "$" not in result.stdout
     text = out.read_text()
     assert "# OFFLINE SKELETON: no model was called" in text and "TODO" in text
     loaded = load_story(out)  # a valid story the author fills in
     assert {d.code for d in lint_story(loaded)} <= {"W403", "W404"}  # what is left to write
 
 
+@pytest.mark.unit
 def test_offline_skeleton_honours_the_requested_counts(monkeypatch, tmp_path):
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     out = tmp_path / "s.yaml"
@@ -105,6 +114,7 @@ def test_offline_skeleton_honours_the_requested_counts(monkeypatch, tmp_path):
     assert "W406" not in {d.code for d in lint_story(load_story(out))}  # every character appears
 
 
+@pytest.mark.integration
 def test_a_count_the_model_ignored_is_noted(xai_env, tmp_path):
     def fewer_scenes(p):
         p["scenes"] = p["scenes"][:2]
@@ -115,6 +125,7 @@ def test_a_count_the_model_ignored_is_noted(xai_env, tmp_path):
     assert result.exit_code == 0 and "note: asked for 3 scenes, the model planned 2" in result.output
 
 
+@pytest.mark.integration
 def test_a_plan_failing_lint_is_still_written_and_exits_1(xai_env, tmp_path):
     def unknown_character(p):
         p["scenes"][1]["characters_present"] = ["Ember", "Nobody"]
@@ -133,6 +144,7 @@ def test_a_plan_failing_lint_is_still_written_and_exits_1(xai_env, tmp_path):
     assert "fails lint" in result.output
 
 
+@pytest.mark.integration
 def test_a_plan_outside_the_story_format_is_still_written(xai_env, tmp_path):
     def bad_transition(p):
         p["scenes"][0]["transition"] = "dissolve"
@@ -145,6 +157,7 @@ def test_a_plan_outside_the_story_format_is_still_written(xai_env, tmp_path):
     assert f"{out}:" in result.output and "error" in result.output
 
 
+@pytest.mark.integration
 def test_an_answer_failing_storyplan_validation_is_still_written(xai_env, tmp_path):
     """A paid answer with a 20 s scene (StoryPlan allows 3-15) is written for the author to fix."""
 
@@ -166,6 +179,7 @@ def test_an_answer_failing_storyplan_validation_is_still_written(xai_env, tmp_pa
     assert xai_env.count("GetCompletion") == 1  # not asked again
 
 
+@pytest.mark.integration
 def test_an_answer_that_is_not_json_is_a_clear_error_and_no_file(xai_env, tmp_path):
     xai_env.inject("GetCompletion", "bad_json")
     out = tmp_path / "s.yaml"
@@ -174,6 +188,7 @@ def test_an_answer_that_is_not_json_is_a_clear_error_and_no_file(xai_env, tmp_pa
     assert "Traceback" not in result.output and not out.exists()
 
 
+@pytest.mark.integration
 def test_refuses_to_overwrite_without_force(xai_env, tmp_path):
     out = tmp_path / "s.yaml"
     out.write_text("mine\n")
@@ -184,6 +199,7 @@ def test_refuses_to_overwrite_without_force(xai_env, tmp_path):
     assert out.read_text().startswith("# yaml-language-server")
 
 
+@pytest.mark.integration
 def test_backend_errors_are_clear_and_leave_no_file(xai_env, tmp_path):
     xai_env.inject("GetCompletion", "echo_key")
     out = tmp_path / "s.yaml"
@@ -192,12 +208,14 @@ def test_backend_errors_are_clear_and_leave_no_file(xai_env, tmp_path):
     assert TEST_KEY not in result.output and not out.exists()
 
 
+@pytest.mark.unit
 def test_missing_key_for_xai_is_a_clear_message(monkeypatch, tmp_path):
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     result = plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), "--backend", "xai")
     assert result.exit_code == 1 and "XAI_API_KEY" in result.output
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args", [["--backend", "gpt"], ["--scenes", "0"], ["--characters", "11"]])
 def test_usage_errors(args, tmp_path):
     assert plan(CONCEPT, "-o", str(tmp_path / "s.yaml"), *args).exit_code == 2
@@ -208,6 +226,7 @@ WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")
 PROSE = st.lists(WORD, min_size=8, max_size=40).map(" ".join)  # long one-line text: the folded path
 
 
+@pytest.mark.unit
 @settings(max_examples=60, deadline=None)
 @given(title=TEXT, style=PROSE, description=st.one_of(TEXT, PROSE), cues=st.lists(TEXT, min_size=1, max_size=4))
 def test_written_yaml_round_trips_any_text(title, style, description, cues):

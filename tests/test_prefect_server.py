@@ -31,6 +31,8 @@ import pytest
 
 import _crashkit as ck
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 STORY_SCENES = 2
 PREFECT = [sys.executable, "-m", "prefect"]
 STORYC = [sys.executable, "-m", "storyc"]

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from storyc.run.prefect_settings import (
     PREFECT_QUIET_ENV,
     PREFECT_RUN_LOGGERS,
@@ -14,6 +16,8 @@ from storyc.run.prefect_settings import (
     run_logger_levels_kept,
     silence_run_loggers,
 )
+
+pytestmark = pytest.mark.unit
 
 
 def test_quiet_env_keeps_the_users_own_settings(monkeypatch):

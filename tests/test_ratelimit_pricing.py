@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
 from storyc.model import prices as pricing
+
+pytestmark = pytest.mark.unit
 
 
 class FakeClock:
@@ -50,14 +51,22 @@ def test_limiter_defaults_and_unlimited_kinds():
 
 
 def test_limiter_is_thread_safe():
-    limiter = RateLimiter({"image": 50})
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=limiter.acquire, args=("image",)) for _ in range(11)]
+    """11 threads released at once take 11 distinct places in the queue: with the clock
+    stopped, their waits are exactly 0, 20 ms, ..., 200 ms (a lost update would repeat one)."""
+    clock = FakeClock()
+    limiter = RateLimiter({"image": 50}, clock=clock, sleep=lambda seconds: None)
+    start, waits = threading.Barrier(11), []
+
+    def take():
+        start.wait(timeout=30)
+        waits.append(limiter.acquire("image"))
+
+    threads = [threading.Thread(target=take) for _ in range(11)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert time.monotonic() - t0 >= 0.19  # 11 tokens at 50/s: the last waits 10 × 20 ms
+        t.join(timeout=30)
+    assert sorted(waits) == [pytest.approx(n / 50) for n in range(11)]
 
 
 def test_parse_rates_and_spec():

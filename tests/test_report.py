@@ -108,6 +108,7 @@ def built_state(story: Story) -> BuildState:
     )
 
 
+@pytest.mark.unit
 def test_script_md_content(tmp_path):
     story = fox_story()
     path = write_script_md(tmp_path, story, built_state(story))
@@ -150,6 +151,7 @@ def test_script_md_content(tmp_path):
     assert "1 from cache" in md
 
 
+@pytest.mark.unit
 def test_html_is_self_contained_and_escaped(tmp_path):
     story = fox_story(title='<script>alert("x")</script> & co')
     state = built_state(story)
@@ -172,12 +174,14 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert "scene 1 last frame" in text
 
 
+@pytest.mark.unit
 def test_markdown_escapes_raw_html_in_story_text(tmp_path):
     story = fox_story(title="<script>x</script> | pipe")
     md = write_script_md(tmp_path, story, built_state(story)).read_text()
     assert "<script>" not in md and md.startswith("# &lt;script&gt;x&lt;/script&gt; | pipe")
 
 
+@pytest.mark.unit
 def test_partial_build_and_names_with_spaces(tmp_path):
     loaded = load_story(FOX)
     data = loaded.story.model_dump()
@@ -218,6 +222,7 @@ def test_partial_build_and_names_with_spaces(tmp_path):
     assert "not rendered yet" in page and "moderation blocked the prompt" in page
 
 
+@pytest.mark.unit
 def test_state_and_report_json(tmp_path):
     story = fox_story()
     state = built_state(story)
@@ -242,6 +247,7 @@ def test_state_and_report_json(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "state.json"]
 
 
+@pytest.mark.unit
 def test_report_json_keeps_old_file_on_failure(tmp_path, monkeypatch):
     target = write_report(tmp_path, {"old": True})
 
@@ -255,6 +261,7 @@ def test_report_json_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"], "temp file cleaned up"
 
 
+@pytest.mark.integration
 def test_report_module_stays_light():
     # The report is called from the build but must not pull in Prefect or media libraries (it
     # renders with Jinja), nor import a later stage or a backend, even while writing a page.
@@ -273,6 +280,7 @@ def test_report_module_stays_light():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.unit
 def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_path):
     story = fox_story()
     state = built_state(story)
@@ -318,6 +326,7 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     assert "Other keyframe attempts: [v1](<keyframes/scene_2_v1.jpg>) (compose, 0.70)" in md
 
 
+@pytest.mark.unit
 def test_palette_swatches():
     from storyc.report.html import palette_swatches
 
@@ -335,6 +344,7 @@ def _score_html(score: float | None, threshold: float) -> str:
     return str(environment().get_template("storyboard_macros.html.j2").module.score(score, threshold))
 
 
+@pytest.mark.unit
 def test_score_marker_never_rounds_across_the_threshold():
     assert _score_html(0.9453, 0.95) == (
         '<span class="score below" title="below the consistency threshold 0.95">0.945 ▼ below 0.95</span>'

@@ -14,6 +14,8 @@ from storyc.model.schema_export import SCHEMA_DIALECT, story_json_schema, story_
 from storyc.model.story import Story
 from storyc.resources import schema_path
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schemas" / "story.schema.json"
 STORIES = sorted((ROOT / "stories").glob("*.yaml"))

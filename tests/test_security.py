@@ -111,6 +111,8 @@ def xai_build(_fake_xai_server, monkeypatch, tmp_path, caplog, capfd, prefect_ha
     fake.reset()
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_key_leaks_nowhere_on_success(xai_build):
     fake, run = xai_build
     result, out, cache, fd_output, logs = run("ok")
@@ -121,6 +123,8 @@ def test_the_key_leaks_nowhere_on_success(xai_build):
     assert _leaks(result.output) == [] and _leaks(fd_output) == [] and _leaks(logs) == []
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_key_leaks_nowhere_when_the_provider_echoes_it(xai_build):
     """The provider's error text carries `authorization=Bearer <key>`: the failed steps,
     the one-line summary, state.json, report.json and the logs show it redacted."""
@@ -137,6 +141,8 @@ def test_the_key_leaks_nowhere_when_the_provider_echoes_it(xai_build):
     assert _leaks(result.output) == [] and _leaks(fd_output) == [] and _leaks(logs) == []
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_build_api_result_and_exceptions_carry_no_key(_fake_xai_server, monkeypatch, tmp_path, prefect_harness):
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
@@ -193,6 +199,7 @@ ATTACKS = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("attack", ATTACKS.values(), ids=ATTACKS.keys())
 def test_a_hostile_template_override_is_e501_and_builds_nothing(attack, tmp_path, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, CANARY)
@@ -214,6 +221,7 @@ def test_a_hostile_template_override_is_e501_and_builds_nothing(attack, tmp_path
     assert "Traceback" not in r.output and not out.exists() and not (tmp_path / "c").exists()
 
 
+@pytest.mark.unit
 def test_story_values_are_data_not_templates(tmp_path):
     """Template syntax in the story's own text reaches the prompt literally."""
     from storyc.load.loader import load_story
@@ -264,6 +272,7 @@ def _shell_uses(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.unit
 def test_no_shell_anywhere_in_the_source(tmp_path):
     sources = sorted((ROOT / "compiler").rglob("*.py"))
     assert len(sources) > 20
@@ -278,6 +287,8 @@ def test_no_shell_anywhere_in_the_source(tmp_path):
     assert len(_shell_uses(probe)) == 2
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_build_starts_every_subprocess_without_a_shell(tmp_path, monkeypatch, prefect_harness):
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
@@ -422,6 +433,7 @@ def hostile_story(draw) -> dict:
     return data
 
 
+@pytest.mark.unit
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from storyc.model.story import Story
 from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 
+pytestmark = pytest.mark.unit
+
 NAMES = ["Ada", "Bo", "Cy", "Di", "Ed"]
 WORDS = " ".join(["word"] * 80)
 

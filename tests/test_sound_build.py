@@ -141,6 +141,7 @@ def folder(tmp_path_factory) -> Path:
     (folder / "burned.yaml").write_text(STORY.replace("subtitles: soft", "subtitles: burned"), encoding="utf-8")
     (folder / "edited.yaml").write_text(STORY.replace("Something old.", EDITED_LINE), encoding="utf-8")
     (folder / "silent.yaml").write_text(STORY.replace("audio:\n", "audio:\n  native: false\n"), encoding="utf-8")
+    (folder / "captioned.yaml").write_text(STORY.replace("subtitles: soft", "subtitles: none"), encoding="utf-8")
     media.run_ffmpeg(
         [
             *("-f", "lavfi", "-i", f"sine=frequency={MUSIC_HZ}:sample_rate=44100:duration=1.3"),
@@ -295,21 +296,33 @@ def probe_audio_seconds(path: Path) -> float:
 
 
 def test_burned_subtitles_are_drawn_at_cue_times_only_and_only_the_mix_reran(soft, burned):
+    from storyc.backends.offline import captions
+
     assert ran(burned.report) == {"assemble", "script"}  # the clips and the speech come from the cache
     assert "prefect" not in burned.report  # API-free steps ran in the process
     assert subtitle_streams(burned.video) == []
     width, height = probe(burned.video).width, probe(burned.video).height
+
+    def differs(t: float, box: tuple[int, int, int, int]) -> float:  # burned against soft, same clips
+        diff = ImageChops.difference(frame_at(burned.video, t), frame_at(soft.video, t)).convert("L")
+        return ImageStat.Stat(diff.crop(box)).mean[0]
+
+    # the text sits at the bottom centre, above the offline animatic's caption band
+    band_top = captions.Layout(width, height).band_top
+    text_rows, band, top = (
+        (0, height * 2 // 5, width, band_top),
+        (0, band_top, width, height),
+        (0, 0, width, height // 4),
+    )
+    drawn = []
     for start, end, text in burned.cues:
         middle = (start + end) / 2
-        diff = ImageChops.difference(frame_at(burned.video, middle), frame_at(soft.video, middle)).convert("L")
-        bottom = ImageStat.Stat(diff.crop((0, height * 2 // 3, width, height))).mean[0]
-        top = ImageStat.Stat(diff.crop((0, 0, width, height // 3))).mean[0]
-        # the picture above the text differs only by the encoder's noise (the text moves its bits)
-        assert bottom > 5.0 and top < bottom / 10, (text, bottom, top)
+        at_text, above, in_band = differs(middle, text_rows), differs(middle, top), differs(middle, band)
+        # the rest of the picture differs only by the encoder's noise (the text moves its bits)
+        assert at_text > 5.0 and above < at_text / 5 and in_band < at_text / 3, (text, at_text, above, in_band)
+        drawn.append(at_text)
     gap_start, gap_end = quiet_between_lines(burned.cues)
-    middle = (gap_start + gap_end) / 2
-    between = ImageChops.difference(frame_at(burned.video, middle), frame_at(soft.video, middle))
-    assert ImageStat.Stat(between.convert("L")).mean[0] < 1.0  # no text between lines
+    assert differs((gap_start + gap_end) / 2, text_rows) < min(drawn) / 5  # no text between lines
     assert (burned.out / "final_video.srt").read_text() == (soft.out / "final_video.srt").read_text()
 
 
@@ -339,3 +352,27 @@ def test_native_false_renders_silent_clips_and_the_mix_keeps_its_loudness(folder
     # between lines only the music is left: nothing in the clips' tone range
     low = max(tone_db(samples, RATE, hz, *gap) for hz in range(180, 521, 20))
     assert low < tone_db(samples, RATE, MUSIC_HZ, *gap) - 30
+
+
+def test_without_subtitles_the_animatic_shows_each_line_in_its_caption_band_while_it_is_said(folder, soft):
+    from storyc.backends.offline import captions
+
+    out = folder / "out-captioned"
+    report = storyc_build(folder / "captioned.yaml", out, folder / "cache")
+    # the clips take the speech steps' timing now; the lines themselves come from the cache
+    assert {"video:1", "video:2", "assemble"} <= ran(report) and not {"speech:1", "speech:2"} & ran(report)
+    assert not (out / "final_video.srt").exists() and subtitle_streams(out / "final_video.mp4") == []
+    lines = json.loads((out / "speech" / "scene_2.json").read_text())["lines"]
+    clip, plain = out / "videos" / "scene_2.mp4", soft.out / "videos" / "scene_2.mp4"
+    width, height = probe(clip).width, probe(clip).height
+    row = (0, captions.Layout(width, height).subtitle_top, width, height)
+
+    def drawn(t: float) -> float:  # the subtitle row against the same clip without lines
+        diff = ImageChops.difference(frame_at(clip, t).crop(row), frame_at(plain, t).crop(row))
+        return ImageStat.Stat(diff.convert("L")).mean[0]
+
+    said = [drawn((line["start_s"] + line["end_s"]) / 2) for line in lines]
+    assert min(said) > 5.0, said
+    # nothing between the lines, nor after the last one (the encoder's noise aside)
+    assert drawn((lines[0]["end_s"] + lines[1]["start_s"]) / 2) < min(said) / 5
+    assert drawn(lines[-1]["end_s"] + 0.5) < min(said) / 5

@@ -240,13 +240,12 @@ def test_the_xai_video_prompt_binds_each_line_to_its_speaker_and_voice(story_pat
     assert 'Sage says, in the voice of <AUDIO_2>: "Something old."' in prompt
     assert prompt.index("Ember says") < prompt.index("Moss says") < prompt.index("Sage says")
     assert video.static["audio"] == {
-        "generate": True,
         "voices": [{"speaker": "Ember", "voice": "ara", "number": 1}, {"speaker": "Sage", "voice": "leo", "number": 2}],
-    }
+    }  # generate_audio is the default (audio.native)
     assert "Deep in the forest" not in graph.steps["video:1"].static["prompts"]["video"]  # narration is TTS
     # offline the clip does not speak: the words stay out of its prompt (an edit re-renders no clip)
     offline = _graph(story_path).steps["video:2"]
-    assert "says" not in offline.static["prompts"]["video"] and offline.static["audio"]["voices"] == []
+    assert "says" not in offline.static["prompts"]["video"] and "audio" not in offline.static
 
 
 def test_voices_are_given_only_to_a_model_that_has_them(tmp_path):
@@ -256,6 +255,6 @@ def test_voices_are_given_only_to_a_model_that_has_them(tmp_path):
         character.pop("voice", None)  # E309 otherwise
     graph = _graph(_write(tmp_path / "plain", data), "xai")
     video = graph.steps["video:2"]
-    assert video.static["audio"]["voices"] == []
+    assert "audio" not in video.static  # no voices to give, the clip's own sound as by default
     assert "<AUDIO_" not in video.static["prompts"]["video"]
     assert 'Ember says: "Sage, what is that glow?"' in video.static["prompts"]["video"]

@@ -21,6 +21,8 @@ from storyc.media.subtitles import (
 from storyc.model import speech
 from storyc.model.speech import GAP_S, LEAD_IN_S, MIN_GAP_S, TAIL_S, estimate_seconds, place_lines
 
+pytestmark = pytest.mark.unit
+
 # ─── placement ───────────────────────────────────────────────────────────────
 
 

@@ -128,6 +128,7 @@ def video_req(tmp_path: Path, *, image=None, video=None, seconds=3, step="video:
 # ─── each call kind ──────────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
 def test_generate_image_downloads_a_jpeg_and_sends_the_key(backend, fake_xai, tmp_path):
     result = backend.generate_image(image_req(tmp_path))
     assert result.path == tmp_path / "out.jpg"
@@ -141,6 +142,7 @@ def test_generate_image_downloads_a_jpeg_and_sends_the_key(backend, fake_xai, tm
     assert not list(tmp_path.glob("*.part"))
 
 
+@pytest.mark.integration
 def test_single_edit_uses_image_url_and_multi_edit_image_urls_in_slot_order(backend, fake_xai, tmp_path):
     refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(3)]
 
@@ -155,6 +157,7 @@ def test_single_edit_uses_image_url_and_multi_edit_image_urls_in_slot_order(back
     assert (tmp_path / "three.jpg").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("ratio, story_resolution", [("16:9", "720p"), ("9:16", "480p"), ("1:1", "720p")])
 def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tmp_path, ratio, story_resolution):
     """Images: the SDK's ImageResolution is "1k"/"2k" only (~1 MP, above a 720p frame), so a
@@ -204,6 +207,7 @@ def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tm
     assert edit_call.request.video.url.startswith("data:video/mp4;base64,")
 
 
+@pytest.mark.integration
 def test_the_fake_refuses_what_the_real_service_refuses(fake_xai):
     """The fake's request checks have teeth: a wrong call fails with INVALID_ARGUMENT."""
     import grpc
@@ -228,6 +232,7 @@ def test_the_fake_refuses_what_the_real_service_refuses(fake_xai):
         client.close()
 
 
+@pytest.mark.integration
 def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fake_xai, tmp_path):
     refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(4)]
     result = backend.edit_image(image_req(tmp_path, refs[:3]))
@@ -237,6 +242,7 @@ def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fak
     assert fake_xai.count("GenerateImage") == 1
 
 
+@pytest.mark.integration
 def test_cost_comes_from_the_response_usage_when_reported(backend, fake_xai, tmp_path):
     fake_xai.report_media_cost = True
     result = backend.generate_image(image_req(tmp_path))
@@ -244,6 +250,7 @@ def test_cost_comes_from_the_response_usage_when_reported(backend, fake_xai, tmp
     assert result.cost_usd == pytest.approx(0.02)
 
 
+@pytest.mark.unit
 def test_large_inputs_are_downscaled_under_the_budget(tmp_path):
     noise = Image.frombytes("RGB", (1200, 800), random.Random(4).randbytes(1200 * 800 * 3))
     big = tmp_path / "big.png"
@@ -258,6 +265,7 @@ def test_large_inputs_are_downscaled_under_the_budget(tmp_path):
     assert decode_data_uri(inline_image(small)) == small.read_bytes()  # small files go as they are
 
 
+@pytest.mark.integration
 def test_image_to_video_journals_the_id_before_polling(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     journal = RecordingJournal(fake_xai)
@@ -275,6 +283,7 @@ def test_image_to_video_journals_the_id_before_polling(backend, fake_xai, tmp_pa
     assert result.calls == 1 and result.cost_usd == pytest.approx(0.15)  # 3 s at 480p
 
 
+@pytest.mark.integration
 def test_edit_video_sends_the_clip_and_keeps_its_duration(backend, fake_xai, tmp_path):
     clip = write_clip(tmp_path / "in.mp4", 4)
     result = backend.edit_video(video_req(tmp_path, video=clip, seconds=4), job_key="video:1:c1")
@@ -284,6 +293,7 @@ def test_edit_video_sends_the_clip_and_keeps_its_duration(backend, fake_xai, tmp
     assert duration_of(result.path) == pytest.approx(4.0, abs=0.15)
 
 
+@pytest.mark.integration
 def test_edit_video_refuses_inputs_over_8_7_seconds(backend, fake_xai, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 9)
     with pytest.raises(BackendError, match="at most 8.7 s"):
@@ -291,6 +301,7 @@ def test_edit_video_refuses_inputs_over_8_7_seconds(backend, fake_xai, tmp_path)
     assert fake_xai.count("GenerateVideo") == 0
 
 
+@pytest.mark.integration
 def test_judge_sends_the_image_under_test_first_then_references(backend, fake_xai, tmp_path):
     frame = write_jpeg(tmp_path / "frame.jpg", seed=7)
     sheets = [write_jpeg(tmp_path / f"sheet{i}.jpg", seed=10 + i, ratio="1:1") for i in range(2)]
@@ -313,6 +324,7 @@ def test_judge_sends_the_image_under_test_first_then_references(backend, fake_xa
     assert result.kind == "vision" and 0 < result.cost_usd < 0.01
 
 
+@pytest.mark.integration
 def test_plan_sends_system_and_user_prompts(backend, fake_xai):
     plan, result = backend.plan("You are a director.", "Plan 2 characters and 4 scenes: a fox", "grok-4-1-fast")
     assert isinstance(plan, StoryPlan) and len(plan.scenes) == 4 and len(plan.characters) == 2
@@ -328,6 +340,7 @@ def test_plan_sends_system_and_user_prompts(backend, fake_xai):
 # ─── faults ──────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
 def test_rate_limit_is_retried_with_backoff(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "resource_exhausted", times=2)
     result = backend.generate_image(image_req(tmp_path))
@@ -335,6 +348,7 @@ def test_rate_limit_is_retried_with_backoff(backend, fake_xai, tmp_path):
     assert fake_xai.count("GenerateImage") == 3
 
 
+@pytest.mark.integration
 def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "resource_exhausted", times=MAX_RETRIES + 1)
     with pytest.raises(XaiApiError) as info:
@@ -345,6 +359,7 @@ def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
     assert fake_xai.count("GenerateImage") == MAX_RETRIES + 1
 
 
+@pytest.mark.integration
 def test_unavailable_is_absorbed_by_the_sdk_channel_then_by_storyc(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "unavailable", times=2)
     assert backend.generate_image(image_req(tmp_path)).retries == 0  # the SDK's channel retried
@@ -354,6 +369,7 @@ def test_unavailable_is_absorbed_by_the_sdk_channel_then_by_storyc(backend, fake
     assert result.retries == 1 and fake_xai.count("GenerateImage") == 7
 
 
+@pytest.mark.integration
 def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
     fake_xai.inject("GetCompletion", "deadline_exceeded", times=1)
     _, result = backend.plan("s", "u", "m")
@@ -365,6 +381,7 @@ def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
     assert fake_xai.count("GetCompletion") == 2 and not info.value.retryable
 
 
+@pytest.mark.integration
 def test_other_errors_are_not_retried(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "invalid_argument")
     with pytest.raises(XaiApiError) as info:
@@ -376,6 +393,7 @@ def test_other_errors_are_not_retried(backend, fake_xai, tmp_path):
     assert fake_xai.count("GetCompletion") == 1 and not info.value.retryable
 
 
+@pytest.mark.integration
 def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
     backend = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}), reword=lambda p: "Gently: " + p)
     fake_xai.inject("GenerateImage", "moderation", times=1)
@@ -402,6 +420,7 @@ def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
         backend.generate_image(sheet)
 
 
+@pytest.mark.integration
 def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.inject("GenerateVideo", "moderation", times=1)
@@ -419,6 +438,7 @@ def test_video_moderation_block_rewords_once_then_names_the_step(backend, fake_x
     assert journal.jobs == {}
 
 
+@pytest.mark.integration
 def test_failed_video_reports_code_and_message_without_paying_again(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.inject("GenerateVideo", "failed")
@@ -430,6 +450,7 @@ def test_failed_video_reports_code_and_message_without_paying_again(backend, fak
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
 
 
+@pytest.mark.integration
 def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.inject("GenerateVideo", "expired", times=1)
@@ -444,6 +465,7 @@ def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
     assert not info.value.retryable  # a step retry would start more jobs
 
 
+@pytest.mark.integration
 def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "asset_404")
     with pytest.raises(AssetExpired, match="keyframe:3.*gone") as info:
@@ -457,6 +479,7 @@ def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_pat
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
 
 
+@pytest.mark.integration
 def test_a_failed_call_reports_what_it_already_spent(backend, fake_xai, tmp_path):
     """Paid work before the failure is on the error, for report.json and --max-cost."""
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
@@ -474,6 +497,7 @@ def test_a_failed_call_reports_what_it_already_spent(backend, fake_xai, tmp_path
     assert (info.value.spent_calls, info.value.spent_usd) == (0, 0)  # refused: nothing billed
 
 
+@pytest.mark.integration
 def test_truncated_download_is_fetched_again(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "truncated_once")
     result = backend.generate_image(image_req(tmp_path))
@@ -484,6 +508,7 @@ def test_truncated_download_is_fetched_again(backend, fake_xai, tmp_path):
     assert info.value.retryable and not (tmp_path / "other.jpg").exists()
 
 
+@pytest.mark.integration
 def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     journal = RecordingJournal()
@@ -504,6 +529,7 @@ def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_x
     assert result.path.exists() and journal.jobs == {}
 
 
+@pytest.mark.integration
 def test_crash_right_after_journaling_reattaches(fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
 
@@ -525,6 +551,7 @@ def test_crash_right_after_journaling_reattaches(fake_xai, tmp_path):
     backend.close()
 
 
+@pytest.mark.integration
 def test_a_journaled_job_the_service_forgot_is_started_again(backend, fake_xai, tmp_path):
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     journal = RecordingJournal()
@@ -536,6 +563,7 @@ def test_a_journaled_job_the_service_forgot_is_started_again(backend, fake_xai, 
 # ─── the key stays secret ────────────────────────────────────────────────────
 
 
+@pytest.mark.integration
 def test_key_never_appears_in_error_text(backend, fake_xai, tmp_path):
     fake_xai.inject("GenerateImage", "echo_key")
     with pytest.raises(XaiApiError) as info:
@@ -547,23 +575,27 @@ def test_key_never_appears_in_error_text(backend, fake_xai, tmp_path):
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.unit
 def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     with pytest.raises(BackendError, match="XAI_API_KEY"):
         XaiConfig.from_env()
 
 
+@pytest.mark.unit
 def test_plaintext_grpc_only_for_loopback_hosts():
     with pytest.raises(BackendError, match="loopback"):
         XaiBackend(XaiConfig(api_key=TEST_KEY, api_host="api.x.ai:443", insecure=True))
 
 
+@pytest.mark.integration
 def test_config_from_env(xai_env):
     cfg = XaiConfig.from_env()
     assert (cfg.api_host, cfg.insecure, cfg.api_key) == (xai_env.host, True, TEST_KEY)
     assert TEST_KEY not in repr(cfg)
 
 
+@pytest.mark.unit
 def test_backoff_is_exponential_jittered_and_capped():
     cfg = XaiConfig(api_key="k" * 8, retry_base_s=1.0, retry_max_delay_s=30.0)
     for attempt, nominal in [(0, 1), (1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30)]:
@@ -572,6 +604,7 @@ def test_backoff_is_exponential_jittered_and_capped():
     assert sum(min(30, 2**n) for n in range(cfg.max_retries)) == 31  # worst-case sleep per RPC
 
 
+@pytest.mark.integration
 def test_big_reference_photos_fit_one_grpc_message(backend, fake_xai, tmp_path):
     """Three ~7 MB photos would overflow the 20 MiB gRPC cap as base64; they go downscaled."""
     rng = random.Random(9)
@@ -588,6 +621,7 @@ def test_big_reference_photos_fit_one_grpc_message(backend, fake_xai, tmp_path):
     assert [im.format for im in sent] == ["JPEG"] * 3 and all(max(im.size) <= 1600 for im in sent)
 
 
+@pytest.mark.integration
 def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
     import subprocess
 
@@ -623,6 +657,7 @@ def test_a_large_clip_to_edit_is_reencoded_smaller(tmp_path):
         inline_video(clip, max_bytes=100)
 
 
+@pytest.mark.integration
 def test_close_stops_a_poll_in_progress_and_keeps_the_job(fake_xai, tmp_path):
     """After Ctrl-C the build closes the backend: a worker thread still polling must stop
     promptly (not keep the process alive for the polling limit) and leave the job journaled."""
@@ -631,7 +666,9 @@ def test_close_stops_a_poll_in_progress_and_keeps_the_job(fake_xai, tmp_path):
 
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.pending_polls = 10**6
-    backend = XaiBackend(fast_config(fake_xai, poll_interval_s=5.0), rate_limiter=RateLimiter({}))
+    # polls 10 minutes apart: only a close() that ends the wait at once lets the worker go
+    config = fast_config(fake_xai, poll_interval_s=600.0, video_timeout_s=3600.0)
+    backend = XaiBackend(config, rate_limiter=RateLimiter({}))
     journal = RecordingJournal()
     errors = []
 
@@ -646,15 +683,15 @@ def test_close_stops_a_poll_in_progress_and_keeps_the_job(fake_xai, tmp_path):
     deadline = time.monotonic() + 10
     while fake_xai.count("GetDeferredVideo") < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    t0 = time.monotonic()
     backend.close()
-    worker.join(timeout=10)
-    assert not worker.is_alive() and time.monotonic() - t0 < 2
+    worker.join(timeout=60)
+    assert not worker.is_alive()
     [error] = errors
     assert isinstance(error, BackendError) and "stopped" in str(error)
     assert "video:1" in journal.jobs
 
 
+@pytest.mark.unit
 def test_redact_scrubs_registered_secrets_bearer_tokens_and_key_shapes(monkeypatch):
     from storyc.redact import redact, register_secret
 
@@ -669,6 +706,7 @@ def test_redact_scrubs_registered_secrets_bearer_tokens_and_key_shapes(monkeypat
     assert "xai-sdk-version: python/1.21" in text  # ordinary text survives
 
 
+@pytest.mark.integration
 def test_bad_rate_spec_is_a_backend_error(fake_xai):
     with pytest.raises(BackendError, match="STORYC_RATE_LIMITS"):
         XaiBackend(fast_config(fake_xai, rate_spec="video=fast"))

@@ -26,7 +26,7 @@ from storyc.load.loader import load_story
 from storyc.model.story_plan import StoryPlan
 from storyc.prompts.slots import allocate_slots, judge_characters
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 SCENE_SECONDS = 3
 FAST_ENV = {

@@ -1,3 +1,6 @@
+"""`python -m storyc`: the storyc command."""
+
 from storyc.cli.app import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -60,12 +60,12 @@ def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offl
         slot_plan = allocate_slots(story, index)
         sheets = _sheet_deps(story, index, slot_plan)
         keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
-        video = _video_step(inputs, index, keyframe.id, sheets)
-        steps[keyframe.id], steps[video.id] = keyframe, video
         spoken = _speech_step(inputs, index)
         if spoken is not None:
             steps[spoken.id] = spoken
             sounds.append(spoken.id)
+        video = _video_step(inputs, index, keyframe.id, sheets, spoken.id if spoken else None)
+        steps[keyframe.id], steps[video.id] = keyframe, video
     steps["assemble"] = _assemble_step(inputs, tuple(sounds))
     static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
     steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
@@ -242,8 +242,17 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
     )
 
 
-def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...]) -> Step:
-    """A clip from the scene's keyframe, checked against the sheets of every present character."""
+def captions_in_clip(story: Story, backend: str) -> bool:
+    """Whether the offline animatic draws the spoken lines in its clips' caption band: when the
+    final video carries no subtitles (audio.subtitles: none); otherwise the subtitles do."""
+    return backend == speech.OFFLINE and story.audio.subtitles == "none"
+
+
+def _video_step(
+    inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...], speech_id: str | None
+) -> Step:
+    """A clip from the scene's keyframe, checked against the sheets of every present character
+    (and, offline without subtitles, captioned with the scene's timed lines)."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"])
@@ -258,16 +267,28 @@ def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tupl
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
-    if story.has_sound():  # absent otherwise: a silent story keeps the keys it had
-        voices = speech.clip_voice_references(story, index) if spoken else ()
-        static["audio"] = {
-            "generate": story.audio.native,
-            "voices": [{"speaker": r.speaker, "voice": r.voice, "number": r.number} for r in voices],
-        }
+    if inputs.common["backend"] == speech.OFFLINE:
+        # the offline animatic's caption band shows the title (a real model's clip does not
+        # depend on it, so only offline keys carry it)
+        static["hints"]["title"] = scene.title
+    # What the clip's sound is asked to be, only where it departs from a clip's default (its own
+    # sound, no voices given): a story that gains a line re-keys no clip that does not speak it.
+    audio: dict[str, Any] = {}
+    if not story.audio.native:
+        audio["generate"] = False
+    voices = speech.clip_voice_references(story, index) if spoken else ()
+    if voices:
+        audio["voices"] = [{"speaker": r.speaker, "voice": r.voice, "number": r.number} for r in voices]
+    if audio:
+        static["audio"] = audio
+    # The lines a scene says show in the offline animatic's caption band only when the final
+    # video does not show them itself (subtitles: none): the clip then needs the speech step's
+    # timing. With subtitles, an edited line re-renders its speech and the mix, not its clip.
+    captions = (speech_id,) if speech_id and captions_in_clip(story, inputs.common["backend"]) else ()
     return Step(
         f"video:{scene.scene_id}",
         "video",
-        (keyframe_id, *sheets),
+        (keyframe_id, *sheets, *captions),
         static,
         digest(static),
         scene_index=index,

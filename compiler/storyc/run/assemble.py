@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from storyc.backends.offline import captions
 from storyc.media.assemble import Clip, assemble
 from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts
 from storyc.media.ffmpeg import dimensions
@@ -71,7 +72,11 @@ def _assemble_with_sound(
         outputs["subtitles_srt"], outputs["subtitles_vtt"] = run.keep(srt), run.keep(vtt)
         subtitle_file = srt
         if audio.subtitles == "burned":
-            subtitle_file = write_burn_style(cues, ctx.path("subtitles/final_video.ass"), width, height)
+            # above the offline animatic's bottom band (its name tags and action line)
+            band = height - captions.Layout(width, height).band_top if ctx.graph.backend == "offline" else 0
+            subtitle_file = write_burn_style(
+                cues, ctx.path("subtitles/final_video.ass"), width, height, clear_bottom_px=band
+            )
             outputs["subtitles_ass"] = run.keep(subtitle_file)
     plan = SoundPlan(
         speech=tuple(PlacedSpeech(t.line.audio, t.start_s) for t in timeline.lines if t.line.audio is not None),

@@ -9,6 +9,7 @@ entry written before the result can be lost.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -168,6 +169,8 @@ class StepRun:
         if isinstance(out, tuple):
             entry["score"] = out[0].model_dump(mode="json")
         self.ctx.cache.put_call(memo_key, entry)
+        # the result is durable now: tests and benchmarks that kill builds count these (CONTRIBUTING.md)
+        sys.audit("storyc.run.call_cached", memo_key, self.key, entry["kind"])
 
     def _count_failed_spend(self, kind: str, exc: BackendError) -> None:
         """A failed call may still have been billed (the backend says so on the error)."""

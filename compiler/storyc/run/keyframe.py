@@ -113,6 +113,7 @@ class _KeyframeLoop:
             "mood": scene.mood,
             "palette": story.color_palette,
             "camera": scene.camera,
+            "action": scene.action,
             "slots": [
                 {"kind": s.kind, "name": s.name} if s.kind == "character" else {"kind": s.kind, "scene_id": s.scene_id}
                 for s in slots.slots

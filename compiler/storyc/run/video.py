@@ -6,6 +6,7 @@ the best clip."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from storyc.media.probe import extract_frame, probe
 from storyc.model.prices import chat_cost, video_cost
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.model.vision import ConsistencyScore
-from storyc.prompts.slots import judge_characters
+from storyc.prompts.slots import allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, provider_urls
 from storyc.run.context import BuildContext
-from storyc.run.outcome import StepResult
+from storyc.run.outcome import StepOutcome, StepResult
 
 DRIFT_MARGIN = 0.05  # a last frame this much below its keyframe's score has drifted
 
@@ -38,6 +39,21 @@ def run_video(ctx: BuildContext, run: StepRun) -> StepResult:
     return _ClipLoop(ctx, run).execute()
 
 
+def _spoken_hints(up: Mapping[str, StepOutcome], scene_id: int) -> dict[str, Any]:
+    """The scene's lines as its speech step placed them, for the offline animatic's caption
+    band: `lines` as [{speaker, text, start_s, end_s}], when the clip depends on that step
+    (the graph makes it so offline without subtitles: storyc.graph.builder.captions_in_clip)."""
+    speech = up.get(f"speech:{scene_id}")
+    if speech is None:
+        return {}
+    return {
+        "lines": [
+            {"speaker": line.speaker, "text": line.text, "start_s": line.start_s, "end_s": line.end_s}
+            for line in speech.record.lines
+        ]
+    }
+
+
 class _ClipLoop:
     def __init__(self, ctx: BuildContext, run: StepRun):
         assert run.step.scene_index is not None, run.step.id  # every video step has its scene
@@ -54,13 +70,20 @@ class _ClipLoop:
         self.prompt = run.step.static["prompts"]["video"]
         self.check = run.step.static["prompts"]["check"]
         run.prompts.update(video=self.prompt, check=self.check)
+        slots = allocate_slots(ctx.story, self.index)
         self.hints = {
             "step_id": run.step.id,
             "step": "video",
             "scene_id": self.scene.scene_id,
+            "title": self.scene.title,
             "camera": self.scene.camera,
             "action": self.scene.action,
             "mood": self.scene.mood,
+            "setting": self.scene.setting,
+            # the figures left to right, as in the keyframe (the offline animatic's name tags)
+            "slots": [{"kind": s.kind, "name": s.name} for s in slots.slots if s.kind == "character"],
+            "text_only": list(slots.text_only),
+            **_spoken_hints(up, self.scene.scene_id),
         }
 
     def execute(self) -> StepResult:

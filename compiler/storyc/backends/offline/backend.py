@@ -12,8 +12,10 @@ paid backend's.
   of the request: chance.py), so the check → targeted fix loop has work to do; a fix edit
   redraws the named character from its description and measurably raises the score.
 - Videos: ffmpeg moves the keyframe as the camera words say, with a quiet tone for
-  audio; some clips drift in colour over time (hash of the request), which the
-  last-frame check catches and `edit_video` (drift measured and ramped back out) fixes.
+  audio (none with `generate_audio` off) and a caption band (scene and title, camera,
+  action, name tags, spoken lines: video.py, captions.py); some clips drift in colour over
+  time (hash of the request), which the last-frame check catches and `edit_video` (drift
+  measured and ramped back out) fixes.
 - Speech (text_to_speech): espeak-ng, the voice id's local voice (speech.py).
 - judge: compares pictures for real (judge.py): each figure's grid of colours
   against its reference sheet's, allowing for scene lighting.
@@ -30,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -124,6 +127,7 @@ class OfflineBackend:
 
     def _enter(self, kind: str, latency_kind: str, identity: str, dest: Path | None) -> None:
         """Simulated latency, then maybe an injected fault (nothing is left at `dest`)."""
+        sys.audit("storyc.offline.call_started", kind, identity)  # every try; tests count them (CONTRIBUTING.md)
         attempt = self._tries.next(identity)
         fault = self.fault_plan.decide(identity, attempt)
         if fault != "ratelimit":  # a 429 comes back at once; everything else takes its time
@@ -143,6 +147,7 @@ class OfflineBackend:
     def _done(self, kind: str, path: Path | None, **meta: Any) -> CallResult:
         with self._lock:
             self.calls[kind] += 1
+        sys.audit("storyc.offline.call_done", kind, path)
         return CallResult(path=path, cost_usd=0.0, kind=kind, calls=1, meta={"backend": "offline", **meta})  # type: ignore[arg-type]
 
     # ── images ──────────────────────────────────────────────────────────────
@@ -210,6 +215,7 @@ class OfflineBackend:
             camera=str(req.hints.get("camera") or req.prompt),
             drift_degrees=drift,
             tone_hz=tone_hz if req.generate_audio else None,
+            **video.clip_caption(req.hints, float(req.duration_s), width),
         )
         if journal is not None:
             journal.finished(job_key)

@@ -13,7 +13,10 @@ import hashlib
 # how often the "model" errs, per 100 draws
 SHEET_ERROR_RATE = 25
 KEYFRAME_ERROR_RATE = 30
+TEXT_ONLY_ERROR_RATE = 60  # a character without a reference image is drawn from words
 VIDEO_DRIFT_RATE = 45  # of which about half mild, half strong
+# A simulated error is either large enough for the check to catch (>= 45 degrees of hue)
+# or too small to see (<= 8): a colour that visibly wanders between scenes must never pass.
 
 
 def stable_hash(*parts: object) -> int:
@@ -30,11 +33,12 @@ def sheet_hue_error(identity: str) -> int:
 
 def keyframe_hue_error(identity: str, name: str, *, from_sheet: bool) -> int:
     """Degrees a keyframe figure's colours are off: a figure cut from its sheet is sometimes
-    wrong; a text-only one, drawn from the words alone, always drifts a little."""
+    wrong; a text-only one, drawn from the words alone, more often (and otherwise off by
+    a few degrees, too little to see)."""
     h = stable_hash("keyframe-error", identity, name)
     if from_sheet:
         return (50 + h // 100 % 70) if h % 100 < KEYFRAME_ERROR_RATE else 0
-    return 20 + h // 100 % 25
+    return (50 + h // 100 % 40) if h % 100 < TEXT_ONLY_ERROR_RATE else h // 100 % 6
 
 
 def video_drift(identity: str) -> tuple[int, int]:
@@ -42,7 +46,7 @@ def video_drift(identity: str) -> tuple[int, int]:
     h = stable_hash("drift", identity)
     roll = h % 100
     if roll < VIDEO_DRIFT_RATE // 2:
-        drift = 10 + h // 100 % 15  # mild: may pass the check
+        drift = 3 + h // 100 % 6  # mild: too small to see, passes the check
     elif roll < VIDEO_DRIFT_RATE:
         drift = 45 + h // 100 % 45  # strong: the check should catch it
     else:

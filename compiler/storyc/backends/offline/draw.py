@@ -14,23 +14,18 @@ import colorsys
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from storyc.backends.offline import captions, figures, props, shots
 from storyc.backends.offline.chance import stable_hash
 from storyc.model.colours import RGB, colour_words, mix, shade
 
 SHEET_BACKGROUND: RGB = (200, 200, 200)
 OUTLINE: RGB = (35, 35, 40)
-# keyframe layout: figure height relative to the frame, its foot line, its max width per slot
-FIGURE_HEIGHT = 0.56
-FIGURE_FOOT = 0.94
-FIGURE_SLOT_WIDTH = 0.8
 # the offline camera scales frames by up to 1.12 (push-in, pan, orbit: offline_video),
 # so figures keep out of the outer 11% (plus the judge's 3% edge strip) of the width
 SAFE_MARGIN = 0.14
 HORIZON = 0.62
-
-
 
 
 def hash_colour(*parts: object) -> RGB:
@@ -40,30 +35,19 @@ def hash_colour(*parts: object) -> RGB:
 
 
 def character_palette(name: str, description: str) -> list[RGB]:
-    """Four colours for a figure — body, head, legs, hair/accent — from the description's
-    colour words in order; missing ones derived from the first (or a stable hash colour)."""
-    colours: list[RGB] = []
-    for _, colour in colour_words(description):
-        if colour not in colours:
-            colours.append(colour)
-    if not colours:
-        colours.append(hash_colour(name, description))
-    base = colours[0]
-    derived = [shade(base, 0.5), shade(base, -0.45), shade(base, -0.7)]
-    while len(colours) < 4:
-        colours.append(derived[len(colours) - 1])
-    return colours[:4]
+    """Four colours for a figure — body, head, legs, hair/accent — from the colour words
+    of the parts they name (figures.part_palette; a stable hash colour when none)."""
+    return figures.part_palette(name, description, hash_colour(name, description)).four
 
 
 # ─── figures ─────────────────────────────────────────────────────────────────
-
-_EARED = ("fox", "cat", "wolf", "dog", "rabbit", "bunny", "bear", "ears", "lynx", "kitten", "ear tufts", "owl")
 
 
 def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB] | None = None) -> Image.Image:
     """A stylised standing figure (RGBA, transparent around it) about `height` px tall.
     Shapes vary by name; colours come from the description (or `palette`)."""
-    body, head, legs, accent = palette or character_palette(name, description)
+    parts = figures.part_palette(name, description, hash_colour(name, description))
+    body, head, legs, accent = palette or parts.four
     h = stable_hash("figure", name)
     scale = 2  # draw at twice the size and shrink: smooth edges, still deterministic
     H = max(24, height) * scale
@@ -71,12 +55,13 @@ def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB]
     img = Image.new("RGBA", (W, H), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     lw = max(2, H // 90)
-    words = description.lower()
 
     def box(x0: float, y0: float, x1: float, y1: float) -> list[float]:
         return [x0 * W, y0 * H, x1 * W, y1 * H]
 
-    # legs, arms, body, ears, head, hair: back to front
+    body_plan = figures.anatomy(description)
+    # tail, legs, arms, body, ears, head, hair, face: back to front
+    figures.draw_tail(d, body_plan.tail, (W, H), parts.fur if palette is None else body, lw)
     d.rounded_rectangle(box(0.30, 0.70, 0.46, 0.99), radius=lw * 2, fill=legs, outline=OUTLINE, width=lw)
     d.rounded_rectangle(box(0.54, 0.70, 0.70, 0.99), radius=lw * 2, fill=legs, outline=OUTLINE, width=lw)
     arm = shade(body, -0.2)
@@ -86,18 +71,12 @@ def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB]
         d.rounded_rectangle(box(0.14, 0.35, 0.86, 0.78), radius=lw * 6, fill=body, outline=OUTLINE, width=lw)
     else:
         d.ellipse(box(0.12, 0.34, 0.88, 0.80), fill=body, outline=OUTLINE, width=lw)
-    if _has_word(words, _EARED):  # whole words: "wears" or "years" are not ears
-        d.polygon(
-            [(0.26 * W, 0.20 * H), (0.34 * W, 0.02 * H), (0.46 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw
-        )
-        d.polygon(
-            [(0.74 * W, 0.20 * H), (0.66 * W, 0.02 * H), (0.54 * W, 0.14 * H)], fill=accent, outline=OUTLINE, width=lw
-        )
+    if parts.neck is not None:  # a scarf or collar, where the head meets the body
+        d.rounded_rectangle(box(0.26, 0.345, 0.74, 0.41), radius=lw * 2, fill=parts.neck, outline=OUTLINE, width=lw)
+    figures.draw_ears(d, body_plan.ears, box, (W, H), accent, lw)
     d.ellipse(box(0.24, 0.08, 0.76, 0.38), fill=head, outline=OUTLINE, width=lw)
     d.chord(box(0.24, 0.08, 0.76, 0.38), start=190, end=350, fill=accent, outline=OUTLINE, width=lw)
-    eye = max(2, int(0.035 * W))
-    for cx in (0.40, 0.60):
-        d.ellipse([cx * W - eye, 0.25 * H - eye, cx * W + eye, 0.25 * H + eye], fill=OUTLINE)
+    figures.draw_face(d, body_plan, box, (W, H), lw)
     return img.resize((W // scale, H // scale), Image.LANCZOS)
 
 
@@ -280,13 +259,18 @@ def lighting(mood: str, setting: str = "") -> tuple[RGB, float]:
 
 
 def draw_background(
-    size: tuple[int, int], setting: str, mood: str, palette: str, chain: Image.Image | None = None
+    size: tuple[int, int],
+    setting: str,
+    mood: str,
+    palette: str,
+    chain: Image.Image | None = None,
+    horizon: float = HORIZON,
 ) -> Image.Image:
     """Sky and ground gradients (every row one colour, which the judge relies on to find
     figures); a chain frame's row colours are blended in for continuity."""
     w, h = size
     sky_top, sky_bottom, ground = scene_colours(setting, mood, palette)
-    horizon = int(h * HORIZON)
+    horizon = int(h * horizon)
     column = Image.new("RGB", (1, h))
     for y in range(h):
         if y < horizon:
@@ -295,9 +279,29 @@ def draw_background(
             colour = mix(ground, shade(ground, -0.35), (y - horizon) / max(1, h - horizon - 1))
         column.putpixel((0, y), colour)
     if chain is not None:
-        rows = chain.convert("RGB").resize((1, h), Image.BOX)
-        column = Image.blend(column, rows, 0.35)
+        column = Image.blend(column, chain_rows(chain, h), 0.35)
     return column.resize((w, h), Image.NEAREST)
+
+
+def chain_rows(chain: Image.Image, height: int) -> Image.Image:
+    """A chain frame's background colour per row (1 × height): its left and right edge
+    strips (figures keep away from the edges), between the caption bands a clip frame
+    has; the rows under the bands repeat the nearest picture row."""
+    rgb = chain.convert("RGB").resize((chain.width, height), Image.BOX)
+    top, bottom = captions.picture_rows(height)
+    edge = max(1, rgb.width * 3 // 100)
+    left = rgb.crop((0, 0, edge, height)).resize((1, height), Image.BOX)
+    right = rgb.crop((rgb.width - edge, 0, rgb.width, height)).resize((1, height), Image.BOX)
+    # a little vertical smoothing: a compressed frame's edge strips are noisy row to row
+    rows = Image.blend(left, right, 0.5).filter(ImageFilter.BoxBlur(max(1, height // 180)))
+    inside = rows.crop((0, top, 1, bottom))
+    out = Image.new("RGB", (1, height))
+    out.paste(inside, (0, top))
+    if top:
+        out.paste(inside.crop((0, 0, 1, 1)).resize((1, top)), (0, 0))
+    if bottom < height:
+        out.paste(inside.crop((0, inside.height - 1, 1, inside.height)).resize((1, height - bottom)), (0, bottom))
+    return out
 
 
 def slot_bounds(count: int, width: int) -> list[tuple[float, float]]:
@@ -311,12 +315,14 @@ def slot_centres(count: int, width: int) -> list[float]:
     return [(a + b) / 2 for a, b in slot_bounds(count, width)]
 
 
-def fit_figure(figure: Image.Image, canvas: tuple[int, int], count: int) -> Image.Image:
-    """Scale a figure to its keyframe size: FIGURE_HEIGHT of the frame, narrower than its slot."""
-    w, h = canvas
-    slot = w * (1 - 2 * SAFE_MARGIN) / max(1, count)
-    scale = min(h * FIGURE_HEIGHT / figure.height, slot * FIGURE_SLOT_WIDTH / figure.width)
-    return figure.resize((max(2, int(figure.width * scale)), max(2, int(figure.height * scale))), Image.LANCZOS)
+def place_figure(canvas: Image.Image, figure: Image.Image, index: int, count: int, shot: shots.Shot) -> shots.Placement:
+    """Scale `figure` as the shot asks and paste it into slot `index` of `count` (a cut
+    shot's figure runs on below the picture rows, where the caption band covers it)."""
+    slot = slot_bounds(count, canvas.width)[index]
+    at = shots.place(figure.size, canvas.size, slot, shot)
+    fitted = figure.resize((at.width, at.height), Image.LANCZOS)
+    canvas.paste(fitted, (at.left, at.top), fitted)
+    return at
 
 
 def compose(
@@ -327,11 +333,16 @@ def compose(
     figures: Sequence[Image.Image],
     chain: Image.Image | None = None,
     light: tuple[RGB, float] | None = None,
+    shot: shots.Shot | None = None,
+    prop_boxes: Sequence[props.PropBox] = (),
 ) -> Image.Image:
-    """A keyframe: background, then each figure at its slot, then the mood lighting."""
-    canvas = draw_background(size, setting, mood, palette, chain)
-    for centre, figure in zip(slot_centres(len(figures), size[0]), figures, strict=False):
-        paste_centered(canvas, fit_figure(figure, size, len(figures)), centre, size[1] * FIGURE_FOOT)
+    """A keyframe: background (its horizon where the shot puts it), each figure at its
+    slot sized by the shot, the props the action names, then the mood lighting."""
+    shot = shot or shots.DEFAULT_SHOT
+    canvas = draw_background(size, setting, mood, palette, chain, horizon=shot.horizon)
+    for index, figure in enumerate(figures):
+        place_figure(canvas, figure, index, len(figures), shot)
+    props.draw(canvas, prop_boxes)
     colour, strength = light if light is not None else lighting(mood, setting)
     return tint(canvas, colour, strength)
 

@@ -1,7 +1,7 @@
 """The offline backend's pictures: character sheets, keyframes, targeted fixes and the
-vision check's score, with Pillow (draw.py paints, segment.py finds figures, judge.py
-compares them). backend.py imports this module when the first picture is asked for, so
-importing the backend costs no Pillow.
+vision check's score, with Pillow (draw.py paints, framing.py says where the shot puts
+figures and props, segment.py finds figures, judge.py compares them). backend.py imports
+this module when the first picture is asked for, so importing the backend costs no Pillow.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from storyc.backends.base import ImageRequest, JudgeRequest
-from storyc.backends.offline import chance, draw, judge, segment
+from storyc.backends.offline import chance, draw, framing, judge, segment
 from storyc.model.vision import ConsistencyScore
 
 DEFAULT_THRESHOLD = 0.8
@@ -69,7 +69,8 @@ def keyframe(req: ImageRequest, size: tuple[int, int], identity: str) -> Image.I
             with Image.open(ref) as im:
                 chain = im.convert("RGB")
     figures = []
-    for name in draw.figure_layout(hints, list(sheets)):
+    layout = draw.figure_layout(hints, list(sheets))
+    for name in layout:
         if name in sheets:
             with Image.open(sheets[name]) as sheet_image:
                 figure = segment.extract_figure(sheet_image)
@@ -77,6 +78,7 @@ def keyframe(req: ImageRequest, size: tuple[int, int], identity: str) -> Image.I
             figure = draw.draw_figure(name, description(hints, name, name), int(size[1] * 0.8))
         error = chance.keyframe_hue_error(identity, name, from_sheet=name in sheets)
         figures.append(draw.hue_rotate(figure, error))
+    scene = framing.scene_framing(size, hints, layout)
     return draw.compose(
         size,
         str(hints.get("setting", "")),
@@ -84,6 +86,8 @@ def keyframe(req: ImageRequest, size: tuple[int, int], identity: str) -> Image.I
         str(hints.get("palette", "")),
         figures,
         chain=chain,
+        shot=scene.shot,
+        prop_boxes=scene.prop_boxes,
     )
 
 
@@ -102,8 +106,11 @@ def fix(req: ImageRequest, size: tuple[int, int]) -> Image.Image:
     targets = named or layout
     if not layout:
         return image
-    # erase each target's figure back to the (row-uniform) background, then redraw it
+    # erase each target's figure back to the (row-uniform) background, then redraw it;
+    # the props stay where they are
+    scene = framing.scene_framing(size, hints, layout)
     mask = segment.foreground_mask(image)
+    framing.clear_boxes(mask, framing.excluded_boxes(scene, "keyframe", hints), size[0], (0, size[1]))
     background = segment.row_background(image)
     colour, strength = draw.lighting(str(hints.get("mood", "")), str(hints.get("setting", "")))
     for index, name in enumerate(layout):
@@ -117,9 +124,7 @@ def fix(req: ImageRequest, size: tuple[int, int]) -> Image.Image:
         else:
             figure = draw.draw_figure(name, description(hints, name, name), int(size[1] * 0.8))
         figure = draw.tint(figure, colour, strength / 2)  # relit to match the scene, gently
-        fitted = draw.fit_figure(figure, size, len(layout))
-        centre = draw.slot_centres(len(layout), size[0])[index]
-        draw.paste_centered(image, fitted, centre, size[1] * draw.FIGURE_FOOT)
+        draw.place_figure(image, figure, index, len(layout), scene.shot)
     return image
 
 
@@ -127,19 +132,30 @@ def score(req: JudgeRequest) -> ConsistencyScore:
     """The vision check: each figure in the picture against its reference."""
     hints = req.hints
     threshold = float(hints.get("threshold", DEFAULT_THRESHOLD))
+    layout = draw.figure_layout(hints, list(req.names))
     with Image.open(req.image) as im:
-        picture = judge.analysis_copy(im)
+        frame_size = im.size
+        scene = framing.scene_framing(frame_size, hints, layout)
+        # only the rows between the caption bands; the props the action names left out
+        region, (_, top) = framing.analysis_region(im.convert("RGB"), req.kind)
+        picture = judge.analysis_copy(region, framing.analysis_width(scene, req.kind))
     mask = segment.foreground_mask(picture)
+    if req.kind != "sheet":
+        excluded = framing.excluded_boxes(scene, req.kind, hints)
+        framing.clear_boxes(mask, excluded, frame_size[0], (top, top + region.height))
 
-    def reference(name: str, index: int) -> judge.Descriptor | None:
+    def reference(name: str, index: int, full: bool = False) -> Image.Image:
+        """The reference figure: from the sheet (at full size, as a keyframe is drawn
+        from it, when `full`), or drawn from the description for a text-only one."""
         if index < len(req.references):
             with Image.open(req.references[index]) as ref:
                 sheet_image = ref.convert("RGB")
             if req.kind == "sheet":  # the user's reference image, stylised as the sheet would be
                 sheet_image = draw.sheet_from_reference(sheet_image, picture.size)
-            return judge.describe_figure(segment.extract_figure(judge.analysis_copy(sheet_image, 320)))
+            return segment.extract_figure(sheet_image if full else judge.analysis_copy(sheet_image, 320))
         words = description(hints, name, req.prompt)
-        return judge.describe_figure(draw.draw_figure(name, words, judge.REFERENCE_HEIGHT * 2))
+        height = int(frame_size[1] * 0.8) if full else judge.REFERENCE_HEIGHT * 2
+        return draw.draw_figure(name, words, height)
 
     per: dict[str, float] = {}
     issues: list[str] = []
@@ -150,9 +166,25 @@ def score(req: JudgeRequest) -> ConsistencyScore:
         names = draw.figure_layout(hints, list(req.names))
         boxes = [judge.strip_box(i, len(names), picture.size) for i in range(len(names))]
     ref_index = {n: i for i, n in enumerate(req.names)}
-    for name, box in zip(names, boxes, strict=False):
-        found = judge.describe(picture, mask, box)
-        expected = reference(name, ref_index.get(name, 0 if req.kind == "sheet" else len(req.references)))
+    background = None
+    for index, (name, box) in enumerate(zip(names, boxes, strict=False)):
+        strip, strip_mask = framing.figure_in(picture, mask, box)
+        found = judge.describe(strip, strip_mask)
+        ref = ref_index.get(name, 0 if req.kind == "sheet" else len(req.references))
+        if box is not None and scene.shot.visible < 1.0:
+            # a cut shot shows the figure's top part: compare with the sheet's figure
+            # where the frame should show it, cut the same way
+            rows = (top, top + region.height)
+            background = background or segment.row_background(picture)
+            view, view_mask = framing.expected_view(
+                reference(name, ref, full=True), scene, index, req.kind, hints, rows, background
+            )
+            # over the found figure's box: a pixel more or less of a thin ear tip
+            # must not shift the grid
+            view, view_mask = framing.figure_in(view, view_mask, box)
+            expected = judge.describe(view, view_mask, framing.figure_extent(strip_mask))
+        else:
+            expected = judge.describe_figure(reference(name, ref))
         per[name] = judge.similarity(found, expected)
         if per[name] < threshold:
             issues.append(f"{name}: {judge.problem(found, expected)}")

@@ -8,7 +8,9 @@ this, and the judge (judge.py) finds the figures it compares.
 
 from __future__ import annotations
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops
+
+from storyc.backends.offline.masks import fill_enclosed
 
 FOREGROUND_THRESHOLD = 20
 INTERIOR_SAMPLES = 16  # strips per row consulted when a figure covers a frame edge
@@ -61,14 +63,7 @@ def foreground_mask(rgb: Image.Image) -> Image.Image:
     rgb = rgb.convert("RGB")
     r, g, b = ImageChops.difference(rgb, row_background(rgb)).split()
     diff = ImageChops.lighter(ImageChops.lighter(r, g), b)
-    binary = diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0)
-    w, h = binary.size
-    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
-    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for xy in border:
-        if binary.getpixel(xy) == 0:
-            ImageDraw.floodfill(binary, xy, 128, thresh=0)
-    return binary.point(lambda v: 0 if v == 128 else 255)
+    return fill_enclosed(diff.point(lambda v: 255 if v > FOREGROUND_THRESHOLD else 0))
 
 
 def extract_figure(sheet: Image.Image) -> Image.Image:

@@ -1,73 +1,76 @@
 """The offline backend's video maker: a keyframe becomes a clip with ffmpeg, moved as
-the camera words say, with a quiet tone for audio and (sometimes) a slow colour drift
-that the drift check should catch and `correct_drift` should remove.
+the camera words say, with a quiet tone for audio, (sometimes) a slow colour drift
+that the drift check should catch and `correct_drift` should remove, and the caption
+band (captions.py, laid over by overlays.py) on top.
 """
 
 from __future__ import annotations
 
 import cmath
 import math
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from storyc.backends.offline import captions, draw, overlays
+from storyc.backends.offline.camera import MAX_ZOOM, PAN_MARGIN, camera_motion
 from storyc.backends.offline.segment import pixels
 from storyc.media import ffmpeg as media
 from storyc.media.probe import probe, read_frame
 from storyc.store.fsutil import atomic_output
 
 DRIFT_BINS = 72  # 5° chroma-angle bins
-MAX_ZOOM = 0.12
-PAN_MARGIN = 1.12  # the frame is scaled this much so a pan has room to move
+# Clips are intermediates (the assembly re-encodes them) and still images in motion: a
+# faster x264 preset than the final video's costs little here. A keyframe every second
+# keeps reading a clip's last frame (the drift check) to one second of decoding.
+CLIP_PRESET = "ultrafast"
+CLIP_GOP = str(media.FPS)
 
 
-def camera_motion(camera: str) -> str:
-    """zoom_in | zoom_out | pan_left | pan_right | drift | static, from the camera words."""
-    text = camera.lower()
-    if any(
-        w in text
-        for w in (
-            "pull back",
-            "pull-back",
-            "pulls back",
-            "zoom out",
-            "zooms out",
-            "dolly out",
-            "dolly back",
-            "pullback",
-        )
-    ):
-        return "zoom_out"
-    if any(w in text for w in ("push in", "push-in", "pushes in", "dolly", "zoom", "close in", "closes in")):
-        return "zoom_in"
-    if "pan left" in text or "pans left" in text:
-        return "pan_left"
-    if "pan" in text:
-        return "pan_right"
-    if any(w in text for w in ("orbit", "tracking", "track", "arc", "handheld", "crane", "follow")):
-        return "drift"
-    return "static"
+def clip_encoder_args() -> list[str]:
+    """The shared encoder settings, with the clip preset and a one-second GOP."""
+    args = media.encoder_args()
+    args[args.index("-preset") + 1] = CLIP_PRESET
+    return [*args, "-g", CLIP_GOP]
 
 
-def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> str:
-    """A filter chain turning a looped still into width×height frames with the motion."""
+def motion_parts(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> tuple[str, str]:
+    """The filters that move a still as the camera words say: (what is done once to the
+    still, what is done to every frame of the looped still, possibly nothing)."""
     frames = max(1, round(duration_s * fps))
     fit = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1"
     if motion in ("zoom_in", "zoom_out"):
         z = f"1+{MAX_ZOOM}*on/{frames}" if motion == "zoom_in" else f"{1 + MAX_ZOOM}-{MAX_ZOOM}*on/{frames}"
         # upscale first so zoompan's whole-pixel steps don't jitter
         return (
-            f"{fit},scale={width * 2}:{height * 2},"
-            f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={width}x{height}:fps={fps}"
+            f"{fit},scale={width * 2}:{height * 2}",
+            f"zoompan=z='{z}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={width}x{height}:fps={fps}",
         )
     big_w, big_h = media.even(width * PAN_MARGIN), media.even(height * PAN_MARGIN)
     grow = f"{fit},scale={big_w}:{big_h}"
     d = media.fmt_seconds(duration_s)
     if motion == "pan_right":
-        return f"{grow},crop={width}:{height}:x='(iw-ow)*t/{d}':y='(ih-oh)/2'"
+        return grow, f"crop={width}:{height}:x='(iw-ow)*t/{d}':y='(ih-oh)/2'"
     if motion == "pan_left":
-        return f"{grow},crop={width}:{height}:x='(iw-ow)*(1-t/{d})':y='(ih-oh)/2'"
+        return grow, f"crop={width}:{height}:x='(iw-ow)*(1-t/{d})':y='(ih-oh)/2'"
     if motion == "drift":
-        return f"{grow},crop={width}:{height}:x='(iw-ow)*(0.5+0.5*sin(PI*t/{d}))':y='(ih-oh)*(0.5-0.3*sin(PI*t/{d}))'"
-    return fit
+        return grow, f"crop={width}:{height}:x='(iw-ow)*(0.5+0.5*sin(PI*t/{d}))':y='(ih-oh)*(0.5-0.3*sin(PI*t/{d}))'"
+    return fit, ""
+
+
+def motion_filter(motion: str, width: int, height: int, duration_s: float, fps: int = media.FPS) -> str:
+    """A filter chain turning a looped still into width×height frames with the motion."""
+    return ",".join(p for p in motion_parts(motion, width, height, duration_s, fps) if p)
+
+
+def clip_caption(hints: Mapping[str, Any], duration_s: float, width: int) -> dict[str, Any]:
+    """The caption band of a clip (scene, title, action, camera, timed lines) and its
+    name tags under the figures' slots, from the request hints: render_clip's
+    `caption` and `tag_xs`."""
+    names = draw.figure_layout(hints, list((hints.get("characters") or {}).keys()))
+    card = captions.card_from_hints(hints, names, duration_s)
+    return {"caption": card, "tag_xs": [x / width for x in draw.slot_centres(len(names), width)] if names else []}
 
 
 def hue_ramp(degrees: float, duration_s: float) -> str:
@@ -85,47 +88,60 @@ def render_clip(
     camera: str,
     drift_degrees: float,
     tone_hz: int | None,
+    caption: captions.Card | None = None,
+    tag_xs: Sequence[float] = (),
 ) -> None:
-    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone (none,
-    and no audio stream, when `tone_hz` is None: a silent clip)."""
-    vf = motion_filter(camera_motion(camera), width, height, duration_s)
+    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone (none, and
+    no audio stream, when `tone_hz` is None: a silent clip), and the caption band
+    (`caption`, name tags at `tag_xs`: keyframe x of each figure, 0..1)."""
+    motion = camera_motion(camera)
+    frames = max(1, round(duration_s * media.FPS))
+    # the still is decoded and scaled once, then repeated: only the motion runs per frame
+    once, per_frame = motion_parts(motion, width, height, duration_s)
+    vf = f"{once},loop=loop={frames - 1}:size=1:start=0,setpts=N/{media.FPS}/TB"
+    if per_frame:
+        vf += "," + per_frame
     if drift_degrees:
         vf += "," + hue_ramp(drift_degrees, duration_s)
     # square pixels: scaling to even sizes and zoompan leave a sample aspect like 80/81,
     # which players (and the storyboard page) then show squashed
-    vf += ",setsar=1,format=yuv420p"
+    vf += ",setsar=1"
     d = media.fmt_seconds(duration_s)
     sound: list[str] = []
     tone, audio_map = "", []
     if tone_hz is not None:
         sound = ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}"]
         tone, audio_map = ";[1:a]volume=0.06,aformat=channel_layouts=stereo[a]", ["-map", "[a]"]
-    with atomic_output(dest) as tmp:
-        media.run_ffmpeg(
-            [
-                "-loop",
-                "1",
-                "-framerate",
-                str(media.FPS),
-                "-t",
-                d,
-                "-i",
-                str(image),
-                *sound,
-                "-filter_complex",
-                f"[0:v]{vf}[v]{tone}",
-                "-map",
-                "[v]",
-                *audio_map,
-                "-t",
-                d,
-                *media.encoder_args(),
-                "-f",
-                "mp4",
-                str(tmp),
-            ],
-            what=f"rendering {Path(dest).name}",
-        )
+    with tempfile.TemporaryDirectory(prefix="storyc-captions-") as folder:
+        extra: list[str] = []
+        graph = f"[0:v]{vf},format=yuv420p[v]"
+        if caption is not None:  # laid over after the motion and drift: the text stays put and neutral
+            first = 1 + (len(sound) > 0)  # the overlays' first input index
+            laid = overlays.write(caption, tag_xs, motion, (width, height), duration_s, Path(folder), first)
+            for path in laid.inputs:
+                extra += ["-i", str(path)]
+            graph = f"[0:v]{vf}[pic];{laid.chain};[cap]format=yuv420p[v]"
+        with atomic_output(dest) as tmp:
+            media.run_ffmpeg(
+                [
+                    "-i",
+                    str(image),
+                    *sound,
+                    *extra,
+                    "-filter_complex",
+                    f"{graph}{tone}",
+                    "-map",
+                    "[v]",
+                    *audio_map,
+                    "-t",
+                    d,
+                    *clip_encoder_args(),
+                    "-f",
+                    "mp4",
+                    str(tmp),
+                ],
+                what=f"rendering {Path(dest).name}",
+            )
 
 
 def _chroma_histogram(img) -> list[float]:
@@ -184,7 +200,7 @@ def correct_drift(video: Path, dest: Path) -> float:
                 *audio,
                 "-t",
                 d,
-                *media.encoder_args(),
+                *clip_encoder_args(),
                 "-f",
                 "mp4",
                 str(tmp),

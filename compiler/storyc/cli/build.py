@@ -1,0 +1,171 @@
+"""`storyc build`: compile a story into final_video.mp4 and print how it went."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from storyc.build.backend_choice import default_backend_name
+from storyc.build.options import BuildOptions, BuildResult
+from storyc.build.pipeline import run_build
+from storyc.cli.errors import (
+    EXIT_INTERRUPTED,
+    fail,
+    input_errors_exit,
+    require_file,
+    require_folder_or_nothing,
+    require_prompts_folder,
+    story_or_default,
+    usage_error,
+)
+from storyc.cli.help import examples
+from storyc.cli.options import (
+    BackendOpt,
+    CacheDirOpt,
+    IgnoreCacheOpt,
+    OutDirOpt,
+    PromptsDirOpt,
+    QuietOpt,
+    SelectOpt,
+    StoryArg,
+    VerboseOpt,
+    output_level,
+)
+from storyc.cli.output import out
+from storyc.cli.progress import BuildProgress
+from storyc.graph.select import SelectionError
+from storyc.store.state import BuildLocked
+
+EXAMPLES = examples(
+    "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
+    "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
+    "storyc build story.yaml --select scene:3+ --max-cost 2",
+    "storyc -q build story.yaml --out build/ci              # only errors and the result line",
+)
+
+
+def build_command(
+    story: StoryArg = None,
+    backend: BackendOpt = None,
+    out_dir: OutDirOpt = None,
+    cache: CacheDirOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the planned calls and estimated cost; call nothing.")
+    ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", metavar="USD", help="Stop before a call that could take the build past this many USD."
+        ),
+    ] = None,
+    select: SelectOpt = None,
+    force: IgnoreCacheOpt = False,
+    prompts: PromptsDirOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Compile a story into final_video.mp4 (incremental: only what changed is rendered).
+
+    --verbose adds the plan and a line per call and retry.
+    """
+    quiet, verbose = output_level("storyc build", quiet, verbose)
+    if max_cost is not None and max_cost < 0:
+        usage_error("storyc build", "--max-cost must not be negative")
+    story = story_or_default("storyc build", story)
+    require_file("storyc build", story)
+    require_prompts_folder("storyc build", prompts)
+    require_folder_or_nothing("storyc build", "--out", out_dir)
+    require_folder_or_nothing("storyc build", "--cache", cache)
+    chosen = backend.value if backend else default_backend_name()
+    if not quiet:
+        out(f"storyc build: backend {chosen}" + _default_note(backend, chosen))
+    progress = None
+
+    def on_event(event: str, data: Any) -> None:
+        nonlocal progress
+        if quiet:
+            return
+        if progress is None:
+            progress = BuildProgress(total=0, verbose=verbose)
+        progress(event, data)
+
+    opts = BuildOptions(
+        story=story,
+        backend=chosen,
+        out_dir=out_dir,
+        cache_dir=cache,
+        prompts_dir=prompts,
+        dry_run=dry_run,
+        max_cost=max_cost,
+        select=select,
+        force=force,
+        on_event=on_event,
+    )
+    resume = _resume_command(story, backend=backend, out_dir=out_dir, cache=cache, prompts=prompts, select=select)
+    try:
+        with input_errors_exit("storyc build", usage=(SelectionError,), refused=(BuildLocked,)):
+            result = run_build(opts)
+    except KeyboardInterrupt:  # outside the flow (loading, restoring from the cache): nothing half-done
+        typer.echo(f"storyc build: interrupted; state saved. Resume with: {resume}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+    for diag in [] if quiet else result.warnings:
+        typer.echo(diag.format(), err=True)
+    _print_outcome(result, resume)
+
+
+def _default_note(backend: str | None, chosen: str) -> str:
+    if backend:
+        return ""
+    return " (default: " + ("XAI_API_KEY is set)" if chosen == "xai" else "no XAI_API_KEY)")
+
+
+def _resume_command(story: Path, **options: Any) -> str:
+    """The command that resumes this build: the same folders and options, or the resumed
+    build would miss the cache and pay again."""
+    flags = [f"--{name.removesuffix('_dir')} {shlex.quote(str(value))}" for name, value in options.items() if value]
+    return " ".join(["storyc build", shlex.quote(str(story)), *flags])
+
+
+def _print_outcome(result: BuildResult, resume: str) -> None:
+    if result.status == "dry_run":
+        _print_dry_run(result.dry_run)
+        return
+    rep = result.report
+    if result.status == "missing":
+        fail("storyc build", result.message)
+    if result.status == "up_to_date":
+        out(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
+        return
+    summary = (
+        f"{rep.get('api_calls_total', 0)} API call(s), {rep.get('cache_hits', 0)} cached step(s), "
+        f"${rep.get('cost_usd', 0):.2f}, {rep.get('wall_s', 0):.1f}s"
+    )
+    if result.status == "built":
+        out(f"{result.message}  ({summary})")
+        return
+    if result.status == "interrupted":
+        typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: {resume}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    fail("storyc build", f"{result.message}  ({summary})")
+
+
+def _print_dry_run(d: dict[str, Any]) -> None:
+    out(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
+    for kind in ("image", "video", "vision", "chat", "tts"):
+        lo, hi = d["calls_min"][kind], d["calls_max"][kind]
+        if hi:
+            out(f"  {kind:<7}{lo:>5} to {hi} call(s)")
+    out(f"  total  {d['calls_min_total']:>5} to {d['calls_max_total']} call(s)")
+    out(
+        f"estimated cost: ${d['cost_min_usd']:.2f} (every check passes first time) to "
+        f"${d['cost_max_usd']:.2f} (every loop exhausted)"
+        + (" at xAI prices; the offline backend itself is free" if d["backend"] == "offline" else "")
+    )
+    out(json.dumps(d, sort_keys=True))
