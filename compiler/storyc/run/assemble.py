@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from storyc.backends.offline import captions
+from storyc.backends.offline import bands
 from storyc.media.assemble import Clip, assemble
 from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts
 from storyc.media.ffmpeg import dimensions
@@ -73,7 +73,7 @@ def _assemble_with_sound(
         subtitle_file = srt
         if audio.subtitles == "burned":
             # above the offline animatic's bottom band (its name tags and action line)
-            band = height - captions.Layout(width, height).band_top if ctx.graph.backend == "offline" else 0
+            band = height - bands.Layout(width, height).band_top if ctx.graph.backend == "offline" else 0
             subtitle_file = write_burn_style(
                 cues, ctx.path("subtitles/final_video.ass"), width, height, clear_bottom_px=band
             )
