@@ -230,6 +230,7 @@ def test_storyboard_opens_in_headless_chromium(built, chromium, tmp_path):
     assert all(v["decodedFrames"] > 0 and v["error"] is None for v in decode["videos"]), decode
     # the scene's speech plays from its folder too (the CSP's media-src), as long as its scene
     assert audio == [{"src": "speech/scene_1.wav", "duration": 3, "error": None}], audio
+    assert '· <a href="final_video.vtt">subtitles</a>' in (built / "storyboard.html").read_text()
     # offline: the page and its media from file://; data: only for Chromium's own media-control icons
     schemes = {u.split(":", 1)[0] for u in requests}
     assert schemes <= {"file", "data"}, requests

@@ -132,6 +132,7 @@ class Storyboard:
     api_calls: int
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
+    final_subtitles: str | None = None  # final_video.vtt, when the build wrote subtitles
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -396,6 +397,7 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}")) for c in story.characters],
         scenes=[_scene_view(out_dir, story, i, steps, start) for i, start in enumerate(scene_starts(story))],
         final_video=_output(out_dir, steps.get("assemble"), "final_video"),
+        final_subtitles=_output(out_dir, steps.get("assemble"), "subtitles_vtt"),
         stats=_stats(state, records),
         steps=[StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records],
         api_calls=sum(r.api_calls for r in records),
