@@ -258,3 +258,19 @@ def test_voices_are_given_only_to_a_model_that_has_them(tmp_path):
     assert "audio" not in video.static  # no voices to give, the clip's own sound as by default
     assert "<AUDIO_" not in video.static["prompts"]["video"]
     assert 'Ember says: "Sage, what is that glow?"' in video.static["prompts"]["video"]
+
+
+def test_storyc_graph_shows_the_speech_steps(story_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+
+    result = CliRunner().invoke(app, ["graph", str(story_path), "--format", "json", "--backend", "offline"])
+    assert result.exit_code == 0, result.output
+    steps = {s["id"]: s for s in json.loads(result.output)["steps"]}
+    assert steps["speech:2"]["kind"] == "speech" and steps["speech:2"]["key"] != "pending"  # nothing upstream
+    assert {"speech:1", "speech:2"} <= set(steps["assemble"]["deps"])
+    mermaid = CliRunner().invoke(app, ["graph", str(story_path), "--backend", "offline"]).output
+    assert "n_speech_2 --> n_assemble" in mermaid
