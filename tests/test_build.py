@@ -138,9 +138,10 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     # the fix edit of keyframe 1 was sent the best image so far, with the fix template
     state = json.loads((out / "state.json").read_text())
     fix = state["steps"]["keyframe:1"]["prompts"]["fix_2"]
-    assert "Change ONLY Ava: restore the colours" in fix and fix.count("Change ONLY") == 1
+    assert "Change ONLY Ava in <IMAGE_1>: restore the colours" in fix and fix.count("Change ONLY") == 1
     assert fix.count("Keep everything else identical") == 1
-    # ... together with Ava's chosen sheet as reference image 2 (design technique 7)
+    # ... together with Ava's chosen sheet as <IMAGE_2> (design technique 7)
+    assert "Ava must look exactly as in <IMAGE_2> (their character sheet)." in fix
     fixes = [refs for sid, step, refs in backend.image_requests if sid == "keyframe:1" and step == "fix"]
     assert fixes == [("scene_1_v1.jpg", "Ava_v2.jpg")]
     assert state["keyframes"][0]["edit_passes"] == 1 and state["videos"][1]["correction_passes"] == 1
@@ -307,6 +308,21 @@ def test_max_cost_stops_before_the_call_that_would_exceed_it(first_build, tmp_pa
     assert done == {"character:Ava", "character:Bo", "keyframe:1"}  # finished work is kept (and cached)
     again, _ = _build(first_build["story"], tmp_path / "out2", tmp_path / "cache", select="+keyframe:1")
     assert again.status == "up_to_date"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_max_cost_prices_each_call_with_the_storys_models(prefect_harness, tmp_path):
+    """The budget's per-call estimates come from the price table row of the story's model:
+    a 3 s 720p clip of grok-imagine-video-1.5 is estimated at $0.42, over the $0.35 budget
+    ($0.063 spent on the sheets and keyframe 1); grok-imagine-video's $0.21 would fit."""
+    story = _story(
+        tmp_path, STORY.replace("characters:\n", "models: {video: grok-imagine-video-1.5}\ncharacters:\n", 1)
+    )
+    result, backend = _build(story, tmp_path / "out", tmp_path / "cache", backend=FakeBackend({}), max_cost=0.35)
+    assert result.status == "budget", result.message
+    assert "stopped before video:1 image→video (estimated $0.4200)" in result.message
+    assert backend.calls["video"] == 0
 
 
 @pytest.mark.integration
@@ -502,10 +518,12 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
         ("step_started", {"step": "character:Bo"}),
         ("call_started", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
         ("call", {"step": "character:Ava", "kind": "image", "what": "sheet v1"}),
+        ("call_started", {"step": "character:Bo", "kind": "video", "what": "image→video"}),
+        ("call_progress", {"step": "character:Bo", "kind": "video", "what": "image→video", "percent": 45}),
     ]
     # not a terminal: nothing but one line per finished step
     plain = progress.BuildProgress(total=0)
-    for event, data in events + [("step_finished", {"record": record("character:Ava")})]:
+    for event, data in [*events, ("step_finished", {"record": record("character:Ava")})]:
         plain(event, data)
     assert capsys.readouterr().out == "done    character:Ava  2 call(s)  score 0.90  0.5s\n"
     # a terminal: a live row per running step, with its calls, gone when the step ends
@@ -517,6 +535,8 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     assert set(live.rows) == {"character:Ava", "character:Bo"}
     ava = next(t for t in live.rich.tasks if t.id == live.rows["character:Ava"])
     assert "1 call(s)" in ava.description and "sheet v1" in ava.description
+    bo = next(t for t in live.rich.tasks if t.id == live.rows["character:Bo"])
+    assert "video: image→video 45%" in bo.description  # the provider's progress of a rendering clip
     live("step_finished", {"record": record("character:Ava")})
     live("step_failed", {"step": "character:Bo", "error": "boom"})
     live.stop()
@@ -549,7 +569,7 @@ def test_a_clip_that_scores_as_its_keyframe_did_is_not_corrected(first_build, tm
         ("video:2", "last_frame"): [0.58],
         ("video:3", "last_frame"): [0.5, 0.9],
     }
-    result, backend = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
+    result, _ = _build(first_build["story"], tmp_path / "out", tmp_path / "cache", backend=FakeBackend(scores))
     assert result.status == "built", result.message
     steps = {s["id"]: s for s in result.report["steps"]}
     assert steps["video:2"]["calls"] == {"video": 1, "vision": 1} and steps["video:2"]["score"] == 0.58

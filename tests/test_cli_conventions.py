@@ -340,6 +340,29 @@ def test_completion_offers_the_choices_of_backend_and_format():
     assert _complete("storyc graph --format ") == ["mermaid", "dot", "json"]
     assert _complete("storyc prompts --format j") == ["json"]
     assert _complete("storyc completion ") == ["bash", "zsh", "fish"]
+    assert _complete("storyc build --until ") == ["sheets", "keyframes", "videos"]
+    assert _complete("storyc deploy --approve ") == ["keyframes"]
+
+
+@pytest.mark.unit
+def test_the_review_choices_match_what_the_build_and_deploy_accept():
+    from storyc.cli.completion import REDO_TARGET_KINDS
+    from storyc.cli.options import ReviewedStage, Stage
+    from storyc.deploy import APPROVAL_STAGES
+    from storyc.graph.steps import STAGES
+    from storyc.model.targets import TARGET_KINDS
+
+    assert [stage.value for stage in Stage] == list(STAGES)
+    assert [stage.value for stage in ReviewedStage] == list(APPROVAL_STAGES)
+    assert [kind.rstrip(":") for kind in REDO_TARGET_KINDS] == list(TARGET_KINDS)
+
+
+@pytest.mark.unit
+def test_completion_offers_the_storys_targets_for_redo(tmp_path):
+    assert _complete(f"storyc build {FOX} --redo sc") == ["scene:1", "scene:2", "scene:3"]
+    assert _complete(f"storyc build {FOX} --redo ")[:2] == ["character:Ember", "character:Sage"]
+    assert _complete(f"storyc build {FOX} --redo cl") == ["clip:1", "clip:2", "clip:3"]
+    assert _complete("storyc build --redo ", cwd=tmp_path) == ["character:", "scene:", "clip:"]
 
 
 FOX = ROOT / "stories" / "fox_and_owl.yaml"
@@ -470,6 +493,8 @@ def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypat
         ["prompts"],
         ["clean"],
         ["deploy", "--pool", "p"],
+        ["approve", "--list"],
+        ["unapprove", "scene:1"],
         ["lint"],
         ["cache", "prune"],
     ):
@@ -487,6 +512,9 @@ def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypat
     linted = invoke("lint")
     assert linted.exit_code == 0 and "W403" in linted.stdout and "in 1 file" in linted.stderr
     assert invoke("clean").stdout == f"{Path('build') / 'story'}: nothing to clean\n"
+    assert invoke("approve", "--list").stdout == "story.yaml: no pins\n"
+    unpinned = invoke("unapprove", "scene:1")
+    assert unpinned.exit_code == 1 and "scene:1 is not pinned in story.yaml" in unpinned.stderr
     assert _help("build").count("Default: ./story.yaml") == 1
 
 

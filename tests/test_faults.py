@@ -27,7 +27,10 @@ from storyc.build.pipeline import run_build
 from storyc.run.retry import RetryPolicy
 from storyc.store.hashing import file_sha256
 
-ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=7"
+# The issue's rates. Which requests fail is a hash of the seed and each request (its
+# prompt included), so the seed is the one that meets every kind with today's templates
+# (seed=7 did until the keyframe and fix templates named their inputs <IMAGE_N>).
+ISSUE_FAULTS = "transient=0.2,ratelimit=0.1,expired=0.05,truncated=0.05,seed=8"
 FAST_RETRY = RetryPolicy(max_retries=4, base_s=0.005, cap_s=0.02)  # the CLI default backs off 0.5 s, 1 s, ...
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -103,14 +103,15 @@ def test_video_prompts_are_motion_only(path):
 
 @pytest.mark.unit
 def test_keyframe_binds_each_slot_to_its_reference_image():
+    """Inputs are named as xAI documents them: <IMAGE_N>, from 1, in the order sent."""
     ps = prompt_set(FOX)
     prompt = ps.keyframe(1)  # Ember, Sage, chain from scene 1
-    assert "Ember from reference image 1" in prompt
-    assert "Sage from reference image 2" in prompt
-    assert "Reference image 3 is the last frame of the previous shot (scene 1)" in prompt
+    assert "Ember from <IMAGE_1>" in prompt
+    assert "Sage from <IMAGE_2>" in prompt
+    assert "<IMAGE_3> is the last frame of the previous shot (scene 1)" in prompt
     assert "Maintain exact character appearances from the reference images." in prompt
     first = ps.keyframe(0)  # Ember alone, first scene: no chain
-    assert "Ember from reference image 1" in first and "Reference image 2" not in first
+    assert "Ember from <IMAGE_1>" in first and "<IMAGE_2>" not in first
 
 
 @pytest.mark.unit
@@ -124,21 +125,24 @@ def test_text_only_characters_are_described_in_full():
     prompt = PromptSet(story).keyframe(4)
     marlow = normalize_space(story.character("Marlow").visual_description)
     assert f"Marlow, positioned on the right, has no reference image; draw exactly this description: {marlow}" in prompt
-    assert "Juno from reference image 1" in prompt and "Pike from reference image 2" in prompt
-    assert "Reference image 3 is the last frame of the previous shot (scene 4)" in prompt
+    assert "Juno from <IMAGE_1>" in prompt and "Pike from <IMAGE_2>" in prompt
+    assert "<IMAGE_3> is the last frame of the previous shot (scene 4)" in prompt
 
 
 @pytest.mark.unit
 def test_chain_source_keyframe_wording():
     ps = prompt_set(ROOT / "stories" / "lighthouse_keeper.yaml")
-    assert "Reference image 3 is the keyframe of scene 1" in ps.keyframe(2)
+    assert "<IMAGE_3> is the keyframe of scene 1" in ps.keyframe(2)
 
 
 @pytest.mark.unit
 def test_fix_edit_and_video_fix_are_surgical():
     ps = prompt_set(FOX)
     fix = ps.fix_edit("Ember's scarf.", "make it emerald green")
-    assert "Change ONLY Ember's scarf: make it emerald green. Keep everything else identical." in fix
+    assert "Change ONLY Ember's scarf in <IMAGE_1>: make it emerald green. Keep everything else identical." in fix
+    assert "<IMAGE_2>" not in fix
+    anchored = ps.fix_edit("Ember's scarf.", "make it emerald green", sheet_of="Ember")
+    assert "Ember must look exactly as in <IMAGE_2> (their character sheet)." in anchored
     vfix = ps.video_fix(1, ["Ember's scarf turned red", " ", "Sage lost his spectacles"])
     assert "Fix ONLY this drift: Ember's scarf turned red; Sage lost his spectacles." in vfix
     assert "Keep Ember and Sage looking exactly as in the first frame" in vfix
@@ -272,8 +276,11 @@ def test_lookup_order_override_dir_then_story_dir_then_default(tmp_path):
 def test_template_digest_is_sha256_of_the_source_in_use(tmp_path):
     story = copy_story(tmp_path)
     ps = prompt_set(story)
-    default = (prompts_dir() / "keyframe.j2").read_bytes()
-    assert ps.template_digest("keyframe") == hashlib.sha256(default).hexdigest()
+    default = (prompts_dir() / "video.j2").read_bytes()  # a template that imports nothing
+    assert ps.template_digest("video") == hashlib.sha256(default).hexdigest()
+    images = (prompts_dir() / "_images.j2").read_bytes()  # keyframe.j2 imports the <IMAGE_N> macro
+    keyframe = hashlib.sha256((prompts_dir() / "keyframe.j2").read_bytes() + b"\0_images.j2\0" + images)
+    assert ps.template_digest("keyframe") == keyframe.hexdigest()
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "keyframe.j2").write_text("{% include '_part.j2' %}")
     (tmp_path / "prompts" / "_part.j2").write_text("{{ style }}")
@@ -527,7 +534,7 @@ def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, styl
             "color_palette": "red",
             "characters": [
                 {"name": n, "role": "r", "visual_description": d, "personality_cues": []}
-                for n, d in zip(names, descriptions)
+                for n, d in zip(names, descriptions, strict=True)
             ],
             "scenes": [
                 {
@@ -553,7 +560,7 @@ def test_generated_stories_keep_the_prompt_rules(descriptions, scene_parts, styl
         plan = allocate_slots(story, i)
         for n, slot in enumerate(plan.slots, start=1):
             if slot.kind == "character":
-                assert f"{slot.name} from reference image {n}" in keyframe
+                assert f"{slot.name} from <IMAGE_{n}>" in keyframe
         for name in plan.text_only:
             assert story.character(name).visual_description in keyframe
 

@@ -6,8 +6,13 @@ import threading
 
 import pytest
 
+from fake_xai.answers import story_plan
+from storyc.author.planner import plan_to_story_data, render_story_yaml
 from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter, TokenBucket, parse_rates
+from storyc.build.options import BuildOptions
+from storyc.build.pipeline import run_build
 from storyc.model import prices as pricing
+from storyc.model.story_plan import StoryPlan
 
 pytestmark = pytest.mark.unit
 
@@ -97,9 +102,30 @@ def test_one_env_spec_parser_for_every_name_number_setting():
 
 def test_media_prices():
     assert pricing.image_cost() == 0.02
-    assert pricing.image_cost(n_inputs=3) == pytest.approx(0.08)
+    assert pricing.image_cost(n_inputs=3) == pytest.approx(0.026)  # an edit's inputs: ~$0.002 each
+    assert pricing.image_cost(n=4) == pytest.approx(0.08)
     assert pricing.video_cost(8, "720p") == pytest.approx(0.56)
     assert pricing.video_cost(8, "480p") == pytest.approx(0.40)
+    assert pricing.video_cost(8, "480p", input_s=8) == pytest.approx(0.48)  # a video edit bills its input too
+
+
+def test_one_row_per_model_and_resolution():
+    assert pricing.video_cost(10, "1080p", model="grok-imagine-video-1.5") == pytest.approx(2.50)
+    assert pricing.video_cost(10, "720p", model="grok-imagine-video-1.5-preview") == pytest.approx(1.40)  # alias
+    assert pricing.video_cost(10, "480p", model="grok-imagine-video-1.5") == pytest.approx(0.80)
+    # unknown: the kind's default model, and a resolution a row lacks at its dearest tier (errs high)
+    assert pricing.video_cost(8, "720p", model="some-new-video-model") == pytest.approx(0.56)
+    assert pricing.video_cost(8, "1080p", model="grok-imagine-video") == pytest.approx(0.56)
+    assert pricing.price_of("grok-imagine-video", "image") == pricing.price_of(None, "image")
+    assert {row.kind for row in pricing.MODELS.values()} == {"image", "video", "chat"}
+
+
+def test_the_reported_cost_wins_over_the_table():
+    from xai_sdk.proto import usage_pb2
+
+    assert pricing.reported_or(usage_pb2.SamplingUsage(cost_in_usd_ticks=123 * 10**8), 0.56) == (1.23, "usage")
+    assert pricing.reported_or(usage_pb2.SamplingUsage(), 0.56) == (0.56, "price_table")
+    assert pricing.reported_or(None, 0.02) == (0.02, "price_table")
 
 
 def test_chat_cost_prefers_reported_cost_then_tokens_then_estimate():
@@ -118,3 +144,31 @@ def test_chat_cost_reads_sdk_usage_protos():
         0.0007
     )
     assert pricing.chat_cost(usage_pb2.SamplingUsage(cost_in_usd_ticks=10**8)) == pytest.approx(0.01)
+
+
+def _dry_run(tmp_path, models=None) -> dict:
+    data = plan_to_story_data(
+        StoryPlan.model_validate(story_plan("plan for: a fox\nUse exactly 1 character. Use exactly 1 scene."))
+    )
+    data["scenes"][0]["duration_seconds"] = 4
+    if models:
+        data["models"] = models
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    story = tmp_path / "story.yaml"
+    story.write_text(render_story_yaml(data, header=["dry run"], schema_ref="x.json"))
+    result = run_build(BuildOptions(story=story, backend="xai", dry_run=True, cache_dir=tmp_path / "cache"))
+    assert result.status == "dry_run"
+    return result.dry_run
+
+
+def test_dry_run_estimates_with_the_price_table_per_model(tmp_path):
+    """`storyc build --dry-run --backend xai`: every check passing first time costs a sheet
+    ($0.02), a keyframe edit of one sheet ($0.02 + $0.002), a 4 s clip at 720p and three
+    vision checks; the maximum adds video edits that bill their input seconds too."""
+    est = _dry_run(tmp_path)
+    checks = pricing.chat_cost(n_images=1) + 2 * pricing.chat_cost(n_images=2)
+    assert est["cost_min_usd"] == pytest.approx(0.02 + 0.022 + 4 * 0.07 + checks, abs=1e-4)
+    edit = 4 * 0.07 + 4 * 0.01 + pricing.chat_cost(n_images=2)
+    assert est["cost_max_usd"] >= est["cost_min_usd"] + 2 * edit - 1e-4  # two corrections
+    newer = _dry_run(tmp_path / "v15", {"video": "grok-imagine-video-1.5"})
+    assert newer["cost_min_usd"] - est["cost_min_usd"] == pytest.approx(4 * (0.14 - 0.07), abs=1e-4)

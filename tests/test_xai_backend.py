@@ -24,10 +24,11 @@ from storyc.backends.base import (
     TransientError,
     VideoRequest,
 )
-from storyc.backends.download import AssetExpired, DownloadTruncated
+from storyc.backends.download import AssetExpired, DownloadError
 from storyc.backends.ratelimit import RateLimiter
 from storyc.backends.xai.backend import (
     REWORD_NOTE,
+    PossiblyBilled,
     VideoJobFailed,
     XaiApiError,
     XaiBackend,
@@ -41,17 +42,17 @@ MAX_RETRIES = 3
 
 
 def fast_config(fake, **overrides) -> XaiConfig:
-    values = dict(
-        api_key=TEST_KEY,
-        api_host=fake.host,
-        insecure=True,
-        timeout_s=10.0,
-        poll_interval_s=0.02,
-        video_timeout_s=10.0,
-        retry_base_s=0.005,
-        retry_max_delay_s=0.05,
-        max_retries=MAX_RETRIES,
-    )
+    values = {
+        "api_key": TEST_KEY,
+        "api_host": fake.host,
+        "insecure": True,
+        "timeout_s": 10.0,
+        "poll_interval_s": 0.02,
+        "video_timeout_s": 10.0,
+        "retry_base_s": 0.005,
+        "retry_max_delay_s": 0.05,
+        "max_retries": MAX_RETRIES,
+    }
     values.update(overrides)
     return XaiConfig(**values)
 
@@ -129,12 +130,18 @@ def video_req(tmp_path: Path, *, image=None, video=None, seconds=3, step="video:
 
 
 @pytest.mark.integration
-def test_generate_image_downloads_a_jpeg_and_sends_the_key(backend, fake_xai, tmp_path):
+def test_generate_image_arrives_inside_the_answer_and_sends_the_key(backend, fake_xai, tmp_path):
+    """The image is requested as base64: its bytes come in the response, so no result URL
+    can expire and no download can fail after it was paid for."""
+    from xai_sdk.proto import image_pb2
+
     result = backend.generate_image(image_req(tmp_path))
     assert result.path == tmp_path / "out.jpg"
     assert result.path.read_bytes()[:3] == b"\xff\xd8\xff"
     assert (result.kind, result.calls, result.retries, result.cost_usd) == ("image", 1, 0, 0.02)
+    assert fake_xai.assets.fetches(fake_xai.assets.base_url + "/assets/00001.jpg") == 0  # nothing hosted
     [call] = fake_xai.requests("GenerateImage")
+    assert call.request.format == image_pb2.IMG_FORMAT_BASE64
     assert call.prompt == "Watercolor style. A fox in a forest."
     assert call.request.model == "grok-imagine-image"
     assert call.image_urls() == []
@@ -192,7 +199,7 @@ def test_wire_values_are_the_sdk_enums_the_service_expects(backend, fake_xai, tm
     [image] = fake_xai.requests("GenerateImage")
     assert image.request.resolution == image_pb2.IMG_RESOLUTION_1K
     assert image_pb2.ImageAspectRatio.Name(image.request.aspect_ratio) == "IMG_ASPECT_RATIO_" + ratio.replace(":", "_")
-    assert image.request.format == image_pb2.IMG_FORMAT_URL and image.request.n == 1
+    assert image.request.format == image_pb2.IMG_FORMAT_BASE64 and image.request.n == 1
     start_call, edit_call = fake_xai.requests("GenerateVideo")
     assert (
         video_pb2.VideoResolution.Name(start_call.request.resolution) == f"VIDEO_RESOLUTION_{story_resolution.upper()}"
@@ -236,7 +243,7 @@ def test_the_fake_refuses_what_the_real_service_refuses(fake_xai):
 def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fake_xai, tmp_path):
     refs = [write_jpeg(tmp_path / f"ref{i}.jpg", seed=i) for i in range(4)]
     result = backend.edit_image(image_req(tmp_path, refs[:3]))
-    assert result.cost_usd == pytest.approx(0.08)
+    assert result.cost_usd == pytest.approx(0.026)  # $0.02 + 3 inputs at $0.002
     with pytest.raises(BackendError, match="at most 3"):
         backend.edit_image(image_req(tmp_path, refs))
     assert fake_xai.count("GenerateImage") == 1
@@ -244,10 +251,11 @@ def test_edit_bills_its_input_images_and_refuses_a_fourth_reference(backend, fak
 
 @pytest.mark.integration
 def test_cost_comes_from_the_response_usage_when_reported(backend, fake_xai, tmp_path):
-    fake_xai.report_media_cost = True
     result = backend.generate_image(image_req(tmp_path))
-    assert result.meta["cost_source"] == "usage"
-    assert result.cost_usd == pytest.approx(0.02)
+    assert result.meta["cost_source"] == "usage" and result.cost_usd == pytest.approx(0.02)
+    fake_xai.report_cost = False
+    result = backend.generate_image(image_req(tmp_path, name="b.jpg"))
+    assert result.meta["cost_source"] == "price_table" and result.cost_usd == pytest.approx(0.02)
 
 
 @pytest.mark.unit
@@ -276,8 +284,9 @@ def test_image_to_video_journals_the_id_before_polling(backend, fake_xai, tmp_pa
     [start_call] = fake_xai.requests("GenerateVideo")
     assert decode_data_uri(start_call.request.image.image_url) == start.read_bytes()
     assert start_call.request.duration == 3
-    (ev1, ev2) = journal.events
-    assert ev1[:2] == ("started", "video:1") and ev1[3] == 0  # recorded before the first poll
+    (intent, ev1, ev2) = journal.events
+    assert intent[:2] == ("started", "video:1") and intent[2].startswith("starting:")  # before the paid start
+    assert ev1[:3] == ("started", "video:1", next(iter(fake_xai.jobs))) and ev1[3] == 0  # the id, before the first poll
     assert ev2 == ("finished", "video:1")
     assert journal.jobs == {}
     assert result.calls == 1 and result.cost_usd == pytest.approx(0.15)  # 3 s at 480p
@@ -296,7 +305,7 @@ def test_edit_video_sends_the_clip_and_keeps_its_duration(backend, fake_xai, tmp
 @pytest.mark.integration
 def test_edit_video_refuses_inputs_over_8_7_seconds(backend, fake_xai, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 9)
-    with pytest.raises(BackendError, match="at most 8.7 s"):
+    with pytest.raises(BackendError, match=r"at most 8\.7 s"):
         backend.edit_video(video_req(tmp_path, video=clip, seconds=9), job_key="video:1:c1")
     assert fake_xai.count("GenerateVideo") == 0
 
@@ -360,25 +369,55 @@ def test_rate_limit_retries_are_bounded(backend, fake_xai, tmp_path):
 
 
 @pytest.mark.integration
-def test_unavailable_is_absorbed_by_the_sdk_channel_then_by_storyc(backend, fake_xai, tmp_path):
+def test_the_sdk_channel_does_not_hide_retries_of_paid_calls(backend, fake_xai, tmp_path):
+    """The SDK's channel retries UNAVAILABLE 5 times by itself; for paid methods that is
+    off, so every attempt that reached the service is storyc's own, bounded and counted."""
     fake_xai.inject("GenerateImage", "unavailable", times=2)
-    assert backend.generate_image(image_req(tmp_path)).retries == 0  # the SDK's channel retried
-    fake_xai.reset()
-    fake_xai.inject("GenerateImage", "unavailable", times=6)  # > the channel's 5 attempts
     result = backend.generate_image(image_req(tmp_path))
-    assert result.retries == 1 and fake_xai.count("GenerateImage") == 7
+    assert (result.retries, result.calls) == (2, 1) and fake_xai.count("GenerateImage") == 3
+    fake_xai.reset()
+    fake_xai.inject("GenerateImage", "unavailable", times=100)
+    with pytest.raises(XaiApiError) as info:
+        backend.generate_image(image_req(tmp_path))
+    assert isinstance(info.value, TransientError) and not info.value.retryable
+    assert fake_xai.count("GenerateImage") == MAX_RETRIES + 1  # not (MAX_RETRIES + 1) * 5
+    assert (info.value.spent_calls, info.value.spent_retries) == (0, MAX_RETRIES)
+    # polls are free and idempotent: the channel may retry them (the SDK's own policy)
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.reset()
+    fake_xai.inject("GetDeferredVideo", "unavailable", times=2)
+    result = backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1")
+    assert result.retries == 0 and result.calls == 1
 
 
 @pytest.mark.integration
-def test_deadline_exceeded_is_retried_once(backend, fake_xai, tmp_path):
-    fake_xai.inject("GetCompletion", "deadline_exceeded", times=1)
-    _, result = backend.plan("s", "u", "m")
-    assert result.retries == 1
-    fake_xai.reset()
-    fake_xai.inject("GetCompletion", "deadline_exceeded", times=2)
-    with pytest.raises(TransientError, match="DEADLINE_EXCEEDED") as info:
-        backend.plan("s", "u", "m")
-    assert fake_xai.count("GetCompletion") == 2 and not info.value.retryable
+@pytest.mark.parametrize("method", ["GenerateImage", "GenerateVideo", "GetCompletion"])
+def test_deadline_exceeded_on_a_paid_call_is_possibly_billed_and_never_repeated(backend, fake_xai, tmp_path, method):
+    """The service did the work (and billed it); the answer was lost. storyc counts the call
+    as possibly billed, at the table's price, and does not send it again."""
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    calls = {
+        "GenerateImage": lambda: backend.generate_image(image_req(tmp_path)),
+        "GenerateVideo": lambda: backend.image_to_video(video_req(tmp_path, image=start), job_key="v", journal=journal),
+        "GetCompletion": lambda: backend.plan("s", "u", "m"),
+    }
+    journal = RecordingJournal()
+    fake_xai.inject(method, "deadline_exceeded")
+    with pytest.raises(PossiblyBilled, match="possibly billed") as info:
+        calls[method]()
+    error = info.value
+    assert fake_xai.count(method) == 1 and fake_xai.billed_count() == 1
+    assert (error.spent_calls, error.possibly_billed) == (1, 1) and not error.retryable
+    assert error.spent_usd == pytest.approx(fake_xai.billed_usd(), abs=0.003)  # chat: the estimate
+    assert journal.jobs == {}  # nothing to re-attach to, and already reported
+
+
+@pytest.mark.integration
+def test_deadline_exceeded_on_a_poll_is_retried(backend, fake_xai, tmp_path):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GetDeferredVideo", "deadline_exceeded", times=2)
+    result = backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1")
+    assert result.path.exists() and result.retries == 2 and fake_xai.count("GenerateVideo") == 1
 
 
 @pytest.mark.integration
@@ -416,7 +455,7 @@ def test_image_moderation_block_gets_one_reworded_attempt(fake_xai, tmp_path):
         dest=tmp_path / "sheet.jpg",
         hints={"step_id": "character:Ember", "name": "Ember"},
     )
-    with pytest.raises(ModerationBlocked, match="character Ember.*rewrite Ember's visual_description"):
+    with pytest.raises(ModerationBlocked, match=r"character Ember.*rewrite Ember's visual_description"):
         backend.generate_image(sheet)
 
 
@@ -444,7 +483,7 @@ def test_failed_video_reports_code_and_message_without_paying_again(backend, fak
     fake_xai.inject("GenerateVideo", "failed")
     journal = RecordingJournal()
     with pytest.raises(
-        VideoJobFailed, match=r"video:1: video generation failed \[INTERNAL\]: the fake renderer gave up"
+        VideoJobFailed, match=r"video:1: video generation failed \[internal_error\]: the fake renderer gave up"
     ):
         backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
@@ -467,15 +506,12 @@ def test_expired_video_is_restarted_once(backend, fake_xai, tmp_path):
 
 @pytest.mark.integration
 def test_expired_asset_url_is_a_clear_retryable_error(backend, fake_xai, tmp_path):
-    fake_xai.inject("GenerateImage", "asset_404")
-    with pytest.raises(AssetExpired, match="keyframe:3.*gone") as info:
-        backend.generate_image(image_req(tmp_path))
-    assert info.value.retryable
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
     fake_xai.inject("GenerateVideo", "asset_404")
     journal = RecordingJournal()
-    with pytest.raises(AssetExpired):
+    with pytest.raises(AssetExpired, match=r"video:1.*gone") as info:
         backend.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
+    assert info.value.retryable  # the URL is gone: only a new job can make the clip
     assert fake_xai.count("GenerateVideo") == 1 and journal.jobs == {}
 
 
@@ -498,14 +534,37 @@ def test_a_failed_call_reports_what_it_already_spent(backend, fake_xai, tmp_path
 
 
 @pytest.mark.integration
-def test_truncated_download_is_fetched_again(backend, fake_xai, tmp_path):
-    fake_xai.inject("GenerateImage", "truncated_once")
-    result = backend.generate_image(image_req(tmp_path))
-    assert result.retries == 1 and Image.open(result.path).size == (192, 108)
-    fake_xai.inject("GenerateImage", "truncated")
-    with pytest.raises(DownloadTruncated) as info:
-        backend.generate_image(image_req(tmp_path, name="other.jpg"))
-    assert info.value.retryable and not (tmp_path / "other.jpg").exists()
+@pytest.mark.parametrize("fault", ["truncated_once", "http_500_once", "reset_once"])
+def test_a_failed_video_download_is_fetched_again(backend, fake_xai, tmp_path, fault):
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    fake_xai.inject("GenerateVideo", fault)
+    result = backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1")
+    assert result.retries == 1 and result.calls == 1 and duration_of(result.path) == pytest.approx(3.0, abs=0.15)
+    assert fake_xai.count("GenerateVideo") == 1
+
+
+@pytest.mark.integration
+def test_a_download_that_keeps_failing_leaves_the_job_to_download_again_not_to_pay_again(fake_xai, tmp_path):
+    """The step's retry (or the next build) re-attaches to the journaled job: the same
+    video is downloaded again, no new job is paid for, and its cost is counted once."""
+    start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    backend = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
+    journal = RecordingJournal()
+    fake_xai.inject("GenerateVideo", "truncated")
+    with pytest.raises(DownloadError, match="downloads it again, paying nothing") as info:
+        backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1", journal=journal)
+    first = info.value
+    assert first.retryable and "video:1" in journal.jobs and not (tmp_path / "clip.mp4").exists()
+    assert (first.spent_calls, first.spent_usd) == (1, pytest.approx(0.15))
+    request_id, marked = journal.jobs["video:1"].split("#")
+    assert marked == "reported"  # its call and cost went out on the error: a re-attach counts nothing
+    job = fake_xai.jobs[request_id]
+    job.asset_mode, job.url = "ok", ""  # the host serves it whole this time
+    again = backend.image_to_video(video_req(tmp_path, image=start, seconds=3), job_key="video:1", journal=journal)
+    backend.close()
+    assert (again.calls, again.cost_usd) == (0, 0.0)  # costed once, with the failed attempt
+    assert fake_xai.count("GenerateVideo") == 1 and fake_xai.billed_count() == 1
+    assert again.path.exists() and journal.jobs == {}
 
 
 @pytest.mark.integration
@@ -518,7 +577,8 @@ def test_rate_limited_polling_keeps_the_job_and_the_next_build_reattaches(fake_x
         first.image_to_video(video_req(tmp_path, image=start), job_key="video:1", journal=journal)
     assert info.value.code == "RESOURCE_EXHAUSTED"
     first.close()
-    request_id = journal.jobs["video:1"]
+    request_id = journal.jobs["video:1"].removesuffix("#reported")  # the error reported its call
+    assert (info.value.spent_calls, info.value.spent_usd) == (1, pytest.approx(0.15))  # 3 s at 480p, the table price
 
     # "The next build": a new backend (new channel) with the persisted journal.
     second = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))
@@ -536,7 +596,8 @@ def test_crash_right_after_journaling_reattaches(fake_xai, tmp_path):
     class CrashingJournal(RecordingJournal):
         def started(self, key, request_id):
             super().started(key, request_id)
-            raise KeyboardInterrupt  # Ctrl-C / kill between persisting the id and polling
+            if not request_id.startswith("starting:"):
+                raise KeyboardInterrupt  # Ctrl-C / kill between persisting the id and polling
 
     journal = CrashingJournal()
     backend = XaiBackend(fast_config(fake_xai), rate_limiter=RateLimiter({}))

@@ -171,7 +171,10 @@ def test_keyframe_edits_carry_at_most_3_references_in_slot_order(built):
             if slot.kind == "character":
                 expected.append(file_bytes(built, built.state["steps"][f"character:{slot.name}"]["outputs"]["sheet"]))
             else:
-                expected.append(file_bytes(built, f"frames/scene_{slot.scene_id}_last.jpg"))
+                # the chain frame: the last frame of the clip the previous video step kept
+                expected.append(
+                    file_bytes(built, built.state["steps"][f"video:{slot.scene_id}"]["outputs"]["last_frame"])
+                )
         sent = [decode_data_uri(u) for u in call.image_urls()]
         assert 1 <= len(sent) <= 3 and sent == expected, scene.scene_id
         # one reference → `image_url`; two or three → `image_urls`
@@ -179,12 +182,22 @@ def test_keyframe_edits_carry_at_most_3_references_in_slot_order(built):
     assert [len(allocate_slots(story, i).slots) for i in range(3)] == [2, 3, 1]
 
 
-def test_a_low_keyframe_score_sends_a_targeted_single_image_fix(built):
+def test_a_low_keyframe_score_sends_a_fix_anchored_on_the_worst_characters_sheet(built):
+    """The vision answer names its characters (the list-of-{name, score} schema), so the fix
+    knows whose sheet to send as <IMAGE_2> (with a map, the answer came back {} and the fix
+    went out from memory, as a single-image edit)."""
     fixes = [c for c in calls_of(built, "GenerateImage") if "Change ONLY" in c.prompt]
     assert len(fixes) == 1
     [fix] = fixes
-    assert fix.request.HasField("image") and len(fix.request.images) == 0
-    assert decode_data_uri(fix.request.image.image_url) == file_bytes(built, "keyframes/scene_1_v1.jpg")
+    step = built.state["steps"]["keyframe:1"]
+    assert step["prompts"]["fix_2"] == fix.prompt
+    worst = next(n for n in ("Ember", "Sage") if f"{n} must look exactly as in <IMAGE_2>" in fix.prompt)
+    sheet = built.state["steps"][f"character:{worst}"]["outputs"]["sheet"]
+    assert [decode_data_uri(u) for u in fix.image_urls()] == [
+        file_bytes(built, "keyframes/scene_1_v1.jpg"),
+        file_bytes(built, sheet),
+    ]
+    assert "in <IMAGE_1>:" in fix.prompt
 
 
 def test_video_prompts_hold_no_visual_description(built):
@@ -271,7 +284,8 @@ def test_transient_faults_end_in_a_finished_build_without_paying_twice(fake, tmp
     fake.inject("GenerateVideo", "resource_exhausted", times=2)
     fake.inject("GetDeferredVideo", "unavailable", times=6)
     fake.inject("GetDeferredVideo", "resource_exhausted", times=2)
-    fake.inject("GetCompletion", "deadline_exceeded", times=1)
+    fake.inject("GetDeferredVideo", "deadline_exceeded", times=1)  # a poll is free: retried
+    fake.inject("GetCompletion", "unavailable", times=1)
     result = run_build(story, tmp_path / "out", fake)
     assert result.exit_code == 0, result.output
     assert fake.pending_faults() == {}  # every fault was met
@@ -308,7 +322,7 @@ def test_a_failed_video_is_a_clear_error(fake, tmp_path):
     fake.inject("GenerateVideo", "failed", times=1)
     result = run_build(story, tmp_path / "out", fake)
     assert result.exit_code == 1
-    assert "video generation failed [INTERNAL]: the fake renderer gave up" in result.output
+    assert "video generation failed [internal_error]: the fake renderer gave up" in result.output
     assert "Traceback" not in result.output
     assert len(fake.jobs) <= 3  # no clip started twice: a FAILED job is reported, not retried
 
@@ -325,7 +339,7 @@ def test_moderation_block_twice_names_the_scene(fake, tmp_path):
 @pytest.mark.parametrize(
     "method, fault, attempts",
     [
-        ("GetCompletion", "deadline_exceeded", 2),  # retried once
+        ("GetCompletion", "deadline_exceeded", 1),  # possibly billed: never repeated
         ("GenerateImage", "resource_exhausted", 6),  # 5 backoff retries (STORYC_XAI_MAX_RETRIES default)
         ("GenerateImage", "invalid_argument", 1),  # nothing else is retried
         ("GenerateVideo", "expired", 2),  # one restart, then a clear error: no more jobs
@@ -371,7 +385,8 @@ def test_a_build_killed_while_polling_reattaches(fake, tmp_path):
                 journaled = json.loads((out / "state.json").read_text()).get("jobs", {})
             except (OSError, ValueError):
                 journaled = {}
-            if len(journaled) >= 2 and fake.count("GetDeferredVideo") >= 2:
+            polled = {c.request.request_id for c in fake.requests("GetDeferredVideo")}
+            if len(journaled) >= 2 and set(journaled.values()) <= polled:  # ids, not start markers
                 break
             time.sleep(0.1)
     finally:

@@ -1,4 +1,4 @@
-"""A local fake of the xAI gRPC API (image, video, chat) for storyc's xai backend tests.
+"""A local strict fake of the xAI gRPC API (image, video, chat) for storyc's xai backend tests.
 
 Import from test modules (tests/ is on sys.path under pytest's default import mode):
 
@@ -6,6 +6,7 @@ Import from test modules (tests/ is on sys.path under pytest's default import mo
     from fake_xai.fixtures import fake_xai, xai_env  # pytest fixtures
 """
 
-from .service import METHODS, FakeXai, Recorded, decode_data_uri
+from .rules import decode_data_uri
+from .service import FAULTS, METHODS, Bill, FakeXai, Recorded
 
-__all__ = ["METHODS", "FakeXai", "Recorded", "decode_data_uri"]
+__all__ = ["FAULTS", "METHODS", "Bill", "FakeXai", "Recorded", "decode_data_uri"]

@@ -83,22 +83,43 @@ def story_plan(user_text: str) -> dict:
     }
 
 
-def consistency_score(score: float, names: list[str] | None = None) -> dict:
+def judged_names(user_text: str) -> list[str]:
+    """The characters a check prompt names: "image 2 is Ember" (keyframe, last frame) or
+    "portrait of Ember matches" (sheet)."""
+    names = re.findall(r"\bimage \d+ is ([A-Z][\w -]*?)(?=[;.])", user_text)
+    if not names:
+        names = re.findall(r"character portrait of ([A-Z][\w -]*?) matches", user_text)
+    return list(dict.fromkeys(names))
+
+
+def per_character_is_a_list(schema: dict) -> bool:
+    """What xAI's structured outputs can fill: an array of {name, score} items. A map
+    (`additionalProperties` a schema, not literally true) is treated as a closed object
+    with no properties: the answer can only be {} (docs: additionalProperties defaults to
+    false and must be set to true explicitly)."""
+    field = schema.get("properties", {}).get("per_character", {})
+    return field.get("type") == "array"
+
+
+def consistency_score(score: float, names: list[str] | None = None, *, as_list: bool = True) -> dict:
     issues = [] if score >= 0.8 else ["the scarf colour differs from the reference"]
+    names = names or []
+    per_character = [{"name": n, "score": score} for n in names] if as_list else {}
     return {
         "overall_score": score,
-        "per_character": dict.fromkeys(names or [], score),
+        "per_character": per_character,
         "issues": issues,
         "fix_prompt": None if score >= 0.8 else "Change ONLY the scarf: match the reference colour exactly.",
     }
 
 
 def answer_for(schema_json: str, user_text: str, score: float, plan_patch=None) -> str:
-    """The JSON content answering a `chat.parse(Model)` request with schema `schema_json`."""
-    title = json.loads(schema_json or "{}").get("title", "")
+    """The JSON content answering a structured-output request with schema `schema_json`."""
+    schema = json.loads(schema_json or "{}")
+    title = schema.get("title", "")
     if title == "StoryPlan":
         plan = story_plan(user_text)
         return json.dumps(plan_patch(plan) if plan_patch else plan)
     if title == "ConsistencyScore":
-        return json.dumps(consistency_score(score))
+        return json.dumps(consistency_score(score, judged_names(user_text), as_list=per_character_is_a_list(schema)))
     return json.dumps({})

@@ -1,24 +1,33 @@
 """The fake service's asset host: a local HTTP server for the result URLs it returns.
 
-Each asset has a serving mode, so a test can make a URL expire (404) or cut its body
-short (Content-Length promises more than is sent), once or always.
+Result URLs are temporary, as the real ones are: each asset expires `ttl_s` seconds after
+it was made (404 from then on). Each asset also has a serving mode, so a test can make a
+download fail in each way a real one can, once or always:
+
+    ok | 404 | truncated | truncated_once | http_500_once | reset_once
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
+import struct
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "mp4": "video/mp4"}
+MODES = ("ok", "404", "truncated", "truncated_once", "http_500_once", "reset_once")
 
 
 @dataclass
 class Asset:
     body: bytes
     content_type: str
-    mode: str = "ok"  # ok | 404 | truncated | truncated_once
+    mode: str = "ok"
+    expires_at: float = float("inf")
     fetches: int = 0
 
 
@@ -27,6 +36,7 @@ class AssetServer:
         self._assets: dict[str, Asset] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.clock: Callable[[], float] = time.monotonic  # a test may stop or advance it (URL expiry)
         store = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,15 +49,23 @@ class AssetServer:
                 path = self.path.split("?", 1)[0]
                 with store._lock:
                     asset = store._assets.get(path)
+                    mode = "404"
                     if asset is not None:
                         asset.fetches += 1
                         mode = asset.mode
-                        if mode == "truncated_once" and asset.fetches > 1:
+                        if mode.endswith("_once") and asset.fetches > 1:
                             mode = "ok"
-                if asset is None or mode == "404":
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                        if store.clock() >= asset.expires_at:
+                            mode = "404"  # the URL has expired
+                if mode == "404":
+                    self._empty(404)
+                    return
+                if mode == "http_500_once":
+                    self._empty(500)
+                    return
+                if mode == "reset_once":  # the connection dies before any answer: RST, not FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
                     return
                 body = asset.body
                 self.send_response(200)
@@ -60,6 +78,11 @@ class AssetServer:
                     self.close_connection = True
                 else:
                     self.wfile.write(body)
+
+            def _empty(self, status: int) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -78,11 +101,12 @@ class AssetServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def add(self, body: bytes, ext: str, mode: str = "ok") -> str:
-        """Serve `body` under a fresh path; return its full URL."""
+    def add(self, body: bytes, ext: str, mode: str = "ok", ttl_s: float = float("inf")) -> str:
+        """Serve `body` under a fresh path for `ttl_s` seconds; return its full URL."""
+        assert mode in MODES, mode
         path = f"/assets/{next(self._ids):05d}.{ext}"
         with self._lock:
-            self._assets[path] = Asset(body, CONTENT_TYPES[ext], mode)
+            self._assets[path] = Asset(body, CONTENT_TYPES[ext], mode, self.clock() + ttl_s)
         return self.base_url + path
 
     def fetches(self, url: str) -> int:

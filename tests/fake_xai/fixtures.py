@@ -23,9 +23,7 @@ def _fake_xai_server():
 @pytest.fixture
 def fake_xai(_fake_xai_server):
     fake = _fake_xai_server
-    fake.reset()
-    fake.pending_polls = 2
-    fake.report_media_cost = False
+    fake.reset()  # pending_polls 2, cost reported, no rate limits, day-long URLs
     yield fake
     fake.reset()
 

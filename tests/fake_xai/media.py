@@ -45,8 +45,10 @@ def ffmpeg_exe() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def make_mp4(duration_s: float, aspect_ratio: str = "16:9", long_side: int = 128) -> bytes:
-    """An H.264/AAC clip of exactly `duration_s` seconds (cached: encoding costs ~0.1 s)."""
+def make_mp4(duration_s: float, aspect_ratio: str = "16:9", long_side: int = 128, seed: int = 0) -> bytes:
+    """An H.264/AAC clip of exactly `duration_s` seconds, its hue turned by `seed` (so
+    different requests give different clips, the same request the same bytes; cached:
+    encoding costs ~0.1 s)."""
     w, h = frame_size(aspect_ratio, long_side)
     with tempfile.TemporaryDirectory(prefix="fake-xai-") as tmp:
         out = Path(tmp) / "clip.mp4"
@@ -59,7 +61,7 @@ def make_mp4(duration_s: float, aspect_ratio: str = "16:9", long_side: int = 128
                 "-f",
                 "lavfi",
                 "-i",
-                f"testsrc2=s={w}x{h}:r=12:d={duration_s}",
+                f"testsrc2=s={w}x{h}:r=12:d={duration_s},hue=h={seed % 360}",
                 "-f",
                 "lavfi",
                 "-i",
@@ -99,5 +101,16 @@ def probe_duration(data: bytes) -> float | None:
                 return container.duration / 1_000_000
             stream = container.streams.video[0]
             return float(stream.duration * stream.time_base) if stream.duration else None
+    except Exception:
+        return None
+
+
+def probe_height(data: bytes) -> int | None:
+    """Frame height of an MP4 given as bytes (PyAV), None if unreadable."""
+    try:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            return container.streams.video[0].height
     except Exception:
         return None

@@ -1,31 +1,48 @@
-"""A fake xAI gRPC service built on the SDK's own generated servicer bases.
+"""A strict fake of the xAI gRPC service, built on the SDK's own generated servicer bases.
 
-Implements what storyc calls: Image/GenerateImage, Video/GenerateVideo +
-GetDeferredVideo (PENDING for `pending_polls` polls, then DONE), Chat/GetCompletion
-(answering the JSON schema of `chat.parse`). Result URLs point at a local
-`AssetServer` serving real JPEGs and MP4s. Every request is recorded with its
-metadata; faults are injected per method, consumed in order:
+Implements what storyc calls: Image/GenerateImage, Video/GenerateVideo + GetDeferredVideo
+(PENDING with a rising `progress` for `pending_polls` polls, then DONE), Chat/GetCompletion
+(answering the JSON schema of the request's response_format). Result URLs point at a
+local `AssetServer` serving real JPEGs and MP4s; they expire after `url_ttl_s`.
+
+Strict: it refuses what the real service refuses (rules.py: parameter values per kind, n,
+durations, edit requests carrying duration/ratio/resolution, more than 3 edit inputs,
+per-input size caps, a data URI whose MIME type does not match its bytes, over-long
+prompts; rate limits per model when `rate_limits` is set; messages over 20 MiB).
+
+It keeps the bill: `bills` lists every request the service would charge for, with its
+price (rules.py), so a test compares what storyc reported with what was billed. Media and
+chat responses report their cost (`usage.cost_in_usd_ticks`) unless `report_cost` is off.
+Media are deterministic: the same request gives the same bytes, so a build that met
+faults can be compared byte for byte with one that did not.
+
+Faults are injected per method, consumed in order (optionally only by requests `match`
+accepts):
 
     fake.inject("GenerateImage", "resource_exhausted", times=2)
+    fake.inject("GenerateImage", "moderation", match=is_edit)
 
-Requests the real service would refuse (empty prompt, more than 3 input images, a
-duration outside 1-15 s, a video edit input over 8.7 s, inputs that are neither https nor
-data URIs) end in INVALID_ARGUMENT, so a wrong call fails here as it would there.
-
-Faults: unavailable, resource_exhausted, deadline_exceeded, echo_key (an error whose
-details echo the authorization header), moderation, failed / expired (GenerateVideo:
-the job ends so), asset_404, truncated / truncated_once (the result URL's body),
-bad_json (GetCompletion).
+RPC faults (not billed unless said): unavailable, resource_exhausted, invalid_argument,
+echo_key (an error whose details echo the authorization header), moderation_rpc (refused
+at submission on content grounds), deadline_exceeded (paid methods: the work is done and
+billed, the answer lost; polls: just late), oversized_answer (billed; the answer is over
+the client's 20 MiB receive cap).
+Result faults (billed): moderation (image/video without bytes, respect_moderation=false),
+empty_images (an ImageResponse with no image), failed (job FAILED "internal_error"),
+failed_moderation (job FAILED "content_moderation"), expired (job EXPIRED), bad_json.
+Asset faults on the result URL (GenerateVideo/GenerateImage with url format): asset_404,
+truncated, truncated_once, http_500_once, reset_once.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
-import re
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,19 +59,36 @@ from xai_sdk.proto import (
     video_pb2_grpc,
 )
 
+from . import rules
 from .answers import answer_for
 from .assets import AssetServer
-from .media import make_jpeg, make_mp4, probe_duration
+from .media import make_jpeg, make_mp4, probe_duration, probe_height
+from .rules import decode_data_uri
 
 RPC_FAULTS = {
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
     "echo_key": grpc.StatusCode.PERMISSION_DENIED,
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    "moderation_rpc": grpc.StatusCode.INVALID_ARGUMENT,
 }
-ASSET_FAULTS = {"asset_404": "404", "truncated": "truncated", "truncated_once": "truncated_once"}
+BILLED_RPC_FAULTS = ("deadline_exceeded", "oversized_answer")  # the work is done, the answer lost
+ASSET_FAULTS = {
+    "asset_404": "404",
+    "truncated": "truncated",
+    "truncated_once": "truncated_once",
+    "http_500_once": "http_500_once",
+    "reset_once": "reset_once",
+}
+RESULT_FAULTS = ("moderation", "empty_images", "failed", "failed_moderation", "expired", "bad_json")
+FAULTS = (*RPC_FAULTS, *BILLED_RPC_FAULTS, *ASSET_FAULTS, *RESULT_FAULTS)
 METHODS = ("GenerateImage", "GenerateVideo", "GetDeferredVideo", "GetCompletion")
+FAILED_CODES = {
+    "failed": ("internal_error", "the fake renderer gave up"),
+    "failed_moderation": ("content_moderation", "the video was blocked by content moderation"),
+}
+MODERATION_DETAILS = "Your request was rejected by content moderation (usage guidelines)."
+OVERSIZED = "x" * (rules.MESSAGE_CAP + 1024)  # an answer over the client's receive cap
 
 
 @dataclass
@@ -86,75 +120,51 @@ class Recorded:
 
 
 @dataclass
+class Bill:
+    method: str
+    model: str
+    usd: float
+    what: str  # "image x1", "video job vid-000004", "chat", and the fault that left it unanswered
+    key: str = ""  # digest of the request's content: the same asset asked (and paid) for twice shares it
+
+
+@dataclass
 class Job:
     request: video_pb2.GenerateVideoRequest
     polls_left: int
-    outcome: str = "done"  # done | failed | expired | moderation
+    usd: float
+    outcome: str = "done"  # done | failed | failed_moderation | expired | moderation
     asset_mode: str = "ok"
     url: str = ""
     duration: float = 0.0
-
-
-# What the real service refuses (xai-facts.md limits), so a wrong call fails here as there.
-MAX_IMAGE_INPUTS = 3
-VIDEO_SECONDS = (1, 15)
-VIDEO_EDIT_MAX_S = 8.7
-
-
-def request_problem(method: str, request) -> str | None:
-    """Why the real service would refuse `request` (INVALID_ARGUMENT), else None."""
-    if not request.prompt.strip():
-        return "prompt is empty"
-    if not request.model:
-        return "model is empty"
-    inputs = ([request.image.image_url] if request.HasField("image") else []) + [
-        i.image_url for i in getattr(request, "images", [])
-    ]
-    if method == "GenerateImage":
-        if request.HasField("image") and len(request.images):
-            return "image and images are exclusive"
-        if len(inputs) > MAX_IMAGE_INPUTS:
-            return f"at most {MAX_IMAGE_INPUTS} input images, got {len(inputs)}"
-    if method == "GenerateVideo":
-        if request.HasField("image") and request.HasField("video"):
-            return "image and video are exclusive"
-        if request.HasField("duration") and not VIDEO_SECONDS[0] <= request.duration <= VIDEO_SECONDS[1]:
-            return f"duration must be {VIDEO_SECONDS[0]}-{VIDEO_SECONDS[1]} s, got {request.duration}"
-        if request.HasField("video"):
-            url = request.video.url
-            if not (url.startswith("https://") or url.startswith("data:video/")):
-                return "video url must be https or a data:video/ URI"
-            data = decode_data_uri(url)
-            seconds = probe_duration(data) if data else None
-            if seconds is not None and seconds > VIDEO_EDIT_MAX_S + 0.05:
-                return f"video edit input is {seconds:.2f} s, over {VIDEO_EDIT_MAX_S} s"
-    for url in inputs:
-        if not (url.startswith("https://") or url.startswith("data:image/")):
-            return "input images must be https URLs or data:image/ URIs"
-        if url.startswith("data:") and decode_data_uri(url) is None:
-            return "malformed data URI"
-    return None
-
-
-def decode_data_uri(uri: str) -> bytes | None:
-    match = re.match(r"data:[\w/+.-]+;base64,(.*)$", uri, re.S)
-    return base64.b64decode(match.group(1)) if match else None
+    polls: int = 0
+    resolution: int = 0
 
 
 @dataclass
 class FakeXai:
     pending_polls: int = 2
-    report_media_cost: bool = False  # set usage.cost_in_usd_ticks on media responses
+    report_cost: bool = True  # usage.cost_in_usd_ticks on every billed response
     default_score: float = 0.92
     scores: deque = field(default_factory=deque)  # next ConsistencyScore values, then default_score
     plan_patch: Any = None  # callable(dict) -> dict applied to the StoryPlan answer (bad plans)
     score_fn: Any = None  # callable(user_text) -> float | None, consulted before `scores`
+    url_ttl_s: float = 24 * 3600.0  # result URLs expire (video URLs: about 24 h)
+    # requests per second allowed per model, a token bucket holding `rate_burst` (grok-imagine-video:
+    # about 70 a minute, docs); RESOURCE_EXHAUSTED beyond, not billed. Empty: no limit.
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    rate_burst: float = 5.0
+    price_factor: float = 1.0  # the service's prices change (a promotion): reported usage must win
 
     def __post_init__(self) -> None:
         self.assets = AssetServer()
         self.calls: list[Recorded] = []
+        self.bills: list[Bill] = []
         self.jobs: dict[str, Job] = {}
+        self.rate_refusals = 0
         self._faults: dict[str, list[list]] = defaultdict(list)
+        self._buckets: dict[str, list[float]] = {}  # model → [tokens, last refill]
+        self._made: dict[str, int] = {}  # sha256 of a clip this fake made → its resolution (edits bill it)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server: grpc.Server | None = None
@@ -164,8 +174,11 @@ class FakeXai:
     def start(self) -> FakeXai:
         self.assets.start()
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8),
-            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+            futures.ThreadPoolExecutor(max_workers=16),
+            options=[
+                ("grpc.max_receive_message_length", rules.MESSAGE_CAP),
+                ("grpc.max_send_message_length", 64 << 20),  # so oversized_answer can be sent
+            ],
         )
         image_pb2_grpc.add_ImageServicer_to_server(_Image(self), server)
         video_pb2_grpc.add_VideoServicer_to_server(_Video(self), server)
@@ -191,22 +204,32 @@ class FakeXai:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.bills.clear()
             self.jobs.clear()
             self._faults.clear()
+            self._buckets.clear()
             self.scores.clear()
+            self.rate_refusals = 0
             self.plan_patch = None
             self.score_fn = None
+            self.pending_polls = 2
+            self.report_cost = True
+            self.url_ttl_s = 24 * 3600.0
+            self.assets.clock = time.monotonic
+            self.rate_limits = {}
+            self.rate_burst = 5.0
+            self.price_factor = 1.0
 
-    # ── faults and records ────────────────────────────────────────────────
-    def inject(self, method: str, fault: str, times: int = 1) -> None:
+    # ── faults, records and the bill ──────────────────────────────────────
+    def inject(self, method: str, fault: str, times: int = 1, match: Callable[[Any], bool] | None = None) -> None:
         assert method in METHODS, method
-        assert fault in RPC_FAULTS or fault in ASSET_FAULTS or fault in ("moderation", "failed", "expired", "bad_json")
+        assert fault in FAULTS, fault
         with self._lock:
-            self._faults[method].append([fault, times])
+            self._faults[method].append([fault, times, match])
 
     def pending_faults(self) -> dict[str, list]:
         with self._lock:
-            return {m: [f for f in fs if f[1] > 0] for m, fs in self._faults.items() if any(f[1] > 0 for f in fs)}
+            return {m: [f[:2] for f in fs if f[1] > 0] for m, fs in self._faults.items() if any(f[1] > 0 for f in fs)}
 
     def requests(self, method: str | None = None) -> list[Recorded]:
         with self._lock:
@@ -215,33 +238,64 @@ class FakeXai:
     def count(self, method: str) -> int:
         return len(self.requests(method))
 
-    def _enter(self, method: str, request, context) -> str | None:
-        """Record the call; apply an RPC fault (aborts) or return a result fault."""
-        metadata = {k: v for k, v in context.invocation_metadata()}
+    def billed_count(self) -> int:
         with self._lock:
-            self.calls.append(Recorded(method, request, metadata, time.monotonic()))
+            return len(self.bills)
+
+    def billed_usd(self) -> float:
+        with self._lock:
+            return round(sum(b.usd for b in self.bills), 6)
+
+    def _bill(self, method: str, request, usd: float, what: str) -> None:
+        key = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()[:16]
+        with self._lock:
+            self.bills.append(Bill(method, request.model, round(usd, 8), what, key))
+
+    def _usage(self, usd: float, **tokens: int) -> usage_pb2.SamplingUsage:
+        usage = usage_pb2.SamplingUsage(**tokens)
+        if self.report_cost:
+            usage.cost_in_usd_ticks = round(usd / 1e-10)
+        return usage
+
+    def _enter(self, method: str, request, context, model: str) -> str | None:
+        """Record the call; refuse it over the model's rate limit; apply an RPC fault
+        (aborts) or return a result fault."""
+        metadata = dict(context.invocation_metadata())
+        now = time.monotonic()
+        with self._lock:
+            self.calls.append(Recorded(method, request, metadata, now))
+            rate = self.rate_limits.get(model)
+            over = False
+            if rate is not None:
+                bucket = self._buckets.setdefault(model, [self.rate_burst, now])
+                bucket[0] = min(self.rate_burst, bucket[0] + (now - bucket[1]) * rate)
+                bucket[1] = now
+                over = bucket[0] < 1.0
+                if over:
+                    self.rate_refusals += 1
+                else:
+                    bucket[0] -= 1.0
             fault = None
-            for entry in self._faults[method]:
-                if entry[1] > 0:
-                    entry[1] -= 1
-                    fault = entry[0]
-                    break
+            if not over:
+                for entry in self._faults[method]:
+                    if entry[1] > 0 and (entry[2] is None or entry[2](request)):
+                        entry[1] -= 1
+                        fault = entry[0]
+                        break
+        if over:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit exceeded for model {model}")
         if fault in RPC_FAULTS:
             details = f"fake {fault}"
             if fault == "echo_key":
                 details = f"invalid credentials: authorization={metadata.get('authorization', '')}"
+            elif fault == "moderation_rpc":
+                details = MODERATION_DETAILS
             context.abort(RPC_FAULTS[fault], details)
         return fault
 
-    def _validate(self, method: str, request, context) -> None:
-        problem = request_problem(method, request)
+    def _refuse_invalid(self, problem: str | None, method: str, context) -> None:
         if problem:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {method} request: {problem}")
-
-    def _media_usage(self, usd: float) -> usage_pb2.SamplingUsage:
-        if self.report_media_cost:
-            return usage_pb2.SamplingUsage(cost_in_usd_ticks=int(round(usd / 1e-10)))
-        return usage_pb2.SamplingUsage()
 
     def _next_score(self, user_text: str = "") -> float:
         if self.score_fn is not None:
@@ -252,24 +306,19 @@ class FakeXai:
             return self.scores.popleft() if self.scores else self.default_score
 
 
-_IMG_RATIO = {
-    image_pb2.IMG_ASPECT_RATIO_1_1: "1:1",
-    image_pb2.IMG_ASPECT_RATIO_16_9: "16:9",
-    image_pb2.IMG_ASPECT_RATIO_9_16: "9:16",
-    image_pb2.IMG_ASPECT_RATIO_4_3: "4:3",
-    image_pb2.IMG_ASPECT_RATIO_3_4: "3:4",
-    image_pb2.IMG_ASPECT_RATIO_3_2: "3:2",
-    image_pb2.IMG_ASPECT_RATIO_2_3: "2:3",
-}
-_VID_RATIO = {
-    video_pb2.VIDEO_ASPECT_RATIO_1_1: "1:1",
-    video_pb2.VIDEO_ASPECT_RATIO_16_9: "16:9",
-    video_pb2.VIDEO_ASPECT_RATIO_9_16: "9:16",
-    video_pb2.VIDEO_ASPECT_RATIO_4_3: "4:3",
-    video_pb2.VIDEO_ASPECT_RATIO_3_4: "3:4",
-    video_pb2.VIDEO_ASPECT_RATIO_3_2: "3:2",
-    video_pb2.VIDEO_ASPECT_RATIO_2_3: "2:3",
-}
+def _seed(*parts: Any) -> int:
+    """A deterministic seed from a request's content: the same request, the same media."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "big")
+
+
+def _lost_answer(fault: str | None, context) -> None:
+    """After billing: the answer never reaches the client whole."""
+    if fault == "deadline_exceeded":
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+
+
+_IMG_RATIO = {v: k.removeprefix("IMG_ASPECT_RATIO_").replace("_", ":") for k, v in image_pb2.ImageAspectRatio.items()}
+_VID_RATIO = {v: k.removeprefix("VIDEO_ASPECT_RATIO_").replace("_", ":") for k, v in video_pb2.VideoAspectRatio.items()}
 
 
 class _Image(image_pb2_grpc.ImageServicer):
@@ -277,22 +326,35 @@ class _Image(image_pb2_grpc.ImageServicer):
         self.fake = fake
 
     def GenerateImage(self, request, context):
-        fault = self.fake._enter("GenerateImage", request, context)
-        self.fake._validate("GenerateImage", request, context)
+        fake = self.fake
+        fault = fake._enter("GenerateImage", request, context, request.model)
+        fake._refuse_invalid(rules.image_problem(request), "GenerateImage", context)
         ratio = _IMG_RATIO.get(request.aspect_ratio, "16:9")
+        if ratio not in ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3"):
+            ratio = "16:9"
         n = request.n or 1
-        images = []
-        for _ in range(n):
-            if fault == "moderation":
-                images.append(image_pb2.GeneratedImage(url="", respect_moderation=False))
-                continue
-            body = make_jpeg(ratio, seed=next(self.fake._ids))
-            url = self.fake.assets.add(body, "jpg", ASSET_FAULTS.get(fault or "", "ok"))
-            images.append(image_pb2.GeneratedImage(url=url, respect_moderation=True))
         n_inputs = (1 if request.HasField("image") else 0) + len(request.images)
-        return image_pb2.ImageResponse(
-            images=images, model=request.model, usage=self.fake._media_usage(0.02 * (n + n_inputs))
+        usd = rules.image_usd(n, n_inputs) * fake.price_factor
+        fake._bill("GenerateImage", request, usd, f"image x{n}" + (f" ({fault})" if fault else ""))
+        _lost_answer(fault, context)
+        inputs = tuple(
+            hashlib.sha256(u.encode()).hexdigest() for u in Recorded("GenerateImage", request, {}, 0).image_urls()
         )
+        images = []
+        for index in range(n if fault != "empty_images" else 0):
+            if fault == "moderation":
+                images.append(image_pb2.GeneratedImage(respect_moderation=False))
+                continue
+            body = make_jpeg(ratio, seed=_seed(request.model, request.prompt, inputs, ratio, index))
+            if fault == "oversized_answer":
+                images.append(image_pb2.GeneratedImage(base64=OVERSIZED, respect_moderation=True))
+            elif request.format == image_pb2.IMG_FORMAT_BASE64:
+                encoded = "data:image/jpeg;base64," + base64.b64encode(body).decode("ascii")
+                images.append(image_pb2.GeneratedImage(base64=encoded, respect_moderation=True))
+            else:
+                url = fake.assets.add(body, "jpg", ASSET_FAULTS.get(fault or "", "ok"), fake.url_ttl_s)
+                images.append(image_pb2.GeneratedImage(url=url, respect_moderation=True))
+        return image_pb2.ImageResponse(images=images, model=request.model, usage=fake._usage(usd))
 
 
 class _Video(video_pb2_grpc.VideoServicer):
@@ -300,37 +362,62 @@ class _Video(video_pb2_grpc.VideoServicer):
         self.fake = fake
 
     def GenerateVideo(self, request, context):
-        fault = self.fake._enter("GenerateVideo", request, context)
-        self.fake._validate("GenerateVideo", request, context)
-        request_id = f"vid-{next(self.fake._ids):06d}"
+        fake = self.fake
+        fault = fake._enter("GenerateVideo", request, context, request.model)
+        fake._refuse_invalid(rules.video_problem(request), "GenerateVideo", context)
+        request_id = f"vid-{next(fake._ids):06d}"
         duration = float(request.duration or 8)
-        if request.HasField("video"):  # an edit keeps its input's duration
-            data = decode_data_uri(request.video.url)
-            duration = (probe_duration(data) if data else None) or duration
-        job = Job(request=request, polls_left=self.fake.pending_polls, duration=duration)
-        if fault in ("failed", "expired", "moderation"):
+        input_s = 0.0
+        resolution = request.resolution
+        if request.HasField("video"):  # an edit keeps its input's duration and resolution, and bills the input
+            data = decode_data_uri(request.video.url) or b""
+            input_s = probe_duration(data) or duration
+            duration = input_s
+            with fake._lock:
+                resolution = fake._made.get(hashlib.sha256(data).hexdigest())
+            if resolution is None:  # a clip this fake did not make: by its frame height
+                height = probe_height(data) or 720
+                resolution = video_pb2.VIDEO_RESOLUTION_480P if height <= 480 else video_pb2.VIDEO_RESOLUTION_720P
+        usd = rules.video_usd(request.model, resolution, duration, input_s) * fake.price_factor
+        job = Job(request=request, polls_left=fake.pending_polls, usd=usd, duration=duration, resolution=resolution)
+        if fault in ("failed", "failed_moderation", "expired", "moderation"):
             job.outcome = fault
         job.asset_mode = ASSET_FAULTS.get(fault or "", "ok")
-        with self.fake._lock:
-            self.fake.jobs[request_id] = job
+        with fake._lock:
+            fake.jobs[request_id] = job
+        fake._bill("GenerateVideo", request, usd, f"video job {request_id}" + (f" ({fault})" if fault else ""))
+        _lost_answer(fault, context)
         return deferred_pb2.StartDeferredResponse(request_id=request_id)
 
     def GetDeferredVideo(self, request, context):
-        self.fake._enter("GetDeferredVideo", request, context)
-        with self.fake._lock:
-            job = self.fake.jobs.get(request.request_id)
-            if job is not None and job.polls_left > 0:
-                job.polls_left -= 1
-                return video_pb2.GetDeferredVideoResponse(status=deferred_pb2.PENDING)
+        fake = self.fake
+        with fake._lock:
+            job = fake.jobs.get(request.request_id)
+        fault = fake._enter("GetDeferredVideo", request, context, job.request.model if job else "")
+        if fault == "deadline_exceeded":
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if job is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no deferred request {request.request_id}")
+        with fake._lock:
+            job.polls += 1
+            if job.polls_left > 0:
+                job.polls_left -= 1
+                progress = min(95, 100 * job.polls // (job.polls + job.polls_left + 1))
+                pending = video_pb2.GetDeferredVideoResponse(
+                    status=deferred_pb2.PENDING, response=video_pb2.VideoResponse(progress=progress)
+                )
+                if fault == "oversized_answer":
+                    pending.response.model = OVERSIZED
+                return pending
+        usage = fake._usage(job.usd)
         if job.outcome == "expired":
             return video_pb2.GetDeferredVideoResponse(status=deferred_pb2.EXPIRED)
-        if job.outcome == "failed":
+        if job.outcome in FAILED_CODES:
+            code, message = FAILED_CODES[job.outcome]
             return video_pb2.GetDeferredVideoResponse(
                 status=deferred_pb2.FAILED,
                 response=video_pb2.VideoResponse(
-                    error=video_pb2.VideoError(code="INTERNAL", message="the fake renderer gave up")
+                    model=job.request.model, usage=usage, error=video_pb2.VideoError(code=code, message=message)
                 ),
             )
         if job.outcome == "moderation":
@@ -338,14 +425,16 @@ class _Video(video_pb2_grpc.VideoServicer):
         else:
             if not job.url:
                 ratio = _VID_RATIO.get(job.request.aspect_ratio, "16:9")
-                job.url = self.fake.assets.add(make_mp4(job.duration, ratio), "mp4", job.asset_mode)
-            video = video_pb2.GeneratedVideo(url=job.url, duration=int(round(job.duration)), respect_moderation=True)
-        per_s = 0.05 if job.request.resolution == video_pb2.VIDEO_RESOLUTION_480P else 0.07
+                body = make_mp4(job.duration, ratio, seed=_seed(job.request.SerializeToString(deterministic=True)))
+                with fake._lock:
+                    fake._made[hashlib.sha256(body).hexdigest()] = job.resolution
+                job.url = fake.assets.add(body, "mp4", job.asset_mode, fake.url_ttl_s)
+            video = video_pb2.GeneratedVideo(url=job.url, duration=round(job.duration), respect_moderation=True)
+        if fault == "oversized_answer":
+            video.url = OVERSIZED
         return video_pb2.GetDeferredVideoResponse(
             status=deferred_pb2.DONE,
-            response=video_pb2.VideoResponse(
-                video=video, model=job.request.model, usage=self.fake._media_usage(per_s * job.duration), progress=100
-            ),
+            response=video_pb2.VideoResponse(video=video, model=job.request.model, usage=usage, progress=100),
         )
 
 
@@ -354,7 +443,9 @@ class _Chat(chat_pb2_grpc.ChatServicer):
         self.fake = fake
 
     def GetCompletion(self, request, context):
-        fault = self.fake._enter("GetCompletion", request, context)
+        fake = self.fake
+        fault = fake._enter("GetCompletion", request, context, request.model)
+        fake._refuse_invalid(rules.chat_problem(request), "GetCompletion", context)
         user_text = "\n".join(
             c.text for m in request.messages if m.role == chat_pb2.ROLE_USER for c in m.content if c.text
         )
@@ -362,13 +453,21 @@ class _Chat(chat_pb2_grpc.ChatServicer):
             content = '{"overall_score": "not a number"'
         else:
             content = answer_for(
-                request.response_format.schema, user_text, self.fake._next_score(user_text), self.fake.plan_patch
+                request.response_format.schema, user_text, fake._next_score(user_text), fake.plan_patch
             )
         n_images = sum(1 for m in request.messages for c in m.content if c.HasField("image_url"))
-        prompt_tokens = len(user_text.split()) * 2 + 1_500 * n_images
+        all_text = " ".join(c.text for m in request.messages for c in m.content if c.text)
+        prompt_tokens = len(all_text.split()) * 2 + 1_500 * n_images
         completion_tokens = len(content.split()) * 2
+        usd = fake.price_factor * (
+            prompt_tokens * rules.CHAT_USD_PER_TOKEN["input"] + completion_tokens * rules.CHAT_USD_PER_TOKEN["output"]
+        )
+        fake._bill("GetCompletion", request, usd, "chat" + (f" ({fault})" if fault else ""))
+        _lost_answer(fault, context)
+        if fault == "oversized_answer":
+            content = OVERSIZED
         return chat_pb2.GetChatCompletionResponse(
-            id=f"chat-{next(self.fake._ids)}",
+            id=f"chat-{next(fake._ids)}",
             model=request.model,
             outputs=[
                 chat_pb2.CompletionOutput(
@@ -376,7 +475,8 @@ class _Chat(chat_pb2_grpc.ChatServicer):
                     message=chat_pb2.CompletionMessage(role=chat_pb2.ROLE_ASSISTANT, content=content),
                 )
             ],
-            usage=usage_pb2.SamplingUsage(
+            usage=fake._usage(
+                usd,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 total_tokens=prompt_tokens + completion_tokens,

@@ -13,7 +13,8 @@ Every request is recorded (headers, JSON body); faults are injected in order:
 Faults: unavailable (503), rate_limited (429), server_error (500), echo_key (401 whose body
 echoes the Authorization header), not_audio (200 with an HTML page), slow (answers after
 `slow_s` seconds), hang (holds the request until `release()` or `hang_s`, then 503: a request
-the service never completed, so never billed; a test kills the client meanwhile).
+the service never completed, so never billed; a test kills the client meanwhile), moderation
+(400 naming the content policy).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ FAULTS = {
     "not_audio": 200,
     "slow": 200,
     "hang": 503,
+    "moderation": 400,
 }
 
 
@@ -193,6 +195,8 @@ class FakeTts:
             return error(401, f"invalid credentials: {headers.get('authorization', '')}")
         if fault in ("unavailable", "rate_limited", "server_error"):
             return error(FAULTS[fault], f"fake {fault}")
+        if fault == "moderation":
+            return error(400, "the text violates the content policy")
         if fault == "hang":
             self._release.wait(self.hang_s)
             return error(503, "fake hang: the request was never completed")

@@ -47,6 +47,8 @@ class VideoRequest:
     aspect_ratio: str = "16:9"
     resolution: str = "720p"
     hints: Mapping[str, Any] = field(default_factory=dict)
+    # Called with the job's progress (0-100) while the provider renders it: the progress line.
+    progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
     generate_audio: bool = True  # the clip's own sound (audio.native); False: a silent clip
     # Voice ids the clip's speakers speak in (models with voices), referred to in the prompt
     # as <AUDIO_1>, <AUDIO_2>... in this order.
@@ -82,7 +84,7 @@ class CallResult:
     cost_usd: float
     kind: CallKind
     calls: int = 1  # billed calls made (a retried call that was billed counts again)
-    retries: int = 0  # transient failures absorbed inside the backend
+    retries: int = 0  # requests retried inside the backend (each reached the service, none billed)
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. request_id, model, usage
 
 
@@ -99,7 +101,8 @@ class JobJournal(Protocol):
 
 class BackendError(Exception):
     """A call failed for good (after the retries the backend allows). The message names
-    the step; it never contains a secret."""
+    the step; it never contains a secret. A backend sets `spent_calls`, `spent_usd`,
+    `spent_retries` and `possibly_billed` on it when the failed call still cost something."""
 
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)

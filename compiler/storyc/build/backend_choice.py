@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from storyc.backends.base import Backend, BackendError
-from storyc.backends.ratelimit import RateLimiter
 from storyc.prompts.promptset import PromptSet
 
 
@@ -27,8 +26,9 @@ def make_backend(name: str, prompts: PromptSet | None = None) -> Backend:
     if name == "xai":
         from storyc.backends.xai.backend import XaiBackend
 
-        # The executor already throttles every call per kind; a second limiter inside the
-        # backend would only slow the build. The backend owns the one reworded attempt
-        # after a moderation block, through the story's `reword` template.
-        return XaiBackend(reword=prompts.reword if prompts is not None else None, rate_limiter=RateLimiter({}))
+        # The executor throttles each step call; the backend's own buckets (STORYC_RATE_LIMITS)
+        # pace every request it puts on the wire: retries and the polls of all video jobs,
+        # which share the video limit. The backend owns the one reworded attempt after a
+        # moderation refusal, through the story's `reword` template.
+        return XaiBackend(reword=prompts.reword if prompts is not None else None)
     raise ValueError(f"unknown backend {name!r}: expected offline or xai")

@@ -27,6 +27,9 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
         "cost_usd": round(sum(o.record.cost_usd for o in ran), 6),
         "wall_s": round(wall_s, 3),
         "retries": sum(o.retries for o in ran),
+        # paid calls whose outcome is unknown (deadline exceeded): in api_calls and cost_usd
+        # as billed, never repeated automatically
+        "possibly_billed": sum(o.possibly_billed for o in ran),
         "calls_replayed": sum(o.replayed for o in ran),  # finished calls of an interrupted build, not paid again
         "steps": [
             _step_entry(by_id[sid]) if sid in by_id else _not_run_entry(sid, sid in selected) for sid in ctx.graph.order

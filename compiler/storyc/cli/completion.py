@@ -26,6 +26,8 @@ COMPLETE_VAR = "_STORYC_COMPLETE"
 
 # The selector kinds of storyc.graph.select (a test checks that each suggestion parses).
 SELECTOR_KINDS = ("scene:", "character:", "keyframe:", "video:", "speech:", "assemble", "script")
+# The review targets of storyc.model.targets (--redo; a test checks them against its TARGET_KINDS).
+REDO_TARGET_KINDS = ("character:", "scene:", "clip:")
 
 # typer's script for bash passes bash's words, which bash splits at ':' (COMP_WORDBREAKS):
 # `--select scene:3` would arrive as three words. This one passes the line as typed and,
@@ -93,6 +95,22 @@ def complete_select(ctx: typer.Context, incomplete: str) -> list[str]:
     if last.startswith("+"):  # `+video:2`: with everything upstream
         prefix, last = prefix + "+", last[1:]
     return [prefix + c for c in selector_candidates(story) if c.startswith(last)]
+
+
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    """--redo's values: the review targets of the story on the line (else ./story.yaml),
+    character:NAME, scene:ID and clip:ID (storyc.model.targets)."""
+    story = _story_on_the_line(ctx) or (DEFAULT_STORY if DEFAULT_STORY.is_file() else None)
+    found = _names_and_scene_ids(story) if story is not None else None
+    if found is None:
+        return [kind for kind in REDO_TARGET_KINDS if kind.startswith(incomplete)]
+    names, scene_ids, _ = found
+    candidates = [
+        *(f"character:{n}" for n in names),
+        *(f"scene:{s}" for s in scene_ids),
+        *(f"clip:{s}" for s in scene_ids),
+    ]
+    return [c for c in candidates if c.startswith(incomplete)]
 
 
 def _story_on_the_line(ctx: typer.Context) -> Path | None:

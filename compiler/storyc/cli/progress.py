@@ -53,6 +53,8 @@ class BuildProgress:
             self._row(data["step"], "running")
         elif self.rich is not None and event == "call_started":
             self._row(data["step"], f"{data['kind']}: {data['what']}")
+        elif self.rich is not None and event == "call_progress":  # a video job rendering at the provider
+            self._row(data["step"], f"{data['kind']}: {data['what']} {data['percent']}%")
         elif self.rich is not None and event == "call":
             self.calls[data["step"]] = self.calls.get(data["step"], 0) + 1
             self._row(data["step"], f"done {data['what']}")

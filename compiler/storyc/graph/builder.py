@@ -1,5 +1,12 @@
 """Compile a loaded story into its step graph.
 
+A pinned target (a character's sheet_image, a scene's keyframe_image or clip_video, see
+storyc.model.targets) is a step with no deps and no paid call whose key is its file's
+content hash: the file is used as is, and downstream keys follow the pin (an approved take
+copied byte for byte keeps every downstream cache entry valid). Redo notes (`storyc build
+--redo TARGET --note TEXT`, kept in approved/approvals.json) are appended to their step's
+main prompt, so they are part of its key.
+
 Edges come from the story: a keyframe needs the sheets of the characters in its reference
 slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>` for
 `chain_source: last_frame`, `keyframe:<src>` for `keyframe`); a video needs its keyframe
@@ -11,14 +18,21 @@ video and every speech step; script needs everything. Each step's static inputs 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from storyc import __version__
 from storyc.backends.offline import speech as offline_speech
-from storyc.backends.xai import tts as xai_tts
-from storyc.graph.estimate import character_estimate, keyframe_estimate, speech_estimate, video_estimate
+from storyc.backends.xai import tts_request as xai_tts
+from storyc.graph.estimate import (
+    StepEstimate,
+    character_estimate,
+    keyframe_estimate,
+    speech_estimate,
+    video_estimate,
+)
 from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
 from storyc.graph.steps import Step, StepGraph
 from storyc.load.loader import LoadedStory
@@ -26,6 +40,7 @@ from storyc.model import speech
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
+from storyc.prompts.text import with_note
 from storyc.store.hashing import KEY_VERSION, digest
 
 
@@ -37,10 +52,21 @@ class _GraphInputs:
     prompts: PromptSet
     base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
     common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
+    notes: Mapping[str, str]  # target id ("scene:2") → redo note
+
+    def note(self, target_id: str) -> str | None:
+        return (self.notes.get(target_id) or "").strip() or None
 
 
-def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offline") -> StepGraph:
-    """Compile a loaded story into its step graph (no I/O but hashing user input files)."""
+def build_graph(
+    loaded: LoadedStory,
+    prompts: PromptSet,
+    *,
+    backend: str = "offline",
+    notes: Mapping[str, str] | None = None,
+) -> StepGraph:
+    """Compile a loaded story into its step graph (no I/O but hashing user input files).
+    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`) to redo notes."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -49,22 +75,50 @@ def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offl
         "resolution": story.resolution,
         "render_scale": render_scale(),
     }
-    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common)
+    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common, dict(notes or {}))
     steps: dict[str, Step] = {}
+    quality = story.quality
     for character in story.characters:
-        step = _character_step(inputs, character)
+        if character.sheet_image:
+            estimate = character_estimate(quality, story.models, input_images=1 if character.reference_image else 0)
+            step = _pinned_step(
+                inputs,
+                f"character:{character.name}",
+                "character",
+                character.sheet_image,
+                estimate,
+                character=character.name,
+            )
+        else:
+            step = _character_step(inputs, character)
         steps[step.id] = step
     # keyframes, videos and speech, in story order (chain sources always come earlier)
     sounds: list[str] = []
-    for index in range(len(story.scenes)):
+    for index, scene in enumerate(story.scenes):
         slot_plan = allocate_slots(story, index)
         sheets = _sheet_deps(story, index, slot_plan)
-        keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
+        ids = {"scene_index": index, "scene_id": scene.scene_id}
+        if scene.keyframe_image:
+            generated = allocate_slots(story, index, ignore_pin=True)  # what a generation would send
+            estimate = keyframe_estimate(
+                quality, story.models, reference_images=len(generated.slots), judged_sheets=len(sheets)
+            )
+            keyframe = _pinned_step(
+                inputs, f"keyframe:{scene.scene_id}", "keyframe", scene.keyframe_image, estimate, **ids
+            )
+        else:
+            keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
         spoken = _speech_step(inputs, index)
         if spoken is not None:
             steps[spoken.id] = spoken
             sounds.append(spoken.id)
-        video = _video_step(inputs, index, keyframe.id, sheets, spoken.id if spoken else None)
+        if scene.clip_video:
+            estimate = video_estimate(
+                quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets)
+            )
+            video = _pinned_step(inputs, f"video:{scene.scene_id}", "video", scene.clip_video, estimate, **ids)
+        else:
+            video = _video_step(inputs, index, keyframe.id, sheets, spoken.id if spoken else None)
         steps[keyframe.id], steps[video.id] = keyframe, video
     steps["assemble"] = _assemble_step(inputs, tuple(sounds))
     static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
@@ -152,11 +206,13 @@ def _speech_step(inputs: _GraphInputs, index: int) -> Step | None:
 
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    note = inputs.note(f"character:{character.name}")
     if character.reference_image:
         sheet = prompts.character_from_reference(character)
         reference = input_hash(inputs.base_dir, character.reference_image)
     else:
         sheet, reference = prompts.character_sheet(character), None
+    sheet = with_note(sheet, note)
     static = {
         **inputs.common,
         "kind": "character",
@@ -168,7 +224,7 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         "templates": template_digests(prompts, STEP_TEMPLATES["character"]),
         "visual_description": character.visual_description,
     }
-    estimate = character_estimate(quality, input_images=1 if reference else 0)
+    estimate = character_estimate(quality, story.models, input_images=1 if reference else 0)
     return Step(
         f"character:{character.name}",
         "character",
@@ -176,6 +232,7 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         static,
         digest(static),
         character=character.name,
+        note=note,
         **asdict(estimate),
     )
 
@@ -195,14 +252,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     kid = f"keyframe:{scene.scene_id}"
-    if scene.keyframe_image:
-        static = {
-            **inputs.common,
-            "kind": "keyframe",
-            "scene_id": scene.scene_id,
-            "pinned": input_hash(inputs.base_dir, scene.keyframe_image),
-        }
-        return Step(kid, "keyframe", (), static, digest(static), scene_index=index, scene_id=scene.scene_id)
+    note = inputs.note(f"scene:{scene.scene_id}")
     slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
     chain_deps = tuple(
         (f"video:{s.scene_id}" if s.source == "last_frame" else f"keyframe:{s.scene_id}")
@@ -213,7 +263,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         **inputs.common,
         "kind": "keyframe",
         "scene_id": scene.scene_id,
-        "prompts": {"compose": prompts.keyframe(index), "check": prompts.check_keyframe(index)},
+        "prompts": {"compose": with_note(prompts.keyframe(index), note), "check": prompts.check_keyframe(index)},
         "slots": slots,
         "text_only": list(slot_plan.text_only),
         "models": {"image": story.models.image, "vision": story.models.vision},
@@ -238,7 +288,8 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
-        **asdict(keyframe_estimate(quality, reference_images=len(slots), judged_sheets=len(sheets))),
+        note=note,
+        **asdict(keyframe_estimate(quality, story.models, reference_images=len(slots), judged_sheets=len(sheets))),
     )
 
 
@@ -255,12 +306,16 @@ def _video_step(
     (and, offline without subtitles, captioned with the scene's timed lines)."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
+    note = inputs.note(f"clip:{scene.scene_id}")
     spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"])
     static: dict[str, Any] = {
         **inputs.common,
         "kind": "video",
         "scene_id": scene.scene_id,
-        "prompts": {"video": prompts.video(index, spoken=spoken), "check": prompts.check_last_frame(index)},
+        "prompts": {
+            "video": with_note(prompts.video(index, spoken=spoken), note),
+            "check": prompts.check_last_frame(index),
+        },
         "duration_s": scene.duration_seconds,
         "models": {"video": story.models.video, "vision": story.models.vision},
         "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
@@ -293,5 +348,17 @@ def _video_step(
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
-        **asdict(video_estimate(quality, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))),
+        note=note,
+        **asdict(
+            video_estimate(quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))
+        ),
     )
+
+
+def _pinned_step(inputs: _GraphInputs, step_id: str, kind: str, pin: str, generation: StepEstimate, **ids: Any) -> Step:
+    """A pinned target's step: the file used as is, no deps, no paid call, its key a
+    function of the file's content alone (not of the backend, frame format or render
+    scale: an approval made on a draft build carries over). `generation` is the estimate
+    of the step it replaces: what the pin saves."""
+    static = {"storyc_key": KEY_VERSION, "kind": kind, "id": step_id, "pinned": input_hash(inputs.base_dir, pin)}
+    return Step(step_id, kind, (), static, digest(static), pinned=pin, saves=asdict(generation), **ids)

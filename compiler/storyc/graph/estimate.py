@@ -1,6 +1,7 @@
 """Dry-run estimates: the paid calls and the cost each step may take, and their sum for a
 build (`storyc build --dry-run`). min = every check passes first time, max = every loop
-exhausted. Prices come from storyc.model.prices."""
+exhausted. Prices come from storyc.model.prices, per the story's models (the same table
+prices the budget's per-call estimates in storyc.run and the xai backend's bill)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from storyc.graph.steps import StepGraph
 from storyc.model import prices
-from storyc.model.story import VIDEO_EDIT_MAX_S, Quality
+from storyc.model.story import VIDEO_EDIT_MAX_S, Models, Quality
 
 API_KINDS = ("image", "video", "vision", "chat", "tts")
 
@@ -23,11 +24,11 @@ class StepEstimate:
     cost_max: float
 
 
-def character_estimate(quality: Quality, input_images: int) -> StepEstimate:
+def character_estimate(quality: Quality, models: Models, input_images: int) -> StepEstimate:
     """A sheet (an edit of the user's reference image when input_images is 1) and its check,
     up to max_character_attempts times."""
     attempts = quality.max_character_attempts
-    one = prices.image_cost(input_images) + prices.chat_cost(None, n_images=1)
+    one = prices.image_cost(input_images, models.image) + prices.chat_cost(None, n_images=1, model=models.vision)
     return StepEstimate(
         calls_min={"image": 1, "vision": 1},
         calls_max={"image": attempts, "vision": attempts},
@@ -36,11 +37,11 @@ def character_estimate(quality: Quality, input_images: int) -> StepEstimate:
     )
 
 
-def keyframe_estimate(quality: Quality, reference_images: int, judged_sheets: int) -> StepEstimate:
+def keyframe_estimate(quality: Quality, models: Models, reference_images: int, judged_sheets: int) -> StepEstimate:
     """The composing edit and its check, then up to max_keyframe_iterations fix edits and checks."""
-    compose = prices.image_cost(reference_images)
-    fix = prices.image_cost(2)  # the keyframe + the target's sheet
-    vision = prices.chat_cost(None, n_images=1 + judged_sheets)
+    compose = prices.image_cost(reference_images, models.image)
+    fix = prices.image_cost(2, models.image)  # the keyframe + the target's sheet
+    vision = prices.chat_cost(None, n_images=1 + judged_sheets, model=models.vision)
     iterations = quality.max_keyframe_iterations
     return StepEstimate(
         calls_min={"image": 1, "vision": 1},
@@ -50,18 +51,21 @@ def keyframe_estimate(quality: Quality, reference_images: int, judged_sheets: in
     )
 
 
-def video_estimate(quality: Quality, duration_s: float, resolution: str, judged_sheets: int) -> StepEstimate:
+def video_estimate(
+    quality: Quality, models: Models, duration_s: float, resolution: str, judged_sheets: int
+) -> StepEstimate:
     """A clip and its last-frame check, plus max_video_corrections edits if the clip is short
-    enough for the video-edit API."""
+    enough for the video-edit API. A correction is a video edit: it bills its input seconds too."""
     correctable = duration_s <= VIDEO_EDIT_MAX_S
-    clips = 1 + (quality.max_video_corrections if correctable else 0)
-    clip = prices.video_cost(duration_s, resolution)
-    vision = prices.chat_cost(None, n_images=1 + judged_sheets)
+    corrections = quality.max_video_corrections if correctable else 0
+    clip = prices.video_cost(duration_s, resolution, models.video)
+    edit = prices.video_cost(duration_s, resolution, models.video, input_s=duration_s)
+    vision = prices.chat_cost(None, n_images=1 + judged_sheets, model=models.vision)
     return StepEstimate(
         calls_min={"video": 1, "vision": 1},
-        calls_max={"video": clips, "vision": clips},
+        calls_max={"video": 1 + corrections, "vision": 1 + corrections},
         cost_min=clip + vision,
-        cost_max=clips * (clip + vision),
+        cost_max=clip + vision + corrections * (edit + vision),
     )
 
 

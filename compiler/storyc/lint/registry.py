@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import audio, budget, names, references, style, templates
+from storyc.lint import approvals, audio, budget, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -54,6 +54,7 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     templates.W414UnknownTemplateOverride,
     audio.W415LinesDoNotFit,
     audio.W416NarrationLongerThanScene,
+    approvals.W417StaleApproval,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)

@@ -24,7 +24,10 @@ def _render_every_template(ctx: LintContext) -> None:
     """Render every prompt a build of this story renders; raises StorycError (E501)."""
     prompts = PromptSet(ctx.story, story_path=ctx.loaded.path)
     entries = prompt_listing(prompts)
+    # fix_edit.j2 branches on whether a character's sheet anchors the fix (<IMAGE_2>): both
     prompts.fix_edit(_SAMPLE_ELEMENT, _SAMPLE_FIX)
+    sheet_of = ctx.story.characters[0].name if ctx.story.characters else "the hero"
+    prompts.fix_edit(_SAMPLE_ELEMENT, _SAMPLE_FIX, sheet_of=sheet_of)
     if ctx.story.scenes:
         prompts.video_fix(0, _SAMPLE_ISSUES)
     # reword.j2 branches on whether the blocked prompt starts with the style lock (an

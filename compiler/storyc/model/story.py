@@ -61,6 +61,11 @@ class Character(_Strict):
         default=None,
         description="storyc: a user's photo or drawing (path relative to the story file), the base of the character sheet.",
     )
+    sheet_image: str | None = Field(
+        default=None,
+        description="storyc: pin the character sheet (path relative to the story file), used as is with no call; "
+        "`storyc approve STORY character:NAME` writes it.",
+    )
     voice: str | None = Field(
         default=None,
         description="storyc: the voice this character speaks its dialogue in, an xAI voice id: eve, ara, leo, rex or sal. "
@@ -101,7 +106,14 @@ class Scene(_Strict):
         description="storyc: chain from the source scene's video last frame (default) or its keyframe.",
     )
     keyframe_image: str | None = Field(
-        default=None, description="storyc: pin a user-supplied keyframe (path relative to the story file), used as is."
+        default=None,
+        description="storyc: pin the scene's keyframe (path relative to the story file), used as is with no call: "
+        "your own image, or the take `storyc approve STORY scene:ID` chose.",
+    )
+    clip_video: str | None = Field(
+        default=None,
+        description="storyc: pin the scene's clip (an MP4, path relative to the story file), used as is with no call; "
+        "`storyc approve STORY clip:ID` writes it.",
     )
     dialogue: list[DialogueLine] = Field(
         default_factory=list,

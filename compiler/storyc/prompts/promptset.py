@@ -146,12 +146,14 @@ class PromptSet:
         )
 
     def keyframe(self, scene_index: int) -> str:
-        """Multi-image edit composing the scene; binds each slot as 'reference image N'."""
+        """Multi-image edit composing the scene; binds each slot as 'reference image N'. For a
+        scene whose keyframe is pinned, the prompt a generation would send (what its approval
+        is checked against)."""
         return self._render(("keyframe", scene_index), "keyframe", lambda: self._keyframe_context(scene_index))
 
     def _keyframe_context(self, scene_index: int) -> dict[str, Any]:
         scene = self.story.scenes[scene_index]
-        slot_plan = allocate_slots(self.story, scene_index)
+        slot_plan = allocate_slots(self.story, scene_index, ignore_pin=True)
         names = present_characters(self.story, scene_index)
         slot_of = {s.name: i for i, s in enumerate(slot_plan.slots, start=1) if s.kind == "character"}
         characters = []
@@ -177,12 +179,18 @@ class PromptSet:
             "slot_count": len(slot_plan.slots),
         }
 
-    def fix_edit(self, element: str, fix: str) -> str:
-        """Single-image edit repairing one element of a keyframe; nothing else changes."""
+    def fix_edit(self, element: str, fix: str, sheet_of: str | None = None) -> str:
+        """Image edit repairing one element of a keyframe (input 1); nothing else changes.
+        `sheet_of`: the character whose sheet is sent as input 2 to anchor the fix."""
         return self._render(
-            ("fix_edit", element, fix),
+            ("fix_edit", element, fix, sheet_of),
             "fix_edit",
-            lambda: {**self._base(), "element": normalize_space(element), "fix": normalize_space(fix)},
+            lambda: {
+                **self._base(),
+                "element": normalize_space(element),
+                "fix": normalize_space(fix),
+                "sheet_of": sheet_of,
+            },
         )
 
     # ── video prompts: motion only ──

@@ -48,13 +48,14 @@ def present_characters(story: Story, scene_index: int) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def allocate_slots(story: Story, scene_index: int) -> SlotPlan:
+def allocate_slots(story: Story, scene_index: int, *, ignore_pin: bool = False) -> SlotPlan:
     """The design's 3-image budget table as one pure function.
 
     Characters take slots first, in the order `characters_present` lists them (unknown
     names are lint errors and are skipped here); the chain frame takes the last slot.
     With a chain source at most 2 characters get a sheet, without one up to 3; the rest
-    are described in text only and will drift. A pinned keyframe_image needs no slots.
+    are described in text only and will drift. A pinned keyframe_image needs no slots
+    (`ignore_pin`: the slots a generation of it would send).
 
     | scene                 | slot 1 | slot 2 | slot 3     | text-only |
     | 1 character, chained  | char   | chain  | -          |           |
@@ -64,7 +65,7 @@ def allocate_slots(story: Story, scene_index: int) -> SlotPlan:
     | 3+ fresh              | char1  | char2  | char3      | char4+    |
     """
     scene = story.scenes[scene_index]
-    if scene.keyframe_image:
+    if scene.keyframe_image and not ignore_pin:
         return SlotPlan(slots=(), text_only=())
     names = present_characters(story, scene_index)
     parent = story.chain_parent(scene_index)

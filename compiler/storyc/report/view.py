@@ -19,6 +19,7 @@ from storyc.model.speech import scene_script
 from storyc.model.state import BuildState, SpokenLineRecord, StepRecord
 from storyc.model.story import Character, Scene, Story
 from storyc.prompts.slots import allocate_slots
+from storyc.report.review import Review, TargetReview, target_review
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Asset:
 class Attempt:
     """One generation of a loop: a sheet, a keyframe, or a clip (shown by its last frame)."""
 
-    label: str  # "v2", "clip", "c1"
+    label: str  # "take 2": numbered as `storyc approve --take N` numbers them
     kind: str  # "generate", "compose", "fix edit", "pinned", "clip", "correction"
     path: str  # the attempt's file
     thumb: str | None  # an image to show for it (the file itself, or a clip's last frame)
@@ -53,6 +54,7 @@ class CharacterView:
     tries: list[Attempt]
     reference_image: str | None
     prompts: dict[str, str]
+    review: TargetReview | None = None  # approving its takes (storyc approve character:NAME)
 
 
 @dataclass
@@ -102,6 +104,8 @@ class SceneView:
     transition: str
     prompts: list[tuple[str, str]]  # ("keyframe · compose", prompt)
     problems: list[str] = field(default_factory=list)
+    keyframe_review: TargetReview | None = None  # storyc approve scene:ID
+    clip_review: TargetReview | None = None  # storyc approve clip:ID
     lines: list[LineView] = field(default_factory=list)  # what is said, in order, with times and voices
     scene_audio: str | None = None  # the scene's rendered speech as one track
 
@@ -132,6 +136,7 @@ class Storyboard:
     api_calls: int
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
+    review: Review | None = None  # approvals: pins, redo notes and the approve command
     final_subtitles: str | None = None  # final_video.vtt, when the build wrote subtitles
 
 
@@ -204,13 +209,22 @@ def _judged(out_dir: Path, step: StepRecord | None) -> list[tuple[str, float]]:
 # ─── characters ─────────────────────────────────────────────────────────────
 
 
-def _character_view(out_dir: Path, character: Character, step: StepRecord | None) -> CharacterView:
+def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetReview | None:
+    return target_review(review, target, list(range(1, len(tries) + 1)))
+
+
+def _character_view(
+    out_dir: Path, character: Character, step: StepRecord | None, review: Review | None
+) -> CharacterView:
     sheet = _output(out_dir, step, "sheet")
     kind = "edit of the reference image" if character.reference_image else "generate"
-    tries = [
-        Attempt(label=f"v{n}", kind=kind, path=path, thumb=path, score=score, kept=path == sheet)
-        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-    ]
+    if character.sheet_image:  # pinned: its one take is the pinned file
+        tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
+    else:
+        tries = [
+            Attempt(label=f"take {n}", kind=kind, path=path, thumb=path, score=score, kept=path == sheet)
+            for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
+        ]
     return CharacterView(
         name=character.name,
         role=character.role,
@@ -224,6 +238,7 @@ def _character_view(out_dir: Path, character: Character, step: StepRecord | None
         tries=tries,
         reference_image=character.reference_image,
         prompts=dict(step.prompts) if step else {},
+        review=_review(review, f"character:{character.name}", tries),
     )
 
 
@@ -233,21 +248,23 @@ def _character_view(out_dir: Path, character: Character, step: StepRecord | None
 def _keyframe_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
     keyframe = _output(out_dir, step, "keyframe")
     if scene.keyframe_image:
-        return [Attempt("v1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
+        return [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
     prompts = step.prompts if step else {}
     return [
         # the keyframe runner names the prompt of a fix edit made at iteration n `fix_<n>`
-        Attempt(f"v{n}", "fix edit" if f"fix_{n}" in prompts else "compose", path, path, score, path == keyframe)
+        Attempt(f"take {n}", "fix edit" if f"fix_{n}" in prompts else "compose", path, path, score, path == keyframe)
         for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
     ]
 
 
-def _clip_tries(out_dir: Path, step: StepRecord | None) -> list[Attempt]:
+def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
     video = _output(out_dir, step, "video")
+    if scene.clip_video:  # pinned: its one take is the pinned file
+        return [Attempt("take 1", "pinned", video, _clip_frame(out_dir, video), None, True)] if video else []
     return [
         Attempt(
-            label="v1" if n == 0 else f"c{n}",
-            kind="image → video" if n == 0 else "video-edit correction",
+            label=f"take {n + 1}",
+            kind="image → video" if n == 0 else f"video-edit correction c{n}",
             path=path,
             thumb=_clip_frame(out_dir, path),
             score=score,
@@ -327,13 +344,19 @@ def scene_starts(story: Story) -> list[float]:
 
 
 def _scene_view(
-    out_dir: Path, story: Story, index: int, steps: dict[str, StepRecord], start_s: float = 0.0
+    out_dir: Path,
+    story: Story,
+    index: int,
+    steps: dict[str, StepRecord],
+    review: Review | None,
+    start_s: float = 0.0,
 ) -> SceneView:
     s = story.scenes[index]
     k_step, v_step = steps.get(f"keyframe:{s.scene_id}"), steps.get(f"video:{s.scene_id}")
     speech = steps.get(f"speech:{s.scene_id}")
     prompts = [(f"keyframe · {role}", text) for role, text in (k_step.prompts if k_step else {}).items()]
     prompts += [(f"video · {role}", text) for role, text in (v_step.prompts if v_step else {}).items()]
+    keyframe_tries, clip_tries = _keyframe_tries(out_dir, s, k_step), _clip_tries(out_dir, s, v_step)
     return SceneView(
         scene_id=s.scene_id,
         title=s.title,
@@ -342,12 +365,12 @@ def _scene_view(
         references=_references_text(story, index),
         keyframe=_output(out_dir, k_step, "keyframe"),
         keyframe_pinned=bool(s.keyframe_image),
-        keyframe_tries=_keyframe_tries(out_dir, s, k_step),
+        keyframe_tries=keyframe_tries,
         first_frame=_output(out_dir, v_step, "first_frame"),
         last_frame=_output(out_dir, v_step, "last_frame"),
         video=_output(out_dir, v_step, "video"),
         corrections=_corrections(out_dir, v_step),
-        clip_tries=_clip_tries(out_dir, v_step),
+        clip_tries=clip_tries,
         keyframe_score=k_step.score if k_step else None,
         video_score=v_step.score if v_step else None,
         edit_passes=k_step.edit_passes if k_step else 0,
@@ -360,6 +383,8 @@ def _scene_view(
             for step in (k_step, v_step, speech)
             if step is not None and step.status == "failed"
         ],
+        keyframe_review=_review(review, f"scene:{s.scene_id}", keyframe_tries),
+        clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
         lines=_line_views(out_dir, s, speech, start_s),
         scene_audio=_output(out_dir, speech, "scene_audio"),
     )
@@ -383,7 +408,9 @@ def _stats(state: BuildState, records: list[StepRecord]) -> list[tuple[str, str]
     ]
 
 
-def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Storyboard:
+def storyboard_view(
+    out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
+) -> Storyboard:
     out_dir = Path(out_dir)
     steps = state.steps
     records = list(steps.values())
@@ -394,8 +421,8 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         aspect_ratio=story.aspect_ratio,
         resolution=story.resolution,
         threshold=story.quality.consistency_threshold,
-        characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}")) for c in story.characters],
-        scenes=[_scene_view(out_dir, story, i, steps, start) for i, start in enumerate(scene_starts(story))],
+        characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}"), review) for c in story.characters],
+        scenes=[_scene_view(out_dir, story, i, steps, review, start) for i, start in enumerate(scene_starts(story))],
         final_video=_output(out_dir, steps.get("assemble"), "final_video"),
         final_subtitles=_output(out_dir, steps.get("assemble"), "subtitles_vtt"),
         stats=_stats(state, records),
@@ -403,4 +430,5 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         api_calls=sum(r.api_calls for r in records),
         cost_usd=sum(r.cost_usd for r in records),
         notice=notice,
+        review=review,
     )

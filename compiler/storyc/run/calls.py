@@ -35,6 +35,7 @@ class StepRun:
         self.cost = 0.0
         self.failed_spend_usd = 0.0  # billed by calls that then failed
         self.retries = 0
+        self.possibly_billed = 0  # paid calls whose outcome is unknown (deadline exceeded)
         self.replayed = 0  # calls served from the per-call memo (a resumed step)
         self.files: dict[str, str] = {}  # out-relative path → sha256 of every file written
         self.prompts: dict[str, str] = {}  # role → prompt sent (recorded in state.json)
@@ -152,6 +153,7 @@ class StepRun:
         self.cost += actual
         self.calls[result.kind or kind] += max(1, int(result.calls or 1))
         self.retries += int(result.retries or 0)
+        self.possibly_billed += int(result.meta.get("possibly_billed", 0) or 0)
         ctx.emit("call", step=self.step.id, kind=kind, what=what, cost_usd=actual)
         return out
 
@@ -176,6 +178,8 @@ class StepRun:
         """A failed call may still have been billed (the backend says so on the error)."""
         calls = int(getattr(exc, "spent_calls", 0) or 0)
         usd = float(getattr(exc, "spent_usd", 0.0) or 0.0)
+        self.retries += int(getattr(exc, "spent_retries", 0) or 0)  # they reached the service too
+        self.possibly_billed += int(getattr(exc, "possibly_billed", 0) or 0)
         if calls:
             self.calls[kind] += calls
         if usd:

@@ -33,7 +33,7 @@ def run_character(ctx: BuildContext, run: StepRun) -> StepResult:
             prompt=prompt,
             refs=refs,
             dest=dest,
-            estimate=image_cost(len(refs)),
+            estimate=image_cost(len(refs), story.models.image),
             params={"attempt": attempt},
         )
         rel = run.keep(dest)
@@ -53,7 +53,11 @@ def run_character(ctx: BuildContext, run: StepRun) -> StepResult:
             )
 
         score = run.check(
-            f"check sheet v{attempt}", judge, prompt=check, refs=(dest,), estimate=chat_cost(None, n_images=1)
+            f"check sheet v{attempt}",
+            judge,
+            prompt=check,
+            refs=(dest,),
+            estimate=chat_cost(None, n_images=1, model=story.models.vision),
         )
         run.attempt_scores[rel] = score.overall_score
         if best is None or best.score is None or score.overall_score > best.score:

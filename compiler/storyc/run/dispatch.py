@@ -16,6 +16,7 @@ from storyc.run.context import BuildContext
 from storyc.run.errors import Cancelled
 from storyc.run.keyframe import run_keyframe
 from storyc.run.outcome import StepOutcome, StepResult
+from storyc.run.pinned import run_pinned
 from storyc.run.script import run_script
 from storyc.run.speech import run_speech
 from storyc.run.video import run_video
@@ -61,7 +62,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     started = time.perf_counter()
     run = StepRun(ctx, step, key)
     try:
-        result = RUNNERS[step.kind](ctx, run)
+        result = (run_pinned if step.pinned else RUNNERS[step.kind])(ctx, run)
     except BaseException as exc:
         _record_failure(ctx, run, exc, time.perf_counter() - started)
         raise
@@ -108,7 +109,12 @@ def _record(run: StepRun, status: StepStatus, wall_s: float, **fields: Any) -> S
 
 def _outcome(run: StepRun, record: StepRecord) -> StepOutcome:
     return StepOutcome(
-        record=record, files=run.files, retries=run.retries, calls=dict(run.calls), replayed=run.replayed
+        record=record,
+        files=run.files,
+        retries=run.retries,
+        calls=dict(run.calls),
+        replayed=run.replayed,
+        possibly_billed=run.possibly_billed,
     )
 
 

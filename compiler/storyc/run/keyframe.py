@@ -1,6 +1,6 @@
 """The keyframe step: compose from the slot references, check, targeted fix edit,
-re-check, regenerate, up to max_keyframe_iterations keeping the best; a pinned
-keyframe_image is used as is (no call)."""
+re-check, regenerate, up to max_keyframe_iterations keeping the best. (A pinned
+keyframe_image is a pinned step: storyc.run.pinned.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_character
 from storyc.run.calls import Judged, StepRun, image_call, provider_urls
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
-from storyc.store.fsutil import atomic_copy
 
 # The fix_edit template already says "Change ONLY <element>: ... Keep everything else
 # identical. Do not alter any character not mentioned."; a judge asked for a fix_prompt
@@ -53,21 +52,12 @@ def fix_target(score: ConsistencyScore) -> tuple[str, str, str]:
 def run_keyframe(ctx: BuildContext, run: StepRun) -> StepResult:
     scene = ctx.story.scenes[_scene_index(run)]
     ctx.upstream(run.step)  # every dependency finished (MissingUpstream otherwise)
-    if scene.keyframe_image:
-        return _use_pinned(ctx, run, scene.keyframe_image, scene.scene_id)
     return _KeyframeLoop(ctx, run, scene).execute()
 
 
 def _scene_index(run: StepRun) -> int:
     assert run.step.scene_index is not None, run.step.id  # every keyframe step has its scene
     return run.step.scene_index
-
-
-def _use_pinned(ctx: BuildContext, run: StepRun, image: str, scene_id: int) -> StepResult:
-    src = ctx.base_dir / image
-    dest = ctx.path(f"keyframes/scene_{scene_id}_v1{src.suffix.lower() or '.jpg'}")
-    atomic_copy(src, dest)
-    return StepResult({"keyframe": run.keep(dest)}, score=None, attempts=0)
 
 
 @dataclass
@@ -141,7 +131,7 @@ class _KeyframeLoop:
                 prompt=attempt.prompt,
                 refs=attempt.refs,
                 dest=dest,
-                estimate=image_cost(len(attempt.refs)),
+                estimate=image_cost(len(attempt.refs), ctx.story.models.image),
                 params={"iteration": iteration, "action": attempt.action},
             )
             rel = run.keep(dest)
@@ -162,9 +152,8 @@ class _KeyframeLoop:
         """A targeted fix edit of `source`, re-anchored on the character's sheet."""
         character, element, fix = fix_target(score)
         sheet = self.judge_refs[self.judged.index(character)] if character in self.judged else None
-        if sheet is not None:  # design technique 7: fix against the sheet, not from memory
-            fix = f"{fix.rstrip('. ')}. {character} must look exactly as in reference image 2 (their character sheet)."
-        prompt = self.ctx.prompts.fix_edit(element, fix)
+        # design technique 7: fix against the sheet (input 2), not from memory
+        prompt = self.ctx.prompts.fix_edit(element, fix, sheet_of=character if sheet is not None else None)
         self.run.prompts[f"fix_{iteration}"] = prompt
         refs = (source, sheet) if sheet is not None else (source,)
         return _Try("fix", prompt, refs, {"step": "fix", "element": character, "fix": fix})
@@ -190,7 +179,7 @@ class _KeyframeLoop:
             judge,
             prompt=self.check,
             refs=(dest, *self.judge_refs),
-            estimate=chat_cost(None, n_images=1 + len(self.judge_refs)),
+            estimate=chat_cost(None, n_images=1 + len(self.judge_refs), model=story.models.vision),
         )
         return score
 

@@ -31,6 +31,7 @@ class StepOutcome:
     retries: int = 0
     calls: dict[str, int] = field(default_factory=dict)  # paid calls by kind
     replayed: int = 0  # calls served from the per-call memo (a resumed step)
+    possibly_billed: int = 0  # paid calls with an unknown outcome (counted in calls and cost)
 
     @property
     def id(self) -> str:

@@ -6,7 +6,7 @@ the best clip."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,8 +138,14 @@ class _ClipLoop:
         dest = ctx.path(f"videos/scene_{self.scene.scene_id}.mp4")
 
         def make(p: str) -> CallResult:
-            voices = tuple(v["voice"] for v in self.run.step.static.get("audio", {}).get("voices", []))
-            req = self._request(p, dest, image=self.keyframe, hints={**self.hints, "attempt": 1}, voices=voices)
+            req = self._request(
+                p,
+                dest,
+                image=self.keyframe,
+                hints={**self.hints, "attempt": 1},
+                progress=_progress(ctx, run.step.id, "image→video"),
+                voices=tuple(v["voice"] for v in self.run.step.static.get("audio", {}).get("voices", [])),
+            )
             return backend.image_to_video(req, job_key=f"{run.key[:20]}:clip", journal=ctx.journal)
 
         result = run.call(
@@ -149,7 +155,7 @@ class _ClipLoop:
             prompt=self.prompt,
             refs=(self.keyframe,),
             dest=dest,
-            estimate=video_cost(self.scene.duration_seconds, ctx.story.resolution),
+            estimate=video_cost(self.scene.duration_seconds, ctx.story.resolution, ctx.story.models.video),
         )
         return self._judged(dest, result, "", 1)
 
@@ -165,7 +171,9 @@ class _ClipLoop:
         hints = {**self.hints, "step": "video_fix", "attempt": 1 + n, "issues": list(score.issues)}
 
         def edit(p: str) -> CallResult:
-            req = self._request(p, dest, video=source, hints=hints)
+            req = self._request(
+                p, dest, video=source, hints=hints, progress=_progress(ctx, run.step.id, f"correction c{n}")
+            )
             return backend.edit_video(req, job_key=f"{run.key[:20]}:c{n}", journal=ctx.journal)
 
         result = run.call(
@@ -175,7 +183,13 @@ class _ClipLoop:
             prompt=fix,
             refs=(source,),
             dest=dest,
-            estimate=video_cost(self.scene.duration_seconds, ctx.story.resolution),
+            # a video edit bills its input seconds too
+            estimate=video_cost(
+                self.scene.duration_seconds,
+                ctx.story.resolution,
+                ctx.story.models.video,
+                input_s=self.scene.duration_seconds,
+            ),
             params={"correction": n},
         )
         return self._judged(dest, result, f"_c{n}", 1 + n)
@@ -210,7 +224,12 @@ class _ClipLoop:
             judge,
             prompt=self.check,
             refs=(last, *self.judge_refs),
-            estimate=chat_cost(None, n_images=1 + len(self.judge_refs)),
+            estimate=chat_cost(None, n_images=1 + len(self.judge_refs), model=ctx.story.models.vision),
         )
         run.attempt_scores[rel] = score.overall_score
         return _Clip(clip, first, last, score, result)
+
+
+def _progress(ctx: BuildContext, step_id: str, what: str) -> Callable[[int], None]:
+    """A video job's progress (0-100, as the provider reports it) as a progress-line event."""
+    return lambda percent: ctx.emit("call_progress", step=step_id, kind="video", what=what, percent=percent)

@@ -1,0 +1,119 @@
+"""Image generation and edits on xAI (`image.sample`), paid for exactly once.
+
+The image is requested as base64 (`image_format="base64"`): its bytes come back inside
+the response, so there is no result URL to expire and no download to fail after the
+image was paid for. The one way left to lose a paid image is the process dying between
+the answer and the atomic write; there is nothing to re-attach to then (no job id).
+
+Moderation has three shapes here, each billed or not as the service does it, each
+followed by one reworded attempt and then `ModerationBlocked` naming the step:
+- the prompt is refused at submission (an RPC error naming moderation; not billed),
+- the image comes back without bytes and `respect_moderation=false` (billed),
+- the response holds no image at all (billed: the SDK raises IndexError indexing
+  `images[0]`, which used to escape storyc's error handling with its cost unrecorded).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from storyc.backends.base import BackendError, CallResult, ImageRequest
+from storyc.backends.download import MAX_IMAGE_BYTES, DownloadRefused, sniff_kind
+from storyc.backends.xai.errors import ModerationRefused, Tally, spent_on_error
+from storyc.backends.xai.inputs import MAX_INLINE_IMAGE_BYTES, inline_image
+from storyc.model import prices as pricing
+from storyc.model.story import MAX_REFERENCE_IMAGES
+from storyc.redact import redact
+from storyc.store.fsutil import atomic_write_bytes
+
+
+def save_data_uri_image(value: str, dest: Path, step: str) -> Path:
+    """Write a base64 image answer ("data:image/jpeg;base64,..." or bare base64) to `dest`
+    atomically, after checking it is a JPEG or PNG of sane size."""
+    encoded = value.split("base64,", 1)[1] if "base64," in value else value
+    try:
+        data = base64.b64decode(encoded, validate=False)
+    except (binascii.Error, ValueError):
+        raise DownloadRefused(f"{step}: the image in xAI's answer is not valid base64") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise DownloadRefused(f"{step}: the image in xAI's answer is {len(data)} bytes, over the cap")
+    kind = sniff_kind(data[:16])
+    if kind not in ("jpeg", "png"):
+        raise DownloadRefused(f"{step}: the image in xAI's answer is not a JPEG/PNG file")
+    atomic_write_bytes(Path(dest), data)
+    return Path(dest)
+
+
+class ImageCalls:
+    """Mixed into XaiBackend (uses XaiTransport's `_rpc`, `_reword`, `_blocked`)."""
+
+    _client: Any
+
+    def generate_image(self, req: ImageRequest) -> CallResult:
+        if req.references:
+            return self.edit_image(req)
+        return self._image(req, self._step(req, "image"))
+
+    def edit_image(self, req: ImageRequest) -> CallResult:
+        step = self._step(req, "image-edit")
+        if not req.references:
+            raise BackendError(f"{step}: an image edit needs 1-{MAX_REFERENCE_IMAGES} reference images")
+        return self._image(req, step)
+
+    def _image(self, req: ImageRequest, step: str) -> CallResult:
+        refs = tuple(req.references)
+        if len(refs) > MAX_REFERENCE_IMAGES:
+            raise BackendError(
+                f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}"
+            )
+        # The SDK's image resolution is "1k" (~1 MP) or "2k" (~4 MP), not the story's video
+        # 720p/480p: 1k already exceeds a 720p frame (0.92 MP), so every story sends 1k.
+        kwargs: dict[str, Any] = {"aspect_ratio": req.aspect_ratio, "resolution": "1k", "image_format": "base64"}
+        if refs:
+            budget = min(MAX_INLINE_IMAGE_BYTES, self.config.inline_budget_bytes // len(refs))
+            uris = [inline_image(p, budget, step=step) for p in refs]
+            if len(uris) == 1:
+                kwargs["image_url"] = uris[0]
+            else:
+                kwargs["image_urls"] = uris  # slot order: <IMAGE_1>, <IMAGE_2>, <IMAGE_3>
+        tally = Tally(meta={"model": req.model, "n_inputs": len(refs)})
+        table = pricing.image_cost(len(refs), req.model)
+        prompt = req.prompt
+        with spent_on_error(tally):
+            for attempt in range(2):
+                how = ""
+                try:
+                    response = self._rpc(
+                        "image",
+                        step,
+                        tally,
+                        lambda p=prompt: self._client.image.sample(prompt=p, model=req.model, **kwargs),
+                        paid=True,
+                        table_usd=table,
+                    )
+                except ModerationRefused as exc:
+                    how = f"refused at submission: {exc}"
+                except IndexError:
+                    tally.bill(table, "price_table")  # answered (and billed), but with no image
+                    how = "answered with no image"
+                else:
+                    tally.bill(*pricing.reported_or(response.usage, table))
+                    try:
+                        encoded = response.base64
+                    except ValueError:
+                        if response.respect_moderation:
+                            raise BackendError(f"{step}: xAI answered without the image", retryable=True) from None
+                        how = "result blocked"
+                    else:
+                        save_data_uri_image(encoded, req.dest, step)
+                        return tally.result(req.dest, "image")
+                if attempt == 0:
+                    prompt = self._reword(prompt)
+                    tally.retries += 1
+                    tally.meta["reworded"] = True
+                    continue
+                raise self._blocked(step, "image", req, " ".join(redact(how).split())[:200])
+            raise AssertionError("unreachable")
