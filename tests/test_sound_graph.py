@@ -274,3 +274,12 @@ def test_storyc_graph_shows_the_speech_steps(story_path):
     assert {"speech:1", "speech:2"} <= set(steps["assemble"]["deps"])
     mermaid = CliRunner().invoke(app, ["graph", str(story_path), "--backend", "offline"]).output
     assert "n_speech_2 --> n_assemble" in mermaid
+
+
+def test_until_videos_takes_the_speech_with_the_clips(tmp_path):
+    data = YAML(typ="safe").load(STORY)
+    data["audio"]["subtitles"] = "none"  # offline, the clips then show the timed lines
+    graph = _graph(_write(tmp_path / "none", data))
+    assert "speech:2" in graph.steps["video:2"].deps
+    assert {"speech:1", "speech:2", "video:1", "video:2", "video:3"} <= graph.up_to("videos")
+    assert not any(sid.startswith("speech:") for sid in graph.up_to("keyframes"))

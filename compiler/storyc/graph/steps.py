@@ -45,7 +45,8 @@ class Step:
 STAGES: dict[str, tuple[str, ...]] = {
     "sheets": ("character",),
     "keyframes": ("character", "keyframe"),
-    "videos": ("character", "keyframe", "video"),
+    # with the clips, each scene's speech: heard beside its clip (the animatic's captions need it)
+    "videos": ("character", "keyframe", "video", "speech"),
 }
 
 
