@@ -338,6 +338,35 @@ def test_editing_one_line_reruns_only_that_scenes_speech_and_the_mix(soft, edite
     ).read_bytes()
 
 
+def test_a_line_edit_mixes_the_sound_onto_the_joined_picture_without_encoding_video(folder, soft, monkeypatch):
+    """The picture of the same clips is joined once and kept in the cache: the rebuild runs
+    ffmpeg for the sound only (watched at the OS boundary: every process it starts)."""
+    from storyc.build.options import BuildOptions
+    from storyc.build.pipeline import run_build
+
+    story = folder / "edited_again.yaml"
+    story.write_text(STORY.replace("Something old.", "Something old and dear."), encoding="utf-8")
+    started: list[list[str]] = []
+
+    def watch(event: str, args: tuple) -> None:
+        if event == "subprocess.Popen":
+            started.append([str(a) for a in (args[1] or [])])
+
+    monkeypatch.setenv("STORYC_RENDER_SCALE", SCALE)
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    sys.addaudithook(watch)  # hooks cannot be removed: `watch` only appends to this test's list
+    result = run_build(BuildOptions(story=story, out_dir=folder / "out-again", cache_dir=folder / "cache"))
+    runs = list(started)
+    started.clear()
+    assert result.status == "built", result.message
+    assert ran(result.report) == {"speech:2", "assemble", "script"}
+    ffmpeg = [argv for argv in runs if argv and "ffmpeg" in Path(argv[0]).name]
+    assert ffmpeg and not any("libx264" in argv for argv in ffmpeg), ffmpeg  # no picture encoded
+    assert any("copy" in argv and "-c:v" in argv for argv in ffmpeg)  # the picture copied into the video
+    assert probe(folder / "out-again" / "final_video.mp4").duration_s == pytest.approx(9.5, abs=0.05)
+    assert subtitle_streams(folder / "out-again" / "final_video.mp4") == [("mov_text", "eng")]
+
+
 def test_native_false_renders_silent_clips_and_the_mix_keeps_its_loudness(folder, soft):
     out = folder / "out-silent"
     report = storyc_build(folder / "silent.yaml", out, folder / "cache")

@@ -19,7 +19,12 @@ values (linear=true), which lands within a fraction of a LU of the target; a one
 loudnorm misses short mixes by several LU (see tests/test_audio_mix.py).
 
 Hook for the assembly: `assemble_with_sound` below composes ffmpeg.build_assembly_graph with
-`sound_extension`; the build calls it instead of `assemble` when the story has sound.
+`sound_extension`; the build calls it when the story has sound and burned subtitles. With
+soft subtitles or none, the picture does not depend on the sound: the build joins the
+pictures once (media.assemble.assemble_picture, cached on the clips alone) and
+`mix_onto_picture` makes the sound (the same graph on the clips' sound alone) and muxes it
+with that picture, copied, not encoded again: a changed line costs an audio pass, not a
+video encode.
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyc.media.assemble import CROSSFADE_S, Clip, build_assembly_graph
-from storyc.media.ffmpeg import AUDIO_RATE, FPS, MediaError, encoder_args, ffmpeg_exe, run_ffmpeg
+from storyc.media.ffmpeg import (
+    AAC_BITRATE,
+    AUDIO_RATE,
+    DETERMINISTIC_OUTPUT_FLAGS,
+    FPS,
+    MediaError,
+    encoder_args,
+    ffmpeg_exe,
+    run_ffmpeg,
+)
 from storyc.media.probe import probe
 from storyc.media.subtitles import SUBTITLE_LANGUAGE
 from storyc.model.story import SubtitleMode
@@ -422,5 +436,61 @@ def assemble_with_sound(
                 str(tmp),
             ],
             what=f"assembling {dest.name} with sound",
+        )
+    return dest
+
+
+def mix_onto_picture(
+    picture: Path | str,
+    clips: Sequence[Clip],
+    dest: Path | str,
+    plan: SoundPlan,
+    *,
+    two_pass: bool = True,
+) -> Path:
+    """The final video from an assembled picture (assemble_picture of the same clips) and the
+    sound pass: the clips' sound, the speech and the music mixed and normalized as in
+    assemble_with_sound, soft subtitles added; the picture's stream is copied. Burned
+    subtitles change the picture: use assemble_with_sound for them."""
+    if plan.subtitles == "burned":
+        raise MediaError("burned subtitles change the picture: assemble_with_sound draws them")
+    if not clips:
+        raise MediaError("assemble: no clips")
+    dest = Path(dest)
+    has_audio = [probe(c.path).has_audio for c in clips]
+    # the sound graph reads only the clips' audio, so any size does: the picture is not decoded
+    measured = measure_mix(clips, has_audio, plan, 2, 2, FPS) if two_pass and plan.audible else None
+    graph, total = build_assembly_graph(clips, has_audio, 2, 2, FPS, video=False)
+    ext = sound_extension(plan, total, len(clips), measured=measured)  # soft subtitles or none: no [vout] filter
+    # the picture is the last input, after the clips and the sound pass's own
+    picture_index = len(clips) + ext.inputs.count("-i")
+    audio_output = ["-c:a", "aac", "-b:a", AAC_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"]
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(
+            [
+                *_clip_inputs(clips),
+                *ext.inputs,
+                "-i",
+                str(picture),
+                "-filter_complex_threads",
+                "1",
+                "-filter_complex",
+                ";".join([graph, *ext.filters]),
+                "-map",
+                f"{picture_index}:v:0",
+                "-map",
+                f"[{ext.audio_label}]",
+                *ext.output_args,
+                "-c:v",
+                "copy",
+                *audio_output,
+                "-movflags",
+                "+faststart",
+                *DETERMINISTIC_OUTPUT_FLAGS,
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            what=f"mixing the sound of {dest.name}",
         )
     return dest

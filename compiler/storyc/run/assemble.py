@@ -1,23 +1,30 @@
 """The assemble step: the final video from every scene's kept clip, in one ffmpeg pass.
 
-A story with sound gets the sound pass in the same run (storyc.media.audio_mix): the clips'
-own sound (or none, audio.native: false), every rendered line at its place on the video's
-timeline, the music looped and ducked under speech, loudness-normalized, and the subtitles
+A story with sound gets the sound pass (storyc.media.audio_mix): the clips' own sound (or
+none, audio.native: false), every rendered line at its place on the video's timeline, the
+music looped and ducked under speech, loudness-normalized, and the subtitles
 (final_video.srt and .vtt beside the video, a soft track or burned into the picture).
+Burned subtitles change the picture, so that is one pass over everything. Otherwise the
+picture is joined once and kept in the cache under a key of the clips alone (a memo entry
+of this step, like a paid call's), and the sound is mixed onto it with the picture copied:
+editing a line re-runs the sound, not the video encode.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from storyc.backends.offline import bands
-from storyc.media.assemble import Clip, assemble
-from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts
-from storyc.media.ffmpeg import dimensions
+from storyc.media.assemble import Clip, assemble, assemble_picture
+from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts, mix_onto_picture
+from storyc.media.ffmpeg import dimensions, encoder_args
 from storyc.media.subtitles import SceneSpeech, SpokenLine, cues_for, time_scenes, write_burn_style, write_subtitles
 from storyc.run.calls import StepRun
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
+from storyc.store.hashing import KEY_VERSION, digest
 
 
 def run_assemble(ctx: BuildContext, run: StepRun) -> StepResult:
@@ -87,6 +94,39 @@ def _assemble_with_sound(
         subtitles=audio.subtitles,
         subtitle_file=subtitle_file,
     )
-    assemble_with_sound(clips, dest, width, height, plan, fps)
+    if plan.subtitles == "burned":
+        assemble_with_sound(clips, dest, width, height, plan, fps)
+    else:
+        with tempfile.TemporaryDirectory(prefix="storyc-picture-") as folder:
+            picture = _picture(ctx, run, clips, width, height, fps, Path(folder) / "picture.mp4")
+            mix_onto_picture(picture, clips, dest, plan)
     outputs["final_video"] = run.keep(dest)
     return outputs
+
+
+def _picture(
+    ctx: BuildContext, run: StepRun, clips: Sequence[Clip], width: int, height: int, fps: int, dest: Path
+) -> Path:
+    """The clips' pictures joined (no sound) at `dest`: from the cache when these very clips
+    were joined before, under a key of their contents, lengths, transitions and the frame."""
+    key = digest(
+        {
+            "storyc_key": KEY_VERSION,
+            "kind": "picture",
+            "clips": [[ctx.outcomes[f"video:{s.scene_id}"].files[run.rel(c.path)], c.duration_s, c.transition_in]
+                      for s, c in zip(ctx.story.scenes, clips, strict=True)],
+            "frame": [width, height, fps],
+            "encoder": encoder_args(fps),
+        }
+    )  # fmt: skip
+    entry = None if run.step.id in ctx.force else ctx.cache.get_call(key)
+    sha = (entry or {}).get("files", {}).get("picture")
+    if sha is not None and ctx.cache.has_blob(sha):
+        ctx.cache.materialize(sha, dest)
+    else:
+        assemble_picture(clips, dest, width, height, fps)
+        sha = ctx.cache.put_file(dest)
+    # recorded under this step's key, so `storyc cache prune` keeps it while this assembly is current
+    if entry is None or entry.get("step_key") != run.key:
+        ctx.cache.put_call(key, {"step_key": run.key, "kind": "picture", "files": {"picture": sha}, "cost_usd": 0.0})
+    return dest
