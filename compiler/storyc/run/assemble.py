@@ -113,7 +113,7 @@ def _picture(
         {
             "storyc_key": KEY_VERSION,
             "kind": "picture",
-            "clips": [[ctx.outcomes[f"video:{s.scene_id}"].files[run.rel(c.path)], c.duration_s, c.transition_in]
+            "clips": [[ctx.outcomes[f"video:{s.scene_id}"].record.sha256["video"], c.duration_s, c.transition_in]
                       for s, c in zip(ctx.story.scenes, clips, strict=True)],
             "frame": [width, height, fps],
             "encoder": encoder_args(fps),
