@@ -103,7 +103,7 @@ def test_a_scene_that_says_something_has_a_speech_step_that_the_assembly_needs(s
         ("Sage", "local"),
     ]
     assert lines[0]["local_voice"].startswith("en-us+f1")  # ara's local voice
-    assert graph.steps["speech:2"].static["engines"]["local"]["engine"].startswith("espeak-ng ")
+    assert graph.steps["speech:2"].static["engines"]["local"]["engine"].startswith("espeakng-loader ")
     assert is_local(graph.steps["speech:2"]) and not graph.steps["speech:2"].calls_max
 
 

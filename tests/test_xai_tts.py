@@ -14,8 +14,9 @@ from fake_xai.fixtures import TEST_KEY
 from fake_xai.tts import FakeTts
 from storyc.backends.base import BackendError, ModerationBlocked, SpeechRequest
 from storyc.backends.xai.backend import PossiblyBilled, XaiBackend, XaiConfig
-from storyc.backends.xai.tts_request import DEFAULT_REST_URL, TTS_OUTPUT_FORMAT, rest_base_url
+from storyc.backends.xai.tts import DEFAULT_REST_URL, rest_base_url
 from storyc.model.prices import tts_cost
+from storyc.model.voices import TTS_OUTPUT_FORMAT
 
 pytestmark = pytest.mark.integration
 

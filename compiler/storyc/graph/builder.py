@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.backends.offline import speech as offline_speech
-from storyc.backends.xai import tts_request as xai_tts
 from storyc.graph.estimate import (
     StepEstimate,
     character_estimate,
@@ -33,10 +31,10 @@ from storyc.graph.estimate import (
     speech_estimate,
     video_estimate,
 )
-from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
+from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, speech_engine, template_digests
 from storyc.graph.steps import Step, StepGraph
 from storyc.load.loader import LoadedStory
-from storyc.model import speech
+from storyc.model import speech, voices
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
@@ -161,7 +159,7 @@ def _speech_step(inputs: _GraphInputs, index: int) -> Step | None:
     voiced = speech.voiced_script(story, index, backend)
     if not voiced:
         return None
-    cast = offline_speech.story_cast(story) if backend == speech.OFFLINE else None
+    cast = voices.story_cast(story) if backend == speech.OFFLINE else None
     lines = []
     for v in voiced:
         entry: dict[str, Any] = {
@@ -177,9 +175,9 @@ def _speech_step(inputs: _GraphInputs, index: int) -> Step | None:
     sources = {v.source for v in voiced}
     engines: dict[str, Any] = {}
     if "local" in sources:
-        engines["local"] = offline_speech.render_settings()
+        engines["local"] = voices.render_settings(speech_engine())
     if "tts" in sources:
-        engines["tts"] = xai_tts.request_settings()
+        engines["tts"] = voices.tts_request_settings()
     if "clip" in sources:
         engines["clip"] = {"words_per_second": speech.WORDS_PER_SECOND, "min_line_s": speech.MIN_LINE_S}
     static = {

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 
 from storyc.graph.steps import Step
+from storyc.model.voices import ENGINE_PACKAGE
 from storyc.prompts.promptset import PromptSet
 from storyc.store.hashing import KEY_VERSION, digest, file_sha256
 
@@ -53,6 +55,16 @@ def template_digests(prompts: PromptSet, names: Iterable[str]) -> dict[str, str]
 def render_scale() -> str:
     # Tiny test renders must never share cache entries with full-size ones.
     return os.environ.get("STORYC_RENDER_SCALE", "1") or "1"
+
+
+def speech_engine() -> str:
+    """The offline speech engine for cache keys: its wheel and version (the wheel ships
+    libespeak-ng and its data), read without loading the library."""
+    try:
+        version = metadata.version(ENGINE_PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = "missing"  # the speech step then fails with the engine's own message
+    return f"{ENGINE_PACKAGE} {version}"
 
 
 def input_hash(base_dir: Path, rel: str) -> dict[str, str]:

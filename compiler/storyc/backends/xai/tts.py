@@ -17,8 +17,8 @@ Paid for exactly once, by the same rules as the gRPC calls (errors.py):
 | HTTP 400/422 naming moderation or content policy| no        | final, naming the line to rewrite      |
 | anything else (401, 403, 400...)                | no        | final                                  |
 
-What a request is (endpoint, language, format, the base URL's rules) is in tts_request.py,
-which the graph reads for cache keys without importing gRPC. Every request takes a token of
+What a request asks for besides the text and the voice (language, format) is in
+storyc.model.voices, which the graph reads for cache keys. Every request takes a token of
 the `tts` rate bucket. Every message is scrubbed of the key;
 the key is only ever in the Authorization header. Plain http is allowed only for a loopback
 host with STORYC_XAI_INSECURE=1 (a local test service), as for gRPC. httpx is imported when
@@ -31,8 +31,10 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from storyc.backends.base import BackendError, CallResult, ModerationBlocked, SpeechRequest
+from storyc.backends.download import is_loopback_host
 from storyc.backends.xai.errors import (
     PossiblyBilled,
     Tally,
@@ -42,19 +44,33 @@ from storyc.backends.xai.errors import (
     is_moderation,
     spent_on_error,
 )
-from storyc.backends.xai.tts_request import (
-    TTS_LANGUAGE,
-    TTS_OUTPUT_FORMAT,
-    TTS_PATH,
-    is_wav,
-    rest_base_url,
-)
 from storyc.model import prices as pricing
+from storyc.model.voices import TTS_LANGUAGE, TTS_OUTPUT_FORMAT, TTS_PATH
 from storyc.redact import redact
 from storyc.store.fsutil import atomic_write_bytes
 
+REST_URL_ENV = "STORYC_XAI_REST_URL"
+DEFAULT_REST_URL = "https://api.x.ai/v1"
 MAX_TTS_BYTES = 64 << 20  # 15,000 characters at 24 kHz 16-bit is about 30 MB
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def rest_base_url(env: Mapping[str, str], *, insecure: bool) -> str:
+    """The REST base URL from STORYC_XAI_REST_URL: https, or http for loopback with insecure."""
+    url = (env.get(REST_URL_ENV) or "").strip().rstrip("/") or DEFAULT_REST_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise BackendError(f"{REST_URL_ENV}={url!r} is not an http(s) URL (expected e.g. {DEFAULT_REST_URL})")
+    if parts.scheme == "http" and not (insecure and is_loopback_host(parts.hostname)):
+        raise BackendError(
+            f"{REST_URL_ENV}={url!r} would send the API key in plaintext; plain http is only allowed for a "
+            "loopback host with STORYC_XAI_INSECURE=1 (a local test service)"
+        )
+    return url
+
+
+def is_wav(data: bytes) -> bool:
+    return len(data) > 44 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
 class SpeechCalls:
