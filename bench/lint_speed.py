@@ -72,7 +72,8 @@ ACTIONS = [
     "{a} leaps over a fallen log while {b} watches",
     "{a} and {b} walk side by side along the path",
 ]
-WORDS = ["slender", "agile", "build", "thick", "coat", "bright", "burnt", "orange", "fur", "fading", "cream", "white", "chest", "throat", "tip", "bushy", "tail", "large", "triangular", "ears", "black", "backs", "narrow", "pointed", "muzzle", "small", "glossy", "black", "nose", "big", "round", "amber", "eyes", "dark", "pupils", "sparkle", "curiosity", "stockinged", "legs", "paws", "knitted", "emerald", "green", "scarf", "wrapped", "once", "around", "neck", "loose", "tassels", "tiny", "notch", "left", "ear", "distinguishing", "mark", "tousled", "head", "soft", "silver", "grey", "warm", "brown", "barring", "pale", "facial", "disc"]
+# sample words, kept on one line (the formatter would give each word its own)
+WORDS = ["slender", "agile", "build", "thick", "coat", "bright", "burnt", "orange", "fur", "fading", "cream", "white", "chest", "throat", "tip", "bushy", "tail", "large", "triangular", "ears", "black", "backs", "narrow", "pointed", "muzzle", "small", "glossy", "black", "nose", "big", "round", "amber", "eyes", "dark", "pupils", "sparkle", "curiosity", "stockinged", "legs", "paws", "knitted", "emerald", "green", "scarf", "wrapped", "once", "around", "neck", "loose", "tassels", "tiny", "notch", "left", "ear", "distinguishing", "mark", "tousled", "head", "soft", "silver", "grey", "warm", "brown", "barring", "pale", "facial", "disc"]  # fmt: skip
 
 
 def wrap(text: str, indent: int) -> str:

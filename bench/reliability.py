@@ -48,7 +48,7 @@ MAX_RETRIES = 4  # storyc.run.retry.RetryPolicy's default
 def fault_scenario(
     work: Path, story: Path, reference: dict, *, scale: str, latency: str, faults: str, mark: str
 ) -> dict:
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     log = work / "faults_calls.log"
     out, cache = work / "faults_out", work / "faults_cache"

@@ -95,7 +95,7 @@ def simulate(steps: dict[str, dict], deps: dict[str, tuple[str, ...]], latency=L
     """Unlimited workers; each step makes its calls one after another; a rate-limited kind
     grants one call per 1/rate seconds (first come, first served). Returns the makespan."""
     next_token = dict.fromkeys(rates, 0.0)
-    remaining = {sid: set(d for d in deps[sid] if d in steps) for sid in steps}
+    remaining = {sid: {d for d in deps[sid] if d in steps} for sid in steps}
     children: dict[str, list[str]] = {sid: [] for sid in steps}
     for sid, ds in remaining.items():
         for d in ds:

@@ -84,23 +84,23 @@ class Chromium:
         from websockets.sync.client import connect
 
         self.profile_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.profile_dir.parent / f"{self.profile_dir.name}.log", "wb")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                *CHROMIUM_FLAGS,
-                "--remote-debugging-port=0",
-                f"--user-data-dir={self.profile_dir}",
-                f"--window-size={self.width},{self.height}",
-                "about:blank",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # its own process group: close() kills renderers and helpers too
-        )
-        log.close()
+        # chromium writes through its own copy of the log file; ours closes at once
+        with open(self.profile_dir.parent / f"{self.profile_dir.name}.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    *CHROMIUM_FLAGS,
+                    "--remote-debugging-port=0",
+                    f"--user-data-dir={self.profile_dir}",
+                    f"--window-size={self.width},{self.height}",
+                    "about:blank",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # its own process group: close() kills renderers and helpers too
+            )
         port_file = self.profile_dir / "DevToolsActivePort"
         deadline = time.monotonic() + self.start_timeout
         while True:

@@ -169,7 +169,7 @@ def read_call_log(path: Path) -> dict:
 
 
 def _sha(path: Path) -> str:
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     return file_sha256(path)
 
@@ -338,26 +338,25 @@ def start_build(story: Path, out: Path, cache: Path, env: dict, logs: Path, name
     import subprocess
 
     logs.mkdir(parents=True, exist_ok=True)
-    stdout = open(logs / f"{name}.out", "wb")
-    stderr = open(logs / f"{name}.err", "wb")
-    proc = subprocess.Popen(
-        storyc_cmd("build", str(story), "--out", str(out), "--cache", str(cache), *extra),
-        env=env,
-        stdout=stdout,
-        stderr=stderr,
-        stdin=subprocess.DEVNULL,
-        cwd=str(story.parent),
-        start_new_session=True,  # our own signals only reach it when we send them
-    )
-    proc._storyc_logs = (stdout, stderr, logs / f"{name}.out", logs / f"{name}.err")  # type: ignore[attr-defined]
+    out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
+    # the child writes through its own copies of the two files; ours close at once
+    with open(out_path, "wb") as stdout, open(err_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            storyc_cmd("build", str(story), "--out", str(out), "--cache", str(cache), *extra),
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=str(story.parent),
+            start_new_session=True,  # our own signals only reach it when we send them
+        )
+    proc._storyc_logs = (out_path, err_path)  # type: ignore[attr-defined]
     return proc
 
 
 def finish(proc, timeout_s: float = 300) -> tuple[int, str, str]:
     code = proc.wait(timeout=timeout_s)
-    stdout, stderr, out_path, err_path = proc._storyc_logs
-    stdout.close()
-    stderr.close()
+    out_path, err_path = proc._storyc_logs
     return code, out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
 
 
@@ -375,7 +374,7 @@ def first_call_of(log: Path, pid: int, proc, timeout_s: float = 120) -> bool:
 
 def reference_build(work: Path, story: Path, *, scale: str, latency: str | None, mark: str) -> dict:
     """One uninterrupted instrumented build: its final video, paid calls and timings."""
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     log = work / "ref_calls.log"
     t0 = time.monotonic()
@@ -388,7 +387,7 @@ def reference_build(work: Path, story: Path, *, scale: str, latency: str | None,
         "reference",
     )
     first = time.monotonic() - t0 if first_call_of(log, proc.pid, proc) else None
-    code, out, err = finish(proc)
+    code, _out, err = finish(proc)
     wall = time.monotonic() - t0
     if code != 0:
         raise RuntimeError(f"reference build failed ({code}): {err[-2000:]}")
@@ -427,7 +426,7 @@ def crash_rounds(
     a uniform moment of the remaining paid calls."""
     import random
 
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     rng = random.Random(seed)
     call_phase_s = max(0.5, reference["wall_s"] - reference["first_call_s"])

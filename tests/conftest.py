@@ -45,7 +45,7 @@ def reliability_reference(tmp_path_factory, prefect_harness):
     from storyc.backends.offline import faults as offline_faults
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
-    from storyc.store.hashing import file_sha256
+    from storyc.hashing import file_sha256
 
     root = tmp_path_factory.mktemp("reliability-reference")
     story = root / "story.yaml"

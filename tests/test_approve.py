@@ -18,8 +18,8 @@ from _fake_backend import FakeBackend
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
 from storyc.cli.app import app
+from storyc.hashing import file_sha256
 from storyc.lint import lint_path
-from storyc.store.hashing import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -260,7 +260,7 @@ def test_staleness_in_list_and_lint(project):
     ],
 )
 def test_stale_reasons(recorded, current, reasons):
-    from storyc.store.approvals import stale_reasons
+    from storyc.lint.staleness import stale_reasons
 
     found = stale_reasons("scene:2", recorded, current)
     assert len(found) == len(reasons) and all(r in f for r, f in zip(reasons, found, strict=True)), found

@@ -19,8 +19,8 @@ from _fake_backend import FakeBackend
 from storyc.backends.base import BackendError
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
+from storyc.hashing import file_sha256
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
 
 SCALE = "0.1"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from storyc.hashing import canonical_json, digest, file_sha256
 from storyc.store.cache import Cache
 from storyc.store.fsutil import atomic_write_bytes, remove_stale_temps
-from storyc.store.hashing import canonical_json, digest, file_sha256
 
 
 @pytest.mark.unit
@@ -28,7 +28,7 @@ def test_canonical_json_ignores_key_order_and_refuses_unstable_types():
 @pytest.mark.integration
 def test_digest_is_stable_across_processes():
     value = {"prompt": "Ember — fox", "refs": ["a", "b"], "n": 3}
-    code = f"from storyc.store.hashing import digest; print(digest({value!r}))"
+    code = f"from storyc.hashing import digest; print(digest({value!r}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == digest(value)
 

@@ -33,7 +33,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck
 from conftest import RELIABILITY_SCENES as SCENES
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -92,7 +92,7 @@ def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
     mark = f"crash-{os.getpid()}-4"
     marks.append(mark)
     proc = ck.start_build(story, out, cache, ck.build_env(log, mark), tmp_path / "logs", "run4")
-    code, stdout, stderr = ck.finish(proc)
+    code, _stdout, stderr = ck.finish(proc)
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]

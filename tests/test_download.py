@@ -157,9 +157,9 @@ def test_refuses_oversized_bodies(server, tmp_path):
 
 @pytest.mark.integration
 def test_refuses_wrong_content(server, tmp_path):
-    with pytest.raises(DownloadRefused, match="not a JPEG/PNG file.*unknown content"):
+    with pytest.raises(DownloadRefused, match=r"not a JPEG/PNG file.*unknown content"):
         fetch(server + "/page.html", tmp_path / "a.jpg", allowed_kinds=("jpeg", "png"))
-    with pytest.raises(DownloadRefused, match="not a MP4 file.*JPEG"):
+    with pytest.raises(DownloadRefused, match=r"not a MP4 file.*JPEG"):
         fetch(server + "/ok.jpg", tmp_path / "a.mp4", allowed_kinds=("mp4",))
     assert fetch(server + "/ok.mp4", tmp_path / "c.mp4", allowed_kinds=("mp4",)).read_bytes() == MP4
     assert fetch(server + "/ok.png", tmp_path / "d.png").read_bytes() == PNG

@@ -24,8 +24,8 @@ from storyc.backends.offline import faults as offline_faults
 from storyc.backends.offline.backend import OfflineBackend
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
+from storyc.hashing import file_sha256
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
 
 # The rates. Which requests fail is a hash of the seed and each request (its
 # prompt included), so the seed is the one that meets every kind with today's templates

@@ -36,7 +36,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck
 from conftest import RELIABILITY_SCENES as SCENES
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 
 runner = CliRunner()
 
@@ -355,8 +355,8 @@ def _cache_writer(root: str, seed: int, rounds: int) -> None:
     entries (the same keys and bytes another build of the same story writes), read them back."""
     import random
 
+    from storyc.hashing import bytes_sha256
     from storyc.store.cache import Cache
-    from storyc.store.hashing import bytes_sha256
 
     rng = random.Random(seed)
     cache = Cache(Path(root))

@@ -63,7 +63,7 @@ def test_rule_case(tmp_path: Path, code: str, case: dict) -> None:
     found = [d for d in lint_path(story) if d.code == code]
     expected = case["expect"]
     assert len(found) == len(expected), "\n".join(d.format() for d in found) or "no diagnostic"
-    for diag, want in zip(found, expected):
+    for diag, want in zip(found, expected, strict=True):
         assert diag.severity is RULES_BY_CODE[code].severity
         if "line_between" in want:
             low, high = want["line_between"]

@@ -102,7 +102,7 @@ def mutated_story(draw) -> str:
             lines[i] = s[:j] + s[j + 1] + s[j] + s[j + 2 :]
         elif kind == "insert":
             j = draw(st.integers(0, len(lines[i])))
-            ch = draw(st.sampled_from(list(":-[]{}&*!|>'\"#\t ") + ["é", "\u2028", "999", "none", "~"]))
+            ch = draw(st.sampled_from([*list(":-[]{}&*!|>'\"#\t "), "é", "\u2028", "999", "none", "~"]))
             lines[i] = lines[i][:j] + ch + lines[i][j:]
         elif kind == "truncate":
             lines = lines[: i + 1]

@@ -149,9 +149,9 @@ def test_extract_first_and_last_frame(tmp_path):
 
     first = extract_frame(src, tmp_path / "frames" / "first.jpg", "first")
     last = extract_frame(src, tmp_path / "frames" / "last.jpg", "last")
-    r, g, b = Image.open(first).getpixel((32, 32))
+    r, _g, b = Image.open(first).getpixel((32, 32))
     assert r > 200 and b < 60
-    r, g, b = Image.open(last).getpixel((32, 32))
+    r, _g, b = Image.open(last).getpixel((32, 32))
     assert b > 200 and r < 60
     assert not [p for p in (tmp_path / "frames").iterdir() if p.name.startswith(".")]  # no temp leftovers
 

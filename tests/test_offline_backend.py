@@ -199,7 +199,7 @@ def test_sheet_from_reference_image(tmp_path):
     req = sheet_request(tmp_path / "ref_sheet.jpg", "Ember", references=(photo,))
     result = backend.edit_image(req)
     img = Image.open(result.path).convert("RGB")
-    r, g, b = img.getpixel((160, 90))
+    r, _g, b = img.getpixel((160, 90))
     assert b > 150 and r < 90  # the photo's blue is the figure
     score = backend.judge(
         JudgeRequest(
@@ -568,7 +568,7 @@ def test_faults_are_retryable_leave_nothing_and_retry_gives_same_bytes(tmp_path)
             assert exc.retryable
             errors.append(type(exc).__name__)
             assert not dest.exists()
-            assert not [p for p in dest.parent.glob("*")] if dest.parent.exists() else True
+            assert not list(dest.parent.glob("*")) if dest.parent.exists() else True
     else:
         pytest.fail("the retry limit should let the call through")
     assert sha(result.path) == sha(clean.path)

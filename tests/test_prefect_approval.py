@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.store.hashing import file_sha256
+from storyc.hashing import file_sha256
 from test_prefect_server import (  # noqa: F401  (fixtures)
     STORYC,
     TIMINGS,

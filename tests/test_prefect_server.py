@@ -107,17 +107,17 @@ def prefect_server(tmp_path_factory):
     port = _free_port()
     env = _base_env(root / "home")
     (root / "home").mkdir()
-    log = open(root / "server.log", "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        start_new_session=True,  # its own process group: stopped as one, never by name
-    )
+    with open(root / "server.log", "wb") as log:  # the server writes through its own copy
+        proc = subprocess.Popen(
+            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            start_new_session=True,  # its own process group: stopped as one, never by name
+        )
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 90
@@ -138,7 +138,6 @@ def prefect_server(tmp_path_factory):
     finally:
         t1 = time.perf_counter()
         _stop_group(proc)
-        log.close()
         TIMINGS["server_stop_s"] = time.perf_counter() - t1
         print("\nprefect server timings: " + json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
 
@@ -282,24 +281,23 @@ def process_pool_worker(prefect_server, tmp_path_factory):
     assert created.returncode == 0, created.stdout + created.stderr
     TIMINGS["pool_create_s"] = time.perf_counter() - t0
     log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")
     worker_dir = tmp_path / "worker-cwd"  # not the story's folder: the worker has only the installed package
     worker_dir.mkdir()
-    proc = subprocess.Popen(
-        [*PREFECT, "worker", "start", "--pool", pool, "--name", "storyc-test-worker"],
-        env=env,
-        cwd=worker_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log_path, "wb") as log:  # the worker writes through its own copy
+        proc = subprocess.Popen(
+            [*PREFECT, "worker", "start", "--pool", pool, "--name", "storyc-test-worker"],
+            env=env,
+            cwd=worker_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield pool, log_path
     finally:
         t1 = time.perf_counter()
         _stop_group(proc)  # before the server fixture stops the server
-        log.close()
         TIMINGS["worker_stop_s"] = time.perf_counter() - t1
 
 
@@ -445,7 +443,7 @@ def test_a_failed_render_fails_its_flow_run_with_the_reason(prefect_server, proc
 def test_render_story_fails_with_one_clear_reason(tmp_path):
     from storyc.deploy import RenderFailed, render_story
 
-    with pytest.raises(RenderFailed, match="is not a file on worker .*mount the shared storage"):
+    with pytest.raises(RenderFailed, match=r"is not a file on worker .*mount the shared storage"):
         render_story(str(tmp_path / "gone.yaml"), str(tmp_path / "out"), str(tmp_path / "cache"))
     bad = tmp_path / "bad.yaml"
     bad.write_text(ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 30", 1))

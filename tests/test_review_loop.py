@@ -21,8 +21,8 @@ from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
 from storyc.cli.app import app
 from storyc.graph.select import SelectionError
+from storyc.hashing import file_sha256
 from storyc.lint import lint_path
-from storyc.store.hashing import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

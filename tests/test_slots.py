@@ -123,7 +123,7 @@ CASES = [
 
 @pytest.mark.parametrize("before, scene, slots, text_only", CASES)
 def test_budget_table(before, scene, slots, text_only):
-    story = make_story(before + [scene])
+    story = make_story([*before, scene])
     assert allocate_slots(story, len(before)) == SlotPlan(slots=tuple(slots), text_only=tuple(text_only))
 
 
@@ -140,7 +140,7 @@ def test_judge_sees_every_present_character_even_text_only():
 
 
 scene_specs = st.fixed_dictionaries(
-    {"characters_present": st.lists(st.sampled_from(NAMES + ["Ghost"]), max_size=7)},
+    {"characters_present": st.lists(st.sampled_from([*NAMES, "Ghost"]), max_size=7)},
     optional={
         "chain_from": st.one_of(st.just("none"), st.integers(1, 8)),
         "chain_source": st.sampled_from(["last_frame", "keyframe"]),

@@ -158,7 +158,7 @@ def _screenshot_figures(png: bytes, title_box: dict) -> dict:
     colours = image.getcolors(maxcolors=1 << 24) or []
     scale = image.width / title_box["viewport_width"]  # device pixels per CSS pixel
     box = tuple(
-        int(round(v * scale)) for v in (title_box["left"], title_box["top"], title_box["right"], title_box["bottom"])
+        round(v * scale) for v in (title_box["left"], title_box["top"], title_box["right"], title_box["bottom"])
     )
     title = image.crop(box)
     data = title.tobytes()  # RGB triplets

@@ -28,9 +28,9 @@ from fake_xai.fixtures import TEST_KEY, _fake_xai_server  # noqa: F401 (fixture)
 from storyc.author.planner import plan_to_story_data, render_story_yaml
 from storyc.build.options import BuildOptions
 from storyc.build.pipeline import run_build
+from storyc.hashing import file_sha256
 from storyc.model.story_plan import StoryPlan
 from storyc.run.retry import RetryPolicy
-from storyc.store.hashing import file_sha256
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "xai-faults.md"
 ENV = {

@@ -134,7 +134,9 @@ def pause_for_review(scenes: list[SceneTakes], out_dir: Path, story_path: Path, 
     from prefect.flow_runs import pause_flow_run
 
     form = review_form(scenes, out_dir, story_path)
-    answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, poll_interval=POLL_S)
+    answer: Any = pause_flow_run(
+        wait_for_input=form, timeout=timeout_s, poll_interval=POLL_S
+    )  # the form is built at run time
     return decision_of(answer)
 
 
@@ -198,16 +200,16 @@ def answer_paused_run(run_id: str, approvals: Mapping[str, int | None], redo: Ma
             props = _form_fields(client, flow_run)
     except ObjectNotFound:
         raise ReviewError(f"no flow run {run_id} on {PREFECT_API_URL.value()}") from None
-    values = {key: spec.get("default") for key, spec in props.items()}
-    scene_ids = {int(_FIELD.match(k).group(1)) for k in props}
+    values: dict[str, Any] = {key: spec.get("default") for key, spec in props.items()}
+    scene_ids = {int(m.group(1)) for k in props if (m := _FIELD.match(k))}
     for target in [*approvals, *redo]:
         kind, _, ident = target.partition(":")
         if kind != "scene" or not ident.isdigit() or int(ident) not in scene_ids:
             known = ", ".join(f"scene:{n}" for n in sorted(scene_ids))
             raise ReviewError(f"{target}: the review form has {known}")
     if approvals:  # only the named ones are approved
-        for n in scene_ids:
-            values[f"scene_{n}_approve"] = f"scene:{n}" in approvals
+        for scene_id in scene_ids:
+            values[f"scene_{scene_id}_approve"] = f"scene:{scene_id}" in approvals
     for target, take in approvals.items():
         n = target.partition(":")[2]
         if take is not None:

@@ -81,7 +81,7 @@ def render_story(
     environment, else offline; the key itself never travels through Prefect.
     `approve="keyframes"`: build up to the keyframes, pause the flow run for a review
     (storyc.approval_flow), apply the answer, then build the rest."""
-    from storyc.build.backend_choice import default_backend_name
+    from storyc.backend_name import default_backend_name
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
     from storyc.diagnostics import StorycError
@@ -161,7 +161,10 @@ def _review_stage(
 
     if not stopped.ok:
         raise RenderFailed(f"storyc build {story_path} --until keyframes: {stopped.status}: {stopped.message}")
-    scenes = scenes_to_review(load_story(story_path).story, load_state(Path(out)))
+    state = load_state(Path(out))
+    if state is None:
+        raise RenderFailed(f"storyc build {story_path} --until keyframes left no state.json in {out}")
+    scenes = scenes_to_review(load_story(story_path).story, state)
     if not scenes:
         print("storyc render: every keyframe is approved already; no review", flush=True)
         return []
@@ -200,12 +203,11 @@ def __getattr__(name: str) -> Any:
         from prefect import flow
 
         _flow = flow(
-            render_story,
             name=FLOW_NAME,
             flow_run_name=_run_name,  # "render fox_and_owl", not a random "essential-saluki"
             persist_result=False,  # the summary is logged; a worker keeps no result files
             log_prints=False,
-        )
+        )(render_story)
         # The deployment's entrypoint is computed from these: storyc.deploy.storyc_render.
         _flow.__name__ = "storyc_render"
         _flow.__module__ = __name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Severity(StrEnum):  # str(Severity.ERROR) == "error"
@@ -27,7 +28,7 @@ class Diagnostic:
     def format(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.severity} {self.code} {self.message}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = str(self.severity)
         return data

@@ -20,28 +20,18 @@ from typing import Any
 
 from storyc.author.pins import set_pin_in_file
 from storyc.diagnostics import StorycError
+from storyc.hashing import file_sha256
+from storyc.lint.staleness import PinCheck, approval_inputs, built_hashes, check_pins
+from storyc.load.approvals import ApprovalsError, approved_dir, load_approvals
 from storyc.load.loader import LoadedStory, load_story
+from storyc.model.approvals import Approvals, PinRecord
 from storyc.model.state import BuildState
 from storyc.model.targets import Take, Target, parse_target, pinned_targets, takes
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.text import with_note
-from storyc.store.approvals import (
-    Approvals,
-    ApprovalsError,
-    PinCheck,
-    PinRecord,
-    approval_inputs,
-    approved_dir,
-    approved_file_name,
-    built_hashes,
-    check_pins,
-    load_approvals,
-    save_approvals,
-    story_lock,
-)
+from storyc.store.approvals import approved_file_name, save_approvals, story_lock
 from storyc.store.cache import Cache
 from storyc.store.fsutil import atomic_copy
-from storyc.store.hashing import file_sha256
 from storyc.store.state import load_state
 
 
@@ -125,7 +115,7 @@ def _pin_names(loaded: LoadedStory, approvals: Approvals, skip: str) -> dict[str
     used = {r.file: tid for tid, r in approvals.pins.items() if tid != skip}
     for target in pinned_targets(loaded.story):
         if target.id != skip:
-            used[target.pin(loaded.story)] = target.id
+            used[target.pin(loaded.story) or ""] = target.id
     return used
 
 
@@ -236,7 +226,7 @@ def _remove_if_unused(base_dir: Path, rel: str, loaded: LoadedStory, approvals: 
     path = _inside_approved(base_dir, rel)
     if path is None or not path.is_file():
         return False
-    users = [t for t in pinned_targets(loaded.story) if _same(base_dir, t.pin(loaded.story), path)]
+    users = [t.id for t in pinned_targets(loaded.story) if _same(base_dir, t.pin(loaded.story) or "", path)]
     users += [tid for tid, r in approvals.pins.items() if _same(base_dir, r.file, path)]
     if users:
         return False

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyc.build.backend_choice import default_backend_name, make_backend
+from storyc.backend_name import default_backend_name
+from storyc.build.backend_choice import make_backend
 from storyc.diagnostics import Diagnostic
 from storyc.model.story import Models
 from storyc.model.story_plan import PlanCharacter, PlanScene, StoryPlan

@@ -12,10 +12,11 @@ from typing import Any
 
 from storyc.graph.estimate import API_KINDS
 from storyc.graph.steps import StepGraph
+from storyc.lint.staleness import built_hashes, check_pins
+from storyc.model.approvals import Approvals
 from storyc.model.state import BuildState
 from storyc.model.targets import target_of_step
 from storyc.report.review import PinView, Review
-from storyc.store.approvals import Approvals, built_hashes, check_pins
 
 
 def storyboard_review(

@@ -1,16 +1,10 @@
-"""Which backend a command uses, and making it: `xai` when XAI_API_KEY is set, else
-`offline`. The backends are imported only when made (Pillow, xai-sdk and gRPC are heavy)."""
+"""Making the backend a command uses (its default name is storyc.backend_name's). The
+backends are imported only when made (Pillow, xai-sdk and gRPC are heavy)."""
 
 from __future__ import annotations
 
-import os
-
 from storyc.backends.base import Backend, BackendError
 from storyc.prompts.promptset import PromptSet
-
-
-def default_backend_name() -> str:
-    return "xai" if os.environ.get("XAI_API_KEY") else "offline"
 
 
 def make_backend(name: str, prompts: PromptSet | None = None) -> Backend:

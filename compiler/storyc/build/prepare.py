@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.build.backend_choice import default_backend_name
-from storyc.diagnostics import Diagnostic, StorycError
+from storyc.backend_name import default_backend_name
+from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
 from storyc.graph.steps import StepGraph
-from storyc.lint import lint_story
+from storyc.lint import lint_for_build
+from storyc.load.approvals import approvals_for_build
 from storyc.load.loader import LoadedStory, load_story
+from storyc.model.approvals import Approvals
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import Approvals, approvals_for_build
 from storyc.store.cache import Cache, default_cache_dir
 
 
@@ -37,7 +38,7 @@ def prepare(
     """Load (and optionally lint) the story and compile its graph. Raises StorycError."""
     loaded = load_story(story_path)
     if lint:
-        errors = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
+        errors = [d for d in lint_for_build(loaded, prompts_dir=prompts_dir) if d.is_error]
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
@@ -45,13 +46,3 @@ def prepare(
     graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes)
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
     return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache, approvals=approvals)
-
-
-def lint_diagnostics(loaded: LoadedStory, *, prompts_dir: str | Path | None = None) -> list[Diagnostic]:
-    diagnostics = list(lint_story(loaded))
-    if prompts_dir is not None:
-        # Lint's E501 renders the templates beside the story; with --prompts some of those
-        # are replaced. The graph has already rendered the templates really in use (a
-        # broken one raised E501 there), so lint's view of the story folder is moot.
-        diagnostics = [d for d in diagnostics if d.code != "E501"]
-    return diagnostics

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from storyc.build.backend_choice import default_backend_name
+from storyc.backend_name import default_backend_name
 from storyc.build.options import BuildOptions, BuildResult
 from storyc.build.pipeline import run_build
 from storyc.cli.completion import complete_target

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from storyc.author.planner import run_plan
-from storyc.build.backend_choice import default_backend_name
+from storyc.backend_name import default_backend_name
 from storyc.cli.errors import fail, input_errors_exit, require_prompts_folder, usage_error
 from storyc.cli.help import examples
 from storyc.cli.options import Backend, PromptsDirOpt

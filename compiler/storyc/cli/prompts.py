@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from storyc.build.prepare import lint_diagnostics
 from storyc.cli.errors import input_errors_exit, require_file, require_prompts_folder, story_or_default, usage_error
 from storyc.cli.help import examples
 from storyc.cli.options import PromptsDirOpt, PromptsFormat, StoryArg
 from storyc.cli.output import out
 from storyc.diagnostics import StorycError
+from storyc.lint import lint_for_build
+from storyc.load.approvals import redo_notes
 from storyc.load.loader import load_story
 from storyc.prompts.listing import format_listing, prompt_listing
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import redo_notes
 
 EXAMPLES = examples(
     "storyc prompts stories/fox_and_owl.yaml",
@@ -38,7 +38,7 @@ def prompts_command(
     with input_errors_exit("storyc prompts"):
         loaded = load_story(story)
         # Semantic errors (unknown character, bad chain_from...) would make prompts lie.
-        errors = [d for d in lint_diagnostics(loaded, prompts_dir=prompts) if d.is_error]
+        errors = [d for d in lint_for_build(loaded, prompts_dir=prompts) if d.is_error]
         if errors:
             raise StorycError(errors)
         if scene is not None and loaded.story.scene_index(scene) is None:

@@ -33,13 +33,13 @@ from storyc.graph.estimate import (
 )
 from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, speech_engine, template_digests
 from storyc.graph.steps import Step, StepGraph
+from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
 from storyc.model import speech, voices
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
 from storyc.prompts.text import with_note
-from storyc.store.hashing import KEY_VERSION, digest
 
 
 @dataclass(frozen=True)
@@ -273,9 +273,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
             "mood": scene.mood,
             "camera": scene.camera,
             "palette": story.color_palette,
-            "characters": {
-                n: story.character(n).visual_description for n in scene.characters_present if story.character(n)
-            },
+            "characters": {n: c.visual_description for n in scene.characters_present if (c := story.character(n))},
         },
     }
     return Step(

@@ -4,12 +4,13 @@ its key's first digits and whether it is cached."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from storyc.graph.resolve import Resolution
 from storyc.graph.steps import StepGraph
 
 
-def graph_json(graph: StepGraph, res: Resolution) -> dict:
+def graph_json(graph: StepGraph, res: Resolution) -> dict[str, Any]:
     return {
         "story": str(graph.story_path),
         "backend": graph.backend,

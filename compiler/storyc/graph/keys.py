@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 from storyc.graph.steps import Step
+from storyc.hashing import KEY_VERSION, digest, file_sha256
 from storyc.model.voices import ENGINE_PACKAGE
 from storyc.prompts.promptset import PromptSet
-from storyc.store.hashing import KEY_VERSION, digest, file_sha256
 
 # Which templates each step kind renders (including the ones it renders only when a
 # check fails): a changed template re-keys exactly the steps that use it.

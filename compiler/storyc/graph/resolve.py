@@ -4,14 +4,14 @@ a step's key is known once every dependency is cached (their outputs digests fee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from storyc.graph.keys import outputs_digest, step_key
 from storyc.graph.steps import StepGraph
 
 
 class StepCache(Protocol):
-    def get_step(self, key: str) -> dict | None: ...
+    def get_step(self, key: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Resolution:
     """Where each step stands before executing: its key (None = pending upstream) and cache entry."""
 
     keys: dict[str, str | None]
-    entries: dict[str, dict | None]
+    entries: dict[str, dict[str, Any] | None]
 
     def cached(self, sid: str) -> bool:
         return self.entries.get(sid) is not None
@@ -33,7 +33,7 @@ def resolve(graph: StepGraph, cache: StepCache, *, force: set[str] | None = None
     """Walk the graph in order: a step's key is known when all its deps are cached."""
     force = force or set()
     keys: dict[str, str | None] = {}
-    entries: dict[str, dict | None] = {}
+    entries: dict[str, dict[str, Any] | None] = {}
     upstream: dict[str, str] = {}
     for sid, step in graph.steps.items():
         if all(d in upstream for d in step.deps):

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
+from storyc.lint.staleness import check_pins
+from storyc.load.approvals import ApprovalsError, load_approvals
 from storyc.model.targets import pinned_targets
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import ApprovalsError, check_pins, load_approvals
 
 
 class W417StaleApproval(Rule):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
+from storyc.load.positions import Loc
 from storyc.model.speech import (
     WORDS_PER_SECOND,
     ScenePlacement,
@@ -75,7 +76,7 @@ class E307SpeakerNotInScene(Rule):
                 yield self.report(ctx, where, message)
 
 
-def _voice_fields(ctx: LintContext) -> Iterator[tuple[tuple, str]]:
+def _voice_fields(ctx: LintContext) -> Iterator[tuple[Loc, str]]:
     for i, character in enumerate(ctx.story.characters):
         if character.voice is not None:
             yield ("characters", i, "voice"), character.voice

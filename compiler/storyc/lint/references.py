@@ -8,6 +8,7 @@ from pathlib import Path
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
+from storyc.load.positions import Loc
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4",)
@@ -182,7 +183,7 @@ _FILE_FIELDS = {
 }
 
 
-def _file_fields(ctx: LintContext) -> Iterator[tuple[tuple, str, tuple[str, ...]]]:
+def _file_fields(ctx: LintContext) -> Iterator[tuple[Loc, str, tuple[str, ...]]]:
     for section, fields in _FILE_FIELDS.items():
         for i, item in enumerate(getattr(ctx.story, section)):
             for name, suffixes in fields:
@@ -191,7 +192,7 @@ def _file_fields(ctx: LintContext) -> Iterator[tuple[tuple, str, tuple[str, ...]
                     yield (section, i, name), value, suffixes
 
 
-def _image_fields(ctx: LintContext) -> Iterator[tuple[tuple, str]]:
+def _image_fields(ctx: LintContext) -> Iterator[tuple[Loc, str]]:
     for loc, text, _ in _file_fields(ctx):
         yield loc, text
 

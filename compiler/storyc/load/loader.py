@@ -28,7 +28,7 @@ class LoadedStory:
     story: Story
     path: Path
     source: SourceMap
-    data: dict  # the plain values the story was validated from
+    data: dict[str, Any]  # the plain values the story was validated from
 
     @property
     def base_dir(self) -> Path:
@@ -139,8 +139,8 @@ def _check_control_chars(text: str, shown: str) -> None:
 
 
 def _load_json(text: str, shown: str) -> Any:
-    def no_duplicates(pairs):
-        seen: dict = {}
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
         for k, v in pairs:
             if k in seen:
                 raise StorycError(error(shown, 1, 1, E_DUPLICATE_KEY, f"duplicate key '{k}'"))

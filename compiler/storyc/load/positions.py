@@ -10,9 +10,9 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
-Loc = tuple  # ("scenes", 2, "duration_seconds")
+Loc: TypeAlias = tuple[str | int, ...]  # ("scenes", 2, "duration_seconds")
 
 
 @dataclass

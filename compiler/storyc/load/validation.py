@@ -9,10 +9,11 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from storyc.diagnostics import Diagnostic, StorycError, error
 from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
-from storyc.load.positions import SourceMap
+from storyc.load.positions import Loc, SourceMap
 from storyc.model.story import (
     MAX_DURATION_S,
     MIN_DURATION_S,
@@ -26,7 +27,7 @@ from storyc.model.story import (
 )
 
 
-def validate_story(data: dict, source: SourceMap, shown: str) -> Story:
+def validate_story(data: dict[str, Any], source: SourceMap, shown: str) -> Story:
     try:
         return Story.model_validate(data)
     except ValidationError as exc:
@@ -37,11 +38,13 @@ def validate_story(data: dict, source: SourceMap, shown: str) -> Story:
     raise StorycError(sorted(unique.values()))
 
 
-def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, shown: str) -> list[Diagnostic]:
+def _map_validation_errors(
+    exc: ValidationError, data: dict[str, Any], source: SourceMap, shown: str
+) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    seen_locs: set[tuple] = set()
-    missing: dict[tuple, list[str]] = {}  # mapping loc -> its missing fields, reported as one diagnostic
-    misspelt: set[tuple] = set()  # loc of a missing field that an unknown key's hint already names
+    seen_locs: set[Loc] = set()
+    missing: dict[Loc, list[str]] = {}  # mapping loc -> its missing fields, reported as one diagnostic
+    misspelt: set[Loc] = set()  # loc of a missing field that an unknown key's hint already names
     for err in exc.errors(include_url=False):
         loc = _data_loc(tuple(err["loc"]), data)
         kind = err["type"]
@@ -104,14 +107,15 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
     return out
 
 
-def _data_loc(loc: tuple, data: Any) -> tuple:
+def _data_loc(loc: Loc, data: Any) -> Loc:
     """Pydantic locs may carry union member names ('int', "literal['none']"); keep the data path."""
-    out: list = []
+    out: list[str | int] = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, dict) and part in node:  # noqa: SIM114 (two branches: each narrows `part` for the checker)
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and out[-1:] != [part]:
@@ -122,7 +126,7 @@ def _data_loc(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-def _value_at(loc: tuple, data: Any) -> Any:
+def _value_at(loc: Loc, data: Any) -> Any:
     node = data
     for part in loc:
         try:
@@ -141,7 +145,7 @@ _SUBMODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: Loc) -> type[BaseModel] | None:
     """The model whose fields the mapping at `loc` holds (top level or one list/section down)."""
     if not loc:
         return Story
@@ -150,17 +154,17 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return _SUBMODELS.get(str(loc[0]))
 
 
-def _describe(loc: tuple) -> str:
+def _describe(loc: Loc) -> str:
     if not loc:
         return "the story"
-    parts = []
+    parts: list[str] = []
     for part in loc:
         parts.append(f"[{part + 1}]" if isinstance(part, int) else (("." if parts else "") + str(part)))
     text = "".join(parts)
     return text.replace(".[", "[")
 
 
-def _friendly(err: dict, value: Any) -> str:
+def _friendly(err: ErrorDetails, value: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if value is None:

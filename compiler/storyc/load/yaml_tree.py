@@ -10,12 +10,13 @@ expansion is bounded (a billion-laughs document is refused quickly), and so is n
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.parser import Parser
 from ruamel.yaml.reader import Reader
 from ruamel.yaml.resolver import VersionedResolver
@@ -27,7 +28,7 @@ from storyc.load.codes import E_ALIAS, E_DOCUMENT, E_DUPLICATE_KEY, E_SCHEMA, E_
 from storyc.load.positions import EditorPositions, Loc, SourceMap, clamp
 
 try:
-    from ruamel.yaml.cyaml import CParser
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # ruamel re-exports it from its untyped C extension
 except ImportError:  # no libyaml build on this platform: the pure Python composer, same nodes, slower
     CParser = None
 
@@ -50,11 +51,17 @@ def parse_yaml(text: str, shown: str) -> tuple[Any, SourceMap]:
     return _Builder(shown, positions).build(root)
 
 
-def _composer_class(c_parser: type | None = CParser) -> type:
+class _Composer(Protocol):
+    def get_event(self) -> Any: ...
+    def get_single_node(self) -> Node | None: ...
+    def dispose(self) -> None: ...
+
+
+def _composer_class(c_parser: Any = CParser) -> Callable[[str], _Composer]:
     """The libyaml composer when there is one, else ruamel's pure Python one."""
     if c_parser is not None:
 
-        class _CComposer(c_parser, VersionedResolver):
+        class _CComposer(c_parser, VersionedResolver):  # type: ignore[misc]  # the C parser class is untyped
             def __init__(self, stream: str) -> None:
                 c_parser.__init__(self, stream)
                 VersionedResolver.__init__(self, loadumper=self)
@@ -63,7 +70,7 @@ def _composer_class(c_parser: type | None = CParser) -> type:
                 # it up once.
                 self._scalar_resolvers = self.versioned_resolver
 
-            def resolve(self, kind, value, implicit):
+            def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> Any:
                 if kind is ScalarNode and implicit[0] and not self.yaml_path_resolvers:
                     for tag, regexp in self._scalar_resolvers.get(value[:1], ()):
                         if regexp.match(value):
@@ -128,7 +135,7 @@ def _check_depth(text: str, shown: str, positions: EditorPositions) -> None:
             pass
 
 
-def _compose(text: str, shown: str, positions: EditorPositions):
+def _compose(text: str, shown: str, positions: EditorPositions) -> Node | None:
     if _may_nest_deeply(text):
         _check_depth(text, shown, positions)
     composer = _COMPOSER(text)
@@ -206,7 +213,7 @@ class _ExpansionTooLarge(Exception):
     aliases blew up (not some scalar inside the anchored value)."""
 
     def __init__(self) -> None:
-        self.blame = None
+        self.blame: Node | None = None
 
 
 class _Builder:
@@ -220,7 +227,7 @@ class _Builder:
         self.active: set[int] = set()
         self.walked: set[int] = set()  # ids of nodes built once: seeing one again means an alias
 
-    def build(self, root) -> tuple[Any, SourceMap]:
+    def build(self, root: Node | None) -> tuple[Any, SourceMap]:
         if root is None:
             self.source.values[()] = (1, 1)
             return None, self.source
@@ -234,10 +241,10 @@ class _Builder:
                 f"the aliases in this value expand the document to more than {MAX_NODE_VISITS:,} nodes (alias bomb?)",
             ) from None
 
-    def _fail(self, node, code: str, message: str) -> StorycError:
+    def _fail(self, node: Node, code: str, message: str) -> StorycError:
         return StorycError(error(self.shown, *self.positions.of(node.start_mark), code, message))
 
-    def _value(self, node, loc: Loc) -> Any:
+    def _value(self, node: Node, loc: Loc) -> Any:
         self.visits += 1
         if self.visits > MAX_NODE_VISITS:
             raise _ExpansionTooLarge()
@@ -250,18 +257,18 @@ class _Builder:
         node_id = id(node)
         if node_id in self.active:
             raise self._fail(node, E_ALIAS, "recursive alias: a node contains itself")
-        if node.id == "scalar":
+        if isinstance(node, ScalarNode):
             return self._scalar(node, tag)
         first_walk = node_id not in self.walked
         self.walked.add(node_id)
-        expected = {"sequence": _SEQ, "mapping": _MAP}.get(node.id)
+        expected = _SEQ if isinstance(node, SequenceNode) else _MAP if isinstance(node, MappingNode) else None
         if expected is None:
             raise self._fail(node, E_SYNTAX, "unsupported YAML node")
         if tag != expected:
             raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")
         self.active.add(node_id)
         try:
-            if node.id == "sequence":
+            if isinstance(node, SequenceNode):
                 return [self._value(item, loc + (i,)) for i, item in enumerate(node.value)]  # noqa: RUF005
             return self._mapping(node, loc)
         except _ExpansionTooLarge as exc:
@@ -271,11 +278,11 @@ class _Builder:
         finally:
             self.active.discard(node_id)
 
-    def _mapping(self, node, loc: Loc) -> dict:
+    def _mapping(self, node: Node, loc: Loc) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             self.visits += 1
-            if key_node.id != "scalar":
+            if not isinstance(key_node, ScalarNode):
                 raise self._fail(key_node, E_SCHEMA, "mapping keys must be plain names, not collections")
             key_tag = (
                 key_node.tag if isinstance(key_node.tag, str) else getattr(key_node.tag, "value", str(key_node.tag))
@@ -294,7 +301,7 @@ class _Builder:
             result[key] = self._value(value_node, child)
         return result
 
-    def _scalar(self, node, tag: str) -> Any:
+    def _scalar(self, node: Node, tag: str) -> Any:
         value: str = node.value
         if tag not in _SCALAR_TAGS:
             raise self._fail(node, E_TAG, f"tag {_short(tag)} is not allowed; storyc reads plain YAML only")

@@ -256,7 +256,7 @@ def sound_extension(
     if measuring:  # on the assembly's sound alone (build_assembly_graph(video=False)): no picture
         return AssemblyExtension(tuple(inputs), tuple(filters), None, "mixed", ())
     video_label = video_in
-    if plan.subtitles == "burned":
+    if plan.subtitles == "burned" and plan.subtitle_file is not None:  # (never None then: __post_init__)
         filters.append(f"[{video_in}]subtitles=filename={filter_path(plan.subtitle_file)}[vsubs]")
         video_label = "vsubs"
     elif plan.subtitles == "soft":
@@ -373,7 +373,9 @@ def _clip_inputs(clips: Sequence[Clip]) -> list[str]:
     return inputs
 
 
-def measure_mix(clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int):
+def measure_mix(
+    clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int
+) -> Loudness | None:
     """First loudness pass: the same sound graph (no picture decoded), nothing encoded."""
     graph, total = build_assembly_graph(clips, has_audio, width, height, fps, video=False)
     ext = sound_extension(plan, total, len(clips), measuring=True)

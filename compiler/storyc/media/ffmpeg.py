@@ -19,8 +19,12 @@ import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storyc.store.fsutil import atomic_output
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FPS = 24
 AUDIO_RATE = 44100
@@ -113,7 +117,8 @@ def dimensions(aspect_ratio: str, resolution: str, *, scale: float | None = None
 def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    exe: str = imageio_ffmpeg.get_ffmpeg_exe()  # imageio_ffmpeg has no types
+    return exe
 
 
 _FOLLOW_UP = re.compile(
@@ -176,7 +181,7 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds:.6f}".rstrip("0").rstrip(".") or "0"
 
 
-def save_jpeg(image, dest: Path | str) -> Path:
+def save_jpeg(image: Image.Image, dest: Path | str) -> Path:
     """Write a PIL image as a JPEG atomically: fixed quality, no EXIF, no timestamps
     (Pillow writes neither unless asked), so same pixels → same bytes."""
     dest = Path(dest)

@@ -8,10 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from storyc.media import ffmpeg
 from storyc.media.ffmpeg import MediaError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class VideoInfo:
     audio_codec: str | None
 
 
-def _open(path: Path | str):
+def _open(path: Path | str) -> InputContainer:
     import av
 
     try:
@@ -57,14 +63,19 @@ def probe(path: Path | str) -> VideoInfo:
         )
 
 
-def _decoded_frames(container, stream) -> Iterator:
+def _decoded_frames(container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
     try:
         yield from container.decode(stream)
     except Exception as exc:  # av.error.* on a corrupt file
         raise MediaError(f"cannot decode video: {exc}") from None
 
 
-def read_frame(video: Path | str, which: Literal["first", "last"] = "first"):
+def _rgb(frame: VideoFrame) -> Image.Image:
+    image: Image.Image = frame.to_image()  # PyAV's stub leaves to_image unannotated
+    return image.convert("RGB")
+
+
+def read_frame(video: Path | str, which: Literal["first", "last"] = "first") -> Image.Image:
     """The first or last decoded frame of `video` as a PIL RGB image."""
     with _open(video) as container:
         stream = next(iter(container.streams.video), None)
@@ -73,7 +84,7 @@ def read_frame(video: Path | str, which: Literal["first", "last"] = "first"):
         stream.thread_type = "NONE"  # deterministic and cheap for a handful of frames
         if which == "first":
             for frame in _decoded_frames(container, stream):
-                return frame.to_image().convert("RGB")
+                return _rgb(frame)
             raise MediaError(f"{Path(video).name} has no frames")
         # last: seek about a second before the end, then decode to the very last frame
         last = None
@@ -91,7 +102,7 @@ def read_frame(video: Path | str, which: Literal["first", "last"] = "first"):
                 last = frame
         if last is None:
             raise MediaError(f"{Path(video).name} has no frames")
-        return last.to_image().convert("RGB")
+        return _rgb(last)
 
 
 def extract_frame(video: Path | str, dest: Path | str, which: Literal["first", "last"] = "first") -> Path:

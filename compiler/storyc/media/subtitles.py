@@ -13,10 +13,13 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from storyc.model.speech import place_lines
 from storyc.store.fsutil import atomic_output
+
+if TYPE_CHECKING:
+    import pysubs2
 
 LineKind = Literal["narration", "dialogue"]
 SUBTITLE_LANGUAGE = "eng"  # ISO 639-2, the tag of the MP4's subtitle track
@@ -123,7 +126,9 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _subtitle_file(cues: Sequence[Cue], *, italic_narration: bool = True, escape_markup: bool = False):
+def _subtitle_file(
+    cues: Sequence[Cue], *, italic_narration: bool = True, escape_markup: bool = False
+) -> pysubs2.SSAFile:
     import pysubs2
 
     subs = pysubs2.SSAFile()
@@ -137,7 +142,7 @@ def _subtitle_file(cues: Sequence[Cue], *, italic_narration: bool = True, escape
     return subs
 
 
-def _save(subs, dest: Path, format_: str) -> Path:
+def _save(subs: pysubs2.SSAFile, dest: Path, format_: str) -> Path:
     with atomic_output(dest) as tmp:
         subs.save(str(tmp), encoding="utf-8", format_=format_)
     return dest

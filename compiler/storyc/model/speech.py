@@ -54,7 +54,8 @@ class ScriptLine:
     kind: Literal["narration", "dialogue"]
     text: str
     speaker: str | None = None  # None for narration
-    loc: tuple = ()  # where the words are in the story, relative to the scene: ("narration",) or ("dialogue", j, "line")
+    # where the words are in the story, relative to the scene: ("narration",) or ("dialogue", j, "line")
+    loc: tuple[str | int, ...] = ()
 
 
 def scene_script(scene: Scene) -> list[ScriptLine]:

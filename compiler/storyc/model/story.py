@@ -7,7 +7,7 @@ absent means the seed's behaviour.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +25,7 @@ MAX_DURATION_S = 15
 # The video-edit endpoint takes inputs of at most 8.7 s (xai-facts.md).
 VIDEO_EDIT_MAX_S = 8.7
 MAX_REFERENCE_IMAGES = 3
-NO_CHAIN = "none"
+NO_CHAIN: Final = "none"
 
 # Sound (issue 12). The xAI voice ids; every voice field takes one of them.
 VOICE_IDS = ("eve", "ara", "leo", "rex", "sal")
@@ -206,8 +206,8 @@ class Story(_Strict):
         cached = self.__dict__.get("_scene_index_cache")
         if cached is None or cached[0] != stamp:
             index: dict[int, int] = {}
-            for i, s in enumerate(self.scenes):
-                index.setdefault(s.scene_id, i)
+            for position, s in enumerate(self.scenes):
+                index.setdefault(s.scene_id, position)
             cached = (stamp, index)
             self.__dict__["_scene_index_cache"] = cached
         i = cached[1].get(scene_id)

@@ -12,13 +12,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from storyc.model.state import StepRecord
-from storyc.model.story import Story
+from storyc.model.story import Character, Story
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4",)
+
+
+class Prompts(Protocol):
+    """The prompts a take is made from (storyc.prompts.promptset.PromptSet, a later stage)."""
+
+    def character_sheet(self, character: Character) -> str: ...
+    def character_from_reference(self, character: Character) -> str: ...
+    def keyframe(self, scene_index: int) -> str: ...
+    def video(self, scene_index: int) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class TargetKind:
     described: Callable[[Story, int], list[str]]
     # Its main prompt as the build renders it (before a redo note): prompt_of(prompts, story, index),
     # recorded by the step under prompt_role.
-    prompt_of: Callable[[Any, Story, int], str]
+    prompt_of: Callable[[Prompts, Story, int], str]
     prompt_role: str
     # Other story values that determine it: name → value.
     values: Callable[[Story, int], dict[str, Any]]
@@ -56,7 +65,7 @@ def _present(story: Story, index: int) -> list[str]:
     return [n for n in dict.fromkeys(story.scenes[index].characters_present) if story.character(n)]
 
 
-def _character_prompt(prompts: Any, story: Story, index: int) -> str:
+def _character_prompt(prompts: Prompts, story: Story, index: int) -> str:
     character = story.characters[index]
     if character.reference_image:
         return prompts.character_from_reference(character)
@@ -137,7 +146,7 @@ class Target:
         return f"{self.kind.step_kind}:{self.ident}"
 
     @property
-    def loc(self) -> tuple:
+    def loc(self) -> tuple[str, int, str]:
         """The pin field's loc path in the story file."""
         return (self.kind.section, self.index, self.kind.pin_field)
 
@@ -145,7 +154,8 @@ class Target:
         return getattr(story, self.kind.section)[self.index]
 
     def pin(self, story: Story) -> str | None:
-        return getattr(self.item(story), self.kind.pin_field)
+        value: str | None = getattr(self.item(story), self.kind.pin_field)
+        return value
 
     def what(self) -> str:
         """`Ember's sheet`, `scene 2's keyframe`, `scene 2's clip`."""

@@ -9,7 +9,7 @@ written readably while every image/video prompt comes out as one clean paragraph
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class PromptSet:
         self.story_path = Path(story_path) if story_path is not None else None
         self.override_dir = Path(override_dir) if override_dir is not None else None
         self._templates = Templates(template_search_path(self.story_path, self.override_dir))
-        self._cache: dict[tuple, str] = {}
+        self._cache: dict[tuple[Hashable, ...], str] = {}
         self._characters: dict[str, dict[str, Any]] = {}
         self._style = normalize_space(story.style)
         self._palette = normalize_space(story.color_palette)
@@ -88,6 +88,11 @@ class PromptSet:
                 "reference_image": character.reference_image,
             }
         return view
+
+    def _named_view(self, name: str) -> dict[str, Any]:
+        character = self.story.character(name)
+        assert character is not None, f"{name} is not a character"  # present_characters names known ones only
+        return self._character_view(character)
 
     def _scene_view(self, scene: Scene) -> dict[str, Any]:
         return {
@@ -116,12 +121,12 @@ class PromptSet:
     def _judge_views(self, scene_index: int) -> list[dict[str, Any]]:
         views = []
         for image, name in enumerate(judge_characters(self.story, scene_index), start=2):
-            view = dict(self._character_view(self.story.character(name)))
+            view = dict(self._named_view(name))
             view["image"] = image
             views.append(view)
         return views
 
-    def _render(self, key: tuple, name: str, build: Callable[[], dict[str, Any]]) -> str:
+    def _render(self, key: tuple[Hashable, ...], name: str, build: Callable[[], dict[str, Any]]) -> str:
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = self._templates.render(name, build())
@@ -158,7 +163,7 @@ class PromptSet:
         slot_of = {s.name: i for i, s in enumerate(slot_plan.slots, start=1) if s.kind == "character"}
         characters = []
         for name, position in zip(names, _positions(len(names)), strict=False):
-            view = dict(self._character_view(self.story.character(name)))
+            view = dict(self._named_view(name))
             view["slot"] = slot_of.get(name)
             view["position"] = position
             characters.append(view)

@@ -18,11 +18,15 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache, wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyc.diagnostics import StorycError, error
 from storyc.prompts.text import brief, capfirst, clause, collapse, normalize_space, sentence, soften
 from storyc.resources import prompts_dir
+
+if TYPE_CHECKING:  # jinja2 itself is imported when the first template renders
+    from jinja2.runtime import Context
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TEMPLATE_SUFFIX = ".j2"
 E_TEMPLATE = "E501"
@@ -58,7 +62,7 @@ _WIDE_FORMAT = re.compile(r"%[#0\- +]*(?:\*|\d{7,})|\{[^{}]*:[^{}]*\d{7,}")  # a
 
 
 @cache
-def _bounded_sandbox() -> type:
+def _bounded_sandbox() -> type[ImmutableSandboxedEnvironment]:
     """ImmutableSandboxedEnvironment plus size limits on the operations that can allocate
     without bound (repetition, powers, format widths, huge call/filter arguments)."""
     from jinja2.exceptions import SecurityError
@@ -79,11 +83,12 @@ def _bounded_sandbox() -> type:
     class BoundedSandbox(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset(["*", "**", "%"])
 
-        def call_binop(self, context, operator, left, right):
+        def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
             if operator == "*":
                 for seq, n in ((left, right), (right, left)):
-                    if size(seq) is not None and isinstance(n, int) and size(seq) * n > MAX_TEMPLATE_OUTPUT:
-                        raise SecurityError(f"repetition to {size(seq) * n} items is too large for a template")
+                    length = size(seq)
+                    if length is not None and isinstance(n, int) and length * n > MAX_TEMPLATE_OUTPUT:
+                        raise SecurityError(f"repetition to {length * n} items is too large for a template")
             elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
                 if right * abs(left).bit_length() > MAX_TEMPLATE_INT.bit_length() * 64:
                     raise SecurityError("a power that large is not allowed in a template")
@@ -92,11 +97,12 @@ def _bounded_sandbox() -> type:
                 check_args("%", right if isinstance(right, tuple) else (right,))
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context, __obj, *args, **kwargs):
+        def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             check_args(getattr(__obj, "__name__", "call"), [*args, *kwargs.values()])
             return super().call(__context, __obj, *args, **kwargs)
 
-        def wrap_str_format(self, value):  # `'...'.format` / `format_map`, checked when accessed
+        # `'...'.format` / `format_map`, checked when accessed
+        def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
             wrapped = super().wrap_str_format(value)
             if wrapped is not None:
                 check_format("format", value.__self__)
@@ -105,11 +111,11 @@ def _bounded_sandbox() -> type:
     return BoundedSandbox
 
 
-def _guard_filter(name: str, func: Callable) -> Callable:
+def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     from jinja2.exceptions import SecurityError
 
     @wraps(func)
-    def guarded(*args, **kwargs):
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         for arg in [*args[1:], *kwargs.values()]:
             if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEMPLATE_INT:
                 raise SecurityError(f"filter {name}: the number {arg} is too large for a template")
@@ -144,7 +150,7 @@ class Templates:
         self._compiled: dict[str, Any] = {}
         self._digests: dict[str, str] = {}
 
-        def load(filename: str):
+        def load(filename: str) -> tuple[str, str, Callable[[], bool]] | None:
             path = self.source.resolve(filename)
             if path is None:
                 return None

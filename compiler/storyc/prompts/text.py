@@ -88,10 +88,10 @@ def collapse(text: str) -> str:
 def sentence(text: Any) -> str:
     """End the text with terminal punctuation (adds a period only if it has none).
     Context strings are already normalized; collapse() cleans the final output."""
-    text = str(text).strip()
-    if not text:
+    stripped = str(text).strip()
+    if not stripped:
         return ""
-    return text if text[-1] in ".!?" else text + "."
+    return stripped if stripped[-1] in ".!?" else stripped + "."
 
 
 def clause(text: Any) -> str:
@@ -100,8 +100,8 @@ def clause(text: Any) -> str:
 
 
 def capfirst(text: Any) -> str:
-    text = str(text)
-    return text[:1].upper() + text[1:]
+    words = str(text)
+    return words[:1].upper() + words[1:]
 
 
 def split_sentences(text: str) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from storyc.backends.offline import bands
+from storyc.hashing import KEY_VERSION, digest
 from storyc.media.assemble import Clip, assemble, assemble_picture
 from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts, mix_onto_picture
 from storyc.media.ffmpeg import dimensions, encoder_args
@@ -24,7 +25,6 @@ from storyc.media.subtitles import SceneSpeech, SpokenLine, cues_for, time_scene
 from storyc.run.calls import StepRun
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
-from storyc.store.hashing import KEY_VERSION, digest
 
 
 def run_assemble(ctx: BuildContext, run: StepRun) -> StepResult:

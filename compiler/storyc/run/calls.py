@@ -17,11 +17,11 @@ from typing import Any, cast
 
 from storyc.backends.base import BackendError, CallResult, ImageRequest
 from storyc.graph.steps import Step
+from storyc.hashing import digest, file_sha256
 from storyc.model.vision import ConsistencyScore
 from storyc.run.context import BuildContext
 from storyc.run.errors import Cancelled
 from storyc.run.retry import with_retries
-from storyc.store.hashing import digest, file_sha256
 
 Judged = tuple[ConsistencyScore, CallResult]  # what a vision check returns
 

@@ -172,7 +172,7 @@ def _temporary_server_in_own_session() -> None:
     from prefect.server.api import server as prefect_server
 
     if not isinstance(getattr(prefect_server, "subprocess", None), _OwnSessionSubprocess):
-        prefect_server.subprocess = _OwnSessionSubprocess()  # type: ignore[assignment]  # a module's stand-in
+        prefect_server.subprocess = _OwnSessionSubprocess()  # type: ignore[attr-defined, assignment]  # a module's stand-in
 
 
 # ─── the flow ────────────────────────────────────────────────────────────────

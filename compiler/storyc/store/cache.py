@@ -24,9 +24,10 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from storyc.hashing import bytes_sha256, canonical_json, file_sha256, is_sha256
 from storyc.store.fsutil import atomic_copy, atomic_write_bytes, flock, open_lock_file, remove_stale_temps
-from storyc.store.hashing import bytes_sha256, canonical_json, file_sha256, is_sha256
 
 # ─── who is using a cache (builds share it; prune needs it alone) ─────────────
 
@@ -141,7 +142,7 @@ class Cache:
     def _entry_path(self, table: Path, key: str) -> Path:
         return table / key[:2] / f"{key}.json"
 
-    def _get(self, table: Path, key: str) -> dict | None:
+    def _get(self, table: Path, key: str) -> dict[str, Any] | None:
         if not is_sha256(key):
             return None
         path = self._entry_path(table, key)
@@ -155,23 +156,23 @@ class Cache:
             return None
         return entry
 
-    def _put(self, table: Path, key: str, entry: dict) -> None:
+    def _put(self, table: Path, key: str, entry: dict[str, Any]) -> None:
         entry = dict(entry, key=key)
         for sha in entry.get("files", {}).values():
             if not self.blob_path(sha).exists():
                 raise ValueError(f"cache entry {key[:12]} names a blob that is not stored")
         atomic_write_bytes(self._entry_path(table, key), canonical_json(entry), durable=False)
 
-    def get_step(self, key: str) -> dict | None:
+    def get_step(self, key: str) -> dict[str, Any] | None:
         return self._get(self.steps, key)
 
-    def put_step(self, key: str, entry: dict) -> None:
+    def put_step(self, key: str, entry: dict[str, Any]) -> None:
         self._put(self.steps, key, entry)
 
-    def get_call(self, key: str) -> dict | None:
+    def get_call(self, key: str) -> dict[str, Any] | None:
         return self._get(self.calls, key)
 
-    def put_call(self, key: str, entry: dict) -> None:
+    def put_call(self, key: str, entry: dict[str, Any]) -> None:
         self._put(self.calls, key, entry)
 
     def clean_temps(self) -> int:
@@ -185,10 +186,10 @@ class Cache:
         """sha → path of every blob (by name; contents are not verified)."""
         return {p.name: p for p in _shard_files(self.objects) if is_sha256(p.name)}
 
-    def list_entries(self, table: str) -> dict[str, tuple[Path, dict | None]]:
+    def list_entries(self, table: str) -> dict[str, tuple[Path, dict[str, Any] | None]]:
         """key → (path, parsed entry or None when unreadable) of every steps/ or calls/ entry."""
         folder = {"steps": self.steps, "calls": self.calls}[table]
-        out: dict[str, tuple[Path, dict | None]] = {}
+        out: dict[str, tuple[Path, dict[str, Any] | None]] = {}
         for path in _shard_files(folder):
             key = path.name[: -len(".json")] if path.name.endswith(".json") else ""
             if not is_sha256(key):

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storyc.store.fsutil import lock_holder
 from storyc.store.state import LOCK_FILE, STATE_FILE, BuildLock, BuildLocked
@@ -36,7 +37,7 @@ class CleanResult:
         return sum(size for _, size in self.files)
 
 
-def _json_dict(path: Path) -> dict | None:
+def _json_dict(path: Path) -> dict[str, Any] | None:
     try:
         if path.is_symlink() or not path.is_file():
             return None

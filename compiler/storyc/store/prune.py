@@ -28,19 +28,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
+from storyc.backend_name import BACKEND_NAMES, default_backend_name
 from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
 from storyc.graph.resolve import resolve
 from storyc.graph.steps import StepGraph
+from storyc.lint import lint_for_build
+from storyc.load.approvals import redo_notes
 from storyc.load.loader import load_story
 from storyc.prompts.promptset import PromptSet
-from storyc.store.approvals import redo_notes
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
-
-BACKENDS = ("offline", "xai")
 
 
 @dataclass
@@ -80,19 +80,17 @@ class _Reach:
 def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> list[StepGraph]:
     """Every story's plan under every backend. Raises StorycError (all stories' diagnostics)
     before anything is removed."""
-    from storyc.build.prepare import lint_diagnostics  # lazy: a back-edge (store → build) to remove
-
     plans: list[StepGraph] = []
     errors = []
     for story in stories:
         try:
             loaded = load_story(story)
-            found = [d for d in lint_diagnostics(loaded, prompts_dir=prompts_dir) if d.is_error]
+            found = [d for d in lint_for_build(loaded, prompts_dir=prompts_dir) if d.is_error]
             if found:
                 raise StorycError(found)
             prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
             notes = redo_notes(loaded.base_dir)  # part of the keys of the steps they apply to
-            plans.extend(build_graph(loaded, prompts, backend=b, notes=notes) for b in BACKENDS)
+            plans.extend(build_graph(loaded, prompts, backend=b, notes=notes) for b in BACKEND_NAMES)
         except StorycError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -105,10 +103,10 @@ class _Lookup:
     every blob it names exists. No hashing (a build also verifies the bytes; a corrupt blob
     only makes prune keep more), and no side effects, so --dry-run and the real prune agree."""
 
-    def __init__(self, steps: dict[str, tuple[Path, dict | None]], blobs: dict[str, Path]):
+    def __init__(self, steps: dict[str, tuple[Path, dict[str, Any] | None]], blobs: dict[str, Path]):
         self.steps, self.blobs = steps, blobs
 
-    def get_step(self, key: str) -> dict | None:
+    def get_step(self, key: str) -> dict[str, Any] | None:
         _, entry = self.steps.get(key, (None, None))
         if entry is None or not all(sha in self.blobs for sha in entry.get("files", {}).values()):
             return None
@@ -116,8 +114,6 @@ class _Lookup:
 
 
 def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
-    from storyc.build.backend_choice import default_backend_name  # lazy: a back-edge (store → build) to remove
-
     reach = _Reach()
     resolved = [(plan, resolve(plan, lookup)) for plan in plans]
     # A story counts as built with a backend when one of its steps is in the cache under
@@ -125,7 +121,7 @@ def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
     # backend a build would choose. Only those plans have open steps worth resuming.
     built = {(str(plan.story_path), plan.backend) for plan, res in resolved if any(res.entries.values())}
     stories = {str(plan.story_path) for plan in plans}
-    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKENDS))
+    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKEND_NAMES))
     active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
     for plan, res in resolved:
         is_active = (str(plan.story_path), plan.backend) in active
@@ -158,7 +154,7 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     result = PrunePlan(cache_dir=cache.root, open_steps=reach.open_steps, unbuilt_stories=reach.unbuilt_stories)
 
     # steps/: exactly the finished entries the stories resolve to
-    kept_files: list[dict] = []
+    kept_files: list[dict[str, str]] = []
     for key, (path, entry) in sorted(steps.items()):
         if key in reach.finished:
             kept_files.append((entry or {}).get("files", {}))
@@ -194,7 +190,7 @@ def plan_prune(stories: list[Path], *, cache_dir: Path | None = None, prompts_di
     return result
 
 
-def _made_by(entry: dict | None, keys: set[str]) -> TypeGuard[dict]:
+def _made_by(entry: dict[str, Any] | None, keys: set[str]) -> TypeGuard[dict[str, Any]]:
     """Whether a calls/ entry (None: unreadable) was made by a step of one of `keys`."""
     step_key = entry.get("step_key") if entry is not None else None
     return isinstance(step_key, str) and step_key in keys

@@ -171,9 +171,9 @@ def timed_lines(
             (
                 text,
                 str(speaker) if speaker else None,
-                None if start is None else float(start),
-                None if end is None else float(end),
-            )  # type: ignore[arg-type]
+                None if start is None else float(start),  # type: ignore[arg-type]  # hints are JSON: numbers here
+                None if end is None else float(end),  # type: ignore[arg-type]
+            )
         )
     if not raw:
         return ()

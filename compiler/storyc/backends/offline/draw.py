@@ -77,7 +77,7 @@ def draw_figure(name: str, description: str, height: int, palette: Sequence[RGB]
     d.ellipse(box(0.24, 0.08, 0.76, 0.38), fill=head, outline=OUTLINE, width=lw)
     d.chord(box(0.24, 0.08, 0.76, 0.38), start=190, end=350, fill=accent, outline=OUTLINE, width=lw)
     figures.draw_face(d, body_plan, box, (W, H), lw)
-    return img.resize((W // scale, H // scale), Image.LANCZOS)
+    return img.resize((W // scale, H // scale), Image.Resampling.LANCZOS)
 
 
 def hue_rotate(img: Image.Image, degrees: float) -> Image.Image:
@@ -137,7 +137,9 @@ def sheet_from_reference(photo: Image.Image, size: tuple[int, int]) -> Image.Ima
     target_h = sheet_figure_height(size)
     photo = photo.convert("RGB")
     scale = min(target_h / photo.height, size[0] * 0.6 / photo.width)
-    fitted = photo.resize((max(4, int(photo.width * scale)), max(4, int(photo.height * scale))), Image.LANCZOS)
+    fitted = photo.resize(
+        (max(4, int(photo.width * scale)), max(4, int(photo.height * scale))), Image.Resampling.LANCZOS
+    )
     fitted = ImageOps.posterize(fitted, 3)
     figure = Image.new("RGBA", fitted.size)
     figure.paste(fitted, (0, 0))
@@ -232,7 +234,8 @@ def scene_colours(setting: str, mood: str, palette: str) -> tuple[RGB, RGB, RGB]
     """Sky top, sky bottom and ground colours from the scene's words: time of day and
     weather set the sky (and darken or warm the ground), places set the ground."""
     text = f"{setting} {mood}".lower()
-    times, places = [], []
+    times: list[tuple[RGB, RGB, RGB]] = []
+    places: list[tuple[RGB, RGB, RGB]] = []
     for words, cols in _SCENE_WORDS:
         if _has_word(text, words):
             (times if any(w in _TIME_OF_DAY for w in words) else places).append(cols)
@@ -280,18 +283,18 @@ def draw_background(
         column.putpixel((0, y), colour)
     if chain is not None:
         column = Image.blend(column, chain_rows(chain, h), 0.35)
-    return column.resize((w, h), Image.NEAREST)
+    return column.resize((w, h), Image.Resampling.NEAREST)
 
 
 def chain_rows(chain: Image.Image, height: int) -> Image.Image:
     """A chain frame's background colour per row (1 × height): its left and right edge
     strips (figures keep away from the edges), between the caption bands a clip frame
     has; the rows under the bands repeat the nearest picture row."""
-    rgb = chain.convert("RGB").resize((chain.width, height), Image.BOX)
+    rgb = chain.convert("RGB").resize((chain.width, height), Image.Resampling.BOX)
     top, bottom = captions.picture_rows(height)
     edge = max(1, rgb.width * 3 // 100)
-    left = rgb.crop((0, 0, edge, height)).resize((1, height), Image.BOX)
-    right = rgb.crop((rgb.width - edge, 0, rgb.width, height)).resize((1, height), Image.BOX)
+    left = rgb.crop((0, 0, edge, height)).resize((1, height), Image.Resampling.BOX)
+    right = rgb.crop((rgb.width - edge, 0, rgb.width, height)).resize((1, height), Image.Resampling.BOX)
     # a little vertical smoothing: a compressed frame's edge strips are noisy row to row
     rows = Image.blend(left, right, 0.5).filter(ImageFilter.BoxBlur(max(1, height // 180)))
     inside = rows.crop((0, top, 1, bottom))
@@ -320,7 +323,7 @@ def place_figure(canvas: Image.Image, figure: Image.Image, index: int, count: in
     shot's figure runs on below the picture rows, where the caption band covers it)."""
     slot = slot_bounds(count, canvas.width)[index]
     at = shots.place(figure.size, canvas.size, slot, shot)
-    fitted = figure.resize((at.width, at.height), Image.LANCZOS)
+    fitted = figure.resize((at.width, at.height), Image.Resampling.LANCZOS)
     canvas.paste(fitted, (at.left, at.top), fitted)
     return at
 
@@ -354,10 +357,10 @@ def figure_layout(hints: Mapping[str, object], names: Sequence[str] = ()) -> lis
     if isinstance(layout, (list, tuple)) and layout:
         return [str(n) for n in layout]
     order: list[str] = []
-    for slot in hints.get("slots") or ():  # type: ignore[union-attr]
+    for slot in hints.get("slots") or ():  # type: ignore[attr-defined]  # hints are JSON: a list here
         if isinstance(slot, Mapping) and slot.get("kind") == "character" and slot.get("name"):
             order.append(str(slot["name"]))
-    for name in hints.get("text_only") or ():  # type: ignore[union-attr]
+    for name in hints.get("text_only") or ():  # type: ignore[attr-defined]
         if str(name) not in order:
             order.append(str(name))
     for name in names:

@@ -100,8 +100,8 @@ def figure_extent(mask: Image.Image) -> tuple[int, int, int, int] | None:
     """The box of the figure pixels of `mask`, counting only columns and rows with at
     least two of them (as the descriptor does), or None."""
     w, h = mask.size
-    cols = [i for i, v in enumerate(segment.pixels(mask.resize((w, 1), Image.BOX))) if v * h / 255 >= 2.0]
-    rows = [i for i, v in enumerate(segment.pixels(mask.resize((1, h), Image.BOX))) if v * w / 255 >= 2.0]
+    cols = [i for i, v in enumerate(segment.pixels(mask.resize((w, 1), Image.Resampling.BOX))) if v * h / 255 >= 2.0]
+    rows = [i for i, v in enumerate(segment.pixels(mask.resize((1, h), Image.Resampling.BOX))) if v * w / 255 >= 2.0]
     if not cols or not rows:
         return None
     return cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
@@ -127,8 +127,8 @@ def expected_view(
     scale, x0, y0 = _end_transform(kind, hints)
     size = (max(1, round(at.width * scale)), max(1, round(at.height * scale)))
     light = draw.lighting(str(hints.get("mood", "")), str(hints.get("setting", "")))
-    placed = draw.tint(figure.resize(size, Image.LANCZOS), *light)
-    frame = background.resize((w, rows[1] - rows[0]), Image.NEAREST)
+    placed = draw.tint(figure.resize(size, Image.Resampling.LANCZOS), *light)
+    frame = background.resize((w, rows[1] - rows[0]), Image.Resampling.NEAREST)
     frame.paste(placed, (round(scale * at.left - x0 * w), round(scale * at.top - y0 * h) - rows[0]), placed)
     view = judge.analysis_copy(frame, background.width)
     return view, segment.foreground_mask(view)

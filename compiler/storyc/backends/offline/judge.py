@@ -46,7 +46,7 @@ def analysis_copy(img: Image.Image, width: int = ANALYSIS_WIDTH) -> Image.Image:
     img = img.convert("RGB")
     if img.width <= width:
         return img
-    return img.resize((width, max(2, round(img.height * width / img.width))), Image.BOX)
+    return img.resize((width, max(2, round(img.height * width / img.width))), Image.Resampling.BOX)
 
 
 def _extent(counts: Sequence[float]) -> tuple[int, int] | None:
@@ -61,8 +61,8 @@ def describe(rgb: Image.Image, mask: Image.Image, box: tuple[int, int, int, int]
         rgb, mask = rgb.crop(box), mask.crop(box)
     w, h = mask.size
     # per-column / per-row figure pixel counts (BOX-averaged mask × length / 255)
-    cols = _extent([v * h / 255 for v in pixels(mask.resize((w, 1), Image.BOX))])
-    rows = _extent([v * w / 255 for v in pixels(mask.resize((1, h), Image.BOX))])
+    cols = _extent([v * h / 255 for v in pixels(mask.resize((w, 1), Image.Resampling.BOX))])
+    rows = _extent([v * w / 255 for v in pixels(mask.resize((1, h), Image.Resampling.BOX))])
     if cols is None or rows is None:
         return None
     x0, x1 = cols
@@ -93,7 +93,9 @@ def describe(rgb: Image.Image, mask: Image.Image, box: tuple[int, int, int, int]
 def describe_figure(figure: Image.Image) -> Descriptor | None:
     """Descriptor of an RGBA figure (its alpha is the mask)."""
     if figure.height > REFERENCE_HEIGHT:  # about the scale figures have in analysis copies
-        figure = figure.resize((max(2, figure.width * REFERENCE_HEIGHT // figure.height), REFERENCE_HEIGHT), Image.BOX)
+        figure = figure.resize(
+            (max(2, figure.width * REFERENCE_HEIGHT // figure.height), REFERENCE_HEIGHT), Image.Resampling.BOX
+        )
     alpha = figure.getchannel("A").point(lambda v: 255 if v >= 128 else 0)
     return describe(figure.convert("RGB"), alpha)
 

@@ -99,7 +99,7 @@ def fix(req: ImageRequest, size: tuple[int, int]) -> Image.Image:
     with Image.open(req.references[0]) as im:
         image = im.convert("RGB")
     if image.size != size:
-        image = image.resize(size, Image.LANCZOS)
+        image = image.resize(size, Image.Resampling.LANCZOS)
     layout = draw.figure_layout(hints, list((hints.get("characters") or {}).keys()))
     target = str(hints.get("element") or "")
     named = [n for n in layout if n == target] or [n for n in layout if re.search(rf"\b{re.escape(n)}\b", req.prompt)]
@@ -161,7 +161,7 @@ def score(req: JudgeRequest) -> ConsistencyScore:
     issues: list[str] = []
     if req.kind == "sheet":
         names = [str(req.names[0] if req.names else hints.get("name") or "character")]
-        boxes = [None]
+        boxes: list[tuple[int, int, int, int] | None] = [None]
     else:
         names = draw.figure_layout(hints, list(req.names))
         boxes = [judge.strip_box(i, len(names), picture.size) for i in range(len(names))]
@@ -191,7 +191,7 @@ def score(req: JudgeRequest) -> ConsistencyScore:
     overall = min(per.values()) if per else 0.0
     fix_prompt = None
     if issues:
-        worst = min(per, key=per.get)
+        worst = min(per, key=per.__getitem__)
         # the form the check prompt asks for: "Change ONLY <element>: <fix>"
         source = "their character sheet" if worst in ref_index and req.kind != "sheet" else "their description"
         fix_prompt = f"Change ONLY {worst}'s colours: restore them to match {source}."

@@ -32,10 +32,10 @@ def row_background(rgb: Image.Image) -> Image.Image:
     does (a horizon behind occluded edges), the colour most samples share."""
     w, h = rgb.size
     edge = max(1, w * 3 // 100)
-    left = pixels(rgb.crop((0, 0, edge, h)).resize((1, h), Image.BOX))
-    right = pixels(rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.BOX))
+    left = pixels(rgb.crop((0, 0, edge, h)).resize((1, h), Image.Resampling.BOX))
+    right = pixels(rgb.crop((w - edge, 0, w, h)).resize((1, h), Image.Resampling.BOX))
     inner_cols = max(1, min(INTERIOR_SAMPLES, w // 2))
-    inner = pixels(rgb.resize((inner_cols, h), Image.BOX))
+    inner = pixels(rgb.resize((inner_cols, h), Image.Resampling.BOX))
 
     def gap(a, b) -> float:
         return max(abs(x - y) for x, y in zip(a, b, strict=False))
@@ -55,7 +55,7 @@ def row_background(rgb: Image.Image) -> Image.Image:
         rows.append(tuple(best))
     column = Image.new("RGB", (1, h))
     column.putdata(rows)
-    return column.resize((w, h), Image.NEAREST)
+    return column.resize((w, h), Image.Resampling.NEAREST)
 
 
 def foreground_mask(rgb: Image.Image) -> Image.Image:

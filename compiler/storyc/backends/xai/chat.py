@@ -11,6 +11,7 @@ reworded attempt; a planning prompt is the author's own words and is not reworde
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import pydantic
@@ -20,6 +21,7 @@ from xai_sdk.chat import system, user
 from storyc.backends.base import CallResult, JudgeRequest
 from storyc.backends.xai.errors import InvalidAnswer, ModerationRefused, Tally, spent_on_error
 from storyc.backends.xai.inputs import MAX_INLINE_IMAGE_BYTES, inline_image
+from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
 from storyc.model.story_plan import StoryPlan
 from storyc.model.vision import ConsistencyAnswer, ConsistencyScore
@@ -28,7 +30,7 @@ from storyc.redact import redact
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-class ChatCalls:
+class ChatCalls(XaiTransport):
     """Mixed into XaiBackend (uses XaiTransport's `_rpc`, `_reword`, `_blocked`)."""
 
     _client: Any
@@ -45,7 +47,7 @@ class ChatCalls:
         try:
             return shape.model_validate_json(text)
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0] if exc.errors() else {}
+            first: Mapping[str, Any] = exc.errors()[0] if exc.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "answer"
             name = shape.model_json_schema().get("title", shape.__name__)
             raise InvalidAnswer(

@@ -28,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from storyc.backends.base import BackendError, CallResult, RateLimited, TransientError
+from storyc.backends.base import BackendError, CallKind, CallResult, RateLimited, TransientError
 
 # How the service words a refusal on content grounds (an RPC error at submission, or a
 # video job's FAILED code and message, which are strings such as "content_moderation").
@@ -170,7 +170,7 @@ class Tally:
         self.sources["price_table"] -= 1
         self.sources["usage"] = self.sources.get("usage", 0) + 1
 
-    def result(self, path: Path | None, kind: str) -> CallResult:
+    def result(self, path: Path | None, kind: CallKind) -> CallResult:
         meta = dict(self.meta)
         used = [source for source, n in self.sources.items() if n > 0]
         if used:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from storyc.backends.base import BackendError, CallResult, ImageRequest
 from storyc.backends.download import MAX_IMAGE_BYTES, DownloadRefused, sniff_kind
 from storyc.backends.xai.errors import ModerationRefused, Tally, spent_on_error
 from storyc.backends.xai.inputs import MAX_INLINE_IMAGE_BYTES, inline_image
+from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
 from storyc.model.story import MAX_REFERENCE_IMAGES
 from storyc.redact import redact
@@ -47,7 +49,7 @@ def save_data_uri_image(value: str, dest: Path, step: str) -> Path:
     return Path(dest)
 
 
-class ImageCalls:
+class ImageCalls(XaiTransport):
     """Mixed into XaiBackend (uses XaiTransport's `_rpc`, `_reword`, `_blocked`)."""
 
     _client: Any
@@ -90,7 +92,7 @@ class ImageCalls:
                         "image",
                         step,
                         tally,
-                        lambda p=prompt: self._client.image.sample(prompt=p, model=req.model, **kwargs),
+                        functools.partial(self._client.image.sample, prompt=prompt, model=req.model, **kwargs),
                         paid=True,
                         table_usd=table,
                     )

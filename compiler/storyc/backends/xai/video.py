@@ -25,6 +25,7 @@ exactly once.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from storyc.backends.xai.errors import (
     spent_on_error,
 )
 from storyc.backends.xai.inputs import MAX_INLINE_VIDEO_BYTES, inline_image, inline_video, probe_duration
+from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.redact import redact
@@ -80,7 +82,7 @@ class MemoryJournal:
             self._jobs.pop(key, None)
 
 
-class VideoCalls:
+class VideoCalls(XaiTransport):
     """Mixed into XaiBackend (uses XaiTransport's `_rpc`, `_reword`, `_blocked`, `_closed`)."""
 
     _client: Any
@@ -143,7 +145,7 @@ class VideoCalls:
             journal.finished(job_key)
             request_id = None
         reattached = request_id is not None
-        if reattached:
+        if request_id is not None:
             request_id, reported, _ = request_id.partition(REPORTED)
             tally.meta["reattached"] = request_id
             if not reported and not self._started_here(request_id):
@@ -209,7 +211,7 @@ class VideoCalls:
                         "video",
                         step,
                         tally,
-                        lambda p=prompt, args=inline: self._client.video.start(prompt=p, model=req.model, **args),
+                        functools.partial(self._client.video.start, prompt=prompt, model=req.model, **inline),
                         paid=True,
                         table_usd=table_usd,
                     )
