@@ -16,9 +16,7 @@ def is_local(step: Step) -> bool:
     """A step that never calls the API: assembly, the storyboard, a pinned target, a speech
     step with no text-to-speech line (offline speech, lines the clip speaks)."""
     return (
-        step.kind in ("assemble", "script")
-        or step.pinned is not None
-        or (step.kind == "speech" and not step.calls_max)
+        step.kind in ("assemble", "script") or step.pinned is not None or (step.kind == "speech" and not step.calls_max)
     )
 
 

@@ -20,7 +20,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from storyc.backends.offline.bands import ACTION_ROWS, BOTTOM_BAND, MIN_FONT_PX, TAG_ROW, TOP_BAR, Layout
+# the bands' geometry (bands.py, no Pillow), part of this module's names too
+from storyc.backends.offline.bands import ACTION_ROWS, TAG_ROW
+from storyc.backends.offline.bands import BOTTOM_BAND as BOTTOM_BAND
+from storyc.backends.offline.bands import MIN_FONT_PX as MIN_FONT_PX
+from storyc.backends.offline.bands import TOP_BAR as TOP_BAR
+from storyc.backends.offline.bands import Layout as Layout
 
 # neutral colours only: a clip's colour drift and its correction rotate hues, and the drift
 # estimate counts chroma; white, greys and black are left alone by both

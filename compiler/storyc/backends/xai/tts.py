@@ -44,6 +44,7 @@ from storyc.backends.xai.errors import (
     is_moderation,
     spent_on_error,
 )
+from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
 from storyc.model.voices import TTS_LANGUAGE, TTS_OUTPUT_FORMAT, TTS_PATH
 from storyc.redact import redact
@@ -73,10 +74,8 @@ def is_wav(data: bytes) -> bool:
     return len(data) > 44 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
-class SpeechCalls:
+class SpeechCalls(XaiTransport):
     """Mixed into XaiBackend (uses XaiTransport's config, rate buckets, `_step`, `_check_open`)."""
-
-    _closed: threading.Event
 
     def _init_speech(self, env: Mapping[str, str]) -> None:
         # a bad STORYC_XAI_REST_URL fails when the backend is made, before any call
