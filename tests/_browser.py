@@ -271,6 +271,20 @@ DECODE_JS = r"""
 })()
 """
 
+# Run in the page: load each <audio>'s metadata (they are preload="none") and report its length.
+AUDIO_JS = r"""
+(async () => {
+  const out = [];
+  for (const a of document.querySelectorAll('audio')) {
+    a.preload = 'metadata';
+    a.load();
+    await new Promise(done => { a.onloadedmetadata = done; a.onerror = done; setTimeout(done, 10000); });
+    out.push({src: a.getAttribute('src'), duration: a.duration, error: a.error ? a.error.code : null});
+  }
+  return out;
+})()
+"""
+
 
 def media_problems(report: dict) -> list[str]:
     """What did not load: broken images (not complete or 0 wide) and videos with an error

@@ -30,13 +30,14 @@ from _audio import (
 from storyc.backends.offline.speech import render_speech, story_cast
 from storyc.load.loader import load_story
 from storyc.media import ffmpeg as media
-from storyc.media.assemble import Clip, build_assembly_graph
+from storyc.media.assemble import Clip, assemble_picture, build_assembly_graph
 from storyc.media.audio_mix import (
     PlacedSpeech,
     SoundPlan,
     assemble_with_sound,
     clip_starts,
     filter_path,
+    mix_onto_picture,
     parse_loudnorm,
     sound_extension,
 )
@@ -327,6 +328,29 @@ def test_same_story_same_bytes(soft, story_dir, tmp_path):
     assert "asetnsamples=n=1024:p=0[speech_level]" in graph
 
 
+def _packets(path: Path, kind: str) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        return [bytes(packet) for packet in container.demux(stream) if packet.size]
+
+
+def test_mixing_onto_a_joined_picture_copies_it_and_makes_the_same_sound(soft, tmp_path):
+    """The picture joined alone and the sound mixed onto it: the picture's packets copied as
+    they are, the sound the one pass's, the subtitles the same track."""
+    clips = [Clip(soft.video.parent / f"clip{i}.mp4", d, t) for i, (d, t) in enumerate([(4, "cut"), (5, "crossfade")])]
+    picture = assemble_picture(clips, tmp_path / "picture.mp4", WIDTH, HEIGHT)
+    assert not probe(picture).has_audio and probe(picture).duration_s == pytest.approx(soft.total_s, abs=0.05)
+    mixed = mix_onto_picture(picture, clips, tmp_path / "final_video.mp4", soft.plan)
+    assert _packets(mixed, "video") == _packets(picture, "video")
+    assert _packets(mixed, "video") == _packets(soft.video, "video")  # the same picture as the one pass
+    assert _packets(mixed, "audio") == _packets(soft.video, "audio")  # and the same sound
+    assert subtitle_streams(mixed) == [("mov_text", "eng")]
+    with pytest.raises(MediaError, match="burned"):
+        mix_onto_picture(picture, clips, tmp_path / "x.mp4", SoundPlan(subtitles="burned", subtitle_file=picture))
+
+
 def test_native_false_drops_the_clips_sound(story_dir, tmp_path):
     render = render_story(story_dir, tmp_path / "silent", native=False, music=None, subtitles="none")
     samples = read_samples(render.video, RATE)
@@ -360,7 +384,12 @@ def test_clip_starts_follow_the_assembly_graph(specs):
     clips = [Clip(Path(f"{i}.mp4"), d, t) for i, (d, t) in enumerate(specs)]
     starts, total = clip_starts(clips)
     _, graph_total = build_assembly_graph(clips, [True] * len(clips), 64, 36)
-    assert total == pytest.approx(graph_total)
+    sound, sound_total = build_assembly_graph(clips, [True] * len(clips), 64, 36, video=False)
+    assert total == pytest.approx(graph_total) == pytest.approx(sound_total)
+    assert ":v]" not in sound and "xfade" not in sound and "[aout]" in sound and "[vout]" not in sound
+    picture, picture_total = build_assembly_graph(clips, [True] * len(clips), 64, 36, audio=False)
+    assert picture_total == pytest.approx(total)
+    assert ":a]" not in picture and "acrossfade" not in picture and "[vout]" in picture and "[aout]" not in picture
     assert starts[0] == 0 and all(b >= a for a, b in itertools.pairwise(starts))
     for start, clip in zip(starts, clips, strict=True):
         assert start + clip.duration_s <= total + 1e-6
@@ -381,7 +410,7 @@ def test_the_extension_plugs_into_the_assembly_labels():
     assert ext.video_label == "vout" and ext.audio_label == "mixed"
     assert ext.output_args[:2] == ("-map", "5:s:0") and "language=eng" in ext.output_args
     measuring = sound_extension(plan, 8.5, first_input=2, measuring=True)
-    assert measuring.video_label is None and "[vout]nullsink" in measuring.filters
+    assert measuring.video_label is None and "vout" not in ";".join(measuring.filters)
     assert "print_format=json" in ";".join(measuring.filters) and "5:s:0" not in measuring.output_args
 
 

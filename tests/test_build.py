@@ -48,7 +48,7 @@ SCORES = {
     ("keyframe:1", "keyframe"): [0.5, 0.7, 0.85],
     ("video:2", "last_frame"): [0.5, 0.9],
 }
-EXPECTED_CALLS = {"image": 2 + 1 + 3 + 1 + 1, "video": 3 + 1, "vision": 3 + 3 + 1 + 1 + 4, "chat": 0}
+EXPECTED_CALLS = {"image": 2 + 1 + 3 + 1 + 1, "video": 3 + 1, "vision": 3 + 3 + 1 + 1 + 4, "chat": 0, "tts": 0}
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +102,7 @@ def test_full_build_runs_every_loop_and_counts_every_call(first_build):
     result, backend, out = first_build["result"], first_build["backend"], first_build["root"] / "out"
     assert result.status == "built", result.message
     rep = json.loads((out / "report.json").read_text())
-    assert rep["api_calls"] == EXPECTED_CALLS == dict(backend.calls, chat=0)
+    assert rep["api_calls"] == EXPECTED_CALLS == dict(backend.calls, chat=0, tts=0)
     assert rep["api_calls_total"] == sum(EXPECTED_CALLS.values()) and rep["cache_hits"] == 0
     assert rep["backend"] == "offline" and rep["wall_s"] > 0 and rep["cost_usd"] > 0
     steps = {s["id"]: s for s in rep["steps"]}

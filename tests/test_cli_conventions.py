@@ -391,7 +391,7 @@ def test_completion_offers_the_storys_step_ids_for_select(tmp_path):
     assert "character:Ava" in _complete("storyc build --select ", cwd=tmp_path)
     # no story to read (or one that does not parse yet): the selector kinds
     (tmp_path / "story.yaml").write_text("title: [unclosed\n")
-    kinds = ["scene:", "character:", "keyframe:", "video:", "assemble", "script"]
+    kinds = ["scene:", "character:", "keyframe:", "video:", "speech:", "assemble", "script"]
     assert _complete("storyc build --select ", cwd=tmp_path) == kinds
     assert _complete("storyc build --select ", cwd=tmp_path.parent) == kinds
 
@@ -412,6 +412,13 @@ def test_every_suggested_selector_selects_steps():
     assert len(candidates) == 2 * 3 + 2 * 2 + 3 + 3 + 2
     for selector in candidates:
         assert graph.select(selector), selector
+    covered = set().union(*(graph.select(s) for s in candidates if not s.endswith("+")))
+    assert covered == set(graph.steps)
+    # a story with sound: a speech step for each scene that speaks
+    sound = FOX.with_name("fox_and_owl_sound.yaml")
+    graph = prepare(sound, backend="offline").graph
+    candidates = selector_candidates(sound)
+    assert [c for c in candidates if c.startswith("speech:")] == ["speech:1", "speech:2", "speech:3"]
     covered = set().union(*(graph.select(s) for s in candidates if not s.endswith("+")))
     assert covered == set(graph.steps)
 

@@ -113,14 +113,15 @@ KEY_CASES = [
     ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
     ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
     # the checks name the scene by its title; the offline animatic's caption band shows it
-    # and the scene's spoken lines
     ("scene 2 title", _mutate_set(("scenes", 1, "title"), "Bo waves"), {"keyframe:2", "video:2"}),
+    # a line gives the scene a speech step and the story a sound pass (the assembly); the
+    # subtitles show it, so the offline clip does not (see test_sound_graph.py)
     (
         "scene 2 dialogue",
         _mutate_set(("scenes", 1, "dialogue"), [{"speaker": "Bo", "line": "Hello!"}]),
-        {"video:2"},
+        {"assemble"},
     ),
-    ("scene 2 narration", _mutate_set(("scenes", 1, "narration"), "Bo came running."), {"video:2"}),
+    ("scene 2 narration", _mutate_set(("scenes", 1, "narration"), "Bo came running."), {"assemble"}),
     (
         "Bo visual_description",
         _mutate_set(("characters", 1, "visual_description"), "a tall boy"),
@@ -190,10 +191,15 @@ def test_a_template_override_rekeys_only_the_steps_that_use_it(story_path, tmp_p
 def test_a_paid_clip_is_not_rekeyed_by_what_only_the_offline_captions_show(tmp_path):
     base = YAML(typ="safe").load(STORY)
     data = copy.deepcopy(base)
-    data["scenes"][1] |= {"dialogue": [{"speaker": "Bo", "line": "Hello!"}], "narration": "Bo came running."}
+    data["scenes"][1]["narration"] = "Bo came running."  # spoken by text to speech, not the clip
     before = _plan(_write_story(tmp_path / "a", base), backend="xai").steps
     after = _plan(_write_story(tmp_path / "b", data), backend="xai").steps
-    assert {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint} == {"script"}
+    changed = {sid for sid in before if before[sid].fingerprint != after[sid].fingerprint}
+    assert changed == {"assemble", "script"}  # a sound pass now, and no clip re-keyed
+    data["scenes"][1]["dialogue"] = [{"speaker": "Bo", "line": "Hello!"}]  # the clip speaks a line
+    again = _plan(_write_story(tmp_path / "c", data), backend="xai").steps
+    changed = {sid for sid in after if after[sid].fingerprint != again[sid].fingerprint}
+    assert changed == {"speech:2", "video:2", "script"}  # its estimated timing, and the clip that speaks it
 
 
 @pytest.mark.unit
@@ -258,9 +264,9 @@ def test_dry_run_estimate_bounds(story_path):
     plan = _plan(story_path)
     est = planned_calls(plan, plan.order)
     # min: 3 sheets (image+vision), 4 keyframes (image+vision; scene 5 pinned: none), 5 clips (video+vision)
-    assert est["calls_min"] == {"image": 7, "video": 5, "vision": 12, "chat": 0}
+    assert est["calls_min"] == {"image": 7, "video": 5, "vision": 12, "chat": 0, "tts": 0}
     # max: 3 attempts per sheet, 3 iterations per keyframe, 1+2 clips per correctable scene (scene 4 is 10 s: 1)
-    assert est["calls_max"] == {"image": 21, "video": 13, "vision": 9 + 12 + 13, "chat": 0}
+    assert est["calls_max"] == {"image": 21, "video": 13, "vision": 9 + 12 + 13, "chat": 0, "tts": 0}
     assert 0 < est["cost_min_usd"] < est["cost_max_usd"]
 
 

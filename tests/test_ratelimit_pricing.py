@@ -117,7 +117,15 @@ def test_one_row_per_model_and_resolution():
     assert pricing.video_cost(8, "720p", model="some-new-video-model") == pytest.approx(0.56)
     assert pricing.video_cost(8, "1080p", model="grok-imagine-video") == pytest.approx(0.56)
     assert pricing.price_of("grok-imagine-video", "image") == pricing.price_of(None, "image")
-    assert {row.kind for row in pricing.MODELS.values()} == {"image", "video", "chat"}
+    assert {row.kind for row in pricing.MODELS.values()} == {"image", "video", "chat", "tts"}
+
+
+def test_text_to_speech_is_priced_per_character_from_the_table():
+    line = "Deep in the forest, the old oak kept a secret."
+    assert pricing.tts_cost(line) == pytest.approx(15e-6 * len(line))
+    assert pricing.tts_cost(line, model="some-new-tts") == pricing.tts_cost(line)  # the kind's default row
+    assert not pricing.price_of(None, "tts").verified  # a third-party figure, marked so
+    assert pricing.tts_cost("") == 0
 
 
 def test_the_reported_cost_wins_over_the_table():

@@ -248,7 +248,7 @@ def test_draft_approvals_carry_over_to_the_final_build(story, prefect_harness, m
     rep = report(story, "final")
     saved = rep["approvals"]
     assert saved["pinned"] == 3
-    assert saved["saved"]["calls_min"] == {"image": 3, "vision": 3, "video": 0, "chat": 0}
+    assert saved["saved"]["calls_min"] == {"image": 3, "vision": 3, "video": 0, "chat": 0, "tts": 0}
     assert saved["saved"]["cost_min_usd"] > 0 and saved["saved"]["cost_max_usd"] >= saved["saved"]["cost_min_usd"]
     # the final clips are full size: 0.2 of 1280x720
     from storyc.media.probe import probe

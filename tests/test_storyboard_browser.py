@@ -40,7 +40,7 @@ characters:
 scenes:
   - {scene_id: 1, title: Ava at the pier, description: 'Ava walks along the pier <img src=x onerror=alert(1)>.',
      characters_present: [Ava], setting: wooden pier at dawn, camera: "wide shot, slow pan", mood: calm,
-     action: Ava walks toward the sea, duration_seconds: 3}
+     action: Ava walks toward the sea, duration_seconds: 3, narration: 'The sea <b>called</b> her.'}
   - {scene_id: 2, title: Bo joins Ava, description: Bo runs up to Ava., characters_present: [Ava, Bo],
      setting: wooden pier at dawn, camera: medium shot, mood: warm, action: Bo runs to Ava and waves,
      duration_seconds: 3, transition: crossfade}
@@ -191,6 +191,7 @@ def test_storyboard_opens_in_headless_chromium(built, chromium, tmp_path):
         browser.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
         report, problems = _browser.check_media(browser, url)
         decode = browser.evaluate(_browser.DECODE_JS)
+        audio = browser.evaluate(_browser.AUDIO_JS, timeout=30)
         inert = browser.evaluate(
             "({scripts: document.scripts.length, pwned: typeof window.__storyc_pwned,"
             " title: document.querySelector('h1').textContent, images: document.images.length})"
@@ -227,10 +228,14 @@ def test_storyboard_opens_in_headless_chromium(built, chromium, tmp_path):
     # Debian's Chromium decodes our H.264 MP4s (not only their metadata)
     assert decode["h264"] == "probably", decode
     assert all(v["decodedFrames"] > 0 and v["error"] is None for v in decode["videos"]), decode
+    # the scene's speech plays from its folder too (the CSP's media-src), as long as its scene
+    assert audio == [{"src": "speech/scene_1.wav", "duration": 3, "error": None}], audio
+    assert '· <a href="final_video.vtt">subtitles</a>' in (built / "storyboard.html").read_text()
     # offline: the page and its media from file://; data: only for Chromium's own media-control icons
     schemes = {u.split(":", 1)[0] for u in requests}
     assert schemes <= {"file", "data"}, requests
     assert "data:" not in (built / "storyboard.html").read_text()
+    assert "The sea &lt;b&gt;called&lt;/b&gt; her." in (built / "storyboard.html").read_text()  # a line is text
     assert sum(u.startswith("file:") for u in requests) >= 1 + len({i["src"] for i in report["images"]})
     assert errors == [], errors  # no CSP violation, no script error, no failed load
     # the title is text: no script element, nothing ran

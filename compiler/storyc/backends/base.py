@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from storyc.model.story_plan import StoryPlan
 from storyc.model.vision import ConsistencyScore
 
-CallKind = Literal["image", "video", "chat", "vision"]
+CallKind = Literal["image", "video", "chat", "vision", "tts"]
 JudgeKind = Literal["sheet", "keyframe", "last_frame"]
 
 
@@ -49,6 +49,20 @@ class VideoRequest:
     hints: Mapping[str, Any] = field(default_factory=dict)
     # Called with the job's progress (0-100) while the provider renders it: the progress line.
     progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+    generate_audio: bool = True  # the clip's own sound (audio.native); False: a silent clip
+    # Voice ids the clip's speakers speak in (models with voices), referred to in the prompt
+    # as <AUDIO_1>, <AUDIO_2>... in this order.
+    voices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """One line to speak (text to speech): its words, the voice id, where the audio goes."""
+
+    text: str
+    voice: str
+    dest: Path
+    hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,9 @@ class Backend(Protocol):
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
         """Vision check: image + references + description → ConsistencyScore."""
+
+    def text_to_speech(self, req: SpeechRequest) -> CallResult:
+        """`req.text` spoken in `req.voice`, written to `req.dest` (a WAV file)."""
 
     def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
         """Concept → StoryPlan (structured output)."""

@@ -9,7 +9,7 @@ from storyc.run.context import BuildContext
 from storyc.run.executor import ExecResult
 from storyc.run.outcome import StepOutcome
 
-CALL_KINDS = ("image", "video", "vision", "chat")
+CALL_KINDS = ("image", "video", "vision", "chat", "tts")
 
 
 def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecResult | None, wall_s: float) -> dict:
@@ -41,9 +41,38 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
             "flow_s": round(exec_info.flow_s, 3),
             "flow_run_id": exec_info.flow_run_id,
         }
+    speech = _speech_summary(ctx, calls)
+    if speech is not None:
+        report["speech"] = speech
     if "assemble" in ctx.outcomes:
-        report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
+        outputs = ctx.outcomes["assemble"].outputs
+        report["final_video"] = outputs["final_video"]
+        subtitles = {fmt: outputs[f"subtitles_{fmt}"] for fmt in ("srt", "vtt") if f"subtitles_{fmt}" in outputs}
+        if subtitles:
+            report["subtitles"] = subtitles
     return report
+
+
+def _speech_summary(ctx: BuildContext, calls: dict[str, int]) -> dict[str, Any] | None:
+    """The story's lines as rendered (every finished speech step, from the cache or not):
+    how many, by what, how long; and what text to speech cost in this build: its paid calls
+    and the seconds of audio of the steps that ran (a step from the cache paid nothing)."""
+    steps = [o for sid, o in ctx.outcomes.items() if ctx.graph.steps[sid].kind == "speech"]
+    if not steps:
+        return None
+    lines = [line for o in steps for line in o.record.lines]
+    by_source = dict.fromkeys(("local", "tts", "clip"), 0)
+    for line in lines:
+        by_source[line.source] += 1
+    ran_tts = [line for o in steps if not o.cached for line in o.record.lines if line.source == "tts"]
+    return {
+        "lines": len(lines),
+        "seconds": round(sum(line.duration_s for line in lines), 3),
+        "by_source": by_source,
+        "tts_calls": calls.get("tts", 0),
+        "tts_seconds": round(sum(line.duration_s for line in ran_tts), 3),
+        "tts_characters": sum(len(line.text) for line in ran_tts),
+    }
 
 
 def _calls_by_kind(ran: list[StepOutcome]) -> dict[str, int]:

@@ -227,7 +227,7 @@ def _print_stopped(
 
 def _print_dry_run(d: dict[str, Any]) -> None:
     out(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
-    for kind in ("image", "video", "vision", "chat"):
+    for kind in ("image", "video", "vision", "chat", "tts"):
         lo, hi = d["calls_min"][kind], d["calls_max"][kind]
         if hi:
             out(f"  {kind:<7}{lo:>5} to {hi} call(s)")

@@ -25,7 +25,7 @@ from storyc.cli.output import out
 COMPLETE_VAR = "_STORYC_COMPLETE"
 
 # The selector kinds of storyc.graph.select (a test checks that each suggestion parses).
-SELECTOR_KINDS = ("scene:", "character:", "keyframe:", "video:", "assemble", "script")
+SELECTOR_KINDS = ("scene:", "character:", "keyframe:", "video:", "speech:", "assemble", "script")
 # The review targets of storyc.model.targets (--redo; a test checks them against its TARGET_KINDS).
 REDO_TARGET_KINDS = ("character:", "scene:", "clip:")
 
@@ -104,7 +104,7 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     found = _names_and_scene_ids(story) if story is not None else None
     if found is None:
         return [kind for kind in REDO_TARGET_KINDS if kind.startswith(incomplete)]
-    names, scene_ids = found
+    names, scene_ids, _ = found
     candidates = [
         *(f"character:{n}" for n in names),
         *(f"scene:{s}" for s in scene_ids),
@@ -139,18 +139,21 @@ def selector_candidates(story: Path | None) -> list[str]:
     found = _names_and_scene_ids(story) if story is not None else None
     if found is None:
         return list(SELECTOR_KINDS)
-    names, scene_ids = found
+    names, scene_ids, speaking = found
     return [
         *(f"scene:{s}{plus}" for s in scene_ids for plus in ("", "+")),
         *(f"character:{n}{plus}" for n in names for plus in ("", "+")),
         *(f"keyframe:{s}" for s in scene_ids),
         *(f"video:{s}" for s in scene_ids),
+        *(f"speech:{s}" for s in speaking),
         "assemble",
         "script",
     ]
 
 
-def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str]] | None:
+def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str], list[str]] | None:
+    """The story's character names, its scene ids, and the ids of the scenes that speak
+    (narration or dialogue: they have a speech step)."""
     from ruamel.yaml import YAML  # only when completing (as the loader, which parses positioned)
 
     try:
@@ -166,4 +169,7 @@ def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str]] | None:
         # selectors are separated by commas and spaces: a name with one cannot be selected
         return [str(v) for v in values if isinstance(v, str | int) and not re.search(r"[\s,]", str(v))]
 
-    return entries("characters", "name"), entries("scenes", "scene_id")
+    scenes = [item for item in data.get("scenes") or [] if isinstance(item, dict)]
+    speaking = {str(item.get("scene_id")) for item in scenes if item.get("dialogue") or item.get("narration")}
+    scene_ids = entries("scenes", "scene_id")
+    return entries("characters", "name"), scene_ids, [s for s in scene_ids if s in speaking]

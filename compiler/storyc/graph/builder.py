@@ -10,8 +10,9 @@ main prompt, so they are part of its key.
 Edges come from the story: a keyframe needs the sheets of the characters in its reference
 slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>` for
 `chain_source: last_frame`, `keyframe:<src>` for `keyframe`); a video needs its keyframe
-and the sheets its drift check compares against; assemble needs every video; script
-needs everything. Each step's static inputs are hashed into its fingerprint
+and the sheets its drift check compares against; a scene with narration or dialogue has a
+speech step (its lines rendered, timed and placed; it needs nothing); assemble needs every
+video and every speech step; script needs everything. Each step's static inputs are hashed into its fingerprint
 (storyc.graph.keys); its planned calls come from storyc.graph.estimate.
 """
 
@@ -23,11 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.graph.estimate import StepEstimate, character_estimate, keyframe_estimate, video_estimate
-from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
+from storyc.graph.estimate import (
+    StepEstimate,
+    character_estimate,
+    keyframe_estimate,
+    speech_estimate,
+    video_estimate,
+)
+from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, speech_engine, template_digests
 from storyc.graph.steps import Step, StepGraph
 from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
+from storyc.model import speech, voices
 from storyc.model.story import Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
@@ -82,7 +90,8 @@ def build_graph(
         else:
             step = _character_step(inputs, character)
         steps[step.id] = step
-    # keyframes and videos, in story order (chain sources always come earlier)
+    # keyframes, videos and speech, in story order (chain sources always come earlier)
+    sounds: list[str] = []
     for index, scene in enumerate(story.scenes):
         slot_plan = allocate_slots(story, index)
         sheets = _sheet_deps(story, index, slot_plan)
@@ -97,27 +106,100 @@ def build_graph(
             )
         else:
             keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
+        spoken = _speech_step(inputs, index)
+        if spoken is not None:
+            steps[spoken.id] = spoken
+            sounds.append(spoken.id)
         if scene.clip_video:
             estimate = video_estimate(
                 quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets)
             )
             video = _pinned_step(inputs, f"video:{scene.scene_id}", "video", scene.clip_video, estimate, **ids)
         else:
-            video = _video_step(inputs, index, keyframe.id, sheets)
+            video = _video_step(inputs, index, keyframe.id, sheets, spoken.id if spoken else None)
         steps[keyframe.id], steps[video.id] = keyframe, video
-    static = {
-        **common,
+    steps["assemble"] = _assemble_step(inputs, tuple(sounds))
+    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
+    steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+
+
+def _assemble_step(inputs: _GraphInputs, sounds: tuple[str, ...]) -> Step:
+    """The final video from every clip, and, for a story with sound, the mix of the clips'
+    sound, the speech steps' lines and the music, with the subtitles."""
+    story = inputs.story
+    static: dict[str, Any] = {
+        **inputs.common,
         "kind": "assemble",
         "clips": [
             {"scene_id": s.scene_id, "duration_s": s.duration_seconds, "transition": s.transition} for s in story.scenes
         ],
         "fps": 24,
     }
+    if story.has_sound():  # absent otherwise: a silent story keeps the keys it had
+        audio = story.audio
+        static["sound"] = {
+            "native": audio.native,
+            "music": input_hash(inputs.base_dir, audio.music) if audio.music else None,
+            "music_volume_db": audio.music_volume_db,
+            "loudness_lufs": audio.loudness_lufs,
+            "subtitles": audio.subtitles,
+        }
     videos = tuple(f"video:{s.scene_id}" for s in story.scenes)
-    steps["assemble"] = Step("assemble", "assemble", videos, static, digest(static))
-    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
-    steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
-    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+    return Step("assemble", "assemble", videos + sounds, static, digest(static))
+
+
+def _speech_step(inputs: _GraphInputs, index: int) -> Step | None:
+    """A scene's spoken lines, in order: each rendered (offline speech, or xAI text to
+    speech) or, when the clip speaks it, estimated from its words; then placed in the scene.
+    Keyed by each line's words, voice and who voices it, the engine and its settings, and
+    the scene's length (placement); None for a scene that says nothing."""
+    story, backend = inputs.story, inputs.common["backend"]
+    scene = story.scenes[index]
+    voiced = speech.voiced_script(story, index, backend)
+    if not voiced:
+        return None
+    cast = voices.story_cast(story) if backend == speech.OFFLINE else None
+    lines = []
+    for v in voiced:
+        entry: dict[str, Any] = {
+            "kind": v.line.kind,
+            "speaker": v.line.speaker,
+            "text": v.line.text,
+            "voice": v.voice,
+            "source": v.source,
+        }
+        if cast is not None:
+            entry["local_voice"] = cast.voice_of(v.line).cache_key()
+        lines.append(entry)
+    sources = {v.source for v in voiced}
+    engines: dict[str, Any] = {}
+    if "local" in sources:
+        engines["local"] = voices.render_settings(speech_engine())
+    if "tts" in sources:
+        engines["tts"] = voices.tts_request_settings()
+    if "clip" in sources:
+        engines["clip"] = {"words_per_second": speech.WORDS_PER_SECOND, "min_line_s": speech.MIN_LINE_S}
+    static = {
+        **{k: inputs.common[k] for k in ("storyc_key", "backend", "render_scale")},
+        "kind": "speech",
+        "scene_id": scene.scene_id,
+        "duration_s": scene.duration_seconds,
+        "lines": lines,
+        "engines": engines,
+        "placement": speech.placement_settings(),
+    }
+    tts_texts = [v.line.text for v in voiced if v.source == "tts"]
+    return Step(
+        f"speech:{scene.scene_id}",
+        "speech",
+        (),
+        static,
+        digest(static),
+        scene_index=index,
+        scene_id=scene.scene_id,
+        **asdict(speech_estimate(tts_texts)),
+    )
 
 
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
@@ -207,34 +289,57 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
     )
 
 
-def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...]) -> Step:
-    """A clip from the scene's keyframe, checked against the sheets of every present character."""
+def captions_in_clip(story: Story, backend: str) -> bool:
+    """Whether the offline animatic draws the spoken lines in its clips' caption band: when the
+    final video carries no subtitles (audio.subtitles: none); otherwise the subtitles do."""
+    return backend == speech.OFFLINE and story.audio.subtitles == "none"
+
+
+def _video_step(
+    inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...], speech_id: str | None
+) -> Step:
+    """A clip from the scene's keyframe, checked against the sheets of every present character
+    (and, offline without subtitles, captioned with the scene's timed lines)."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     note = inputs.note(f"clip:{scene.scene_id}")
-    static = {
+    spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"])
+    static: dict[str, Any] = {
         **inputs.common,
         "kind": "video",
         "scene_id": scene.scene_id,
-        "prompts": {"video": with_note(prompts.video(index), note), "check": prompts.check_last_frame(index)},
+        "prompts": {
+            "video": with_note(prompts.video(index, spoken=spoken), note),
+            "check": prompts.check_last_frame(index),
+        },
         "duration_s": scene.duration_seconds,
         "models": {"video": story.models.video, "vision": story.models.vision},
         "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
-    if inputs.common["backend"] == "offline":
-        # the offline animatic's caption band shows the title and the spoken lines; a real
-        # model's clip does not depend on them, so only offline keys carry them
-        static["hints"] |= {
-            "title": scene.title,
-            "dialogue": [line.model_dump(mode="json") for line in scene.dialogue],
-            "narration": scene.narration,
-        }
+    if inputs.common["backend"] == speech.OFFLINE:
+        # the offline animatic's caption band shows the title (a real model's clip does not
+        # depend on it, so only offline keys carry it)
+        static["hints"]["title"] = scene.title
+    # What the clip's sound is asked to be, only where it departs from a clip's default (its own
+    # sound, no voices given): a story that gains a line re-keys no clip that does not speak it.
+    audio: dict[str, Any] = {}
+    if not story.audio.native:
+        audio["generate"] = False
+    voices = speech.clip_voice_references(story, index) if spoken else ()
+    if voices:
+        audio["voices"] = [{"speaker": r.speaker, "voice": r.voice, "number": r.number} for r in voices]
+    if audio:
+        static["audio"] = audio
+    # The lines a scene says show in the offline animatic's caption band only when the final
+    # video does not show them itself (subtitles: none): the clip then needs the speech step's
+    # timing. With subtitles, an edited line re-renders its speech and the mix, not its clip.
+    captions = (speech_id,) if speech_id and captions_in_clip(story, inputs.common["backend"]) else ()
     return Step(
         f"video:{scene.scene_id}",
         "video",
-        (keyframe_id, *sheets),
+        (keyframe_id, *sheets, *captions),
         static,
         digest(static),
         scene_index=index,

@@ -13,7 +13,7 @@ from storyc.graph.steps import StepGraph
 from storyc.model import prices
 from storyc.model.story import VIDEO_EDIT_MAX_S, Models, Quality
 
-API_KINDS = ("image", "video", "vision", "chat")
+API_KINDS = ("image", "video", "vision", "chat", "tts")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ def video_estimate(
         cost_min=clip + vision,
         cost_max=clip + vision + corrections * (edit + vision),
     )
+
+
+def speech_estimate(tts_texts: list[str]) -> StepEstimate:
+    """One text-to-speech request per line the service voices (offline speech and lines the
+    clip speaks cost nothing)."""
+    if not tts_texts:
+        return StepEstimate({}, {}, 0.0, 0.0)
+    cost = sum(prices.tts_cost(text) for text in tts_texts)
+    calls = {"tts": len(tts_texts)}
+    return StepEstimate(calls, dict(calls), cost, cost)
 
 
 def planned_calls(graph: StepGraph, steps: Iterable[str]) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 
 from storyc.graph.steps import Step
 from storyc.hashing import KEY_VERSION, digest, file_sha256
+from storyc.model.voices import ENGINE_PACKAGE
 from storyc.prompts.promptset import PromptSet
 
 # Which templates each step kind renders (including the ones it renders only when a
@@ -23,6 +25,7 @@ STEP_TEMPLATES = {
     "character": ("character_sheet", "character_from_reference", "check_sheet", "reword"),
     "keyframe": ("keyframe", "check_keyframe", "fix_edit", "reword"),
     "video": ("video", "check_last_frame", "video_fix", "reword"),
+    "speech": (),
     "assemble": (),
     "script": (),
 }
@@ -52,6 +55,16 @@ def template_digests(prompts: PromptSet, names: Iterable[str]) -> dict[str, str]
 def render_scale() -> str:
     # Tiny test renders must never share cache entries with full-size ones.
     return os.environ.get("STORYC_RENDER_SCALE", "1") or "1"
+
+
+def speech_engine() -> str:
+    """The offline speech engine for cache keys: its wheel and version (the wheel ships
+    libespeak-ng and its data), read without loading the library."""
+    try:
+        version = metadata.version(ENGINE_PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = "missing"  # the speech step then fails with the engine's own message
+    return f"{ENGINE_PACKAGE} {version}"
 
 
 def input_hash(base_dir: Path, rel: str) -> dict[str, str]:

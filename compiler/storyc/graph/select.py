@@ -1,6 +1,6 @@
 """The `--select` syntax (dbt-style): `scene:3+` (that scene and everything downstream),
-`character:Ember+`, `scene:2`, `keyframe:3`, `+video:2` (with everything upstream), `assemble`,
-`script`; several separated by commas or spaces form a union. StepGraph.select applies them."""
+`character:Ember+`, `scene:2` (its keyframe, video and speech), `keyframe:3`, `speech:3`,
+`+video:2` (with everything upstream), `assemble`, `script`; several separated by commas or spaces form a union. StepGraph.select applies them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ _TOKEN = re.compile(r"^(\+?)([a-z]+)(?::(.+?))?(\+?)$")
 class Selector:
     token: str  # as written, for messages
     steps: frozenset[str]  # the step ids it names
+    optional: frozenset[str]  # step ids it takes too when the graph has them
     upstream: bool  # `+x`: with everything x depends on
     downstream: bool  # `x+`: with everything that depends on x
 
@@ -33,12 +34,14 @@ def selectors(spec: str) -> Iterator[Selector]:
         up, kind, arg, down = m.groups()
         if kind == "scene":
             steps = {f"keyframe:{arg}", f"video:{arg}"}
+            optional = {f"speech:{arg}"}  # a scene that says nothing has no speech step
         elif kind in ("assemble", "script") and arg is None:
-            steps = {kind}
-        elif kind in ("character", "keyframe", "video") and arg:
-            steps = {f"{kind}:{arg}"}
+            steps, optional = {kind}, set()
+        elif kind in ("character", "keyframe", "video", "speech") and arg:
+            steps, optional = {f"{kind}:{arg}"}, set()
         else:
             raise SelectionError(
-                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, keyframe:<id>, video:<id>, assemble, script"
+                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, keyframe:<id>, video:<id>, "
+                "speech:<id>, assemble, script"
             )
-        yield Selector(token, frozenset(steps), upstream=bool(up), downstream=bool(down))
+        yield Selector(token, frozenset(steps), frozenset(optional), upstream=bool(up), downstream=bool(down))

@@ -1,4 +1,5 @@
-"""The step graph: one step per character sheet, keyframe and video, plus assemble and script.
+"""The step graph: one step per character sheet, keyframe and video, one speech step per scene
+that says something, plus assemble and script.
 
 A step carries everything that determines its output except its upstream outputs (`static`)
 and the digest of that (`fingerprint`); its deps are the steps whose outputs it consumes.
@@ -19,7 +20,7 @@ from storyc.model.story import Story
 @dataclass
 class Step:
     id: str
-    kind: str  # character, keyframe, video, assemble or script
+    kind: str  # character, keyframe, video, speech, assemble or script
     deps: tuple[str, ...]
     static: dict[str, Any]  # everything that determines the output, except upstream outputs
     fingerprint: str
@@ -44,7 +45,8 @@ class Step:
 STAGES: dict[str, tuple[str, ...]] = {
     "sheets": ("character",),
     "keyframes": ("character", "keyframe"),
-    "videos": ("character", "keyframe", "video"),
+    # with the clips, each scene's speech: heard beside its clip (the animatic's captions need it)
+    "videos": ("character", "keyframe", "video", "speech"),
 }
 
 
@@ -111,9 +113,10 @@ class StepGraph:
                 raise SelectionError(
                     f"selector {selector.token!r} matches no step ({', '.join(sorted(missing))} not in the story)"
                 )
-            chosen |= selector.steps
+            named = selector.steps | (selector.optional & set(self.steps))
+            chosen |= named
             if selector.downstream:
-                chosen |= self.descendants(selector.steps)
+                chosen |= self.descendants(named)
             if selector.upstream:
-                chosen |= self.ancestors(selector.steps)
+                chosen |= self.ancestors(named)
         return chosen

@@ -38,17 +38,32 @@ def normalise_filters(width: int, height: int, fps: int, duration_s: float) -> t
 
 
 def build_assembly_graph(
-    clips: Sequence[Clip], has_audio: Sequence[bool], width: int, height: int, fps: int = FPS
+    clips: Sequence[Clip],
+    has_audio: Sequence[bool],
+    width: int,
+    height: int,
+    fps: int = FPS,
+    *,
+    video: bool = True,
+    audio: bool = True,
 ) -> tuple[str, float]:
     """The filter_complex joining all clips, and the output's duration.
 
     Consecutive cuts are joined by one concat; a crossfade overlaps the running output
-    and the next clip by 0.5 s (xfade at offset = running length - 0.5, acrossfade)."""
+    and the next clip by 0.5 s (xfade at offset = running length - 0.5, acrossfade).
+    `video=False`: the sound alone ([aout] only, no clip's picture decoded); `audio=False`:
+    the picture alone ([vout] only); the same timeline either way (the sound pass measures
+    and mixes the sound on its own, onto a picture joined once)."""
+    if not (video or audio):
+        raise ValueError("an assembly graph needs the picture, the sound or both")
     parts: list[str] = []
     fps = int(fps)
     for i, clip in enumerate(clips):
         vf, af = normalise_filters(width, height, fps, clip.duration_s)
-        parts.append(f"[{i}:v]{vf}[v{i}]")
+        if video:
+            parts.append(f"[{i}:v]{vf}[v{i}]")
+        if not audio:
+            continue
         if has_audio[i]:
             parts.append(f"[{i}:a]{af}[a{i}]")
         else:  # silent track so the graph has audio for every clip
@@ -67,11 +82,20 @@ def build_assembly_graph(
     def flush() -> tuple[str, str, float]:
         if len(pending) == 1:
             return pending[0]
-        inputs = "".join(f"[{v}][{a}]" for v, a, _ in pending)
         v, a = label("cv"), label("ca")
+        length = sum(d for _, _, d in pending)
+        if not video:
+            inputs = "".join(f"[{a}]" for _, a, _ in pending)
+            parts.append(f"{inputs}concat=n={len(pending)}:v=0:a=1[{a}]")
+            return v, a, length
         c = label("cc")  # concat's output time base differs from xfade's: reset it
+        if not audio:
+            inputs = "".join(f"[{v}]" for v, _, _ in pending)
+            parts.append(f"{inputs}concat=n={len(pending)}:v=1:a=0[{c}];[{c}]settb=1/{fps}[{v}]")
+            return v, a, length
+        inputs = "".join(f"[{v}][{a}]" for v, a, _ in pending)
         parts.append(f"{inputs}concat=n={len(pending)}:v=1:a=1[{c}][{a}];[{c}]settb=1/{fps}[{v}]")
-        return v, a, sum(d for _, _, d in pending)
+        return v, a, length
 
     for i, clip in enumerate(clips[1:], start=1):
         crossfade = clip.transition_in == "crossfade" and clip.duration_s > CROSSFADE_S and pending[-1][2] > CROSSFADE_S
@@ -81,13 +105,17 @@ def build_assembly_graph(
         v_prev, a_prev, length = flush()
         v, a = label("xv"), label("xa")
         offset = fmt_seconds(length - CROSSFADE_S)
-        parts.append(f"[{v_prev}][v{i}]xfade=transition=fade:duration={CROSSFADE_S}:offset={offset}[{v}]")
-        parts.append(f"[{a_prev}][a{i}]acrossfade=d={CROSSFADE_S}[{a}]")
+        if video:
+            parts.append(f"[{v_prev}][v{i}]xfade=transition=fade:duration={CROSSFADE_S}:offset={offset}[{v}]")
+        if audio:
+            parts.append(f"[{a_prev}][a{i}]acrossfade=d={CROSSFADE_S}[{a}]")
         pending[:] = [(v, a, length + clip.duration_s - CROSSFADE_S)]
 
     v_out, a_out, total = flush()
-    parts.append(f"[{v_out}]null[vout]")
-    parts.append(f"[{a_out}]anull[aout]")
+    if video:
+        parts.append(f"[{v_out}]null[vout]")
+    if audio:
+        parts.append(f"[{a_out}]anull[aout]")
     return ";".join(parts), total
 
 
@@ -125,5 +153,37 @@ def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, f
                 str(tmp),
             ],
             what=f"assembling {dest.name}",
+        )
+    return dest
+
+
+def assemble_picture(clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS) -> Path:
+    """The clips' pictures joined as `assemble` joins them, without sound: ONE ffmpeg run,
+    written atomically. The sound pass mixes onto it (media.audio_mix.mix_onto_picture)
+    without encoding the picture again."""
+    if not clips:
+        raise MediaError("assemble: no clips")
+    dest = Path(dest)
+    graph, _ = build_assembly_graph(clips, [False] * len(clips), width, height, fps, audio=False)
+    inputs: list[str] = []
+    for clip in clips:
+        inputs += ["-threads", "1", "-i", str(clip.path)]
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(
+            [
+                *inputs,
+                "-filter_complex_threads",
+                "1",
+                "-filter_complex",
+                graph,
+                "-map",
+                "[vout]",
+                "-an",
+                *encoder_args(fps),
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            what=f"assembling the picture of {dest.name}",
         )
     return dest

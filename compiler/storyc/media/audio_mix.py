@@ -13,13 +13,18 @@ so the final video is still ONE ffmpeg run:
     [vout], with subtitles burned in by libass when subtitles: burned → the video output
     soft subtitles: the .srt as a mov_text stream with a language tag
 
-Loudness is normalized in two passes: a measuring run of the same graph without video
-encoding (loudnorm print_format=json, output discarded), then the real run with the measured
+Loudness is normalized in two passes: a measuring run of the same sound graph without the
+pictures (loudnorm print_format=json, output discarded), then the real run with the measured
 values (linear=true), which lands within a fraction of a LU of the target; a one-pass
 loudnorm misses short mixes by several LU (see tests/test_audio_mix.py).
 
 Hook for the assembly: `assemble_with_sound` below composes ffmpeg.build_assembly_graph with
-`sound_extension`; the build calls it instead of `assemble` when the story has sound.
+`sound_extension`; the build calls it when the story has sound and burned subtitles. With
+soft subtitles or none, the picture does not depend on the sound: the build joins the
+pictures once (media.assemble.assemble_picture, cached on the clips alone) and
+`mix_onto_picture` makes the sound (the same graph on the clips' sound alone) and muxes it
+with that picture, copied, not encoded again: a changed line costs an audio pass, not a
+video encode.
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyc.media.assemble import CROSSFADE_S, Clip, build_assembly_graph
-from storyc.media.ffmpeg import AUDIO_RATE, FPS, MediaError, encoder_args, ffmpeg_exe, run_ffmpeg
+from storyc.media.ffmpeg import (
+    AAC_BITRATE,
+    AUDIO_RATE,
+    DETERMINISTIC_OUTPUT_FLAGS,
+    FPS,
+    MediaError,
+    encoder_args,
+    ffmpeg_exe,
+    run_ffmpeg,
+)
 from storyc.media.probe import probe
 from storyc.media.subtitles import SUBTITLE_LANGUAGE
 from storyc.model.story import SubtitleMode
@@ -239,8 +253,7 @@ def sound_extension(
         filters.append(f"[mix]{loudnorm},{STEREO}[mixed]")
 
     output_args: list[str] = []
-    if measuring:
-        filters.append(f"[{video_in}]nullsink")
+    if measuring:  # on the assembly's sound alone (build_assembly_graph(video=False)): no picture
         return AssemblyExtension(tuple(inputs), tuple(filters), None, "mixed", ())
     video_label = video_in
     if plan.subtitles == "burned" and plan.subtitle_file is not None:  # (never None then: __post_init__)
@@ -260,6 +273,57 @@ def sound_extension(
 
 
 # ─── running it ──────────────────────────────────────────────────────────────
+
+SCENE_TRACK_RATE = 22050  # what offline speech renders at; a storyboard preview needs no more
+
+
+def write_speech_track(speech: Sequence[PlacedSpeech], duration_s: float, dest: Path | str) -> Path:
+    """A scene's lines alone, each at its start, as one mono WAV of `duration_s` (the
+    storyboard plays it beside the scene's clip)."""
+    if not speech:
+        raise MediaError("a speech track needs at least one line")
+    dest = Path(dest)
+    d = _fmt(duration_s)
+    inputs: list[str] = []
+    filters: list[str] = []
+    for k, placed in enumerate(speech):
+        inputs += ["-i", str(placed.path)]
+        delay = max(0, round(placed.start_s * 1000))
+        filters.append(
+            f"[{k}:a]aresample={SCENE_TRACK_RATE},aformat=channel_layouts=mono,adelay=delays={delay}:all=1[l{k}]"
+        )
+    labels = "".join(f"[l{k}]" for k in range(len(speech)))
+    filters.append(
+        f"{labels}amix=inputs={len(speech)}:duration=longest:dropout_transition=0:normalize=0,"
+        f"apad,atrim=duration={d}[track]"
+    )
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(
+            [
+                *inputs,
+                "-filter_complex",
+                ";".join(filters),
+                "-map",
+                "[track]",
+                "-c:a",
+                "pcm_s16le",
+                "-ar",
+                str(SCENE_TRACK_RATE),
+                "-ac",
+                "1",
+                "-map_metadata",
+                "-1",
+                "-fflags",
+                "+bitexact",
+                "-flags:a",
+                "+bitexact",
+                "-f",
+                "wav",
+                str(tmp),
+            ],
+            what=f"mixing {dest.name}",
+        )
+    return dest
 
 
 def _run_capturing(argv: Sequence[str], *, what: str) -> str:
@@ -312,8 +376,8 @@ def _clip_inputs(clips: Sequence[Clip]) -> list[str]:
 def measure_mix(
     clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int
 ) -> Loudness | None:
-    """First loudness pass: the same graph, audio only out, nothing encoded."""
-    graph, total = build_assembly_graph(clips, has_audio, width, height, fps)
+    """First loudness pass: the same sound graph (no picture decoded), nothing encoded."""
+    graph, total = build_assembly_graph(clips, has_audio, width, height, fps, video=False)
     ext = sound_extension(plan, total, len(clips), measuring=True)
     stderr = _run_capturing(
         [
@@ -374,5 +438,61 @@ def assemble_with_sound(
                 str(tmp),
             ],
             what=f"assembling {dest.name} with sound",
+        )
+    return dest
+
+
+def mix_onto_picture(
+    picture: Path | str,
+    clips: Sequence[Clip],
+    dest: Path | str,
+    plan: SoundPlan,
+    *,
+    two_pass: bool = True,
+) -> Path:
+    """The final video from an assembled picture (assemble_picture of the same clips) and the
+    sound pass: the clips' sound, the speech and the music mixed and normalized as in
+    assemble_with_sound, soft subtitles added; the picture's stream is copied. Burned
+    subtitles change the picture: use assemble_with_sound for them."""
+    if plan.subtitles == "burned":
+        raise MediaError("burned subtitles change the picture: assemble_with_sound draws them")
+    if not clips:
+        raise MediaError("assemble: no clips")
+    dest = Path(dest)
+    has_audio = [probe(c.path).has_audio for c in clips]
+    # the sound graph reads only the clips' audio, so any size does: the picture is not decoded
+    measured = measure_mix(clips, has_audio, plan, 2, 2, FPS) if two_pass and plan.audible else None
+    graph, total = build_assembly_graph(clips, has_audio, 2, 2, FPS, video=False)
+    ext = sound_extension(plan, total, len(clips), measured=measured)  # soft subtitles or none: no [vout] filter
+    # the picture is the last input, after the clips and the sound pass's own
+    picture_index = len(clips) + ext.inputs.count("-i")
+    audio_output = ["-c:a", "aac", "-b:a", AAC_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2"]
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(
+            [
+                *_clip_inputs(clips),
+                *ext.inputs,
+                "-i",
+                str(picture),
+                "-filter_complex_threads",
+                "1",
+                "-filter_complex",
+                ";".join([graph, *ext.filters]),
+                "-map",
+                f"{picture_index}:v:0",
+                "-map",
+                f"[{ext.audio_label}]",
+                *ext.output_args,
+                "-c:v",
+                "copy",
+                *audio_output,
+                "-movflags",
+                "+faststart",
+                *DETERMINISTIC_OUTPUT_FLAGS,
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            what=f"mixing the sound of {dest.name}",
         )
     return dest

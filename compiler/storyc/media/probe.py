@@ -110,3 +110,22 @@ def extract_frame(video: Path | str, dest: Path | str, which: Literal["first", "
     if which not in ("first", "last"):
         raise ValueError(f"which must be 'first' or 'last', not {which!r}")
     return ffmpeg.save_jpeg(read_frame(video, which), dest)
+
+
+def audio_duration(path: Path | str) -> float:
+    """The length in seconds of the first audio stream of `path` (any format ffmpeg reads),
+    from its decoded samples: exact, whatever the container's header says."""
+    with _open(path) as container:
+        stream = next(iter(container.streams.audio), None)
+        if stream is None:
+            raise MediaError(f"{Path(path).name} has no audio stream")
+        samples = rate = 0
+        try:
+            for frame in container.decode(stream):
+                samples += frame.samples
+                rate = frame.sample_rate or rate
+        except Exception as exc:  # av.error.* on a corrupt file
+            raise MediaError(f"cannot decode {Path(path).name}: {exc}") from None
+        if not rate:
+            raise MediaError(f"{Path(path).name} has no audio samples")
+        return round(samples / rate, 6)

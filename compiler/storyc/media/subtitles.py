@@ -164,9 +164,12 @@ def write_subtitles(cues: Sequence[Cue], video: Path | str) -> tuple[Path, Path]
     return write_srt(cues, video.with_suffix(".srt")), write_vtt(cues, video.with_suffix(".vtt"))
 
 
-def write_burn_style(cues: Sequence[Cue], dest: Path | str, width: int, height: int) -> Path:
+def write_burn_style(
+    cues: Sequence[Cue], dest: Path | str, width: int, height: int, *, clear_bottom_px: int = 0
+) -> Path:
     """An .ass file for burning: sized in the video's pixels, white text with a dark outline
-    and shadow at the bottom centre, lines wrapped by libass."""
+    and shadow at the bottom centre, lines wrapped by libass; `clear_bottom_px` keeps the
+    text above a band of the picture (the offline animatic's caption band)."""
     import pysubs2
 
     subs = _subtitle_file(cues)
@@ -188,6 +191,6 @@ def write_burn_style(cues: Sequence[Cue], dest: Path | str, width: int, height: 
         alignment=pysubs2.Alignment.BOTTOM_CENTER,
         marginl=max(2, width // 20),
         marginr=max(2, width // 20),
-        marginv=max(2, height // 18),
+        marginv=max(2, height // 18) + max(0, clear_bottom_px),
     )
     return _save(subs, Path(dest), "ass")

@@ -11,6 +11,9 @@ Sources (../shared/design/xai-facts.md):
 - A video edit also bills its input seconds, about $0.01/s (unverified).
 - Chat (grok-4-1-fast*): $0.20 per million input tokens, $0.50 per million output tokens,
   reasoning tokens billed as output; a vision image is counted as ~1,800 input tokens.
+- Text to speech (`POST /v1/tts`, no model parameter: the row `grok-tts`): billed per
+  character of text; third-party pages quote $4.20 (beta) and $15 per million characters,
+  the higher one is used (unverified).
 
 A model the table does not know is priced as its kind's default model (the seed's
 models), and a resolution a row does not list as that row's most expensive one: an
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["image", "video", "chat"]
+Kind = Literal["image", "video", "chat", "tts"]
 USD_PER_TICK = 1e-10  # xAI reports cost in ticks of 1e-10 USD (usage.cost_in_usd_ticks)
 
 
@@ -37,6 +40,7 @@ class ModelPrice:
     per_input_second: float = 0.0  # each input second of a video edit
     per_input_token: float = 0.0
     per_output_token: float = 0.0  # reasoning tokens are billed as output
+    per_character: float = 0.0  # text to speech: each character of text sent
     verified: bool = True  # False: a third-party figure (xai-facts.md marks it so)
 
     def second(self, resolution: str) -> float:
@@ -55,12 +59,14 @@ MODELS: dict[str, ModelPrice] = {
     "grok-4-1-fast": _CHAT,
     "grok-4-1-fast-reasoning": _CHAT,
     "grok-4-1-fast-non-reasoning": _CHAT,
+    "grok-tts": ModelPrice("tts", per_character=15.00e-6, verified=False),
 }
 ALIASES = {"grok-imagine-video-1.5-preview": "grok-imagine-video-1.5"}
 DEFAULT_MODEL: dict[Kind, str] = {
     "image": "grok-imagine-image",
     "video": "grok-imagine-video",
     "chat": "grok-4-1-fast-reasoning",
+    "tts": "grok-tts",
 }
 
 # Token counts assumed when a chat response reports none (dry-run and fallback).
@@ -86,6 +92,11 @@ def video_cost(duration_s: float, resolution: str = "720p", model: str | None = 
     """A clip of `duration_s` output seconds; a video edit also bills its `input_s`."""
     row = price_of(model, "video")
     return round(row.second(resolution) * max(0.0, float(duration_s)) + row.per_input_second * max(0.0, input_s), 6)
+
+
+def tts_cost(text: str, model: str | None = None) -> float:
+    """One text-to-speech request for `text`."""
+    return round(price_of(model, "tts").per_character * len(text), 8)
 
 
 def _usage_field(usage: Any, name: str) -> int | None:

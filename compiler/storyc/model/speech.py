@@ -13,13 +13,14 @@ much the scene is too short.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from storyc.model.story import Scene
+from storyc.model.story import VOICE_IDS, VOICE_VIDEO_MODELS, Scene, Story
 
 # A measured speaking rate to estimate a line's length before it is rendered: ~150 words a
 # minute, a little slower than espeak-ng's default 175 (which reads the 10-word line
@@ -101,6 +102,18 @@ class ScenePlacement:
         return next((i for i, slot in enumerate(self.slots) if slot.end_s > limit), None)
 
 
+def placement_settings() -> dict[str, float]:
+    """The spacing place_lines uses, for cache keys of placed lines."""
+    return {
+        "lead_in_s": LEAD_IN_S,
+        "gap_s": GAP_S,
+        "tail_s": TAIL_S,
+        "min_lead_in_s": MIN_LEAD_IN_S,
+        "min_gap_s": MIN_GAP_S,
+        "min_tail_s": MIN_TAIL_S,
+    }
+
+
 def _spacing(n: int, lead: float, gap: float, tail: float) -> float:
     return lead + tail + gap * max(0, n - 1) if n else 0.0
 
@@ -128,6 +141,82 @@ def place_lines(durations: Sequence[float], scene_s: float) -> ScenePlacement:
         slots.append(Slot(round(at, 6), round(at + duration, 6)))
         at += duration + gap
     return ScenePlacement(tuple(slots), scene_s, round(comfortable, 6), round(minimum, 6))
+
+
+# ─── who voices a line ───────────────────────────────────────────────────────
+
+LineSource = Literal["local", "tts", "clip"]
+OFFLINE = "offline"
+# Voices a clip of a voice model takes as references (reference_audios, xai-facts.md).
+MAX_VOICE_REFERENCES = 3
+
+
+def clip_speaks_dialogue(story: Story, backend: str) -> bool:
+    """True when the video model itself speaks the dialogue: a real video backend making the
+    clips' own sound (audio.native). The lines then go into the video prompt and the clip
+    carries them; otherwise (offline, or silent clips) the speech step renders them."""
+    return backend != OFFLINE and story.audio.native
+
+
+def fallback_voice(name: str) -> str:
+    """The xAI voice a character without one speaks in when a service voices its lines."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return VOICE_IDS[int.from_bytes(digest[:4], "big") % len(VOICE_IDS)]
+
+
+@dataclass(frozen=True)
+class VoicedLine:
+    """A line of a scene with who makes its sound: `local` (the offline backend's speech),
+    `tts` (the service's text-to-speech) or `clip` (the video model, in the clip's own sound)."""
+
+    line: ScriptLine
+    voice: str | None  # the xAI voice id; None for a character without one (offline: voiced by name)
+    source: LineSource
+
+
+def voiced_script(story: Story, index: int, backend: str) -> list[VoicedLine]:
+    """Scene `index`'s lines in order, each with its voice and who voices it on `backend`."""
+    in_clip = clip_speaks_dialogue(story, backend)
+    out = []
+    for line in scene_script(story.scenes[index]):
+        if line.kind == "narration":
+            voice: str | None = story.audio.narration_voice
+            source: LineSource = "local" if backend == OFFLINE else "tts"
+        else:
+            character = story.character(line.speaker or "")
+            voice = character.voice if character is not None else None
+            if backend == OFFLINE:
+                source = "local"
+            elif in_clip:
+                source = "clip"
+            else:
+                source, voice = "tts", voice or fallback_voice(line.speaker or "")
+        out.append(VoicedLine(line, voice, source))
+    return out
+
+
+@dataclass(frozen=True)
+class VoiceReference:
+    """A speaker's voice passed to the video model, referred to in the prompt as <AUDIO_n>."""
+
+    speaker: str
+    voice: str
+    number: int  # n, from 1
+
+
+def clip_voice_references(story: Story, index: int) -> tuple[VoiceReference, ...]:
+    """The voices a scene's clip is given (models that speak in a given voice only): each
+    speaker with a voice, in the order they first speak, at most MAX_VOICE_REFERENCES."""
+    if story.models.video not in VOICE_VIDEO_MODELS:
+        return ()
+    refs: list[VoiceReference] = []
+    for line in story.scenes[index].dialogue:
+        character = story.character(line.speaker)
+        if character is None or character.voice is None or any(r.speaker == line.speaker for r in refs):
+            continue
+        if len(refs) < MAX_VOICE_REFERENCES:
+            refs.append(VoiceReference(line.speaker, character.voice, len(refs) + 1))
+    return tuple(refs)
 
 
 def suggested_duration(placement: ScenePlacement, max_s: int) -> int | None:

@@ -17,14 +17,30 @@ from storyc.model.story_plan import StoryPlan
 # Bump when the shape of state.json changes: a state of another version is not read back.
 STATE_VERSION = 2
 
-StepKind = Literal["character", "keyframe", "video", "assemble", "script"]
+StepKind = Literal["character", "keyframe", "video", "speech", "assemble", "script"]
 StepStatus = Literal["done", "failed", "pending", "skipped"]
+
+
+class SpokenLineRecord(BaseModel):
+    """One line a speech step placed in its scene: its words, voice, and when it plays."""
+
+    kind: Literal["narration", "dialogue"]
+    speaker: str | None = None  # None for narration
+    text: str
+    voice: str | None = None  # the xAI voice id (None: a character without one)
+    local_voice: str | None = None  # the offline backend's voice (espeak-ng voice and settings)
+    source: Literal["local", "tts", "clip"]  # who makes its sound: offline speech, text-to-speech, the clip
+    duration_s: float
+    estimated: bool = False  # the length is an estimate from the words (the clip speaks it)
+    start_s: float  # from the scene's first frame
+    end_s: float
+    audio: str | None = None  # the rendered line (out-relative), None when the clip speaks it
 
 
 class StepRecord(BaseModel):
     """One step of the build graph as it stands after this build."""
 
-    id: str  # "character:Ember", "keyframe:3", "video:3", "assemble", "script"
+    id: str  # "character:Ember", "keyframe:3", "video:3", "speech:3", "assemble", "script"
     kind: StepKind
     key: str  # content-addressed cache key (sha256 hex)
     status: StepStatus = "pending"
@@ -43,6 +59,7 @@ class StepRecord(BaseModel):
     # every judged attempt, in order: its file (relative to the output folder) → its score;
     # the storyboard shows each attempt with its score, not only the one kept
     attempt_scores: dict[str, float] = Field(default_factory=dict)
+    lines: list[SpokenLineRecord] = Field(default_factory=list)  # a speech step's lines, in order
     error: str | None = None
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
+from storyc.model.speech import clip_voice_references
 from storyc.model.story import (
     ASPECT_RATIOS,
     MAX_DURATION_S,
@@ -199,17 +200,34 @@ class PromptSet:
 
     # ── video prompts: motion only ──
 
-    def video(self, scene_index: int) -> str:
+    def video(self, scene_index: int, *, spoken: bool | None = None) -> str:
         """Image → video. The context holds no visual_description at all: the keyframe
-        carries appearance, and appearance text in a video prompt causes drift."""
+        carries appearance, and appearance text in a video prompt causes drift. `spoken`:
+        whether the video model speaks the scene's dialogue (then each line is in the prompt,
+        bound to its speaker and voice); None means what the story asks for (audio.native),
+        the build passes storyc.model.speech.clip_speaks_dialogue for its backend."""
         scene = self.story.scenes[scene_index]
+        spoken = self.story.audio.native if spoken is None else spoken
 
         def context() -> dict[str, Any]:
             view = self._scene_view(scene)
             view.pop("description")  # what happens over time, not the motion to render
-            return {**self._base(), "scene": view, "names": list(present_characters(self.story, scene_index))}
+            return {
+                **self._base(),
+                "scene": view,
+                "names": list(present_characters(self.story, scene_index)),
+                "dialogue": self._dialogue(scene_index) if spoken else [],
+            }
 
-        return self._render(("video", scene_index), "video", context)
+        return self._render(("video", scene_index, spoken), "video", context)
+
+    def _dialogue(self, scene_index: int) -> list[dict[str, Any]]:
+        voices = {r.speaker: r.number for r in clip_voice_references(self.story, scene_index)}
+        return [
+            {"speaker": line.speaker, "line": normalize_space(line.line), "audio": voices.get(line.speaker)}
+            for line in self.story.scenes[scene_index].dialogue
+            if line.line.strip()
+        ]
 
     def video_fix(self, scene_index: int, issues: list[str]) -> str:
         """Video edit correcting drift found in the last frame; motion stays identical."""

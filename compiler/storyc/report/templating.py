@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from storyc.report.view import fmt_score
+from storyc.report.view import fmt_score, fmt_span
 
 # ─── HTML filters ───────────────────────────────────────────────────────────
 
@@ -70,6 +70,7 @@ def md_fence(text: str) -> str:
 
 FILTERS = {
     "fmt_score": fmt_score,
+    "fmt_span": fmt_span,
     "url_path": url_path,
     "score_text": score_text,
     "md_text": md_text,

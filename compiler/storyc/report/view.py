@@ -13,7 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.model.state import BuildState, StepRecord
+from storyc.media.assemble import Clip
+from storyc.media.audio_mix import clip_starts
+from storyc.model.speech import scene_script
+from storyc.model.state import BuildState, SpokenLineRecord, StepRecord
 from storyc.model.story import Character, Scene, Story
 from storyc.prompts.slots import allocate_slots
 from storyc.report.review import Review, TargetReview, target_review
@@ -55,6 +58,30 @@ class CharacterView:
 
 
 @dataclass
+class LineView:
+    """One line of a scene as the storyboard lists it."""
+
+    who: str  # the speaker, or "Narrator"
+    text: str
+    kind: str  # "narration" | "dialogue"
+    voice: str  # the voice id and, offline, the local voice that speaks it
+    made_by: str  # "offline speech", "xAI text to speech", "the clip (length estimated)", "not rendered yet"
+    start_s: float | None  # in the scene (None before the speech step ran)
+    end_s: float | None
+    at_s: float | None  # in the final video
+    until_s: float | None
+    audio: str | None  # the rendered line
+
+    @property
+    def credit(self) -> str:
+        """The voice and what made the sound, as one phrase."""
+        return f"{self.voice} · {self.made_by}" if self.voice else self.made_by
+
+
+_MADE_BY = {"local": "offline speech", "tts": "xAI text to speech", "clip": "the clip (length estimated)"}
+
+
+@dataclass
 class SceneView:
     scene_id: int
     title: str
@@ -79,6 +106,8 @@ class SceneView:
     problems: list[str] = field(default_factory=list)
     keyframe_review: TargetReview | None = None  # storyc approve scene:ID
     clip_review: TargetReview | None = None  # storyc approve clip:ID
+    lines: list[LineView] = field(default_factory=list)  # what is said, in order, with times and voices
+    scene_audio: str | None = None  # the scene's rendered speech as one track
 
 
 @dataclass
@@ -108,6 +137,7 @@ class Storyboard:
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
     review: Review | None = None  # approvals: pins, redo notes and the approve command
+    final_subtitles: str | None = None  # final_video.vtt, when the build wrote subtitles
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -125,6 +155,11 @@ def rel_path(out_dir: Path, path: str | None) -> str | None:
 
 def fmt_score(score: float | None) -> str:
     return "–" if score is None else f"{score:.2f}"
+
+
+def fmt_span(start_s: float | None, end_s: float | None) -> str:
+    """A line's time span: '4.30–6.10 s', or '–' before it was timed."""
+    return "–" if start_s is None or end_s is None else f"{start_s:.2f}–{end_s:.2f} s"
 
 
 def _chain_text(story: Story, index: int) -> str:
@@ -268,11 +303,57 @@ def _scene_table(
     ]
 
 
+def _voice_text(line: SpokenLineRecord) -> str:
+    local = line.local_voice.split("/", 1)[0] if line.local_voice else None
+    if line.voice and local:
+        return f"{line.voice} (offline: {local})"
+    if local:
+        return f"offline voice {local} (from the name)"
+    return line.voice or "the model's choice"
+
+
+def _line_views(out_dir: Path, scene: Scene, step: StepRecord | None, scene_start_s: float) -> list[LineView]:
+    if step is None or step.status != "done":  # the story's lines, not timed yet
+        return [
+            LineView(
+                line.speaker or "Narrator", line.text, line.kind, "", "not rendered yet", None, None, None, None, None
+            )
+            for line in scene_script(scene)
+        ]
+    return [
+        LineView(
+            who=line.speaker or "Narrator",
+            text=line.text,
+            kind=line.kind,
+            voice=_voice_text(line),
+            made_by=_MADE_BY[line.source],
+            start_s=line.start_s,
+            end_s=line.end_s,
+            at_s=round(scene_start_s + line.start_s, 3),
+            until_s=round(scene_start_s + line.end_s, 3),
+            audio=rel_path(out_dir, line.audio),
+        )
+        for line in step.lines
+    ]
+
+
+def scene_starts(story: Story) -> list[float]:
+    """Where each scene starts in the final video (crossfades overlap; the assembly's arithmetic)."""
+    starts, _ = clip_starts([Clip(Path(), float(s.duration_seconds), s.transition) for s in story.scenes])
+    return starts
+
+
 def _scene_view(
-    out_dir: Path, story: Story, index: int, steps: dict[str, StepRecord], review: Review | None
+    out_dir: Path,
+    story: Story,
+    index: int,
+    steps: dict[str, StepRecord],
+    review: Review | None,
+    start_s: float = 0.0,
 ) -> SceneView:
     s = story.scenes[index]
     k_step, v_step = steps.get(f"keyframe:{s.scene_id}"), steps.get(f"video:{s.scene_id}")
+    speech = steps.get(f"speech:{s.scene_id}")
     prompts = [(f"keyframe · {role}", text) for role, text in (k_step.prompts if k_step else {}).items()]
     prompts += [(f"video · {role}", text) for role, text in (v_step.prompts if v_step else {}).items()]
     keyframe_tries, clip_tries = _keyframe_tries(out_dir, s, k_step), _clip_tries(out_dir, s, v_step)
@@ -299,11 +380,13 @@ def _scene_view(
         prompts=prompts,
         problems=[
             f"{step.id}: {step.status}" + (f" ({step.error})" if step.error else "")
-            for step in (k_step, v_step)
+            for step in (k_step, v_step, speech)
             if step is not None and step.status == "failed"
         ],
         keyframe_review=_review(review, f"scene:{s.scene_id}", keyframe_tries),
         clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
+        lines=_line_views(out_dir, s, speech, start_s),
+        scene_audio=_output(out_dir, speech, "scene_audio"),
     )
 
 
@@ -339,8 +422,9 @@ def storyboard_view(
         resolution=story.resolution,
         threshold=story.quality.consistency_threshold,
         characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}"), review) for c in story.characters],
-        scenes=[_scene_view(out_dir, story, i, steps, review) for i in range(len(story.scenes))],
+        scenes=[_scene_view(out_dir, story, i, steps, review, start) for i, start in enumerate(scene_starts(story))],
         final_video=_output(out_dir, steps.get("assemble"), "final_video"),
+        final_subtitles=_output(out_dir, steps.get("assemble"), "subtitles_vtt"),
         stats=_stats(state, records),
         steps=[StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records],
         api_calls=sum(r.api_calls for r in records),

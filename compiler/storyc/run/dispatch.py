@@ -18,6 +18,7 @@ from storyc.run.keyframe import run_keyframe
 from storyc.run.outcome import StepOutcome, StepResult
 from storyc.run.pinned import run_pinned
 from storyc.run.script import run_script
+from storyc.run.speech import run_speech
 from storyc.run.video import run_video
 
 Runner = Callable[[BuildContext, StepRun], StepResult]
@@ -26,6 +27,7 @@ RUNNERS: dict[str, Runner] = {
     "character": run_character,
     "keyframe": run_keyframe,
     "video": run_video,
+    "speech": run_speech,
     "assemble": run_assemble,
     "script": run_script,
 }
@@ -77,6 +79,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
         sha256={role: run.files[rel] for role, rel in result.outputs.items()},
         urls=result.urls,
         duration_s=result.duration_s,
+        lines=list(result.lines),
     )
     ctx.cache.put_step(
         key, {"step": sid, "files": run.files, "outputs": result.outputs, "record": record.model_dump(mode="json")}

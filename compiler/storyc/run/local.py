@@ -1,6 +1,6 @@
-"""API-free steps (assembly, the storyboard, a pinned target) run in this process, in
-order, without starting Prefect: re-assembling after a transition edit takes a second,
-Prefect's temporary server several."""
+"""API-free steps (assembly, the storyboard, a pinned target, speech that pays for no call)
+run in this process, in order, without starting Prefect: re-assembling after a transition
+or dialogue edit takes a second, Prefect's temporary server several."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from storyc.run.executor import ExecResult
 
 
 def is_local(step: Step) -> bool:
-    """A step that never calls the API: assembly, the storyboard, a pinned target."""
-    return step.kind in ("assemble", "script") or step.pinned is not None
+    """A step that never calls the API: assembly, the storyboard, a pinned target, a speech
+    step with no text-to-speech line (offline speech, lines the clip speaks)."""
+    return (
+        step.kind in ("assemble", "script") or step.pinned is not None or (step.kind == "speech" and not step.calls_max)
+    )
 
 
 def run_local(ctx: BuildContext, to_run: list[str]) -> ExecResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storyc.graph.keys import outputs_digest
-from storyc.model.state import StepRecord
+from storyc.model.state import SpokenLineRecord, StepRecord
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class StepResult:
     edit_passes: int = 0
     urls: dict[str, str] = field(default_factory=dict)  # role → the provider's URL, when it gave one
     duration_s: float | None = None  # a clip's measured length
+    lines: tuple[SpokenLineRecord, ...] = ()  # a speech step's placed lines
 
 
 @dataclass

@@ -6,7 +6,7 @@ the best clip."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,12 @@ from typing import Any
 from storyc.backends.base import CallResult, JudgeRequest, VideoRequest
 from storyc.media.probe import extract_frame, probe
 from storyc.model.prices import chat_cost, video_cost
-from storyc.model.story import VIDEO_EDIT_MAX_S, Scene
+from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.model.vision import ConsistencyScore
 from storyc.prompts.slots import allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, provider_urls
 from storyc.run.context import BuildContext
-from storyc.run.outcome import StepResult
+from storyc.run.outcome import StepOutcome, StepResult
 
 DRIFT_MARGIN = 0.05  # a last frame this much below its keyframe's score has drifted
 
@@ -39,15 +39,19 @@ def run_video(ctx: BuildContext, run: StepRun) -> StepResult:
     return _ClipLoop(ctx, run).execute()
 
 
-def _spoken_hints(scene: Scene) -> dict[str, Any]:
-    """What the scene says, for the offline animatic's subtitles: `dialogue` as
-    [{speaker, line}] and `narration`, each only when the scene has it."""
-    out: dict[str, Any] = {}
-    if scene.dialogue:
-        out["dialogue"] = [{"speaker": d.speaker, "line": d.line} for d in scene.dialogue]
-    if scene.narration:
-        out["narration"] = scene.narration
-    return out
+def _spoken_hints(up: Mapping[str, StepOutcome], scene_id: int) -> dict[str, Any]:
+    """The scene's lines as its speech step placed them, for the offline animatic's caption
+    band: `lines` as [{speaker, text, start_s, end_s}], when the clip depends on that step
+    (the graph makes it so offline without subtitles: storyc.graph.builder.captions_in_clip)."""
+    speech = up.get(f"speech:{scene_id}")
+    if speech is None:
+        return {}
+    return {
+        "lines": [
+            {"speaker": line.speaker, "text": line.text, "start_s": line.start_s, "end_s": line.end_s}
+            for line in speech.record.lines
+        ]
+    }
 
 
 class _ClipLoop:
@@ -79,7 +83,7 @@ class _ClipLoop:
             # the figures left to right, as in the keyframe (the offline animatic's name tags)
             "slots": [{"kind": s.kind, "name": s.name} for s in slots.slots if s.kind == "character"],
             "text_only": list(slots.text_only),
-            **_spoken_hints(self.scene),
+            **_spoken_hints(up, self.scene.scene_id),
         }
 
     def execute(self) -> StepResult:
@@ -115,6 +119,8 @@ class _ClipLoop:
 
     def _request(self, prompt: str, dest: Path, **fields: Any) -> VideoRequest:
         story = self.ctx.story
+        # a story with sound says whether clips make their own and which voices they speak in
+        audio = self.run.step.static.get("audio", {})
         return VideoRequest(
             prompt=prompt,
             model=story.models.video,
@@ -122,6 +128,7 @@ class _ClipLoop:
             duration_s=self.scene.duration_seconds,
             aspect_ratio=story.aspect_ratio,
             resolution=story.resolution,
+            generate_audio=audio.get("generate", True),
             **fields,
         )
 
@@ -137,6 +144,7 @@ class _ClipLoop:
                 image=self.keyframe,
                 hints={**self.hints, "attempt": 1},
                 progress=_progress(ctx, run.step.id, "image→video"),
+                voices=tuple(v["voice"] for v in self.run.step.static.get("audio", {}).get("voices", [])),
             )
             return backend.image_to_video(req, job_key=f"{run.key[:20]}:clip", journal=ctx.journal)
 

@@ -12,10 +12,11 @@ paid backend's.
   of the request: chance.py), so the check → targeted fix loop has work to do; a fix edit
   redraws the named character from its description and measurably raises the score.
 - Videos: ffmpeg moves the keyframe as the camera words say, with a quiet tone for
-  audio and a caption band (scene and title, camera, action, name tags, spoken lines:
-  video.py, captions.py); some clips drift in colour over time (hash of the request),
-  which the last-frame check catches and `edit_video` (drift measured and ramped back
-  out) fixes.
+  audio (none with `generate_audio` off) and a caption band (scene and title, camera,
+  action, name tags, spoken lines: video.py, captions.py); some clips drift in colour over
+  time (hash of the request), which the last-frame check catches and `edit_video` (drift
+  measured and ramped back out) fixes.
+- Speech (text_to_speech): espeak-ng, the voice id's local voice (speech.py).
 - judge: compares pictures for real (judge.py): each figure's grid of colours
   against its reference sheet's, allowing for scene lighting.
 
@@ -46,6 +47,7 @@ from storyc.backends.base import (
     JobJournal,
     JudgeRequest,
     RateLimited,
+    SpeechRequest,
     TransientError,
     VideoRequest,
 )
@@ -186,6 +188,7 @@ class OfflineBackend:
 
         if req.image is None:
             raise BackendError("image→video needs an image")
+        silent = {} if req.generate_audio else {"generate_audio": False}  # a clip with sound keeps its identity
         identity = self._identity(
             "image_to_video",
             prompt=req.prompt,
@@ -195,6 +198,7 @@ class OfflineBackend:
             aspect_ratio=req.aspect_ratio,
             resolution=req.resolution,
             hints=dict(req.hints),
+            **silent,
         )
         self._enter("video", "video", identity, req.dest)
         request_id = f"offline-{identity[:16]}"
@@ -210,7 +214,7 @@ class OfflineBackend:
             duration_s=float(req.duration_s),
             camera=str(req.hints.get("camera") or req.prompt),
             drift_degrees=drift,
-            tone_hz=tone_hz,
+            tone_hz=tone_hz if req.generate_audio else None,
             **video.clip_caption(req.hints, float(req.duration_s), width),
         )
         if journal is not None:
@@ -262,6 +266,19 @@ class OfflineBackend:
         except OSError as exc:
             raise BackendError(f"offline judge: cannot read an image ({exc})") from None
         return score, self._done("vision", None, model=req.model)
+
+    def text_to_speech(self, req: SpeechRequest) -> CallResult:
+        """The line in the local voice of its voice id (offline builds speak their lines in the
+        speech step itself; this is the same speech behind the backend interface)."""
+        from storyc.backends.offline import speech
+
+        identity = self._identity("text_to_speech", text=req.text, voice=req.voice)
+        self._enter("tts", "tts", identity, req.dest)
+        try:
+            rendered = speech.render_speech(req.text, speech.voice_for(req.voice), req.dest)
+        except speech.SpeechError as exc:
+            raise BackendError(f"offline speech: {exc}") from None
+        return self._done("tts", rendered.path, duration_s=round(rendered.duration_s, 6))
 
     def plan(self, system_prompt: str, user_prompt: str, model: str) -> tuple[StoryPlan, CallResult]:
         identity = self._identity("plan", system=system_prompt, user=user_prompt, model=model)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-# band geometry, as fractions of the frame height
-TOP_BAR = 0.075
-BOTTOM_BAND = 0.21
-TAG_ROW = 0.05  # the name tags' row at the top of the bottom band
-ACTION_ROWS = 0.075  # up to two lines of action text
-MIN_FONT_PX = 6
+# the bands' geometry (bands.py, no Pillow), part of this module's names too
+from storyc.backends.offline.bands import ACTION_ROWS, TAG_ROW
+from storyc.backends.offline.bands import BOTTOM_BAND as BOTTOM_BAND
+from storyc.backends.offline.bands import MIN_FONT_PX as MIN_FONT_PX
+from storyc.backends.offline.bands import TOP_BAR as TOP_BAR
+from storyc.backends.offline.bands import Layout as Layout
 
 # neutral colours only: a clip's colour drift and its correction rotate hues, and the drift
 # estimate counts chroma; white, greys and black are left alone by both
@@ -212,60 +212,6 @@ def card_from_hints(hints: Mapping[str, object], names: Sequence[str], duration_
 
 
 # ─── drawing ─────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Pixel geometry of the bands for one frame size."""
-
-    width: int
-    height: int
-
-    @property
-    def unit(self) -> int:
-        """What text sizes follow: the short side, so a vertical frame's text fits its width."""
-        return min(self.width, self.height)
-
-    @property
-    def top(self) -> int:
-        return round(self.height * TOP_BAR)
-
-    @property
-    def band_top(self) -> int:
-        return self.height - round(self.height * BOTTOM_BAND)
-
-    @property
-    def pad(self) -> int:
-        return max(2, round(self.unit * 0.018))
-
-    @property
-    def title_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.unit * 0.042))
-
-    @property
-    def camera_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.unit * 0.028))
-
-    @property
-    def tag_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.unit * 0.03))
-
-    @property
-    def action_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.unit * 0.031))
-
-    @property
-    def subtitle_px(self) -> int:
-        return max(MIN_FONT_PX, round(self.unit * 0.033))
-
-    @property
-    def action_top(self) -> int:
-        return self.band_top + round(self.height * TAG_ROW)
-
-    @property
-    def subtitle_top(self) -> int:
-        # even: ffmpeg lays overlays on 4:2:0 frames at even rows
-        return (self.action_top + round(self.height * ACTION_ROWS)) // 2 * 2
 
 
 def title_text(card: Card) -> str:

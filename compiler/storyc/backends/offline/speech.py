@@ -3,8 +3,8 @@ libespeak-ng and its data; no system package), driven through its C API with cty
 
 Each line becomes a 22050 Hz mono 16-bit WAV whose length is exactly the speech (leading and
 trailing silence trimmed to a few milliseconds), so the animatic's timing and the subtitles
-follow the real audio. Every character gets a voice of its own: the xAI voice ids map to fixed
-local voices, and a character without one gets a voice chosen from its name.
+follow the real audio. Every character gets a voice of its own (storyc.model.voices: the xAI
+voice ids map to fixed local voices, and a character without one gets a voice from its name).
 
 Determinism and threads: libespeak-ng keeps global state (function-level statics such as the
 pitch flutter phase survive even espeak_Terminate), so the same text would come out slightly
@@ -18,30 +18,59 @@ from __future__ import annotations
 
 import array
 import ctypes
-import hashlib
 import math
 import os
 import sys
 import threading
 import wave
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc.model.speech import ScriptLine
-from storyc.model.story import VOICE_IDS, Story
+from storyc.model.voices import (
+    EDGE_KEEP_S,
+    EMPTY_LINE_S,
+    LINE_PEAK_DB,
+    LINE_RMS_DB,
+    NAME_VOICES,
+    SAMPLE_RATE,
+    SILENCE_LEVEL,
+    VOICES,
+    LocalVoice,
+    SpeechError,
+    StoryCast,
+    cast_voices,
+    story_cast,
+    voice_for,
+)
 from storyc.store.fsutil import atomic_output
 
-SAMPLE_RATE = 22050  # what libespeak-ng synthesizes at (espeak_Initialize returns it)
+# The voices and the rendering settings live in storyc.model.voices (the graph keys speech on
+# them); they are this module's public names too.
+__all__ = [
+    "EDGE_KEEP_S",
+    "EMPTY_LINE_S",
+    "LINE_PEAK_DB",
+    "LINE_RMS_DB",
+    "NAME_VOICES",
+    "SAMPLE_RATE",
+    "SILENCE_LEVEL",
+    "VOICES",
+    "LocalVoice",
+    "Speech",
+    "SpeechError",
+    "StoryCast",
+    "cast_voices",
+    "engine_version",
+    "level",
+    "render_speech",
+    "story_cast",
+    "synthesize",
+    "trim_silence",
+    "voice_for",
+    "write_wav",
+]
+
 SAMPLE_WIDTH = 2
-# Trimming: samples below this (about -44 dBFS) count as silence; this much is kept around speech.
-SILENCE_LEVEL = 200
-EDGE_KEEP_S = 0.01
-EMPTY_LINE_S = 0.1  # an empty line still gives a (silent) file
-# Every line at the same level, whatever the voice (espeak's voices differ by up to 6 dB):
-# RMS -23 dBFS, peaks kept below -1 dBFS. The final mix is normalized as a whole after.
-LINE_RMS_DB = -23.0
-LINE_PEAK_DB = -1.0
 
 # espeak-ng's C API (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -50,110 +79,6 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-
-class SpeechError(Exception):
-    """Local speech failed (library missing or broken, a voice not found). For users."""
-
-
-@dataclass(frozen=True)
-class LocalVoice:
-    """An espeak-ng voice: a language voice with a variant ('en-us+f4'), and its pitch (0-100),
-    intonation range (0-100) and speed (words per minute)."""
-
-    espeak_name: str
-    pitch: int = 50
-    range: int = 50
-    rate: int = 175
-
-    def cache_key(self) -> str:
-        """Everything that decides the sound, for cache keys (with engine_version())."""
-        return f"{self.espeak_name}/pitch={self.pitch}/range={self.range}/rate={self.rate}"
-
-
-# The xAI voices, as local voices of the same kind: eve bright and female, ara warm and
-# female, leo low and male, rex male, sal in between.
-VOICES: dict[str, LocalVoice] = {
-    "eve": LocalVoice("en-us+f4", pitch=62, range=60, rate=180),
-    "ara": LocalVoice("en-us+f1", pitch=45, range=45, rate=165),
-    "leo": LocalVoice("en-us+m3", pitch=30, range=40, rate=160),
-    "rex": LocalVoice("en-us+m1", pitch=55, range=60, rate=180),
-    "sal": LocalVoice("en-us+m6", pitch=82, range=35, rate=170),
-}
-assert set(VOICES) == set(VOICE_IDS)
-
-# Voices for characters without a voice id, each a different variant and pitch. Only variants
-# whose output is deterministic are used (f2, f3, f5 and Alicia add random breath noise).
-NAME_VOICES: tuple[LocalVoice, ...] = (
-    LocalVoice("en-us+m2", pitch=50, range=50, rate=170),
-    LocalVoice("en-us+linda", pitch=55, range=55, rate=175),
-    LocalVoice("en-us+m4", pitch=35, range=45, rate=165),
-    LocalVoice("en-us+belinda", pitch=45, range=60, rate=175),
-    LocalVoice("en-us+m7", pitch=65, range=50, rate=180),
-    LocalVoice("en-us+Annie", pitch=55, range=50, rate=170),
-    LocalVoice("en-us+m8", pitch=40, range=40, rate=160),
-    LocalVoice("en-us+aunty", pitch=50, range=55, rate=170),
-    LocalVoice("en-us+m5", pitch=60, range=45, rate=175),
-    LocalVoice("en-us+grandma", pitch=50, range=40, rate=160),
-)
-
-
-def _name_index(name: str) -> int:
-    digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") % len(NAME_VOICES)
-
-
-def voice_for(voice_id: str | None, name: str = "") -> LocalVoice:
-    """The local voice of an xAI voice id, or, without one, the one `name` hashes to."""
-    if voice_id is not None:
-        try:
-            return VOICES[voice_id]
-        except KeyError:
-            raise SpeechError(f"unknown voice '{voice_id}' (voices: {', '.join(VOICE_IDS)})") from None
-    return NAME_VOICES[_name_index(name)]
-
-
-def cast_voices(characters: Iterable[tuple[str, str | None]]) -> dict[str, LocalVoice]:
-    """Voices for (name, voice id) pairs. A character with a voice id gets that voice; the others
-    get the voice their name hashes to, moved on to the next free one when another character
-    without a voice id already has it, so two of them never sound alike (up to 10 of them).
-    Depends only on the names, never on their order in the story."""
-    cast: dict[str, LocalVoice] = {}
-    unvoiced: list[str] = []
-    for name, voice_id in characters:
-        if voice_id is not None:
-            cast[name] = voice_for(voice_id, name)
-        else:
-            unvoiced.append(name)
-    taken: set[int] = set()
-    for name in sorted(set(unvoiced)):
-        index = _name_index(name)
-        for step in range(len(NAME_VOICES)):
-            candidate = (index + step) % len(NAME_VOICES)
-            if candidate not in taken:
-                index = candidate
-                break
-        taken.add(index)
-        cast[name] = NAME_VOICES[index]
-    return cast
-
-
-@dataclass(frozen=True)
-class StoryCast:
-    """Every voice of a story: its characters' and the narrator's."""
-
-    characters: dict[str, LocalVoice]
-    narrator: LocalVoice
-
-    def voice_of(self, line: ScriptLine) -> LocalVoice:
-        if line.kind == "narration" or line.speaker is None:
-            return self.narrator
-        # a speaker lint would reject (E307) still gets a voice of its own
-        return self.characters.get(line.speaker) or voice_for(None, line.speaker)
-
-
-def story_cast(story: Story) -> StoryCast:
-    return StoryCast(cast_voices((c.name, c.voice) for c in story.characters), voice_for(story.audio.narration_voice))
 
 
 # ─── the engine ──────────────────────────────────────────────────────────────

@@ -87,12 +87,13 @@ def render_clip(
     duration_s: float,
     camera: str,
     drift_degrees: float,
-    tone_hz: int,
+    tone_hz: int | None,
     caption: captions.Card | None = None,
     tag_xs: Sequence[float] = (),
 ) -> None:
-    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone, and the
-    caption band (`caption`, name tags at `tag_xs`: keyframe x of each figure, 0..1)."""
+    """Encode the still `image` into `dest`: motion, optional drift, a quiet tone (none, and
+    no audio stream, when `tone_hz` is None: a silent clip), and the caption band
+    (`caption`, name tags at `tag_xs`: keyframe x of each figure, 0..1)."""
     motion = camera_motion(camera)
     frames = max(1, round(duration_s * media.FPS))
     # the still is decoded and scaled once, then repeated: only the motion runs per frame
@@ -106,11 +107,17 @@ def render_clip(
     # which players (and the storyboard page) then show squashed
     vf += ",setsar=1"
     d = media.fmt_seconds(duration_s)
+    sound: list[str] = []
+    tone, audio_map = "", []
+    if tone_hz is not None:
+        sound = ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}"]
+        tone, audio_map = ";[1:a]volume=0.06,aformat=channel_layouts=stereo[a]", ["-map", "[a]"]
     with tempfile.TemporaryDirectory(prefix="storyc-captions-") as folder:
         extra: list[str] = []
         graph = f"[0:v]{vf},format=yuv420p[v]"
         if caption is not None:  # laid over after the motion and drift: the text stays put and neutral
-            laid = overlays.write(caption, tag_xs, motion, (width, height), duration_s, Path(folder), 2)
+            first = 1 + (len(sound) > 0)  # the overlays' first input index
+            laid = overlays.write(caption, tag_xs, motion, (width, height), duration_s, Path(folder), first)
             for path in laid.inputs:
                 extra += ["-i", str(path)]
             graph = f"[0:v]{vf}[pic];{laid.chain};[cap]format=yuv420p[v]"
@@ -119,17 +126,13 @@ def render_clip(
                 [
                     "-i",
                     str(image),
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}",
+                    *sound,
                     *extra,
                     "-filter_complex",
-                    f"{graph};[1:a]volume=0.06,aformat=channel_layouts=stereo[a]",
+                    f"{graph}{tone}",
                     "-map",
                     "[v]",
-                    "-map",
-                    "[a]",
+                    *audio_map,
                     "-t",
                     d,
                     *clip_encoder_args(),

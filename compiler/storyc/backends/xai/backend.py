@@ -12,13 +12,16 @@ importing it). Nothing is paid for twice, under every failure the service can pr
   and never repeated; a request over the 20 MiB cap is not retried (errors.py);
 - every moderation shape gets one reworded attempt, then one line naming the step and
   the refused prompt, its cost recorded;
-- every request takes a token of its kind's rate bucket, polls included (transport.py).
+- every request takes a token of its kind's rate bucket, polls included (transport.py);
+- text to speech is REST (tts.py), under the same rules: a line is billed once or not at
+  all, a request with an unknown outcome is possibly billed and never repeated.
 
 See docs/xai-faults.md for the fault matrix.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from storyc.backends.xai.chat import ChatCalls
@@ -35,6 +38,7 @@ from storyc.backends.xai.errors import (
 from storyc.backends.xai.images import ImageCalls
 from storyc.backends.xai.inputs import inline_image, inline_video, probe_duration
 from storyc.backends.xai.transport import REWORD_NOTE, XaiTransport
+from storyc.backends.xai.tts import SpeechCalls
 from storyc.backends.xai.video import VideoCalls
 
 __all__ = [
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 
-class XaiBackend(ImageCalls, VideoCalls, ChatCalls, XaiTransport):
+class XaiBackend(ImageCalls, VideoCalls, ChatCalls, SpeechCalls, XaiTransport):
     """storyc's `Backend` on xai-sdk's synchronous client (thread-safe: one gRPC channel)."""
 
     name = "xai"
@@ -62,7 +66,12 @@ class XaiBackend(ImageCalls, VideoCalls, ChatCalls, XaiTransport):
     def __init__(self, config: XaiConfig | None = None, **kwargs: Any):
         XaiTransport.__init__(self, config, **kwargs)
         self._init_video()
+        self._init_speech(os.environ)
 
     @classmethod
     def from_env(cls, **config_overrides: Any) -> XaiBackend:
         return cls(XaiConfig.from_env(**config_overrides))
+
+    def close(self) -> None:
+        self._close_speech()
+        XaiTransport.close(self)

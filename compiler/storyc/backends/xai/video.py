@@ -102,7 +102,10 @@ class VideoCalls(XaiTransport):
             "duration": int(req.duration_s),
             "aspect_ratio": req.aspect_ratio,
             "resolution": req.resolution,
+            "generate_audio": req.generate_audio,  # audio.native: the clip's own sound, or a silent clip
         }
+        if req.voices:  # the speakers' voices (grok-imagine-video-1.5), <AUDIO_1>... in the prompt
+            start["reference_audios"] = [{"voice_id": voice} for voice in req.voices]
         table = pricing.video_cost(req.duration_s, req.resolution, req.model)
         return self._video_job(req, step, job_key, journal, start, table)
 
