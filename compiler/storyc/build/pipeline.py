@@ -166,15 +166,7 @@ def _resolve_and_run(
     graph, cache = prep.graph, prep.cache
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
 
-    selected = graph.select(opts.select)
-    force = frozenset(selected) if opts.force else frozenset()
-    res = resolve(graph, cache, force=set(force))
-    to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
-    needed_by: dict[str, list[str]] = {}
-    for sid in to_run:
-        for d in graph.steps[sid].deps:
-            if d not in selected and not res.cached(d):
-                needed_by.setdefault(d, []).append(sid)
+    selected, force, res, to_run, needed_by = _steps_to_run(opts, graph, cache)
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
     if needed_by:
         base.status = "missing"
@@ -195,9 +187,62 @@ def _resolve_and_run(
             **planned_calls(graph, to_run),
         }
         return base
+    over_budget = _over_budget(opts, graph, to_run)
+    if over_budget:
+        base.status = "budget"
+        base.message = over_budget
+        return base
     if opts.on_event is not None:
         opts.on_event("plan", {"steps": len(graph.steps), "to_run": len(to_run), "selected": len(selected)})
     return _execute_build(opts, prep, res, selected, to_run, force, out_dir, base, t0, cache_locked)
+
+
+def _steps_to_run(opts: BuildOptions, graph: StepGraph, cache: Cache):
+    """(selected, force, resolution, steps to run, {missing step: the selected steps needing it})."""
+    selected = graph.select(opts.select)
+    force = frozenset(selected) if opts.force else frozenset()
+    res = resolve(graph, cache, force=set(force))
+    to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
+    needed_by: dict[str, list[str]] = {}
+    for sid in to_run:
+        for d in graph.steps[sid].deps:
+            if d not in selected and not res.cached(d):
+                needed_by.setdefault(d, []).append(sid)
+    return selected, force, res, to_run, needed_by
+
+
+def _over_budget(opts: BuildOptions, graph: StepGraph, to_run: list[str]) -> str | None:
+    """--max-cost below the cheapest way to build `to_run` (every check passing first time):
+    the build could not finish, so it is refused before anything starts."""
+    if opts.max_cost is None or not to_run:
+        return None
+    cheapest = planned_calls(graph, to_run)["cost_min_usd"]
+    if cheapest <= opts.max_cost + 1e-9:
+        return None
+    prices = " at xAI prices (the offline backend rehearses the budget)" if graph.backend == "offline" else ""
+    return (
+        f"budget: the {len(to_run)} step(s) to run cost at least ${cheapest:.2f}{prices}, more than "
+        f"--max-cost ${opts.max_cost:.2f}; nothing was started. Raise --max-cost, or build fewer steps with --select."
+    )
+
+
+def needs_prefect(opts: BuildOptions) -> bool:
+    """Whether this build would run a step through Prefect, decided before anything starts
+    (no Prefect import, no output folder): False when it stops first (bad story, bad or
+    incomplete --select, --max-cost below the minimum cost, a dry run), is up to date, or
+    has only local steps to run (assembly, the storyboard). Errors are left to the build."""
+    if opts.dry_run:
+        return False
+    try:
+        prep = prepare(opts.story, backend=opts.backend, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
+        if any(d.is_error for d in lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)):
+            return False
+        _selected, _force, _res, to_run, needed_by = _steps_to_run(opts, prep.graph, prep.cache)
+    except Exception:  # the build itself reports it, in this process
+        return False
+    if needed_by or _over_budget(opts, prep.graph, to_run):
+        return False
+    return any(not _is_local(prep.graph.steps[sid]) for sid in to_run)
 
 
 def _execute_build(

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from storyc import __version__
+from storyc.cli import server as server_cli
 from storyc.diagnostics import StorycError
 
 EXIT_OK = 0
@@ -138,6 +139,7 @@ def _terminate_like_ctrl_c(signum, frame) -> None:
 def main() -> None:
     import signal
 
+    server_cli.entry["is_main"] = True  # `storyc build` may hand this process's argv to the engine
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     _honour_no_color()
     _enable_completion()
@@ -549,17 +551,44 @@ def build_command(
     """Compile a story into final_video.mp4 (incremental: only what changed is rendered)."""
     import json
 
-    from storyc.build.pipeline import BuildOptions, default_backend_name, run_build
-    from storyc.graph.select import SelectionError
-    from storyc.store.state import BuildLocked
-
     quiet, verbose = _output_level("storyc build", quiet, verbose)
     _require_backend("storyc build", backend)
     if max_cost is not None and max_cost < 0:
         typer.echo("storyc build: --max-cost must not be negative", err=True)
         raise typer.Exit(EXIT_USAGE)
     _require_file("storyc build", story)
-    chosen = backend or default_backend_name()
+
+    def options():
+        from storyc.build.pipeline import BuildOptions, default_backend_name
+
+        return BuildOptions(
+            story=story,
+            backend=backend or default_backend_name(),
+            out_dir=out,
+            cache_dir=cache,
+            prompts_dir=prompts,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            select=select,
+            force=force,
+        )
+
+    def needs_prefect() -> bool:  # asked only when no engine runs: refusals and no-ops never start one
+        from storyc.build.pipeline import needs_prefect
+
+        return needs_prefect(options())
+
+    # Before the heavy imports: a warm engine runs this very command, printing here.
+    engine_exit = None if dry_run else server_cli.build_in_engine(needs_prefect, quiet=quiet)
+    if engine_exit is not None:
+        raise typer.Exit(engine_exit)
+
+    from storyc.build.pipeline import run_build
+    from storyc.graph.select import SelectionError
+    from storyc.store.state import BuildLocked
+
+    opts = options()
+    chosen = opts.backend
     if not quiet:
         typer.echo(
             f"storyc build: backend {chosen}"
@@ -575,18 +604,7 @@ def build_command(
             progress = _Progress(total=0, verbose=verbose)
         progress(event, data)
 
-    opts = BuildOptions(
-        story=story,
-        backend=chosen,
-        out_dir=out,
-        cache_dir=cache,
-        prompts_dir=prompts,
-        dry_run=dry_run,
-        max_cost=max_cost,
-        select=select,
-        force=force,
-        on_event=on_event,
-    )
+    opts.on_event = on_event
     try:
         with _input_errors_exit("storyc build"):
             result = run_build(opts)
@@ -892,6 +910,7 @@ def clean_command(
     typer.echo(f"would remove {summary}" if dry_run else f"removed {summary} (the cache is kept)")
 
 
+app.add_typer(server_cli.server_app, name="server")
 cache_app = typer.Typer(help="Manage the build cache (default .storyc/cache/ beside the story).", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -908,9 +927,7 @@ def cache_prune_command(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Cache folder (default .storyc/cache/ beside the first story).")
     ] = None,
-    prompts: Annotated[
-        Path | None, typer.Option("--prompts", help="Template override folder the builds use.")
-    ] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Template override folder the builds use.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final result line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file removed.")] = False,
