@@ -104,20 +104,21 @@ def _spawn(home: EngineHome) -> None:
     os.chmod(home.root, 0o700)
     if home.log.exists() and home.log.stat().st_size > 1_000_000:
         home.log.unlink()
+    # The engine imports what this process has imported (it runs the same command).
     preload = sorted(name for name in sys.modules if name.startswith("storyc.") and "engine" not in name)
     with open(home.log, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "storyc.run.engine.daemon", str(home.root), *preload],
+            [sys.executable, "-m", "storyc.run.engine.daemon", str(home.root)],
             env=_engine_env(),
             cwd=str(home.root),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # no terminal: Ctrl-C in this one does not reach it
         )
     # It takes the engine's lock, forks the engine off and exits (or exits at once when
     # another engine holds the lock): either way the lock is held when it returns.
-    proc.wait(timeout=60)
+    proc.communicate("\n".join(preload).encode(), timeout=60)
     if proc.returncode != 0:
         raise EngineUnavailable(f"the engine exited with code {proc.returncode}: {_log_tail(home)}")
 

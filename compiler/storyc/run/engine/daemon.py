@@ -1,9 +1,9 @@
-"""The engine process: `python -m storyc.run.engine.daemon HOME [MODULE ...]`.
+"""The engine process: `python -m storyc.run.engine.daemon HOME`, modules to import on stdin.
 
 Started by the first build that needs Prefect (client.py). It takes the engine's lifetime
 lock (a second engine started in a race finds it taken and exits at once), detaches,
-starts `prefect server` on a free 127.0.0.1 port, imports storyc and Prefect (MODULE...:
-what the client had imported, plus what every build imports) while the server starts,
+starts `prefect server` on a free 127.0.0.1 port, imports storyc and Prefect (what the
+client had imported, plus what every build imports) while the server starts,
 then serves build requests on its Unix socket until it has been idle for
 STORYC_ENGINE_IDLE_SECONDS (default 20 minutes) or is told to stop.
 
@@ -549,7 +549,7 @@ def run_build_in_fork(engine: Engine, become: _BecomeBuild) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        sys.stderr.write("usage: python -m storyc.run.engine.daemon HOME [MODULE ...]\n")
+        sys.stderr.write("usage: python -m storyc.run.engine.daemon HOME  (modules to preload on stdin)\n")
         return 2
     home = EngineHome(Path(argv[0]))
     home.root.mkdir(parents=True, exist_ok=True)
@@ -558,9 +558,11 @@ def main(argv: list[str]) -> int:
     if not flock(lock_fd, exclusive=True, wait=False):
         return 0  # another engine holds the lock: it serves (or is starting); nothing to do
     os.set_inheritable(lock_fd, False)
+    preload = sys.stdin.read().split()  # the modules the starting client had imported
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     if os.fork() > 0:  # the client waits for this process; the engine goes on in the child
         os._exit(0)
-    engine = Engine(home, lock_fd, argv[1:])
+    engine = Engine(home, lock_fd, preload)
     try:
         return engine.serve()
     except _BecomeBuild as become:
