@@ -27,7 +27,6 @@ import os
 import random
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest

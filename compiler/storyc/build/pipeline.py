@@ -2,7 +2,9 @@
 
 This module orchestrates and never imports Prefect itself: when every step is already
 in the cache the build is "up to date" without starting Prefect (storyc.run.executor is
-imported only when something must run).
+imported only when something must run). A bad --select and a --max-cost that no first
+step fits are refused before anything starts; `needs_prefect` tells the CLI, before any
+of that, whether the build would start Prefect (and so the warm engine).
 """
 
 from __future__ import annotations
@@ -212,24 +214,28 @@ def _steps_to_run(opts: BuildOptions, graph: StepGraph, cache: Cache):
 
 
 def _over_budget(opts: BuildOptions, graph: StepGraph, to_run: list[str]) -> str | None:
-    """--max-cost below the cheapest way to build `to_run` (every check passing first time):
-    the build could not finish, so it is refused before anything starts."""
+    """--max-cost below the minimum cost (every check passing first time) of each step that
+    could run first: no step could finish, so the build is refused before anything starts.
+    A budget that pays for some steps lets them run (they are kept, and cached), as before."""
     if opts.max_cost is None or not to_run:
         return None
-    cheapest = planned_calls(graph, to_run)["cost_min_usd"]
-    if cheapest <= opts.max_cost + 1e-9:
+    pending = set(to_run)
+    first = [sid for sid in to_run if not any(d in pending for d in graph.steps[sid].deps)]
+    cheapest = min(first, key=lambda sid: graph.steps[sid].cost_min)
+    cost = graph.steps[cheapest].cost_min
+    if cost <= opts.max_cost + 1e-9:
         return None
     prices = " at xAI prices (the offline backend rehearses the budget)" if graph.backend == "offline" else ""
     return (
-        f"budget: the {len(to_run)} step(s) to run cost at least ${cheapest:.2f}{prices}, more than "
-        f"--max-cost ${opts.max_cost:.2f}; nothing was started. Raise --max-cost, or build fewer steps with --select."
+        f"budget: the cheapest step that could run first ({cheapest}) costs at least ${cost:.2f}{prices}, more than "
+        f"--max-cost ${opts.max_cost:.2f}; nothing was started. Raise --max-cost (see --dry-run for the estimate)."
     )
 
 
 def needs_prefect(opts: BuildOptions) -> bool:
     """Whether this build would run a step through Prefect, decided before anything starts
     (no Prefect import, no output folder): False when it stops first (bad story, bad or
-    incomplete --select, --max-cost below the minimum cost, a dry run), is up to date, or
+    incomplete --select, --max-cost below any first step's minimum cost, a dry run), is up to date, or
     has only local steps to run (assembly, the storyboard). Errors are left to the build."""
     if opts.dry_run:
         return False
