@@ -108,9 +108,16 @@ def _gone(pids, timeout_s: float = 15.0) -> bool:
     return True
 
 
-def _forks(mark: str) -> list[int]:
-    """The engine's forks running a build of this mark (they carry the build's environment)."""
-    return [pid for pid, cmd in ck.marked_processes(mark) if "storyc.run.engine.daemon" in cmd]
+def _fork_of(client_pid: int) -> int | None:
+    """The engine's fork running the build of `client_pid` (a fork shows the engine's own
+    environment in /proc: the build's is set in it after the fork)."""
+    status = engine.status() or {}
+    return next((b["pid"] for b in status.get("builds_running", []) if b["client_pid"] == client_pid), None)
+
+
+def _watchdog_of(mark: str) -> int | None:
+    """The watchdog a build of this mark started: exec'd with the build's environment."""
+    return next((pid for pid, cmd in ck.marked_processes(mark) if " -c " in cmd), None)
 
 
 def _environ(pid: int) -> dict:
@@ -194,10 +201,12 @@ def test_a_killed_build_leaves_nothing_behind_and_the_engine_serves_on(tmp_path)
     proc = ck.start_build(story, out, cache, env, tmp_path / "logs", "killed")
     assert ck.first_call_of(log, proc.pid, proc), ck.finish(proc)
     served = engine.status()["builds_served"]
-    assert _forks(mark)  # the build runs in a fork of the engine, which carries the build's environment
+    fork = _fork_of(proc.pid)
+    assert fork and _alive(fork)  # the build runs in a fork of the engine
     os.kill(proc.pid, signal.SIGKILL)
     ck.finish(proc)
-    assert ck.leftover_processes(mark, grace_s=8.0) == []  # fork, watchdog, ffmpeg: all gone
+    assert _gone([fork], timeout_s=5)  # the engine killed it at once
+    assert ck.leftover_processes(mark, grace_s=8.0) == []  # its watchdog and ffmpeg too
     started = ck.read_call_log(log)["started"]
     time.sleep(1.5)
     assert ck.read_call_log(log)["started"] == started  # no call started after the kill
@@ -225,7 +234,10 @@ def test_an_engine_running_other_code_is_retired(tmp_path):
     assert reply == {"stale": True, "pid": old["pid"]}
     assert _gone([old["pid"], old["server_pid"]])
     assert "stopping (storyc's code changed)" in engine_home().log.read_text()
-    again = _storyc("build", story, "--out", tmp_path / "out2", "--cache", tmp_path / "cache", env=_env_of("stale2"))
+    up_to_date = _storyc("build", story, "--out", tmp_path / "out2", "--cache", tmp_path / "cache", env=_env_of("s2"))
+    assert up_to_date.returncode == 0 and "up to date" in up_to_date.stdout  # needs no engine: starts none
+    assert STARTING not in up_to_date.stdout and engine.status() is None
+    again = _storyc("build", story, "--out", tmp_path / "out3", "--cache", tmp_path / "cache3", env=_env_of("s3"))
     assert again.returncode == 0, again.stderr
     assert STARTING in again.stdout
     assert engine.status()["pid"] != old["pid"]
@@ -255,10 +267,9 @@ def test_telemetry_stays_off_and_a_terminal_shows_no_notice(tmp_path):
     output, fork_env = b"", None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if fork_env is None:
-            for pid in _forks(mark):
-                with contextlib.suppress(OSError):
-                    fork_env = _environ(pid)
+        if fork_env is None and (watchdog := _watchdog_of(mark)):
+            with contextlib.suppress(OSError):
+                fork_env = _environ(watchdog)  # the build's environment, as its children get it
         ready, _, _ = select.select([leader], [], [], 0.05)
         if ready:
             try:
@@ -271,10 +282,10 @@ def test_telemetry_stays_off_and_a_terminal_shows_no_notice(tmp_path):
     assert proc.wait(timeout=60) == 0, output.decode(errors="replace")
     os.close(leader)
     text = output.decode(errors="replace")
-    assert "built " in text and "anonymous usage" not in text and "telemetry" not in text.lower()
+    assert "built " in text and "anonymous usage" not in text and "DO_NOT_TRACK" not in text
 
     status = engine.status()
-    assert fork_env is not None, "the build's fork was never seen"
+    assert fork_env is not None, "the build's watchdog was never seen"
     for who, environ in (
         ("engine", _environ(status["pid"])),
         ("prefect server", _environ(status["server_pid"])),
@@ -345,13 +356,21 @@ def test_when_a_build_uses_no_engine(monkeypatch):
 def test_messages_keep_their_frames_and_descriptors(tmp_path):
     import socket
 
+    import threading
+
     left, right = socket.socketpair()
     a, b = Channel(left), Channel(right)
     with open(tmp_path / "f", "w") as f:
-        a.send({"op": "x", "n": 1}, fds=(f.fileno(),))
-        a.send({"op": "y", "text": "é" * 100_000})
+
+        def send() -> None:  # the second message is larger than the socket's buffer
+            a.send({"op": "x", "n": 1}, fds=(f.fileno(),))
+            a.send({"op": "y", "text": "é" * 100_000})
+
+        sender = threading.Thread(target=send)
+        sender.start()
         first, fds = b.recv(max_fds=3)
         second, more = b.recv()
+        sender.join()
     assert first == {"op": "x", "n": 1} and len(fds) == 1 and more == []
     os.write(fds[0], b"via the passed descriptor")
     os.close(fds[0])

@@ -241,6 +241,7 @@ class Engine:
                 return 1
             self._listen()
             self.ready_s = time.perf_counter() - t0
+            self.last_activity = time.monotonic()  # idle from now, not from the start
             self._write_info("ready")
             self._say(f"ready in {self.ready_s:.1f}s; stops after {self.idle_s:.0f}s idle")
             self._loop()
