@@ -355,7 +355,6 @@ def test_when_a_build_uses_no_engine(monkeypatch):
 
 def test_messages_keep_their_frames_and_descriptors(tmp_path):
     import socket
-
     import threading
 
     left, right = socket.socketpair()

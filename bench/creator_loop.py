@@ -1,0 +1,255 @@
+"""The creator's loop (issue 13): build the 3-scene demo, edit one scene, see it again.
+
+Real `storyc build` processes (offline backend), timed from the moment the command is
+started, on the demo story (stories/fox_and_owl.yaml), each code version with its own
+cache:
+
+1. first build, no engine running (its home and Prefect database exist, as on any day
+   after the first), default quality. Goal: <= 20 s.
+2. the same story at draft quality (--draft when `storyc build` has it, otherwise
+   STORYC_RENDER_SCALE=0.5), engine warm: the draft cache the loop then works from.
+3. scene 3's action edited, rebuilt at draft quality, engine warm. Goals: <= 5 s to the
+   new final_video.mp4, and <= 1 s to the first backend call.
+4. the same edit loop with design (a) for comparison: no engine, the build in its own
+   process against the engine's Prefect server (STORYC_ENGINE=off, PREFECT_API_URL): it
+   pays `import prefect` and a first flow run in a fresh process every time.
+Then today's commit (the branch point with main, run from a `git archive` of it with
+PYTHONPATH; it starts Prefect's temporary server on every build) does 1-3 the same way.
+
+Per build: wall time, time to the first backend call (the first `call` line of `storyc -v`),
+and the share of the wall time in each phase: start-up (CLI, engine or Prefect start,
+flow run creation: until the first step starts), keyframes (character sheets and
+keyframes), clips, assembly (assemble + storyboard) and the rest (reports, exit); steps
+overlap, so a phase is the union of its steps' intervals. The load average is printed with
+each build: the machine is shared. Ratios are today / new. Last line: one JSON object.
+
+Run: .venv/bin/python bench/creator_loop.py [--no-today] [--today-ref COMMIT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "stories" / "fox_and_owl.yaml"
+EDITED_SCENE = 3
+EDITED_ACTION = "action: the fox lowers its head to the crystal as the owl nods slowly"
+DRAFT_SCALE = "0.5"
+_DONE = re.compile(r"^done\s+(\S+)\s.*?([\d.]+)s$")
+_CALL = re.compile(r"^\s+call\s+\S+\s+\w+:")
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def phases(wall: float, steps: dict[str, tuple[float, float]]) -> dict:
+    """Seconds and share of the wall time per phase, from each step's (start, end)."""
+    if not steps:
+        return {"startup_s": round(wall, 2)}
+    first_start = min(a for a, _ in steps.values())
+    kinds = {
+        "keyframes": [v for k, v in steps.items() if k.startswith(("character:", "keyframe:"))],
+        "clips": [v for k, v in steps.items() if k.startswith("video:")],
+        "assembly": [v for k, v in steps.items() if k in ("assemble", "script")],
+    }
+    out = {"startup_s": round(first_start, 2)}
+    for name, spans in kinds.items():
+        out[f"{name}_s"] = round(_union(spans), 2)
+    out["rest_s"] = round(max(0.0, wall - first_start - _union(list(steps.values()))), 2)
+    out["share"] = {k[:-2]: round(v / wall, 3) for k, v in out.items() if k.endswith("_s")}
+    return out
+
+
+def timed_build(cmd: list[str], story: Path, out: Path, cache: Path, env: dict, *extra: str) -> dict:
+    """One `storyc -v build`, its output lines timestamped as they come."""
+    load = loadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [*cmd, "-v", "build", str(story), "--out", str(out), "--cache", str(cache), "--backend", "offline", *extra],
+        env=env,
+        cwd=story.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = [(time.perf_counter() - t0, line.rstrip("\n")) for line in proc.stdout]
+    code = proc.wait()
+    wall = time.perf_counter() - t0
+    first_call = next((t for t, line in lines if _CALL.match(line)), None)
+    steps = {}
+    for t, line in lines:
+        m = _DONE.match(line)
+        if m:
+            steps[m[1]] = (max(0.0, t - float(m[2])), t)
+    result = {
+        "exit": code,
+        "wall_s": round(wall, 2),
+        "first_call_s": round(first_call, 2) if first_call is not None else None,
+        "steps_run": sorted(steps),
+        "phases": phases(wall, steps),
+        "started_engine": any("starting the build engine" in line for _, line in lines),
+        "load_before": load,
+    }
+    if code != 0:
+        result["output_tail"] = [line for _, line in lines[-15:]]
+    return result
+
+
+def edit(story: Path, take: int) -> None:
+    text = story.read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("action: the fox lowers its head"))
+    new = f"{EDITED_ACTION.split('slowly')[0]}slowly, take {take}"
+    story.write_text(text.replace(line.strip(), new))
+
+
+def _say(what: str, run: dict) -> None:
+    share = run["phases"].get("share", {})
+    print(
+        f"{what:<44} {run['wall_s']:>6.1f}s  first call {run['first_call_s'] or float('nan'):>5.2f}s  "
+        f"load {run['load_before'][0]:>4.1f}  "
+        + " ".join(f"{k} {v:.0%}" for k, v in share.items())
+        + ("" if run["exit"] == 0 else f"  EXIT {run['exit']}: {run.get('output_tail')}"),
+        flush=True,
+    )
+
+
+def draft_args(cmd: list[str], env: dict) -> tuple[list[str], dict]:
+    """--draft when this storyc has it, else the render scale it stands for."""
+    helped = subprocess.run([*cmd, "build", "--help"], env=env, capture_output=True, text=True).stdout
+    if "--draft" in helped:
+        return ["--draft"], env
+    return [], {**env, "STORYC_RENDER_SCALE": DRAFT_SCALE}
+
+
+def loop(name: str, cmd: list[str], env: dict, work: Path, design_a: bool) -> dict:
+    folder = work / name
+    folder.mkdir()
+    story = folder / DEMO.name
+    shutil.copy(DEMO, story)
+    runs: dict = {}
+    runs["first_build"] = timed_build(cmd, story, folder / "out", folder / "cache", env)
+    _say(f"{name}: first build, default quality", runs["first_build"])
+    extra, draft_env = draft_args(cmd, env)
+    runs["draft"] = "--draft" if extra else f"STORYC_RENDER_SCALE={DRAFT_SCALE}"
+    runs["draft_build"] = timed_build(cmd, story, folder / "draft", folder / "cache", draft_env, *extra)
+    _say(f"{name}: full draft build", runs["draft_build"])
+    edit(story, 1)
+    runs["edit_rebuild"] = timed_build(cmd, story, folder / "draft", folder / "cache", draft_env, *extra)
+    _say(f"{name}: scene {EDITED_SCENE} edited, draft rebuild", runs["edit_rebuild"])
+    if design_a:
+        from storyc.run.engine.client import status
+
+        api_url = (status() or {}).get("api_url")
+        if api_url:
+            env_a = {**draft_env, "STORYC_ENGINE": "off", "PREFECT_API_URL": api_url}
+            edit(story, 2)
+            runs["edit_rebuild_server_only"] = timed_build(
+                cmd, story, folder / "draft", folder / "cache", env_a, *extra
+            )
+            _say(f"{name}: edited again, design (a): server only", runs["edit_rebuild_server_only"])
+    return runs
+
+
+def today_tree(ref: str, work: Path) -> Path:
+    """storyc as it was at `ref`: its compiler/, prompts/, schemas/ and pyproject.toml."""
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "compiler", "prompts", "schemas", "pyproject.toml"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    tree = work / "today-src"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-today", action="store_true", help="skip today's commit")
+    ap.add_argument("--today-ref", default=None, help="default: the merge base of HEAD and main")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cl-"))  # short: the engine's socket path has a limit
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "STORYC_", "XAI_"))}
+    base_env["STORYC_ENGINE_HOME"] = str(work / "engines")
+    os.environ["STORYC_ENGINE_HOME"] = base_env["STORYC_ENGINE_HOME"]
+    from storyc.run.engine import client as engine
+    from storyc.run.engine.home import engine_home
+
+    cmd = [sys.executable, "-m", "storyc"]
+    result: dict = {"bench": "creator_loop", "story": str(DEMO.relative_to(ROOT)), "edited_scene": EDITED_SCENE}
+    try:
+        # The engine's first start makes its Prefect database (untimed for the loop: a
+        # user pays it once); today's builds use that same database.
+        t0 = time.perf_counter()
+        engine.ensure_running(engine_home())
+        result["engine_first_start_new_database_s"] = round(time.perf_counter() - t0, 2)
+        engine.stop(engine_home())
+        print(f"engine's first start (new Prefect database): {result['engine_first_start_new_database_s']:.1f}s")
+
+        result["new"] = loop("new", cmd, base_env, work, design_a=True)
+        warm = engine.status(engine_home()) or {}
+        result["engine_rss_mb"] = warm.get("rss_mb")
+        engine.stop(engine_home())
+
+        if not args.no_today:
+            ref = (
+                args.today_ref
+                or subprocess.run(
+                    ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True
+                ).stdout.strip()
+            )
+            tree = today_tree(ref, work)
+            today_env = {
+                **base_env,
+                "PYTHONPATH": str(tree / "compiler"),
+                "PREFECT_HOME": str(engine_home().prefect_home),  # an existing database, as for the new code
+            }
+            result["today_ref"] = ref
+            result["today"] = loop("today", cmd, today_env, work, design_a=False)
+            ratios = {}
+            for key in ("first_build", "draft_build", "edit_rebuild"):
+                new, old = result["new"][key], result["today"][key]
+                ratios[f"{key}_wall"] = round(old["wall_s"] / new["wall_s"], 2)
+                if new["first_call_s"] and old["first_call_s"]:
+                    ratios[f"{key}_first_call"] = round(old["first_call_s"] / new["first_call_s"], 2)
+            result["ratios_today_over_new"] = ratios
+    finally:
+        engine.stop(engine_home())
+        shutil.rmtree(work, ignore_errors=True)
+
+    new = result["new"]
+    result["goals"] = {
+        "first_build_le_20s": new["first_build"]["exit"] == 0 and new["first_build"]["wall_s"] <= 20,
+        "edit_rebuild_le_5s": new["edit_rebuild"]["exit"] == 0 and new["edit_rebuild"]["wall_s"] <= 5,
+        "edit_first_call_le_1s": (new["edit_rebuild"]["first_call_s"] or 99) <= 1,
+    }
+    result["load_after"] = loadavg()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
