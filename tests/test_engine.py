@@ -120,6 +120,16 @@ def _watchdog_of(mark: str) -> int | None:
     return next((pid for pid, cmd in ck.marked_processes(mark) if " -c " in cmd), None)
 
 
+def _api(api_url: str, path: str, body: dict) -> list[dict]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{api_url}/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def _environ(pid: int) -> dict:
     with open(f"/proc/{pid}/environ", "rb") as f:
         pairs = [item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item]
@@ -151,6 +161,17 @@ def test_two_builds_racing_start_one_engine_then_status_and_stop(own_home, tmp_p
     assert log.count("ready in") == 1 and log.count("started prefect server") == 1, log
     pid, server_pid = status["pid"], status["server_pid"]
     assert _alive(pid) and _alive(server_pid)
+    # the engine's Prefect server recorded both builds: a flow run each, a task run per step
+    runs = _api(status["api_url"], "flow_runs/filter", {})
+    assert sorted(r["name"] for r in runs) == ["story: 8 step(s)", "story: 8 step(s)"]
+    assert {r["state_type"] for r in runs} == {"COMPLETED"}
+    deadline = time.monotonic() + 20  # task runs are recorded from their events, a moment later
+    while True:
+        tasks = _api(status["api_url"], "task_runs/filter", {"flow_runs": {"id": {"any_": [r["id"] for r in runs]}}})
+        if (len(tasks) >= 16 and {t["state_type"] for t in tasks} == {"COMPLETED"}) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(tasks) == 16 and {t["state_type"] for t in tasks} == {"COMPLETED"}, tasks
     assert lock_holder(own_home.lock) is not None
 
     shown = _storyc("server", "status")

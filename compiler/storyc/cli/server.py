@@ -13,7 +13,13 @@ from typing import Annotated
 
 import typer
 
+
+def _examples(*lines: str) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
 server_app = typer.Typer(
+    epilog=_examples("storyc server status", "storyc server stop", "STORYC_ENGINE=off storyc build story.yaml"),
     help=(
         "The build engine: a local Prefect server and a warm storyc, started by the first build that needs "
         "them and reused by later ones; it stops after some idle minutes (STORYC_ENGINE_IDLE_SECONDS, default "
@@ -36,7 +42,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-@server_app.command("status")
+@server_app.command("status", epilog=_examples("storyc server status", "storyc server status --json"))
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object (null when no engine runs).")] = False,
 ) -> None:
@@ -72,7 +78,7 @@ def status_command(
         typer.echo(f"  builds in this shell do not use it: {why}")
 
 
-@server_app.command("stop")
+@server_app.command("stop", epilog=_examples("storyc server stop"))
 def stop_command() -> None:
     """Stop the build engine (after the builds it is running finish)."""
     from storyc.run.engine.client import stop

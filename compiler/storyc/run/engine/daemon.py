@@ -58,6 +58,15 @@ BUILD_MODULES = (
     "storyc.media.assemble",
     "storyc.report.documents",
 )
+UNUSED_SERVER_SERVICES = (
+    "SCHEDULER",
+    "LATE_RUNS",
+    "FOREMAN",
+    "CANCELLATION_CLEANUP",
+    "PAUSE_EXPIRATIONS",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -151,9 +160,12 @@ class Engine:
     def _start_server(self) -> None:
         port = _free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
-        env = {**os.environ, "PREFECT_UI_ENABLED": "false"}
         argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
-        argv += ["--no-scheduler", "--no-late-runs"]  # storyc schedules nothing
+        env = {**os.environ, "PREFECT_UI_ENABLED": "false"}
+        # Only the services that record runs (events, task runs): storyc schedules nothing,
+        # has no workers, pauses or automations; the others are periodic loops on 2 cores.
+        for service in UNUSED_SERVER_SERVICES:
+            env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
         self.server = subprocess.Popen(
             [sys.executable, "-m", *argv],
             env=env,
@@ -196,10 +208,15 @@ class Engine:
         from storyc.run import executor
 
         executor.prepare_engine()
+        import gc
         import threading
 
         if threading.active_count() != 1:  # a fork must not inherit a thread
             raise RuntimeError(f"threads after preloading: {threading.enumerate()}")
+        # What is loaded now is shared by every fork: out of the garbage collector's sight,
+        # its pages are never copied by a collection in a fork (copy-on-write stays shared).
+        gc.collect()
+        gc.freeze()
         self._say(f"imported storyc and Prefect in {time.perf_counter() - t0:.1f}s")
 
     def _listen(self) -> None:
