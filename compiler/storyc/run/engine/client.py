@@ -242,7 +242,10 @@ def hand_off(*, needs_engine: Callable[[], bool], say: Callable[[str, bool], Non
     if handed is None or handed == "stale":
         if handed is None and not needs_engine():
             return None
-        if handed is None and lock_holder(home.lock) is None:
+        starting = handed is None and lock_holder(home.lock) is not None
+        if starting and (home.read_info() or {}).get("state") == "starting":
+            say("waiting for the build engine another build is starting", False)
+        else:  # none runs, or it runs older storyc code, or it is stopping
             say(
                 f"starting the build engine (a local Prefect server, reused by later builds; it stops after "
                 f"{idle_limit_s() / 60:.0f} idle minutes, or with `storyc server stop`)",
