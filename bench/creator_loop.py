@@ -104,8 +104,12 @@ def timed_build(cmd: list[str], story: Path, out: Path, cache: Path, env: dict, 
         m = _DONE.match(line)
         if m:
             steps[m[1]] = (max(0.0, t - float(m[2])), t)
+    # with the engine: from its "starting the build engine" line to the fork's first line
+    starting = next((t for t, line in lines if "starting the build engine" in line), None)
+    forked = next((t for t, line in lines if line.startswith("storyc build: backend ")), None)
     result = {
         "exit": code,
+        "engine_start_s": round(forked - starting, 2) if starting is not None and forked else None,
         "wall_s": round(wall, 2),
         "first_call_s": round(first_call, 2) if first_call is not None else None,
         "steps_run": {sid: round(b - a, 2) for sid, (a, b) in sorted(steps.items())},

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from storyc.run.engine.home import EngineHome, code_fingerprint, engine_home, idle_limit_s, why_no_engine
 from storyc.run.engine.wire import Channel
@@ -172,55 +173,81 @@ def _stdio_usable() -> bool:
         return False
 
 
-def _request_build(home: EngineHome, fingerprint: str) -> tuple[Channel, int] | str | None:
-    """(connection, pid of the build's fork), "stale" when the engine runs other code, or
-    None when no engine answers."""
+def _umask() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():  # read without changing it
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return 0o022
+
+
+class _SignalForwarder:
+    """While a build runs in the engine, Ctrl-C, SIGTERM and SIGHUP go to its fork, which
+    stops exactly as an in-process build does. One that comes while the request is on its
+    way waits for the fork's pid; if no fork starts, it acts here (Ctrl-C stops this)."""
+
+    def __enter__(self) -> _SignalForwarder:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        self.previous = {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED_SIGNALS}
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signum)
+
+    def forward_to(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if self.pid is None and self.pending:
+            raise KeyboardInterrupt
+
+
+def _build_in_engine(home: EngineHome, fingerprint: str, say: Callable[[str, bool], None]) -> int | str | None:
+    """The exit code of this build run by the engine; "stale" when the engine runs other
+    storyc code; None when no engine takes it."""
     channel = _connect(home)
     if channel is None:
         return None
-    main = _main_program()
     request = {
         "op": "build",
         "argv": sys.argv,
         "env": dict(os.environ),
         "cwd": os.getcwd(),
         "path": sys.path,
-        "main": main,
+        "main": _main_program(),
+        "umask": _umask(),
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "client_pid": os.getpid(),
         "fingerprint": fingerprint,
     }
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        channel.send(request, fds=(0, 1, 2))
-        reply, _ = channel.recv()
-    except (OSError, ValueError):
-        channel.close()
-        return None
-    if not reply or reply.get("stale") or "pid" not in reply:
-        channel.close()
-        return "stale" if reply and reply.get("stale") else None
-    channel.sock.settimeout(None)
-    return channel, int(reply["pid"])
-
-
-def _wait_for_exit(channel: Channel, pid: int, home: EngineHome, say: Callable[[str, bool], None]) -> int:
-    """Forward Ctrl-C, SIGTERM and SIGHUP to the build's fork (which stops exactly as an
-    in-process build does) and return its exit code."""
-
-    def forward(signum, frame) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-    try:
-        reply, _ = channel.recv()
-    except OSError:
-        reply = None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        channel.close()
+    with _SignalForwarder() as forwarder:
+        try:
+            channel.send(request, fds=(0, 1, 2))
+            reply, _ = channel.recv()
+        except (OSError, ValueError):
+            reply = None
+        if not reply or "pid" not in reply or reply.get("stale"):
+            channel.close()
+            return "stale" if reply and reply.get("stale") else None
+        forwarder.forward_to(int(reply["pid"]))
+        channel.sock.settimeout(None)
+        try:
+            reply, _ = channel.recv()
+        except OSError:
+            reply = None
+        finally:
+            channel.close()
     if not reply or "exit" not in reply:
         say(f"the build engine stopped during the build (its log: {home.log})", True)
         return 1
@@ -238,27 +265,27 @@ def hand_off(*, needs_engine: Callable[[], bool], say: Callable[[str, bool], Non
         return None
     home = engine_home()
     fingerprint = code_fingerprint()
-    handed = _request_build(home, fingerprint)
-    if handed is None or handed == "stale":
-        if handed is None and not needs_engine():
-            return None
-        starting = handed is None and lock_holder(home.lock) is not None
-        if starting and (home.read_info() or {}).get("state") == "starting":
-            say("waiting for the build engine another build is starting", False)
-        else:  # none runs, or it runs older storyc code, or it is stopping
-            say(
-                f"starting the build engine (a local Prefect server, reused by later builds; it stops after "
-                f"{idle_limit_s() / 60:.0f} idle minutes, or with `storyc server stop`)",
-                False,
-            )
-        try:
-            ensure_running(home)
-        except EngineUnavailable as exc:
-            say(f"the build engine is not available ({exc}); building without it", True)
-            return None
-        handed = _request_build(home, fingerprint)
-        if not isinstance(handed, tuple):
-            say("the build engine did not take the build; building without it", True)
-            return None
-    channel, pid = handed
-    return _wait_for_exit(channel, pid, home, say)
+    handed = _build_in_engine(home, fingerprint, say)
+    if isinstance(handed, int):
+        return handed
+    if handed is None and not needs_engine():
+        return None
+    starting = handed is None and lock_holder(home.lock) is not None
+    if starting and (home.read_info() or {}).get("state") == "starting":
+        say("waiting for the build engine another build is starting", False)
+    else:  # none runs, or it runs older storyc code, or it is stopping
+        say(
+            f"starting the build engine (a local Prefect server, reused by later builds; it stops after "
+            f"{idle_limit_s() / 60:.0f} idle minutes, or with `storyc server stop`)",
+            False,
+        )
+    try:
+        ensure_running(home)
+    except EngineUnavailable as exc:
+        say(f"the build engine is not available ({exc}); building without it", True)
+        return None
+    handed = _build_in_engine(home, fingerprint, say)
+    if not isinstance(handed, int):
+        say("the build engine did not take the build; building without it", True)
+        return None
+    return handed

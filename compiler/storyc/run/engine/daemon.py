@@ -383,7 +383,16 @@ class Engine:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of memory or processes: the client builds by itself
+            for fd in fds:
+                os.close(fd)
+            self._say(f"cannot fork a build: {exc}")
+            with contextlib.suppress(OSError):
+                channel.send({"error": f"cannot fork: {exc}"})
+            channel.close()
+            return
         if pid == 0:
             raise _BecomeBuild(request, fds, channel)
         for fd in fds:
@@ -507,6 +516,9 @@ def run_build_in_fork(engine: Engine, become: _BecomeBuild) -> None:
     become.channel.close()  # the engine keeps the connection: the client sees it close when the engine does
     os.setsid()  # not in the engine's process group
     _die_with_parent()  # the engine died: stop as on SIGTERM (state saved)
+    os.umask(int(request.get("umask", 0o022)))  # the files it writes get the client's modes
+    with contextlib.suppress(OSError):  # `nice storyc build`: as nice (lowering needs privileges)
+        os.setpriority(os.PRIO_PROCESS, 0, int(request.get("nice", 0)))
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
