@@ -261,9 +261,18 @@ def test_an_engine_running_other_code_is_retired(tmp_path):
     up_to_date = _storyc("build", story, "--out", tmp_path / "out2", "--cache", tmp_path / "cache", env=_env_of("s2"))
     assert up_to_date.returncode == 0 and "up to date" in up_to_date.stdout  # needs no engine: starts none
     assert STARTING not in up_to_date.stdout and engine.status() is None
-    again = _storyc("build", story, "--out", tmp_path / "out3", "--cache", tmp_path / "cache3", env=_env_of("s3"))
+    again = subprocess.run(
+        [*STORYC, "build", str(story), "--out", str(tmp_path / "out3"), "--cache", str(tmp_path / "cache3")],
+        env=_env_of("s3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        umask=0o027,  # the fork writes files with the client's umask, not the engine's
+    )
     assert again.returncode == 0, again.stderr
     assert STARTING in again.stdout
+    modes = {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out3").rglob("*") if p.is_file()}
+    assert modes == {oct(0o640)}, modes
     assert engine.status()["pid"] != old["pid"]
 
 
