@@ -4,7 +4,7 @@ The first `storyc build` that needs Prefect starts the engine; later builds reus
 stops itself after some idle minutes (`storyc server status|stop`). The engine is one
 process per user and installation (home.py says where it lives) that
 
-- owns a `prefect server` on 127.0.0.1 (its child, stopped with it, even when the engine
+- owns a Prefect server on 127.0.0.1 (its child, stopped with it, even when the engine
   is killed: the kernel's parent-death signal);
 - keeps storyc and Prefect imported, and no thread running, so that it can fork: each
   build request (`storyc build ...` sent over a Unix socket with the client's argv,

@@ -2,7 +2,7 @@
 
 Started by the first build that needs Prefect (client.py). It takes the engine's lifetime
 lock (a second engine started in a race finds it taken and exits at once), detaches,
-starts `prefect server` on a free 127.0.0.1 port, imports storyc and Prefect (what the
+starts a Prefect server on a free 127.0.0.1 port, imports storyc and Prefect (what the
 client had imported, plus what every build imports) while the server starts,
 then serves build requests on its Unix socket until it has been idle for
 STORYC_ENGINE_IDLE_SECONDS (default 20 minutes) or is told to stop.
@@ -160,8 +160,11 @@ class Engine:
     def _start_server(self) -> None:
         port = _free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
-        argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
-        env = {**os.environ, "PREFECT_UI_ENABLED": "false"}
+        # What `prefect server start` runs, without its command line (~1.5 s less under load):
+        # uvicorn on Prefect's app factory, as Prefect starts its own temporary server.
+        argv = ["uvicorn", "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+        argv += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT__SERVER_FINAL": "1"}
         # Only the services that record runs (events, task runs): storyc schedules nothing,
         # has no workers, pauses or automations; the others are periodic loops on 2 cores.
         for service in UNUSED_SERVER_SERVICES:
