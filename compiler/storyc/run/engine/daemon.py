@@ -25,7 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.run.engine.home import CLIENT_PID_ENV, EngineHome, code_fingerprint, idle_limit_s
+from storyc.run.engine.fork import BecomeBuild, die_with_parent, run_build_in_fork
+from storyc.run.engine.home import EngineHome, code_fingerprint, idle_limit_s
 from storyc.run.engine.wire import Channel
 from storyc.run.prefect_settings import PREFECT_QUIET_ENV
 from storyc.store.fsutil import atomic_write_json, flock, open_lock_file
@@ -67,18 +68,6 @@ UNUSED_SERVER_SERVICES = (
     "CLEANUP_RECONCILER",
     "TRIGGERS",
 )
-_PR_SET_PDEATHSIG = 1
-
-
-class _BecomeBuild(BaseException):
-    """Raised in a fresh fork to leave the engine's loop and run the build at the top of
-    the stack (so the interpreter exits as it would after any program)."""
-
-    def __init__(self, request: dict, fds: list[int], channel: Channel):
-        super().__init__()
-        self.request = request
-        self.fds = fds
-        self.channel = channel
 
 
 @dataclass
@@ -90,13 +79,6 @@ class _Build:
     argv: list[str]
     started: float = field(default_factory=time.time)
     client_gone: bool = False
-
-
-def _die_with_parent() -> None:
-    """In a child, before exec or right after fork: SIGTERM when the engine dies."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _rss_mb(pid: int | None) -> float | None:
@@ -176,7 +158,7 @@ class Engine:
             stdout=sys.stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # we are single-threaded: preexec_fn is safe here
+            preexec_fn=die_with_parent,  # we are single-threaded: preexec_fn is safe here
         )
         self._say(f"started prefect server pid {self.server.pid} on {self.api_url}")
 
@@ -397,7 +379,7 @@ class Engine:
             channel.close()
             return
         if pid == 0:
-            raise _BecomeBuild(request, fds, channel)
+            raise BecomeBuild(request, fds, channel)
         for fd in fds:
             os.close(fd)
         build = _Build(
@@ -495,91 +477,6 @@ class Engine:
         self.server = None
 
 
-def _std_streams(env: dict) -> None:
-    """New sys.stdin/stdout/stderr on the client's descriptors, buffered as Python buffers
-    them (stdout by line on a terminal, stderr always by line)."""
-    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
-
-    def writer(fd: int, errors: str, line: bool):
-        return open(fd, "w", encoding="utf-8", errors=errors, buffering=1 if line or unbuffered else -1, closefd=False)
-
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 (the process's own)
-    sys.stdout = sys.__stdout__ = writer(1, "strict", os.isatty(1))
-    sys.stderr = sys.__stderr__ = writer(2, "backslashreplace", True)
-
-
-def run_build_in_fork(engine: Engine, become: _BecomeBuild) -> None:
-    """Become the client's `storyc build`: its descriptors, environment, folder, argv and
-    sys.path, then its own program. SystemExit ends this process with its code."""
-    import atexit
-    import runpy
-
-    request = become.request
-    engine.close_in_fork()
-    become.channel.close()  # the engine keeps the connection: the client sees it close when the engine does
-    os.setsid()  # not in the engine's process group
-    _die_with_parent()  # the engine died: stop as on SIGTERM (state saved)
-    os.umask(int(request.get("umask", 0o022)))  # the files it writes get the client's modes
-    with contextlib.suppress(OSError):  # `nice storyc build`: as nice (lowering needs privileges)
-        os.setpriority(os.PRIO_PROCESS, 0, int(request.get("nice", 0)))
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for target, fd in enumerate(become.fds):
-        os.dup2(fd, target)
-        if fd > 2:
-            os.close(fd)
-    env = dict(request["env"])
-    env.update(
-        {
-            "PREFECT_API_URL": engine.api_url,
-            "PREFECT_HOME": str(engine.home.prefect_home),
-            CLIENT_PID_ENV: str(request["client_pid"]),
-            "DO_NOT_TRACK": env.get("DO_NOT_TRACK") or "1",
-        }
-    )
-    for name, value in PREFECT_QUIET_ENV.items():
-        env.setdefault(name, value)
-    os.environ.clear()
-    os.environ.update(env)
-    _std_streams(env)
-    try:
-        os.chdir(request["cwd"])
-    except OSError as exc:
-        sys.stderr.write(f"storyc: the build engine cannot enter {request['cwd']}: {exc.strerror}\n")
-        sys.exit(1)
-    sys.argv = list(request["argv"])
-    sys.path[:] = list(request["path"])
-    # The process ends right after the atexit handlers (registered first, this runs last):
-    # tearing down the interpreter's modules (Prefect, pydantic...) would take another
-    # second, and a build leaves nothing to it (its files are closed, its logs flushed).
-    exit_code = [0]
-
-    def exit_now() -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(exit_code[0])
-
-    atexit.register(exit_now)
-    main = request["main"]
-    try:
-        if main.get("module"):
-            runpy.run_module(main["module"], run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(main["path"], run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code
-        exit_code[0] = 0 if code is None else code if isinstance(code, int) else 1
-        raise
-    except KeyboardInterrupt:
-        exit_code[0] = 128 + signal.SIGINT
-        raise
-    except BaseException:
-        exit_code[0] = 1
-        raise
-
-
 def main(argv: list[str]) -> int:
     if not argv:
         sys.stderr.write("usage: python -m storyc.run.engine.daemon HOME  (modules to preload on stdin)\n")
@@ -598,9 +495,10 @@ def main(argv: list[str]) -> int:
     engine = Engine(home, lock_fd, preload)
     try:
         return engine.serve()
-    except _BecomeBuild as become:
-        run_build_in_fork(engine, become)
-        return 0
+    except BecomeBuild as raised:
+        become = raised.with_traceback(None)  # the engine's frames are of no use to the build
+    run_build_in_fork(engine, become)  # outside the except clause: a build's error has no context
+    return 0
 
 
 if __name__ == "__main__":
