@@ -230,11 +230,11 @@ def main() -> None:
                 ).stdout.strip()
             )
             tree = today_tree(ref, work)
-            today_env = {
-                **base_env,
-                "PYTHONPATH": str(tree / "compiler"),
-                "PREFECT_HOME": str(engine_home().prefect_home),  # an existing database, as for the new code
-            }
+            # an existing database, as for the new code: a copy of the engine's (not the
+            # same file: the engine's server uses it while today's builds run)
+            today_prefect = work / "today-prefect"
+            shutil.copytree(engine_home().prefect_home, today_prefect)
+            today_env = {**base_env, "PYTHONPATH": str(tree / "compiler"), "PREFECT_HOME": str(today_prefect)}
             result["today_ref"] = ref
             versions.append(Version("today", cmd, today_env, work))
         new = versions[0]
