@@ -418,3 +418,46 @@ def test_engine_home_is_per_installation(monkeypatch, tmp_path):
     home = engine_home()
     assert isinstance(home, EngineHome) and home.root.parent == tmp_path and len(home.root.name) == 12
     assert home.socket.parent == home.lock.parent == home.root
+
+
+_HOLD_LOCK = (
+    "import sys, time\n"
+    "from storyc.store.state import BuildLock\n"
+    "lock = BuildLock(sys.argv[1]).acquire()\n"
+    "print('held', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def test_a_lock_held_for_a_dead_client_is_waited_for_not_refused(tmp_path):
+    """A killed client's fork may hold its output folder's lock a moment longer (the engine
+    is killing it): the next build waits for that, but still refuses a live holder."""
+    from storyc.store.state import BuildLock, BuildLocked
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out), "1.5"],
+        env={**os.environ, CLIENT_PID_ENV: str(dead_pid)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert (out / ".storyc.lock").read_text() == str(dead_pid)  # names the client, not the fork
+    t0 = time.monotonic()
+    with BuildLock(out):
+        waited = time.monotonic() - t0
+    holder.wait(timeout=30)
+    assert 0.3 < waited < 10
+
+    live = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out), "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with pytest.raises(BuildLocked, match=f"pid {live.pid}"):
+            BuildLock(out).acquire()
+        assert time.monotonic() - t0 < 1  # a live holder: refused at once, as before
+    finally:
+        live.kill()
+        live.wait()
