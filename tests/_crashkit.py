@@ -130,10 +130,16 @@ def build_env(
 def _install_call_counter(log_path: str) -> None:
     """Log storyc's audit events (see tests/_events.py): a try of an offline call starts,
     a paid call's result is durable in the cache."""
+    from storyc.store.fsutil import holder_pid
+
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
+    # The build's pid as the user sees it: the `storyc build` process, also when the warm
+    # engine runs the build in a fork of itself for that process (storyc.run.engine).
+    build_pid = holder_pid()
+
     def note(line: str) -> None:  # one short O_APPEND write: a kill never leaves half a line
-        os.write(fd, f"{line} {os.getpid()}\n".encode())
+        os.write(fd, f"{line} {build_pid}\n".encode())
 
     def hook(event: str, args: tuple) -> None:
         if event == "storyc.offline.call_started":
@@ -302,6 +308,24 @@ def leftover_processes(mark: str, grace_s: float = 8.0) -> list[tuple[int, str]]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.25)
+
+
+def wait_for_prefect_start(mark: str, proc, timeout_s: float = 90) -> str | None:
+    """Wait until the build starts Prefect: the warm build engine it starts (there is none
+    yet), or its temporary server (STORYC_ENGINE=off). Returns "engine" or "server", or
+    None when the build never did."""
+    from storyc.run.engine.home import engine_home
+    from storyc.store.fsutil import lock_holder
+
+    home = engine_home()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if lock_holder(home.lock) is not None:
+            return "engine"
+        if prefect_servers(marked_processes(mark)):
+            return "server"
+        time.sleep(0.01)
+    return None
 
 
 def prefect_servers(procs: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:

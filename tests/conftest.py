@@ -7,6 +7,8 @@ database, ~12 s) at most ONCE per session, and only when a test asks for it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -14,6 +16,20 @@ from storyc.run.prefect_settings import quiet_prefect_env
 
 # The executor's quiet, fast Prefect settings, before anything imports prefect.
 quiet_prefect_env()
+
+# `storyc build` run as a subprocess (the crash, interrupt and CLI tests) starts the warm
+# build engine (storyc.run.engine): this session's own, in a temporary folder, stopped when
+# the session ends (and after 5 idle minutes should the session itself be killed).
+_ENGINES = tempfile.mkdtemp(prefix="storyc-engines-")
+os.environ["STORYC_ENGINE_HOME"] = _ENGINES
+os.environ["STORYC_ENGINE_IDLE_SECONDS"] = "300"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from storyc.run.engine.client import stop
+
+    stop(timeout_s=30)
+    shutil.rmtree(_ENGINES, ignore_errors=True)
 
 
 # CI explores the same examples on every run (a red CI is then a change of ours, and a

@@ -10,12 +10,14 @@ resume each time, and check (issue 5):
   `D` line when its result is durable in the cache). Total paid calls exceed the
   uninterrupted build's by exactly the calls in flight at the kills (and never more), and
   every call that had finished before a kill is replayed from the cache, never paid again;
-- no process the killed build started (Prefect's temporary server, ffmpeg) outlives it.
-  Processes are matched by an environment marker each build inherits, so servers started
-  by other tests running at the same time are not counted.
+- no process the killed build started (its fork in the warm build engine and that fork's
+  ffmpeg, or Prefect's temporary server with STORYC_ENGINE=off) outlives it. Processes are
+  matched by an environment marker each build inherits (the engine itself carries none:
+  it serves later builds), so servers started by other tests at the same time are not
+  counted.
 
-Budget: 4 subprocess builds (each pays Prefect's ~7 s temporary-server start) + one
-in-process reference build on the session harness.
+Budget: 4 subprocess builds (the first starts the session's build engine, the others
+reuse it) + one in-process reference build on the session harness.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import os
 import random
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,19 +35,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _crashkit as ck
 from conftest import RELIABILITY_SCENES as SCENES
 from storyc.hashing import file_sha256
+from storyc.run.engine import client as engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SEED = 20261125
-
-
-def _wait_for_prefect_server(mark: str, proc, timeout_s: float = 90) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ck.prefect_servers(ck.marked_processes(mark)):
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
@@ -67,12 +60,16 @@ def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
         check = ck.verify_tree(out, cache)
         assert check["corrupt"] == [], (when, check["corrupt"])
 
-    # 1: killed the moment Prefect's temporary server process appears (the watchdog's hardest case)
+    # 1: killed the moment it starts Prefect: the warm build engine, when none runs yet (it
+    # goes on starting, for the next builds, and is no process of the killed build), or the
+    # temporary server with STORYC_ENGINE=off (the watchdog's hardest case)
+    engine.stop()  # an engine an earlier test of this session started
     mark = f"crash-{os.getpid()}-1"
     marks.append(mark)
     proc = ck.start_build(story, out, cache, ck.build_env(log, mark), tmp_path / "logs", "run1")
-    assert _wait_for_prefect_server(mark, proc), "the build never started a Prefect server"
-    kill(proc, mark, "at server start")
+    started = ck.wait_for_prefect_start(mark, proc)
+    assert started, "the build never started Prefect"
+    kill(proc, mark, f"at {started} start")
 
     # 2, 3: killed at a random moment while paid calls are running
     for n in (2, 3):
@@ -110,6 +107,9 @@ def test_sigkill_at_random_moments_then_resume(reliability_reference, tmp_path):
     assert final["corrupt"] == [] and final["temps"] == [], final
     state = json.loads((out / "state.json").read_text())
     assert {rec["status"] for rec in state["steps"].values()} == {"done"} and state["jobs"] == {}
+
+    if started == "engine":  # the engine the killed build started served the next three
+        assert engine.status()["builds_served"] == 3
 
     # nothing a killed build started is still running (the watchdog stops it within ~3 s)
     leftovers = {m: ck.leftover_processes(m, grace_s=8.0) for m in marks}

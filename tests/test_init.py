@@ -190,7 +190,12 @@ def step_named(project: Path, name: str) -> dict:
 
 
 def runner_env(root: Path, tmp: Path, step: dict, expr: Expressions, path_prefix: list[Path] = ()) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "XAI_", "STORYC_"))}
+    # the session's build engine is kept (conftest.py): a build here must not start one in ~/.cache
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "XAI_", "STORYC_")) or k.startswith("STORYC_ENGINE_")
+    }
     (tmp / "runner").mkdir(exist_ok=True)
     for name in ("summary", "output", "env", "path"):
         (tmp / "runner" / name).touch()

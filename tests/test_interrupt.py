@@ -85,8 +85,10 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     assert first.poll() is None  # and the first build goes on
 
     # Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group (the build
-    # leads its own group here). Prefect's temporary server and ffmpeg run in their own
-    # sessions, so they are not hit: the render in flight finishes, the server stays up.
+    # leads its own group here). The build runs in the warm engine's fork, which `storyc
+    # build` passes the signal to (with STORYC_ENGINE=off: in the process itself); Prefect's
+    # server and ffmpeg run in their own sessions, so they are not hit: the render in flight
+    # finishes, the server stays up.
     os.killpg(first.pid, signal.SIGINT)
     code, stdout, stderr = ck.finish(first, timeout_s=60)  # how fast it stops: bench/reliability.py
     assert code == 130, stderr
@@ -107,7 +109,8 @@ def test_ctrl_c_stops_cleanly_and_a_second_build_is_refused(reliability_referenc
     check = ck.verify_tree(out, cache)
     assert check["corrupt"] == [] and check["temps"] == [] and state_before  # (the refused build wrote nothing)
 
-    # no process of the interrupted build is left (its temporary Prefect server stopped)
+    # no process of the interrupted build is left (its watchdog and ffmpeg; with
+    # STORYC_ENGINE=off, its temporary Prefect server)
     left = ck.leftover_processes(mark, grace_s=8.0)
     ck.kill_all(left)
     assert left == []

@@ -27,6 +27,7 @@ def test_quiet_env_keeps_the_users_own_settings(monkeypatch):
     quiet_prefect_env()
     assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert os.environ["DO_NOT_TRACK"] == "1"  # no client telemetry, no usage notice on a terminal
 
 
 def test_run_loggers_are_silenced_inside_and_restored_after():

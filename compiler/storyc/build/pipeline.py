@@ -2,7 +2,10 @@
 
 This module orchestrates and never imports Prefect itself: when every step is already
 in the cache the build is "up to date" without starting Prefect, and API-free steps run
-in this process (storyc.run.local); only the executor starts Prefect.
+in this process (storyc.run.local); only the executor starts Prefect. A bad --select and
+a --max-cost that no first step fits are refused before anything starts; `needs_prefect`
+tells the CLI, before any of that, whether the build would start Prefect (and so the
+warm engine).
 """
 
 from __future__ import annotations
@@ -72,14 +75,7 @@ def _resolve_and_run(
 ) -> BuildResult:
     graph = prep.graph
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
-    selected = graph.select(opts.select)
-    if opts.until:
-        selected &= graph.up_to(opts.until)
-    force = frozenset(selected) if opts.force else frozenset()
-    if opts.redo:
-        force |= {_redo_target(opts, graph.story).step_id}
-    res = resolve(graph, prep.cache, force=set(force))
-    to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
+    selected, force, res, to_run = _steps_to_run(opts, graph, prep.cache)
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
     missing = _missing_upstream(prep, res, selected, to_run)
     if missing:
@@ -93,6 +89,11 @@ def _resolve_and_run(
             "steps_cached": [sid for sid in graph.order if res.cached(sid)],
             **planned_calls(graph, to_run),
         }
+        return base
+    over_budget = _over_budget(opts, graph, to_run)
+    if over_budget:
+        base.status = "budget"
+        base.message = over_budget
         return base
     if opts.on_event is not None:
         opts.on_event("plan", {"steps": len(graph.steps), "to_run": len(to_run), "selected": len(selected)})
@@ -119,6 +120,62 @@ def _resolve_and_run(
         review = ctx.review(ctx.store.state) if ctx.review is not None else None
         _write_unfinished_storyboard(out_dir, ctx.story, ctx.store.state, base, opts.select, review)
     return base
+
+
+def _steps_to_run(
+    opts: BuildOptions, graph: StepGraph, cache: Cache
+) -> tuple[set[str], frozenset[str], Resolution, list[str]]:
+    """(selected, forced, the resolution, the steps to run in order): --select, cut at the
+    --until stage, with --force and the --redo target generated again."""
+    selected = graph.select(opts.select)
+    if opts.until:
+        selected &= graph.up_to(opts.until)
+    force = frozenset(selected) if opts.force else frozenset()
+    if opts.redo:
+        force |= {_redo_target(opts, graph.story).step_id}
+    res = resolve(graph, cache, force=set(force))
+    to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
+    return selected, force, res, to_run
+
+
+def _over_budget(opts: BuildOptions, graph: StepGraph, to_run: list[str]) -> str | None:
+    """--max-cost below the minimum cost (every check passing first time) of each step that
+    could run first: no step could finish, so the build is refused before anything starts.
+    A budget that pays for some steps lets them run (they are kept, and cached), as before."""
+    if opts.max_cost is None or not to_run:
+        return None
+    pending = set(to_run)
+    first = [sid for sid in to_run if not any(d in pending for d in graph.steps[sid].deps)]
+    cheapest = min(first, key=lambda sid: graph.steps[sid].cost_min)
+    cost = graph.steps[cheapest].cost_min
+    if cost <= opts.max_cost + 1e-9:
+        return None
+    prices = " at xAI prices (the offline backend rehearses the budget)" if graph.backend == "offline" else ""
+    return (
+        f"budget: the cheapest step that could run first ({cheapest}) costs at least ${cost:.2f}{prices}, more than "
+        f"--max-cost ${opts.max_cost:.2f}; nothing was started. Raise --max-cost (see --dry-run for the estimate)."
+    )
+
+
+def needs_prefect(opts: BuildOptions) -> bool:
+    """Whether this build would run a step through Prefect, decided before anything starts
+    (no Prefect import, no output folder, no --note written): False when it stops first (bad
+    story, bad or incomplete --select, a bad --redo, --max-cost below any first step's minimum
+    cost, a dry run), is up to date, or has only local steps to run (assembly, the storyboard,
+    approved files). Errors are left to the build."""
+    if opts.dry_run:
+        return False
+    try:
+        backend_name = opts.backend or default_backend_name()
+        prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
+        if any(d.is_error for d in lint_for_build(prep.loaded, prompts_dir=opts.prompts_dir)):
+            return False
+        selected, _force, res, to_run = _steps_to_run(opts, prep.graph, prep.cache)
+    except Exception:  # the build itself reports it, in this process
+        return False
+    if _missing_upstream(prep, res, selected, to_run) or _over_budget(opts, prep.graph, to_run):
+        return False
+    return any(not is_local(prep.graph.steps[sid]) for sid in to_run)
 
 
 def _redo_target(opts: BuildOptions, story: Story) -> Target:

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from storyc import __version__
-from storyc.cli import approve, build, clean, completion, deploy, graph, init, lint, plan, prompts, schema
+from storyc.cli import approve, build, clean, completion, deploy, graph, init, lint, plan, prompts, schema, server
 from storyc.cli.errors import EXIT_INTERRUPTED, EXIT_OK
 from storyc.cli.help import Command, Group
 from storyc.cli.options import set_global_output_level
@@ -58,6 +58,7 @@ cache_app = typer.Typer(
 )
 cache_app.command("prune", cls=Command, epilog=clean.PRUNE_EXAMPLES)(clean.cache_prune_command)
 app.add_typer(cache_app, name="cache")
+app.add_typer(server.server_app, name="server")
 app.command("completion", cls=Command, epilog=completion.EXAMPLES)(completion.completion_command)
 
 
@@ -80,6 +81,7 @@ def _root(
 
 
 def main() -> None:
+    server.entry.is_main = True  # `storyc build` may hand this process's argv to the warm engine
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     _honour_no_color()
     completion.enable_completion()

@@ -11,7 +11,7 @@ import typer
 
 from storyc.backend_name import default_backend_name
 from storyc.build.options import BuildOptions, BuildResult
-from storyc.build.pipeline import run_build
+from storyc.build.pipeline import needs_prefect, run_build
 from storyc.cli.completion import complete_target
 from storyc.cli.errors import (
     EXIT_INTERRUPTED,
@@ -39,6 +39,7 @@ from storyc.cli.options import (
 )
 from storyc.cli.output import out
 from storyc.cli.progress import BuildProgress
+from storyc.cli.server import build_in_engine
 from storyc.graph.select import SelectionError
 from storyc.model.targets import STEP_KIND_TARGETS
 from storyc.store.state import BuildLocked
@@ -105,6 +106,26 @@ def build_command(
     require_folder_or_nothing("storyc build", "--out", out_dir)
     require_folder_or_nothing("storyc build", "--cache", cache)
     chosen = backend.value if backend else default_backend_name()
+    opts = BuildOptions(
+        story=story,
+        backend=chosen,
+        out_dir=out_dir,
+        cache_dir=cache,
+        prompts_dir=prompts,
+        dry_run=dry_run,
+        max_cost=max_cost,
+        select=select,
+        force=force,
+        until=until.value if until else None,
+        redo=redo,
+        note=note,
+    )
+    # Before anything is loaded or printed: a warm engine (storyc.run.engine) runs this very
+    # command in a fork of itself, printing here; asked only when none runs, needs_prefect
+    # keeps refusals, no-ops and local-only builds from starting one.
+    engine_exit = None if dry_run else build_in_engine(lambda: needs_prefect(opts), quiet=quiet)
+    if engine_exit is not None:
+        raise typer.Exit(engine_exit)
     if not quiet:
         out(f"storyc build: backend {chosen}" + _default_note(backend, chosen))
     progress = None
@@ -117,21 +138,7 @@ def build_command(
             progress = BuildProgress(total=0, verbose=verbose)
         progress(event, data)
 
-    opts = BuildOptions(
-        story=story,
-        backend=chosen,
-        out_dir=out_dir,
-        cache_dir=cache,
-        prompts_dir=prompts,
-        dry_run=dry_run,
-        max_cost=max_cost,
-        select=select,
-        force=force,
-        on_event=on_event,
-        until=until.value if until else None,
-        redo=redo,
-        note=note,
-    )
+    opts.on_event = on_event
     folders = {"backend": backend, "out_dir": out_dir, "cache": cache, "prompts": prompts, "select": select}
     # An interrupted --until build resumes up to the same stage (no clip paid for before the
     # review). --redo is not repeated: a redo that finished would be paid for again (its

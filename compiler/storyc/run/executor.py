@@ -7,8 +7,9 @@ per kind (concurrency semaphores) and rate limited (token buckets: image 5/s, vi
 by default; `STORYC_RATE_LIMITS="image=5,video=1"`, `STORYC_CONCURRENCY="image=5,video=4"`).
 
 Without PREFECT_API_URL Prefect starts a temporary local server for the run; with it,
-the run is recorded on that server. The temporary server is a child process that would
-outlive a killed build, so a tiny watchdog process stops it if we die.
+the run is recorded on that server (the user's, or the warm engine's when this process is
+an engine's build: storyc.run.engine). The temporary server is a child process that would
+outlive a killed build, so a tiny watchdog process stops it (and ffmpeg) if we die.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from storyc.backends.ratelimit import DEFAULT_RATES, RateLimiter
 from storyc.graph.steps import StepGraph
 from storyc.run.context import BuildContext
 from storyc.run.dispatch import run_step
+from storyc.run.engine.home import engine_client_pid
 from storyc.run.prefect_settings import quiet_prefect_env, silence_run_loggers
 
 RATE_LIMITS_ENV = "STORYC_RATE_LIMITS"
@@ -128,7 +130,9 @@ def start_watchdog() -> subprocess.Popen | None:
     """One process per storyc process that, when storyc dies (even by SIGKILL), stops the
     children it left (the temporary Prefect server). It lives as long as we do."""
     global _watchdog
-    if not sys.platform.startswith("linux") or os.environ.get("PREFECT_API_URL"):
+    # With the user's PREFECT_API_URL there is no server of ours to stop; an engine's build
+    # (a fork of the engine, killed when its client dies) still has ffmpeg children to stop.
+    if not sys.platform.startswith("linux") or (os.environ.get("PREFECT_API_URL") and engine_client_pid() is None):
         return None
     if _watchdog is not None and _watchdog.poll() is None:
         return _watchdog
@@ -173,6 +177,38 @@ def _temporary_server_in_own_session() -> None:
 
     if not isinstance(getattr(prefect_server, "subprocess", None), _OwnSessionSubprocess):
         prefect_server.subprocess = _OwnSessionSubprocess()  # type: ignore[attr-defined, assignment]  # a module's stand-in
+
+
+_no_heartbeat_settings: Any = None
+
+
+def _no_heartbeats_on_our_server() -> contextlib.AbstractContextManager:
+    """A flow run's heartbeat thread costs ~1 s at the end of every run (it sleeps in 1 s
+    steps and the run joins it). Heartbeats let a shared server's automations notice a
+    crashed run: kept on the user's server (PREFECT_API_URL), off on storyc's own (the
+    engine's or the temporary one), unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set.
+    The settings object is built once per process (~0.4 s of pydantic validation; the
+    engine builds it before it forks its builds)."""
+    global _no_heartbeat_settings
+    user_server = os.environ.get("PREFECT_API_URL") and engine_client_pid() is None
+    if user_server or os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+        return contextlib.nullcontext()
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    current = get_settings_context()
+    if _no_heartbeat_settings is None or _no_heartbeat_settings[0] is not current.settings:
+        updated = current.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+        _no_heartbeat_settings = (current.settings, updated)
+    return SettingsContext(profile=current.profile, settings=_no_heartbeat_settings[1])
+
+
+def prepare_engine() -> None:
+    """Called by the warm engine before it forks builds: what every build would otherwise
+    compute first (Prefect's quiet settings)."""
+    quiet_prefect_env()
+    with _no_heartbeats_on_our_server():
+        pass
 
 
 # ─── the flow ────────────────────────────────────────────────────────────────
@@ -292,4 +328,5 @@ def _run_flow(ctx: BuildContext, to_run: list[str], flow_name: str, result: Exec
         wait(list(futures.values()))
 
     run_name = f"{ctx.graph.story_path.stem}: {len(to_run)} step(s)"
-    storyc_build.with_options(flow_run_name=run_name)(return_state=True)
+    with _no_heartbeats_on_our_server():
+        storyc_build.with_options(flow_run_name=run_name)(return_state=True)

@@ -14,7 +14,10 @@ from contextlib import contextmanager
 
 # Set before prefect is imported (setdefault: the user's own settings win).
 PREFECT_QUIET_ENV = {
+    # No telemetry: the server's (which also prints an ERROR per run when offline) and the
+    # client's (DO_NOT_TRACK; without it a terminal shows Prefect's usage-data notice).
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",

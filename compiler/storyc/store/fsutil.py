@@ -211,6 +211,35 @@ def unlock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+# A build the warm engine runs (storyc.run.engine) is a fork of the engine working for the
+# `storyc build` the user started: its lock files name that command's pid, which is the
+# one the user knows, and whose death (SIGKILL, a lost terminal) kills the fork.
+BUILD_CLIENT_PID_ENV = "STORYC_ENGINE_CLIENT_PID"
+
+
+def holder_pid() -> int:
+    """The pid this process writes into the lock files it takes."""
+    raw = os.environ.get(BUILD_CLIENT_PID_ENV, "")
+    return int(raw) if raw.isdigit() else os.getpid()
+
+
+def wait_for_dead_holder(fd: int, path: Path, timeout_s: float = 10.0) -> bool:
+    """Take the exclusive lock on `fd` when the pid written in `path` is dead but its lock
+    is still held: an engine's build whose client was just killed, which the engine is
+    killing at that very moment. False when the holder is alive (or the wait times out)."""
+    import time
+
+    raw = read_holder(path)
+    if not raw.isdigit() or _pid_alive(int(raw)):
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if flock(fd, exclusive=True, wait=False):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def read_holder(path: Path) -> str:
     """The pid a lock holder wrote into its lock file, as text ('?' when unknown)."""
     try:

@@ -19,7 +19,15 @@ from storyc import __version__
 from storyc.model.state import STATE_VERSION, BuildState, StepRecord, seed_view
 from storyc.model.story import Story
 from storyc.model.story_plan import story_to_plan
-from storyc.store.fsutil import atomic_write_bytes, flock, open_lock_file, read_holder, unlock
+from storyc.store.fsutil import (
+    atomic_write_bytes,
+    flock,
+    holder_pid,
+    open_lock_file,
+    read_holder,
+    unlock,
+    wait_for_dead_holder,
+)
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".storyc.lock"
@@ -46,7 +54,7 @@ class BuildLock:
                 raise BuildLocked(f"{self.path} is a symbolic link, not storyc's lock file; remove it") from None
             raise
         try:
-            locked = flock(fd, exclusive=True, wait=False)
+            locked = flock(fd, exclusive=True, wait=False) or wait_for_dead_holder(fd, self.path)
         except BaseException:
             os.close(fd)
             raise
@@ -57,7 +65,7 @@ class BuildLock:
                 "wait for it to finish or use --out for a different folder"
             )
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, str(holder_pid()).encode())
         self._fd = fd
         return self
 
