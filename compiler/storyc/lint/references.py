@@ -181,6 +181,9 @@ def _image_fields(ctx: LintContext) -> Iterator[tuple[tuple, str]]:
     for i, scene in enumerate(ctx.story.scenes):
         if scene.keyframe_image is not None:
             yield ("scenes", i, "keyframe_image"), scene.keyframe_image
+    for i, location in enumerate(ctx.story.locations):
+        if location.reference_image is not None:
+            yield ("locations", i, "reference_image"), location.reference_image
 
 
 def _resolve(ctx: LintContext, text: str) -> Path:

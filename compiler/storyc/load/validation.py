@@ -14,11 +14,12 @@ from storyc.diagnostics import Diagnostic, StorycError, error
 from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
 from storyc.load.positions import SourceMap
 from storyc.model.story import (
-    MAX_DURATION_S,
+    MAX_SCENE_S,
     MIN_DURATION_S,
     Audio,
     Character,
     DialogueLine,
+    Location,
     Models,
     Quality,
     Scene,
@@ -74,7 +75,7 @@ def _map_validation_errors(exc: ValidationError, data: dict, source: SourceMap, 
                     line,
                     column,
                     E_DURATION,
-                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}",
+                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_SCENE_S}",
                 )
             )
             continue
@@ -134,6 +135,7 @@ def _value_at(loc: tuple, data: Any) -> Any:
 
 _SUBMODELS: dict[str, type[BaseModel]] = {
     "characters": Character,
+    "locations": Location,
     "scenes": Scene,
     "models": Models,
     "quality": Quality,
