@@ -6,14 +6,16 @@ from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
+from storyc.model.capabilities import info_of
 from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
 from storyc.prompts.slots import SlotPlan, allocate_slots  # the single source of the slot table
 
 
 class W401ReferenceImageBudget(Rule):
     """The keyframe edit takes at most 3 reference images: the scene's character sheets first,
-    its chain frame last (design section 6). Characters beyond the budget are drawn from text
-    only and drift. The slot table itself is storyc.prompts.slots.allocate_slots.
+    its chain frame last (design section 6); a reference clip (video_mode reference) takes 7.
+    Characters beyond the budget are drawn from text only and drift. The slot table itself
+    is storyc.prompts.slots.allocate_slots.
 
     Bad::
 
@@ -34,7 +36,18 @@ class W401ReferenceImageBudget(Rule):
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         story = ctx.story
         slot_plans: dict[tuple[tuple[str, ...], bool], SlotPlan] = {}
+        video_budget = info_of(story.models.video, "video").max_reference_images
         for i, scene in enumerate(story.scenes):
+            if scene.video_mode == "reference" and len(scene.characters_present) > video_budget:
+                text_only = allocate_slots(story, i).video_text_only
+                first = _first_position(scene.characters_present, list(text_only))
+                if text_only and first is not None:
+                    yield self.report(
+                        ctx,
+                        ("scenes", i, "characters_present", first),
+                        f"scene {scene.scene_id}'s reference clip takes {video_budget} reference images: "
+                        f"{', '.join(text_only)} will have none and may drift; keep at most {video_budget} characters",
+                    )
             if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
                 continue
             # Cheap O(1) pre-filter: only a scene that can overflow pays for a slot plan.
