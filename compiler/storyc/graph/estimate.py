@@ -74,7 +74,8 @@ def video_estimate(quality: Quality, models: Models, plan: ClipPlan, judged_shee
             corrections += quality.max_video_corrections
             edit = prices.video_cost(segment.seconds, plan.resolution, models.video, input_s=segment.seconds)
             edits += quality.max_video_corrections * (edit + vision)
-    checks = len(plan.segments)
+    # a clip pinned to end on the next keyframe is not judged again: that keyframe was
+    checks = len(plan.segments) - (1 if plan.end_on is not None else 0)
     return StepEstimate(
         calls_min={"video": video_calls, "vision": checks},
         calls_max={"video": video_calls + corrections, "vision": checks + corrections},

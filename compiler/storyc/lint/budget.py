@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
 from storyc.model.capabilities import info_of
-from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+from storyc.model.story import MAX_DURATION_S, MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
 from storyc.prompts.slots import SlotPlan, allocate_slots  # the single source of the slot table
 
 
@@ -105,7 +105,8 @@ class W402DurationBeyondVideoEdit(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if scene.duration_seconds > VIDEO_EDIT_MAX_S:
+            # over one generation (15 s) W419 says how the scene is cut, and which parts can be corrected
+            if VIDEO_EDIT_MAX_S < scene.duration_seconds <= MAX_DURATION_S:
                 yield self.report(
                     ctx,
                     ("scenes", i, "duration_seconds"),
