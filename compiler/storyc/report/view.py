@@ -10,11 +10,13 @@ live, so the folder can be moved or zipped as a whole.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storyc.model.clips import clip_plan
 from storyc.model.state import BuildState, StepRecord
-from storyc.model.story import Character, Scene, Story
+from storyc.model.story import Character, Location, Scene, Story
 from storyc.prompts.slots import allocate_slots
 
 
@@ -26,9 +28,10 @@ class Asset:
 
 @dataclass
 class Attempt:
-    """One generation of a loop: a sheet, a keyframe, or a clip (shown by its last frame)."""
+    """One generation of a loop: a sheet, a plate, a keyframe (each candidate of a best-of-N
+    request is one), or a clip (shown by its last frame)."""
 
-    label: str  # "v2", "clip", "c1"
+    label: str  # "v2", "v1 #3" (candidate 3 of request v1), "clip", "c1", "s2", "s1 e1"
     kind: str  # "generate", "compose", "fix edit", "pinned", "clip", "correction"
     path: str  # the attempt's file
     thumb: str | None  # an image to show for it (the file itself, or a clip's last frame)
@@ -50,6 +53,21 @@ class CharacterView:
     tries: list[Attempt]
     reference_image: str | None
     prompts: dict[str, str]
+
+
+@dataclass
+class LocationView:
+    name: str
+    description: str
+    plate: str | None
+    score: float | None
+    attempts: int | None
+    status: str
+    error: str | None
+    tries: list[Attempt]
+    reference_image: str | None
+    prompts: dict[str, str]
+    scenes: list[int]  # the scenes set there
 
 
 @dataclass
@@ -97,6 +115,7 @@ class Storyboard:
     threshold: float
     characters: list[CharacterView]
     scenes: list[SceneView]
+    locations: list[LocationView]
     final_video: str | None
     stats: list[tuple[str, str]]
     steps: list[StepTotal]
@@ -127,25 +146,59 @@ def _chain_text(story: Story, index: int) -> str:
     parent = story.chain_parent(index)
     if parent is None:
         return "none (starts a branch)"
-    source = "keyframe" if scene.chain_source == "keyframe" else "last frame"
+    source = {"keyframe": "keyframe", "seamless": "keyframe, seamless cut"}.get(scene.chain_source, "last frame")
     return f"scene {parent.scene_id} {source}"
+
+
+def _slot_text(slot) -> str:
+    if slot.kind == "character":
+        return f"{slot.name} sheet"
+    if slot.kind == "location":
+        return f"{slot.name} plate"
+    frame = {"keyframe": "keyframe", "seamless": "keyframe (seamless cut)"}.get(slot.source or "", "last frame")
+    return f"scene {slot.scene_id} {frame}"
 
 
 def _references_text(story: Story, index: int) -> str:
     scene = story.scenes[index]
-    if scene.keyframe_image:
-        return f"pinned keyframe {scene.keyframe_image} (used as is)"
     plan = allocate_slots(story, index)
-    parts = []
-    for n, slot in enumerate(plan.slots, start=1):
-        if slot.kind == "character":
-            parts.append(f"{n}: {slot.name} sheet")
-        else:
-            parts.append(f"{n}: scene {slot.scene_id} {'keyframe' if slot.source == 'keyframe' else 'last frame'}")
-    text = ", ".join(parts) if parts else "none (text → image)"
-    if plan.text_only:
-        text += f"; text-only (no reference image): {', '.join(plan.text_only)}"
+    if scene.keyframe_image:
+        text = f"pinned keyframe {scene.keyframe_image} (used as is)"
+    else:
+        parts = [f"{n}: {_slot_text(slot)}" for n, slot in enumerate(plan.slots, start=1)]
+        text = ", ".join(parts) if parts else "none (text → image)"
+        if plan.text_only:
+            text += f"; text-only (no reference image): {', '.join(plan.text_only)}"
+    if plan.video_references:
+        refs = ", ".join(f"{n}: {_slot_text(slot)}" for n, slot in enumerate(plan.video_references, start=1))
+        text += f"; clip ({plan.video_mode} mode): {refs}"
     return text
+
+
+def _clip_text(story: Story, index: int) -> str:
+    """How the clip is made: mode, resolution, segments and extensions, a pinned end."""
+    plan = clip_plan(story, index)
+    parts = [f"{'from the references' if plan.mode == 'reference' else 'from the keyframe'}, {plan.resolution}"]
+    if plan.long:
+        for seg in plan.segments:
+            parts.append(
+                f"segment {seg.number}: {seg.base_s} s" + "".join(f" + {e} s extension" for e in seg.extensions)
+            )
+    if plan.end_on is not None:
+        parts.append(f"ends exactly on scene {plan.end_on}'s keyframe (seamless cut)")
+    return "; ".join(parts)
+
+
+_ATTEMPT = re.compile(r"_v(\d+)(?:_(\d+))?\.\w+$")
+
+
+def _attempt_label(path: str, fallback: str) -> tuple[str, int | None]:
+    """("v1 #2", 1) for the 2nd candidate of request v1 (`x_v1_2.jpg`), ("v3", 3) for `x_v3.jpg`."""
+    match = _ATTEMPT.search(path)
+    if not match:
+        return fallback, None
+    label = f"v{match[1]}" + (f" #{match[2]}" if match[2] else "")
+    return label, int(match[1])
 
 
 def _clip_frame(out_dir: Path, clip: str) -> str | None:
@@ -169,13 +222,37 @@ def _judged(out_dir: Path, step: StepRecord | None) -> list[tuple[str, float]]:
 # ─── characters ─────────────────────────────────────────────────────────────
 
 
+def _picture_tries(out_dir: Path, step: StepRecord | None, role: str, kind: str) -> list[Attempt]:
+    kept = _output(out_dir, step, role)
+    return [
+        Attempt(
+            label=_attempt_label(path, f"v{n}")[0], kind=kind, path=path, thumb=path, score=score, kept=path == kept
+        )
+        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
+    ]
+
+
+def _location_view(out_dir: Path, story: Story, location: Location, step: StepRecord | None) -> LocationView:
+    kind = "edit of the reference image" if location.reference_image else "generate"
+    return LocationView(
+        name=location.name,
+        description=location.visual_description,
+        plate=_output(out_dir, step, "plate"),
+        score=step.score if step else None,
+        attempts=(step.attempts or None) if step else None,
+        status=step.status if step else "pending",
+        error=step.error if step else None,
+        tries=_picture_tries(out_dir, step, "plate", kind),
+        reference_image=location.reference_image,
+        prompts=dict(step.prompts) if step else {},
+        scenes=[s.scene_id for s in story.scenes if s.location == location.name],
+    )
+
+
 def _character_view(out_dir: Path, character: Character, step: StepRecord | None) -> CharacterView:
     sheet = _output(out_dir, step, "sheet")
     kind = "edit of the reference image" if character.reference_image else "generate"
-    tries = [
-        Attempt(label=f"v{n}", kind=kind, path=path, thumb=path, score=score, kept=path == sheet)
-        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-    ]
+    tries = _picture_tries(out_dir, step, "sheet", kind)
     return CharacterView(
         name=character.name,
         role=character.role,
@@ -200,26 +277,36 @@ def _keyframe_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> lis
     if scene.keyframe_image:
         return [Attempt("v1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
     prompts = step.prompts if step else {}
-    return [
+    tries = []
+    for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
+        label, iteration = _attempt_label(path, f"v{n}")
         # the keyframe runner names the prompt of a fix edit made at iteration n `fix_<n>`
-        Attempt(f"v{n}", "fix edit" if f"fix_{n}" in prompts else "compose", path, path, score, path == keyframe)
-        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-    ]
+        kind = "fix edit" if f"fix_{iteration or n}" in prompts else "compose"
+        tries.append(Attempt(label, kind, path, path, score, path == keyframe))
+    return tries
+
+
+_CLIP = re.compile(r"scene_[^_/]+(?:_s(?P<segment>\d+))?(?:_e(?P<ext>\d+))?(?:_c(?P<fix>\d+))?\.\w+$")
 
 
 def _clip_tries(out_dir: Path, step: StepRecord | None) -> list[Attempt]:
+    """Every judged clip: a generation (`scene_3.mp4`), a segment and its extensions
+    (`scene_3_s2.mp4`, `scene_3_s1_e1.mp4`), a correction (`..._c1.mp4`)."""
     video = _output(out_dir, step, "video")
-    return [
-        Attempt(
-            label="v1" if n == 0 else f"c{n}",
-            kind="image → video" if n == 0 else "video-edit correction",
-            path=path,
-            thumb=_clip_frame(out_dir, path),
-            score=score,
-            kept=path == video,
-        )
-        for n, (path, score) in enumerate(_judged(out_dir, step))
-    ]
+    tries = []
+    for n, (path, score) in enumerate(_judged(out_dir, step)):
+        match = _CLIP.search(path)
+        segment, ext, fix = (match["segment"], match["ext"], match["fix"]) if match else (None, None, None)
+        if fix:
+            label, kind = (f"s{segment} c{fix}" if segment else f"c{fix}"), "video-edit correction"
+        elif ext:
+            label, kind = f"s{segment} e{ext}", f"extended (extension {ext})"
+        elif segment:
+            label, kind = f"s{segment}", "segment"
+        else:
+            label, kind = ("v1", "image → video") if n == 0 else (f"c{n}", "video-edit correction")
+        tries.append(Attempt(label, kind, path, _clip_frame(out_dir, path), score, path == video))
+    return tries
 
 
 def _corrections(out_dir: Path, step: StepRecord | None) -> list[Asset]:
@@ -245,6 +332,8 @@ def _scene_table(
         ("Duration", f"{s.duration_seconds} s"),
         ("Transition", s.transition),
         ("Chain source", _chain_text(story, index)),
+        ("Location", s.location or "–"),
+        ("Clip", _clip_text(story, index)),
         ("Consistency", f"keyframe {fmt_score(k_score)}, last frame {fmt_score(v_score)}"),
         ("Edits", str(k_step.edit_passes if k_step else 0)),
         ("Corrections", str(v_step.edit_passes if v_step else 0)),
@@ -316,6 +405,11 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         threshold=story.quality.consistency_threshold,
         characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}")) for c in story.characters],
         scenes=[_scene_view(out_dir, story, i, steps) for i in range(len(story.scenes))],
+        locations=[
+            _location_view(out_dir, story, loc, steps.get(f"location:{loc.name}"))
+            for loc in story.locations
+            if any(s.location == loc.name for s in story.scenes)
+        ],
         final_video=_output(out_dir, steps.get("assemble"), "final_video"),
         stats=_stats(state, records),
         steps=[StepTotal(r.id, r.status, r.cached, r.api_calls, r.cost_usd, r.wall_s) for r in records],

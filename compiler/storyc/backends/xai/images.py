@@ -5,6 +5,10 @@ the response, so there is no result URL to expire and no download to fail after 
 image was paid for. The one way left to lose a paid image is the process dying between
 the answer and the atomic write; there is nothing to re-attach to then (no job id).
 
+Best-of-N (`req.candidates`): one `sample_batch(n=N)` request, billed once for its N
+images; the candidates that came back are written in order, the ones moderation withheld
+skipped (`CallResult.meta["candidates"]` says how many); none at all counts as blocked.
+
 Moderation has three shapes here, each billed or not as the service does it, each
 followed by one reworded attempt and then `ModerationBlocked` naming the step:
 - the prompt is refused at submission (an RPC error naming moderation; not billed),
@@ -79,37 +83,37 @@ class ImageCalls:
                 kwargs["image_url"] = uris[0]
             else:
                 kwargs["image_urls"] = uris  # slot order: <IMAGE_1>, <IMAGE_2>, <IMAGE_3>
-        tally = Tally(meta={"model": req.model, "n_inputs": len(refs)})
-        table = pricing.image_cost(len(refs), req.model)
+        n = req.n
+        tally = Tally(meta={"model": req.model, "n_inputs": len(refs), **({"n": n} if n > 1 else {})})
+        table = pricing.image_cost(len(refs), req.model, n=n)
         prompt = req.prompt
+
+        def sample(p: str) -> list:
+            if n > 1:
+                return list(self._client.image.sample_batch(prompt=p, model=req.model, n=n, **kwargs))
+            return [self._client.image.sample(prompt=p, model=req.model, **kwargs)]
+
         with spent_on_error(tally):
             for attempt in range(2):
                 how = ""
                 try:
-                    response = self._rpc(
-                        "image",
-                        step,
-                        tally,
-                        lambda p=prompt: self._client.image.sample(prompt=p, model=req.model, **kwargs),
-                        paid=True,
-                        table_usd=table,
-                    )
+                    responses = self._rpc("image", step, tally, lambda p=prompt: sample(p), paid=True, table_usd=table)
                 except ModerationRefused as exc:
                     how = f"refused at submission: {exc}"
                 except IndexError:
-                    tally.bill(table, "price_table")  # answered (and billed), but with no image
+                    tally.bill(table, "price_table")  # answered (and billed), but with fewer images than asked
                     how = "answered with no image"
                 else:
-                    tally.bill(*pricing.reported_or(response.usage, table))
-                    try:
-                        encoded = response.base64
-                    except ValueError:
-                        if response.respect_moderation:
-                            raise BackendError(f"{step}: xAI answered without the image", retryable=True) from None
-                        how = "result blocked"
-                    else:
-                        save_data_uri_image(encoded, req.dest, step)
+                    # one request, one bill: the candidates share the response's usage
+                    tally.bill(*pricing.reported_or(responses[0].usage, table))
+                    saved = self._save_candidates(responses, req, step)
+                    if saved:
+                        if n > 1:
+                            tally.meta["candidates"] = saved
                         return tally.result(req.dest, "image")
+                    if any(r.respect_moderation for r in responses):
+                        raise BackendError(f"{step}: xAI answered without the image", retryable=True)
+                    how = "result blocked"
                 if attempt == 0:
                     prompt = self._reword(prompt)
                     tally.retries += 1
@@ -117,3 +121,19 @@ class ImageCalls:
                     continue
                 raise self._blocked(step, "image", req, " ".join(redact(how).split())[:200])
             raise AssertionError("unreachable")
+
+    @staticmethod
+    def _save_candidates(responses: list, req: ImageRequest, step: str) -> int:
+        """Write each image the response holds to the next destination; skip withheld ones."""
+        dests = req.candidates or (req.dest,)
+        saved = 0
+        for response in responses:
+            try:
+                encoded = response.base64
+            except ValueError:  # withheld by moderation, or missing
+                continue
+            save_data_uri_image(encoded, dests[saved], step)
+            saved += 1
+            if saved == len(dests):
+                break
+        return saved
