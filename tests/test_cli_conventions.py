@@ -35,7 +35,7 @@ scenes:
   - {scene_id: 1, title: Ava waits, description: Ava waits on the pier., characters_present: [Ava],
      setting: wooden pier at dawn, camera: "wide shot, slow pan", mood: calm, action: Ava looks at the sea, duration_seconds: 3}
 """
-BAD = STORY.replace("duration_seconds: 3", "duration_seconds: 30")
+BAD = STORY.replace("duration_seconds: 3", "duration_seconds: 90")
 
 
 def _storyc_command() -> list[str]:
@@ -340,6 +340,29 @@ def test_completion_offers_the_choices_of_backend_and_format():
     assert _complete("storyc graph --format ") == ["mermaid", "dot", "json"]
     assert _complete("storyc prompts --format j") == ["json"]
     assert _complete("storyc completion ") == ["bash", "zsh", "fish"]
+    assert _complete("storyc build --until ") == ["sheets", "keyframes", "videos"]
+    assert _complete("storyc deploy --approve ") == ["keyframes"]
+
+
+@pytest.mark.unit
+def test_the_review_choices_match_what_the_build_and_deploy_accept():
+    from storyc.cli.completion import REDO_TARGET_KINDS
+    from storyc.cli.options import ReviewedStage, Stage
+    from storyc.deploy import APPROVAL_STAGES
+    from storyc.graph.steps import STAGES
+    from storyc.model.targets import TARGET_KINDS
+
+    assert [stage.value for stage in Stage] == list(STAGES)
+    assert [stage.value for stage in ReviewedStage] == list(APPROVAL_STAGES)
+    assert [kind.rstrip(":") for kind in REDO_TARGET_KINDS] == list(TARGET_KINDS)
+
+
+@pytest.mark.unit
+def test_completion_offers_the_storys_targets_for_redo(tmp_path):
+    assert _complete(f"storyc build {FOX} --redo sc") == ["scene:1", "scene:2", "scene:3"]
+    assert _complete(f"storyc build {FOX} --redo ")[:2] == ["character:Ember", "character:Sage"]
+    assert _complete(f"storyc build {FOX} --redo cl") == ["clip:1", "clip:2", "clip:3"]
+    assert _complete("storyc build --redo ", cwd=tmp_path) == ["character:", "location:", "scene:", "clip:"]
 
 
 FOX = ROOT / "stories" / "fox_and_owl.yaml"
@@ -368,7 +391,7 @@ def test_completion_offers_the_storys_step_ids_for_select(tmp_path):
     assert "character:Ava" in _complete("storyc build --select ", cwd=tmp_path)
     # no story to read (or one that does not parse yet): the selector kinds
     (tmp_path / "story.yaml").write_text("title: [unclosed\n")
-    kinds = ["scene:", "character:", "keyframe:", "video:", "assemble", "script"]
+    kinds = ["scene:", "character:", "location:", "keyframe:", "video:", "assemble", "script"]
     assert _complete("storyc build --select ", cwd=tmp_path) == kinds
     assert _complete("storyc build --select ", cwd=tmp_path.parent) == kinds
 
@@ -463,6 +486,8 @@ def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypat
         ["prompts"],
         ["clean"],
         ["deploy", "--pool", "p"],
+        ["approve", "--list"],
+        ["unapprove", "scene:1"],
         ["lint"],
         ["cache", "prune"],
     ):
@@ -480,6 +505,9 @@ def test_commands_read_story_yaml_when_the_story_is_left_out(tmp_path, monkeypat
     linted = invoke("lint")
     assert linted.exit_code == 0 and "W403" in linted.stdout and "in 1 file" in linted.stderr
     assert invoke("clean").stdout == f"{Path('build') / 'story'}: nothing to clean\n"
+    assert invoke("approve", "--list").stdout == "story.yaml: no pins\n"
+    unpinned = invoke("unapprove", "scene:1")
+    assert unpinned.exit_code == 1 and "scene:1 is not pinned in story.yaml" in unpinned.stderr
     assert _help("build").count("Default: ./story.yaml") == 1
 
 

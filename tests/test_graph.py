@@ -145,7 +145,8 @@ KEY_CASES = [
         _mutate_set(("quality",), {"max_keyframe_iterations": 2}),
         {f"keyframe:{i}" for i in range(1, 5)},
     ),
-    ("resolution", _mutate_set(("resolution",), "480p"), ALL_MEDIA | {"assemble"}),
+    # a pinned target is its file whatever the frame format: an approval on a 480p draft carries over
+    ("resolution", _mutate_set(("resolution",), "480p"), (ALL_MEDIA - {"keyframe:5"}) | {"assemble"}),
 ]
 
 
@@ -196,14 +197,17 @@ def test_a_paid_clip_is_not_rekeyed_by_what_only_the_offline_captions_show(tmp_p
 
 
 @pytest.mark.unit
-def test_backend_and_render_scale_are_part_of_every_media_key(story_path, monkeypatch):
+def test_backend_and_render_scale_are_part_of_every_generated_media_key(story_path, monkeypatch):
     monkeypatch.delenv("STORYC_RENDER_SCALE", raising=False)
+    generated = ALL_MEDIA - {"keyframe:5"}
     offline = _plan(story_path).steps
     xai = _plan(story_path, backend="xai").steps
-    assert all(offline[s].fingerprint != xai[s].fingerprint for s in ALL_MEDIA)
+    assert all(offline[s].fingerprint != xai[s].fingerprint for s in generated)
     monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
     small = _plan(story_path).steps
-    assert all(offline[s].fingerprint != small[s].fingerprint for s in ALL_MEDIA)
+    assert all(offline[s].fingerprint != small[s].fingerprint for s in generated)
+    # a pinned keyframe is its file under any backend and scale (a draft's approval carries over)
+    assert offline["keyframe:5"].fingerprint == xai["keyframe:5"].fingerprint == small["keyframe:5"].fingerprint
 
 
 @pytest.mark.unit
@@ -310,3 +314,68 @@ def test_graph_refuses_a_story_with_lint_errors(story_path):
     story_path.write_text(STORY.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
     r = CliRunner().invoke(app, ["graph", str(story_path)])
     assert r.exit_code == 1 and "Zed" in r.output and "flowchart" not in r.output
+
+
+@pytest.mark.unit
+def test_pinned_sheet_and_clip_are_steps_without_calls_keyed_by_their_file(tmp_path):
+    base = YAML(typ="safe").load(STORY)
+    base["characters"][1]["sheet_image"] = "approved/sheet_Bo.png"
+    base["scenes"][0]["clip_video"] = "approved/clip_scene_1.mp4"
+    path = _write_story(tmp_path / "p", base)
+    (path.parent / "approved").mkdir()
+    (path.parent / "approved" / "sheet_Bo.png").write_bytes(b"\x89PNG Bo take 2")
+    (path.parent / "approved" / "clip_scene_1.mp4").write_bytes(b"mp4 clip take 1")
+    plan = _plan(path)
+    bo, clip = plan.steps["character:Bo"], plan.steps["video:1"]
+    assert bo.pinned == "approved/sheet_Bo.png" and clip.pinned == "approved/clip_scene_1.mp4"
+    assert bo.deps == () and clip.deps == ()  # the file is what it is
+    assert bo.calls_max == {} and clip.calls_max == {}  # no paid call...
+    assert bo.saves["calls_min"] == {"image": 1, "vision": 1} and clip.saves["cost_min"] > 0  # ...and what it saves
+    assert est_total(plan) == est_total(_plan(_write_story(tmp_path / "u"))) - 2 - 2  # a sheet and a clip fewer (min)
+    # downstream still depends on the pinned steps: their outputs feed downstream keys
+    assert "character:Bo" in plan.steps["keyframe:2"].deps and "video:1" in plan.steps["keyframe:2"].deps
+    # the pinned key follows the file, not the character's text nor the scene's
+    data = copy.deepcopy(base)
+    data["characters"][1]["visual_description"] = "a small boy in a red coat"
+    data["scenes"][0]["action"] = "Ava runs"
+    _write_story(path.parent, data)
+    after = _plan(path).steps
+    assert after["character:Bo"].fingerprint == bo.fingerprint and after["video:1"].fingerprint == clip.fingerprint
+    assert after["keyframe:2"].fingerprint != plan.steps["keyframe:2"].fingerprint
+    (path.parent / "approved" / "sheet_Bo.png").write_bytes(b"\x89PNG Bo take 3")
+    assert _plan(path).steps["character:Bo"].fingerprint != bo.fingerprint
+
+
+def est_total(plan) -> int:
+    return planned_calls(plan, plan.order)["calls_min_total"]
+
+
+@pytest.mark.unit
+def test_a_redo_note_is_appended_to_its_prompt_and_rekeys_only_its_step(story_path):
+    loaded = load_story(story_path)
+    prompts = PromptSet(loaded.story, story_path=loaded.path)
+    plain = build_graph(loaded, prompts).steps
+    notes = {"scene:2": "the scarf must be emerald green", "character:Ava": "add freckles", "clip:3": "slower"}
+    noted = build_graph(loaded, prompts, notes=notes).steps
+    changed = {sid for sid in plain if plain[sid].fingerprint != noted[sid].fingerprint}
+    assert changed == {"keyframe:2", "character:Ava", "video:3"}
+    assert noted["keyframe:2"].static["prompts"]["compose"].endswith("the scarf must be emerald green.")
+    assert noted["keyframe:2"].static["prompts"]["compose"].startswith(plain["keyframe:2"].static["prompts"]["compose"])
+    assert noted["character:Ava"].static["prompts"]["sheet"].endswith("add freckles.")
+    assert noted["video:3"].static["prompts"]["video"].endswith("slower.")
+    assert noted["keyframe:2"].note == "the scarf must be emerald green"
+    # a note on a pinned target changes nothing: the file is used as is
+    assert (
+        build_graph(loaded, prompts, notes={"scene:5": "x"}).steps["keyframe:5"].fingerprint
+        == plain["keyframe:5"].fingerprint
+    )
+
+
+@pytest.mark.unit
+def test_until_stops_before_any_clip(story_path):
+    plan = _plan(story_path)
+    assert plan.up_to("sheets") == {"character:Ava", "character:Bo", "character:Cy"}
+    # keyframe 2 is chained from clip 1's last frame: it waits for the clips
+    keyframes = plan.up_to("keyframes") - plan.up_to("sheets")
+    assert keyframes == {"keyframe:1", "keyframe:3", "keyframe:4", "keyframe:5"}
+    assert plan.up_to("videos") == ALL_MEDIA

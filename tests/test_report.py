@@ -120,7 +120,7 @@ def test_script_md_content(tmp_path):
     # characters: sheet image, score, attempts, the other attempt, verbatim description
     assert "![Ember](<character_sheets/Ember_v2.jpg>)" in md
     assert "**Score:** 0.86 | **Attempts:** 2" in md
-    assert "[v1](<character_sheets/Ember_v1.jpg>)" in md
+    assert "[take 1](<character_sheets/Ember_v1.jpg>)" in md
     assert "> " + " ".join(story.characters[0].visual_description.split()) in md
     # per-scene table
     assert "### Scene 2: Meeting the Old Owl" in md
@@ -214,7 +214,7 @@ def test_partial_build_and_names_with_spaces(tmp_path):
     )
     md = write_script_md(tmp_path, story, state).read_text()
     assert "![Old Tom](<character_sheets/Old Tom_v2.jpg>)" in md
-    assert "[v1](<character_sheets/Old Tom_v1.jpg>)" in md, "every judged attempt is listed"
+    assert "[take 1](<character_sheets/Old Tom_v1.jpg>)" in md, "every judged attempt is listed"
     assert "**Failed:** keyframe:1: failed (moderation blocked the prompt)" in md
     assert "Final video" not in md
     page = write_storyboard_html(tmp_path, story, state).read_text()
@@ -303,9 +303,10 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     assert "character_sheets/Ember_v1.jpg" in imgs and "keyframes/scene_2_v1.jpg" in imgs
     assert "frames/scene_3_c1_last.jpg" in imgs
     # each attempt: label, kind, score; low scores marked by class, colour and text
-    assert "v1 · generate · 0.61 ▼ below 0.80" in text and "v2 · generate · 0.86 ✓ · kept" in text
-    assert "v2 · fix edit · 0.82 ✓ · kept" in text and "v1 · compose · 0.70 ▼ below 0.80" in text
-    assert "c1 · video-edit correction · 0.70 ▼ below 0.80 · kept" in text
+    # labels number the takes as `storyc approve --take N` does
+    assert "take 1 · generate · 0.61 ▼ below 0.80" in text and "take 2 · generate · 0.86 ✓ · kept" in text
+    assert "take 2 · fix edit · 0.82 ✓ · kept" in text and "take 1 · compose · 0.70 ▼ below 0.80" in text
+    assert "take 2 · video-edit correction c1 · 0.70 ▼ below 0.80 · kept" in text
     assert 'class="attempt below"' in page and 'class="attempt kept"' in page
     assert '<span class="score below" title="below the consistency threshold 0.80">0.70 ▼ below 0.80</span>' in page
     assert ".score.below { color: var(--bad)" in page
@@ -322,8 +323,8 @@ def test_storyboard_shows_each_attempt_with_its_score_and_marks_low_scores(tmp_p
     csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
     assert csp.startswith("default-src 'none'") and "script-src" not in csp
     md = write_script_md(tmp_path, story, state).read_text()
-    assert "Other attempts: [v1](<character_sheets/Ember_v1.jpg>) (generate, 0.61)" in md
-    assert "Other keyframe attempts: [v1](<keyframes/scene_2_v1.jpg>) (compose, 0.70)" in md
+    assert "Other takes: [take 1](<character_sheets/Ember_v1.jpg>) (generate, 0.61)" in md
+    assert "Other keyframe takes: [take 1](<keyframes/scene_2_v1.jpg>) (compose, 0.70)" in md
 
 
 @pytest.mark.unit
@@ -356,3 +357,42 @@ def test_score_marker_never_rounds_across_the_threshold():
         _score_html(0.95, 0.95) == '<span class="score ok" title="meets the consistency threshold 0.95">0.95 ✓</span>'
     )
     assert _score_html(None, 0.8) == '<span class="score">–</span>'
+
+
+@pytest.mark.unit
+def test_storyboard_review_shows_approvals_notes_and_approve_commands(tmp_path):
+    from storyc.report.review import PinView, Review
+
+    story = fox_story()
+    state = built_state(story)
+    state.steps["keyframe:2"].attempt_scores = {"keyframes/scene_2_v1.jpg": 0.7, "keyframes/scene_2_v2.jpg": 0.82}
+    review = Review(
+        story="stories/fox and owl.yaml",
+        out="build/draft",
+        pins={
+            "character:Ember": PinView("approved/sheet_Ember.jpg", 2, "current"),
+            "scene:1": PinView(
+                "approved/keyframe_scene_1.jpg",
+                1,
+                "stale",
+                ["scene 1's keyframe was approved with Ember's previous sheet"],
+            ),
+        },
+        notes={"scene:2": "the crystal <glows> green"},
+    )
+    page = write_storyboard_html(tmp_path, story, state, review=review).read_text()
+    text = "".join(parse_page(page).text)
+    assert "✓ Approved: take 2 → approved/sheet_Ember.jpg (current)" in text
+    assert (
+        "⚠ Approved: take 1 → approved/keyframe_scene_1.jpg is stale: scene 1's keyframe was approved with Ember's previous sheet"
+        in text
+    )
+    assert "To generate it again: storyc unapprove 'stories/fox and owl.yaml' scene:1" in text
+    # the exact command for every take, quoted for a shell; the note, escaped
+    assert "take 1: storyc approve 'stories/fox and owl.yaml' scene:2 --take 1 --out build/draft" in text
+    assert "take 2: storyc approve 'stories/fox and owl.yaml' scene:2 --take 2 --out build/draft" in text
+    assert "Redo note (appended to its prompt): the crystal <glows> green" in text and "<glows>" not in page
+    md = write_script_md(tmp_path, story, state, review=review).read_text()
+    assert "**Approved**: take 2 → `approved/sheet_Ember.jpg` (current)" in md
+    assert "- take 2: `storyc approve 'stories/fox and owl.yaml' scene:2 --take 2 --out build/draft`" in md
+    assert "*Redo note (appended to its prompt):* the crystal &lt;glows&gt; green" in md

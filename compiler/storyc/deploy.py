@@ -16,6 +16,10 @@ that becomes a subflow (same process, same thread), so the server shows
 `storyc-render` → `storyc-build` → one task run per step, exactly as a local build records
 it. Making the deployed flow the build flow itself would need a second executor path.
 
+With `--approve keyframes` each run builds up to the keyframes, pauses for a review (a form
+in the Prefect UI listing each scene's takes, or `storyc approve --run RUN_ID`), pins what
+the reviewer approved, records redo notes, and then builds the rest (storyc.approval_flow).
+
 Prefect is imported lazily: the flow object is made on first access (PEP 562 module
 `__getattr__`), so importing this module, and linting a story before registering it,
 costs no Prefect import.
@@ -32,6 +36,8 @@ from typing import Any
 from storyc.run.prefect_settings import quiet_prefect_env, run_logger_levels_kept
 
 FLOW_NAME = "storyc-render"
+DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600  # how long a paused review waits (then the run fails; the cache keeps its work)
+APPROVAL_STAGES = ("keyframes",)
 ENTRYPOINT = "storyc.deploy.storyc_render"  # module-path form: import storyc.deploy, get storyc_render
 TAGS = ["storyc"]
 
@@ -67,10 +73,14 @@ def render_story(
     select: str | None = None,
     force: bool = False,
     prompts: str | None = None,
+    approve: str | None = None,
+    approval_timeout_s: int = DEFAULT_APPROVAL_TIMEOUT_S,
 ) -> dict:
     """Build `story` into `out` with the cache in `cache` (absolute paths on shared storage).
     `backend` None means the worker's choice: xai when XAI_API_KEY is set in the worker's
-    environment, else offline; the key itself never travels through Prefect."""
+    environment, else offline; the key itself never travels through Prefect.
+    `approve="keyframes"`: build up to the keyframes, pause the flow run for a review
+    (storyc.approval_flow), apply the answer, then build the rest."""
     from storyc.build.backend_choice import default_backend_name
     from storyc.build.options import BuildOptions
     from storyc.build.pipeline import run_build
@@ -93,11 +103,9 @@ def render_story(
         elif event == "step_failed":
             print(f"failed  {data['step']}: {redact(data.get('error', ''))}", flush=True)
 
-    # The executor silences Prefect's run loggers for its own flow; this flow run's
-    # summary (and a failure's reason) should still reach the server's logs.
-    with run_logger_levels_kept():
+    def build(until: str | None = None) -> Any:
         try:
-            result = run_build(
+            return run_build(
                 BuildOptions(
                     story=story_path,
                     backend=chosen,
@@ -105,14 +113,23 @@ def render_story(
                     cache_dir=Path(cache),
                     prompts_dir=Path(prompts) if prompts else None,
                     select=select,
-                    force=force,
+                    force=force and until is None,
                     on_event=on_event,
+                    until=until,
                 )
             )
         except StorycError as exc:  # the story changed since it was deployed
             raise RenderFailed("the story does not lint:\n" + "\n".join(d.format() for d in exc.diagnostics)) from None
         except Exception as exc:  # BuildLocked, a backend that cannot start, an unwritable folder
             raise RenderFailed(redact(f"{type(exc).__name__}: {exc}")) from None
+
+    reviewed: list[str] = []
+    # The executor silences Prefect's run loggers for its own flow; this flow run's
+    # summary (and a failure's reason) should still reach the server's logs.
+    with run_logger_levels_kept():
+        if approve:
+            reviewed = _review_stage(story_path, build(until=approve), out, cache, prompts, approval_timeout_s)
+        result = build()
     rep = result.report
     summary = {
         "status": result.status,
@@ -123,11 +140,46 @@ def render_story(
         "cache_hits": rep.get("cache_hits", 0),
         "cost_usd": rep.get("cost_usd", 0.0),
         "build_flow_run_id": (rep.get("prefect") or {}).get("flow_run_id"),
+        "reviewed": reviewed,
+        "approvals": rep.get("approvals"),
     }
     if not result.ok:
         raise RenderFailed(redact(f"storyc build {story}: {result.status}: {result.message}"))
     print(f"storyc render: {result.status}: {result.message or result.out_dir}", flush=True)
     return summary
+
+
+def _review_stage(
+    story_path: Path, stopped: Any, out: str, cache: str, prompts: str | None, timeout_s: int
+) -> list[str]:
+    """After the `--until keyframes` build: pause for the review, then pin the approved
+    takes and record the redo notes. Returns what was done, one line each."""
+    from storyc.approval_flow import apply_decision, pause_for_review, scenes_to_review
+    from storyc.load.loader import load_story
+    from storyc.redact import redact
+    from storyc.store.state import load_state
+
+    if not stopped.ok:
+        raise RenderFailed(f"storyc build {story_path} --until keyframes: {stopped.status}: {stopped.message}")
+    scenes = scenes_to_review(load_story(story_path).story, load_state(Path(out)))
+    if not scenes:
+        print("storyc render: every keyframe is approved already; no review", flush=True)
+        return []
+    print(f"storyc render: paused for the review of {len(scenes)} keyframe(s)", flush=True)
+    decision = pause_for_review(scenes, Path(out), story_path, timeout_s)
+    try:
+        done = apply_decision(
+            decision,
+            story_path,
+            out_dir=Path(out),
+            cache_dir=Path(cache),
+            prompts_dir=Path(prompts) if prompts else None,
+        )
+    except Exception as exc:  # a take gone, a story edited meanwhile: the run says why
+        raise RenderFailed(redact(f"applying the review: {type(exc).__name__}: {exc}")) from None
+    for line in done:
+        print(f"storyc render: {line}", flush=True)
+    return done
 
 
 _flow: Any = None
@@ -194,6 +246,7 @@ def deploy(
     prompts: Path | None = None,
     create_pool: bool = False,
     run: bool = False,
+    approve: str | None = None,
 ) -> Deployed:
     """Validate the story, then register (or update) the deployment FLOW_NAME/name on
     `pool`. Paths are stored absolute: workers must see them at the same place."""
@@ -215,6 +268,10 @@ def deploy(
         parameters["force"] = True
     if prompts is not None:
         parameters["prompts"] = str(Path(prompts).resolve())
+    if approve is not None:
+        if approve not in APPROVAL_STAGES:
+            raise DeployError(f"--approve must be {' or '.join(APPROVAL_STAGES)}, not {approve!r}")
+        parameters["approve"] = approve  # each run pauses after that stage for a review
     deployment_name = name or story_abs.stem
 
     quiet_prefect_env()

@@ -32,11 +32,14 @@ class BuildOptions:
     retry: RetryPolicy | None = None
     backend_factory: Callable[[str], Backend] | None = None  # tests wrap the backend
     on_event: OnEvent | None = None
+    until: str | None = None  # sheets | keyframes | videos: stop after that stage (graph.steps.STAGES)
+    redo: str | None = None  # a target (scene:2) to generate again even if cached
+    note: str | None = None  # with redo: appended to its prompt (kept in approved/approvals.json)
 
 
 @dataclass
 class BuildResult:
-    status: str  # up_to_date | built | dry_run | failed | interrupted | budget | missing
+    status: str  # up_to_date | built | stopped | dry_run | failed | interrupted | budget | missing
     backend: str
     out_dir: Path
     message: str = ""
@@ -44,7 +47,8 @@ class BuildResult:
     dry_run: dict[str, Any] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # step → error
+    until: dict[str, Any] = field(default_factory=dict)  # --until: what was built, what waits, what the rest costs
 
     @property
     def ok(self) -> bool:
-        return self.status in ("up_to_date", "built", "dry_run")
+        return self.status in ("up_to_date", "built", "stopped", "dry_run")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 from storyc.backends.base import Backend
+from storyc.build.approvals import approval_savings, out_argument, storyboard_review
 from storyc.build.backend_choice import default_backend_name, make_backend
 from storyc.build.options import BuildOptions, BuildResult, default_out_dir
 from storyc.build.prepare import Prepared, lint_diagnostics, prepare
@@ -19,17 +21,23 @@ from storyc.build.report_json import build_report
 from storyc.diagnostics import Diagnostic, StorycError
 from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
+from storyc.graph.select import SelectionError
+from storyc.graph.steps import STAGES, StepGraph
+from storyc.load.loader import load_story
 from storyc.model.state import BuildState
 from storyc.model.story import Story
+from storyc.model.targets import Target, TargetError, parse_target
 from storyc.report.documents import write_report, write_script_md
 from storyc.report.html import write_storyboard_html
+from storyc.report.review import Review
 from storyc.run.budget import Budget
 from storyc.run.context import BuildContext
 from storyc.run.dispatch import restore_cached
 from storyc.run.executor import ExecResult, Limits, execute
 from storyc.run.local import is_local, run_local
 from storyc.run.retry import RetryPolicy
-from storyc.store.cache import cache_in_use
+from storyc.store.approvals import set_redo_note
+from storyc.store.cache import Cache, cache_in_use
 from storyc.store.fsutil import remove_stale_temps
 from storyc.store.hashing import file_sha256
 from storyc.store.state import BuildLock, StateJournal, StateStore
@@ -40,6 +48,9 @@ def run_build(opts: BuildOptions) -> BuildResult:
     --select), BuildLocked (another build holds the output folder)."""
     t0 = time.perf_counter()
     backend_name = opts.backend or default_backend_name()
+    if opts.redo and opts.note is not None and not opts.dry_run:
+        # before the graph: the note is part of the target's key
+        set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
     prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
     diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
@@ -60,7 +71,11 @@ def _resolve_and_run(
     graph = prep.graph
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir(prep.loaded.path)
     selected = graph.select(opts.select)
+    if opts.until:
+        selected &= graph.up_to(opts.until)
     force = frozenset(selected) if opts.force else frozenset()
+    if opts.redo:
+        force |= {_redo_target(opts, graph.story).step_id}
     res = resolve(graph, prep.cache, force=set(force))
     to_run = [sid for sid in graph.order if sid in selected and not res.cached(sid)]
     base = BuildResult(status="", backend=backend_name, out_dir=out_dir, warnings=warnings)
@@ -85,14 +100,56 @@ def _resolve_and_run(
         ctx = _start(opts, prep, res, backend, out_dir, force)
         exec_info = _run(ctx, opts, to_run)
         report = build_report(ctx, selected, exec_info, time.perf_counter() - t0)
+        savings = approval_savings(graph, ctx.outcomes, prep.approvals)
+        if savings:
+            report["approvals"] = savings  # the calls and dollars the approved targets did not cost
+        if opts.redo:
+            report["redo"] = {"target": opts.redo, "note": prep.approvals.notes.get(opts.redo)}
         write_report(out_dir, report)
     base.report = report
     _conclude(base, ctx, to_run, exec_info)
+    if opts.until and base.status in ("built", "up_to_date"):
+        base.status, base.message = "stopped", f"stopped after the {opts.until} (--until {opts.until})"
+        base.until = report["until"] = _until_summary(graph, prep.cache, selected, opts.until)
     report["status"] = base.status
     write_report(out_dir, report)
-    if to_run and "script" not in ctx.outcomes:
-        _write_unfinished_storyboard(out_dir, ctx.story, ctx.store.state, base, opts.select)
+    if (to_run or opts.until) and "script" not in ctx.outcomes:
+        review = ctx.review(ctx.store.state) if ctx.review is not None else None
+        _write_unfinished_storyboard(out_dir, ctx.story, ctx.store.state, base, opts.select, review)
     return base
+
+
+def _redo_target(opts: BuildOptions, story: Story) -> Target:
+    """The --redo target; SelectionError (a usage error) when it names nothing, or a pinned
+    target (its approved file is used as is)."""
+    try:
+        target = parse_target(story, opts.redo or "")
+    except TargetError as exc:
+        raise SelectionError(f"--redo: {exc}") from None
+    if target.pin(story):
+        raise SelectionError(
+            f"--redo {target.id}: it is approved ({target.kind.pin_field}: {target.pin(story)}); "
+            f"storyc unapprove {opts.story} {target.id} first"
+        )
+    return target
+
+
+def _until_summary(graph: StepGraph, cache: Cache, selected: set[str], stage: str) -> dict[str, Any]:
+    """What `--until STAGE` built, what of that stage waits for a later one, and what the
+    rest of the build would call and cost (the dry-run figures of every step not cached)."""
+    res = resolve(graph, cache)
+    rest = [sid for sid in graph.order if not res.cached(sid)]
+    waiting = {
+        sid: [d for d in step.deps if graph.steps[d].kind not in STAGES[stage]]
+        for sid, step in graph.steps.items()
+        if step.kind in STAGES[stage] and sid not in selected
+    }
+    return {
+        "stage": stage,
+        "built": [sid for sid in graph.order if sid in selected],
+        "waiting": {sid: deps for sid, deps in waiting.items() if deps},
+        "rest": {"steps": rest, **planned_calls(graph, rest)},
+    }
 
 
 def _missing_upstream(prep: Prepared, res: Resolution, selected: set[str], to_run: list[str]) -> dict[str, list[str]]:
@@ -161,6 +218,13 @@ def _start(
         retry=opts.retry or RetryPolicy(),
         on_event=opts.on_event,
         force=force,
+        review=storyboard_review(
+            prep.graph,
+            prep.prompts,
+            prep.approvals,
+            str(opts.story),
+            out_argument(out_dir, default_out_dir(prep.loaded.path)),
+        ),
     )
     for sid in prep.graph.order:
         entry, key = res.entries[sid], res.keys[sid]
@@ -222,12 +286,18 @@ def _conclude(base: BuildResult, ctx: BuildContext, to_run: list[str], exec_info
 
 
 def _write_unfinished_storyboard(
-    out_dir: Path, story: Story, state: BuildState, base: BuildResult, select: str | None
+    out_dir: Path, story: Story, state: BuildState, base: BuildResult, select: str | None, review: Review | None
 ) -> None:
     """A build that stopped before its storyboard step (a failed step, Ctrl-C, the budget,
-    a --select without it) still leaves script.md and storyboard.html showing what it has
-    and why it stopped, instead of the last finished build's pages."""
-    if base.status == "built":
+    a --select without it, --until) still leaves script.md and storyboard.html showing
+    what it has and why it stopped, instead of the last finished build's pages."""
+    if base.status == "stopped":
+        stage = base.until["stage"]
+        notice = (
+            f"Stopped after the {stage} (--until {stage}): review the takes below and approve the ones you like "
+            "(each target lists its storyc approve commands); build again to continue."
+        )
+    elif base.status == "built":
         notice = (
             f"Partial build (--select {select}): the storyboard and video were not rebuilt; steps outside "
             "the selection show their cached result, or nothing yet."
@@ -235,5 +305,5 @@ def _write_unfinished_storyboard(
     else:
         notice = f"This build did not finish ({base.status}): {base.message}"
     with contextlib.suppress(OSError):  # the build's own outcome is already recorded
-        write_script_md(out_dir, story, state, notice)
-        write_storyboard_html(out_dir, story, state, notice)
+        write_script_md(out_dir, story, state, notice, review)
+        write_storyboard_html(out_dir, story, state, notice, review)

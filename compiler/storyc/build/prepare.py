@@ -3,7 +3,7 @@ lint it, render its prompts and compile its step graph. No I/O beyond reading in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.build.backend_choice import default_backend_name
@@ -13,6 +13,7 @@ from storyc.graph.steps import StepGraph
 from storyc.lint import lint_story
 from storyc.load.loader import LoadedStory, load_story
 from storyc.prompts.promptset import PromptSet
+from storyc.store.approvals import Approvals, approvals_for_build
 from storyc.store.cache import Cache, default_cache_dir
 
 
@@ -22,6 +23,7 @@ class Prepared:
     prompts: PromptSet
     graph: StepGraph
     cache: Cache
+    approvals: Approvals = field(default_factory=Approvals)  # approved/approvals.json beside the story
 
 
 def prepare(
@@ -39,9 +41,10 @@ def prepare(
         if errors:
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
-    graph = build_graph(loaded, prompts, backend=backend or default_backend_name())
+    approvals = approvals_for_build(loaded.base_dir)  # its redo notes are part of the keys
+    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes)
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
-    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache)
+    return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache, approvals=approvals)
 
 
 def lint_diagnostics(loaded: LoadedStory, *, prompts_dir: str | Path | None = None) -> list[Diagnostic]:

@@ -12,6 +12,7 @@ import typer
 from storyc.build.backend_choice import default_backend_name
 from storyc.build.options import BuildOptions, BuildResult
 from storyc.build.pipeline import run_build
+from storyc.cli.completion import complete_target
 from storyc.cli.errors import (
     EXIT_INTERRUPTED,
     fail,
@@ -31,6 +32,7 @@ from storyc.cli.options import (
     PromptsDirOpt,
     QuietOpt,
     SelectOpt,
+    Stage,
     StoryArg,
     VerboseOpt,
     output_level,
@@ -38,12 +40,15 @@ from storyc.cli.options import (
 from storyc.cli.output import out
 from storyc.cli.progress import BuildProgress
 from storyc.graph.select import SelectionError
+from storyc.model.targets import STEP_KIND_TARGETS
 from storyc.store.state import BuildLocked
 
 EXAMPLES = examples(
     "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
     "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
     "storyc build story.yaml --select scene:3+ --max-cost 2",
+    "storyc build story.yaml --until keyframes              # review the keyframes before paying for clips",
+    "storyc build story.yaml --redo scene:2 --note 'the scarf is green'",
     "storyc -q build story.yaml --out build/ci              # only errors and the result line",
 )
 
@@ -65,6 +70,23 @@ def build_command(
     select: SelectOpt = None,
     force: IgnoreCacheOpt = False,
     prompts: PromptsDirOpt = None,
+    until: Annotated[
+        Stage | None,
+        typer.Option("--until", help="Stop after this stage, with the storyboard, to review the takes first."),
+    ] = None,
+    redo: Annotated[
+        str | None,
+        typer.Option(
+            "--redo",
+            metavar="TARGET",
+            help="Generate this target again even if cached: scene:2, character:Ember, clip:2.",
+            autocompletion=complete_target,
+        ),
+    ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option("--note", metavar="TEXT", help="With --redo: appended to its prompt (kept until it is approved)."),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -75,6 +97,8 @@ def build_command(
     quiet, verbose = output_level("storyc build", quiet, verbose)
     if max_cost is not None and max_cost < 0:
         usage_error("storyc build", "--max-cost must not be negative")
+    if note is not None and redo is None:
+        usage_error("storyc build", "--note goes with --redo TARGET (e.g. --redo scene:2 --note 'the scarf is green')")
     story = story_or_default("storyc build", story)
     require_file("storyc build", story)
     require_prompts_folder("storyc build", prompts)
@@ -104,8 +128,15 @@ def build_command(
         select=select,
         force=force,
         on_event=on_event,
+        until=until.value if until else None,
+        redo=redo,
+        note=note,
     )
-    resume = _resume_command(story, backend=backend, out_dir=out_dir, cache=cache, prompts=prompts, select=select)
+    folders = {"backend": backend, "out_dir": out_dir, "cache": cache, "prompts": prompts, "select": select}
+    # An interrupted --until build resumes up to the same stage (no clip paid for before the
+    # review). --redo is not repeated: a redo that finished would be paid for again (its
+    # note stays in approved/approvals.json, so the resumed build still sends it).
+    resume = _resume_command(story, **folders, until=until)
     try:
         with input_errors_exit("storyc build", usage=(SelectionError,), refused=(BuildLocked,)):
             result = run_build(opts)
@@ -117,6 +148,9 @@ def build_command(
             progress.stop()
     for diag in [] if quiet else result.warnings:
         typer.echo(diag.format(), err=True)
+    if result.status == "stopped":
+        _print_stopped(result, story, _resume_command(story, **folders), out_dir, cache, quiet)
+        return
     _print_outcome(result, resume)
 
 
@@ -133,6 +167,13 @@ def _resume_command(story: Path, **options: Any) -> str:
     return " ".join(["storyc build", shlex.quote(str(story)), *flags])
 
 
+def _summary(report: dict[str, Any]) -> str:
+    return (
+        f"{report.get('api_calls_total', 0)} API call(s), {report.get('cache_hits', 0)} cached step(s), "
+        f"${report.get('cost_usd', 0):.2f}, {report.get('wall_s', 0):.1f}s"
+    )
+
+
 def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "dry_run":
         _print_dry_run(result.dry_run)
@@ -143,10 +184,7 @@ def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "up_to_date":
         out(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
         return
-    summary = (
-        f"{rep.get('api_calls_total', 0)} API call(s), {rep.get('cache_hits', 0)} cached step(s), "
-        f"${rep.get('cost_usd', 0):.2f}, {rep.get('wall_s', 0):.1f}s"
-    )
+    summary = _summary(rep)
     if result.status == "built":
         out(f"{result.message}  ({summary})")
         return
@@ -154,6 +192,37 @@ def _print_outcome(result: BuildResult, resume: str) -> None:
         typer.echo(f"storyc build: interrupted ({summary}); state saved. Resume with: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     fail("storyc build", f"{result.message}  ({summary})")
+
+
+def _print_stopped(
+    result: BuildResult, story: Path, rest_command: str, out_dir: Path | None, cache: Path | None, quiet: bool
+) -> None:
+    """The end of `storyc build --until`: what was built (the result line, alone with
+    --quiet), what waits, what the rest would cost (the dry-run figures), how to approve,
+    and the command that builds the rest."""
+    until = result.until
+    built = until["built"]
+    out(f"{result.message}: {len(built)} step(s) ready to review  ({_summary(result.report)})")
+    if quiet:
+        return
+    for sid, deps in until["waiting"].items():
+        out(f"  not built: {sid} (needs {', '.join(deps)}: it is chained from that clip's last frame)")
+    rest = until["rest"]
+    if rest["steps"]:
+        at_xai_prices = " at xAI prices" if result.backend == "offline" else ""
+        out(
+            f"the rest: {len(rest['steps'])} step(s), {rest['calls_min_total']} to {rest['calls_max_total']} call(s), "
+            f"${rest['cost_min_usd']:.2f} to ${rest['cost_max_usd']:.2f}{at_xai_prices}"
+        )
+    out(f"review: {result.out_dir / 'storyboard.html'} (every take, numbered, with its approve command)")
+    steps = (sid.partition(":") for sid in built)
+    targets = [f"{STEP_KIND_TARGETS[kind].name}:{ident}" for kind, _, ident in steps if kind in STEP_KIND_TARGETS]
+    if targets:
+        folders = "".join(
+            f" {flag} {shlex.quote(str(path))}" for flag, path in (("--out", out_dir), ("--cache", cache)) if path
+        )
+        out(f"approve: storyc approve {shlex.quote(str(story))} {targets[-1]} [--take N]{folders}")
+    out(f"continue: {rest_command}")
 
 
 def _print_dry_run(d: dict[str, Any]) -> None:

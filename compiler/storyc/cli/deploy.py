@@ -14,7 +14,15 @@ from storyc.cli.errors import (
     story_or_default,
 )
 from storyc.cli.help import examples
-from storyc.cli.options import Backend, IgnoreCacheOpt, QuietOpt, SelectOpt, VerboseOpt, output_level
+from storyc.cli.options import (
+    Backend,
+    IgnoreCacheOpt,
+    QuietOpt,
+    ReviewedStage,
+    SelectOpt,
+    VerboseOpt,
+    output_level,
+)
 from storyc.cli.output import out
 from storyc.deploy import Deployed, DeployError, deploy
 from storyc.graph.select import SelectionError
@@ -22,6 +30,7 @@ from storyc.graph.select import SelectionError
 EXAMPLES = examples(
     "storyc deploy stories/fox_and_owl.yaml --pool renders --cache /mnt/shared/cache --out /mnt/shared/out/fox",
     "storyc deploy story.yaml --pool renders --create-pool --run     # create a process pool, start one run",
+    "storyc deploy story.yaml --pool renders --approve keyframes --run   # each run pauses for a review",
     "PREFECT_API_URL=http://render-host:4200/api prefect worker start --pool renders    # on each worker",
 )
 
@@ -77,6 +86,14 @@ def deploy_command(
         bool, typer.Option("--create-pool", help="Create the pool (type process) if it does not exist.")
     ] = False,
     run: Annotated[bool, typer.Option("--run", help="Also start one run of the deployment now.")] = False,
+    approve: Annotated[
+        ReviewedStage | None,
+        typer.Option(
+            "--approve",
+            help="Each run pauses after this stage for a review (Prefect UI or storyc approve --run).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -101,6 +118,7 @@ def deploy_command(
             prompts=prompts,
             create_pool=create_pool,
             run=run,
+            approve=approve.value if approve else None,
         )
     _print_deployed(done, quiet)
 
@@ -133,4 +151,9 @@ def _print_deployed(done: Deployed, quiet: bool) -> None:
         out(
             f"started flow run {done.flow_run_id} (named 'render {Path(params['story']).stem}' once a worker starts it); "
             f"follow it: prefect flow-run inspect {done.flow_run_id}"
+        )
+    if params.get("approve"):
+        out(
+            f"each run pauses after the {params['approve']} for a review: answer the form in the Prefect UI, or "
+            f"storyc approve --run {done.flow_run_id or 'RUN_ID'} [scene:ID[@TAKE]...] [--redo scene:ID --note TEXT]"
         )

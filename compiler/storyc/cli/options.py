@@ -42,6 +42,20 @@ class LintFormat(StrEnum):
     markdown = "markdown"
 
 
+class Stage(StrEnum):
+    """`storyc build --until STAGE` (storyc.graph.steps.STAGES): stop after it, for a review."""
+
+    sheets = "sheets"
+    keyframes = "keyframes"
+    videos = "videos"
+
+
+class ReviewedStage(StrEnum):
+    """`storyc deploy --approve STAGE` (storyc.deploy.APPROVAL_STAGES): each run pauses after it."""
+
+    keyframes = "keyframes"
+
+
 StoryArg = Annotated[
     Path | None,
     typer.Argument(

@@ -16,6 +16,7 @@ from storyc.diagnostics import StorycError
 from storyc.load.loader import load_story
 from storyc.prompts.listing import format_listing, prompt_listing
 from storyc.prompts.promptset import PromptSet
+from storyc.store.approvals import redo_notes
 
 EXAMPLES = examples(
     "storyc prompts stories/fox_and_owl.yaml",
@@ -42,7 +43,9 @@ def prompts_command(
             raise StorycError(errors)
         if scene is not None and loaded.story.scene_index(scene) is None:
             usage_error("storyc prompts", f"{story} has no scene {scene}")
-        entries = prompt_listing(PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts), scene)
+        prompt_set = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts)
+        # a redo note is part of the prompt a build sends
+        entries = prompt_listing(prompt_set, scene, notes=redo_notes(loaded.base_dir))
     if format == PromptsFormat.json:
         out(json.dumps(entries, indent=2, ensure_ascii=False))
     else:

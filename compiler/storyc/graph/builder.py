@@ -1,5 +1,13 @@
 """Compile a loaded story into its step graph.
 
+A pinned target (a character's sheet_image, a location's plate_image, a scene's
+keyframe_image or clip_video, see storyc.model.targets) is a step with no deps and no paid
+call whose key is its file's content hash: the file is used as is, and downstream keys
+follow the pin (an approved take copied byte for byte keeps every downstream cache entry
+valid). Redo notes (`storyc build --redo TARGET --note TEXT`, kept in
+approved/approvals.json) are appended to their step's main prompt, so they are part of its
+key.
+
 Edges come from the story: a keyframe needs the sheets and the location plate in its
 reference slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>`
 for `chain_source: last_frame`, `keyframe:<src>` for `keyframe` and `seamless`); a video
@@ -12,12 +20,13 @@ everything. Each step's static inputs are hashed into its fingerprint
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.graph.estimate import character_estimate, keyframe_estimate, video_estimate
+from storyc.graph.estimate import StepEstimate, character_estimate, keyframe_estimate, video_estimate
 from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
 from storyc.graph.steps import Step, StepGraph
 from storyc.load.loader import LoadedStory
@@ -25,6 +34,7 @@ from storyc.model.clips import ClipPlan, clip_plan
 from storyc.model.story import Character, Location, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
+from storyc.prompts.text import with_note
 from storyc.store.hashing import KEY_VERSION, digest
 
 
@@ -36,10 +46,22 @@ class _GraphInputs:
     prompts: PromptSet
     base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
     common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
+    notes: Mapping[str, str]  # target id ("scene:2") → redo note
+
+    def note(self, target_id: str) -> str | None:
+        return (self.notes.get(target_id) or "").strip() or None
 
 
-def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offline") -> StepGraph:
-    """Compile a loaded story into its step graph (no I/O but hashing user input files)."""
+def build_graph(
+    loaded: LoadedStory,
+    prompts: PromptSet,
+    *,
+    backend: str = "offline",
+    notes: Mapping[str, str] | None = None,
+) -> StepGraph:
+    """Compile a loaded story into its step graph (no I/O but hashing user input files).
+    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`, `location:Harbour`) to
+    redo notes."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -48,23 +70,68 @@ def build_graph(loaded: LoadedStory, prompts: PromptSet, *, backend: str = "offl
         "resolution": story.resolution,
         "render_scale": render_scale(),
     }
-    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common)
+    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common, dict(notes or {}))
     steps: dict[str, Step] = {}
+    quality = story.quality
     for character in story.characters:
-        step = _character_step(inputs, character)
+        if character.sheet_image:
+            estimate = character_estimate(
+                quality,
+                story.models,
+                input_images=1 if character.reference_image else 0,
+                candidates=quality.sheet_candidates,
+            )
+            step = _pinned_step(
+                inputs,
+                f"character:{character.name}",
+                "character",
+                character.sheet_image,
+                estimate,
+                character=character.name,
+            )
+        else:
+            step = _character_step(inputs, character)
         steps[step.id] = step
     used = {scene.location for scene in story.scenes}
     for location in story.locations:
-        if location.name in used and f"location:{location.name}" not in steps:
-            step = _location_step(inputs, location)
-            steps[step.id] = step
+        sid = f"location:{location.name}"
+        if location.name not in used or sid in steps:
+            continue
+        if location.plate_image:
+            estimate = character_estimate(
+                quality,
+                story.models,
+                input_images=1 if location.reference_image else 0,
+                candidates=quality.sheet_candidates,
+            )
+            steps[sid] = _pinned_step(inputs, sid, "location", location.plate_image, estimate)
+        else:
+            steps[sid] = _location_step(inputs, location)
     # keyframes and videos, in story order; a seamless cut makes a video wait for a later
     # keyframe, so the steps are put in topological order at the end
-    for index in range(len(story.scenes)):
+    for index, scene in enumerate(story.scenes):
         slot_plan = allocate_slots(story, index)
         sheets = _sheet_deps(story, index, slot_plan)
-        keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
-        video = _video_step(inputs, index, keyframe.id, sheets, slot_plan)
+        ids = {"scene_index": index, "scene_id": scene.scene_id}
+        if scene.keyframe_image:
+            generated = allocate_slots(story, index, ignore_pin=True)  # what a generation would send
+            estimate = keyframe_estimate(
+                quality,
+                story.models,
+                reference_images=len(generated.slots),
+                judged_sheets=len(sheets),
+                candidates=quality.keyframe_candidates,
+            )
+            keyframe = _pinned_step(
+                inputs, f"keyframe:{scene.scene_id}", "keyframe", scene.keyframe_image, estimate, **ids
+            )
+        else:
+            keyframe = _keyframe_step(inputs, index, slot_plan, sheets)
+        if scene.clip_video:
+            estimate = video_estimate(quality, story.models, clip_plan(story, index), judged_sheets=len(sheets))
+            video = _pinned_step(inputs, f"video:{scene.scene_id}", "video", scene.clip_video, estimate, **ids)
+        else:
+            video = _video_step(inputs, index, keyframe.id, sheets, slot_plan)
         steps[keyframe.id], steps[video.id] = keyframe, video
     static = {
         **common,
@@ -104,11 +171,13 @@ def _topological(steps: dict[str, Step]) -> dict[str, Step]:
 
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    note = inputs.note(f"character:{character.name}")
     if character.reference_image:
         sheet = prompts.character_from_reference(character)
         reference = input_hash(inputs.base_dir, character.reference_image)
     else:
         sheet, reference = prompts.character_sheet(character), None
+    sheet = with_note(sheet, note)
     static = {
         **inputs.common,
         "kind": "character",
@@ -135,6 +204,7 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         static,
         digest(static),
         character=character.name,
+        note=note,
         **asdict(estimate),
     )
 
@@ -143,11 +213,13 @@ def _location_step(inputs: _GraphInputs, location: Location) -> Step:
     """A location's background plate: generated once (or restyled from the user's photo),
     vision-checked like a sheet."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    note = inputs.note(f"location:{location.name}")
     if location.reference_image:
         plate = prompts.location_from_reference(location)
         reference = input_hash(inputs.base_dir, location.reference_image)
     else:
         plate, reference = prompts.location_plate(location), None
+    plate = with_note(plate, note)
     static = {
         **inputs.common,
         "kind": "location",
@@ -167,7 +239,7 @@ def _location_step(inputs: _GraphInputs, location: Location) -> Step:
     estimate = character_estimate(
         quality, story.models, input_images=1 if reference else 0, candidates=quality.sheet_candidates
     )
-    return Step(f"location:{location.name}", "location", (), static, digest(static), **asdict(estimate))
+    return Step(f"location:{location.name}", "location", (), static, digest(static), note=note, **asdict(estimate))
 
 
 def _slot_dep(slot: Slot) -> str:
@@ -194,21 +266,14 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     kid = f"keyframe:{scene.scene_id}"
-    if scene.keyframe_image:
-        static = {
-            **inputs.common,
-            "kind": "keyframe",
-            "scene_id": scene.scene_id,
-            "pinned": input_hash(inputs.base_dir, scene.keyframe_image),
-        }
-        return Step(kid, "keyframe", (), static, digest(static), scene_index=index, scene_id=scene.scene_id)
+    note = inputs.note(f"scene:{scene.scene_id}")
     slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
     chain_deps = tuple(_slot_dep(s) for s in slot_plan.slots if s.kind != "character")
     static = {
         **inputs.common,
         "kind": "keyframe",
         "scene_id": scene.scene_id,
-        "prompts": {"compose": prompts.keyframe(index), "check": prompts.check_keyframe(index)},
+        "prompts": {"compose": with_note(prompts.keyframe(index), note), "check": prompts.check_keyframe(index)},
         "slots": slots,
         "text_only": list(slot_plan.text_only),
         "models": {"image": story.models.image, "vision": story.models.vision},
@@ -238,6 +303,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
+        note=note,
         **asdict(
             keyframe_estimate(
                 quality,
@@ -257,6 +323,7 @@ def _video_step(
     of every present character; made as its clip plan says (storyc.model.clips)."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
+    note = inputs.note(f"clip:{scene.scene_id}")
     plan = clip_plan(story, index)
     refs = tuple(dict.fromkeys(_slot_dep(r) for r in slot_plan.video_references))
     end_on = (f"keyframe:{plan.end_on}",) if plan.end_on is not None else ()
@@ -265,7 +332,7 @@ def _video_step(
         "kind": "video",
         "scene_id": scene.scene_id,
         "prompts": {
-            "video": prompts.video(index),
+            "video": with_note(prompts.video(index), note),
             "check": prompts.check_last_frame(index),
             **{f"video_s{seg.number}": prompts.video(index, seg.number) for seg in plan.segments[1:]},
             **({"extend": prompts.video_extend(index)} if plan.extensions else {}),
@@ -295,6 +362,7 @@ def _video_step(
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
+        note=note,
         **asdict(video_estimate(quality, story.models, plan, judged_sheets=len(sheets))),
     )
 
@@ -307,3 +375,12 @@ def _clip_static(plan: ClipPlan) -> dict:
         "sheet_references": plan.sheet_references,
         "segments": [{"base_s": s.base_s, "extensions": list(s.extensions), "mode": s.mode} for s in plan.segments],
     }
+
+
+def _pinned_step(inputs: _GraphInputs, step_id: str, kind: str, pin: str, generation: StepEstimate, **ids: Any) -> Step:
+    """A pinned target's step: the file used as is, no deps, no paid call, its key a
+    function of the file's content alone (not of the backend, frame format or render
+    scale: an approval made on a draft build carries over). `generation` is the estimate
+    of the step it replaces: what the pin saves."""
+    static = {"storyc_key": KEY_VERSION, "kind": kind, "id": step_id, "pinned": input_hash(inputs.base_dir, pin)}
+    return Step(step_id, kind, (), static, digest(static), pinned=pin, saves=asdict(generation), **ids)

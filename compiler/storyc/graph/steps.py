@@ -32,6 +32,20 @@ class Step:
     calls_max: dict[str, int] = field(default_factory=dict)
     cost_min: float = 0.0
     cost_max: float = 0.0
+    # A pinned target (sheet_image, keyframe_image, clip_video): the story-relative file used
+    # as is, and what generating the step instead would call and cost (the estimate fields
+    # above), which the pin saves.
+    pinned: str | None = None
+    saves: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # a redo note appended to the step's prompt (storyc build --redo)
+
+
+# `storyc build --until STAGE`: the step kinds each stop point builds.
+STAGES: dict[str, tuple[str, ...]] = {
+    "sheets": ("character", "location"),  # a location's plate is made and checked like a sheet
+    "keyframes": ("character", "location", "keyframe"),
+    "videos": ("character", "location", "keyframe", "video"),
+}
 
 
 @dataclass
@@ -73,6 +87,17 @@ class StepGraph:
                     seen.add(dep)
                     todo.append(dep)
         return seen
+
+    def up_to(self, stage: str) -> set[str]:
+        """The steps `--until STAGE` builds: those of the stage's kinds whose dependencies all
+        are too. A keyframe chained from a clip's last frame waits for that clip, so
+        `--until keyframes` leaves it out (no clip is paid for before the review)."""
+        kinds = STAGES[stage]
+        chosen: set[str] = set()
+        for sid, step in self.steps.items():  # topological order: deps come first
+            if step.kind in kinds and all(d in chosen for d in step.deps):
+                chosen.add(sid)
+        return chosen
 
     def select(self, spec: str | None) -> set[str]:
         """The step ids a `--select` spec names (syntax: storyc.graph.select), with their

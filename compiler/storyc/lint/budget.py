@@ -105,7 +105,7 @@ class W402DurationBeyondVideoEdit(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            # over one generation (15 s) W419 says how the scene is cut, and which parts can be corrected
+            # over one generation (15 s) W420 says how the scene is cut, and which parts can be corrected
             if VIDEO_EDIT_MAX_S < scene.duration_seconds <= MAX_DURATION_S:
                 yield self.report(
                     ctx,

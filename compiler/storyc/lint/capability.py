@@ -168,7 +168,7 @@ class E312SeamlessCutImpossible(Rule):
                 claimed[parent] = i
 
 
-class W417SeamlessNotAdjacent(Rule):
+class W418SeamlessNotAdjacent(Rule):
     """A seamless cut joins the end of the parent's clip to the start of this one; in the final
     video they only meet when the parent is the scene right before.
 
@@ -187,7 +187,7 @@ class W417SeamlessNotAdjacent(Rule):
           chain_source: seamless    # chains from scene 2, the one before
     """
 
-    code = "W417"
+    code = "W418"
     summary = "seamless cut from a scene that does not come right before"
     severity = Severity.WARNING
 
@@ -221,7 +221,7 @@ def clip_cost(plan: ClipPlan, model: str) -> float:
     return prices.video_cost(seconds, plan.resolution, model)
 
 
-class W419LongSceneCost(Rule):
+class W420LongSceneCost(Rule):
     """A scene longer than one generation (15 s) is rendered by video extension or as segments
     chained by their last frames with a match cut: several paid video calls, each drift-checked,
     and no video-edit correction for a segment over 8.7 s. The warning says how the scene is
@@ -237,7 +237,7 @@ class W419LongSceneCost(Rule):
         # or split it into scenes of at most 15 s
     """
 
-    code = "W419"
+    code = "W420"
     summary = "a scene longer than 15 s: several paid video calls"
     severity = Severity.WARNING
 
@@ -262,7 +262,7 @@ class W419LongSceneCost(Rule):
             )
 
 
-class W420ResolutionCapped(Rule):
+class W421ResolutionCapped(Rule):
     """Reference-to-video and video extension render at most 720p: in a 1080p story those
     scenes come out at 720p and are scaled up in the final video.
 
@@ -280,7 +280,7 @@ class W420ResolutionCapped(Rule):
           - scene_id: 2               # video_mode image, at most 15 s: 1080p
     """
 
-    code = "W420"
+    code = "W421"
     summary = "a scene renders below the story's resolution (720p cap)"
     severity = Severity.WARNING
 

@@ -185,7 +185,7 @@ class E203MissingField(LoaderRule):
 class E204DurationRange(LoaderRule):
     """duration_seconds must be a whole number from 3 to 60. Up to 15 s a scene is one video
     generation (the seed's range, which `storyc plan` keeps); longer scenes are extended or
-    rendered as segments (W419 says how, and what it costs).
+    rendered as segments (W420 says how, and what it costs).
 
     Bad::
 

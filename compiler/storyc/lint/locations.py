@@ -87,7 +87,7 @@ class E314DuplicateLocationName(Rule):
                 seen[location.name] = i
 
 
-class W418UnusedLocation(Rule):
+class W419UnusedLocation(Rule):
     """A location no scene names: its plate would not be generated, and the definition is
     probably a leftover or a misspelt scene `location`.
 
@@ -103,7 +103,7 @@ class W418UnusedLocation(Rule):
             location: River Bank
     """
 
-    code = "W418"
+    code = "W419"
     summary = "location not used by any scene"
     severity = Severity.WARNING
 

@@ -10,6 +10,7 @@ from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+VIDEO_SUFFIXES = (".mp4",)
 
 
 class E301DuplicateSceneId(Rule):
@@ -174,16 +175,26 @@ class E304BadChainFrom(Rule):
                 )
 
 
+# Every field naming a file beside the story, with the suffixes it may have.
+_FILE_FIELDS = {
+    "characters": (("reference_image", IMAGE_SUFFIXES), ("sheet_image", IMAGE_SUFFIXES)),
+    "scenes": (("keyframe_image", IMAGE_SUFFIXES), ("clip_video", VIDEO_SUFFIXES)),
+    "locations": (("reference_image", IMAGE_SUFFIXES), ("plate_image", IMAGE_SUFFIXES)),
+}
+
+
+def _file_fields(ctx: LintContext) -> Iterator[tuple[tuple, str, tuple[str, ...]]]:
+    for section, fields in _FILE_FIELDS.items():
+        for i, item in enumerate(getattr(ctx.story, section)):
+            for name, suffixes in fields:
+                value = getattr(item, name)
+                if value is not None:
+                    yield (section, i, name), value, suffixes
+
+
 def _image_fields(ctx: LintContext) -> Iterator[tuple[tuple, str]]:
-    for i, character in enumerate(ctx.story.characters):
-        if character.reference_image is not None:
-            yield ("characters", i, "reference_image"), character.reference_image
-    for i, scene in enumerate(ctx.story.scenes):
-        if scene.keyframe_image is not None:
-            yield ("scenes", i, "keyframe_image"), scene.keyframe_image
-    for i, location in enumerate(ctx.story.locations):
-        if location.reference_image is not None:
-            yield ("locations", i, "reference_image"), location.reference_image
+    for loc, text, _ in _file_fields(ctx):
+        yield loc, text
 
 
 def _resolve(ctx: LintContext, text: str) -> Path:
@@ -191,7 +202,8 @@ def _resolve(ctx: LintContext, text: str) -> Path:
 
 
 class E306MissingImageFile(Rule):
-    """reference_image and keyframe_image must name an existing file, relative to the story file.
+    """reference_image, and the pins sheet_image, keyframe_image, clip_video and plate_image, must
+    name an existing file, relative to the story file.
 
     Bad::
 
@@ -263,24 +275,28 @@ class W410ImageOutsideStoryFolder(Rule):
 
 class W411ImageFormat(Rule):
     """The image API takes PNG, JPEG and WebP images; other files (GIF, HEIC, PDF ...) fail at build time.
+    A pinned clip_video must be an MP4 (the clips are assembled and chained as MP4).
 
     Bad::
 
         keyframe_image: frames/opening.heic
+        clip_video: approved/clip_scene_2.mov
 
     Good::
 
         keyframe_image: frames/opening.png
+        clip_video: approved/clip_scene_2.mp4
     """
 
     code = "W411"
-    summary = "image file is not PNG, JPEG or WebP"
+    summary = "image file is not PNG, JPEG or WebP (a pinned clip: not MP4)"
     severity = Severity.WARNING
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
-        for loc, text in _image_fields(ctx):
-            if text.strip() and not text.lower().endswith(IMAGE_SUFFIXES):
-                yield self.report(ctx, loc, f"{loc[-1]} '{text}' is not a .png, .jpg, .jpeg or .webp file")
+        for loc, text, suffixes in _file_fields(ctx):
+            if text.strip() and not text.lower().endswith(suffixes):
+                kinds = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+                yield self.report(ctx, loc, f"{loc[-1]} '{text}' is not a {kinds} file")
 
 
 class W412ChainSourceWithoutChain(Rule):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import audio, budget, capability, locations, names, references, style, templates
+from storyc.lint import approvals, audio, budget, capability, locations, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -58,10 +58,11 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     templates.W414UnknownTemplateOverride,
     audio.W415LinesDoNotFit,
     audio.W416NarrationLongerThanScene,
-    capability.W417SeamlessNotAdjacent,
-    locations.W418UnusedLocation,
-    capability.W419LongSceneCost,
-    capability.W420ResolutionCapped,
+    approvals.W417StaleApproval,
+    capability.W418SeamlessNotAdjacent,
+    locations.W419UnusedLocation,
+    capability.W420LongSceneCost,
+    capability.W421ResolutionCapped,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)

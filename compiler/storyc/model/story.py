@@ -67,6 +67,11 @@ class Character(_Strict):
         default=None,
         description="storyc: a user's photo or drawing (path relative to the story file), the base of the character sheet.",
     )
+    sheet_image: str | None = Field(
+        default=None,
+        description="storyc: pin the character sheet (path relative to the story file), used as is with no call; "
+        "`storyc approve STORY character:NAME` writes it.",
+    )
     voice: str | None = Field(
         default=None,
         description="storyc: the voice this character speaks its dialogue in, an xAI voice id: eve, ara, leo, rex or sal. "
@@ -122,7 +127,14 @@ class Scene(_Strict):
         "budget allows and its visual_description is used verbatim in the prompts.",
     )
     keyframe_image: str | None = Field(
-        default=None, description="storyc: pin a user-supplied keyframe (path relative to the story file), used as is."
+        default=None,
+        description="storyc: pin the scene's keyframe (path relative to the story file), used as is with no call: "
+        "your own image, or the take `storyc approve STORY scene:ID` chose.",
+    )
+    clip_video: str | None = Field(
+        default=None,
+        description="storyc: pin the scene's clip (an MP4, path relative to the story file), used as is with no call; "
+        "`storyc approve STORY clip:ID` writes it.",
     )
     dialogue: list[DialogueLine] = Field(
         default_factory=list,
@@ -148,6 +160,11 @@ class Location(_Strict):
     reference_image: str | None = Field(
         default=None,
         description="A photo or drawing of the place (path relative to the story file), the base of its plate.",
+    )
+    plate_image: str | None = Field(
+        default=None,
+        description="Pin the background plate (path relative to the story file), used as is with no call; "
+        "`storyc approve STORY location:NAME` writes it.",
     )
 
 

@@ -3,49 +3,68 @@ with the images sent alongside it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from storyc.model.clips import clip_plan
 from storyc.model.story import Character, Location
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import allocate_slots, judge_characters
+from storyc.prompts.text import with_note
 
 
 def _images(*items: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"image": n, **item} for n, item in enumerate(items, start=1)]
 
 
-def prompt_listing(prompts: PromptSet, scene_id: int | None = None) -> list[dict[str, Any]]:
+def prompt_listing(
+    prompts: PromptSet, scene_id: int | None = None, notes: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every deterministic prompt a build sends, in build order, as
     {step, kind, prompt, slots[, text_only, image]} records. `slots` lists the images
-    sent with the prompt, 1-based, in order. With scene_id, only that scene's steps."""
+    sent with the prompt, 1-based, in order. With scene_id, only that scene's steps.
+    `notes` (target id → redo note) are appended to their prompts, as the build does; a
+    pinned target is listed as `<kind>_pinned` with its image and no prompt."""
     story = prompts.story
+    notes = notes or {}
     entries: list[dict[str, Any]] = []
     if scene_id is None:
         for character in story.characters:
-            entries.extend(_character_entries(prompts, character))
+            entries.extend(_character_entries(prompts, character, notes))
         used = {scene.location for scene in story.scenes}
         for location in story.locations:
             if location.name in used:
-                entries.extend(_location_entries(prompts, location))
+                entries.extend(_location_entries(prompts, location, notes))
     for index, scene in enumerate(story.scenes):
         if scene_id is None or scene.scene_id == scene_id:
-            entries.extend(_scene_entries(prompts, index))
+            entries.extend(_scene_entries(prompts, index, notes))
     return entries
 
 
-def _character_entries(prompts: PromptSet, character: Character) -> list[dict[str, Any]]:
+def _pinned(step: str, kind: str, image: str) -> dict[str, Any]:
+    return {"step": step, "kind": f"{kind}_pinned", "prompt": None, "slots": [], "image": image}
+
+
+def _character_entries(prompts: PromptSet, character: Character, notes: Mapping[str, str]) -> list[dict[str, Any]]:
     """The sheet prompt (from text, or restyling the user's reference image) and its check."""
     step = f"character:{character.name}"
+    if character.sheet_image:
+        return [_pinned(step, "sheet", character.sheet_image)]
+    note = notes.get(step)
     if character.reference_image:
         sheet = {
             "step": step,
             "kind": "character_from_reference",
-            "prompt": prompts.character_from_reference(character),
+            "prompt": with_note(prompts.character_from_reference(character), note),
             "slots": _images({"kind": "reference_image", "path": character.reference_image}),
         }
     else:
-        sheet = {"step": step, "kind": "character_sheet", "prompt": prompts.character_sheet(character), "slots": []}
+        sheet = {
+            "step": step,
+            "kind": "character_sheet",
+            "prompt": with_note(prompts.character_sheet(character), note),
+            "slots": [],
+        }
     check = {
         "step": step,
         "kind": "check_sheet",
@@ -55,18 +74,26 @@ def _character_entries(prompts: PromptSet, character: Character) -> list[dict[st
     return [sheet, check]
 
 
-def _location_entries(prompts: PromptSet, location: Location) -> list[dict[str, Any]]:
+def _location_entries(prompts: PromptSet, location: Location, notes: Mapping[str, str]) -> list[dict[str, Any]]:
     """The plate prompt (from text, or restyling the user's photo of the place) and its check."""
     step = f"location:{location.name}"
+    if location.plate_image:
+        return [_pinned(step, "plate", location.plate_image)]
+    note = notes.get(step)
     if location.reference_image:
         plate = {
             "step": step,
             "kind": "location_from_reference",
-            "prompt": prompts.location_from_reference(location),
+            "prompt": with_note(prompts.location_from_reference(location), note),
             "slots": _images({"kind": "reference_image", "path": location.reference_image}),
         }
     else:
-        plate = {"step": step, "kind": "location_plate", "prompt": prompts.location_plate(location), "slots": []}
+        plate = {
+            "step": step,
+            "kind": "location_plate",
+            "prompt": with_note(prompts.location_plate(location), note),
+            "slots": [],
+        }
     check = {
         "step": step,
         "kind": "check_plate",
@@ -76,7 +103,7 @@ def _location_entries(prompts: PromptSet, location: Location) -> list[dict[str, 
     return [plate, check]
 
 
-def _scene_entries(prompts: PromptSet, index: int) -> list[dict[str, Any]]:
+def _scene_entries(prompts: PromptSet, index: int, notes: Mapping[str, str]) -> list[dict[str, Any]]:
     """The keyframe's prompt and check (or its pinned image), then the video's prompt and check."""
     story = prompts.story
     scene = story.scenes[index]
@@ -84,21 +111,13 @@ def _scene_entries(prompts: PromptSet, index: int) -> list[dict[str, Any]]:
     keyframe_step = f"keyframe:{scene.scene_id}"
     entries: list[dict[str, Any]] = []
     if scene.keyframe_image:
-        entries.append(
-            {
-                "step": keyframe_step,
-                "kind": "keyframe_pinned",
-                "prompt": None,
-                "slots": [],
-                "image": scene.keyframe_image,
-            }
-        )
+        entries.append(_pinned(keyframe_step, "keyframe", scene.keyframe_image))
     else:
         slot_plan = allocate_slots(story, index)
         keyframe: dict[str, Any] = {
             "step": keyframe_step,
             "kind": "keyframe",
-            "prompt": prompts.keyframe(index),
+            "prompt": with_note(prompts.keyframe(index), notes.get(f"scene:{scene.scene_id}")),
             "slots": [slot.to_json(n) for n, slot in enumerate(slot_plan.slots, start=1)],
             "text_only": list(slot_plan.text_only),
         }
@@ -114,6 +133,10 @@ def _scene_entries(prompts: PromptSet, index: int) -> list[dict[str, Any]]:
             }
         )
     video_step = f"video:{scene.scene_id}"
+    if scene.clip_video:
+        entries.append(_pinned(video_step, "clip", scene.clip_video))
+        return entries
+    note = notes.get(f"clip:{scene.scene_id}")
     plan = clip_plan(story, index)
     refs = allocate_slots(story, index)
     for segment in plan.segments:
@@ -134,7 +157,7 @@ def _scene_entries(prompts: PromptSet, index: int) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "step": video_step,
             "kind": kind,
-            "prompt": prompts.video(index, segment.number),
+            "prompt": with_note(prompts.video(index, segment.number), note if segment.number == 1 else None),
             "slots": images,
         }
         if refs.video_text_only and segment.mode == "reference":
@@ -201,8 +224,8 @@ def format_listing(entries: list[dict[str, Any]]) -> str:
             lines.append("text-only (no reference image, will drift): " + ", ".join(entry["text_only"]))
         if entry.get("budget"):
             lines.append(entry["budget"])
-        if entry["kind"] == "keyframe_pinned":
-            lines.append(f"pinned keyframe {entry['image']}: used as is, no prompt sent")
+        if entry["kind"].endswith("_pinned"):
+            lines.append(f"pinned {entry['kind'][: -len('_pinned')]} {entry['image']}: used as is, no prompt sent")
         else:
             lines.append(entry["prompt"])
         blocks.append("\n".join(lines))

@@ -181,12 +181,14 @@ class PromptSet:
         )
 
     def keyframe(self, scene_index: int) -> str:
-        """Multi-image edit composing the scene; binds each slot as 'reference image N'."""
+        """Multi-image edit composing the scene; binds each slot as 'reference image N'. For a
+        scene whose keyframe is pinned, the prompt a generation would send (what its approval
+        is checked against)."""
         return self._render(("keyframe", scene_index), "keyframe", lambda: self._keyframe_context(scene_index))
 
     def _keyframe_context(self, scene_index: int) -> dict[str, Any]:
         scene = self.story.scenes[scene_index]
-        slot_plan = allocate_slots(self.story, scene_index)
+        slot_plan = allocate_slots(self.story, scene_index, ignore_pin=True)
         names = present_characters(self.story, scene_index)
         slot_of = {s.name: i for i, s in enumerate(slot_plan.slots, start=1) if s.kind == "character"}
         characters = []

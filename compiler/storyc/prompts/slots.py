@@ -71,14 +71,15 @@ def scene_location(story: Story, scene_index: int) -> str | None:
     return location.name if location is not None else None
 
 
-def allocate_slots(story: Story, scene_index: int) -> SlotPlan:
+def allocate_slots(story: Story, scene_index: int, *, ignore_pin: bool = False) -> SlotPlan:
     """The budget tables as one pure function.
 
     Keyframe edit (the image model's edit inputs, 3): characters take slots first, in the
     order `characters_present` lists them (unknown names are lint errors and are skipped);
     the location plate takes a slot left over; the chain frame takes the last slot. With
     a chain source at most 2 characters get a sheet, without one up to 3; the rest are
-    described in text only and will drift. A pinned keyframe_image needs no slots.
+    described in text only and will drift. A pinned keyframe_image needs no slots
+    (`ignore_pin`: the slots a generation of it would send).
 
     | scene                     | slot 1 | slot 2 | slot 3     | text-only |
     | 1 character, chained      | char   | chain  | -          |           |
@@ -106,7 +107,7 @@ def allocate_slots(story: Story, scene_index: int) -> SlotPlan:
         "video_text_only": video_text_only,
         "video_mode": scene.video_mode,
     }
-    if scene.keyframe_image:
+    if scene.keyframe_image and not ignore_pin:
         return SlotPlan(slots=(), text_only=(), **common)
     parent = story.chain_parent(scene_index)
     budget = info_of(story.models.image, "image").max_edit_images - (1 if parent is not None else 0)

@@ -178,3 +178,12 @@ def soften(text: Any) -> str:
         return capfirst(word) if match.group(0)[0].isupper() else word
 
     return _SOFTER_RE.sub(replace, str(text))
+
+
+def with_note(prompt: str, note: str | None) -> str:
+    """`prompt` with a reviewer's redo note appended (`storyc build --redo TARGET --note TEXT`);
+    unchanged without one. The note is part of the prompt, so of the step's cache key."""
+    note = normalize_space(note or "")
+    if not note:
+        return prompt
+    return f"{prompt.rstrip()}\nRevision note (follow it exactly): {sentence(note)}"

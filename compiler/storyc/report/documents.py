@@ -15,6 +15,7 @@ from typing import Any
 from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.report.html import STORYBOARD_FILE, write_storyboard_html  # public here too (__all__)
+from storyc.report.review import Review
 from storyc.report.templating import render
 from storyc.report.view import Storyboard, storyboard_view
 from storyc.store.fsutil import atomic_write_bytes
@@ -51,11 +52,14 @@ def render_script_md(board: Storyboard) -> str:
     return render("script.md.j2", board=board)
 
 
-def write_script_md(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Path:
+def write_script_md(
+    out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
+) -> Path:
     """The storyboard as Markdown: images embedded by relative path, a table per scene,
     the exact prompts sent, scores, the final video and build stats; `notice` says why
-    the build stopped early, shown at the top."""
+    the build stopped early, shown at the top; `review`, the approvals and approve commands."""
     out_dir = Path(out_dir)
     path = out_dir / SCRIPT_FILE
-    atomic_write_bytes(path, render_script_md(storyboard_view(out_dir, story, state, notice)).encode("utf-8"))
+    board = storyboard_view(out_dir, story, state, notice, review)
+    atomic_write_bytes(path, render_script_md(board).encode("utf-8"))
     return path

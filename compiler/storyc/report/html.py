@@ -17,6 +17,7 @@ from pathlib import Path
 from storyc.model.colours import colour_words
 from storyc.model.state import BuildState
 from storyc.model.story import Story
+from storyc.report.review import Review
 from storyc.report.templating import render
 from storyc.report.view import Storyboard, storyboard_view
 from storyc.store.fsutil import atomic_write_bytes
@@ -49,11 +50,13 @@ def render_storyboard_html(board: Storyboard) -> str:
     )
 
 
-def write_storyboard_html(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Path:
+def write_storyboard_html(
+    out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
+) -> Path:
     """storyboard.html in the output folder (written atomically); `notice` says why the
-    build stopped early, shown at the top."""
+    build stopped early, shown at the top; `review`, the approvals and approve commands."""
     out_dir = Path(out_dir)
-    page = render_storyboard_html(storyboard_view(out_dir, story, state, notice))
+    page = render_storyboard_html(storyboard_view(out_dir, story, state, notice, review))
     path = out_dir / STORYBOARD_FILE
     atomic_write_bytes(path, page.encode("utf-8"))
     return path

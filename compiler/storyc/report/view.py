@@ -17,7 +17,8 @@ from pathlib import Path
 from storyc.model.clips import clip_plan
 from storyc.model.state import BuildState, StepRecord
 from storyc.model.story import Character, Location, Scene, Story
-from storyc.prompts.slots import allocate_slots
+from storyc.prompts.slots import Slot, allocate_slots
+from storyc.report.review import Review, TargetReview, target_review
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Attempt:
     """One generation of a loop: a sheet, a plate, a keyframe (each candidate of a best-of-N
     request is one), or a clip (shown by its last frame)."""
 
-    label: str  # "v2", "v1 #3" (candidate 3 of request v1), "clip", "c1", "s2", "s1 e1"
-    kind: str  # "generate", "compose", "fix edit", "pinned", "clip", "correction"
+    label: str  # "take 2": numbered as `storyc approve --take N` numbers them
+    kind: str  # "generate v1 #2" (candidate 2 of request v1), "compose", "fix edit", "pinned", "segment s2" ...
     path: str  # the attempt's file
     thumb: str | None  # an image to show for it (the file itself, or a clip's last frame)
     score: float | None
@@ -53,6 +54,7 @@ class CharacterView:
     tries: list[Attempt]
     reference_image: str | None
     prompts: dict[str, str]
+    review: TargetReview | None = None  # approving its takes (storyc approve character:NAME)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class LocationView:
     reference_image: str | None
     prompts: dict[str, str]
     scenes: list[int]  # the scenes set there
+    review: TargetReview | None = None  # storyc approve location:NAME
 
 
 @dataclass
@@ -93,6 +96,8 @@ class SceneView:
     transition: str
     prompts: list[tuple[str, str]]  # ("keyframe · compose", prompt)
     problems: list[str] = field(default_factory=list)
+    keyframe_review: TargetReview | None = None  # storyc approve scene:ID
+    clip_review: TargetReview | None = None  # storyc approve clip:ID
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Storyboard:
     api_calls: int
     cost_usd: float
     notice: str | None = None  # why this build stopped before its storyboard step, if it did
+    review: Review | None = None  # approvals: pins, redo notes and the approve command
 
 
 def rel_path(out_dir: Path, path: str | None) -> str | None:
@@ -150,7 +156,7 @@ def _chain_text(story: Story, index: int) -> str:
     return f"scene {parent.scene_id} {source}"
 
 
-def _slot_text(slot) -> str:
+def _slot_text(slot: Slot) -> str:
     if slot.kind == "character":
         return f"{slot.name} sheet"
     if slot.kind == "location":
@@ -177,13 +183,15 @@ def _references_text(story: Story, index: int) -> str:
 
 def _clip_text(story: Story, index: int) -> str:
     """How the clip is made: mode, resolution, segments and extensions, a pinned end."""
+    scene = story.scenes[index]
+    if scene.clip_video:
+        return f"pinned clip {scene.clip_video} (used as is)"
     plan = clip_plan(story, index)
     parts = [f"{'from the references' if plan.mode == 'reference' else 'from the keyframe'}, {plan.resolution}"]
     if plan.long:
         for seg in plan.segments:
-            parts.append(
-                f"segment {seg.number}: {seg.base_s} s" + "".join(f" + {e} s extension" for e in seg.extensions)
-            )
+            extended = "".join(f" + {e} s extension" for e in seg.extensions)
+            parts.append(f"segment {seg.number}: {seg.base_s} s{extended}")
     if plan.end_on is not None:
         parts.append(f"ends exactly on scene {plan.end_on}'s keyframe (seamless cut)")
     return "; ".join(parts)
@@ -192,13 +200,13 @@ def _clip_text(story: Story, index: int) -> str:
 _ATTEMPT = re.compile(r"_v(\d+)(?:_(\d+))?\.\w+$")
 
 
-def _attempt_label(path: str, fallback: str) -> tuple[str, int | None]:
-    """("v1 #2", 1) for the 2nd candidate of request v1 (`x_v1_2.jpg`), ("v3", 3) for `x_v3.jpg`."""
+def _attempt_detail(path: str) -> tuple[str, int | None]:
+    """("v1 #2", 1) for the 2nd candidate of best-of-N request v1 (`x_v1_2.jpg`); ("", 3) for
+    the one image of request v3 (`x_v3.jpg`)."""
     match = _ATTEMPT.search(path)
     if not match:
-        return fallback, None
-    label = f"v{match[1]}" + (f" #{match[2]}" if match[2] else "")
-    return label, int(match[1])
+        return "", None
+    return (f"v{match[1]} #{match[2]}" if match[2] else ""), int(match[1])
 
 
 def _clip_frame(out_dir: Path, clip: str) -> str | None:
@@ -222,37 +230,29 @@ def _judged(out_dir: Path, step: StepRecord | None) -> list[tuple[str, float]]:
 # ─── characters ─────────────────────────────────────────────────────────────
 
 
+def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetReview | None:
+    return target_review(review, target, list(range(1, len(tries) + 1)))
+
+
 def _picture_tries(out_dir: Path, step: StepRecord | None, role: str, kind: str) -> list[Attempt]:
+    """Every judged picture (each candidate of a best-of-N request), as a numbered take."""
     kept = _output(out_dir, step, role)
-    return [
-        Attempt(
-            label=_attempt_label(path, f"v{n}")[0], kind=kind, path=path, thumb=path, score=score, kept=path == kept
-        )
-        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-    ]
+    tries = []
+    for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
+        detail = _attempt_detail(path)[0]
+        tries.append(Attempt(f"take {n}", f"{kind} {detail}".strip(), path, path, score, path == kept))
+    return tries
 
 
-def _location_view(out_dir: Path, story: Story, location: Location, step: StepRecord | None) -> LocationView:
-    kind = "edit of the reference image" if location.reference_image else "generate"
-    return LocationView(
-        name=location.name,
-        description=location.visual_description,
-        plate=_output(out_dir, step, "plate"),
-        score=step.score if step else None,
-        attempts=(step.attempts or None) if step else None,
-        status=step.status if step else "pending",
-        error=step.error if step else None,
-        tries=_picture_tries(out_dir, step, "plate", kind),
-        reference_image=location.reference_image,
-        prompts=dict(step.prompts) if step else {},
-        scenes=[s.scene_id for s in story.scenes if s.location == location.name],
-    )
-
-
-def _character_view(out_dir: Path, character: Character, step: StepRecord | None) -> CharacterView:
+def _character_view(
+    out_dir: Path, character: Character, step: StepRecord | None, review: Review | None
+) -> CharacterView:
     sheet = _output(out_dir, step, "sheet")
     kind = "edit of the reference image" if character.reference_image else "generate"
-    tries = _picture_tries(out_dir, step, "sheet", kind)
+    if character.sheet_image:  # pinned: its one take is the pinned file
+        tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
+    else:
+        tries = _picture_tries(out_dir, step, "sheet", kind)
     return CharacterView(
         name=character.name,
         role=character.role,
@@ -266,6 +266,32 @@ def _character_view(out_dir: Path, character: Character, step: StepRecord | None
         tries=tries,
         reference_image=character.reference_image,
         prompts=dict(step.prompts) if step else {},
+        review=_review(review, f"character:{character.name}", tries),
+    )
+
+
+def _location_view(
+    out_dir: Path, story: Story, location: Location, step: StepRecord | None, review: Review | None
+) -> LocationView:
+    plate = _output(out_dir, step, "plate")
+    if location.plate_image:  # pinned: its one take is the pinned file
+        tries = [Attempt("take 1", "pinned", plate, plate, None, True)] if plate else []
+    else:
+        kind = "edit of the reference image" if location.reference_image else "generate"
+        tries = _picture_tries(out_dir, step, "plate", kind)
+    return LocationView(
+        name=location.name,
+        description=location.visual_description,
+        plate=plate,
+        score=step.score if step else None,
+        attempts=(step.attempts or None) if step else None,
+        status=step.status if step else "pending",
+        error=step.error if step else None,
+        tries=tries,
+        reference_image=location.reference_image,
+        prompts=dict(step.prompts) if step else {},
+        scenes=[s.scene_id for s in story.scenes if s.location == location.name],
+        review=_review(review, f"location:{location.name}", tries),
     )
 
 
@@ -275,38 +301,49 @@ def _character_view(out_dir: Path, character: Character, step: StepRecord | None
 def _keyframe_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
     keyframe = _output(out_dir, step, "keyframe")
     if scene.keyframe_image:
-        return [Attempt("v1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
+        return [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
     prompts = step.prompts if step else {}
     tries = []
     for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
-        label, iteration = _attempt_label(path, f"v{n}")
-        # the keyframe runner names the prompt of a fix edit made at iteration n `fix_<n>`
+        detail, iteration = _attempt_detail(path)
+        # the keyframe runner names the prompt of a fix edit made at iteration i `fix_<i>`
         kind = "fix edit" if f"fix_{iteration or n}" in prompts else "compose"
-        tries.append(Attempt(label, kind, path, path, score, path == keyframe))
+        tries.append(Attempt(f"take {n}", f"{kind} {detail}".strip(), path, path, score, path == keyframe))
     return tries
 
 
 _CLIP = re.compile(r"scene_[^_/]+(?:_s(?P<segment>\d+))?(?:_e(?P<ext>\d+))?(?:_c(?P<fix>\d+))?\.\w+$")
 
 
-def _clip_tries(out_dir: Path, step: StepRecord | None) -> list[Attempt]:
-    """Every judged clip: a generation (`scene_3.mp4`), a segment and its extensions
+def _clip_kind(path: str, n: int) -> str:
+    """A judged clip: a generation (`scene_3.mp4`), a segment and its extensions
     (`scene_3_s2.mp4`, `scene_3_s1_e1.mp4`), a correction (`..._c1.mp4`)."""
+    match = _CLIP.search(path)
+    segment, ext, fix = (match["segment"], match["ext"], match["fix"]) if match else (None, None, None)
+    if fix:
+        return f"video-edit correction {'s' + segment + ' ' if segment else ''}c{fix}"
+    if ext:
+        return f"segment s{segment} + extension {ext}"
+    if segment:
+        return f"segment s{segment}"
+    return "image → video" if n == 0 else f"video-edit correction c{n}"
+
+
+def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
     video = _output(out_dir, step, "video")
-    tries = []
-    for n, (path, score) in enumerate(_judged(out_dir, step)):
-        match = _CLIP.search(path)
-        segment, ext, fix = (match["segment"], match["ext"], match["fix"]) if match else (None, None, None)
-        if fix:
-            label, kind = (f"s{segment} c{fix}" if segment else f"c{fix}"), "video-edit correction"
-        elif ext:
-            label, kind = f"s{segment} e{ext}", f"extended (extension {ext})"
-        elif segment:
-            label, kind = f"s{segment}", "segment"
-        else:
-            label, kind = ("v1", "image → video") if n == 0 else (f"c{n}", "video-edit correction")
-        tries.append(Attempt(label, kind, path, _clip_frame(out_dir, path), score, path == video))
-    return tries
+    if scene.clip_video:  # pinned: its one take is the pinned file
+        return [Attempt("take 1", "pinned", video, _clip_frame(out_dir, video), None, True)] if video else []
+    return [
+        Attempt(
+            label=f"take {n + 1}",
+            kind=_clip_kind(path, n),
+            path=path,
+            thumb=_clip_frame(out_dir, path),
+            score=score,
+            kept=path == video,
+        )
+        for n, (path, score) in enumerate(_judged(out_dir, step))
+    ]
 
 
 def _corrections(out_dir: Path, step: StepRecord | None) -> list[Asset]:
@@ -340,11 +377,14 @@ def _scene_table(
     ]
 
 
-def _scene_view(out_dir: Path, story: Story, index: int, steps: dict[str, StepRecord]) -> SceneView:
+def _scene_view(
+    out_dir: Path, story: Story, index: int, steps: dict[str, StepRecord], review: Review | None
+) -> SceneView:
     s = story.scenes[index]
     k_step, v_step = steps.get(f"keyframe:{s.scene_id}"), steps.get(f"video:{s.scene_id}")
     prompts = [(f"keyframe · {role}", text) for role, text in (k_step.prompts if k_step else {}).items()]
     prompts += [(f"video · {role}", text) for role, text in (v_step.prompts if v_step else {}).items()]
+    keyframe_tries, clip_tries = _keyframe_tries(out_dir, s, k_step), _clip_tries(out_dir, s, v_step)
     return SceneView(
         scene_id=s.scene_id,
         title=s.title,
@@ -353,12 +393,12 @@ def _scene_view(out_dir: Path, story: Story, index: int, steps: dict[str, StepRe
         references=_references_text(story, index),
         keyframe=_output(out_dir, k_step, "keyframe"),
         keyframe_pinned=bool(s.keyframe_image),
-        keyframe_tries=_keyframe_tries(out_dir, s, k_step),
+        keyframe_tries=keyframe_tries,
         first_frame=_output(out_dir, v_step, "first_frame"),
         last_frame=_output(out_dir, v_step, "last_frame"),
         video=_output(out_dir, v_step, "video"),
         corrections=_corrections(out_dir, v_step),
-        clip_tries=_clip_tries(out_dir, v_step),
+        clip_tries=clip_tries,
         keyframe_score=k_step.score if k_step else None,
         video_score=v_step.score if v_step else None,
         edit_passes=k_step.edit_passes if k_step else 0,
@@ -371,6 +411,8 @@ def _scene_view(out_dir: Path, story: Story, index: int, steps: dict[str, StepRe
             for step in (k_step, v_step)
             if step is not None and step.status == "failed"
         ],
+        keyframe_review=_review(review, f"scene:{s.scene_id}", keyframe_tries),
+        clip_review=_review(review, f"clip:{s.scene_id}", clip_tries),
     )
 
 
@@ -392,7 +434,9 @@ def _stats(state: BuildState, records: list[StepRecord]) -> list[tuple[str, str]
     ]
 
 
-def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str | None = None) -> Storyboard:
+def storyboard_view(
+    out_dir: Path, story: Story, state: BuildState, notice: str | None = None, review: Review | None = None
+) -> Storyboard:
     out_dir = Path(out_dir)
     steps = state.steps
     records = list(steps.values())
@@ -403,10 +447,10 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         aspect_ratio=story.aspect_ratio,
         resolution=story.resolution,
         threshold=story.quality.consistency_threshold,
-        characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}")) for c in story.characters],
-        scenes=[_scene_view(out_dir, story, i, steps) for i in range(len(story.scenes))],
+        characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}"), review) for c in story.characters],
+        scenes=[_scene_view(out_dir, story, i, steps, review) for i in range(len(story.scenes))],
         locations=[
-            _location_view(out_dir, story, loc, steps.get(f"location:{loc.name}"))
+            _location_view(out_dir, story, loc, steps.get(f"location:{loc.name}"), review)
             for loc in story.locations
             if any(s.location == loc.name for s in story.scenes)
         ],
@@ -416,4 +460,5 @@ def storyboard_view(out_dir: Path, story: Story, state: BuildState, notice: str 
         api_calls=sum(r.api_calls for r in records),
         cost_usd=sum(r.cost_usd for r in records),
         notice=notice,
+        review=review,
     )

@@ -13,8 +13,10 @@ from typing import Any
 from storyc.backends.base import Backend, OnEvent
 from storyc.graph.keys import step_key
 from storyc.graph.steps import Step, StepGraph
+from storyc.model.state import BuildState
 from storyc.model.story import Story
 from storyc.prompts.promptset import PromptSet
+from storyc.report.review import Review
 from storyc.run.budget import Budget
 from storyc.run.errors import MissingUpstream
 from storyc.run.outcome import StepOutcome
@@ -42,6 +44,7 @@ class BuildContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     on_event: OnEvent | None = None
     force: frozenset[str] = frozenset()  # step ids whose cache entry is ignored
+    review: Callable[[BuildState], Review] | None = None  # the storyboard's approvals (storyc.build.approvals)
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)  # finished steps
     failed: dict[str, StepOutcome] = field(default_factory=dict)  # failed steps (record status "failed")
 

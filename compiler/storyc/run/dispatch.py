@@ -17,6 +17,7 @@ from storyc.run.errors import Cancelled
 from storyc.run.keyframe import run_keyframe
 from storyc.run.location import run_location
 from storyc.run.outcome import StepOutcome, StepResult
+from storyc.run.pinned import run_pinned
 from storyc.run.script import run_script
 from storyc.run.video import run_video
 
@@ -61,7 +62,7 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     started = time.perf_counter()
     run = StepRun(ctx, step, key)
     try:
-        result = RUNNERS[step.kind](ctx, run)
+        result = (run_pinned if step.pinned else RUNNERS[step.kind])(ctx, run)
     except BaseException as exc:
         _record_failure(ctx, run, exc, time.perf_counter() - started)
         raise

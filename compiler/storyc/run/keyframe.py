@@ -1,6 +1,6 @@
 """The keyframe step: compose from the slot references, check, targeted fix edit,
-re-check, regenerate, up to max_keyframe_iterations keeping the best; a pinned
-keyframe_image is used as is (no call)."""
+re-check, regenerate, up to max_keyframe_iterations keeping the best. (A pinned
+keyframe_image is a pinned step: storyc.run.pinned.)"""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from storyc.run.calls import Judged, StepRun, image_call, provider_urls
 from storyc.run.candidates import Candidate, best, best_of
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
-from storyc.store.fsutil import atomic_copy
 
 # The fix_edit template already says "Change ONLY <element>: ... Keep everything else
 # identical. Do not alter any character not mentioned."; a judge asked for a fix_prompt
@@ -54,21 +53,12 @@ def fix_target(score: ConsistencyScore) -> tuple[str, str, str]:
 def run_keyframe(ctx: BuildContext, run: StepRun) -> StepResult:
     scene = ctx.story.scenes[_scene_index(run)]
     ctx.upstream(run.step)  # every dependency finished (MissingUpstream otherwise)
-    if scene.keyframe_image:
-        return _use_pinned(ctx, run, scene.keyframe_image, scene.scene_id)
     return _KeyframeLoop(ctx, run, scene).execute()
 
 
 def _scene_index(run: StepRun) -> int:
     assert run.step.scene_index is not None, run.step.id  # every keyframe step has its scene
     return run.step.scene_index
-
-
-def _use_pinned(ctx: BuildContext, run: StepRun, image: str, scene_id: int) -> StepResult:
-    src = ctx.base_dir / image
-    dest = ctx.path(f"keyframes/scene_{scene_id}_v1{src.suffix.lower() or '.jpg'}")
-    atomic_copy(src, dest)
-    return StepResult({"keyframe": run.keep(dest)}, score=None, attempts=0)
 
 
 @dataclass

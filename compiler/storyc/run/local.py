@@ -1,4 +1,4 @@
-"""API-free steps (assembly, the storyboard, a pinned keyframe) run in this process, in
+"""API-free steps (assembly, the storyboard, a pinned target) run in this process, in
 order, without starting Prefect: re-assembling after a transition edit takes a second,
 Prefect's temporary server several."""
 
@@ -13,8 +13,8 @@ from storyc.run.executor import ExecResult
 
 
 def is_local(step: Step) -> bool:
-    """A step that never calls the API: assembly, the storyboard, a pinned keyframe."""
-    return step.kind in ("assemble", "script") or (step.kind == "keyframe" and "pinned" in step.static)
+    """A step that never calls the API: assembly, the storyboard, a pinned target."""
+    return step.kind in ("assemble", "script") or step.pinned is not None
 
 
 def run_local(ctx: BuildContext, to_run: list[str]) -> ExecResult:

@@ -12,6 +12,7 @@ from storyc.run.outcome import StepResult
 
 def run_script(ctx: BuildContext, run: StepRun) -> StepResult:
     state = ctx.store.snapshot()
-    script = write_script_md(ctx.out_dir, ctx.story, state)
-    storyboard = write_storyboard_html(ctx.out_dir, ctx.story, state)
+    review = ctx.review(state) if ctx.review is not None else None
+    script = write_script_md(ctx.out_dir, ctx.story, state, review=review)
+    storyboard = write_storyboard_html(ctx.out_dir, ctx.story, state, review=review)
     return StepResult({"script": run.keep(script), "storyboard": run.keep(storyboard)}, score=None, attempts=1)

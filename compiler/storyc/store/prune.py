@@ -36,6 +36,7 @@ from storyc.graph.resolve import resolve
 from storyc.graph.steps import StepGraph
 from storyc.load.loader import load_story
 from storyc.prompts.promptset import PromptSet
+from storyc.store.approvals import redo_notes
 from storyc.store.cache import Cache, default_cache_dir
 from storyc.store.fsutil import stale_temps
 
@@ -90,7 +91,8 @@ def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> l
             if found:
                 raise StorycError(found)
             prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
-            plans.extend(build_graph(loaded, prompts, backend=b) for b in BACKENDS)
+            notes = redo_notes(loaded.base_dir)  # part of the keys of the steps they apply to
+            plans.extend(build_graph(loaded, prompts, backend=b, notes=notes) for b in BACKENDS)
         except StorycError as exc:
             errors.extend(exc.diagnostics)
     if errors:
