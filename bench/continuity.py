@@ -54,9 +54,10 @@ def story_text(chain_source: str) -> str:
     scenes = []
     for i, (setting, camera, action) in enumerate(SCENES, start=1):
         chained = f", chain_source: {chain_source}" if i > 1 else ""
+        q = json.dumps  # flow-mapping values with commas need quotes
         scenes.append(
-            f"  - {{scene_id: {i}, title: Scene {i}, description: {action}., characters_present: [Mira], "
-            f"setting: {setting}, camera: {camera}, mood: soft pastel morning light, action: {action}, "
+            f"  - {{scene_id: {i}, title: Scene {i}, description: {q(action + '.')}, characters_present: [Mira], "
+            f"setting: {q(setting)}, camera: {q(camera)}, mood: soft pastel morning light, action: {q(action)}, "
             f"duration_seconds: 4{chained}}}"
         )
     return (
@@ -94,7 +95,7 @@ def cuts(folder: Path, chain_source: str) -> list[float]:
 def best_of_n(folder: Path, n: int) -> dict:
     from fake_xai import FakeXai
     from storyc.backends.base import ImageRequest
-    from storyc.backends.xai import XaiBackend, XaiConfig
+    from storyc.backends.xai.backend import XaiBackend, XaiConfig
 
     fake = FakeXai(pending_polls=0).start()
     try:
