@@ -392,14 +392,16 @@ def test_the_sdk_channel_does_not_hide_retries_of_paid_calls(backend, fake_xai, 
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("method", ["GenerateImage", "GenerateVideo", "GetCompletion"])
+@pytest.mark.parametrize("method", ["GenerateImage", "GenerateVideo", "ExtendVideo", "GetCompletion"])
 def test_deadline_exceeded_on_a_paid_call_is_possibly_billed_and_never_repeated(backend, fake_xai, tmp_path, method):
     """The service did the work (and billed it); the answer was lost. storyc counts the call
     as possibly billed, at the table's price, and does not send it again."""
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    clip = write_clip(tmp_path / "in.mp4", 4)
     calls = {
         "GenerateImage": lambda: backend.generate_image(image_req(tmp_path)),
         "GenerateVideo": lambda: backend.image_to_video(video_req(tmp_path, image=start), job_key="v", journal=journal),
+        "ExtendVideo": lambda: backend.extend_video(video_req(tmp_path, video=clip), job_key="v", journal=journal),
         "GetCompletion": lambda: backend.plan("s", "u", "m"),
     }
     journal = RecordingJournal()
