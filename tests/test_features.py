@@ -149,6 +149,12 @@ def test_graph_edges_of_the_features(tmp_path):
     order = list(steps)
     assert order.index("keyframe:2") < order.index("video:1")
     assert steps["video:4"].calls_min["video"] == 2  # a generation and an extension
+    # storyc graph shows the seamless edge for what it is
+    result = CliRunner().invoke(app, ["graph", str(loaded.path), "--format", "mermaid"])
+    assert result.exit_code == 0, result.output
+    assert "n_keyframe_2 -- ends on --> n_video_1" in result.output
+    dot = CliRunner().invoke(app, ["graph", str(loaded.path), "--format", "dot"]).output
+    assert '"keyframe:2" -> "video:1" [label="ends on", style=bold];' in dot
 
 
 # ─── against the strict fake xAI service ─────────────────────────────────────
