@@ -347,12 +347,12 @@ def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[At
 
 
 def _corrections(out_dir: Path, step: StepRecord | None) -> list[Asset]:
-    """The video-edit corrections a finished clip step made (every judged clip after the
-    first; a failed step counts none)."""
-    if step is None:
+    """The video-edit corrections a finished clip step made (`..._c1.mp4`; a failed step
+    counts none)."""
+    if step is None or not step.edit_passes:
         return []
-    clips = [path for path, _ in _judged(out_dir, step)]
-    return [Asset(f"c{n}", path) for n, path in enumerate(clips[1 : 1 + step.edit_passes], start=1)]
+    clips = [path for path, _ in _judged(out_dir, step) if (m := _CLIP.search(path)) and m["fix"]]
+    return [Asset(f"c{n}", path) for n, path in enumerate(clips, start=1)]
 
 
 def _scene_table(
