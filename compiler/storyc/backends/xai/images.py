@@ -29,7 +29,7 @@ from storyc.backends.download import MAX_IMAGE_BYTES, DownloadRefused, sniff_kin
 from storyc.backends.xai.errors import ModerationRefused, Tally, spent_on_error
 from storyc.backends.xai.inputs import MAX_INLINE_IMAGE_BYTES, inline_image
 from storyc.model import prices as pricing
-from storyc.model.story import MAX_REFERENCE_IMAGES
+from storyc.model.capabilities import info_of
 from storyc.redact import redact
 from storyc.store.fsutil import atomic_write_bytes
 
@@ -64,15 +64,19 @@ class ImageCalls:
     def edit_image(self, req: ImageRequest) -> CallResult:
         step = self._step(req, "image-edit")
         if not req.references:
-            raise BackendError(f"{step}: an image edit needs 1-{MAX_REFERENCE_IMAGES} reference images")
+            limit = info_of(req.model, "image").max_edit_images
+            raise BackendError(f"{step}: an image edit needs 1-{limit} reference images")
         return self._image(req, step)
 
     def _image(self, req: ImageRequest, step: str) -> CallResult:
         refs = tuple(req.references)
-        if len(refs) > MAX_REFERENCE_IMAGES:
+        model = info_of(req.model, "image")
+        if len(refs) > model.max_edit_images:
             raise BackendError(
-                f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}"
+                f"{step}: an image edit takes at most {model.max_edit_images} references, got {len(refs)}"
             )
+        if req.n > model.max_candidates:
+            raise BackendError(f"{step}: {req.model} makes at most {model.max_candidates} images per request")
         # The SDK's image resolution is "1k" (~1 MP) or "2k" (~4 MP), not the story's video
         # 720p/480p: 1k already exceeds a 720p frame (0.92 MP), so every story sends 1k.
         kwargs: dict[str, Any] = {"aspect_ratio": req.aspect_ratio, "resolution": "1k", "image_format": "base64"}
