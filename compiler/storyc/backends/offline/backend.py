@@ -196,17 +196,23 @@ class OfflineBackend:
 
         if req.image is None and not req.references:
             raise BackendError("image→video needs an image or reference images")
+        # the seed's fields first; references and an end frame only when sent, so a seed
+        # request keeps its identity (and its draws)
+        extra: dict[str, Any] = {}
+        if req.references:
+            extra["references"] = [Path(r) for r in req.references]
+        if req.last_frame is not None:
+            extra["last_frame"] = Path(req.last_frame)
         identity = self._identity(
             "image_to_video",
             prompt=req.prompt,
             model=req.model,
             image=Path(req.image) if req.image is not None else None,
-            references=[Path(r) for r in req.references],
-            last_frame=Path(req.last_frame) if req.last_frame is not None else None,
             duration_s=req.duration_s,
             aspect_ratio=req.aspect_ratio,
             resolution=req.resolution,
             hints=dict(req.hints),
+            **extra,
         )
         self._enter("video", "video", identity, req.dest)
         request_id = f"offline-{identity[:16]}"
