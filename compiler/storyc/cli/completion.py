@@ -25,9 +25,9 @@ from storyc.cli.output import out
 COMPLETE_VAR = "_STORYC_COMPLETE"
 
 # The selector kinds of storyc.graph.select (a test checks that each suggestion parses).
-SELECTOR_KINDS = ("scene:", "character:", "keyframe:", "video:", "assemble", "script")
+SELECTOR_KINDS = ("scene:", "character:", "location:", "keyframe:", "video:", "assemble", "script")
 # The review targets of storyc.model.targets (--redo; a test checks them against its TARGET_KINDS).
-REDO_TARGET_KINDS = ("character:", "scene:", "clip:")
+REDO_TARGET_KINDS = ("character:", "location:", "scene:", "clip:")
 
 # typer's script for bash passes bash's words, which bash splits at ':' (COMP_WORDBREAKS):
 # `--select scene:3` would arrive as three words. This one passes the line as typed and,
@@ -99,14 +99,15 @@ def complete_select(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     """--redo's values: the review targets of the story on the line (else ./story.yaml),
-    character:NAME, scene:ID and clip:ID (storyc.model.targets)."""
+    character:NAME, location:NAME, scene:ID and clip:ID (storyc.model.targets)."""
     story = _story_on_the_line(ctx) or (DEFAULT_STORY if DEFAULT_STORY.is_file() else None)
     found = _names_and_scene_ids(story) if story is not None else None
     if found is None:
         return [kind for kind in REDO_TARGET_KINDS if kind.startswith(incomplete)]
-    names, scene_ids = found
+    names, scene_ids, places = found
     candidates = [
         *(f"character:{n}" for n in names),
+        *(f"location:{n}" for n in places),
         *(f"scene:{s}" for s in scene_ids),
         *(f"clip:{s}" for s in scene_ids),
     ]
@@ -139,10 +140,11 @@ def selector_candidates(story: Path | None) -> list[str]:
     found = _names_and_scene_ids(story) if story is not None else None
     if found is None:
         return list(SELECTOR_KINDS)
-    names, scene_ids = found
+    names, scene_ids, places = found
     return [
         *(f"scene:{s}{plus}" for s in scene_ids for plus in ("", "+")),
         *(f"character:{n}{plus}" for n in names for plus in ("", "+")),
+        *(f"location:{n}{plus}" for n in places for plus in ("", "+")),
         *(f"keyframe:{s}" for s in scene_ids),
         *(f"video:{s}" for s in scene_ids),
         "assemble",
@@ -150,7 +152,7 @@ def selector_candidates(story: Path | None) -> list[str]:
     ]
 
 
-def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str]] | None:
+def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str], list[str]] | None:
     from ruamel.yaml import YAML  # only when completing (as the loader, which parses positioned)
 
     try:
@@ -166,4 +168,7 @@ def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str]] | None:
         # selectors are separated by commas and spaces: a name with one cannot be selected
         return [str(v) for v in values if isinstance(v, str | int) and not re.search(r"[\s,]", str(v))]
 
-    return entries("characters", "name"), entries("scenes", "scene_id")
+    # a location has a step (so a selector) only when a scene is set there
+    used = set(entries("scenes", "location"))
+    places = [name for name in entries("locations", "name") if name in used]
+    return entries("characters", "name"), entries("scenes", "scene_id"), places

@@ -1,5 +1,5 @@
 """The `--select` syntax (dbt-style): `scene:3+` (that scene and everything downstream),
-`character:Ember+`, `scene:2`, `keyframe:3`, `+video:2` (with everything upstream), `assemble`,
+`character:Ember+`, `location:Old Oak`, `scene:2`, `keyframe:3`, `+video:2` (with everything upstream), `assemble`,
 `script`; several separated by commas or spaces form a union. StepGraph.select applies them."""
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def selectors(spec: str) -> Iterator[Selector]:
             steps = {f"keyframe:{arg}", f"video:{arg}"}
         elif kind in ("assemble", "script") and arg is None:
             steps = {kind}
-        elif kind in ("character", "keyframe", "video") and arg:
+        elif kind in ("character", "location", "keyframe", "video") and arg:
             steps = {f"{kind}:{arg}"}
         else:
             raise SelectionError(
-                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, keyframe:<id>, video:<id>, assemble, script"
+                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, location:<name>, keyframe:<id>, video:<id>, assemble, script"
             )
         yield Selector(token, frozenset(steps), upstream=bool(up), downstream=bool(down))

@@ -42,9 +42,9 @@ class Step:
 
 # `storyc build --until STAGE`: the step kinds each stop point builds.
 STAGES: dict[str, tuple[str, ...]] = {
-    "sheets": ("character",),
-    "keyframes": ("character", "keyframe"),
-    "videos": ("character", "keyframe", "video"),
+    "sheets": ("character", "location"),  # a location's plate is made and checked like a sheet
+    "keyframes": ("character", "location", "keyframe"),
+    "videos": ("character", "location", "keyframe", "video"),
 }
 
 
