@@ -166,7 +166,7 @@ def test_refusals_are_one_clear_line(project, tmp_path):
     code, _, err = approve(project, "scene:9")
     assert code == 2 and "the story has no scene '9'" in err
     code, _, err = approve(project, "frame:1")
-    assert code == 2 and "expected character:NAME, scene:ID, clip:ID" in err
+    assert code == 2 and "expected character:NAME, location:NAME, scene:ID, clip:ID" in err
     code, _, err = storyc("approve", project, "scene:1", "--out", tmp_path / "nothing")
     assert code == 1 and "no build in" in err and "--until keyframes" in err
     code, _, err = storyc("unapprove", project, "scene:1")

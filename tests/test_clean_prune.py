@@ -304,7 +304,7 @@ def test_dry_run_lists_and_removes_nothing(work):
 def test_a_bad_story_is_positioned_diagnostics_and_nothing_is_removed(work):
     cache = work["cache"]
     bad = work["tmp"] / "bad.yaml"
-    bad.write_text(STORY_A.replace("duration_seconds: 3}\n  - {scene_id: 2", "duration_seconds: 30}\n  - {scene_id: 2"))
+    bad.write_text(STORY_A.replace("duration_seconds: 3}\n  - {scene_id: 2", "duration_seconds: 90}\n  - {scene_id: 2"))
     before = _files(cache)
     result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(bad), "--cache", str(cache)])
     assert result.exit_code == 1

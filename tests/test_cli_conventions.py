@@ -35,7 +35,7 @@ scenes:
   - {scene_id: 1, title: Ava waits, description: Ava waits on the pier., characters_present: [Ava],
      setting: wooden pier at dawn, camera: "wide shot, slow pan", mood: calm, action: Ava looks at the sea, duration_seconds: 3}
 """
-BAD = STORY.replace("duration_seconds: 3", "duration_seconds: 30")
+BAD = STORY.replace("duration_seconds: 3", "duration_seconds: 90")
 
 
 def _storyc_command() -> list[str]:
@@ -362,7 +362,7 @@ def test_completion_offers_the_storys_targets_for_redo(tmp_path):
     assert _complete(f"storyc build {FOX} --redo sc") == ["scene:1", "scene:2", "scene:3"]
     assert _complete(f"storyc build {FOX} --redo ")[:2] == ["character:Ember", "character:Sage"]
     assert _complete(f"storyc build {FOX} --redo cl") == ["clip:1", "clip:2", "clip:3"]
-    assert _complete("storyc build --redo ", cwd=tmp_path) == ["character:", "scene:", "clip:"]
+    assert _complete("storyc build --redo ", cwd=tmp_path) == ["character:", "location:", "scene:", "clip:"]
 
 
 FOX = ROOT / "stories" / "fox_and_owl.yaml"
@@ -391,7 +391,7 @@ def test_completion_offers_the_storys_step_ids_for_select(tmp_path):
     assert "character:Ava" in _complete("storyc build --select ", cwd=tmp_path)
     # no story to read (or one that does not parse yet): the selector kinds
     (tmp_path / "story.yaml").write_text("title: [unclosed\n")
-    kinds = ["scene:", "character:", "keyframe:", "video:", "speech:", "assemble", "script"]
+    kinds = ["scene:", "character:", "location:", "keyframe:", "video:", "speech:", "assemble", "script"]
     assert _complete("storyc build --select ", cwd=tmp_path) == kinds
     assert _complete("storyc build --select ", cwd=tmp_path.parent) == kinds
 

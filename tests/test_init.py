@@ -304,7 +304,7 @@ def test_workflow_runs_locally_lint_render_and_the_uploaded_files_exist(project,
 def test_workflow_lint_step_annotates_a_broken_story(project, tmp_path):
     root = copy_project(project, tmp_path)
     story = root / "story.yaml"
-    story.write_text(story.read_text().replace("duration_seconds: 4", "duration_seconds: 40", 1))
+    story.write_text(story.read_text().replace("duration_seconds: 4", "duration_seconds: 90", 1))
     result = run_step(root, tmp_path, step_named(root, "Lint"))
     assert result.returncode == 1
     assert re.search(r"^::error file=story\.yaml,line=\d+,col=\d+,title=E204::", result.stdout, re.M), result.stdout

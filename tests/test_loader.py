@@ -218,7 +218,7 @@ def _line_col_of(text: str, needle: str) -> tuple[int, int]:
 @given(story_dicts(), st.data())
 def test_bad_duration_points_at_its_line(data: dict, pick) -> None:
     k = pick.draw(st.integers(0, len(data["scenes"]) - 1))
-    bad = pick.draw(st.sampled_from([0, 2, 16, 99, -4]))
+    bad = pick.draw(st.sampled_from([0, 2, 61, 99, -4]))
     data["scenes"][k]["duration_seconds"] = bad
     text = dump(data)
     diagnostics = load_or_diagnostics(text)

@@ -159,10 +159,10 @@ def test_a_plan_outside_the_story_format_is_still_written(xai_env, tmp_path):
 
 @pytest.mark.integration
 def test_an_answer_failing_storyplan_validation_is_still_written(xai_env, tmp_path):
-    """A paid answer with a 20 s scene (StoryPlan allows 3-15) is written for the author to fix."""
+    """A paid answer with a 90 s scene (StoryPlan allows 3-15, a story 3-60) is written for the author to fix."""
 
     def too_long(p):
-        p["scenes"][1]["duration_seconds"] = 20
+        p["scenes"][1]["duration_seconds"] = 90
         return p
 
     xai_env.plan_patch = too_long
@@ -175,7 +175,7 @@ def test_an_answer_failing_storyplan_validation_is_still_written(xai_env, tmp_pa
     assert "did not validate" in lines[2]  # after "Planned by ..."
     [diag] = [line for line in result.output.splitlines() if line.startswith(f"{out}:")]
     assert " error " in diag
-    assert "duration_seconds: 20" in lines[int(diag.split(":")[1]) - 1]  # positioned at the culprit
+    assert "duration_seconds: 90" in lines[int(diag.split(":")[1]) - 1]  # positioned at the culprit
     assert xai_env.count("GetCompletion") == 1  # not asked again
 
 

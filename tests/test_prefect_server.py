@@ -219,9 +219,9 @@ def test_build_is_recorded_on_the_server(prefect_server, tmp_path):
 
 def test_deploy_refuses_bad_story_missing_server_and_missing_pool(prefect_server, tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 30", 1)
+    text = ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 90", 1)
     bad.write_text(text)
-    line = next(i for i, row in enumerate(text.splitlines(), 1) if "duration_seconds: 30" in row)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "duration_seconds: 90" in row)
     env = prefect_server.env(tmp_path / "home")
 
     refused = _run([*STORYC, "deploy", str(bad), "--pool", "bad-pool", "--create-pool"], env, tmp_path)
@@ -446,7 +446,7 @@ def test_render_story_fails_with_one_clear_reason(tmp_path):
     with pytest.raises(RenderFailed, match=r"is not a file on worker .*mount the shared storage"):
         render_story(str(tmp_path / "gone.yaml"), str(tmp_path / "out"), str(tmp_path / "cache"))
     bad = tmp_path / "bad.yaml"
-    bad.write_text(ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 30", 1))
+    bad.write_text(ck.make_story(STORY_SCENES).replace("duration_seconds: 3", "duration_seconds: 90", 1))
     with pytest.raises(RenderFailed, match=r"does not lint:\n.*bad\.yaml:\d+:\d+: error E204 "):
         render_story(str(bad), str(tmp_path / "out"), str(tmp_path / "cache"), backend="offline")
     assert not (tmp_path / "out").exists()

@@ -276,8 +276,8 @@ def test_lookup_order_override_dir_then_story_dir_then_default(tmp_path):
 def test_template_digest_is_sha256_of_the_source_in_use(tmp_path):
     story = copy_story(tmp_path)
     ps = prompt_set(story)
-    default = (prompts_dir() / "video.j2").read_bytes()  # a template that imports nothing
-    assert ps.template_digest("video") == hashlib.sha256(default).hexdigest()
+    default = (prompts_dir() / "video_extend.j2").read_bytes()  # a template that imports nothing
+    assert ps.template_digest("video_extend") == hashlib.sha256(default).hexdigest()
     images = (prompts_dir() / "_images.j2").read_bytes()  # keyframe.j2 imports the <IMAGE_N> macro
     keyframe = hashlib.sha256((prompts_dir() / "keyframe.j2").read_bytes() + b"\0_images.j2\0" + images)
     assert ps.template_digest("keyframe") == keyframe.hexdigest()

@@ -48,7 +48,7 @@ def test_schema_header_and_fields():
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"title", "style", "color_palette", "characters", "scenes"}
     scene = schema["$defs"]["Scene"]["properties"]
-    assert scene["duration_seconds"]["minimum"] == 3 and scene["duration_seconds"]["maximum"] == 15
+    assert scene["duration_seconds"]["minimum"] == 3 and scene["duration_seconds"]["maximum"] == 60
     assert set(scene["transition"]["enum"]) == {"cut", "crossfade", "match-cut"}
 
 
@@ -73,7 +73,7 @@ def test_example_story_has_modeline_and_validates(path):
     "change",
     [
         lambda d: d.update(colour_palette="red"),  # unknown key
-        lambda d: d["scenes"][0].update(duration_seconds=16),
+        lambda d: d["scenes"][0].update(duration_seconds=61),
         lambda d: d["scenes"][0].update(transition="wipe"),
         lambda d: d.update(aspect_ratio="21:9"),
         lambda d: d["scenes"][0].update(chain_from="previous"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
+from xai_sdk.proto import image_pb2, video_pb2
 
 from fake_xai import decode_data_uri
 from fake_xai.fixtures import TEST_KEY, _fake_xai_server, fake_xai, xai_env  # noqa: F401 (fixtures)
@@ -391,14 +392,16 @@ def test_the_sdk_channel_does_not_hide_retries_of_paid_calls(backend, fake_xai, 
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("method", ["GenerateImage", "GenerateVideo", "GetCompletion"])
+@pytest.mark.parametrize("method", ["GenerateImage", "GenerateVideo", "ExtendVideo", "GetCompletion"])
 def test_deadline_exceeded_on_a_paid_call_is_possibly_billed_and_never_repeated(backend, fake_xai, tmp_path, method):
     """The service did the work (and billed it); the answer was lost. storyc counts the call
     as possibly billed, at the table's price, and does not send it again."""
     start = write_jpeg(tmp_path / "kf.jpg", seed=3)
+    clip = write_clip(tmp_path / "in.mp4", 4)
     calls = {
         "GenerateImage": lambda: backend.generate_image(image_req(tmp_path)),
         "GenerateVideo": lambda: backend.image_to_video(video_req(tmp_path, image=start), job_key="v", journal=journal),
+        "ExtendVideo": lambda: backend.extend_video(video_req(tmp_path, video=clip), job_key="v", journal=journal),
         "GetCompletion": lambda: backend.plan("s", "u", "m"),
     }
     journal = RecordingJournal()
@@ -771,3 +774,114 @@ def test_redact_scrubs_registered_secrets_bearer_tokens_and_key_shapes(monkeypat
 def test_bad_rate_spec_is_a_backend_error(fake_xai):
     with pytest.raises(BackendError, match="STORYC_RATE_LIMITS"):
         XaiBackend(fast_config(fake_xai, rate_spec="video=fast"))
+
+
+# ─── best-of-N, reference images, seamless end frames, extensions (issue 11) ──
+
+
+@pytest.mark.integration
+def test_best_of_n_is_one_sample_batch_request_billed_once(backend, fake_xai, tmp_path):
+    refs = [write_jpeg(tmp_path / f"ref{k}.jpg", seed=k) for k in range(2)]
+    dests = tuple(tmp_path / f"cand_{k}.jpg" for k in range(1, 4))
+    req = ImageRequest(
+        prompt="Watercolor style. A fox.",
+        model="grok-imagine-image",
+        aspect_ratio="16:9",
+        resolution="720p",
+        dest=dests[0],
+        references=tuple(refs),
+        hints={"step_id": "keyframe:1"},
+        candidates=dests,
+    )
+    result = backend.edit_image(req)
+    [call] = fake_xai.requests("GenerateImage")
+    assert call.request.n == 3 and call.request.format == image_pb2.IMG_FORMAT_BASE64  # no URL to lose
+    assert [p.exists() for p in dests] == [True, True, True]
+    assert len({p.read_bytes() for p in dests}) == 3  # three different takes
+    assert result.meta["candidates"] == 3 and result.calls == 1
+    assert result.cost_usd == pytest.approx(3 * 0.02 + 2 * 0.002) == fake_xai.billed_usd()
+
+
+@pytest.mark.integration
+def test_a_withheld_batch_gets_one_reworded_request(backend, fake_xai, tmp_path):
+    fake_xai.inject("GenerateImage", "moderation")
+    dests = tuple(tmp_path / f"cand_{k}.jpg" for k in range(1, 3))
+    req = ImageRequest("Watercolor. A fox.", "grok-imagine-image", "16:9", "720p", dests[0], candidates=dests)
+    result = backend.generate_image(req)
+    assert fake_xai.count("GenerateImage") == 2 and result.meta["reworded"] is True
+    assert result.calls == 2 and result.cost_usd == pytest.approx(4 * 0.02)  # both requests billed for 2 images
+
+
+@pytest.mark.integration
+def test_a_clip_can_end_on_a_frame_and_carry_reference_images(backend, fake_xai, tmp_path):
+    first, last = write_jpeg(tmp_path / "kf1.jpg", seed=1), write_jpeg(tmp_path / "kf2.jpg", seed=2)
+    sheets = [write_jpeg(tmp_path / f"sheet{k}.jpg", seed=10 + k) for k in range(2)]
+    req = VideoRequest(
+        prompt="Keep Ember as in <IMAGE_1>, Sage as in <IMAGE_2>.",
+        model="grok-imagine-video-1.5",
+        dest=tmp_path / "clip.mp4",
+        image=first,
+        references=tuple(sheets),
+        last_frame=last,
+        duration_s=4,
+        resolution="1080p",
+        hints={"step_id": "video:1"},
+    )
+    backend.image_to_video(req, job_key="video:1")
+    [call] = fake_xai.requests("GenerateVideo")
+    assert decode_data_uri(call.request.image.image_url) == first.read_bytes()
+    assert decode_data_uri(call.request.last_frame.image_url) == last.read_bytes()
+    assert [decode_data_uri(r.image_url) for r in call.request.reference_images] == [p.read_bytes() for p in sheets]
+    assert call.request.resolution == video_pb2.VIDEO_RESOLUTION_1080P
+
+
+@pytest.mark.integration
+def test_reference_to_video_sends_no_first_frame(backend, fake_xai, tmp_path):
+    refs = [write_jpeg(tmp_path / f"ref{k}.jpg", seed=k) for k in range(3)]
+    req = VideoRequest(
+        prompt="Ember as in <IMAGE_1>.",
+        model="grok-imagine-video",
+        dest=tmp_path / "clip.mp4",
+        references=tuple(refs),
+        duration_s=5,
+        hints={"step_id": "video:3"},
+    )
+    result = backend.image_to_video(req, job_key="video:3")
+    [call] = fake_xai.requests("GenerateVideo")
+    assert not call.request.HasField("image") and len(call.request.reference_images) == 3
+    assert duration_of(result.path) == pytest.approx(5.0, abs=0.15)
+    with pytest.raises(BackendError, match="at most 7 reference images"):
+        backend.image_to_video(
+            VideoRequest("p", "grok-imagine-video", tmp_path / "x.mp4", references=tuple(refs) * 3, duration_s=5),
+            job_key="video:4",
+        )
+
+
+@pytest.mark.integration
+def test_extension_is_a_journaled_job_whose_output_holds_the_input(backend, fake_xai, tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", 5)
+    journal = RecordingJournal(fake_xai)
+    req = VideoRequest(
+        prompt="Continue the shot.",
+        model="grok-imagine-video",
+        dest=tmp_path / "extended.mp4",
+        video=clip,
+        duration_s=4,
+        resolution="720p",
+        hints={"step_id": "video:4"},
+    )
+    result = backend.extend_video(req, job_key="video:4:s1e1", journal=journal)
+    [call] = fake_xai.requests("ExtendVideo")
+    assert decode_data_uri(call.request.video.url) == clip.read_bytes() and call.request.duration == 4
+    assert duration_of(result.path) == pytest.approx(9.0, abs=0.15)
+    assert [e[0] for e in journal.events] == ["started", "started", "finished"]  # intent, id, done
+    assert result.calls == 1 and result.cost_usd == pytest.approx(fake_xai.billed_usd())
+
+
+@pytest.mark.integration
+def test_an_extension_input_over_15_seconds_is_refused_before_it_is_sent(backend, fake_xai, tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", 16)
+    req = VideoRequest("p", "grok-imagine-video", tmp_path / "x.mp4", video=clip, duration_s=4)
+    with pytest.raises(BackendError, match="2-15 s"):
+        backend.extend_video(req, job_key="video:9")
+    assert fake_xai.count("ExtendVideo") == 0

@@ -5,6 +5,7 @@ and limits requests per model. Driven with the bare xai-sdk client, not storyc."
 from __future__ import annotations
 
 import base64
+import urllib.request
 
 import grpc
 import pytest
@@ -20,6 +21,8 @@ JPEG = "data:image/jpeg;base64," + base64.b64encode(make_jpeg(seed=1)).decode()
 PNG_LABELLED_JPEG = "data:image/png;base64," + base64.b64encode(make_jpeg(seed=1)).decode()
 CLIP_4S = "data:video/mp4;base64," + base64.b64encode(make_mp4(4)).decode()
 CLIP_9S = "data:video/mp4;base64," + base64.b64encode(make_mp4(9)).decode()
+CLIP_1S = "data:video/mp4;base64," + base64.b64encode(make_mp4(1)).decode()
+CLIP_16S = "data:video/mp4;base64," + base64.b64encode(make_mp4(16)).decode()
 BIG_JPEG = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff" + bytes(11 << 20)).decode()
 
 
@@ -58,6 +61,33 @@ REFUSED = {
     "image and reference images together": lambda c: c.video.start(
         "p", "m", image_url=JPEG, reference_image_urls=[JPEG], duration=5
     ),
+    # 1.5-only features on another model
+    "last_frame on grok-imagine-video": lambda c: c.video.start(
+        "p", "grok-imagine-video", image_url=JPEG, last_frame_url=JPEG, duration=5
+    ),
+    "a first frame beside references on grok-imagine-video": lambda c: c.video.start(
+        "p", "grok-imagine-video", image_url=JPEG, reference_image_urls=[JPEG], duration=5
+    ),
+    "keyframes on grok-imagine-video": lambda c: c.video.start(
+        "p", "grok-imagine-video", image_url=JPEG, keyframes=[{"image_url": JPEG, "timestamp": 2.0}], duration=5
+    ),
+    "voices on grok-imagine-video": lambda c: c.video.start(
+        "p", "grok-imagine-video", image_url=JPEG, reference_audios=[{"voice_id": "ara"}], duration=5
+    ),
+    "8 reference images beside a first frame on 1.5": lambda c: c.video.start(
+        "p", "grok-imagine-video-1.5", image_url=JPEG, reference_image_urls=[JPEG] * 8, duration=5
+    ),
+    "a last frame on a video edit": lambda c: c.video.start(
+        "p", "grok-imagine-video-1.5", video_url=CLIP_4S, last_frame_url=JPEG
+    ),
+    # extensions: 2-10 new seconds onto a clip of 2-15 s (docs)
+    "an 11 s extension": lambda c: c.video.extend_start("p", "grok-imagine-video", video_url=CLIP_4S, duration=11),
+    "a 1 s extension": lambda c: c.video.extend_start("p", "grok-imagine-video", video_url=CLIP_4S, duration=1),
+    "an extension of a 1 s clip": lambda c: c.video.extend_start("p", "grok-imagine-video", video_url=CLIP_1S),
+    "an extension of a 16 s clip": lambda c: c.video.extend_start("p", "grok-imagine-video", video_url=CLIP_16S),
+    "an extension of an image": lambda c: c.video.extend_start(
+        "p", "grok-imagine-video", video_url=JPEG.replace("image/jpeg", "video/mp4")
+    ),
 }
 
 
@@ -75,7 +105,33 @@ def test_what_it_accepts(client, fake_xai):
     client.video.start("p", "grok-imagine-video-1.5", image_url=JPEG, duration=15, resolution="1080p")
     client.video.start("p", "grok-imagine-video", video_url=CLIP_4S)
     client.video.start("p", "grok-imagine-video-1.5", reference_image_urls=[JPEG] * 7, duration=10)
-    assert fake_xai.billed_count() == 5
+    client.video.start(
+        "p",
+        "grok-imagine-video-1.5",
+        image_url=JPEG,
+        last_frame_url=JPEG,
+        reference_image_urls=[JPEG] * 7,
+        duration=15,
+        resolution="1080p",
+    )
+    client.video.start("p", "grok-imagine-video-1.5-preview", image_url=JPEG, last_frame_url=JPEG, duration=4)
+    client.video.extend_start("p", "grok-imagine-video", video_url=CLIP_4S, duration=10)
+    assert fake_xai.billed_count() == 8
+
+
+def test_an_extension_holds_its_input_and_bills_the_new_seconds_at_720p_at_most(client, fake_xai):
+    started = client.video.start("p", "grok-imagine-video-1.5", image_url=JPEG, duration=4, resolution="1080p")
+    first = client.video.get(started.request_id)
+    while first.status == deferred_pb2.PENDING:
+        first = client.video.get(started.request_id)
+    with urllib.request.urlopen(first.response.video.url) as response:
+        made = response.read()
+    extended = client.video.extend(
+        "p", "grok-imagine-video-1.5", video_url="data:video/mp4;base64," + base64.b64encode(made).decode(), duration=6
+    )
+    assert extended.duration == 10  # the 4 s input and 6 new seconds
+    [extension] = [b for b in fake_xai.bills if b.method == "ExtendVideo"]
+    assert extension.usd == pytest.approx(6 * 0.14)  # 1.5 at 720p: the 1080p input does not raise it
 
 
 def test_a_message_over_20_mib_is_refused_by_the_client_before_it_is_sent(client, fake_xai):

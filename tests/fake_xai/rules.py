@@ -23,7 +23,15 @@ MAX_N = 10  # images per request
 VIDEO_SECONDS = (1, 15)
 REFERENCE_VIDEO_MAX_S = 10
 VIDEO_EDIT_MAX_S = 8.7
+EXTENSION_SECONDS = (2, 10)  # one extension's new seconds (docs; the SDK docstring says 1-10)
+EXTENSION_INPUT_S = (2, 15)  # the clip an extension continues (docs; the SDK docstring says up to 30)
+MAX_KEYFRAMES = 4
+MAX_REFERENCE_AUDIOS = 3
 MESSAGE_CAP = 20 << 20  # gRPC messages each way
+# What only grok-imagine-video-1.5 (and its -preview alias) takes: the SDK says so of
+# last_frame, keyframes and reference_audios; a first frame beside reference images is the
+# 1.5 notes' "image_url together with references pins the first frame"; and 1080p.
+ONLY_1_5 = "grok-imagine-video-1.5"
 
 IMAGE_RATIOS = {v for k, v in image_pb2.ImageAspectRatio.items() if k != "IMG_ASPECT_RATIO_INVALID"}
 IMAGE_RESOLUTIONS = {image_pb2.IMG_RESOLUTION_1K, image_pb2.IMG_RESOLUTION_2K}
@@ -47,8 +55,12 @@ _RESOLUTION_NAME = {
 }
 
 
+def is_1_5(model: str) -> bool:
+    return model.removesuffix("-preview") == ONLY_1_5
+
+
 def offers_1080p(model: str) -> bool:
-    return "1.5" in model
+    return is_1_5(model)
 
 
 def video_usd(model: str, resolution: int, duration_s: float, input_s: float = 0.0) -> float:
@@ -128,15 +140,27 @@ def video_problem(r: video_pb2.GenerateVideoRequest) -> str | None:
     problem = _prompt_problem(r.prompt)
     if problem or not r.model:
         return problem or "model is empty"
+    one_five = is_1_5(r.model)
+    for name, what in (
+        ("last_frame", "last_frame"),
+        ("keyframes", "keyframes"),
+        ("reference_audios", "reference_audios"),
+    ):
+        present = r.HasField(name) if name == "last_frame" else bool(getattr(r, name))
+        if present and not one_five:
+            return f"{what} is only supported for {ONLY_1_5}, not {r.model}"
     modes = [name for name in ("image", "video") if r.HasField(name)] + (
         ["reference_images"] if r.reference_images else []
     )
-    if len(modes) > 1:
+    first_frame_with_references = modes == ["image", "reference_images"] and one_five
+    if len(modes) > 1 and not first_frame_with_references:
         return f"{' and '.join(modes)} are exclusive: one mode per request"
     if r.HasField("video"):  # an edit keeps its input's duration, ratio and resolution
         for name in ("duration", "aspect_ratio", "resolution"):
             if r.HasField(name):
                 return f"a video edit takes no {name}"
+        if r.HasField("last_frame") or r.keyframes:
+            return "a video edit takes no last_frame or keyframes"
         problem = input_problem(r.video.url, "video")
         if problem:
             return problem
@@ -145,23 +169,48 @@ def video_problem(r: video_pb2.GenerateVideoRequest) -> str | None:
         if seconds is not None and seconds > VIDEO_EDIT_MAX_S + 0.05:
             return f"video edit input is {seconds:.2f} s, over {VIDEO_EDIT_MAX_S} s"
         return None
-    top = REFERENCE_VIDEO_MAX_S if r.reference_images else VIDEO_SECONDS[1]
+    reference_mode = bool(r.reference_images) and not r.HasField("image")
+    top = REFERENCE_VIDEO_MAX_S if reference_mode else VIDEO_SECONDS[1]
     if r.HasField("duration") and not VIDEO_SECONDS[0] <= r.duration <= top:
         return f"duration must be {VIDEO_SECONDS[0]}-{top} s, got {r.duration}"
     if r.HasField("aspect_ratio") and r.aspect_ratio not in VIDEO_RATIOS:
         return "unsupported aspect_ratio"
     if r.HasField("resolution"):
         allowed = set(VIDEO_RESOLUTIONS)
-        if offers_1080p(r.model) and not r.reference_images:
+        if offers_1080p(r.model) and not reference_mode:
             allowed.add(video_pb2.VIDEO_RESOLUTION_1080P)
         if r.resolution not in allowed:
             return f"resolution {_RESOLUTION_NAME.get(r.resolution, '?')} is not offered for this model and mode"
     if len(r.reference_images) > MAX_REFERENCE_IMAGES:
-        return f"at most {MAX_REFERENCE_IMAGES} reference images"
-    for url in ([r.image.image_url] if r.HasField("image") else []) + [i.image_url for i in r.reference_images]:
+        return f"at most {MAX_REFERENCE_IMAGES} reference images, got {len(r.reference_images)}"
+    if len(r.keyframes) > MAX_KEYFRAMES or len(r.reference_audios) > MAX_REFERENCE_AUDIOS:
+        return f"at most {MAX_KEYFRAMES} keyframes and {MAX_REFERENCE_AUDIOS} reference audios"
+    urls = ([r.image.image_url] if r.HasField("image") else []) + [i.image_url for i in r.reference_images]
+    urls += [r.last_frame.image_url] if r.HasField("last_frame") else []
+    for url in urls:
         problem = input_problem(url, "image")
         if problem:
             return problem
+    return None
+
+
+def extend_problem(r: video_pb2.ExtendVideoRequest) -> str | None:
+    """An extension: a prompt, an MP4 of 2-15 s, 2-10 new seconds (docs)."""
+    problem = _prompt_problem(r.prompt)
+    if problem or not r.model:
+        return problem or "model is empty"
+    if not r.HasField("video"):
+        return "an extension needs the video to extend"
+    if r.HasField("duration") and not EXTENSION_SECONDS[0] <= r.duration <= EXTENSION_SECONDS[1]:
+        return f"an extension adds {EXTENSION_SECONDS[0]}-{EXTENSION_SECONDS[1]} s, got {r.duration}"
+    problem = input_problem(r.video.url, "video")
+    if problem:
+        return problem
+    data = decode_data_uri(r.video.url)
+    seconds = probe_duration(data) if data else None
+    low, high = EXTENSION_INPUT_S
+    if seconds is not None and not low - 0.05 <= seconds <= high + 0.05:
+        return f"an extension's input must be {low}-{high} s, got {seconds:.2f} s"
     return None
 
 

@@ -1,14 +1,18 @@
 """A strict fake of the xAI gRPC service, built on the SDK's own generated servicer bases.
 
-Implements what storyc calls: Image/GenerateImage, Video/GenerateVideo + GetDeferredVideo
-(PENDING with a rising `progress` for `pending_polls` polls, then DONE), Chat/GetCompletion
+Implements what storyc calls: Image/GenerateImage (with `n`), Video/GenerateVideo and
+Video/ExtendVideo + GetDeferredVideo (PENDING with a rising `progress` for `pending_polls`
+polls, then DONE; an extension's result holds its input plus the new seconds), Chat/GetCompletion
 (answering the JSON schema of the request's response_format). Result URLs point at a
 local `AssetServer` serving real JPEGs and MP4s; they expire after `url_ttl_s`.
 
 Strict: it refuses what the real service refuses (rules.py: parameter values per kind, n,
 durations, edit requests carrying duration/ratio/resolution, more than 3 edit inputs,
-per-input size caps, a data URI whose MIME type does not match its bytes, over-long
-prompts; rate limits per model when `rate_limits` is set; messages over 20 MiB).
+more than 7 reference images, reference clips over 10 s or above 720p, last_frame,
+keyframes, voices and a first frame beside references on any model but
+grok-imagine-video-1.5, 1080p elsewhere, extensions outside 2-10 s or of inputs outside
+2-15 s, per-input size caps, a data URI whose MIME type does not match its bytes,
+over-long prompts; rate limits per model when `rate_limits` is set; messages over 20 MiB).
 
 It keeps the bill: `bills` lists every request the service would charge for, with its
 price (rules.py), so a test compares what storyc reported with what was billed. Media and
@@ -82,7 +86,7 @@ ASSET_FAULTS = {
 }
 RESULT_FAULTS = ("moderation", "empty_images", "failed", "failed_moderation", "expired", "bad_json")
 FAULTS = (*RPC_FAULTS, *BILLED_RPC_FAULTS, *ASSET_FAULTS, *RESULT_FAULTS)
-METHODS = ("GenerateImage", "GenerateVideo", "GetDeferredVideo", "GetCompletion")
+METHODS = ("GenerateImage", "GenerateVideo", "ExtendVideo", "GetDeferredVideo", "GetCompletion")
 FAILED_CODES = {
     "failed": ("internal_error", "the fake renderer gave up"),
     "failed_moderation": ("content_moderation", "the video was blocked by content moderation"),
@@ -108,10 +112,18 @@ class Recorded:
         if self.method == "GetCompletion":
             return [c.image_url.image_url for m in r.messages for c in m.content if c.HasField("image_url")]
         urls = []
-        if r.HasField("image"):
+        if r.HasField("image") if hasattr(r, "image") else False:
             urls.append(r.image.image_url)
         urls.extend(i.image_url for i in getattr(r, "images", []))
         return urls
+
+    def reference_urls(self) -> list[str]:
+        """A video request's reference images, in order."""
+        return [i.image_url for i in getattr(self.request, "reference_images", [])]
+
+    def last_frame_url(self) -> str | None:
+        r = self.request
+        return r.last_frame.image_url if self.method == "GenerateVideo" and r.HasField("last_frame") else None
 
     def texts(self) -> list[str]:
         if self.method != "GetCompletion":
@@ -139,6 +151,7 @@ class Job:
     duration: float = 0.0
     polls: int = 0
     resolution: int = 0
+    ratio: str = "16:9"
 
 
 @dataclass
@@ -164,7 +177,7 @@ class FakeXai:
         self.rate_refusals = 0
         self._faults: dict[str, list[list]] = defaultdict(list)
         self._buckets: dict[str, list[float]] = {}  # model → [tokens, last refill]
-        self._made: dict[str, int] = {}  # sha256 of a clip this fake made → its resolution (edits bill it)
+        self._made: dict[str, tuple[int, str]] = {}  # sha256 of a clip this fake made → (resolution, ratio)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server: grpc.Server | None = None
@@ -293,6 +306,15 @@ class FakeXai:
             context.abort(RPC_FAULTS[fault], details)
         return fault
 
+    def _made_as(self, data: bytes) -> tuple[int, str]:
+        """(resolution, ratio) of an input clip: as this fake made it, else by its frame height."""
+        with self._lock:
+            made = self._made.get(hashlib.sha256(data).hexdigest())
+        if made is not None:
+            return made
+        height = probe_height(data) or 720
+        return (video_pb2.VIDEO_RESOLUTION_480P if height <= 480 else video_pb2.VIDEO_RESOLUTION_720P), "16:9"
+
     def _refuse_invalid(self, problem: str | None, method: str, context) -> None:
         if problem:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {method} request: {problem}")
@@ -319,6 +341,13 @@ def _lost_answer(fault: str | None, context) -> None:
 
 _IMG_RATIO = {v: k.removeprefix("IMG_ASPECT_RATIO_").replace("_", ":") for k, v in image_pb2.ImageAspectRatio.items()}
 _VID_RATIO = {v: k.removeprefix("VIDEO_ASPECT_RATIO_").replace("_", ":") for k, v in video_pb2.VideoAspectRatio.items()}
+_MP4_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
+_RESOLUTION_ORDER = [
+    video_pb2.VIDEO_RESOLUTION_UNSPECIFIED,
+    video_pb2.VIDEO_RESOLUTION_480P,
+    video_pb2.VIDEO_RESOLUTION_720P,
+    video_pb2.VIDEO_RESOLUTION_1080P,
+]
 
 
 class _Image(image_pb2_grpc.ImageServicer):
@@ -369,23 +398,57 @@ class _Video(video_pb2_grpc.VideoServicer):
         duration = float(request.duration or 8)
         input_s = 0.0
         resolution = request.resolution
+        ratio = _VID_RATIO.get(request.aspect_ratio, "16:9")
         if request.HasField("video"):  # an edit keeps its input's duration and resolution, and bills the input
             data = decode_data_uri(request.video.url) or b""
             input_s = probe_duration(data) or duration
             duration = input_s
-            with fake._lock:
-                resolution = fake._made.get(hashlib.sha256(data).hexdigest())
-            if resolution is None:  # a clip this fake did not make: by its frame height
-                height = probe_height(data) or 720
-                resolution = video_pb2.VIDEO_RESOLUTION_480P if height <= 480 else video_pb2.VIDEO_RESOLUTION_720P
+            resolution, ratio = fake._made_as(data)
         usd = rules.video_usd(request.model, resolution, duration, input_s) * fake.price_factor
-        job = Job(request=request, polls_left=fake.pending_polls, usd=usd, duration=duration, resolution=resolution)
+        job = Job(
+            request=request,
+            polls_left=fake.pending_polls,
+            usd=usd,
+            duration=duration,
+            resolution=resolution,
+            ratio=ratio if ratio in _MP4_RATIOS else "16:9",
+        )
         if fault in ("failed", "failed_moderation", "expired", "moderation"):
             job.outcome = fault
         job.asset_mode = ASSET_FAULTS.get(fault or "", "ok")
         with fake._lock:
             fake.jobs[request_id] = job
         fake._bill("GenerateVideo", request, usd, f"video job {request_id}" + (f" ({fault})" if fault else ""))
+        _lost_answer(fault, context)
+        return deferred_pb2.StartDeferredResponse(request_id=request_id)
+
+    def ExtendVideo(self, request, context):
+        """The input clip continued by `duration` new seconds (6 by default): the result holds
+        both, at the input's resolution capped at 720p; billed for the new seconds."""
+        fake = self.fake
+        fault = fake._enter("ExtendVideo", request, context, request.model)
+        fake._refuse_invalid(rules.extend_problem(request), "ExtendVideo", context)
+        request_id = f"vid-{next(fake._ids):06d}"
+        data = decode_data_uri(request.video.url) or b""
+        input_s = probe_duration(data) or 0.0
+        added = float(request.duration or 6)
+        resolution, ratio = fake._made_as(data)
+        resolution = min(resolution, video_pb2.VIDEO_RESOLUTION_720P, key=_RESOLUTION_ORDER.index)
+        usd = rules.video_usd(request.model, resolution, added) * fake.price_factor
+        job = Job(
+            request=request,
+            polls_left=fake.pending_polls,
+            usd=usd,
+            duration=input_s + added,
+            resolution=resolution,
+            ratio=ratio,
+        )
+        if fault in ("failed", "failed_moderation", "expired", "moderation"):
+            job.outcome = fault
+        job.asset_mode = ASSET_FAULTS.get(fault or "", "ok")
+        with fake._lock:
+            fake.jobs[request_id] = job
+        fake._bill("ExtendVideo", request, usd, f"extension job {request_id}" + (f" ({fault})" if fault else ""))
         _lost_answer(fault, context)
         return deferred_pb2.StartDeferredResponse(request_id=request_id)
 
@@ -424,10 +487,10 @@ class _Video(video_pb2_grpc.VideoServicer):
             video = video_pb2.GeneratedVideo(url="", duration=int(job.duration), respect_moderation=False)
         else:
             if not job.url:
-                ratio = _VID_RATIO.get(job.request.aspect_ratio, "16:9")
-                body = make_mp4(job.duration, ratio, seed=_seed(job.request.SerializeToString(deterministic=True)))
+                seed = _seed(job.request.SerializeToString(deterministic=True))
+                body = make_mp4(job.duration, job.ratio, seed=seed)
                 with fake._lock:
-                    fake._made[hashlib.sha256(body).hexdigest()] = job.resolution
+                    fake._made[hashlib.sha256(body).hexdigest()] = (job.resolution, job.ratio)
                 job.url = fake.assets.add(body, "mp4", job.asset_mode, fake.url_ttl_s)
             video = video_pb2.GeneratedVideo(url=job.url, duration=round(job.duration), respect_moderation=True)
         if fault == "oversized_answer":

@@ -20,7 +20,7 @@ from storyc.model.story_plan import StoryPlan
 from storyc.model.vision import ConsistencyScore
 
 CallKind = Literal["image", "video", "chat", "vision", "tts"]
-JudgeKind = Literal["sheet", "keyframe", "last_frame"]
+JudgeKind = Literal["sheet", "plate", "keyframe", "last_frame"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class ImageRequest:
     # Up to 3 reference images in slot order (design section 6). Empty: text → image.
     references: tuple[Path, ...] = ()
     hints: Mapping[str, Any] = field(default_factory=dict)
+    # Best-of-N: every candidate's destination, `dest` first; one request asks for all of them
+    # (xAI's n). The backend writes the candidates it got to the first paths, in order, and
+    # says how many in `CallResult.meta["candidates"]`. Empty: one image, at `dest`.
+    candidates: tuple[Path, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return max(1, len(self.candidates))
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,15 @@ class VideoRequest:
     prompt: str
     model: str
     dest: Path
-    # image_to_video reads `image`; edit_video reads `video` (input ≤ 8.7 s).
+    # image_to_video reads `image` (the first frame), or without one `references` alone
+    # (reference-to-video); edit_video and extend_video read `video` (an edit's input ≤ 8.7 s).
     image: Path | None = None
     video: Path | None = None
+    # Reference images (sheets, a location plate), in the order the prompt's <IMAGE_N> count them.
+    references: tuple[Path, ...] = ()
+    # The exact last frame (a seamless cut: the next scene's keyframe).
+    last_frame: Path | None = None
+    # image_to_video: the clip's length; extend_video: the new seconds added to `video`.
     duration_s: int = 8
     aspect_ratio: str = "16:9"
     resolution: str = "720p"
@@ -138,10 +152,15 @@ class Backend(Protocol):
         """Single- or multi-image edit: 1–3 `req.references`, in slot order."""
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        """`req.image` → a clip of `req.duration_s`; `job_key` names the job in the journal."""
+        """`req.image` (or, without one, `req.references`) → a clip of `req.duration_s`,
+        ending on `req.last_frame` when given; `job_key` names the job in the journal."""
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
         """`req.video` (≤ 8.7 s) → a corrected clip of the same duration."""
+
+    def extend_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """`req.video` → the same clip continued by `req.duration_s` new seconds (the
+        output holds both)."""
 
     def judge(self, req: JudgeRequest) -> tuple[ConsistencyScore, CallResult]:
         """Vision check: image + references + description → ConsistencyScore."""

@@ -50,7 +50,8 @@ def approve_command(
         list[str] | None,
         typer.Argument(
             metavar="[STORY] TARGET",
-            help="The story file (default ./story.yaml) and the target: character:NAME, scene:ID or clip:ID. "
+            help="The story file (default ./story.yaml) and the target: "
+            "character:NAME, location:NAME, scene:ID or clip:ID. "
             "With --run: only targets, each optionally TARGET@TAKE.",
             show_default=False,
         ),
@@ -97,9 +98,10 @@ def approve_command(
 ) -> None:
     """Approve a take: copy it into approved/ beside the story and pin it in the story file.
 
-    Targets: character:NAME (its sheet), scene:ID (its keyframe), clip:ID (its video). The pin
-    fields are sheet_image, keyframe_image and clip_video; commit the story and approved/
-    together: builds then use the take with no paid call, even on a fresh cache.
+    Targets: character:NAME (its sheet), location:NAME (its plate), scene:ID (its keyframe),
+    clip:ID (its video). The pin fields are sheet_image, plate_image, keyframe_image and
+    clip_video; commit the story and approved/ together: builds then use the take with no
+    paid call, even on a fresh cache.
     """
     args = list(arguments or [])
     if run is not None:
@@ -151,7 +153,8 @@ def unapprove_command(
         list[str] | None,
         typer.Argument(
             metavar="[STORY] TARGET",
-            help="The story file (default ./story.yaml) and the target: character:NAME, scene:ID or clip:ID.",
+            help="The story file (default ./story.yaml) and the target: "
+            "character:NAME, location:NAME, scene:ID or clip:ID.",
             show_default=False,
         ),
     ] = None,

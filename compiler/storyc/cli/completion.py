@@ -12,7 +12,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 from typer._completion_classes import completion_init
@@ -25,9 +25,9 @@ from storyc.cli.output import out
 COMPLETE_VAR = "_STORYC_COMPLETE"
 
 # The selector kinds of storyc.graph.select (a test checks that each suggestion parses).
-SELECTOR_KINDS = ("scene:", "character:", "keyframe:", "video:", "speech:", "assemble", "script")
+SELECTOR_KINDS = ("scene:", "character:", "location:", "keyframe:", "video:", "speech:", "assemble", "script")
 # The review targets of storyc.model.targets (--redo; a test checks them against its TARGET_KINDS).
-REDO_TARGET_KINDS = ("character:", "scene:", "clip:")
+REDO_TARGET_KINDS = ("character:", "location:", "scene:", "clip:")
 
 # typer's script for bash passes bash's words, which bash splits at ':' (COMP_WORDBREAKS):
 # `--select scene:3` would arrive as three words. This one passes the line as typed and,
@@ -99,16 +99,16 @@ def complete_select(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     """--redo's values: the review targets of the story on the line (else ./story.yaml),
-    character:NAME, scene:ID and clip:ID (storyc.model.targets)."""
+    character:NAME, location:NAME, scene:ID and clip:ID (storyc.model.targets)."""
     story = _story_on_the_line(ctx) or (DEFAULT_STORY if DEFAULT_STORY.is_file() else None)
-    found = _names_and_scene_ids(story) if story is not None else None
+    found = _story_names(story) if story is not None else None
     if found is None:
         return [kind for kind in REDO_TARGET_KINDS if kind.startswith(incomplete)]
-    names, scene_ids, _ = found
     candidates = [
-        *(f"character:{n}" for n in names),
-        *(f"scene:{s}" for s in scene_ids),
-        *(f"clip:{s}" for s in scene_ids),
+        *(f"character:{n}" for n in found.characters),
+        *(f"location:{n}" for n in found.places),
+        *(f"scene:{s}" for s in found.scene_ids),
+        *(f"clip:{s}" for s in found.scene_ids),
     ]
     return [c for c in candidates if c.startswith(incomplete)]
 
@@ -136,24 +136,30 @@ def _story_on_the_line(ctx: typer.Context) -> Path | None:
 def selector_candidates(story: Path | None) -> list[str]:
     """Every step id of `story` as a selector, with the `+` (and downstream) forms of
     scenes and characters; the bare kinds when the story cannot be read."""
-    found = _names_and_scene_ids(story) if story is not None else None
+    found = _story_names(story) if story is not None else None
     if found is None:
         return list(SELECTOR_KINDS)
-    names, scene_ids, speaking = found
     return [
-        *(f"scene:{s}{plus}" for s in scene_ids for plus in ("", "+")),
-        *(f"character:{n}{plus}" for n in names for plus in ("", "+")),
-        *(f"keyframe:{s}" for s in scene_ids),
-        *(f"video:{s}" for s in scene_ids),
-        *(f"speech:{s}" for s in speaking),
+        *(f"scene:{s}{plus}" for s in found.scene_ids for plus in ("", "+")),
+        *(f"character:{n}{plus}" for n in found.characters for plus in ("", "+")),
+        *(f"location:{n}{plus}" for n in found.places for plus in ("", "+")),
+        *(f"keyframe:{s}" for s in found.scene_ids),
+        *(f"video:{s}" for s in found.scene_ids),
+        *(f"speech:{s}" for s in found.speaking),
         "assemble",
         "script",
     ]
 
 
-def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str], list[str]] | None:
-    """The story's character names, its scene ids, and the ids of the scenes that speak
-    (narration or dialogue: they have a speech step)."""
+class _StoryNames(NamedTuple):
+    characters: list[str]
+    scene_ids: list[str]
+    places: list[str]  # the locations a scene is set in (they have a plate step)
+    speaking: list[str]  # the scenes that speak (narration or dialogue: they have a speech step)
+
+
+def _story_names(story: Path) -> _StoryNames | None:
+    """What the story's selectors and review targets name, read leniently (no validation)."""
     from ruamel.yaml import YAML  # only when completing (as the loader, which parses positioned)
 
     try:
@@ -169,7 +175,11 @@ def _names_and_scene_ids(story: Path) -> tuple[list[str], list[str], list[str]] 
         # selectors are separated by commas and spaces: a name with one cannot be selected
         return [str(v) for v in values if isinstance(v, str | int) and not re.search(r"[\s,]", str(v))]
 
-    scenes = [item for item in data.get("scenes") or [] if isinstance(item, dict)]
-    speaking = {str(item.get("scene_id")) for item in scenes if item.get("dialogue") or item.get("narration")}
     scene_ids = entries("scenes", "scene_id")
-    return entries("characters", "name"), scene_ids, [s for s in scene_ids if s in speaking]
+    items = data.get("scenes")
+    scenes = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    speaking = {str(item.get("scene_id")) for item in scenes if item.get("dialogue") or item.get("narration")}
+    # a location has a step (so a selector) only when a scene is set there
+    used = set(entries("scenes", "location"))
+    places = [name for name in entries("locations", "name") if name in used]
+    return _StoryNames(entries("characters", "name"), scene_ids, places, [s for s in scene_ids if s in speaking])

@@ -1,18 +1,22 @@
 """Compile a loaded story into its step graph.
 
-A pinned target (a character's sheet_image, a scene's keyframe_image or clip_video, see
-storyc.model.targets) is a step with no deps and no paid call whose key is its file's
-content hash: the file is used as is, and downstream keys follow the pin (an approved take
-copied byte for byte keeps every downstream cache entry valid). Redo notes (`storyc build
---redo TARGET --note TEXT`, kept in approved/approvals.json) are appended to their step's
-main prompt, so they are part of its key.
+A pinned target (a character's sheet_image, a location's plate_image, a scene's
+keyframe_image or clip_video, see storyc.model.targets) is a step with no deps and no paid
+call whose key is its file's content hash: the file is used as is, and downstream keys
+follow the pin (an approved take copied byte for byte keeps every downstream cache entry
+valid). Redo notes (`storyc build --redo TARGET --note TEXT`, kept in
+approved/approvals.json) are appended to their step's main prompt, so they are part of its
+key.
 
-Edges come from the story: a keyframe needs the sheets of the characters in its reference
-slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>` for
-`chain_source: last_frame`, `keyframe:<src>` for `keyframe`); a video needs its keyframe
-and the sheets its drift check compares against; a scene with narration or dialogue has a
-speech step (its lines rendered, timed and placed; it needs nothing); assemble needs every
-video and every speech step; script needs everything. Each step's static inputs are hashed into its fingerprint
+Edges come from the story: a keyframe needs the sheets and the location plate in its
+reference slots (storyc.prompts.slots.allocate_slots) and its chain source (`video:<src>`
+for `chain_source: last_frame`, `keyframe:<src>` for `keyframe` and `seamless`); a video
+needs its keyframe, the sheets its drift check compares against, its reference images
+(the plate of a reference clip) and, when the next scene cuts seamlessly from it, that
+scene's keyframe (its clip ends on it); a scene with narration or dialogue has a speech
+step (its lines rendered, timed and placed; it needs nothing); assemble needs every video
+and every speech step; script needs everything. Each step's static inputs are hashed into
+its fingerprint
 (storyc.graph.keys); its planned calls come from storyc.graph.estimate.
 """
 
@@ -36,9 +40,10 @@ from storyc.graph.steps import Step, StepGraph
 from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
 from storyc.model import speech, voices
-from storyc.model.story import Character, Story
+from storyc.model.clips import ClipPlan, clip_plan
+from storyc.model.story import Character, Location, Story
 from storyc.prompts.promptset import PromptSet
-from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
+from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 from storyc.prompts.text import with_note
 
 
@@ -64,7 +69,8 @@ def build_graph(
     notes: Mapping[str, str] | None = None,
 ) -> StepGraph:
     """Compile a loaded story into its step graph (no I/O but hashing user input files).
-    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`) to redo notes."""
+    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`, `location:Harbour`) to
+    redo notes."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -78,7 +84,12 @@ def build_graph(
     quality = story.quality
     for character in story.characters:
         if character.sheet_image:
-            estimate = character_estimate(quality, story.models, input_images=1 if character.reference_image else 0)
+            estimate = character_estimate(
+                quality,
+                story.models,
+                input_images=1 if character.reference_image else 0,
+                candidates=quality.sheet_candidates,
+            )
             step = _pinned_step(
                 inputs,
                 f"character:{character.name}",
@@ -90,7 +101,23 @@ def build_graph(
         else:
             step = _character_step(inputs, character)
         steps[step.id] = step
-    # keyframes, videos and speech, in story order (chain sources always come earlier)
+    used = {scene.location for scene in story.scenes}
+    for location in story.locations:
+        sid = f"location:{location.name}"
+        if location.name not in used or sid in steps:
+            continue
+        if location.plate_image:
+            estimate = character_estimate(
+                quality,
+                story.models,
+                input_images=1 if location.reference_image else 0,
+                candidates=quality.sheet_candidates,
+            )
+            steps[sid] = _pinned_step(inputs, sid, "location", location.plate_image, estimate)
+        else:
+            steps[sid] = _location_step(inputs, location)
+    # keyframes, videos and speech, in story order; a seamless cut makes a video wait for a
+    # later keyframe, so the steps are put in topological order at the end
     sounds: list[str] = []
     for index, scene in enumerate(story.scenes):
         slot_plan = allocate_slots(story, index)
@@ -99,7 +126,11 @@ def build_graph(
         if scene.keyframe_image:
             generated = allocate_slots(story, index, ignore_pin=True)  # what a generation would send
             estimate = keyframe_estimate(
-                quality, story.models, reference_images=len(generated.slots), judged_sheets=len(sheets)
+                quality,
+                story.models,
+                reference_images=len(generated.slots),
+                judged_sheets=len(sheets),
+                candidates=quality.keyframe_candidates,
             )
             keyframe = _pinned_step(
                 inputs, f"keyframe:{scene.scene_id}", "keyframe", scene.keyframe_image, estimate, **ids
@@ -111,17 +142,15 @@ def build_graph(
             steps[spoken.id] = spoken
             sounds.append(spoken.id)
         if scene.clip_video:
-            estimate = video_estimate(
-                quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets)
-            )
+            estimate = video_estimate(quality, story.models, clip_plan(story, index), judged_sheets=len(sheets))
             video = _pinned_step(inputs, f"video:{scene.scene_id}", "video", scene.clip_video, estimate, **ids)
         else:
-            video = _video_step(inputs, index, keyframe.id, sheets, spoken.id if spoken else None)
+            video = _video_step(inputs, index, keyframe.id, sheets, slot_plan, spoken.id if spoken else None)
         steps[keyframe.id], steps[video.id] = keyframe, video
     steps["assemble"] = _assemble_step(inputs, tuple(sounds))
     static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
     steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
-    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=_topological(steps), backend=backend)
 
 
 def _assemble_step(inputs: _GraphInputs, sounds: tuple[str, ...]) -> Step:
@@ -202,6 +231,32 @@ def _speech_step(inputs: _GraphInputs, index: int) -> Step | None:
     )
 
 
+def _topological(steps: dict[str, Step]) -> dict[str, Step]:
+    """The steps with every dependency before its dependents, otherwise in their given order
+    (iterative: a chain of a thousand scenes is two thousand steps deep)."""
+    done: dict[str, Step] = {}
+    for root in steps:
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: set[str] = set()
+        while stack:
+            sid, next_dep = stack.pop()
+            if sid in done:
+                continue
+            deps = steps[sid].deps
+            if next_dep < len(deps):
+                stack.append((sid, next_dep + 1))
+                dep = deps[next_dep]
+                if dep in on_path:  # lint refuses the stories that could make one (E304, E312)
+                    raise ValueError(f"the step graph has a cycle through {dep}")
+                if dep not in done:
+                    on_path.add(sid)
+                    stack.append((dep, 0))
+                continue
+            on_path.discard(sid)
+            done[sid] = steps[sid]
+    return done
+
+
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     note = inputs.note(f"character:{character.name}")
@@ -217,12 +272,19 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         "name": character.name,
         "prompts": {"sheet": sheet, "check": prompts.check_sheet(character)},
         "models": {"image": story.models.image, "vision": story.models.vision},
-        "quality": {"threshold": quality.consistency_threshold, "attempts": quality.max_character_attempts},
+        "quality": {
+            "threshold": quality.consistency_threshold,
+            "attempts": quality.max_character_attempts,
+            "candidates": quality.sheet_candidates,
+            "turnaround": quality.turnaround,
+        },
         "reference_image": reference,
         "templates": template_digests(prompts, STEP_TEMPLATES["character"]),
         "visual_description": character.visual_description,
     }
-    estimate = character_estimate(quality, story.models, input_images=1 if reference else 0)
+    estimate = character_estimate(
+        quality, story.models, input_images=1 if reference else 0, candidates=quality.sheet_candidates
+    )
     return Step(
         f"character:{character.name}",
         "character",
@@ -233,6 +295,48 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         note=note,
         **asdict(estimate),
     )
+
+
+def _location_step(inputs: _GraphInputs, location: Location) -> Step:
+    """A location's background plate: generated once (or restyled from the user's photo),
+    vision-checked like a sheet."""
+    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
+    note = inputs.note(f"location:{location.name}")
+    if location.reference_image:
+        plate = prompts.location_from_reference(location)
+        reference = input_hash(inputs.base_dir, location.reference_image)
+    else:
+        plate, reference = prompts.location_plate(location), None
+    plate = with_note(plate, note)
+    static = {
+        **inputs.common,
+        "kind": "location",
+        "name": location.name,
+        "prompts": {"plate": plate, "check": prompts.check_plate(location)},
+        "models": {"image": story.models.image, "vision": story.models.vision},
+        "quality": {
+            "threshold": quality.consistency_threshold,
+            "attempts": quality.max_character_attempts,
+            "candidates": quality.sheet_candidates,
+        },
+        "reference_image": reference,
+        "templates": template_digests(prompts, STEP_TEMPLATES["location"]),
+        "visual_description": location.visual_description,
+        "hints": {"palette": story.color_palette},
+    }
+    estimate = character_estimate(
+        quality, story.models, input_images=1 if reference else 0, candidates=quality.sheet_candidates
+    )
+    return Step(f"location:{location.name}", "location", (), static, digest(static), note=note, **asdict(estimate))
+
+
+def _slot_dep(slot: Slot) -> str:
+    """The step whose output fills a reference slot."""
+    if slot.kind == "character":
+        return f"character:{slot.name}"
+    if slot.kind == "location":
+        return f"location:{slot.name}"
+    return f"video:{slot.scene_id}" if slot.source == "last_frame" else f"keyframe:{slot.scene_id}"
 
 
 def _sheet_deps(story: Story, index: int, slot_plan: SlotPlan) -> tuple[str, ...]:
@@ -252,11 +356,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
     kid = f"keyframe:{scene.scene_id}"
     note = inputs.note(f"scene:{scene.scene_id}")
     slots = [{"kind": s.kind, "name": s.name, "scene_id": s.scene_id, "source": s.source} for s in slot_plan.slots]
-    chain_deps = tuple(
-        (f"video:{s.scene_id}" if s.source == "last_frame" else f"keyframe:{s.scene_id}")
-        for s in slot_plan.slots
-        if s.kind == "chain"
-    )
+    chain_deps = tuple(_slot_dep(s) for s in slot_plan.slots if s.kind != "character")
     static = {
         **inputs.common,
         "kind": "keyframe",
@@ -265,7 +365,12 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         "slots": slots,
         "text_only": list(slot_plan.text_only),
         "models": {"image": story.models.image, "vision": story.models.vision},
-        "quality": {"threshold": quality.consistency_threshold, "iterations": quality.max_keyframe_iterations},
+        "quality": {
+            "threshold": quality.consistency_threshold,
+            "iterations": quality.max_keyframe_iterations,
+            "candidates": quality.keyframe_candidates,
+            "turnaround": quality.turnaround,
+        },
         "templates": template_digests(prompts, STEP_TEMPLATES["keyframe"]),
         # the offline renderer draws from these, so they are inputs too
         "hints": {
@@ -285,7 +390,15 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         scene_index=index,
         scene_id=scene.scene_id,
         note=note,
-        **asdict(keyframe_estimate(quality, story.models, reference_images=len(slots), judged_sheets=len(sheets))),
+        **asdict(
+            keyframe_estimate(
+                quality,
+                story.models,
+                reference_images=len(slots),
+                judged_sheets=len(sheets),
+                candidates=quality.keyframe_candidates,
+            )
+        ),
     )
 
 
@@ -296,14 +409,23 @@ def captions_in_clip(story: Story, backend: str) -> bool:
 
 
 def _video_step(
-    inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tuple[str, ...], speech_id: str | None
+    inputs: _GraphInputs,
+    index: int,
+    keyframe_id: str,
+    sheets: tuple[str, ...],
+    slot_plan: SlotPlan,
+    speech_id: str | None,
 ) -> Step:
-    """A clip from the scene's keyframe, checked against the sheets of every present character
-    (and, offline without subtitles, captioned with the scene's timed lines)."""
+    """A clip from the scene's keyframe (or its reference images), checked against the sheets
+    of every present character; made as its clip plan says (storyc.model.clips); offline
+    without subtitles, captioned with the scene's timed lines."""
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     note = inputs.note(f"clip:{scene.scene_id}")
-    spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"])
+    plan = clip_plan(story, index)
+    spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"], index)
+    refs = tuple(dict.fromkeys(_slot_dep(r) for r in slot_plan.video_references))
+    end_on = (f"keyframe:{plan.end_on}",) if plan.end_on is not None else ()
     static: dict[str, Any] = {
         **inputs.common,
         "kind": "video",
@@ -311,8 +433,12 @@ def _video_step(
         "prompts": {
             "video": with_note(prompts.video(index, spoken=spoken), note),
             "check": prompts.check_last_frame(index),
+            **{f"video_s{seg.number}": prompts.video(index, seg.number, spoken=spoken) for seg in plan.segments[1:]},
+            **({"extend": prompts.video_extend(index)} if plan.extensions else {}),
         },
         "duration_s": scene.duration_seconds,
+        "clip": _clip_static(plan),
+        "references": [r.to_json(n) for n, r in enumerate(slot_plan.video_references, start=1)],
         "models": {"video": story.models.video, "vision": story.models.vision},
         "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
@@ -336,19 +462,28 @@ def _video_step(
     # video does not show them itself (subtitles: none): the clip then needs the speech step's
     # timing. With subtitles, an edited line re-renders its speech and the mix, not its clip.
     captions = (speech_id,) if speech_id and captions_in_clip(story, inputs.common["backend"]) else ()
+    deps = tuple(dict.fromkeys((keyframe_id, *sheets, *refs, *end_on, *captions)))
     return Step(
         f"video:{scene.scene_id}",
         "video",
-        (keyframe_id, *sheets, *captions),
+        deps,
         static,
         digest(static),
         scene_index=index,
         scene_id=scene.scene_id,
         note=note,
-        **asdict(
-            video_estimate(quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))
-        ),
+        **asdict(video_estimate(quality, story.models, plan, judged_sheets=len(sheets))),
     )
+
+
+def _clip_static(plan: ClipPlan) -> dict[str, Any]:
+    return {
+        "mode": plan.mode,
+        "resolution": plan.resolution,
+        "end_on": plan.end_on,
+        "sheet_references": plan.sheet_references,
+        "segments": [{"base_s": s.base_s, "extensions": list(s.extensions), "mode": s.mode} for s in plan.segments],
+    }
 
 
 def _pinned_step(inputs: _GraphInputs, step_id: str, kind: str, pin: str, generation: StepEstimate, **ids: Any) -> Step:

@@ -11,6 +11,7 @@ from typing import Any
 
 from storyc.graph.steps import StepGraph
 from storyc.model import prices
+from storyc.model.clips import ClipPlan
 from storyc.model.story import VIDEO_EDIT_MAX_S, Models, Quality
 
 API_KINDS = ("image", "video", "vision", "chat", "tts")
@@ -24,48 +25,62 @@ class StepEstimate:
     cost_max: float
 
 
-def character_estimate(quality: Quality, models: Models, input_images: int) -> StepEstimate:
-    """A sheet (an edit of the user's reference image when input_images is 1) and its check,
-    up to max_character_attempts times."""
+def character_estimate(quality: Quality, models: Models, input_images: int, candidates: int = 1) -> StepEstimate:
+    """A sheet (or a location's plate; an edit of the user's reference image when
+    input_images is 1) and its checks, `candidates` per request, up to
+    max_character_attempts requests."""
     attempts = quality.max_character_attempts
-    one = prices.image_cost(input_images, models.image) + prices.chat_cost(None, n_images=1, model=models.vision)
+    one = prices.image_cost(input_images, models.image, n=candidates) + candidates * prices.chat_cost(
+        None, n_images=1, model=models.vision
+    )
     return StepEstimate(
-        calls_min={"image": 1, "vision": 1},
-        calls_max={"image": attempts, "vision": attempts},
+        calls_min={"image": 1, "vision": candidates},
+        calls_max={"image": attempts, "vision": attempts * candidates},
         cost_min=one,
         cost_max=attempts * one,
     )
 
 
-def keyframe_estimate(quality: Quality, models: Models, reference_images: int, judged_sheets: int) -> StepEstimate:
-    """The composing edit and its check, then up to max_keyframe_iterations fix edits and checks."""
-    compose = prices.image_cost(reference_images, models.image)
+def keyframe_estimate(
+    quality: Quality, models: Models, reference_images: int, judged_sheets: int, candidates: int = 1
+) -> StepEstimate:
+    """The composing edit (`candidates` per request, each checked), then fix edits and fresh
+    compositions in turn, up to max_keyframe_iterations requests."""
+    compose = prices.image_cost(reference_images, models.image, n=candidates)
     fix = prices.image_cost(2, models.image)  # the keyframe + the target's sheet
     vision = prices.chat_cost(None, n_images=1 + judged_sheets, model=models.vision)
     iterations = quality.max_keyframe_iterations
+    composes, fixes = (iterations + 1) // 2, iterations // 2
     return StepEstimate(
-        calls_min={"image": 1, "vision": 1},
-        calls_max={"image": iterations, "vision": iterations},
-        cost_min=compose + vision,
-        cost_max=iterations * (max(compose, fix) + vision),
+        calls_min={"image": 1, "vision": candidates},
+        calls_max={"image": iterations, "vision": composes * candidates + fixes},
+        cost_min=compose + candidates * vision,
+        cost_max=composes * (compose + candidates * vision) + fixes * (fix + vision),
     )
 
 
-def video_estimate(
-    quality: Quality, models: Models, duration_s: float, resolution: str, judged_sheets: int
-) -> StepEstimate:
-    """A clip and its last-frame check, plus max_video_corrections edits if the clip is short
-    enough for the video-edit API. A correction is a video edit: it bills its input seconds too."""
-    correctable = duration_s <= VIDEO_EDIT_MAX_S
-    corrections = quality.max_video_corrections if correctable else 0
-    clip = prices.video_cost(duration_s, resolution, models.video)
-    edit = prices.video_cost(duration_s, resolution, models.video, input_s=duration_s)
+def video_estimate(quality: Quality, models: Models, plan: ClipPlan, judged_sheets: int) -> StepEstimate:
+    """A clip as its plan makes it: each segment's generation and extensions and its
+    last-frame check, plus max_video_corrections edits of each segment short enough for the
+    video-edit API (not of one that must end on a pinned frame). A correction is a video
+    edit: it bills its input seconds too."""
     vision = prices.chat_cost(None, n_images=1 + judged_sheets, model=models.vision)
+    video_calls = plan.generations + plan.extensions
+    clip = prices.video_cost(plan.seconds, plan.resolution, models.video)
+    corrections, edits = 0, 0.0
+    for segment in plan.segments:
+        pinned = plan.end_on is not None and segment is plan.segments[-1]
+        if segment.seconds <= VIDEO_EDIT_MAX_S and not pinned:
+            corrections += quality.max_video_corrections
+            edit = prices.video_cost(segment.seconds, plan.resolution, models.video, input_s=segment.seconds)
+            edits += quality.max_video_corrections * (edit + vision)
+    # a clip pinned to end on the next keyframe is not judged again: that keyframe was
+    checks = len(plan.segments) - (1 if plan.end_on is not None else 0)
     return StepEstimate(
-        calls_min={"video": 1, "vision": 1},
-        calls_max={"video": 1 + corrections, "vision": 1 + corrections},
-        cost_min=clip + vision,
-        cost_max=clip + vision + corrections * (edit + vision),
+        calls_min={"video": video_calls, "vision": checks},
+        calls_max={"video": video_calls + corrections, "vision": checks + corrections},
+        cost_min=clip + checks * vision,
+        cost_max=clip + checks * vision + edits,
     )
 
 

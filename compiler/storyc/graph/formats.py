@@ -7,7 +7,14 @@ import re
 from typing import Any
 
 from storyc.graph.resolve import Resolution
-from storyc.graph.steps import StepGraph
+from storyc.graph.steps import Step, StepGraph
+
+
+def edge_label(step: Step, dep: str) -> str | None:
+    """What an edge means when it is not just "uses the output of": a seamless cut's clip
+    ends on the next scene's keyframe."""
+    end_on = (step.static.get("clip") or {}).get("end_on") if step.kind == "video" else None
+    return "ends on" if end_on is not None and dep == f"keyframe:{end_on}" else None
 
 
 def graph_json(graph: StepGraph, res: Resolution) -> dict[str, Any]:
@@ -21,6 +28,7 @@ def graph_json(graph: StepGraph, res: Resolution) -> dict[str, Any]:
                 "deps": list(s.deps),
                 "key": res.keys[s.id] or "pending",
                 "cached": res.cached(s.id),
+                **({"ends_on": ends} if (ends := [d for d in s.deps if edge_label(s, d)]) else {}),
             }
             for s in graph.steps.values()
         ],
@@ -44,7 +52,9 @@ def graph_mermaid(graph: StepGraph, res: Resolution) -> str:
         lines.append(f'    {_node_name(s.id)}["{label}"]')
     for s in graph.steps.values():
         for d in s.deps:
-            lines.append(f"    {_node_name(d)} --> {_node_name(s.id)}")
+            edge = edge_label(s, d)
+            arrow = f"-- {edge} -->" if edge else "-->"
+            lines.append(f"    {_node_name(d)} {arrow} {_node_name(s.id)}")
     lines.append("    classDef cached fill:#d4f7d4,stroke:#2a2;")
     cached = [_node_name(s) for s in graph.steps if res.cached(s)]
     if cached:
@@ -61,6 +71,8 @@ def graph_dot(graph: StepGraph, res: Resolution) -> str:
         lines.append(f'  "{s.id}" [label="{label}"{color}];')
     for s in graph.steps.values():
         for d in s.deps:
-            lines.append(f'  "{d}" -> "{s.id}";')
+            edge = edge_label(s, d)
+            attrs = f' [label="{edge}", style=bold]' if edge else ""
+            lines.append(f'  "{d}" -> "{s.id}"{attrs};')
     lines.append("}")
     return "\n".join(lines)

@@ -23,8 +23,9 @@ from storyc.prompts.promptset import PromptSet
 # check fails): a changed template re-keys exactly the steps that use it.
 STEP_TEMPLATES = {
     "character": ("character_sheet", "character_from_reference", "check_sheet", "reword"),
+    "location": ("location_plate", "location_from_reference", "check_plate", "reword"),
     "keyframe": ("keyframe", "check_keyframe", "fix_edit", "reword"),
-    "video": ("video", "check_last_frame", "video_fix", "reword"),
+    "video": ("video", "video_extend", "check_last_frame", "video_fix", "reword"),
     "speech": (),
     "assemble": (),
     "script": (),

@@ -1,6 +1,7 @@
 """The `--select` syntax (dbt-style): `scene:3+` (that scene and everything downstream),
-`character:Ember+`, `scene:2` (its keyframe, video and speech), `keyframe:3`, `speech:3`,
-`+video:2` (with everything upstream), `assemble`, `script`; several separated by commas or spaces form a union. StepGraph.select applies them."""
+`character:Ember+`, `location:Harbour`, `scene:2` (its keyframe, video and speech), `keyframe:3`, `speech:3`,
+`+video:2` (with everything upstream), `assemble`, `script`; several separated by commas or spaces form a union.
+StepGraph.select applies them."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ def selectors(spec: str) -> Iterator[Selector]:
             optional = {f"speech:{arg}"}  # a scene that says nothing has no speech step
         elif kind in ("assemble", "script") and arg is None:
             steps, optional = {kind}, set()
-        elif kind in ("character", "keyframe", "video", "speech") and arg:
+        elif kind in ("character", "location", "keyframe", "video", "speech") and arg:
             steps, optional = {f"{kind}:{arg}"}, set()
         else:
             raise SelectionError(
-                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, keyframe:<id>, video:<id>, "
-                "speech:<id>, assemble, script"
+                f"bad selector {token!r}: kinds are scene:<id>, character:<name>, location:<name>, keyframe:<id>, "
+                "video:<id>, speech:<id>, assemble, script"
             )
         yield Selector(token, frozenset(steps), frozenset(optional), upstream=bool(up), downstream=bool(down))

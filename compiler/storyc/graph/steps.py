@@ -43,10 +43,10 @@ class Step:
 
 # `storyc build --until STAGE`: the step kinds each stop point builds.
 STAGES: dict[str, tuple[str, ...]] = {
-    "sheets": ("character",),
-    "keyframes": ("character", "keyframe"),
+    "sheets": ("character", "location"),  # a location's plate is made and checked like a sheet
+    "keyframes": ("character", "location", "keyframe"),
     # with the clips, each scene's speech: heard beside its clip (the animatic's captions need it)
-    "videos": ("character", "keyframe", "video", "speech"),
+    "videos": ("character", "location", "keyframe", "video", "speech"),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
 from storyc.load.positions import Loc
+from storyc.model.capabilities import VOICES, info_of
 from storyc.model.speech import (
     WORDS_PER_SECOND,
     ScenePlacement,
@@ -141,7 +142,7 @@ class E309VoiceNeedsVoiceModel(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         model = ctx.story.models.video
-        if model in VOICE_VIDEO_MODELS:
+        if info_of(model, "video").can(VOICES):  # the capability table (an alias counts as its model)
             return
         capable = " or ".join(sorted(VOICE_VIDEO_MODELS))
         for i, character in enumerate(ctx.story.characters):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.lint.base import LintContext, Rule
-from storyc.model.story import MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
+from storyc.model.capabilities import info_of
+from storyc.model.story import MAX_DURATION_S, MAX_REFERENCE_IMAGES, VIDEO_EDIT_MAX_S
 from storyc.prompts.slots import SlotPlan, allocate_slots  # the single source of the slot table
 
 
 class W401ReferenceImageBudget(Rule):
     """The keyframe edit takes at most 3 reference images: the scene's character sheets first,
-    its chain frame last (design section 6). Characters beyond the budget are drawn from text
-    only and drift. The slot table itself is storyc.prompts.slots.allocate_slots.
+    its chain frame last (design section 6); a reference clip (video_mode reference) takes 7.
+    Characters beyond the budget are drawn from text only and drift. The slot table itself
+    is storyc.prompts.slots.allocate_slots.
 
     Bad::
 
@@ -34,7 +36,18 @@ class W401ReferenceImageBudget(Rule):
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         story = ctx.story
         slot_plans: dict[tuple[tuple[str, ...], bool], SlotPlan] = {}
+        video_budget = info_of(story.models.video, "video").max_reference_images
         for i, scene in enumerate(story.scenes):
+            if scene.video_mode == "reference" and len(scene.characters_present) > video_budget:
+                video_text_only = allocate_slots(story, i).video_text_only
+                first = _first_position(scene.characters_present, video_text_only)
+                if video_text_only and first is not None:
+                    yield self.report(
+                        ctx,
+                        ("scenes", i, "characters_present", first),
+                        f"scene {scene.scene_id}'s reference clip takes {video_budget} reference images: "
+                        f"{', '.join(video_text_only)} will have none and may drift; keep at most {video_budget} characters",
+                    )
             if scene.keyframe_image is not None:  # a pinned keyframe is not composed from references
                 continue
             # Cheap O(1) pre-filter: only a scene that can overflow pays for a slot plan.
@@ -68,7 +81,7 @@ class W401ReferenceImageBudget(Rule):
             )
 
 
-def _first_position(present: list[str], names: list[str]) -> int | None:
+def _first_position(present: Sequence[str], names: Iterable[str]) -> int | None:
     wanted = set(names)
     return next((j for j, name in enumerate(present) if name in wanted), None)
 
@@ -92,7 +105,8 @@ class W402DurationBeyondVideoEdit(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if scene.duration_seconds > VIDEO_EDIT_MAX_S:
+            # over one generation (15 s) W420 says how the scene is cut, and which parts can be corrected
+            if VIDEO_EDIT_MAX_S < scene.duration_seconds <= MAX_DURATION_S:
                 yield self.report(
                     ctx,
                     ("scenes", i, "duration_seconds"),

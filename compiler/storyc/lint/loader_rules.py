@@ -183,11 +183,13 @@ class E203MissingField(LoaderRule):
 
 
 class E204DurationRange(LoaderRule):
-    """duration_seconds must be a whole number from 3 to 15 (the video model's range).
+    """duration_seconds must be a whole number from 3 to 60. Up to 15 s a scene is one video
+    generation (the seed's range, which `storyc plan` keeps); longer scenes are extended or
+    rendered as segments (W420 says how, and what it costs).
 
     Bad::
 
-        duration_seconds: 20
+        duration_seconds: 90
 
     Good::
 
@@ -195,7 +197,7 @@ class E204DurationRange(LoaderRule):
     """
 
     code = "E204"
-    summary = "duration_seconds outside 3..15"
+    summary = "duration_seconds outside 3..60"
 
 
 LOADER_RULES: tuple[type[Rule], ...] = (

@@ -23,7 +23,7 @@ def is_safe_name(name: str) -> bool:
 
 
 class E305UnsafeName(Rule):
-    """A character name must be a simple word or phrase: letters, digits, space, '-' and '_',
+    """A character (or location) name must be a simple word or phrase: letters, digits, space, '-' and '_',
     starting with a letter or digit, at most 64 characters. Names are used in file names, so
     ``../x`` or ``a/b`` could write outside the output folder.
 
@@ -42,8 +42,9 @@ class E305UnsafeName(Rule):
     summary = "unsafe character name (used in file names)"
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
-        for i, character in enumerate(ctx.story.characters):
-            name = character.name
+        named = [("character", ("characters", i, "name"), c.name) for i, c in enumerate(ctx.story.characters)]
+        named += [("location", ("locations", i, "name"), loc.name) for i, loc in enumerate(ctx.story.locations)]
+        for what, where, name in named:
             if is_safe_name(name):
                 continue
             if not name.strip():
@@ -58,11 +59,7 @@ class E305UnsafeName(Rule):
                     why = "must start with a letter or digit"
                 else:
                     why = "must not end with a space or repeat spaces"
-            yield self.report(
-                ctx,
-                ("characters", i, "name"),
-                f"character name {name!r} {why}; use letters, digits, space, '-' and '_'",
-            )
+            yield self.report(ctx, where, f"{what} name {name!r} {why}; use letters, digits, space, '-' and '_'")
 
 
 class W409NamesDifferOnlyInCase(Rule):

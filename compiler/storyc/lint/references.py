@@ -180,6 +180,7 @@ class E304BadChainFrom(Rule):
 _FILE_FIELDS = {
     "characters": (("reference_image", IMAGE_SUFFIXES), ("sheet_image", IMAGE_SUFFIXES)),
     "scenes": (("keyframe_image", IMAGE_SUFFIXES), ("clip_video", VIDEO_SUFFIXES)),
+    "locations": (("reference_image", IMAGE_SUFFIXES), ("plate_image", IMAGE_SUFFIXES)),
 }
 
 
@@ -202,8 +203,8 @@ def _resolve(ctx: LintContext, text: str) -> Path:
 
 
 class E306MissingImageFile(Rule):
-    """reference_image, and the pins sheet_image, keyframe_image and clip_video, must name an
-    existing file, relative to the story file.
+    """reference_image, and the pins sheet_image, keyframe_image, clip_video and plate_image, must
+    name an existing file, relative to the story file.
 
     Bad::
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import approvals, audio, budget, names, references, style, templates
+from storyc.lint import approvals, audio, budget, capability, locations, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -37,6 +37,10 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     audio.E308UnknownVoice,
     audio.E309VoiceNeedsVoiceModel,
     audio.E310MissingMusicFile,
+    capability.E311FeatureNeedsModel,
+    capability.E312SeamlessCutImpossible,
+    locations.E313UnknownLocation,
+    locations.E314DuplicateLocationName,
     templates.E501TemplateError,
     budget.W401ReferenceImageBudget,
     budget.W402DurationBeyondVideoEdit,
@@ -55,6 +59,10 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     audio.W415LinesDoNotFit,
     audio.W416NarrationLongerThanScene,
     approvals.W417StaleApproval,
+    capability.W418SeamlessNotAdjacent,
+    locations.W419UnusedLocation,
+    capability.W420LongSceneCost,
+    capability.W421ResolutionCapped,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = LOADER_RULES + SEMANTIC_RULES + (E900InternalError,)

@@ -15,11 +15,12 @@ from storyc.diagnostics import Diagnostic, StorycError, error
 from storyc.load.codes import E_DURATION, E_MISSING_FIELD, E_SCHEMA, E_UNKNOWN_FIELD
 from storyc.load.positions import Loc, SourceMap
 from storyc.model.story import (
-    MAX_DURATION_S,
+    MAX_SCENE_S,
     MIN_DURATION_S,
     Audio,
     Character,
     DialogueLine,
+    Location,
     Models,
     Quality,
     Scene,
@@ -77,7 +78,7 @@ def _map_validation_errors(
                     line,
                     column,
                     E_DURATION,
-                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_DURATION_S}",
+                    f"duration_seconds is {value}; it must be between {MIN_DURATION_S} and {MAX_SCENE_S}",
                 )
             )
             continue
@@ -138,6 +139,7 @@ def _value_at(loc: Loc, data: Any) -> Any:
 
 _SUBMODELS: dict[str, type[BaseModel]] = {
     "characters": Character,
+    "locations": Location,
     "scenes": Scene,
     "models": Models,
     "quality": Quality,

@@ -49,8 +49,17 @@ JPEG_QUALITY = 90
 
 RENDER_SCALE_ENV = "STORYC_RENDER_SCALE"
 
-# Short side 720 or 480; the long side follows the aspect ratio (seed: 16:9 720p → 1280×720).
+# Short side 1080, 720 or 480; the long side follows the aspect ratio (seed: 16:9 720p → 1280×720).
 _SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "1080p": {
+        "16:9": (1920, 1080),
+        "9:16": (1080, 1920),
+        "1:1": (1080, 1080),
+        "4:3": (1440, 1080),
+        "3:4": (1080, 1440),
+        "3:2": (1620, 1080),
+        "2:3": (1080, 1620),
+    },
     "720p": {
         "16:9": (1280, 720),
         "9:16": (720, 1280),

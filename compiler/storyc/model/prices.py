@@ -1,73 +1,29 @@
-"""The one xAI price table: a row per model, video prices per resolution (USD).
+"""Prices of xAI calls (USD), over the one table of models: storyc.model.capabilities,
+whose rows carry each model's price (a row per model, video prices per resolution).
 
 Every cost storyc reports or estimates comes from here, unless the service reported the
-call's own cost (`usage.cost_in_usd_ticks`), which always wins (`reported_or`).
-
-Sources (../shared/design/xai-facts.md):
-- grok-imagine-image: $0.02 per generated image; an edit also bills each input image,
-  about $0.002 (docs: "billed for both the input image and the generated output image").
-- grok-imagine-video: $0.05/s at 480p, $0.07/s at 720p (docs).
-- grok-imagine-video-1.5: about $0.08 / $0.14 / $0.25 per s at 480p / 720p / 1080p (unverified).
-- A video edit also bills its input seconds, about $0.01/s (unverified).
-- Chat (grok-4-1-fast*): $0.20 per million input tokens, $0.50 per million output tokens,
-  reasoning tokens billed as output; a vision image is counted as ~1,800 input tokens.
-- Text to speech (`POST /v1/tts`, no model parameter: the row `grok-tts`): billed per
-  character of text; third-party pages quote $4.20 (beta) and $15 per million characters,
-  the higher one is used (unverified).
+call's own cost (`usage.cost_in_usd_ticks`), which always wins (`reported_or`). Sources of
+the figures are listed in capabilities.py.
 
 A model the table does not know is priced as its kind's default model (the seed's
 models), and a resolution a row does not list as that row's most expensive one: an
-estimate errs high, never low. Another issue adds a capability table per model next to
-this one; `MODELS` is keyed the same way.
+estimate errs high, never low.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["image", "video", "chat", "tts"]
+from storyc.model import capabilities
+from storyc.model.capabilities import ALIASES, DEFAULT_MODEL, Kind, ModelPrice
+
+__all__ = ["ALIASES", "DEFAULT_MODEL", "MODELS", "Kind", "ModelPrice"]
+
 USD_PER_TICK = 1e-10  # xAI reports cost in ticks of 1e-10 USD (usage.cost_in_usd_ticks)
 
-
-@dataclass(frozen=True)
-class ModelPrice:
-    kind: Kind
-    per_image: float = 0.0  # one generated image
-    per_input_image: float = 0.0  # each input image of an edit
-    per_second: Mapping[str, float] = field(default_factory=dict)  # output resolution → USD per second
-    per_input_second: float = 0.0  # each input second of a video edit
-    per_input_token: float = 0.0
-    per_output_token: float = 0.0  # reasoning tokens are billed as output
-    per_character: float = 0.0  # text to speech: each character of text sent
-    verified: bool = True  # False: a third-party figure (xai-facts.md marks it so)
-
-    def second(self, resolution: str) -> float:
-        """USD per output second at `resolution` (the row's most expensive if unlisted)."""
-        return self.per_second.get(resolution, max(self.per_second.values(), default=0.0))
-
-
-_CHAT = ModelPrice("chat", per_input_token=0.20e-6, per_output_token=0.50e-6)
-
-MODELS: dict[str, ModelPrice] = {
-    "grok-imagine-image": ModelPrice("image", per_image=0.02, per_input_image=0.002),
-    "grok-imagine-video": ModelPrice("video", per_second={"480p": 0.05, "720p": 0.07}, per_input_second=0.01),
-    "grok-imagine-video-1.5": ModelPrice(
-        "video", per_second={"480p": 0.08, "720p": 0.14, "1080p": 0.25}, per_input_second=0.01, verified=False
-    ),
-    "grok-4-1-fast": _CHAT,
-    "grok-4-1-fast-reasoning": _CHAT,
-    "grok-4-1-fast-non-reasoning": _CHAT,
-    "grok-tts": ModelPrice("tts", per_character=15.00e-6, verified=False),
-}
-ALIASES = {"grok-imagine-video-1.5-preview": "grok-imagine-video-1.5"}
-DEFAULT_MODEL: dict[Kind, str] = {
-    "image": "grok-imagine-image",
-    "video": "grok-imagine-video",
-    "chat": "grok-4-1-fast-reasoning",
-    "tts": "grok-tts",
-}
+# name → price: a view of the capability table, not a second table
+MODELS: dict[str, ModelPrice] = {name: row.price for name, row in capabilities.MODELS.items()}
 
 # Token counts assumed when a chat response reports none (dry-run and fallback).
 CHAT_DEFAULT_TOKENS = {"input": 2_000, "output": 600}
@@ -75,11 +31,8 @@ VISION_TOKENS_PER_IMAGE = 1_800
 
 
 def price_of(model: str | None, kind: Kind) -> ModelPrice:
-    """The row of `model`; an unknown (or no) model gets its kind's default row."""
-    row = MODELS.get(ALIASES.get(model or "", model or ""))
-    if row is None or row.kind != kind:
-        row = MODELS[DEFAULT_MODEL[kind]]
-    return row
+    """The price of `model`; an unknown (or no) model gets its kind's default row."""
+    return capabilities.info_of(model, kind).price
 
 
 def image_cost(n_inputs: int = 0, model: str | None = None, n: int = 1) -> float:
@@ -89,7 +42,8 @@ def image_cost(n_inputs: int = 0, model: str | None = None, n: int = 1) -> float
 
 
 def video_cost(duration_s: float, resolution: str = "720p", model: str | None = None, input_s: float = 0.0) -> float:
-    """A clip of `duration_s` output seconds; a video edit also bills its `input_s`."""
+    """A clip of `duration_s` output seconds; a video edit also bills its `input_s`. An
+    extension is priced by its new seconds (`duration_s`), no input seconds."""
     row = price_of(model, "video")
     return round(row.second(resolution) * max(0.0, float(duration_s)) + row.per_input_second * max(0.0, input_s), 6)
 

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from storyc.model.story import VOICE_IDS, VOICE_VIDEO_MODELS, Scene, Story
+from storyc.model.capabilities import VOICES, info_of
+from storyc.model.clips import clip_plan
+from storyc.model.story import VOICE_IDS, Scene, Story
 
 # A measured speaking rate to estimate a line's length before it is rendered: ~150 words a
 # minute, a little slower than espeak-ng's default 175 (which reads the 10-word line
@@ -151,11 +153,13 @@ OFFLINE = "offline"
 MAX_VOICE_REFERENCES = 3
 
 
-def clip_speaks_dialogue(story: Story, backend: str) -> bool:
-    """True when the video model itself speaks the dialogue: a real video backend making the
-    clips' own sound (audio.native). The lines then go into the video prompt and the clip
-    carries them; otherwise (offline, or silent clips) the speech step renders them."""
-    return backend != OFFLINE and story.audio.native
+def clip_speaks_dialogue(story: Story, backend: str, index: int) -> bool:
+    """True when the video model itself speaks scene `index`'s dialogue: a real video backend
+    making the clips' own sound (audio.native), for a clip of one generation. The lines then go
+    into the video prompt and the clip carries them; otherwise (offline, silent clips, or a
+    scene longer than one generation: an extension takes no voices and a segment is a new
+    generation, so the lines' timing would not hold) the speech step renders them."""
+    return backend != OFFLINE and story.audio.native and not clip_plan(story, index).long
 
 
 def fallback_voice(name: str) -> str:
@@ -176,7 +180,7 @@ class VoicedLine:
 
 def voiced_script(story: Story, index: int, backend: str) -> list[VoicedLine]:
     """Scene `index`'s lines in order, each with its voice and who voices it on `backend`."""
-    in_clip = clip_speaks_dialogue(story, backend)
+    in_clip = clip_speaks_dialogue(story, backend, index)
     out = []
     for line in scene_script(story.scenes[index]):
         if line.kind == "narration":
@@ -207,7 +211,7 @@ class VoiceReference:
 def clip_voice_references(story: Story, index: int) -> tuple[VoiceReference, ...]:
     """The voices a scene's clip is given (models that speak in a given voice only): each
     speaker with a voice, in the order they first speak, at most MAX_VOICE_REFERENCES."""
-    if story.models.video not in VOICE_VIDEO_MODELS:
+    if not info_of(story.models.video, "video").can(VOICES):  # the capability table (an alias counts)
         return ()
     refs: list[VoiceReference] = []
     for line in story.scenes[index].dialogue:

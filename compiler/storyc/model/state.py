@@ -12,12 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from storyc.model.story_plan import StoryPlan
+from storyc.model.story_plan import RecordedPlan
 
 # Bump when the shape of state.json changes: a state of another version is not read back.
 STATE_VERSION = 2
 
-StepKind = Literal["character", "keyframe", "video", "speech", "assemble", "script"]
+StepKind = Literal["character", "location", "keyframe", "video", "speech", "assemble", "script"]
 StepStatus = Literal["done", "failed", "pending", "skipped"]
 
 
@@ -71,7 +71,7 @@ class BuildState(BaseModel):
     backend: str = ""
     story_path: str = ""
     story_sha256: str = ""
-    plan: StoryPlan
+    plan: RecordedPlan
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     # video jobs started but not yet downloaded: job key → provider request id
     jobs: dict[str, str] = Field(default_factory=dict)
@@ -111,7 +111,7 @@ class VideoAsset(BaseModel):
 
 
 class PipelineState(BaseModel):
-    plan: StoryPlan
+    plan: RecordedPlan
     characters: list[CharacterAsset] = []
     keyframes: list[KeyframeAsset] = []
     videos: list[VideoAsset] = []

@@ -11,17 +11,24 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from storyc.model.capabilities import VOICES, models_with
+
 ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
 TRANSITIONS = ("cut", "crossfade", "match-cut")
-RESOLUTIONS = ("720p", "480p")
+RESOLUTIONS = ("720p", "480p", "1080p")
+CHAIN_SOURCES = ("last_frame", "keyframe", "seamless")
+VIDEO_MODES = ("image", "reference")
 
 AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3"]
 Transition = Literal["cut", "crossfade", "match-cut"]
-Resolution = Literal["720p", "480p"]
-ChainSource = Literal["last_frame", "keyframe"]
+Resolution = Literal["720p", "480p", "1080p"]
+ChainSource = Literal["last_frame", "keyframe", "seamless"]
+VideoMode = Literal["image", "reference"]
 
 MIN_DURATION_S = 3
-MAX_DURATION_S = 15
+MAX_DURATION_S = 15  # the seed's bound: one generation, and the planning schema's limit
+MAX_SCENE_S = 60  # storyc: longer scenes are extended or rendered as segments
+MAX_CANDIDATES = 10  # images per request (xAI's `n`)
 # The video-edit endpoint takes inputs of at most 8.7 s (xai-facts.md).
 VIDEO_EDIT_MAX_S = 8.7
 MAX_REFERENCE_IMAGES = 3
@@ -30,9 +37,8 @@ NO_CHAIN: Final = "none"
 # Sound (issue 12). The xAI voice ids; every voice field takes one of them.
 VOICE_IDS = ("eve", "ara", "leo", "rex", "sal")
 DEFAULT_NARRATION_VOICE = "eve"
-# The video models that speak a character's lines in its own voice. One constant on purpose:
-# the per-model capability table will absorb it.
-VOICE_VIDEO_MODELS = frozenset({"grok-imagine-video-1.5"})
+# The video models that speak a character's lines in their own voices (from the capability table).
+VOICE_VIDEO_MODELS = frozenset(models_with("video", VOICES))
 SUBTITLE_MODES = ("soft", "burned", "none")
 SubtitleMode = Literal["soft", "burned", "none"]
 
@@ -94,7 +100,10 @@ class Scene(_Strict):
     mood: str = Field(description="Lighting/atmosphere: 'warm golden hour, soft shadows'")
     action: str = Field(description="Primary motion for video: 'fox leaps over a fallen log'")
     duration_seconds: int = Field(
-        ge=MIN_DURATION_S, le=MAX_DURATION_S, description="Video duration, 8 is a good default"
+        ge=MIN_DURATION_S,
+        le=MAX_SCENE_S,
+        description="Video duration, 8 is a good default. storyc: up to 60; a scene longer than 15 s is rendered "
+        "by video extension, or as segments chained by their last frames (the planning schema keeps 15).",
     )
     transition: Transition = Field(default="cut", description="cut / crossfade / match-cut")
     chain_from: int | Literal["none"] | None = Field(
@@ -103,7 +112,19 @@ class Scene(_Strict):
     )
     chain_source: ChainSource = Field(
         default="last_frame",
-        description="storyc: chain from the source scene's video last frame (default) or its keyframe.",
+        description="storyc: chain from the source scene's video last frame (default) or its keyframe; seamless: the "
+        "source scene's clip ends exactly on this scene's keyframe (grok-imagine-video-1.5: last_frame_url).",
+    )
+    video_mode: VideoMode = Field(
+        default="image",
+        description="storyc: image animates the keyframe (the seed); reference renders the clip from the character "
+        "sheets and the location plate as reference images (reference-to-video: up to 7 images, up to 10 s per "
+        "generation, 720p at most).",
+    )
+    location: str | None = Field(
+        default=None,
+        description="storyc: the name of one of the story's locations: its plate is a reference image where the "
+        "budget allows and its visual_description is used verbatim in the prompts.",
     )
     keyframe_image: str | None = Field(
         default=None,
@@ -127,6 +148,26 @@ class Scene(_Strict):
     )
 
 
+class Location(_Strict):
+    """A place scenes happen in. visual_description is its frozen look: used verbatim in every
+    prompt of a scene there; its background plate is generated once and vision-checked."""
+
+    name: str = Field(description="Short unique name, e.g. 'Old Oak'. Used in file names, like a character's.")
+    visual_description: str = Field(
+        description="The place without any character: layout, landmarks, materials, light. Copied verbatim into "
+        "the prompts of every scene set there."
+    )
+    reference_image: str | None = Field(
+        default=None,
+        description="A photo or drawing of the place (path relative to the story file), the base of its plate.",
+    )
+    plate_image: str | None = Field(
+        default=None,
+        description="Pin the background plate (path relative to the story file), used as is with no call; "
+        "`storyc approve STORY location:NAME` writes it.",
+    )
+
+
 class Models(_Strict):
     image: str = "grok-imagine-image"
     video: str = "grok-imagine-video"
@@ -139,6 +180,30 @@ class Quality(_Strict):
     max_character_attempts: int = Field(default=3, ge=1, le=10)
     max_keyframe_iterations: int = Field(default=3, ge=1, le=10)
     max_video_corrections: int = Field(default=2, ge=0, le=10)
+    keyframe_candidates: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="storyc: keyframes composed per request (one request with n), every one judged, the best kept "
+        "and fixed from.",
+    )
+    sheet_candidates: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="storyc: character sheets (and location plates) generated per request, every one judged, the "
+        "best kept.",
+    )
+    turnaround: bool = Field(
+        default=False,
+        description="storyc: character sheets show front, side and back views in one image (still one reference slot).",
+    )
+    video_reference_images: bool | None = Field(
+        default=None,
+        description="storyc: in video_mode image, also send the scene's character sheets as reference images. "
+        "Default (absent): true on a video model that takes references with a first frame "
+        "(grok-imagine-video-1.5), false elsewhere.",
+    )
 
 
 class Audio(_Strict):
@@ -180,10 +245,16 @@ class Story(_Strict):
     title: str
     style: str = Field(description="Visual style for ALL images/videos. This prefix starts every prompt.")
     aspect_ratio: AspectRatio = Field(default="16:9", description=" / ".join(ASPECT_RATIOS))
-    resolution: Resolution = Field(default="720p", description="storyc: 720p or 480p")
+    resolution: Resolution = Field(
+        default="720p", description="storyc: 720p or 480p; 1080p on a video model that offers it"
+    )
     color_palette: str = Field(description="Dominant colors: 'deep forest greens, amber, moonlight silver'")
     characters: list[Character]
     scenes: list[Scene]
+    locations: list[Location] = Field(
+        default_factory=list,
+        description="storyc: the places scenes happen in (a scene names one in `location`).",
+    )
     models: Models = Field(default_factory=Models, description="storyc: model names")
     quality: Quality = Field(default_factory=Quality, description="storyc: consistency loop settings")
     audio: Audio = Field(
@@ -198,6 +269,9 @@ class Story(_Strict):
 
     def character(self, name: str) -> Character | None:
         return next((c for c in self.characters if c.name == name), None)
+
+    def location(self, name: str | None) -> Location | None:
+        return next((loc for loc in self.locations if loc.name == name), None) if name else None
 
     def scene_index(self, scene_id: int) -> int | None:
         # Built once: chain lookups run per scene, and a scan each time is quadratic.
@@ -231,3 +305,25 @@ class Story(_Strict):
         """The scene whose frame anchors scenes[index], or None when it starts a branch."""
         parent = self.chain_parent_index(index)
         return None if parent is None else self.scenes[parent]
+
+    def seamless_child_index(self, index: int) -> int | None:
+        """Index of the scene whose keyframe scenes[index]'s clip must end on: the first later
+        scene with `chain_source: seamless` anchored on it (lint refuses a second one)."""
+        stamp = (id(self.scenes), len(self.scenes))
+        cached = self.__dict__.get("_seamless_cache")
+        if cached is None or cached[0] != stamp:
+            children: dict[int, int] = {}
+            for i, s in enumerate(self.scenes):
+                if s.chain_source == "seamless":
+                    parent = self.chain_parent_index(i)
+                    if parent is not None:
+                        children.setdefault(parent, i)
+            cached = (stamp, children)
+            self.__dict__["_seamless_cache"] = cached
+        child = cached[1].get(index)
+        if child is not None and (
+            self.scenes[child].chain_source != "seamless" or self.chain_parent_index(child) != index
+        ):  # edited in place: rebuild
+            self.__dict__.pop("_seamless_cache")
+            return self.seamless_child_index(index)
+        return child

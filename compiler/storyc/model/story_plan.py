@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from storyc.model.story import MAX_DURATION_S, MIN_DURATION_S, Story
+from storyc.model.story import MAX_DURATION_S, MAX_SCENE_S, MIN_DURATION_S, Story
 
 
 class PlanCharacter(BaseModel):
@@ -39,9 +39,23 @@ class StoryPlan(BaseModel):
     scenes: list[PlanScene]
 
 
-def story_to_plan(story: Story) -> StoryPlan:
+class RecordedScene(PlanScene):
+    """A scene as the build state records it: the seed's fields, with storyc's longer scenes
+    (the planning schema above keeps the seed's 15 s bound)."""
+
+    duration_seconds: int = Field(ge=MIN_DURATION_S, le=MAX_SCENE_S)
+
+
+class RecordedPlan(StoryPlan):
+    """The seed's StoryPlan view of a story, as state.json records it."""
+
+    # a narrower item type than the seed's list[PlanScene] (lists are invariant; pydantic validates as declared)
+    scenes: list[RecordedScene]  # type: ignore[assignment]
+
+
+def story_to_plan(story: Story) -> RecordedPlan:
     """The seed's StoryPlan view of a story (drops storyc's extensions)."""
-    return StoryPlan(
+    return RecordedPlan(
         title=story.title,
         style=story.style,
         aspect_ratio=story.aspect_ratio,
@@ -53,7 +67,7 @@ def story_to_plan(story: Story) -> StoryPlan:
             for c in story.characters
         ],
         scenes=[
-            PlanScene(
+            RecordedScene(
                 **s.model_dump(
                     include={
                         "scene_id",

@@ -1,10 +1,9 @@
 """Review targets: the things a creator approves (`storyc approve STORY TARGET`) and pins.
 
-A target is written `KIND:ID`: `character:Ember` (its sheet), `scene:2` (its keyframe) or
-`clip:2` (its video). Each kind is ONE entry of TARGET_KINDS: where its items live in the
-story, the field that pins it, the build step it replaces, and what it is made from (for
-staleness). Locations (`location:NAME`, `plate_image`) become one more entry once the story
-format has locations. Pure: no I/O.
+A target is written `KIND:ID`: `character:Ember` (its sheet), `location:Harbour` (its
+background plate), `scene:2` (its keyframe) or `clip:2` (its video). Each kind is ONE entry
+of TARGET_KINDS: where its items live in the story, the field that pins it, the build step
+it replaces, and what it is made from (for staleness). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from storyc.model.clips import clip_plan
 from storyc.model.state import StepRecord
-from storyc.model.story import Character, Story
+from storyc.model.story import Character, Location, Story
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4",)
@@ -26,19 +26,21 @@ class Prompts(Protocol):
 
     def character_sheet(self, character: Character) -> str: ...
     def character_from_reference(self, character: Character) -> str: ...
+    def location_plate(self, location: Location) -> str: ...
+    def location_from_reference(self, location: Location) -> str: ...
     def keyframe(self, scene_index: int) -> str: ...
     def video(self, scene_index: int) -> str: ...
 
 
 @dataclass(frozen=True)
 class TargetKind:
-    name: str  # "character", "scene", "clip": the KIND of KIND:ID
+    name: str  # "character", "location", "scene", "clip": the KIND of KIND:ID
     section: str  # the story list its items live in
     id_field: str  # the field naming an item in that list
     pin_field: str  # the optional field that pins the item's take
     step_kind: str  # the build step a pin replaces (its id: f"{step_kind}:{id}")
     role: str  # that step's output role the pin stands for
-    noun: str  # "sheet", "keyframe", "clip": for messages
+    noun: str  # "sheet", "plate", "keyframe", "clip": for messages
     suffixes: tuple[str, ...]  # the file types a pin may be
     # The targets whose outputs this one is made from (their hashes are recorded with an
     # approval, so re-approving one of them makes this pin stale).
@@ -58,11 +60,39 @@ def _chain_upstream(story: Story, index: int) -> list[str]:
     parent = story.chain_parent(index)
     if parent is None:
         return []
-    return [f"scene:{parent.scene_id}" if scene.chain_source == "keyframe" else f"clip:{parent.scene_id}"]
+    # a seamless cut's keyframe chains from its parent's keyframe (the parent's clip ends on it)
+    frame = "scene" if scene.chain_source in ("keyframe", "seamless") else "clip"
+    return [f"{frame}:{parent.scene_id}"]
+
+
+def _location_upstream(story: Story, index: int) -> list[str]:
+    """The scene's location plate (a reference image where the budget allows)."""
+    location = story.location(story.scenes[index].location)
+    return [f"location:{location.name}"] if location is not None else []
+
+
+def _clip_upstream(story: Story, index: int) -> list[str]:
+    """The clip's keyframe, the keyframe a seamless cut makes it end on, and the plate a
+    reference clip is made from."""
+    scene = story.scenes[index]
+    plan = clip_plan(story, index)
+    out = [f"scene:{scene.scene_id}"]
+    if plan.end_on is not None:
+        out.append(f"scene:{plan.end_on}")
+    if plan.mode == "reference":
+        out += _location_upstream(story, index)
+    return out
 
 
 def _present(story: Story, index: int) -> list[str]:
     return [n for n in dict.fromkeys(story.scenes[index].characters_present) if story.character(n)]
+
+
+def _location_prompt(prompts: Prompts, story: Story, index: int) -> str:
+    location = story.locations[index]
+    if location.reference_image:
+        return prompts.location_from_reference(location)
+    return prompts.location_plate(location)
 
 
 def _character_prompt(prompts: Prompts, story: Story, index: int) -> str:
@@ -91,6 +121,24 @@ TARGET_KINDS: dict[str, TargetKind] = {
             values=lambda story, i: {"reference_image": story.characters[i].reference_image},
         ),
         TargetKind(
+            name="location",
+            section="locations",
+            id_field="name",
+            pin_field="plate_image",
+            step_kind="location",
+            role="plate",
+            noun="plate",
+            suffixes=IMAGE_SUFFIXES,
+            upstream=lambda story, i: [],
+            described=lambda story, i: [],
+            prompt_of=_location_prompt,
+            prompt_role="plate",
+            values=lambda story, i: {
+                "reference_image": story.locations[i].reference_image,
+                "visual_description": story.locations[i].visual_description,
+            },
+        ),
+        TargetKind(
             name="scene",
             section="scenes",
             id_field="scene_id",
@@ -99,7 +147,11 @@ TARGET_KINDS: dict[str, TargetKind] = {
             role="keyframe",
             noun="keyframe",
             suffixes=IMAGE_SUFFIXES,
-            upstream=lambda story, i: [f"character:{n}" for n in _present(story, i)] + _chain_upstream(story, i),
+            upstream=lambda story, i: (
+                [f"character:{n}" for n in _present(story, i)]
+                + _location_upstream(story, i)
+                + _chain_upstream(story, i)
+            ),
             described=_present,
             prompt_of=lambda prompts, story, i: prompts.keyframe(i),
             prompt_role="compose",
@@ -114,7 +166,7 @@ TARGET_KINDS: dict[str, TargetKind] = {
             role="video",
             noun="clip",
             suffixes=VIDEO_SUFFIXES,
-            upstream=lambda story, i: [f"scene:{story.scenes[i].scene_id}"],
+            upstream=_clip_upstream,
             described=lambda story, i: [],
             prompt_of=lambda prompts, story, i: prompts.video(i),
             prompt_role="video",

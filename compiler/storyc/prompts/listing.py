@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from storyc.model.story import Character
+from storyc.model.clips import clip_plan
+from storyc.model.story import Character, Location
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import allocate_slots, judge_characters
 from storyc.prompts.text import with_note
@@ -30,6 +31,10 @@ def prompt_listing(
     if scene_id is None:
         for character in story.characters:
             entries.extend(_character_entries(prompts, character, notes))
+        used = {scene.location for scene in story.scenes}
+        for location in story.locations:
+            if location.name in used:
+                entries.extend(_location_entries(prompts, location, notes))
     for index, scene in enumerate(story.scenes):
         if scene_id is None or scene.scene_id == scene_id:
             entries.extend(_scene_entries(prompts, index, notes))
@@ -69,6 +74,35 @@ def _character_entries(prompts: PromptSet, character: Character, notes: Mapping[
     return [sheet, check]
 
 
+def _location_entries(prompts: PromptSet, location: Location, notes: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The plate prompt (from text, or restyling the user's photo of the place) and its check."""
+    step = f"location:{location.name}"
+    if location.plate_image:
+        return [_pinned(step, "plate", location.plate_image)]
+    note = notes.get(step)
+    if location.reference_image:
+        plate = {
+            "step": step,
+            "kind": "location_from_reference",
+            "prompt": with_note(prompts.location_from_reference(location), note),
+            "slots": _images({"kind": "reference_image", "path": location.reference_image}),
+        }
+    else:
+        plate = {
+            "step": step,
+            "kind": "location_plate",
+            "prompt": with_note(prompts.location_plate(location), note),
+            "slots": [],
+        }
+    check = {
+        "step": step,
+        "kind": "check_plate",
+        "prompt": prompts.check_plate(location),
+        "slots": _images({"kind": "plate", "name": location.name}),
+    }
+    return [plate, check]
+
+
 def _scene_entries(prompts: PromptSet, index: int, notes: Mapping[str, str]) -> list[dict[str, Any]]:
     """The keyframe's prompt and check (or its pinned image), then the video's prompt and check."""
     story = prompts.story
@@ -80,15 +114,16 @@ def _scene_entries(prompts: PromptSet, index: int, notes: Mapping[str, str]) -> 
         entries.append(_pinned(keyframe_step, "keyframe", scene.keyframe_image))
     else:
         slot_plan = allocate_slots(story, index)
-        entries.append(
-            {
-                "step": keyframe_step,
-                "kind": "keyframe",
-                "prompt": with_note(prompts.keyframe(index), notes.get(f"scene:{scene.scene_id}")),
-                "slots": [slot.to_json(n) for n, slot in enumerate(slot_plan.slots, start=1)],
-                "text_only": list(slot_plan.text_only),
-            }
-        )
+        keyframe: dict[str, Any] = {
+            "step": keyframe_step,
+            "kind": "keyframe",
+            "prompt": with_note(prompts.keyframe(index), notes.get(f"scene:{scene.scene_id}")),
+            "slots": [slot.to_json(n) for n, slot in enumerate(slot_plan.slots, start=1)],
+            "text_only": list(slot_plan.text_only),
+        }
+        if scene.location and slot_plan.location is None and story.location(scene.location):
+            keyframe["budget"] = f"location {scene.location}: no image slot left, described in text only"
+        entries.append(keyframe)
         entries.append(
             {
                 "step": keyframe_step,
@@ -101,14 +136,48 @@ def _scene_entries(prompts: PromptSet, index: int, notes: Mapping[str, str]) -> 
     if scene.clip_video:
         entries.append(_pinned(video_step, "clip", scene.clip_video))
         return entries
-    entries.append(
-        {
+    note = notes.get(f"clip:{scene.scene_id}")
+    plan = clip_plan(story, index)
+    refs = allocate_slots(story, index)
+    for segment in plan.segments:
+        sheet_refs = [r for r in refs.video_references if segment.mode == "reference" or r.kind == "character"]
+        references = [r.to_json(n) for n, r in enumerate(sheet_refs, start=1)]
+        if segment.mode == "reference":
+            images, kind = references, "video_reference"
+        else:
+            first = (
+                {"kind": "keyframe", "scene_id": scene.scene_id}
+                if segment.number == 1
+                else {"kind": "segment_last_frame", "scene_id": scene.scene_id, "segment": segment.number - 1}
+            )
+            images, kind = [{"image": "first frame", **first}, *references], "video"
+        last = segment.number == len(plan.segments)
+        if last and plan.end_on is not None:
+            images.append({"image": "last frame", "kind": "keyframe", "scene_id": plan.end_on})
+        entry: dict[str, Any] = {
             "step": video_step,
-            "kind": "video",
-            "prompt": with_note(prompts.video(index), notes.get(f"clip:{scene.scene_id}")),
-            "slots": _images({"kind": "keyframe", "scene_id": scene.scene_id}),
+            "kind": kind,
+            "prompt": with_note(prompts.video(index, segment.number), note if segment.number == 1 else None),
+            "slots": images,
         }
-    )
+        if refs.video_text_only and segment.mode == "reference":
+            entry["text_only"] = list(refs.video_text_only)
+        if len(plan.segments) > 1 or segment.extensions:
+            entry["segment"] = segment.number
+            entry["seconds"] = segment.base_s
+        entries.append(entry)
+        for n, seconds in enumerate(segment.extensions, start=1):
+            entries.append(
+                {
+                    "step": video_step,
+                    "kind": "video_extend",
+                    "prompt": prompts.video_extend(index),
+                    "slots": [{"image": "input video", "kind": "clip", "scene_id": scene.scene_id}],
+                    "segment": segment.number,
+                    "extension": n,
+                    "seconds": seconds,
+                }
+            )
     entries.append(
         {
             "step": video_step,
@@ -124,10 +193,17 @@ def _describe_image(item: dict[str, Any]) -> str:
     kind = item["kind"]
     if kind in ("character", "sheet"):
         return f"{'character' if kind == 'character' else 'sheet of'} {item['name']}"
+    if kind in ("location", "plate"):
+        return f"plate of {item['name']}"
     if kind == "chain":
-        return f"chain scene {item['scene_id']} {item['source']}"
+        source = "keyframe (seamless)" if item["source"] == "seamless" else item["source"]
+        return f"chain scene {item['scene_id']} {source}"
     if kind == "reference_image":
         return f"reference image {item['path']}"
+    if kind == "segment_last_frame":
+        return f"last frame of scene {item['scene_id']} segment {item['segment']}"
+    if kind == "clip":
+        return f"the clip of scene {item['scene_id']} so far"
     return f"{kind.replace('_', ' ')} of scene {item['scene_id']}"
 
 
@@ -135,11 +211,19 @@ def format_listing(entries: list[dict[str, Any]]) -> str:
     """The text form of `storyc prompts`: a header per prompt, its images, the prompt."""
     blocks = []
     for entry in entries:
-        lines = [f"== {entry['step']} {entry['kind']}"]
+        header = f"== {entry['step']} {entry['kind']}"
+        if "segment" in entry:
+            header += f" (segment {entry['segment']}" + (
+                f", extension {entry['extension']}" if "extension" in entry else ""
+            )
+            header += f", {entry['seconds']} s)"
+        lines = [header]
         if entry["slots"]:
             lines.append("images: " + ", ".join(f"{s['image']} = {_describe_image(s)}" for s in entry["slots"]))
         if entry.get("text_only"):
             lines.append("text-only (no reference image, will drift): " + ", ".join(entry["text_only"]))
+        if entry.get("budget"):
+            lines.append(entry["budget"])
         if entry["kind"].endswith("_pinned"):
             lines.append(f"pinned {entry['kind'][: -len('_pinned')]} {entry['image']}: used as is, no prompt sent")
         else:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
+from storyc.model.clips import clip_plan
 from storyc.model.speech import clip_voice_references
 from storyc.model.story import (
     ASPECT_RATIOS,
@@ -22,11 +23,12 @@ from storyc.model.story import (
     TRANSITIONS,
     VIDEO_EDIT_MAX_S,
     Character,
+    Location,
     Scene,
     Story,
 )
 from storyc.prompts.sandbox import Templates, template_search_path
-from storyc.prompts.slots import allocate_slots, judge_characters, present_characters
+from storyc.prompts.slots import allocate_slots, judge_characters, present_characters, scene_location
 from storyc.prompts.text import brief, normalize_space
 
 # Every template a build or `storyc plan` renders. Overrides may add partials
@@ -34,10 +36,14 @@ from storyc.prompts.text import brief, normalize_space
 TEMPLATE_NAMES = (
     "character_sheet",
     "character_from_reference",
+    "location_plate",
+    "location_from_reference",
     "keyframe",
     "video",
+    "video_extend",
     "fix_edit",
     "check_sheet",
+    "check_plate",
     "check_keyframe",
     "check_last_frame",
     "video_fix",
@@ -106,6 +112,7 @@ class PromptSet:
             "duration_seconds": scene.duration_seconds,
             "transition": scene.transition,
             "chain_source": scene.chain_source,
+            "video_mode": scene.video_mode,
             "characters_present": list(scene.characters_present),
         }
 
@@ -116,7 +123,20 @@ class PromptSet:
             "palette": self._palette,
             "aspect_ratio": self.story.aspect_ratio,
             "resolution": self.story.resolution,
+            "turnaround": self.story.quality.turnaround,
         }
+
+    def _location_view(self, location: Location) -> dict[str, Any]:
+        return {
+            "name": location.name,
+            "visual_description": normalize_space(location.visual_description),
+            "reference_image": location.reference_image,
+        }
+
+    def _scene_location(self, scene_index: int) -> dict[str, Any] | None:
+        name = scene_location(self.story, scene_index)
+        location = self.story.location(name)
+        return None if location is None else self._location_view(location)
 
     def _judge_views(self, scene_index: int) -> list[dict[str, Any]]:
         views = []
@@ -150,6 +170,22 @@ class PromptSet:
             lambda: {**self._base(), "character": self._character_view(character)},
         )
 
+    def location_plate(self, location: Location) -> str:
+        """Text → image: the place alone, no characters, as every scene there will frame it."""
+        return self._render(
+            ("location_plate", location.name),
+            "location_plate",
+            lambda: {**self._base(), "location": self._location_view(location)},
+        )
+
+    def location_from_reference(self, location: Location) -> str:
+        """Single-image edit that restyles the user's photo of the place into its plate."""
+        return self._render(
+            ("location_from_reference", location.name),
+            "location_from_reference",
+            lambda: {**self._base(), "location": self._location_view(location)},
+        )
+
     def keyframe(self, scene_index: int) -> str:
         """Multi-image edit composing the scene; binds each slot as 'reference image N'. For a
         scene whose keyframe is pinned, the prompt a generation would send (what its approval
@@ -174,6 +210,10 @@ class PromptSet:
                 "scene_id": slot_plan.chain.scene_id,
                 "source": slot_plan.chain.source,
             }
+        location = self._scene_location(scene_index)
+        if location is not None:
+            plate = slot_plan.location
+            location["slot"] = slot_plan.slots.index(plate) + 1 if plate is not None else None
         return {
             **self._base(),
             "scene": self._scene_view(scene),
@@ -181,6 +221,7 @@ class PromptSet:
             "referenced": [c for c in characters if c["slot"] is not None],
             "text_only": [c for c in characters if c["slot"] is None],
             "chain": chain,
+            "location": location,
             "slot_count": len(slot_plan.slots),
         }
 
@@ -200,26 +241,50 @@ class PromptSet:
 
     # ── video prompts: motion only ──
 
-    def video(self, scene_index: int, *, spoken: bool | None = None) -> str:
-        """Image → video. The context holds no visual_description at all: the keyframe
-        carries appearance, and appearance text in a video prompt causes drift. `spoken`:
-        whether the video model speaks the scene's dialogue (then each line is in the prompt,
-        bound to its speaker and voice); None means what the story asks for (audio.native),
-        the build passes storyc.model.speech.clip_speaks_dialogue for its backend."""
+    def video(self, scene_index: int, segment: int = 1, *, spoken: bool | None = None) -> str:
+        """The clip's prompt, motion first. In video_mode image the keyframe carries every
+        character's appearance, so the context holds no visual_description (appearance text
+        in an image→video prompt causes drift); reference images, when sent, are bound by
+        position. In video_mode reference there is no keyframe: the prompt binds each sheet
+        and the plate and describes the place. `segment` > 1: a later segment of a long
+        scene, starting from the previous segment's last frame.
+
+        `spoken`: whether the video model speaks the scene's dialogue (then each line is in
+        the prompt, bound to its speaker and voice <AUDIO_n>); None means what the story asks
+        for (audio.native, for a clip of one generation), the build passes
+        storyc.model.speech.clip_speaks_dialogue for its backend."""
         scene = self.story.scenes[scene_index]
-        spoken = self.story.audio.native if spoken is None else spoken
+        plan = clip_plan(self.story, scene_index)
+        if spoken is None:
+            spoken = self.story.audio.native and not plan.long
+        spoken = spoken and segment == 1  # a later segment starts mid-scene: it says nothing
 
         def context() -> dict[str, Any]:
             view = self._scene_view(scene)
             view.pop("description")  # what happens over time, not the motion to render
+            slot_plan = allocate_slots(self.story, scene_index)
+            references = [
+                {"image": n, "kind": ref.kind, "name": ref.name}
+                for n, ref in enumerate(slot_plan.video_references, start=1)
+            ]
+            reference_mode = segment == 1 and slot_plan.video_mode == "reference"
+            if not reference_mode:  # a first frame carries the place: only the sheets go along
+                references = [r for r in references if r["kind"] == "character"]
+            last_segment = segment == len(plan.segments)
             return {
                 **self._base(),
                 "scene": view,
                 "names": list(present_characters(self.story, scene_index)),
+                "mode": "reference" if reference_mode else "image",
+                "references": references,
+                "text_only": list(slot_plan.video_text_only) if reference_mode else [],
+                "location": self._scene_location(scene_index) if reference_mode else None,
+                "segment": segment,
+                "ends_on": plan.end_on if last_segment else None,
                 "dialogue": self._dialogue(scene_index) if spoken else [],
             }
 
-        return self._render(("video", scene_index, spoken), "video", context)
+        return self._render(("video", scene_index, segment, spoken), "video", context)
 
     def _dialogue(self, scene_index: int) -> list[dict[str, Any]]:
         voices = {r.speaker: r.number for r in clip_voice_references(self.story, scene_index)}
@@ -228,6 +293,17 @@ class PromptSet:
             for line in self.story.scenes[scene_index].dialogue
             if line.line.strip()
         ]
+
+    def video_extend(self, scene_index: int) -> str:
+        """Extension of a clip (video.extend): what happens next, continuing from its end."""
+        scene = self.story.scenes[scene_index]
+
+        def context() -> dict[str, Any]:
+            view = self._scene_view(scene)
+            view.pop("description")
+            return {**self._base(), "scene": view, "names": list(present_characters(self.story, scene_index))}
+
+        return self._render(("video_extend", scene_index), "video_extend", context)
 
     def video_fix(self, scene_index: int, issues: list[str]) -> str:
         """Video edit correcting drift found in the last frame; motion stays identical."""
@@ -259,12 +335,24 @@ class PromptSet:
             lambda: {**self._base(), "character": self._character_view(character)},
         )
 
+    def check_plate(self, location: Location) -> str:
+        return self._render(
+            ("check_plate", location.name),
+            "check_plate",
+            lambda: {**self._base(), "location": self._location_view(location)},
+        )
+
     def check_keyframe(self, scene_index: int) -> str:
         scene = self.story.scenes[scene_index]
         return self._render(
             ("check_keyframe", scene_index),
             "check_keyframe",
-            lambda: {**self._base(), "scene": self._scene_view(scene), "characters": self._judge_views(scene_index)},
+            lambda: {
+                **self._base(),
+                "scene": self._scene_view(scene),
+                "characters": self._judge_views(scene_index),
+                "location": self._scene_location(scene_index),
+            },
         )
 
     def check_last_frame(self, scene_index: int) -> str:

@@ -10,15 +10,17 @@ live, so the folder can be moved or zipped as a whole.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.media.assemble import Clip
 from storyc.media.audio_mix import clip_starts
+from storyc.model.clips import clip_plan
 from storyc.model.speech import scene_script
 from storyc.model.state import BuildState, SpokenLineRecord, StepRecord
-from storyc.model.story import Character, Scene, Story
-from storyc.prompts.slots import allocate_slots
+from storyc.model.story import Character, Location, Scene, Story
+from storyc.prompts.slots import Slot, allocate_slots
 from storyc.report.review import Review, TargetReview, target_review
 
 
@@ -30,10 +32,11 @@ class Asset:
 
 @dataclass
 class Attempt:
-    """One generation of a loop: a sheet, a keyframe, or a clip (shown by its last frame)."""
+    """One generation of a loop: a sheet, a plate, a keyframe (each candidate of a best-of-N
+    request is one), or a clip (shown by its last frame)."""
 
     label: str  # "take 2": numbered as `storyc approve --take N` numbers them
-    kind: str  # "generate", "compose", "fix edit", "pinned", "clip", "correction"
+    kind: str  # "generate v1 #2" (candidate 2 of request v1), "compose", "fix edit", "pinned", "segment s2" ...
     path: str  # the attempt's file
     thumb: str | None  # an image to show for it (the file itself, or a clip's last frame)
     score: float | None
@@ -79,6 +82,22 @@ class LineView:
 
 
 _MADE_BY = {"local": "offline speech", "tts": "xAI text to speech", "clip": "the clip (length estimated)"}
+
+
+@dataclass
+class LocationView:
+    name: str
+    description: str
+    plate: str | None
+    score: float | None
+    attempts: int | None
+    status: str
+    error: str | None
+    tries: list[Attempt]
+    reference_image: str | None
+    prompts: dict[str, str]
+    scenes: list[int]  # the scenes set there
+    review: TargetReview | None = None  # storyc approve location:NAME
 
 
 @dataclass
@@ -130,6 +149,7 @@ class Storyboard:
     threshold: float
     characters: list[CharacterView]
     scenes: list[SceneView]
+    locations: list[LocationView]
     final_video: str | None
     stats: list[tuple[str, str]]
     steps: list[StepTotal]
@@ -167,25 +187,61 @@ def _chain_text(story: Story, index: int) -> str:
     parent = story.chain_parent(index)
     if parent is None:
         return "none (starts a branch)"
-    source = "keyframe" if scene.chain_source == "keyframe" else "last frame"
+    source = {"keyframe": "keyframe", "seamless": "keyframe, seamless cut"}.get(scene.chain_source, "last frame")
     return f"scene {parent.scene_id} {source}"
+
+
+def _slot_text(slot: Slot) -> str:
+    if slot.kind == "character":
+        return f"{slot.name} sheet"
+    if slot.kind == "location":
+        return f"{slot.name} plate"
+    frame = {"keyframe": "keyframe", "seamless": "keyframe (seamless cut)"}.get(slot.source or "", "last frame")
+    return f"scene {slot.scene_id} {frame}"
 
 
 def _references_text(story: Story, index: int) -> str:
     scene = story.scenes[index]
-    if scene.keyframe_image:
-        return f"pinned keyframe {scene.keyframe_image} (used as is)"
     plan = allocate_slots(story, index)
-    parts = []
-    for n, slot in enumerate(plan.slots, start=1):
-        if slot.kind == "character":
-            parts.append(f"{n}: {slot.name} sheet")
-        else:
-            parts.append(f"{n}: scene {slot.scene_id} {'keyframe' if slot.source == 'keyframe' else 'last frame'}")
-    text = ", ".join(parts) if parts else "none (text → image)"
-    if plan.text_only:
-        text += f"; text-only (no reference image): {', '.join(plan.text_only)}"
+    if scene.keyframe_image:
+        text = f"pinned keyframe {scene.keyframe_image} (used as is)"
+    else:
+        parts = [f"{n}: {_slot_text(slot)}" for n, slot in enumerate(plan.slots, start=1)]
+        text = ", ".join(parts) if parts else "none (text → image)"
+        if plan.text_only:
+            text += f"; text-only (no reference image): {', '.join(plan.text_only)}"
+    if plan.video_references:
+        refs = ", ".join(f"{n}: {_slot_text(slot)}" for n, slot in enumerate(plan.video_references, start=1))
+        text += f"; clip ({plan.video_mode} mode): {refs}"
     return text
+
+
+def _clip_text(story: Story, index: int) -> str:
+    """How the clip is made: mode, resolution, segments and extensions, a pinned end."""
+    scene = story.scenes[index]
+    if scene.clip_video:
+        return f"pinned clip {scene.clip_video} (used as is)"
+    plan = clip_plan(story, index)
+    parts = [f"{'from the references' if plan.mode == 'reference' else 'from the keyframe'}, {plan.resolution}"]
+    if plan.long:
+        for seg in plan.segments:
+            extended = "".join(f" + {e} s extension" for e in seg.extensions)
+            parts.append(f"segment {seg.number}: {seg.base_s} s{extended}")
+    if plan.end_on is not None:
+        parts.append(f"ends exactly on scene {plan.end_on}'s keyframe (seamless cut)")
+    return "; ".join(parts)
+
+
+_ATTEMPT = re.compile(r"_v(\d+)(?:_(\d+))?\.\w+$")
+
+
+def _attempt_detail(path: str) -> tuple[str, int | None]:
+    """("v1 #2", 1) for the 2nd candidate of best-of-N request v1 (`x_v1_2.jpg`); ("", 3) for
+    the one image of request v3 (`x_v3.jpg`)."""
+    match = _ATTEMPT.search(path)
+    if not match:
+        return "", None
+    return (f"v{match[1]} #{match[2]}" if match[2] else ""), int(match[1])
 
 
 def _clip_frame(out_dir: Path, clip: str) -> str | None:
@@ -213,6 +269,16 @@ def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetR
     return target_review(review, target, list(range(1, len(tries) + 1)))
 
 
+def _picture_tries(out_dir: Path, step: StepRecord | None, role: str, kind: str) -> list[Attempt]:
+    """Every judged picture (each candidate of a best-of-N request), as a numbered take."""
+    kept = _output(out_dir, step, role)
+    tries = []
+    for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
+        detail = _attempt_detail(path)[0]
+        tries.append(Attempt(f"take {n}", f"{kind} {detail}".strip(), path, path, score, path == kept))
+    return tries
+
+
 def _character_view(
     out_dir: Path, character: Character, step: StepRecord | None, review: Review | None
 ) -> CharacterView:
@@ -221,10 +287,7 @@ def _character_view(
     if character.sheet_image:  # pinned: its one take is the pinned file
         tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
     else:
-        tries = [
-            Attempt(label=f"take {n}", kind=kind, path=path, thumb=path, score=score, kept=path == sheet)
-            for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-        ]
+        tries = _picture_tries(out_dir, step, "sheet", kind)
     return CharacterView(
         name=character.name,
         role=character.role,
@@ -242,6 +305,31 @@ def _character_view(
     )
 
 
+def _location_view(
+    out_dir: Path, story: Story, location: Location, step: StepRecord | None, review: Review | None
+) -> LocationView:
+    plate = _output(out_dir, step, "plate")
+    if location.plate_image:  # pinned: its one take is the pinned file
+        tries = [Attempt("take 1", "pinned", plate, plate, None, True)] if plate else []
+    else:
+        kind = "edit of the reference image" if location.reference_image else "generate"
+        tries = _picture_tries(out_dir, step, "plate", kind)
+    return LocationView(
+        name=location.name,
+        description=location.visual_description,
+        plate=plate,
+        score=step.score if step else None,
+        attempts=(step.attempts or None) if step else None,
+        status=step.status if step else "pending",
+        error=step.error if step else None,
+        tries=tries,
+        reference_image=location.reference_image,
+        prompts=dict(step.prompts) if step else {},
+        scenes=[s.scene_id for s in story.scenes if s.location == location.name],
+        review=_review(review, f"location:{location.name}", tries),
+    )
+
+
 # ─── scenes ─────────────────────────────────────────────────────────────────
 
 
@@ -250,11 +338,30 @@ def _keyframe_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> lis
     if scene.keyframe_image:
         return [Attempt("take 1", "pinned", keyframe, keyframe, None, True)] if keyframe else []
     prompts = step.prompts if step else {}
-    return [
-        # the keyframe runner names the prompt of a fix edit made at iteration n `fix_<n>`
-        Attempt(f"take {n}", "fix edit" if f"fix_{n}" in prompts else "compose", path, path, score, path == keyframe)
-        for n, (path, score) in enumerate(_judged(out_dir, step), start=1)
-    ]
+    tries = []
+    for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
+        detail, iteration = _attempt_detail(path)
+        # the keyframe runner names the prompt of a fix edit made at iteration i `fix_<i>`
+        kind = "fix edit" if f"fix_{iteration or n}" in prompts else "compose"
+        tries.append(Attempt(f"take {n}", f"{kind} {detail}".strip(), path, path, score, path == keyframe))
+    return tries
+
+
+_CLIP = re.compile(r"scene_[^_/]+(?:_s(?P<segment>\d+))?(?:_e(?P<ext>\d+))?(?:_c(?P<fix>\d+))?\.\w+$")
+
+
+def _clip_kind(path: str, n: int) -> str:
+    """A judged clip: a generation (`scene_3.mp4`), a segment and its extensions
+    (`scene_3_s2.mp4`, `scene_3_s1_e1.mp4`), a correction (`..._c1.mp4`)."""
+    match = _CLIP.search(path)
+    segment, ext, fix = (match["segment"], match["ext"], match["fix"]) if match else (None, None, None)
+    if fix:
+        return f"video-edit correction {'s' + segment + ' ' if segment else ''}c{fix}"
+    if ext:
+        return f"segment s{segment} + extension {ext}"
+    if segment:
+        return f"segment s{segment}"
+    return "image → video" if n == 0 else f"video-edit correction c{n}"
 
 
 def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[Attempt]:
@@ -264,7 +371,7 @@ def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[At
     return [
         Attempt(
             label=f"take {n + 1}",
-            kind="image → video" if n == 0 else f"video-edit correction c{n}",
+            kind=_clip_kind(path, n),
             path=path,
             thumb=_clip_frame(out_dir, path),
             score=score,
@@ -275,12 +382,12 @@ def _clip_tries(out_dir: Path, scene: Scene, step: StepRecord | None) -> list[At
 
 
 def _corrections(out_dir: Path, step: StepRecord | None) -> list[Asset]:
-    """The video-edit corrections a finished clip step made (every judged clip after the
-    first; a failed step counts none)."""
-    if step is None:
+    """The video-edit corrections a finished clip step made (`..._c1.mp4`; a failed step
+    counts none)."""
+    if step is None or not step.edit_passes:
         return []
-    clips = [path for path, _ in _judged(out_dir, step)]
-    return [Asset(f"c{n}", path) for n, path in enumerate(clips[1 : 1 + step.edit_passes], start=1)]
+    clips = [path for path, _ in _judged(out_dir, step) if (m := _CLIP.search(path)) and m["fix"]]
+    return [Asset(f"c{n}", path) for n, path in enumerate(clips, start=1)]
 
 
 def _scene_table(
@@ -297,6 +404,8 @@ def _scene_table(
         ("Duration", f"{s.duration_seconds} s"),
         ("Transition", s.transition),
         ("Chain source", _chain_text(story, index)),
+        ("Location", s.location or "–"),
+        ("Clip", _clip_text(story, index)),
         ("Consistency", f"keyframe {fmt_score(k_score)}, last frame {fmt_score(v_score)}"),
         ("Edits", str(k_step.edit_passes if k_step else 0)),
         ("Corrections", str(v_step.edit_passes if v_step else 0)),
@@ -423,6 +532,11 @@ def storyboard_view(
         threshold=story.quality.consistency_threshold,
         characters=[_character_view(out_dir, c, steps.get(f"character:{c.name}"), review) for c in story.characters],
         scenes=[_scene_view(out_dir, story, i, steps, review, start) for i, start in enumerate(scene_starts(story))],
+        locations=[
+            _location_view(out_dir, story, loc, steps.get(f"location:{loc.name}"), review)
+            for loc in story.locations
+            if any(s.location == loc.name for s in story.scenes)
+        ],
         final_video=_output(out_dir, steps.get("assemble"), "final_video"),
         final_subtitles=_output(out_dir, steps.get("assemble"), "subtitles_vtt"),
         stats=_stats(state, records),

@@ -62,10 +62,22 @@ class StepRun:
         dest: Path,
         estimate: float,
         params: Mapping[str, Any] | None = None,
+        candidates: tuple[Path, ...] = (),
     ) -> CallResult:
         """One paid image or video call writing `dest` (or its replay from the memo):
-        `invoke(prompt)` performs it."""
-        out = self._call(kind, what, invoke, prompt=prompt, refs=refs, dest=dest, estimate=estimate, params=params)
+        `invoke(prompt)` performs it. `candidates`: a best-of-N request's destinations
+        (`dest` first); the ones written are `written(result, candidates)`."""
+        out = self._call(
+            kind,
+            what,
+            invoke,
+            prompt=prompt,
+            refs=refs,
+            dest=dest,
+            estimate=estimate,
+            params=params,
+            candidates=candidates,
+        )
         return cast(CallResult, out)
 
     def check(
@@ -86,6 +98,7 @@ class StepRun:
         dest: Path | None = None,
         estimate: float,
         params: Mapping[str, Any] | None = None,
+        candidates: tuple[Path, ...] = (),
     ) -> CallResult | Judged:
         self._seq += 1
         memo_key = digest(
@@ -98,6 +111,7 @@ class StepRun:
                 "refs": [file_sha256(r) for r in refs],
                 "dest": self.rel(dest) if dest else None,
                 "params": dict(params or {}),
+                **({"candidates": [self.rel(c) for c in candidates]} if candidates else {}),
             }
         )
         # --force means new generations: the memo is bypassed (but still written, for a resume)
@@ -105,7 +119,7 @@ class StepRun:
         if memo is not None and (dest is None or self.rel(dest) in memo.get("files", {})):
             return self._replay(memo, dest)
         out = self._pay(kind, what, invoke, prompt, estimate)
-        self._remember(memo_key, kind, prompt, dest, out)
+        self._remember(memo_key, kind, prompt, written(_call_result(out), candidates) if candidates else (dest,), out)
         return out
 
     def _replay(self, memo: dict, dest: Path | None) -> CallResult | Judged:
@@ -157,9 +171,11 @@ class StepRun:
         ctx.emit("call", step=self.step.id, kind=kind, what=what, cost_usd=actual)
         return out
 
-    def _remember(self, memo_key: str, kind: str, prompt: str, dest: Path | None, out: CallResult | Judged) -> None:
+    def _remember(
+        self, memo_key: str, kind: str, prompt: str, dests: tuple[Path | None, ...], out: CallResult | Judged
+    ) -> None:
         result = _call_result(out)
-        files = {self.rel(dest): self.ctx.cache.put_file(dest)} if dest is not None else {}
+        files = {self.rel(d): self.ctx.cache.put_file(d) for d in dests if d is not None}
         entry: dict[str, Any] = {
             "step_key": self.key,  # lets `storyc cache prune` keep exactly a resumable step's calls
             "files": files,
@@ -188,9 +204,14 @@ class StepRun:
 
 
 def image_call(
-    ctx: BuildContext, dest: Path, refs: tuple[Path, ...], hints: Mapping[str, Any]
+    ctx: BuildContext,
+    dest: Path,
+    refs: tuple[Path, ...],
+    hints: Mapping[str, Any],
+    candidates: tuple[Path, ...] = (),
 ) -> Callable[[str], CallResult]:
-    """One image call of the story's model and frame: an edit when there are references."""
+    """One image call of the story's model and frame: an edit when there are references;
+    best-of-N when `candidates` holds more than one destination."""
     story, backend = ctx.story, ctx.require_backend()
 
     def make(prompt: str) -> CallResult:
@@ -202,10 +223,25 @@ def image_call(
             dest=dest,
             references=refs,
             hints=hints,
+            candidates=candidates if len(candidates) > 1 else (),
         )
         return backend.edit_image(req) if refs else backend.generate_image(req)
 
     return make
+
+
+def candidate_paths(dest: Path, n: int) -> tuple[Path, ...]:
+    """Where a best-of-N request's candidates go: `x_v1.jpg` for one, `x_v1_1.jpg` ...
+    `x_v1_N.jpg` for N."""
+    if n <= 1:
+        return (dest,)
+    return tuple(dest.with_name(f"{dest.stem}_{k}{dest.suffix}") for k in range(1, n + 1))
+
+
+def written(result: CallResult, candidates: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The candidates a best-of-N call wrote (the backend fills the first ones, in order)."""
+    count = int(result.meta.get("candidates", len(candidates)) or 0)
+    return candidates[: max(1, min(count, len(candidates)))]
 
 
 def provider_urls(role: str, result: CallResult) -> dict[str, str]:

@@ -15,6 +15,7 @@ from storyc.run.character import run_character
 from storyc.run.context import BuildContext
 from storyc.run.errors import Cancelled
 from storyc.run.keyframe import run_keyframe
+from storyc.run.location import run_location
 from storyc.run.outcome import StepOutcome, StepResult
 from storyc.run.pinned import run_pinned
 from storyc.run.script import run_script
@@ -25,6 +26,7 @@ Runner = Callable[[BuildContext, StepRun], StepResult]
 
 RUNNERS: dict[str, Runner] = {
     "character": run_character,
+    "location": run_location,
     "keyframe": run_keyframe,
     "video": run_video,
     "speech": run_speech,

@@ -15,6 +15,7 @@ from storyc.model.story import Character, Scene
 from storyc.model.vision import ConsistencyScore
 from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 from storyc.run.calls import Judged, StepRun, image_call, provider_urls
+from storyc.run.candidates import Candidate, best, best_of
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
 
@@ -86,9 +87,12 @@ class _KeyframeLoop:
         self.hints = self._hints(slots)
 
     def _slot_image(self, slot: Slot) -> Path:
-        """The reference image in a slot: a character's sheet, or the chain source's frame."""
+        """The reference image in a slot: a character's sheet, a location's plate, or the chain
+        source's frame (its keyframe for a seamless cut: its clip comes after this keyframe)."""
         if slot.kind == "character":
             return self.ctx.output(f"character:{slot.name}", "sheet")
+        if slot.kind == "location":
+            return self.ctx.output(f"location:{slot.name}", "plate")
         if slot.source == "last_frame":
             return self.ctx.output(f"video:{slot.scene_id}", "last_frame")
         return self.ctx.output(f"keyframe:{slot.scene_id}", "keyframe")
@@ -105,48 +109,77 @@ class _KeyframeLoop:
             "camera": scene.camera,
             "action": scene.action,
             "slots": [
-                {"kind": s.kind, "name": s.name} if s.kind == "character" else {"kind": s.kind, "scene_id": s.scene_id}
+                {"kind": s.kind, "name": s.name} if s.kind != "chain" else {"kind": s.kind, "scene_id": s.scene_id}
                 for s in slots.slots
             ],
             "text_only": list(slots.text_only),
             "characters": {n: _description(story.character(n)) for n in self.judged},
+            **({"turnaround": True} if story.quality.turnaround else {}),
         }
 
     def execute(self) -> StepResult:
-        ctx, run, q = self.ctx, self.run, self.ctx.story.quality
-        best: tuple[float, Path, StepResult] | None = None  # score, file, result
+        q = self.ctx.story.quality
+        kept: Candidate | None = None  # the best keyframe so far
         to_fix: ConsistencyScore | None = None  # the check that asks for a fix edit of the best
         edits = 0
+        iteration = 0
         for iteration in range(1, q.max_keyframe_iterations + 1):
-            if best is not None and to_fix is not None:
-                attempt = self._fix(best[1], to_fix, iteration)
+            if kept is not None and to_fix is not None:
+                made, action = [self._fixed(kept.path, to_fix, iteration)], "fix"
                 edits += 1
             else:
-                attempt = _Try("compose", self.compose, self.refs, {})
-            dest = ctx.path(f"keyframes/scene_{self.scene.scene_id}_v{iteration}.jpg")
-            result = run.call(
-                "image",
-                f"{attempt.action} v{iteration}",
-                image_call(ctx, dest, attempt.refs, {**self.hints, **attempt.hints, "attempt": iteration}),
-                prompt=attempt.prompt,
-                refs=attempt.refs,
-                dest=dest,
-                estimate=image_cost(len(attempt.refs), ctx.story.models.image),
-                params={"iteration": iteration, "action": attempt.action},
-            )
-            rel = run.keep(dest)
-            score = self._judge(dest, iteration)
-            run.attempt_scores[rel] = score.overall_score
-            if best is None or score.overall_score > best[0]:
-                found = StepResult({"keyframe": rel}, score.overall_score, urls=provider_urls("keyframe", result))
-                best = (score.overall_score, dest, found)
-            if score.overall_score >= q.consistency_threshold:
+                made, action = self._composed(iteration), "compose"
+            top = best(made)
+            if kept is None or top.value > kept.value:
+                kept = top
+            if kept.value >= q.consistency_threshold:
                 break
-            fixable = score.issues or score.fix_prompt or score.per_character
-            to_fix = score if attempt.action == "compose" and fixable else None
-        assert best is not None  # max_keyframe_iterations >= 1
-        kept = best[2]
-        return StepResult(kept.outputs, kept.score, attempts=iteration, edit_passes=edits, urls=kept.urls)
+            fixable = top.score.issues or top.score.fix_prompt or top.score.per_character
+            to_fix = top.score if action == "compose" and fixable else None
+        assert kept is not None  # max_keyframe_iterations >= 1
+        return StepResult(
+            {"keyframe": kept.rel},
+            kept.value,
+            attempts=iteration,
+            edit_passes=edits,
+            urls=provider_urls("keyframe", kept.result),
+        )
+
+    def _composed(self, iteration: int) -> list[Candidate]:
+        """A fresh composition: quality.keyframe_candidates candidates in one request, each judged."""
+        n = self.ctx.story.quality.keyframe_candidates
+        return best_of(
+            self.ctx,
+            self.run,
+            what=f"compose v{iteration}",
+            dest=self.ctx.path(f"keyframes/scene_{self.scene.scene_id}_v{iteration}.jpg"),
+            refs=self.refs,
+            prompt=self.compose,
+            hints={**self.hints, "attempt": iteration},
+            n=n,
+            params={"iteration": iteration, "action": "compose", **({"candidates": n} if n > 1 else {})},
+            judge=lambda path, suffix: self._judge(path, iteration, suffix),
+        )
+
+    def _fixed(self, source: Path, score: ConsistencyScore, iteration: int) -> Candidate:
+        """A targeted fix edit of the best keyframe so far, judged."""
+        ctx, run = self.ctx, self.run
+        attempt = self._fix(source, score, iteration)
+        dest = ctx.path(f"keyframes/scene_{self.scene.scene_id}_v{iteration}.jpg")
+        result = run.call(
+            "image",
+            f"fix v{iteration}",
+            image_call(ctx, dest, attempt.refs, {**self.hints, **attempt.hints, "attempt": iteration}),
+            prompt=attempt.prompt,
+            refs=attempt.refs,
+            dest=dest,
+            estimate=image_cost(len(attempt.refs), ctx.story.models.image),
+            params={"iteration": iteration, "action": "fix"},
+        )
+        rel = run.keep(dest)
+        judged = self._judge(dest, iteration)
+        run.attempt_scores[rel] = judged.overall_score
+        return Candidate(dest, rel, judged, result)
 
     def _fix(self, source: Path, score: ConsistencyScore, iteration: int) -> _Try:
         """A targeted fix edit of `source`, re-anchored on the character's sheet."""
@@ -158,9 +191,11 @@ class _KeyframeLoop:
         refs = (source, sheet) if sheet is not None else (source,)
         return _Try("fix", prompt, refs, {"step": "fix", "element": character, "fix": fix})
 
-    def _judge(self, dest: Path, iteration: int) -> ConsistencyScore:
+    def _judge(self, dest: Path, iteration: int, suffix: str = "") -> ConsistencyScore:
         story, backend = self.ctx.story, self.ctx.require_backend()
         hints = {**self.hints, "step": "check_keyframe", "attempt": iteration}
+        if suffix:
+            hints["candidate"] = suffix.strip()
 
         def judge(p: str) -> Judged:
             request = JudgeRequest(
@@ -175,7 +210,7 @@ class _KeyframeLoop:
             return backend.judge(request)
 
         score = self.run.check(
-            f"check v{iteration}",
+            f"check v{iteration}{suffix}",
             judge,
             prompt=self.check,
             refs=(dest, *self.judge_refs),

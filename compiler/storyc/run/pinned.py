@@ -1,4 +1,4 @@
-"""A pinned target (storyc.graph.builder: a sheet_image, keyframe_image or clip_video): its
+"""A pinned target (storyc.graph.builder: a sheet_image, plate_image, keyframe_image or clip_video): its
 file copied into the output folder as is, with no call. A pinned clip's first and last
 frames are extracted locally, as a generated clip's are (a chained scene reads its last
 frame)."""
@@ -14,17 +14,18 @@ from storyc.store.fsutil import atomic_copy
 # where each kind's pinned file goes in the output folder ({id}: the character or scene)
 _DEST = {
     "character": "character_sheets/{id}_pinned{suffix}",
+    "location": "locations/{id}_pinned{suffix}",
     "keyframe": "keyframes/scene_{id}_pinned{suffix}",
     "video": "videos/scene_{id}_pinned{suffix}",
 }
-_ROLE = {"character": "sheet", "keyframe": "keyframe", "video": "video"}
+_ROLE = {"character": "sheet", "location": "plate", "keyframe": "keyframe", "video": "video"}
 
 
 def run_pinned(ctx: BuildContext, run: StepRun) -> StepResult:
     step = run.step
     assert step.pinned is not None, step.id  # the graph makes pinned steps only for pins
     src = ctx.base_dir / step.pinned
-    ident = step.character if step.kind == "character" else step.scene_id
+    ident = {"character": step.character, "location": step.id.partition(":")[2]}.get(step.kind, step.scene_id)
     default = ".mp4" if step.kind == "video" else ".jpg"
     dest = ctx.path(_DEST[step.kind].format(id=ident, suffix=src.suffix.lower() or default))
     atomic_copy(src, dest)

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -174,31 +175,48 @@ class OfflineBackend:
         )
         self._enter("image", "image", identity, req.dest)
         size = media.dimensions(req.aspect_ratio, req.resolution)
-        try:
-            image = pictures.paint(req, size, identity)
-        except OSError as exc:
-            raise BackendError(f"offline image: cannot read a reference image ({exc})") from None
-        media.save_jpeg(image, req.dest)
-        return self._done("image", Path(req.dest), model=req.model, request_id=identity[:16])
+        # best-of-N: one request, N draws; each candidate is its own draw (and its own mistakes)
+        dests = req.candidates or (req.dest,)
+        for index, dest in enumerate(dests):
+            draw_identity = identity if index == 0 else f"{identity}{chance.CANDIDATE_MARK}{index + 1}"
+            try:
+                image = pictures.paint(req, size, draw_identity)
+            except OSError as exc:
+                raise BackendError(f"offline image: cannot read a reference image ({exc})") from None
+            media.save_jpeg(image, dest)
+        return self._done("image", Path(req.dest), model=req.model, request_id=identity[:16], candidates=len(dests))
 
     # ── videos ──────────────────────────────────────────────────────────────
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
-        from storyc.backends.offline import video  # Pillow
+        """A clip from its first frame, or (no image) from its reference images: the sheets'
+        figures over the plate, as a keyframe is composed. With `last_frame` the picture
+        dissolves into that frame, which the clip ends on exactly (as the next clip frames it,
+        `hints["end_camera"]`). Reference images beside a first frame keep identity: the
+        clip's colour drift is cut to a third."""
+        from storyc.backends.offline import pictures, video  # Pillow
 
-        if req.image is None:
-            raise BackendError("image→video needs an image")
-        silent = {} if req.generate_audio else {"generate_audio": False}  # a clip with sound keeps its identity
+        if req.image is None and not req.references:
+            raise BackendError("image→video needs an image or reference images")
+        # the seed's fields first; references, an end frame and silence only when sent, so a
+        # seed request (a clip with sound) keeps its identity (and its draws)
+        extra: dict[str, Any] = {}
+        if req.references:
+            extra["references"] = [Path(r) for r in req.references]
+        if req.last_frame is not None:
+            extra["last_frame"] = Path(req.last_frame)
+        if not req.generate_audio:
+            extra["generate_audio"] = False
         identity = self._identity(
             "image_to_video",
             prompt=req.prompt,
             model=req.model,
-            image=Path(req.image),
+            image=Path(req.image) if req.image is not None else None,
             duration_s=req.duration_s,
             aspect_ratio=req.aspect_ratio,
             resolution=req.resolution,
             hints=dict(req.hints),
-            **silent,
+            **extra,
         )
         self._enter("video", "video", identity, req.dest)
         request_id = f"offline-{identity[:16]}"
@@ -206,16 +224,64 @@ class OfflineBackend:
             journal.started(job_key, request_id)
         width, height = media.dimensions(req.aspect_ratio, req.resolution)
         drift, tone_hz = chance.video_drift(identity)
-        video.render_clip(
-            Path(req.image),
+        if req.image is not None and req.references:
+            drift = int(drift / 3)
+        with tempfile.TemporaryDirectory(prefix="storyc-offline-") as folder:
+            start = Path(req.image) if req.image is not None else Path(folder) / "start.png"
+            if req.image is None:
+                try:
+                    pictures.reference_frame(tuple(req.references), req.hints, (width, height)).save(start)
+                except OSError as exc:
+                    raise BackendError(f"offline video: cannot read a reference image ({exc})") from None
+            video.render_clip(
+                start,
+                Path(req.dest),
+                width=width,
+                height=height,
+                duration_s=float(req.duration_s),
+                camera=str(req.hints.get("camera") or req.prompt),
+                drift_degrees=drift,
+                tone_hz=tone_hz if req.generate_audio else None,
+                last_frame=Path(req.last_frame) if req.last_frame is not None else None,
+                end_camera=str(req.hints.get("end_camera") or ""),
+                **video.clip_caption(req.hints, float(req.duration_s), width),
+            )
+        if journal is not None:
+            journal.finished(job_key)
+        return self._done("video", Path(req.dest), model=req.model, request_id=request_id, drift_degrees=drift)
+
+    def extend_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """The clip continued from its last frame by `req.duration_s` seconds (a gentle push-in
+        that starts exactly on that frame), the output holding both; silent without
+        `generate_audio`, as the clip it continues."""
+        from storyc.backends.offline import video  # Pillow
+
+        if req.video is None:
+            raise BackendError("video extension needs a video")
+        identity = self._identity(
+            "extend_video",
+            prompt=req.prompt,
+            model=req.model,
+            video=Path(req.video),
+            duration_s=req.duration_s,
+            hints=dict(req.hints),
+            **({} if req.generate_audio else {"generate_audio": False}),
+        )
+        self._enter("video", "video", identity, req.dest)
+        request_id = f"offline-{identity[:16]}"
+        if journal is not None:
+            journal.started(job_key, request_id)
+        info = probe(req.video)
+        drift, tone_hz = chance.video_drift(identity)
+        video.extend_clip(
+            Path(req.video),
             Path(req.dest),
-            width=width,
-            height=height,
-            duration_s=float(req.duration_s),
-            camera=str(req.hints.get("camera") or req.prompt),
+            seconds=float(req.duration_s),
+            width=info.width,
+            height=info.height,
             drift_degrees=drift,
             tone_hz=tone_hz if req.generate_audio else None,
-            **video.clip_caption(req.hints, float(req.duration_s), width),
+            **video.clip_caption(req.hints, float(req.duration_s), info.width),
         )
         if journal is not None:
             journal.finished(job_key)

@@ -31,6 +31,12 @@ def sheet_hue_error(identity: str) -> int:
     return (50 + h // 100 % 80) if h % 100 < SHEET_ERROR_RATE else 0
 
 
+def plate_hue_error(identity: str) -> int:
+    """Degrees a location plate's colours are off (0: drawn right)."""
+    h = stable_hash("plate-error", identity)
+    return (50 + h // 100 % 80) if h % 100 < SHEET_ERROR_RATE else 0
+
+
 def keyframe_hue_error(identity: str, name: str, *, from_sheet: bool) -> int:
     """Degrees a keyframe figure's colours are off: a figure cut from its sheet is sometimes
     wrong; a text-only one, drawn from the words alone, more often (and otherwise off by
@@ -53,3 +59,14 @@ def video_drift(identity: str) -> tuple[int, int]:
         drift = 0
     drift = -drift if (h >> 20) % 2 else drift
     return drift, 180 + h // 10_000 % 340
+
+
+CANDIDATE_MARK = ":candidate"  # the offline backend's identity of a best-of-N request's 2nd, 3rd ... draw
+
+
+def candidate_jitter(identity: str) -> int:
+    """A best-of-N request's later draws are other takes: when no mistake is made their
+    colours still differ a little (1-8 degrees: too small to see, enough to score apart)."""
+    if CANDIDATE_MARK not in identity:
+        return 0
+    return 1 + stable_hash("candidate", identity) % 8

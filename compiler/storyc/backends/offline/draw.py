@@ -268,9 +268,11 @@ def draw_background(
     palette: str,
     chain: Image.Image | None = None,
     horizon: float = HORIZON,
+    chain_weight: float = 0.35,
 ) -> Image.Image:
     """Sky and ground gradients (every row one colour, which the judge relies on to find
-    figures); a chain frame's row colours are blended in for continuity."""
+    figures); a chain frame's row colours are blended in for continuity (a location
+    plate's, at `chain_weight` 1, replace them)."""
     w, h = size
     sky_top, sky_bottom, ground = scene_colours(setting, mood, palette)
     horizon = int(h * horizon)
@@ -282,7 +284,7 @@ def draw_background(
             colour = mix(ground, shade(ground, -0.35), (y - horizon) / max(1, h - horizon - 1))
         column.putpixel((0, y), colour)
     if chain is not None:
-        column = Image.blend(column, chain_rows(chain, h), 0.35)
+        column = Image.blend(column, chain_rows(chain, h), chain_weight)
     return column.resize((w, h), Image.Resampling.NEAREST)
 
 
@@ -338,11 +340,20 @@ def compose(
     light: tuple[RGB, float] | None = None,
     shot: shots.Shot | None = None,
     prop_boxes: Sequence[props.PropBox] = (),
+    chain_weight: float | None = None,
 ) -> Image.Image:
     """A keyframe: background (its horizon where the shot puts it), each figure at its
     slot sized by the shot, the props the action names, then the mood lighting."""
     shot = shot or shots.DEFAULT_SHOT
-    canvas = draw_background(size, setting, mood, palette, chain, horizon=shot.horizon)
+    canvas = draw_background(
+        size,
+        setting,
+        mood,
+        palette,
+        chain,
+        horizon=shot.horizon,
+        chain_weight=0.35 if chain_weight is None else chain_weight,
+    )
     for index, figure in enumerate(figures):
         place_figure(canvas, figure, index, len(figures), shot)
     props.draw(canvas, prop_boxes)

@@ -1,5 +1,5 @@
 """The offline backend's video maker: a keyframe becomes a clip with ffmpeg, moved as
-the camera words say, with a quiet tone for audio, (sometimes) a slow colour drift
+the camera words say, with a quiet tone for audio (none for a silent clip), (sometimes) a slow colour drift
 that the drift check should catch and `correct_drift` should remove, and the caption
 band (captions.py, laid over by overlays.py) on top.
 """
@@ -17,7 +17,8 @@ from storyc.backends.offline import captions, draw, overlays
 from storyc.backends.offline.camera import MAX_ZOOM, PAN_MARGIN, camera_motion
 from storyc.backends.offline.segment import pixels
 from storyc.media import ffmpeg as media
-from storyc.media.probe import probe, read_frame
+from storyc.media.assemble import Clip, assemble, assemble_picture
+from storyc.media.probe import extract_frame, probe, read_frame
 from storyc.store.fsutil import atomic_output
 
 DRIFT_BINS = 72  # 5° chroma-angle bins
@@ -90,10 +91,16 @@ def render_clip(
     tone_hz: int | None,
     caption: captions.Card | None = None,
     tag_xs: Sequence[float] = (),
+    last_frame: Path | None = None,
+    end_camera: str = "",
 ) -> None:
     """Encode the still `image` into `dest`: motion, optional drift, a quiet tone (none, and
     no audio stream, when `tone_hz` is None: a silent clip), and the caption band
-    (`caption`, name tags at `tag_xs`: keyframe x of each figure, 0..1)."""
+    (`caption`, name tags at `tag_xs`: keyframe x of each figure, 0..1).
+
+    `last_frame`: the clip dissolves from the moving picture into that frame, reaching it
+    exactly on the last frame (a seamless cut), framed as a clip with `end_camera` words
+    frames its first frame, so the next clip starts on the very picture this one ends on."""
     motion = camera_motion(camera)
     frames = max(1, round(duration_s * media.FPS))
     # the still is decoded and scaled once, then repeated: only the motion runs per frame
@@ -107,20 +114,36 @@ def render_clip(
     # which players (and the storyboard page) then show squashed
     vf += ",setsar=1"
     d = media.fmt_seconds(duration_s)
+    # inputs: the still (0), the tone (1, unless silent), the end frame, the overlays
     sound: list[str] = []
     tone, audio_map = "", []
     if tone_hz is not None:
         sound = ["-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate={media.AUDIO_RATE}:duration={d}"]
         tone, audio_map = ";[1:a]volume=0.06,aformat=channel_layouts=stereo[a]", ["-map", "[a]"]
+    next_input = 1 + (tone_hz is not None)
+    picture = f"[0:v]{vf}"
+    if last_frame is not None:
+        # the end frame: the next clip's first frame (its camera at t=0), held for the clip
+        end_once, end_per_frame = motion_parts(camera_motion(end_camera or "static"), width, height, duration_s)
+        end = ",".join(p for p in (end_once, end_per_frame) if p)
+        ramp = f"min(1,N/{max(1, frames - 1)})"
+        picture = (
+            f"[0:v]{vf},format=yuv444p[moving];"
+            f"[{next_input}:v]{end},setsar=1,format=yuv444p,loop=loop={frames - 1}:size=1:start=0,"
+            f"setpts=N/{media.FPS}/TB[end];"
+            f"[moving][end]blend=all_expr='A*(1-{ramp})+B*{ramp}'"
+        )
+        next_input += 1
     with tempfile.TemporaryDirectory(prefix="storyc-captions-") as folder:
         extra: list[str] = []
-        graph = f"[0:v]{vf},format=yuv420p[v]"
+        if last_frame is not None:
+            extra += ["-i", str(last_frame)]
+        graph = f"{picture},format=yuv420p[v]"
         if caption is not None:  # laid over after the motion and drift: the text stays put and neutral
-            first = 1 + (len(sound) > 0)  # the overlays' first input index
-            laid = overlays.write(caption, tag_xs, motion, (width, height), duration_s, Path(folder), first)
+            laid = overlays.write(caption, tag_xs, motion, (width, height), duration_s, Path(folder), next_input)
             for path in laid.inputs:
                 extra += ["-i", str(path)]
-            graph = f"[0:v]{vf}[pic];{laid.chain};[cap]format=yuv420p[v]"
+            graph = f"{picture}[pic];{laid.chain};[cap]format=yuv420p[v]"
         with atomic_output(dest) as tmp:
             media.run_ffmpeg(
                 [
@@ -142,6 +165,40 @@ def render_clip(
                 ],
                 what=f"rendering {Path(dest).name}",
             )
+
+
+def extend_clip(
+    video: Path,
+    dest: Path,
+    *,
+    seconds: float,
+    width: int,
+    height: int,
+    drift_degrees: float,
+    tone_hz: int | None,
+    caption: captions.Card | None = None,
+    tag_xs: Sequence[float] = (),
+) -> None:
+    """`video` continued by `seconds` from its last frame (held, as a still camera would,
+    with the drift a model's continuation may bring), both parts in `dest`; silent (no
+    audio stream) when `tone_hz` is None, as the clip it continues."""
+    with tempfile.TemporaryDirectory(prefix="storyc-extend-") as folder:
+        last = extract_frame(video, Path(folder) / "last.jpg", "last")
+        more = Path(folder) / "more.mp4"
+        render_clip(
+            last,
+            more,
+            width=width,
+            height=height,
+            duration_s=seconds,
+            camera="static",
+            drift_degrees=drift_degrees,
+            tone_hz=tone_hz,
+            caption=caption,
+            tag_xs=tag_xs,
+        )
+        join = assemble if tone_hz is not None else assemble_picture
+        join([Clip(video, probe(video).duration_s), Clip(more, seconds)], dest, width, height)
 
 
 def _chroma_histogram(img) -> list[float]:

@@ -5,6 +5,10 @@ the response, so there is no result URL to expire and no download to fail after 
 image was paid for. The one way left to lose a paid image is the process dying between
 the answer and the atomic write; there is nothing to re-attach to then (no job id).
 
+Best-of-N (`req.candidates`): one `sample_batch(n=N)` request, billed once for its N
+images; the candidates that came back are written in order, the ones moderation withheld
+skipped (`CallResult.meta["candidates"]` says how many); none at all counts as blocked.
+
 Moderation has three shapes here, each billed or not as the service does it, each
 followed by one reworded attempt and then `ModerationBlocked` naming the step:
 - the prompt is refused at submission (an RPC error naming moderation; not billed),
@@ -27,7 +31,7 @@ from storyc.backends.xai.errors import ModerationRefused, Tally, spent_on_error
 from storyc.backends.xai.inputs import MAX_INLINE_IMAGE_BYTES, inline_image
 from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
-from storyc.model.story import MAX_REFERENCE_IMAGES
+from storyc.model.capabilities import info_of
 from storyc.redact import redact
 from storyc.store.fsutil import atomic_write_bytes
 
@@ -62,15 +66,19 @@ class ImageCalls(XaiTransport):
     def edit_image(self, req: ImageRequest) -> CallResult:
         step = self._step(req, "image-edit")
         if not req.references:
-            raise BackendError(f"{step}: an image edit needs 1-{MAX_REFERENCE_IMAGES} reference images")
+            limit = info_of(req.model, "image").max_edit_images
+            raise BackendError(f"{step}: an image edit needs 1-{limit} reference images")
         return self._image(req, step)
 
     def _image(self, req: ImageRequest, step: str) -> CallResult:
         refs = tuple(req.references)
-        if len(refs) > MAX_REFERENCE_IMAGES:
+        model = info_of(req.model, "image")
+        if len(refs) > model.max_edit_images:
             raise BackendError(
-                f"{step}: an image edit takes at most {MAX_REFERENCE_IMAGES} references, got {len(refs)}"
+                f"{step}: an image edit takes at most {model.max_edit_images} references, got {len(refs)}"
             )
+        if req.n > model.max_candidates:
+            raise BackendError(f"{step}: {req.model} makes at most {model.max_candidates} images per request")
         # The SDK's image resolution is "1k" (~1 MP) or "2k" (~4 MP), not the story's video
         # 720p/480p: 1k already exceeds a 720p frame (0.92 MP), so every story sends 1k.
         kwargs: dict[str, Any] = {"aspect_ratio": req.aspect_ratio, "resolution": "1k", "image_format": "base64"}
@@ -81,37 +89,39 @@ class ImageCalls(XaiTransport):
                 kwargs["image_url"] = uris[0]
             else:
                 kwargs["image_urls"] = uris  # slot order: <IMAGE_1>, <IMAGE_2>, <IMAGE_3>
-        tally = Tally(meta={"model": req.model, "n_inputs": len(refs)})
-        table = pricing.image_cost(len(refs), req.model)
+        n = req.n
+        tally = Tally(meta={"model": req.model, "n_inputs": len(refs), **({"n": n} if n > 1 else {})})
+        table = pricing.image_cost(len(refs), req.model, n=n)
         prompt = req.prompt
+
+        def sample(p: str) -> list[Any]:
+            if n > 1:
+                return list(self._client.image.sample_batch(prompt=p, model=req.model, n=n, **kwargs))
+            return [self._client.image.sample(prompt=p, model=req.model, **kwargs)]
+
         with spent_on_error(tally):
             for attempt in range(2):
                 how = ""
                 try:
-                    response = self._rpc(
-                        "image",
-                        step,
-                        tally,
-                        functools.partial(self._client.image.sample, prompt=prompt, model=req.model, **kwargs),
-                        paid=True,
-                        table_usd=table,
+                    responses = self._rpc(
+                        "image", step, tally, functools.partial(sample, prompt), paid=True, table_usd=table
                     )
                 except ModerationRefused as exc:
                     how = f"refused at submission: {exc}"
                 except IndexError:
-                    tally.bill(table, "price_table")  # answered (and billed), but with no image
+                    tally.bill(table, "price_table")  # answered (and billed), but with fewer images than asked
                     how = "answered with no image"
                 else:
-                    tally.bill(*pricing.reported_or(response.usage, table))
-                    try:
-                        encoded = response.base64
-                    except ValueError:
-                        if response.respect_moderation:
-                            raise BackendError(f"{step}: xAI answered without the image", retryable=True) from None
-                        how = "result blocked"
-                    else:
-                        save_data_uri_image(encoded, req.dest, step)
+                    # one request, one bill: the candidates share the response's usage
+                    tally.bill(*pricing.reported_or(responses[0].usage, table))
+                    saved = self._save_candidates(responses, req, step)
+                    if saved:
+                        if n > 1:
+                            tally.meta["candidates"] = saved
                         return tally.result(req.dest, "image")
+                    if any(r.respect_moderation for r in responses):
+                        raise BackendError(f"{step}: xAI answered without the image", retryable=True)
+                    how = "result blocked"
                 if attempt == 0:
                     prompt = self._reword(prompt)
                     tally.retries += 1
@@ -119,3 +129,19 @@ class ImageCalls(XaiTransport):
                     continue
                 raise self._blocked(step, "image", req, " ".join(redact(how).split())[:200])
             raise AssertionError("unreachable")
+
+    @staticmethod
+    def _save_candidates(responses: list[Any], req: ImageRequest, step: str) -> int:
+        """Write each image the response holds to the next destination; skip withheld ones."""
+        dests = req.candidates or (req.dest,)
+        saved = 0
+        for response in responses:
+            try:
+                encoded = response.base64
+            except ValueError:  # withheld by moderation, or missing
+                continue
+            save_data_uri_image(encoded, dests[saved], step)
+            saved += 1
+            if saved == len(dests):
+                break
+        return saved

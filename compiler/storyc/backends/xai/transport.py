@@ -34,11 +34,14 @@ REWORD_NOTE = "A family-friendly, non-violent depiction, suitable for all audien
 # in state.json), so a refusal names the prompt the author must look at.
 PROMPT_ROLES = {
     "character": "sheet",
+    "location": "plate",
     "keyframe": "compose",
     "fix": "fix",
     "video": "video",
     "video_fix": "correction",
+    "video_extend": "extend",
     "check_sheet": "check",
+    "check_plate": "check",
     "check_keyframe": "check",
     "check_last_frame": "check",
 }
@@ -161,7 +164,8 @@ class XaiTransport:
             subject = f"scene {hints['scene_id']}"
             fix = f"rewrite scene {hints['scene_id']}'s action, description or mood"
         elif hints.get("name"):
-            subject = f"character {hints['name']}"
+            what_kind = "location" if str(hints.get("step", "")).endswith(("location", "plate")) else "character"
+            subject = f"{what_kind} {hints['name']}"
             fix = f"rewrite {hints['name']}'s visual_description"
         elif req is None:  # storyc plan: the author's concept, sent as is (not reworded)
             subject, fix = "the concept", "rewrite the concept"

@@ -50,9 +50,16 @@ from storyc.backends.xai.errors import (
     is_moderation,
     spent_on_error,
 )
-from storyc.backends.xai.inputs import MAX_INLINE_VIDEO_BYTES, inline_image, inline_video, probe_duration
+from storyc.backends.xai.inputs import (
+    MAX_INLINE_IMAGE_BYTES,
+    MAX_INLINE_VIDEO_BYTES,
+    inline_image,
+    inline_video,
+    probe_duration,
+)
 from storyc.backends.xai.transport import XaiTransport
 from storyc.model import prices as pricing
+from storyc.model.capabilities import info_of, lower_resolution
 from storyc.model.story import VIDEO_EDIT_MAX_S
 from storyc.redact import redact
 
@@ -94,20 +101,53 @@ class VideoCalls(XaiTransport):
         self._estimated_lock = threading.Lock()
 
     def image_to_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """image→video from `req.image` (the first frame), or reference-to-video from
+        `req.references` alone; with both, the references keep identity beside the first frame
+        (grok-imagine-video-1.5). `req.last_frame` pins the clip's exact last frame (1.5)."""
         step = self._step(req, job_key)
-        if req.image is None:
-            raise BackendError(f"{step}: image→video needs a start image")
-        start = {
-            "image_url": lambda: inline_image(req.image, step=step),
+        if req.image is None and not req.references:
+            raise BackendError(f"{step}: a clip needs a start image or reference images")
+        video = info_of(req.model, "video")
+        if len(req.references) > video.max_reference_images:
+            raise BackendError(
+                f"{step}: {req.model} takes at most {video.max_reference_images} reference images, "
+                f"got {len(req.references)}"
+            )
+        images = [p for p in (req.image, req.last_frame) if p is not None] + list(req.references)
+        budget = min(MAX_INLINE_IMAGE_BYTES, self.config.inline_budget_bytes // len(images))
+        start: dict[str, Any] = {
             "duration": int(req.duration_s),
             "aspect_ratio": req.aspect_ratio,
             "resolution": req.resolution,
             "generate_audio": req.generate_audio,  # audio.native: the clip's own sound, or a silent clip
         }
+        if req.image is not None:
+            start["image_url"] = lambda: inline_image(req.image, budget, step=step)
+        if req.last_frame is not None:
+            start["last_frame_url"] = lambda: inline_image(req.last_frame, budget, step=step)
+        if req.references:  # in the order the prompt's <IMAGE_N> count them
+            start["reference_image_urls"] = lambda: [inline_image(p, budget, step=step) for p in req.references]
         if req.voices:  # the speakers' voices (grok-imagine-video-1.5), <AUDIO_1>... in the prompt
             start["reference_audios"] = [{"voice_id": voice} for voice in req.voices]
         table = pricing.video_cost(req.duration_s, req.resolution, req.model)
         return self._video_job(req, step, job_key, journal, start, table)
+
+    def extend_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
+        """`video.extend_start`: the clip continued by `req.duration_s` new seconds; the
+        output holds both. Billed for the new seconds (at most 720p)."""
+        step = self._step(req, job_key)
+        if req.video is None:
+            raise BackendError(f"{step}: a video extension needs an input clip")
+        video = info_of(req.model, "video")
+        low, high = video.extension_input_s
+        duration = probe_duration(req.video)
+        if duration is not None and not low - VIDEO_EDIT_TOLERANCE_S <= duration <= high + VIDEO_EDIT_TOLERANCE_S:
+            raise BackendError(f"{step}: an extension takes clips of {low}-{high} s; this one is {duration:.2f} s")
+        budget = min(MAX_INLINE_VIDEO_BYTES, self.config.inline_budget_bytes)
+        start = {"video_url": lambda: inline_video(req.video, budget, step=step), "duration": int(req.duration_s)}
+        resolution = lower_resolution(req.resolution, video.extension_resolutions)
+        table = pricing.video_cost(req.duration_s, resolution, req.model)
+        return self._video_job(req, step, job_key, journal, start, table, method="extend_start")
 
     def edit_video(self, req: VideoRequest, *, job_key: str, journal: JobJournal | None = None) -> CallResult:
         step = self._step(req, job_key)
@@ -132,6 +172,7 @@ class VideoCalls(XaiTransport):
         journal: JobJournal | None,
         start_args: dict[str, Any],
         table_usd: float,
+        method: str = "start",
     ) -> CallResult:
         journal = journal if journal is not None else self._journal
         tally = Tally(meta={"model": req.model})
@@ -153,7 +194,9 @@ class VideoCalls(XaiTransport):
                 self._count_start(request_id, tally, table_usd)
         try:
             with spent_on_error(tally):
-                return self._run_job(req, step, job_key, journal, start_args, table_usd, tally, request_id, reattached)
+                return self._run_job(
+                    req, step, job_key, journal, start_args, table_usd, tally, request_id, reattached, method
+                )
         except BackendError:
             # The error reports this job's call and cost (spent_calls / spent_usd): a retry or
             # the next build that re-attaches to it must not report them again.
@@ -196,8 +239,10 @@ class VideoCalls(XaiTransport):
         tally: Tally,
         request_id: str | None,
         reattached: bool,
+        method: str = "start",
     ) -> CallResult:
         prompt = req.prompt
+        start = getattr(self._client.video, method)  # video.start, or video.extend_start
         reworded = False
         restarts = 0
         inline: dict[str, Any] | None = None  # data URIs built only if a job must be started
@@ -211,7 +256,7 @@ class VideoCalls(XaiTransport):
                         "video",
                         step,
                         tally,
-                        functools.partial(self._client.video.start, prompt=prompt, model=req.model, **inline),
+                        functools.partial(start, prompt=prompt, model=req.model, **inline),
                         paid=True,
                         table_usd=table_usd,
                     )
