@@ -363,6 +363,50 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_a_draft_and_the_full_build_share_the_cache_and_score_the_same(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+    from storyc.media.probe import probe
+
+    story = _story(tmp_path / "s", STORY.split("  - {scene_id: 3")[0])
+    runner = CliRunner()
+    folders = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+
+    def build(*flags: str) -> dict:
+        r = runner.invoke(app, ["build", str(story), *folders, *flags])
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / "out" / "report.json").read_text())
+
+    def size() -> tuple[int, int]:
+        info = probe(tmp_path / "out" / "final_video.mp4")
+        return info.width, info.height
+
+    def judged() -> dict:
+        steps = json.loads((tmp_path / "out" / "state.json").read_text())["steps"]
+        return {sid: (s["score"], s["attempt_scores"]) for sid, s in steps.items() if s["score"] is not None}
+
+    draft = build("--draft")
+    assert draft["draft"] is True and draft["api_calls_total"] > 0
+    draft_scores = judged()
+    page = (tmp_path / "out" / "storyboard.html").read_text()
+    assert "Draft (storyc build --draft)" in page
+    assert size() == (86, 48)  # 480p at this suite's render scale
+    # the full build renders nothing again: the offline draft's takes are the full build's,
+    # so their scores are the same by construction; only the final video is made again
+    full = build()
+    assert full["draft"] is False and full["api_calls_total"] == 0
+    assert {s["id"] for s in full["steps"] if not s["cached"]} == {"assemble", "script"}
+    assert judged() == draft_scores
+    assert size() == (128, 72)
+    assert "Draft (storyc build --draft)" not in (tmp_path / "out" / "storyboard.html").read_text()
+    # both are in the cache: the draft again is restored, not rendered
+    again = runner.invoke(app, ["build", str(story), *folders, "--draft"])
+    assert again.exit_code == 0 and "up to date" in again.output, again.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_force_regenerates_everything_selected(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")

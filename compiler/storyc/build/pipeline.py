@@ -51,7 +51,9 @@ def run_build(opts: BuildOptions) -> BuildResult:
     if opts.redo and opts.note is not None and not opts.dry_run:
         # before the graph: the note is part of the target's key
         set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
-    prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
+    prep = prepare(
+        opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir, draft=opts.draft
+    )
     diagnostics = lint_diagnostics(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
         raise StorycError(diagnostics)
@@ -87,6 +89,7 @@ def _resolve_and_run(
         base.status = "dry_run"
         base.dry_run = {
             "backend": backend_name,
+            "draft": opts.draft,
             "steps_to_run": to_run,
             "steps_cached": [sid for sid in graph.order if res.cached(sid)],
             **planned_calls(graph, to_run),
@@ -205,6 +208,7 @@ def _start(
         backend=prep.graph.backend,
         story_path=prep.loaded.path,
         story_sha256=file_sha256(prep.loaded.path),
+        draft=prep.graph.draft,
     )
     ctx = BuildContext(
         graph=prep.graph,

@@ -21,6 +21,7 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
     report: dict[str, Any] = {
         "backend": ctx.graph.backend,
         "story": str(ctx.graph.story_path),
+        "draft": ctx.graph.draft,  # storyc build --draft: 480p, no video corrections, fast encoding
         "api_calls": calls,
         "api_calls_total": sum(calls.values()),
         "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),

@@ -47,6 +47,7 @@ EXAMPLES = examples(
     "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
     "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
     "storyc build story.yaml --select scene:3+ --max-cost 2",
+    "storyc build story.yaml --draft                        # a quick 480p preview, cached apart",
     "storyc build story.yaml --until keyframes              # review the keyframes before paying for clips",
     "storyc build story.yaml --redo scene:2 --note 'the scarf is green'",
     "storyc -q build story.yaml --out build/ci              # only errors and the result line",
@@ -87,6 +88,14 @@ def build_command(
         str | None,
         typer.Option("--note", metavar="TEXT", help="With --redo: appended to its prompt (kept until it is approved)."),
     ] = None,
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft",
+            help="A quick preview: 480p, no video corrections, fast encoding. Cached apart from full builds; "
+            "takes approved from a draft are used as is by the full build.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -131,8 +140,16 @@ def build_command(
         until=until.value if until else None,
         redo=redo,
         note=note,
+        draft=draft,
     )
-    folders = {"backend": backend, "out_dir": out_dir, "cache": cache, "prompts": prompts, "select": select}
+    folders = {
+        "backend": backend,
+        "out_dir": out_dir,
+        "cache": cache,
+        "prompts": prompts,
+        "select": select,
+        "draft": draft,
+    }
     # An interrupted --until build resumes up to the same stage (no clip paid for before the
     # review). --redo is not repeated: a redo that finished would be paid for again (its
     # note stays in approved/approvals.json, so the resumed build still sends it).
@@ -163,7 +180,11 @@ def _default_note(backend: str | None, chosen: str) -> str:
 def _resume_command(story: Path, **options: Any) -> str:
     """The command that resumes this build: the same folders and options, or the resumed
     build would miss the cache and pay again."""
-    flags = [f"--{name.removesuffix('_dir')} {shlex.quote(str(value))}" for name, value in options.items() if value]
+    flags = [
+        f"--{name.removesuffix('_dir')}" + ("" if value is True else f" {shlex.quote(str(value))}")
+        for name, value in options.items()
+        if value
+    ]
     return " ".join(["storyc build", shlex.quote(str(story)), *flags])
 
 
@@ -226,7 +247,8 @@ def _print_stopped(
 
 
 def _print_dry_run(d: dict[str, Any]) -> None:
-    out(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
+    draft = " (--draft)" if d.get("draft") else ""
+    out(f"dry run{draft}: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
     for kind in ("image", "video", "vision", "chat"):
         lo, hi = d["calls_min"][kind], d["calls_max"][kind]
         if hi:

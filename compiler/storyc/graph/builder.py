@@ -27,7 +27,7 @@ from storyc.graph.estimate import StepEstimate, character_estimate, keyframe_est
 from storyc.graph.keys import STEP_TEMPLATES, input_hash, render_scale, template_digests
 from storyc.graph.steps import Step, StepGraph
 from storyc.load.loader import LoadedStory
-from storyc.model.story import Character, Story
+from storyc.model.story import DRAFT_RESOLUTION, DRAFT_VIDEO_CORRECTIONS, Character, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import SlotPlan, allocate_slots, judge_characters
 from storyc.prompts.text import with_note
@@ -43,6 +43,7 @@ class _GraphInputs:
     base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
     common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
     notes: Mapping[str, str]  # target id ("scene:2") → redo note
+    draft_clips: bool = False  # storyc build --draft on a paid backend: 480p clips, no video corrections
 
     def note(self, target_id: str) -> str | None:
         return (self.notes.get(target_id) or "").strip() or None
@@ -54,9 +55,16 @@ def build_graph(
     *,
     backend: str = "offline",
     notes: Mapping[str, str] | None = None,
+    draft: bool = False,
 ) -> StepGraph:
     """Compile a loaded story into its step graph (no I/O but hashing user input files).
-    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`) to redo notes."""
+    `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`) to redo notes.
+
+    `draft` (`storyc build --draft`): the final video is 480p and fast-encoded, and on a paid
+    backend every clip is 480p with no video corrections (model.story.DRAFT_*). Sheets and
+    keyframes are the full build's (xAI images have one size), and so are the offline
+    backend's clips (free, and a judged picture of another size would score differently): a
+    draft and a full build share those steps in the cache; the others have keys of their own."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -65,7 +73,10 @@ def build_graph(
         "resolution": story.resolution,
         "render_scale": render_scale(),
     }
-    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common, dict(notes or {}))
+    inputs = _GraphInputs(
+        story, prompts, Path(loaded.base_dir), common, dict(notes or {}), draft and backend != "offline"
+    )
+    final = {"draft": True} if draft else {}  # the final video's size and encoding (run.assemble)
     steps: dict[str, Step] = {}
     quality = story.quality
     for character in story.characters:
@@ -112,12 +123,13 @@ def build_graph(
             {"scene_id": s.scene_id, "duration_s": s.duration_seconds, "transition": s.transition} for s in story.scenes
         ],
         "fps": 24,
+        **final,
     }
     videos = tuple(f"video:{s.scene_id}" for s in story.scenes)
     steps["assemble"] = Step("assemble", "assemble", videos, static, digest(static))
-    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
+    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__, **final}
     steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
-    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend)
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=steps, backend=backend, draft=draft)
 
 
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
@@ -214,14 +226,21 @@ def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tupl
     story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
     scene = story.scenes[index]
     note = inputs.note(f"clip:{scene.scene_id}")
+    # the video runner renders at static["resolution"] with static["quality"]["corrections"]
+    resolution, corrections = story.resolution, quality.max_video_corrections
+    draft = {}
+    if inputs.draft_clips:
+        resolution, corrections, draft = DRAFT_RESOLUTION, DRAFT_VIDEO_CORRECTIONS, {"draft": True}
     static = {
         **inputs.common,
+        **draft,
+        "resolution": resolution,
         "kind": "video",
         "scene_id": scene.scene_id,
         "prompts": {"video": with_note(prompts.video(index), note), "check": prompts.check_last_frame(index)},
         "duration_s": scene.duration_seconds,
         "models": {"video": story.models.video, "vision": story.models.vision},
-        "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
+        "quality": {"threshold": quality.consistency_threshold, "corrections": corrections},
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
@@ -243,7 +262,13 @@ def _video_step(inputs: _GraphInputs, index: int, keyframe_id: str, sheets: tupl
         scene_id=scene.scene_id,
         note=note,
         **asdict(
-            video_estimate(quality, story.models, scene.duration_seconds, story.resolution, judged_sheets=len(sheets))
+            video_estimate(
+                quality.model_copy(update={"max_video_corrections": corrections}),
+                story.models,
+                scene.duration_seconds,
+                resolution,
+                judged_sheets=len(sheets),
+            )
         ),
     )
 

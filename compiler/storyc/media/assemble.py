@@ -91,10 +91,13 @@ def build_assembly_graph(
     return ";".join(parts), total
 
 
-def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS) -> Path:
+def assemble(
+    clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS, *, draft: bool = False
+) -> Path:
     """Join `clips` into `dest` with ONE ffmpeg run: every clip normalised (fps, scale
     and pad to width×height, yuv420p, 44.1 kHz stereo) and joined with its transition.
-    H.264 + AAC, faststart, no metadata; written to a temp file, then renamed."""
+    H.264 + AAC, faststart, no metadata; written to a temp file, then renamed. `draft`:
+    the fast encoder preset (`storyc build --draft`)."""
     if not clips:
         raise MediaError("assemble: no clips")
     dest = Path(dest)
@@ -119,7 +122,7 @@ def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, f
                 "[vout]",
                 "-map",
                 "[aout]",
-                *encoder_args(fps),
+                *encoder_args(fps, draft=draft),
                 "-f",
                 "mp4",
                 str(tmp),

@@ -141,6 +141,14 @@ class Quality(_Strict):
     max_video_corrections: int = Field(default=2, ge=0, le=10)
 
 
+# `storyc build --draft` (graph.builder): the final video's resolution and, on a paid backend,
+# the clips' (with no video corrections: each clip is judged once and kept). Pictures are
+# rendered as in a full build, so a draft's approved takes carry over. (The story format has no
+# best-of-N candidates; when it gets `quality.*_candidates`, a draft sets them to 1 too.)
+DRAFT_RESOLUTION: Resolution = "480p"
+DRAFT_VIDEO_CORRECTIONS = 0
+
+
 class Audio(_Strict):
     """The soundtrack of the final video. Absent from a story without dialogue or narration:
     the clips' own sound, as before."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from storyc.media.assemble import Clip, assemble
 from storyc.media.ffmpeg import dimensions
+from storyc.model.story import DRAFT_RESOLUTION
 from storyc.run.calls import StepRun
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
@@ -20,7 +21,8 @@ def run_assemble(ctx: BuildContext, run: StepRun) -> StepResult:
         )
         for s in story.scenes
     ]
-    width, height = dimensions(story.aspect_ratio, story.resolution)
+    draft = bool(run.step.static.get("draft"))  # storyc build --draft: 480p, fast encoding
+    width, height = dimensions(story.aspect_ratio, DRAFT_RESOLUTION if draft else story.resolution)
     dest = ctx.path("final_video.mp4")
-    assemble(clips, dest, width, height, fps=run.step.static.get("fps", 24))
+    assemble(clips, dest, width, height, fps=run.step.static.get("fps", 24), draft=draft)
     return StepResult({"final_video": run.keep(dest)}, score=None, attempts=1)

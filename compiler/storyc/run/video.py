@@ -1,7 +1,7 @@
 """The video step: image → video, extract the first and last frames, drift check on the
 last frame, and video-edit corrections (only when the clip is at most 8.7 s and its last
-frame scores below its keyframe's, i.e. it drifted) up to max_video_corrections, keeping
-the best clip."""
+frame scores below its keyframe's, i.e. it drifted) up to max_video_corrections (none in a
+`storyc build --draft` on a paid backend: the step's static inputs say), keeping the best clip."""
 
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ class _ClipLoop:
         self.start_score = up[f"keyframe:{self.scene.scene_id}"].record.score  # None for a pinned keyframe
         self.judged = tuple(n for n in judge_characters(ctx.story, self.index) if f"character:{n}" in up)
         self.judge_refs = tuple(ctx.output(f"character:{n}", "sheet") for n in self.judged)
+        # a draft's clips (storyc build --draft on a paid backend) are 480p, with no corrections
+        self.resolution = str(run.step.static["resolution"])
+        self.corrections = int(run.step.static["quality"]["corrections"])
         self.prompt = run.step.static["prompts"]["video"]
         self.check = run.step.static["prompts"]["check"]
         run.prompts.update(video=self.prompt, check=self.check)
@@ -91,7 +94,7 @@ class _ClipLoop:
             clip.score.overall_score < q.consistency_threshold
             and correctable
             and self._drifted(clip.score)
-            and corrections < q.max_video_corrections
+            and corrections < self.corrections
         ):
             corrections += 1
             clip = self._correction(best.path, clip.score, corrections)
@@ -121,7 +124,7 @@ class _ClipLoop:
             dest=dest,
             duration_s=self.scene.duration_seconds,
             aspect_ratio=story.aspect_ratio,
-            resolution=story.resolution,
+            resolution=self.resolution,
             **fields,
         )
 
@@ -147,7 +150,7 @@ class _ClipLoop:
             prompt=self.prompt,
             refs=(self.keyframe,),
             dest=dest,
-            estimate=video_cost(self.scene.duration_seconds, ctx.story.resolution, ctx.story.models.video),
+            estimate=video_cost(self.scene.duration_seconds, self.resolution, ctx.story.models.video),
         )
         return self._judged(dest, result, "", 1)
 
@@ -178,7 +181,7 @@ class _ClipLoop:
             # a video edit bills its input seconds too
             estimate=video_cost(
                 self.scene.duration_seconds,
-                ctx.story.resolution,
+                self.resolution,
                 ctx.story.models.video,
                 input_s=self.scene.duration_seconds,
             ),
