@@ -38,7 +38,8 @@ from storyc.cli.options import (
     output_level,
 )
 from storyc.cli.output import out
-from storyc.cli.progress import BuildProgress
+from storyc.cli.progress import BuildProgress, build_summary
+from storyc.cli.watch import watch_builds
 from storyc.graph.select import SelectionError
 from storyc.model.targets import STEP_KIND_TARGETS
 from storyc.store.state import BuildLocked
@@ -48,6 +49,7 @@ EXAMPLES = examples(
     "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
     "storyc build story.yaml --select scene:3+ --max-cost 2",
     "storyc build story.yaml --draft                        # a quick 480p preview, cached apart",
+    "storyc build story.yaml --draft --watch                # rebuild on every save; the storyboard reloads",
     "storyc build story.yaml --until keyframes              # review the keyframes before paying for clips",
     "storyc build story.yaml --redo scene:2 --note 'the scarf is green'",
     "storyc -q build story.yaml --out build/ci              # only errors and the result line",
@@ -96,6 +98,14 @@ def build_command(
             "takes approved from a draft are used as is by the full build.",
         ),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Build again on every save of the story or its templates, with the storyboard on localhost "
+            "reloading itself; Ctrl-C stops.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -108,6 +118,8 @@ def build_command(
         usage_error("storyc build", "--max-cost must not be negative")
     if note is not None and redo is None:
         usage_error("storyc build", "--note goes with --redo TARGET (e.g. --redo scene:2 --note 'the scarf is green')")
+    if watch and (dry_run or redo):
+        usage_error("storyc build", "--watch builds on every save: leave out " + ("--dry-run" if dry_run else "--redo"))
     story = story_or_default("storyc build", story)
     require_file("storyc build", story)
     require_prompts_folder("storyc build", prompts)
@@ -142,6 +154,9 @@ def build_command(
         note=note,
         draft=draft,
     )
+    if watch:
+        watch_builds(opts, quiet=quiet, verbose=verbose)
+        return
     folders = {
         "backend": backend,
         "out_dir": out_dir,
@@ -188,13 +203,6 @@ def _resume_command(story: Path, **options: Any) -> str:
     return " ".join(["storyc build", shlex.quote(str(story)), *flags])
 
 
-def _summary(report: dict[str, Any]) -> str:
-    return (
-        f"{report.get('api_calls_total', 0)} API call(s), {report.get('cache_hits', 0)} cached step(s), "
-        f"${report.get('cost_usd', 0):.2f}, {report.get('wall_s', 0):.1f}s"
-    )
-
-
 def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "dry_run":
         _print_dry_run(result.dry_run)
@@ -205,7 +213,7 @@ def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "up_to_date":
         out(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
         return
-    summary = _summary(rep)
+    summary = build_summary(rep)
     if result.status == "built":
         out(f"{result.message}  ({summary})")
         return
@@ -223,7 +231,7 @@ def _print_stopped(
     and the command that builds the rest."""
     until = result.until
     built = until["built"]
-    out(f"{result.message}: {len(built)} step(s) ready to review  ({_summary(result.report)})")
+    out(f"{result.message}: {len(built)} step(s) ready to review  ({build_summary(result.report)})")
     if quiet:
         return
     for sid, deps in until["waiting"].items():

@@ -15,10 +15,19 @@ from typing import Any
 from storyc.cli.output import out
 
 
+def build_summary(report: Mapping[str, Any]) -> str:
+    """A build's calls, cache hits, cost and time, from its report."""
+    return (
+        f"{report.get('api_calls_total', 0)} API call(s), {report.get('cache_hits', 0)} cached step(s), "
+        f"${report.get('cost_usd', 0):.2f}, {report.get('wall_s', 0):.1f}s"
+    )
+
+
 class BuildProgress:
-    def __init__(self, total: int, verbose: bool = False):
+    def __init__(self, total: int, verbose: bool = False, show_cached: bool = True):
         self.total = total
         self.verbose = verbose
+        self.show_cached = show_cached  # a line per step restored from the cache (watch rebuilds: none)
         self.finished = 0
         self.rich: Any = None
         self.rows: dict[str, Any] = {}  # running step → its rich task
@@ -67,7 +76,8 @@ class BuildProgress:
                 score = f"  score {rec.score:.2f}" if rec.score is not None else ""
                 line = f"done    {rec.id}  {rec.api_calls} call(s){score}  {rec.wall_s:.1f}s"
             self._end_row(rec.id)
-            self._say(line)
+            if self.show_cached or not rec.cached:
+                self._say(line)
             if self.rich is not None:
                 self.rich.update(self.task, advance=1, count=f"{self.finished}/{self.total}")
         elif event == "step_failed":
