@@ -18,6 +18,7 @@ from pathlib import Path
 # STEP_MS, and at the latest after DEBOUNCE_MS of steady events.
 DEBOUNCE_MS = 1600
 STEP_MS = 300
+IDLE_MS = 500  # how often saves() yields an empty batch while nothing changes
 TEMPLATE_SUFFIX = ".j2"
 
 
@@ -57,7 +58,9 @@ def sources_of(story: Path, prompts_dir: Path | None = None) -> Sources:
 
 def saves(sources: Sources, *, stop: threading.Event | None = None) -> Iterator[list[str]]:
     """The sources changed by each save (shown names, sorted), one list per debounced batch,
-    until `stop` is set. Ctrl-C raises KeyboardInterrupt out of the wait."""
+    until `stop` is set; an empty list every IDLE_MS while nothing changes (the first one
+    says the watch is set up: a save from then on is seen, also while the caller builds).
+    Ctrl-C raises KeyboardInterrupt out of the wait."""
     import watchfiles  # lazy: only watch mode needs it
 
     def relevant(change: watchfiles.Change, path: str) -> bool:
@@ -70,5 +73,7 @@ def saves(sources: Sources, *, stop: threading.Event | None = None) -> Iterator[
         step=STEP_MS,
         stop_event=stop,
         recursive=False,
+        rust_timeout=IDLE_MS,
+        yield_on_timeout=True,
     ):
         yield sorted({sources.shown(path) for _, path in changes})

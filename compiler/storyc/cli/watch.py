@@ -47,11 +47,16 @@ def watch_builds(opts: BuildOptions, *, quiet: bool, verbose: bool, serve: bool 
         if server is not None:
             out(f"storyboard: {server.url}  (reloads after each build)")
         _build_once(opts, quiet, verbose, first=True)
-        _say(_waiting(sources))
+        waiting = False
         for changed in saves(sources):
+            if not changed:  # the watch is set up: every save from now on is seen
+                if not waiting:
+                    _say(_waiting(sources))
+                    waiting = True
+                continue
             _say(f"changed: {', '.join(changed)}")
             _build_once(opts, quiet, verbose, first=False)
-            _say(_waiting(sources))
+            waiting = False
     except KeyboardInterrupt:
         _say("stopped watching")
         raise typer.Exit(0) from None
