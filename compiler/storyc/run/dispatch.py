@@ -124,7 +124,9 @@ def _record_failure(ctx: BuildContext, run: StepRun, exc: BaseException, wall_s:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Cancelled):
+    if isinstance(exc, (Cancelled, KeyboardInterrupt)):  # Ctrl-C in an API-free step (the assembly)
         return "interrupted"
+    if isinstance(exc, OSError) and exc.strerror:  # "No space left on device: out/videos/scene_1.mp4"
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:300]
