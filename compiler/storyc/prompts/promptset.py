@@ -46,6 +46,22 @@ TEMPLATE_NAMES = (
 )
 
 
+# What the templates' context names are in the story (for `storyc prompts`: which fields
+# feed which prompt). Names not listed are the build's own inputs (a fix, the blocked prompt).
+_STORY_NAMES = {"style": "style", "palette": "color_palette", "title": "title", "aspect_ratio": "aspect_ratio"}
+_STORY_NAMES |= {"resolution": "resolution"}
+_SCENE_NAMES = {"scene"}
+_CHARACTER_NAMES = {"character", "characters", "referenced", "text_only"}
+_CHARACTER_FIELDS = {
+    "name": "name",
+    "role": "role",
+    "visual_description": "visual_description",
+    "brief": "visual_description (its first sentences)",
+    "personality_cues": "personality_cues",
+    "reference_image": "reference_image",
+}
+
+
 def _positions(count: int) -> list[str]:
     """Where each of `count` characters stands in the frame (left to right)."""
     table = {
@@ -196,12 +212,12 @@ class PromptSet:
 
     def video(self, scene_index: int) -> str:
         """Image → video. The context holds no visual_description at all: the keyframe
-        carries appearance, and appearance text in a video prompt causes drift."""
+        carries appearance, and appearance text in a video prompt causes drift. The scene's
+        description (what happens over the clip) is there, with its action and camera."""
         scene = self.story.scenes[scene_index]
 
         def context() -> dict[str, Any]:
             view = self._scene_view(scene)
-            view.pop("description")  # what happens over time, not the motion to render
             return {**self._base(), "scene": view, "names": list(present_characters(self.story, scene_index))}
 
         return self._render(("video", scene_index), "video", context)
@@ -256,6 +272,21 @@ class PromptSet:
 
     def template_digest(self, name: str) -> str:
         return self._templates.digest(name)
+
+    def fields_fed(self, name: str) -> dict[str, list[str]]:
+        """The story fields template `name` (as overridden, with its partials) reads, by
+        where they are: {"story": [...], "scene": [...], "characters": [...]}."""
+        fed: dict[str, set[str]] = {"story": set(), "scene": set(), "characters": set()}
+        for var, field in self._templates.names_used(name):
+            if var in _STORY_NAMES and field is None:
+                fed["story"].add(_STORY_NAMES[var])
+            elif var in _SCENE_NAMES and field is not None:
+                fed["scene"].add(field)
+            elif var == "names":  # the names of the scene's characters, in frame order
+                fed["scene"].add("characters_present")
+            elif var in _CHARACTER_NAMES and field in _CHARACTER_FIELDS:
+                fed["characters"].add(_CHARACTER_FIELDS[field])
+        return {where: sorted(names) for where, names in fed.items() if names}
 
     def templates_used(self) -> dict[str, Path]:
         return {name: self._templates.path(name) for name in TEMPLATE_NAMES}
