@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import approvals, audio, budget, names, references, style, templates
+from storyc.lint import approvals, audio, budget, content, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -37,6 +37,8 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     audio.E308UnknownVoice,
     audio.E309VoiceNeedsVoiceModel,
     audio.E310MissingMusicFile,
+    content.E311NoScenes,
+    content.E312Placeholder,
     templates.E501TemplateError,
     budget.W401ReferenceImageBudget,
     budget.W402DurationBeyondVideoEdit,
