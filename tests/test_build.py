@@ -589,6 +589,93 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
 
 
 @pytest.mark.unit
+def test_a_score_below_the_threshold_is_flagged_on_its_step_line(capsys):
+    from storyc.cli import progress
+    from storyc.model.state import StepRecord
+
+    def finished(sid, score, cached=False):
+        rec = StepRecord(
+            id=sid, kind="video", key="k" * 64, status="done", api_calls=6, score=score, wall_s=3.2, cached=cached
+        )
+        return {"record": rec, "threshold": 0.8}
+
+    plain = progress.BuildProgress(total=0)
+    plain("step_finished", finished("video:4", 0.76))
+    plain("step_finished", finished("video:3", 0.8))  # at the threshold: a pass
+    plain("step_finished", finished("video:2", 0.61, cached=True))  # restored, and still below
+    plain("step_finished", finished("video:1", 0.95, cached=True))
+    assert capsys.readouterr().out.splitlines() == [
+        "done    video:4  6 call(s)  score 0.76 ▼ below 0.80  3.2s",
+        "done    video:3  6 call(s)  score 0.80  3.2s",
+        "cached  video:2  score 0.61 ▼ below 0.80",
+        "cached  video:1",
+    ]
+    summary = progress.low_scores_summary(
+        {"threshold": 0.8, "below_threshold": [{"id": "video:4", "score": 0.76}, {"id": "keyframe:2", "score": 0.71}]}
+    )
+    assert summary.startswith("2 take(s) kept below the 0.80 threshold") and "video:4 0.76, keyframe:2 0.71" in summary
+    assert progress.low_scores_summary({"threshold": 0.8, "below_threshold": []}) is None
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_low_scores_are_summarised_and_strict_makes_them_an_error(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+
+    # a threshold no offline take reaches, one attempt each: every judged take stays below it
+    strict = STORY.split("  - {scene_id: 2")[0] + (
+        "quality: {consistency_threshold: 0.999, max_character_attempts: 1, max_keyframe_iterations: 1, "
+        "max_video_corrections: 0}\n"
+    )
+    story = _story(tmp_path / "s", strict)
+    runner = CliRunner()
+    folders = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    r = runner.invoke(app, ["build", str(story), *folders])
+    assert r.exit_code == 0, r.output
+    assert "score 0." in r.stdout and "▼ below 1.00" in r.stdout  # the 0.999 threshold, at two decimals
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    low = {s["id"] for s in report["below_threshold"]}
+    assert {"character:Ava", "keyframe:1", "video:1"} <= low and report["threshold"] == 0.999
+    warning = [line for line in r.stderr.splitlines() if "below the 1.00 threshold" in line]
+    assert warning and warning[0].startswith("storyc build: warning: ") and "keyframe:1" in warning[0]
+    # the same takes, restored from the cache, are flagged again; --strict fails the build
+    r = runner.invoke(app, ["build", str(story), *folders, "--strict"])
+    assert r.exit_code == 1, r.output
+    assert "up to date" in r.stdout and "▼ below" in r.stdout
+    assert r.stderr.strip().splitlines()[-1].startswith("storyc build: --strict: ")
+
+
+@pytest.mark.unit
+def test_dry_run_honours_max_cost(tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+
+    story = _story(tmp_path / "s")
+    runner = CliRunner()
+    base = ["build", str(story), "--dry-run", "--backend", "offline", "--cache", str(tmp_path / "cache")]
+    plain = runner.invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    estimate = json.loads(plain.stdout.strip().splitlines()[-1])
+    low, high = estimate["cost_min_usd"], estimate["cost_max_usd"]
+    # even the cheapest run cannot fit: exit 1, naming the minimum
+    refused = runner.invoke(app, [*base, "--max-cost", "0.01"])
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"storyc build: --max-cost $0.01 cannot fit this build: it costs at least ${low:.2f} "
+        "(every check passing first time); raise --max-cost or build less (--select, --until)"
+    )
+    # the cheapest fits, the dearest not: a note, exit 0; both fit: nothing to say
+    between = runner.invoke(app, [*base, "--max-cost", f"{(low + high) / 2:.2f}"])
+    assert between.exit_code == 0 and "fits the cheapest run but not the dearest" in between.stderr
+    roomy = runner.invoke(app, [*base, "--max-cost", f"{high + 1:.2f}"])
+    assert roomy.exit_code == 0 and "--max-cost" not in roomy.stderr
+    assert not (tmp_path / "cache").exists()  # a dry run creates nothing
+
+
+@pytest.mark.unit
 def test_budget_names_the_refused_call_and_calls_after_it_as_not_started():
     from storyc.run.budget import Budget
     from storyc.run.errors import BudgetExceeded

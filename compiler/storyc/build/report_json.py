@@ -44,6 +44,16 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
         }
     if "assemble" in ctx.outcomes:
         report["final_video"] = ctx.outcomes["assemble"].outputs["final_video"]
+    # every kept take, generated now or restored, whose check ended below the threshold
+    threshold = ctx.story.quality.consistency_threshold
+    report["threshold"] = threshold
+    report["below_threshold"] = [
+        {"id": sid, "score": outcome.record.score, "cached": outcome.record.cached}
+        for sid in ctx.graph.order
+        if (outcome := ctx.outcomes.get(sid)) is not None
+        and outcome.record.score is not None
+        and outcome.record.score < threshold
+    ]
     return report
 
 

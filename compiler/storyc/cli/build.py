@@ -38,7 +38,7 @@ from storyc.cli.options import (
     output_level,
 )
 from storyc.cli.output import out
-from storyc.cli.progress import BuildProgress, build_summary
+from storyc.cli.progress import BuildProgress, build_summary, low_scores_summary
 from storyc.cli.watch import watch_builds
 from storyc.graph.select import SelectionError
 from storyc.model.targets import STEP_KIND_TARGETS
@@ -96,6 +96,12 @@ def build_command(
             "--draft",
             help="A quick preview: 480p, no video corrections, fast encoding. Cached apart from full builds; "
             "takes approved from a draft are used as is by the full build.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Exit 1 when a kept take's score is below the story's consistency_threshold (for CI)."
         ),
     ] = False,
     watch: Annotated[
@@ -182,8 +188,40 @@ def build_command(
         typer.echo(diag.format(), err=True)
     if result.status == "stopped":
         _print_stopped(result, story, _resume_command(story, **folders), out_dir, cache, quiet)
+    else:
+        _print_outcome(result, resume)
+    if result.status == "dry_run":
+        _check_dry_run_budget(result.dry_run, max_cost)
+    _check_scores(result, strict)
+
+
+def _check_dry_run_budget(d: dict[str, Any], max_cost: float | None) -> None:
+    """--dry-run --max-cost: exit 1 when even the cheapest run (every check passing first time)
+    cannot fit; a note when the dearest one would not."""
+    if max_cost is None:
         return
-    _print_outcome(result, resume)
+    if d["cost_min_usd"] > max_cost:
+        fail(
+            "storyc build",
+            f"--max-cost ${max_cost:.2f} cannot fit this build: it costs at least ${d['cost_min_usd']:.2f} "
+            "(every check passing first time); raise --max-cost or build less (--select, --until)",
+        )
+    if d["cost_max_usd"] > max_cost:
+        typer.echo(
+            f"storyc build: note: --max-cost ${max_cost:.2f} fits the cheapest run but not the dearest "
+            f"(${d['cost_max_usd']:.2f}): the build stops before a call that would pass it",
+            err=True,
+        )
+
+
+def _check_scores(result: BuildResult, strict: bool) -> None:
+    """Kept takes below the threshold: named on stderr after the result line; an error with --strict."""
+    summary = low_scores_summary(result.report)
+    if summary is None:
+        return
+    if strict:
+        fail("storyc build", f"--strict: {summary}")
+    typer.echo(f"storyc build: warning: {summary}", err=True)
 
 
 def _default_note(backend: str | None, chosen: str) -> str:

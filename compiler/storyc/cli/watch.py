@@ -22,7 +22,7 @@ from storyc.build.pipeline import run_build
 from storyc.build.watch import Sources, saves, sources_of
 from storyc.cli.errors import EXIT_INTERRUPTED, describe_os_error, print_diagnostics
 from storyc.cli.output import out
-from storyc.cli.progress import BuildProgress, build_summary
+from storyc.cli.progress import BuildProgress, build_summary, low_scores_summary
 from storyc.diagnostics import StorycError
 from storyc.graph.select import SelectionError
 from storyc.redact import redact
@@ -96,6 +96,9 @@ def _build_once(opts: BuildOptions, quiet: bool, verbose: bool, *, first: bool) 
         _say(f"interrupted ({build_summary(result.report)}); state saved")
         raise typer.Exit(EXIT_INTERRUPTED)
     out(_outcome(result, first))
+    low = low_scores_summary(result.report)
+    if low is not None:
+        _say(f"warning: {low}")
 
 
 def _refused_or(build: Callable[[], BuildResult]) -> BuildResult | None:

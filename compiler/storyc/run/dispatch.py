@@ -40,7 +40,7 @@ def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict, *, save: 
     outcome = StepOutcome(record=record, files=dict(entry["files"]))
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, save=save)
-    ctx.emit("step_finished", step=sid, cached=True, record=record)
+    ctx.emit("step_finished", step=sid, cached=True, record=record, threshold=ctx.story.quality.consistency_threshold)
     return outcome
 
 
@@ -84,7 +84,14 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     outcome = _outcome(run, record)
     ctx.outcomes[sid] = outcome
     ctx.store.record(record)
-    ctx.emit("step_finished", step=sid, cached=False, record=record, retries=run.retries)
+    ctx.emit(
+        "step_finished",
+        step=sid,
+        cached=False,
+        record=record,
+        retries=run.retries,
+        threshold=ctx.story.quality.consistency_threshold,
+    )
     return outcome
 
 
