@@ -234,11 +234,7 @@ class W407SceneWithoutAnchor(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for i, scene in enumerate(ctx.story.scenes):
-            if (
-                scene.characters_present
-                or scene.keyframe_image is not None
-                or ctx.story.chain_parent_index(i) is not None
-            ):
+            if scene.characters_present or scene.keyframe_image is not None or ctx.story.chain_parent_index(i) is not None:
                 continue
             yield self.report(
                 ctx,
