@@ -278,6 +278,28 @@ def test_select_builds_only_the_selection(first_build, tmp_path):
     assert set(backend.calls) == {"image", "vision"}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_select_build_shows_every_cached_scene_and_the_table_lists_script(first_build, tmp_path):
+    from _html import parse_page
+
+    cache = _copy_cache(first_build, tmp_path / "cache")
+    out = tmp_path / "out"
+    # scene 3 chains from video:2's last frame: its key is known only once video:2 has run again
+    # (to the same bytes here), and then its cached takes are shown, not "–"
+    result, backend = _build(first_build["story"], out, cache, select="video:2", force=True)
+    assert result.status == "built", result.message
+    assert {what for _, what in backend.log} == {"video:2"}
+    steps = {s["id"]: s for s in result.report["steps"]}
+    assert steps["keyframe:3"]["cached"] and steps["video:3"]["cached"] and steps["video:3"]["score"] is not None
+    assert steps["assemble"]["status"] == "skipped"  # not selected: the video is not rebuilt
+    page = "".join(parse_page((out / "storyboard.html").read_text()).text)
+    assert "keyframe – · last frame –" not in page and page.count("Consistencykeyframe ") == 3
+    # the full build's storyboard lists its own step in the build table
+    full = "".join(parse_page((first_build["root"] / "out" / "storyboard.html").read_text()).text)
+    assert "video:3done" in full and "scriptdone0$0.0000" in full
+
+
 # every loop exhausted: nothing passes, and every clip drifts below its keyframe
 EXHAUSTED = {"*": [0.1], **{(f"keyframe:{n}", "keyframe"): [0.5] for n in (1, 2, 3)}}
 

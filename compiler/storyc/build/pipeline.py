@@ -42,6 +42,8 @@ from storyc.store.fsutil import remove_stale_temps
 from storyc.store.hashing import file_sha256
 from storyc.store.state import BuildLock, StateJournal, StateStore
 
+SCENE_KINDS = ("character", "keyframe", "video")  # the steps the storyboard shows per character and scene
+
 
 def run_build(opts: BuildOptions) -> BuildResult:
     """Build a story. Raises StorycError (bad story / lint errors), SelectionError (bad
@@ -102,6 +104,7 @@ def _resolve_and_run(
     with lock, contextlib.nullcontext() if cache_locked else cache_in_use(prep.cache.root):
         ctx = _start(opts, prep, res, backend, out_dir, force)
         exec_info = _run(ctx, opts, to_run)
+        _restore_now_known(ctx)
         report = build_report(ctx, selected, exec_info, time.perf_counter() - t0)
         savings = approval_savings(graph, ctx.outcomes, prep.approvals)
         if savings:
@@ -255,6 +258,26 @@ def _run(ctx: BuildContext, opts: BuildOptions, to_run: list[str]) -> ExecResult
         if len(ctx.outcomes) == len(ctx.graph.steps):
             # every step finished: a job left in the journal belongs to an edited-away step
             ctx.store.clear_jobs()
+        ctx.store.save()
+
+
+def _restore_now_known(ctx: BuildContext) -> None:
+    """Scene steps a --select build left out whose keys could not be known before it ran
+    (chained after a step it re-ran): now that their upstream outputs are known, the cached
+    ones are restored, so the storyboard shows their takes and scores, not "–"."""
+    restored = False
+    for sid in ctx.graph.order:
+        step = ctx.graph.steps[sid]
+        if step.kind not in SCENE_KINDS or sid in ctx.outcomes or sid in ctx.failed or sid in ctx.force:
+            continue
+        if any(d not in ctx.outcomes for d in step.deps):
+            continue
+        key = ctx.key_of(step)
+        entry = ctx.cache.get_step(key)
+        if entry is not None:
+            restore_cached(ctx, sid, key, entry, save=False)
+            restored = True
+    if restored:
         ctx.store.save()
 
 

@@ -3,6 +3,7 @@ build state as it stands once every other step has finished."""
 
 from __future__ import annotations
 
+from storyc.model.state import StepRecord
 from storyc.report.documents import write_script_md
 from storyc.report.html import write_storyboard_html
 from storyc.run.calls import StepRun
@@ -16,6 +17,8 @@ DRAFT_NOTICE = (
 
 def run_script(ctx: BuildContext, run: StepRun) -> StepResult:
     state = ctx.store.snapshot()
+    # the page's build table lists this step too: it is the one writing the page (no call)
+    state.steps["script"] = StepRecord(id="script", kind="script", key=run.key, status="done")
     review = ctx.review(state) if ctx.review is not None else None
     notice = None
     if run.step.static.get("draft"):
