@@ -429,6 +429,36 @@ def test_a_draft_and_the_full_build_share_the_cache_and_score_the_same(prefect_h
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_a_paid_backends_draft_renders_480p_clips_without_corrections(prefect_harness, tmp_path):
+    from storyc.media.probe import probe
+
+    story = _story(tmp_path / "s")
+    backend = FakeBackend(SCORES)  # video:2's first clip drifts: a full build corrects it
+    opts = BuildOptions(
+        story=story,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        backend="xai",  # the graph of a paid backend; the counting fake answers its calls
+        backend_factory=lambda name: backend,
+        rates={"image": 1000.0, "video": 1000.0},
+        draft=True,
+    )
+    dry = run_build(BuildOptions(**{**opts.__dict__, "dry_run": True}))
+    assert dry.dry_run["draft"] is True and dry.dry_run["calls_max"]["video"] == 3  # one clip per scene
+    result = run_build(opts)
+    assert result.status == "built", result.message
+    assert backend.calls["video"] == 3  # no correction, although video:2 scored 0.5
+    steps = {s["id"]: s for s in result.report["steps"]}
+    assert steps["video:2"]["score"] == 0.5 and result.report["draft"] is True
+    clip = probe(tmp_path / "out" / "videos" / "scene_1.mp4")
+    final = probe(tmp_path / "out" / "final_video.mp4")
+    assert (clip.width, clip.height) == (final.width, final.height) == (86, 48)  # 480p at the suite's scale
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert state["draft"] is True
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_force_regenerates_everything_selected(first_build, tmp_path):
     cache = _copy_cache(first_build, tmp_path / "cache")
     result, backend = _build(first_build["story"], tmp_path / "out", cache, force=True, select="scene:3")
