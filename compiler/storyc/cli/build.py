@@ -48,7 +48,7 @@ EXAMPLES = examples(
     "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
     "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
     "storyc build story.yaml --select scene:3+ --max-cost 2",
-    "storyc build story.yaml --draft                        # a quick 480p preview, cached apart",
+    "storyc build story.yaml --draft                        # a quick 480p preview",
     "storyc build story.yaml --draft --watch                # rebuild on every save; the storyboard reloads",
     "storyc build story.yaml --until keyframes              # review the keyframes before paying for clips",
     "storyc build story.yaml --redo scene:2 --note 'the scarf is green'",
@@ -94,8 +94,8 @@ def build_command(
         bool,
         typer.Option(
             "--draft",
-            help="A quick preview: 480p, no video corrections, fast encoding. Cached apart from full builds; "
-            "takes approved from a draft are used as is by the full build.",
+            help="A quick preview: a 480p fast-encoded final video (on xai, 480p clips without video corrections "
+            "too). Cached beside the full build, which reuses its sheets and keyframes.",
         ),
     ] = False,
     strict: Annotated[
