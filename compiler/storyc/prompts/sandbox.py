@@ -298,8 +298,8 @@ class Templates:
 
     def _undefined(self, message: str, path: str, line: int, context: dict[str, Any]) -> tuple[str, int]:
         """An undefined name or field: (the message with a did-you-mean, its column on `line`)."""
-        field = _NO_ATTRIBUTE.search(message)
-        name = field.group("attr") if field else (_UNDEFINED.search(message) or [None, None])[1]
+        field, undefined = _NO_ATTRIBUTE.search(message), _UNDEFINED.search(message)
+        name = field.group("attr") if field else undefined.group(1) if undefined else None
         if not name:
             return message, 1
         try:
