@@ -278,6 +278,28 @@ def test_select_builds_only_the_selection(first_build, tmp_path):
     assert set(backend.calls) == {"image", "vision"}
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_select_build_shows_every_cached_scene_and_the_table_lists_script(first_build, tmp_path):
+    from _html import parse_page
+
+    cache = _copy_cache(first_build, tmp_path / "cache")
+    out = tmp_path / "out"
+    # scene 3 chains from video:2's last frame: its key is known only once video:2 has run again
+    # (to the same bytes here), and then its cached takes are shown, not "–"
+    result, backend = _build(first_build["story"], out, cache, select="video:2", force=True)
+    assert result.status == "built", result.message
+    assert {what for _, what in backend.log} == {"video:2"}
+    steps = {s["id"]: s for s in result.report["steps"]}
+    assert steps["keyframe:3"]["cached"] and steps["video:3"]["cached"] and steps["video:3"]["score"] is not None
+    assert steps["assemble"]["status"] == "skipped"  # not selected: the video is not rebuilt
+    page = "".join(parse_page((out / "storyboard.html").read_text()).text)
+    assert "keyframe – · last frame –" not in page and page.count("Consistencykeyframe ") == 3
+    # the full build's storyboard lists its own step in the build table
+    full = "".join(parse_page((first_build["root"] / "out" / "storyboard.html").read_text()).text)
+    assert "video:3done" in full and "scriptdone0$0.0000" in full
+
+
 # every loop exhausted: nothing passes, and every clip drifts below its keyframe
 EXHAUSTED = {"*": [0.1], **{(f"keyframe:{n}", "keyframe"): [0.5] for n in (1, 2, 3)}}
 
@@ -359,6 +381,80 @@ def test_offline_cli_build_is_deterministic_and_lint_gates_it(prefect_harness, t
     bad = _story(tmp_path / "bad", two.replace("characters_present: [Ava, Bo]", "characters_present: [Ava, Zed]"))
     r = runner.invoke(app, ["build", str(bad), "--out", str(tmp_path / "outbad")])
     assert r.exit_code == 1 and "Zed" in r.output and not (tmp_path / "outbad").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_draft_and_the_full_build_share_the_cache_and_score_the_same(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+    from storyc.media.probe import probe
+
+    story = _story(tmp_path / "s", STORY.split("  - {scene_id: 3")[0])
+    runner = CliRunner()
+    folders = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+
+    def build(*flags: str) -> dict:
+        r = runner.invoke(app, ["build", str(story), *folders, *flags])
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / "out" / "report.json").read_text())
+
+    def size() -> tuple[int, int]:
+        info = probe(tmp_path / "out" / "final_video.mp4")
+        return info.width, info.height
+
+    def judged() -> dict:
+        steps = json.loads((tmp_path / "out" / "state.json").read_text())["steps"]
+        return {sid: (s["score"], s["attempt_scores"]) for sid, s in steps.items() if s["score"] is not None}
+
+    draft = build("--draft")
+    assert draft["draft"] is True and draft["api_calls_total"] > 0
+    draft_scores = judged()
+    page = (tmp_path / "out" / "storyboard.html").read_text()
+    assert "Draft (storyc build --draft)" in page
+    assert size() == (86, 48)  # 480p at this suite's render scale
+    # the full build renders nothing again: the offline draft's takes are the full build's,
+    # so their scores are the same by construction; only the final video is made again
+    full = build()
+    assert full["draft"] is False and full["api_calls_total"] == 0
+    assert {s["id"] for s in full["steps"] if not s["cached"]} == {"assemble", "script"}
+    assert judged() == draft_scores
+    assert size() == (128, 72)
+    assert "Draft (storyc build --draft)" not in (tmp_path / "out" / "storyboard.html").read_text()
+    # both are in the cache: the draft again is restored, not rendered
+    again = runner.invoke(app, ["build", str(story), *folders, "--draft"])
+    assert again.exit_code == 0 and "up to date" in again.output, again.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_paid_backends_draft_renders_480p_clips_without_corrections(prefect_harness, tmp_path):
+    from storyc.media.probe import probe
+
+    story = _story(tmp_path / "s")
+    backend = FakeBackend(SCORES)  # video:2's first clip drifts: a full build corrects it
+    opts = BuildOptions(
+        story=story,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        backend="xai",  # the graph of a paid backend; the counting fake answers its calls
+        backend_factory=lambda name: backend,
+        rates={"image": 1000.0, "video": 1000.0},
+        draft=True,
+    )
+    dry = run_build(BuildOptions(**{**opts.__dict__, "dry_run": True}))
+    assert dry.dry_run["draft"] is True and dry.dry_run["calls_max"]["video"] == 3  # one clip per scene
+    result = run_build(opts)
+    assert result.status == "built", result.message
+    assert backend.calls["video"] == 3  # no correction, although video:2 scored 0.5
+    steps = {s["id"]: s for s in result.report["steps"]}
+    assert steps["video:2"]["score"] == 0.5 and result.report["draft"] is True
+    clip = probe(tmp_path / "out" / "videos" / "scene_1.mp4")
+    final = probe(tmp_path / "out" / "final_video.mp4")
+    assert (clip.width, clip.height) == (final.width, final.height) == (86, 48)  # 480p at the suite's scale
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert state["draft"] is True
 
 
 @pytest.mark.integration
@@ -542,6 +638,93 @@ def test_progress_shows_a_row_per_running_step_on_a_terminal_and_plain_lines_oth
     live.stop()
     assert live.rows == {} and [t.id for t in live.rich.tasks] == [live.task]
     assert "done    character:Ava" in live.rich.console.file.getvalue()
+
+
+@pytest.mark.unit
+def test_a_score_below_the_threshold_is_flagged_on_its_step_line(capsys):
+    from storyc.cli import progress
+    from storyc.model.state import StepRecord
+
+    def finished(sid, score, cached=False):
+        rec = StepRecord(
+            id=sid, kind="video", key="k" * 64, status="done", api_calls=6, score=score, wall_s=3.2, cached=cached
+        )
+        return {"record": rec, "threshold": 0.8}
+
+    plain = progress.BuildProgress(total=0)
+    plain("step_finished", finished("video:4", 0.76))
+    plain("step_finished", finished("video:3", 0.8))  # at the threshold: a pass
+    plain("step_finished", finished("video:2", 0.61, cached=True))  # restored, and still below
+    plain("step_finished", finished("video:1", 0.95, cached=True))
+    assert capsys.readouterr().out.splitlines() == [
+        "done    video:4  6 call(s)  score 0.76 ▼ below 0.80  3.2s",
+        "done    video:3  6 call(s)  score 0.80  3.2s",
+        "cached  video:2  score 0.61 ▼ below 0.80",
+        "cached  video:1",
+    ]
+    summary = progress.low_scores_summary(
+        {"threshold": 0.8, "below_threshold": [{"id": "video:4", "score": 0.76}, {"id": "keyframe:2", "score": 0.71}]}
+    )
+    assert summary.startswith("2 take(s) kept below the 0.80 threshold") and "video:4 0.76, keyframe:2 0.71" in summary
+    assert progress.low_scores_summary({"threshold": 0.8, "below_threshold": []}) is None
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_low_scores_are_summarised_and_strict_makes_them_an_error(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+
+    # a threshold no offline take reaches, one attempt each: every judged take stays below it
+    strict = STORY.split("  - {scene_id: 2")[0] + (
+        "quality: {consistency_threshold: 0.999, max_character_attempts: 1, max_keyframe_iterations: 1, "
+        "max_video_corrections: 0}\n"
+    )
+    story = _story(tmp_path / "s", strict)
+    runner = CliRunner()
+    folders = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    r = runner.invoke(app, ["build", str(story), *folders])
+    assert r.exit_code == 0, r.output
+    assert "score 0." in r.stdout and "▼ below 1.00" in r.stdout  # the 0.999 threshold, at two decimals
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    low = {s["id"] for s in report["below_threshold"]}
+    assert {"character:Ava", "keyframe:1", "video:1"} <= low and report["threshold"] == 0.999
+    warning = [line for line in r.stderr.splitlines() if "below the 1.00 threshold" in line]
+    assert warning and warning[0].startswith("storyc build: warning: ") and "keyframe:1" in warning[0]
+    # the same takes, restored from the cache, are flagged again; --strict fails the build
+    r = runner.invoke(app, ["build", str(story), *folders, "--strict"])
+    assert r.exit_code == 1, r.output
+    assert "up to date" in r.stdout and "▼ below" in r.stdout
+    assert r.stderr.strip().splitlines()[-1].startswith("storyc build: --strict: ")
+
+
+@pytest.mark.unit
+def test_dry_run_honours_max_cost(tmp_path):
+    from typer.testing import CliRunner
+
+    from storyc.cli.app import app
+
+    story = _story(tmp_path / "s")
+    runner = CliRunner()
+    base = ["build", str(story), "--dry-run", "--backend", "offline", "--cache", str(tmp_path / "cache")]
+    plain = runner.invoke(app, base)
+    assert plain.exit_code == 0, plain.output
+    estimate = json.loads(plain.stdout.strip().splitlines()[-1])
+    low, high = estimate["cost_min_usd"], estimate["cost_max_usd"]
+    # even the cheapest run cannot fit: exit 1, naming the minimum
+    refused = runner.invoke(app, [*base, "--max-cost", "0.01"])
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"storyc build: --max-cost $0.01 cannot fit this build: it costs at least ${low:.2f} "
+        "(every check passing first time); raise --max-cost or build less (--select, --until)"
+    )
+    # the cheapest fits, the dearest not: a note, exit 0; both fit: nothing to say
+    between = runner.invoke(app, [*base, "--max-cost", f"{(low + high) / 2:.2f}"])
+    assert between.exit_code == 0 and "fits the cheapest run but not the dearest" in between.stderr
+    roomy = runner.invoke(app, [*base, "--max-cost", f"{high + 1:.2f}"])
+    assert roomy.exit_code == 0 and "--max-cost" not in roomy.stderr
+    assert not (tmp_path / "cache").exists()  # a dry run creates nothing
 
 
 @pytest.mark.unit

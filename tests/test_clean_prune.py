@@ -90,7 +90,7 @@ def call_truth():
         yield truth
 
 
-def _build(story: Path, out: Path, cache: Path, backend=None):
+def _build(story: Path, out: Path, cache: Path, backend=None, draft: bool = False):
     backend = backend or FakeBackend(SCORES)
     opts = BuildOptions(
         story=story,
@@ -99,6 +99,7 @@ def _build(story: Path, out: Path, cache: Path, backend=None):
         backend="offline",
         backend_factory=lambda name: backend,
         rates={"image": 1000.0, "video": 1000.0},
+        draft=draft,
     )
     return run_build(opts), backend
 
@@ -333,6 +334,15 @@ def test_the_default_cache_is_beside_the_first_story(work):
     result = CliRunner().invoke(app, ["cache", "prune", str(work["a"]), str(work["b"])])
     assert result.exit_code == 0, result.stderr
     assert str(work["a"].parent / ".storyc" / "cache") in result.stdout and "freed 0 B (0 bytes)" in result.stdout
+
+
+def test_a_draft_and_a_full_build_both_survive_a_prune(work):
+    result, backend = _build(work["a"], work["tmp"] / "draft", work["cache"], draft=True)
+    assert result.status == "built" and not backend.log  # only its final video is its own
+    steps = _entries(work["cache"], "steps")
+    plan = plan_prune([work["a"], work["b"]], cache_dir=work["cache"])
+    assert plan.removed("steps") == 0 and plan.open_steps == 0, plan.removals
+    assert apply_prune(plan) == 0 and _entries(work["cache"], "steps") == steps
 
 
 def test_a_story_with_nothing_in_the_cache_is_warned_about(work, monkeypatch):

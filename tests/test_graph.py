@@ -217,6 +217,36 @@ def test_backend_and_render_scale_are_part_of_every_generated_media_key(story_pa
 
 
 @pytest.mark.unit
+def test_a_draft_changes_only_what_it_renders_differently(story_path):
+    # storyc build --draft: a 480p, fast-encoded final video everywhere; on xai 480p clips with
+    # no video corrections too. The rest is the full build's: shared in the cache.
+    loaded = load_story(story_path)
+    prompts = PromptSet(loaded.story, story_path=loaded.path)
+    for backend in ("offline", "xai"):
+        full = build_graph(loaded, prompts, backend=backend)
+        draft = build_graph(loaded, prompts, backend=backend, draft=True)
+        assert draft.draft and not full.draft
+        changed = {sid for sid in full.steps if full.steps[sid].fingerprint != draft.steps[sid].fingerprint}
+        clips = {f"video:{i}" for i in range(1, 6)}  # video:4 too (10 s: it gets no corrections anyway)
+        assert changed == ({"assemble", "script"} | (clips if backend == "xai" else set())), backend
+        assert draft.steps["assemble"].static["draft"] is True
+        assert "draft" not in full.steps["assemble"].static
+    xai_full = build_graph(loaded, prompts, backend="xai")
+    xai_draft = build_graph(loaded, prompts, backend="xai", draft=True)
+    clip, full_clip = xai_draft.steps["video:1"], xai_full.steps["video:1"]
+    assert (clip.static["resolution"], clip.static["quality"]["corrections"]) == ("480p", 0)
+    assert (full_clip.static["resolution"], full_clip.static["quality"]["corrections"]) == ("720p", 2)
+    assert clip.calls_max["video"] == 1 and full_clip.calls_max["video"] == 3
+    assert (
+        planned_calls(xai_draft, list(xai_draft.steps))["cost_max_usd"]
+        < planned_calls(xai_full, list(xai_full.steps))["cost_max_usd"]
+    )
+    # the pictures a draft renders are the full build's steps: one cache entry for both
+    for sid in ("character:Ava", "keyframe:1", "keyframe:2"):
+        assert xai_draft.steps[sid].fingerprint == xai_full.steps[sid].fingerprint
+
+
+@pytest.mark.unit
 def test_keys_resolve_progressively_from_upstream_outputs(story_path):
     plan = _plan(story_path)
     digest_a = outputs_digest({"a.jpg": "1" * 64}, {"sheet": "a.jpg"})

@@ -159,6 +159,46 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     assert left == []
 
 
+# Ctrl-C the moment the assembly's ffmpeg starts: the process signals itself from an audit
+# hook (Python's own "subprocess.Popen" event), as a terminal's Ctrl-C would arrive then.
+_CTRL_C_AT_ASSEMBLY = """
+import os, signal, sys
+def hook(event, args):
+    if event == "subprocess.Popen" and "-filter_complex" in list(args[1]):
+        os.kill(os.getpid(), signal.SIGINT)
+sys.addaudithook(hook)
+from storyc.cli.app import main
+sys.argv[0] = "storyc"
+main()
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ctrl_c_during_the_assembly_says_interrupted(reliability_reference, tmp_path):
+    # a transition edit: only the assembly and the storyboard run (in this process, no Prefect)
+    story = tmp_path / "story.yaml"
+    story.write_text(reliability_reference["story"].read_text().replace("transition: cut", "transition: crossfade", 1))
+    assert story.read_text() != reliability_reference["story"].read_text()
+    cache = tmp_path / "cache"
+    shutil.copytree(reliability_reference["story"].parent / "cache", cache)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_AT_ASSEMBLY, "build", str(story), "--out", str(out), "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "STORYC_RENDER_SCALE": "0.1", "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "KeyboardInterrupt" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert "stopped assemble" in proc.stdout and "failed" not in proc.stdout
+    assert _last_line(proc.stderr).startswith("storyc build: interrupted (")
+    state = json.loads((out / "state.json").read_text())
+    assert state["steps"]["assemble"]["status"] == "failed" and state["steps"]["assemble"]["error"] == "interrupted"
+    assert not (out / "final_video.mp4").exists() and ck.verify_tree(out, cache)["temps"] == []  # nothing half-written
+
+
 @pytest.mark.unit
 def test_a_backend_that_cannot_start_leaves_no_output_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
@@ -335,6 +375,7 @@ def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(
         r = runner.invoke(app_(), ["build", str(story), "--out", str(out), "--cache", str(cache)])
         line = _assert_clear_error(r, "No space left on device")
         assert len(line) < 2000
+        assert f": {out}/" in line and str(cache) not in line  # the file that did not fit, in the output folder
         # what was written is complete; nothing half-written stays behind
         check = ck.verify_tree(out, cache)
         assert check["corrupt"] == [], check
@@ -348,6 +389,14 @@ def test_full_output_folder_is_a_clear_error_and_resumes_when_room_is_made(
         assert file_sha256(out / "final_video.mp4") == reliability_reference["final"]
         final = ck.verify_tree(out, cache)
         assert final["corrupt"] == [] and final["temps"] == []
+    # restoring that build from the cache into a folder on a full disk: the error names the
+    # output folder, not the cache's blob the copy read from
+    with _tmpfs(tmp_path / "small", "size=48k") as small:
+        if small is None:
+            return  # the injected case above already named the output file
+        r = runner.invoke(app_(), ["build", str(story), "--out", str(small / "out"), "--cache", str(cache)])
+        line = _assert_clear_error(r, "No space left on device")
+        assert f": {small / 'out'}/" in line and str(cache) not in line, line
 
 
 # ─── one cache, several builds at once ───────────────────────────────────────

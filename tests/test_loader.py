@@ -400,6 +400,24 @@ def test_a_quote_error_on_one_line_stays_where_the_parser_failed() -> None:
     assert "closing quote" not in diagnostics[0].message
 
 
+@pytest.mark.parametrize(
+    ("text", "tab_at"),
+    [
+        # the parser blames the previous line's value ("while scanning a plain scalar")
+        ("title: x\nstyle: s\ncolor_palette: c\ncharacters:\n  - name: A\n\trole: r\n", (6, 1)),
+        ("title: x\n\tstyle: s\n", (2, 1)),
+        ("a:\n\t- 1\n", (2, 1)),  # "found character that cannot start any token"
+        ("a:\n  - x: 1\n  \t y: 2\n", (3, 3)),  # spaces, then the tab
+        ("a: |\n  text\n\tmore\n", (3, 1)),  # in a block scalar's indentation
+    ],
+)
+def test_a_tab_in_the_indentation_is_reported_at_the_tab_with_use_spaces(text: str, tab_at: tuple[int, int]) -> None:
+    diagnostics = load_or_diagnostics(text)
+    assert [(d.code, d.line, d.column) for d in diagnostics] == [("E101", *tab_at)], [d.format() for d in diagnostics]
+    assert "use spaces" in diagnostics[0].message and "tab" in diagnostics[0].message
+    assert "scanning" not in diagnostics[0].message  # the parser's own wording is not the message
+
+
 @pytest.mark.parametrize("yaml_only_break", ["\x85", "\u2028", "\u2029"])
 @pytest.mark.parametrize("source", ["yaml", "json"])
 def test_yaml_only_line_breaks_keep_editor_positions(yaml_only_break: str, source: str) -> None:

@@ -14,6 +14,7 @@ from storyc.cli.app import app
 from storyc.lint import lint_story
 from storyc.load.loader import load_story
 from storyc.prompts.promptset import render_plan_prompts
+from storyc.resources import schema_path
 
 CONCEPT = "A curious fox named Ember meets a wise old owl named Sage in an autumn forest"
 runner = CliRunner()
@@ -98,7 +99,69 @@ def test_offline_backend_writes_a_marked_skeleton(monkeypatch, tmp_path):
     text = out.read_text()
     assert "# OFFLINE SKELETON: no model was called" in text and "TODO" in text
     loaded = load_story(out)  # a valid story the author fills in
-    assert {d.code for d in lint_story(loaded)} <= {"W403", "W404"}  # what is left to write
+    codes = [d.code for d in lint_story(loaded)]
+    assert set(codes) <= {"E316", "W403", "W404"}  # what is left to write
+    # every TODO fails lint until it is written (E316), but the skeleton itself is plan's success
+    todos = codes.count("E316")
+    fields = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert todos == sum(line.count("TODO") for line in fields) and f"fill in its {todos} TODO(s)" in result.stdout
+    assert "E316" not in result.output  # counted, not listed: storyc lint lists them
+    linted = CliRunner().invoke(app, ["lint", str(out)])
+    assert linted.exit_code == 1 and linted.stdout.count(" error E316 ") == todos
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("concept", "names", "title"),
+    [
+        # the words of `--characters 2` ("Use exactly 2 characters") are not a name
+        (
+            "A shy lighthouse robot befriends a seagull",
+            ["Character1", "Character2"],
+            "A Shy Lighthouse Robot Befriends a Seagull",
+        ),
+        (
+            "Two kids, Ana and Ben, build a raft and sail down the river to find their lost dog",
+            ["Ana", "Ben"],
+            "Two Kids, Ana and Ben",
+        ),
+        (
+            "A curious fox named Ember meets a wise old owl called Sage",
+            ["Ember", "Sage"],
+            "A Curious Fox Named Ember Meets a Wise Old Owl Called Sage",
+        ),
+        (
+            "The last dragon of the north teaches a village girl to fly over the frozen sea at dawn",
+            ["Character1", "Character2"],
+            "The Last Dragon of the North Teaches a Village Girl to Fly",
+        ),
+    ],
+)
+def test_the_skeleton_takes_names_and_a_whole_phrase_title_from_the_concept(
+    monkeypatch, tmp_path, concept, names, title
+):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    out = tmp_path / "s.yaml"
+    assert plan(concept, "-o", str(out), "--characters", "2").exit_code == 0
+    story = load_story(out).story
+    assert [c.name for c in story.characters] == names
+    assert story.title == f"{title} (offline skeleton)"
+
+
+@pytest.mark.unit
+def test_the_modeline_points_at_the_schema_beside_the_story(monkeypatch, tmp_path):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    (tmp_path / "story.schema.json").write_bytes(schema_path().read_bytes())  # as storyc init writes it
+    out = tmp_path / "story.yaml"
+    assert plan(CONCEPT, "-o", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[0] == "# yaml-language-server: $schema=story.schema.json"
+    elsewhere = tmp_path / "other" / "story.yaml"
+    elsewhere.parent.mkdir()
+    assert plan(CONCEPT, "-o", str(elsewhere)).exit_code == 0
+    assert "story.schema.json" in elsewhere.read_text().splitlines()[0]
+    assert (
+        elsewhere.parent / elsewhere.read_text().splitlines()[0].split("=", 1)[1]
+    ).resolve() == schema_path().resolve()
 
 
 @pytest.mark.unit

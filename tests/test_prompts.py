@@ -293,26 +293,29 @@ def test_template_digest_is_sha256_of_the_source_in_use(tmp_path):
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    "source, line, message",
+    "source, line, column, message",
     [
-        ("fine\n{{ ''.__class__.__mro__ }}\n", 2, "unsafe"),
-        ("ok\n\n{% if %}\n", 3, "Expected an expression"),
-        ("a\nb\n{{ no_such_variable }}\n", 3, "'no_such_variable' is undefined"),
-        ("{{ scene.no_such_field }}\n", 1, "no_such_field"),
-        ("x\n{% include '_missing.j2' %}\n", 2, "template '_missing.j2' not found"),
-        ("{{ 1 / 0 }}", 1, "division by zero"),
-        ("{{ scene.action.__init__.__globals__ }}", 1, "unsafe"),
-        ("{% set x = names.append(1) %}", 1, "unsafe"),
+        ("fine\n{{ ''.__class__.__mro__ }}\n", 2, 1, "unsafe"),
+        ("ok\n\n{% if %}\n", 3, 1, "Expected an expression"),
+        # an undefined name or field: its own column, and a did-you-mean when one is near
+        ("a\nb\n{{ no_such_variable }}\n", 3, 4, "'no_such_variable' is undefined"),
+        ("{{ scene.no_such_field }}\n", 1, 4, "'scene' has no field 'no_such_field'"),
+        ("x\n  {{ scene.actoin | capfirst }}\n", 2, 6, "'scene' has no field 'actoin'; did you mean 'action'?"),
+        ("{{ style }} {{ plaette }}", 1, 16, "'plaette' is undefined; did you mean 'palette'?"),
+        ("x\n{% include '_missing.j2' %}\n", 2, 1, "template '_missing.j2' not found"),
+        ("{{ 1 / 0 }}", 1, 1, "division by zero"),
+        ("{{ scene.action.__init__.__globals__ }}", 1, 1, "unsafe"),
+        ("{% set x = names.append(1) %}", 1, 1, "unsafe"),
     ],
 )
-def test_template_failures_are_positioned_diagnostics(tmp_path, source, line, message):
+def test_template_failures_are_positioned_diagnostics(tmp_path, source, line, column, message):
     (tmp_path / "video.j2").write_text(source)
     ps = prompt_set(FOX, override_dir=tmp_path)
     with pytest.raises(StorycError) as info:
         ps.video(0)
     [diag] = info.value.diagnostics
     assert diag.code == "E501" and diag.is_error
-    assert (diag.path, diag.line, diag.column) == (str(tmp_path / "video.j2"), line, 1)
+    assert (diag.path, diag.line, diag.column) == (str(tmp_path / "video.j2"), line, column)
     assert diag.message.startswith("template error: ") and message in diag.message
     # other templates still render
     assert ps.character_sheet(ps.story.characters[0])
@@ -457,7 +460,8 @@ def test_cli_prompts_broken_story_template_fails_unless_prompts_replaces_it(tmp_
     (tmp_path / "prompts" / "video.j2").write_text("{{ style }}\n{{ scene.descripton }}\n")
     broken = runner.invoke(app, ["prompts", str(story)])
     assert broken.exit_code == 1
-    assert f"{tmp_path / 'prompts' / 'video.j2'}:2:1: error E501 " in broken.output
+    assert f"{tmp_path / 'prompts' / 'video.j2'}:2:4: error E501 " in broken.output
+    assert "did you mean 'description'?" in broken.output
     fixed = tmp_path / "fixed"
     fixed.mkdir()
     (fixed / "video.j2").write_text("{{ style }} FIXED")
@@ -571,3 +575,41 @@ def test_reword_of_a_check_prompt_keeps_it_a_check():
     softened = ps.reword(ps.check_keyframe(0))
     assert softened.startswith("Image 1 is the keyframe of scene 1")
     assert "Depict this" not in softened and "fictional, family-friendly artwork" in softened
+
+
+@pytest.mark.unit
+def test_a_scenes_description_and_every_distinguishing_mark_reach_its_prompts():
+    # issue 13: the description fed no prompt, and keyframes carried only the first ~45
+    # words of each visual_description (the fox's scarf and the owl's spectacles were cut)
+    ps = prompt_set(FOX)
+    story = ps.story
+    index = next(i for i, s in enumerate(story.scenes) if len(s.characters_present) >= 2)
+    scene = story.scenes[index]
+    keyframe, video = ps.keyframe(index), ps.video(index)
+    description = normalize_space(scene.description)
+    assert description in keyframe and description in video
+    for name in scene.characters_present:
+        for part in split_sentences(normalize_space(story.character(name).visual_description)):
+            assert part in keyframe, (name, part)
+            assert part not in video  # the keyframe carries appearance; a video prompt never does
+    assert "scarf" in keyframe and "spectacles" in keyframe
+
+
+@pytest.mark.unit
+def test_storyc_prompts_says_which_story_fields_feed_each_prompt(tmp_path):
+    text = runner.invoke(app, ["prompts", str(FOX), "--scene", "2"])
+    assert text.exit_code == 0, text.output
+    blocks = {block.splitlines()[0]: block for block in text.output.split("\n\n")}
+    keyframe = blocks["== keyframe:2 keyframe"].splitlines()
+    assert keyframe[2] == (
+        "from: color_palette, style; scene: action, camera, description, mood, setting; "
+        "characters: name, personality_cues, visual_description"
+    )
+    video = blocks["== video:2 video"].splitlines()
+    assert video[2] == "from: style; scene: action, camera, description, mood"
+    as_json = json.loads(runner.invoke(app, ["prompts", str(FOX), "--scene", "2", "--format", "json"]).output)
+    assert {e["kind"]: e["fields"] for e in as_json}["video"]["scene"] == ["action", "camera", "description", "mood"]
+    # an override is read as it is: a video template that leaves the description out says so
+    (tmp_path / "video.j2").write_text("{{ style }} {% for n in names %}{{ n }}{% endfor %} {{ scene.action }}")
+    listed = runner.invoke(app, ["prompts", str(FOX), "--scene", "2", "--prompts", str(tmp_path)])
+    assert "from: style; scene: action, characters_present\n" in listed.output

@@ -231,30 +231,33 @@ def test_redo_with_a_note_regenerates_only_that_target_and_its_dependents(story,
         build(story, redo="scene:7")
 
 
-def test_draft_approvals_carry_over_to_the_final_build(story, prefect_harness, monkeypatch):
-    # the draft: small frames (today's draft mechanism, STORYC_RENDER_SCALE), keyframes only
-    monkeypatch.setenv("STORYC_RENDER_SCALE", "0.1")
-    result, _ = build(story, out="draft", until="keyframes")
+def test_draft_approvals_carry_over_to_the_final_build(story, prefect_harness):
+    # the draft (storyc build --draft), keyframes only
+    result, _ = build(story, out="draft", until="keyframes", draft=True)
     assert result.status == "stopped"
+    assert report(story, "draft")["draft"] is True
     for target in ("character:Ava", "scene:1", "scene:2"):
         approve(story, target, out="draft")
-    # the final: larger frames, same cache; every approved target is used as is
-    monkeypatch.setenv("STORYC_RENDER_SCALE", "0.2")
+    recorded = json.loads((story.parent / "approved" / "approvals.json").read_text())["pins"]
+    assert recorded["scene:1"]["source"]["draft"] is True  # approved on a draft
+    # the final, same cache: every approved target is used as is, and the draft's other
+    # pictures are the final's (a draft renders pictures as the final does), so only clips are made
     result, backend = build(story, out="final")
     assert result.status == "built", result.message
     by_step = calls_by_step(backend)
-    assert not {"character:Ava", "keyframe:1", "keyframe:2"} & set(by_step)
-    assert {"character:Bo", "keyframe:3", "video:1", "video:2", "video:3"} == set(by_step)
+    assert {"video:1", "video:2", "video:3"} == set(by_step)
+    steps = {s["id"]: s for s in report(story, "final")["steps"]}
+    assert steps["character:Bo"]["cached"] and steps["keyframe:3"]["cached"]
     rep = report(story, "final")
     saved = rep["approvals"]
     assert saved["pinned"] == 3
     assert saved["saved"]["calls_min"] == {"image": 3, "vision": 3, "video": 0, "chat": 0, "tts": 0}
     assert saved["saved"]["cost_min_usd"] > 0 and saved["saved"]["cost_max_usd"] >= saved["saved"]["cost_min_usd"]
-    # the final clips are full size: 0.2 of 1280x720
+    # the final video is full size: 0.1 (the suite's render scale) of 1280x720
     from storyc.media.probe import probe
 
     info = probe(story.parent / "final" / "final_video.mp4")
-    assert (info.width, info.height) == (256, 144)
+    assert (info.width, info.height) == (128, 72)
     # the storyboard marks the approved targets current, with the command that undoes each
     text = "".join(parse_page((story.parent / "final" / "storyboard.html").read_text()).text)
     assert "✓ Approved: take 1 → approved/keyframe_scene_1.jpg (current)" in text

@@ -189,7 +189,12 @@ def approve(
             take=chosen.number,
             inputs=inputs,
             note=note if made_with is not None else (previous.note if previous else None),
-            source={"build": str(out_dir), "file": chosen.path, "backend": state.backend},
+            source={
+                "build": str(out_dir),
+                "file": chosen.path,
+                "backend": state.backend,
+                **({"draft": True} if state.draft else {}),  # storyc build --draft
+            },
             generated=_generated_cost(record, cache_dir),
         )
         approvals.notes.pop(target.id, None)  # the approved take is what the note asked for

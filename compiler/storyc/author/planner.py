@@ -8,11 +8,12 @@ linted like any hand-written story. A plan that fails validation or lint is stil
 written, so the author can fix it; the caller shows the diagnostics and exits 1.
 
 Schema modeline: the file starts with `# yaml-language-server: $schema=<path>`, where
-<path> is the schema storyc ships (storyc.resources.schema_path()), written relative to
-the story's folder. A story planned into the repository's stories/ folder therefore
-gets `../schemas/story.schema.json`, exactly like the examples, and a story written
-elsewhere still points at a file that exists. (An absolute path is used only when no
-relative one exists, e.g. another drive on Windows.)
+<path> is `story.schema.json` when that file sits beside the story (as `storyc init`
+writes it), else the schema storyc ships (storyc.resources.schema_path()), written
+relative to the story's folder. A story planned into the repository's stories/ folder
+therefore gets `../schemas/story.schema.json`, exactly like the examples, and a story
+written elsewhere still points at a file that exists. (An absolute path is used only when
+no relative one exists, e.g. another drive on Windows.)
 """
 
 from __future__ import annotations
@@ -58,11 +59,174 @@ class PlanOutcome:
         return bool(self.errors)
 
 
+# Capitalised words that start a sentence without being anyone's name.
+_NOT_NAMES = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "some",
+        "many",
+        "every",
+        "each",
+        "all",
+        "both",
+        "this",
+        "that",
+        "these",
+        "those",
+        "their",
+        "his",
+        "her",
+        "its",
+        "our",
+        "my",
+        "your",
+        "they",
+        "he",
+        "she",
+        "it",
+        "we",
+        "you",
+        "i",
+        "in",
+        "on",
+        "at",
+        "by",
+        "of",
+        "to",
+        "for",
+        "from",
+        "with",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "after",
+        "before",
+        "when",
+        "while",
+        "once",
+        "then",
+        "and",
+        "but",
+        "or",
+        "so",
+        "as",
+        "if",
+        "during",
+        "deep",
+        "far",
+        "high",
+        "long",
+        "late",
+        "early",
+        "one",
+        "day",
+        "night",
+        "create",
+        "story",
+        "tell",
+        "write",
+        "imagine",
+    ]
+)
+_SMALL_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "nor",
+        "of",
+        "on",
+        "onto",
+        "or",
+        "the",
+        "to",
+        "with",
+        "before",
+        "after",
+        "until",
+        "while",
+        "during",
+        "through",
+        "over",
+        "under",
+        "across",
+        "behind",
+        "beyond",
+        "near",
+        "toward",
+        "towards",
+    ]
+)
+_NAMED = re.compile(r"\b(?:named|called)\s+([A-Z][\w'-]*)")
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+TITLE_MAX_WORDS = 12
+
+
+def concept_names(concept: str) -> list[str]:
+    """The characters' names a concept gives ("Two kids, Ana and Ben, ..." → Ana, Ben;
+    "a robot named Bolt" → Bolt): capitalised words, except a sentence's first word when it
+    is a common one (A, Two, When...). None for a concept that names no one."""
+    names = _NAMED.findall(concept)
+    for sentence in re.split(r"(?<=[.!?])\s+", concept):
+        for i, match in enumerate(_WORD.finditer(sentence)):
+            word = match.group(0)
+            if not word[0].isupper() or (i == 0 and word.lower() in _NOT_NAMES) or word.lower() in _SMALL_WORDS:
+                continue
+            if word.isupper() and len(word) > 1:  # an acronym (NASA), not a name
+                continue
+            names.append(word)
+    return list(dict.fromkeys(names))
+
+
+def concept_title(concept: str) -> str:
+    """A title from the concept's first sentence: whole when it has at most TITLE_MAX_WORDS
+    words, else cut where a phrase ends (at its last clause boundary, a comma or a dash, or
+    before its last small word within the limit), never inside a phrase."""
+    sentence = re.split(r"(?<=[.!?])\s+", concept.strip())[0]
+    words = sentence.split()
+    if not words:
+        return "Untitled"
+    if len(words) > TITLE_MAX_WORDS:
+        head = words[: TITLE_MAX_WORDS + 1]
+        breaks = [i + 1 for i, w in enumerate(head[:-1]) if w.endswith((",", ";", ":", "—")) and i >= 1]
+        smalls = [i for i, w in enumerate(head) if i >= 3 and w.lower().strip(",;:") in _SMALL_WORDS]
+        words = head[: breaks[-1]] if breaks else head[: smalls[-1]] if smalls else head[:TITLE_MAX_WORDS]
+    words[-1] = words[-1].rstrip(",;:—-.!?")
+    while len(words) > 1 and words[-1].lower() in _SMALL_WORDS:
+        words.pop()
+        words[-1] = words[-1].rstrip(",;:—-")
+    return " ".join(
+        w if (i and w.lower().strip(",;:") in _SMALL_WORDS) or not w[:1].islower() else w[:1].upper() + w[1:]
+        for i, w in enumerate(words)
+    )
+
+
 def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: int | None) -> StoryPlan:
     """The offline backend's skeleton shaped to the requested counts, its text taken from
     the concept alone (never from the prompt's instructions). Only TODOs are invented."""
     concept = " ".join(concept.split())
-    names = [c.name for c in plan.characters]
+    names = concept_names(concept)  # never the prompt's words ("Use exactly 2 characters")
     count = characters or len(names) or 1
     while len(names) < count:
         names.append(f"Character{len(names) + 1}")
@@ -97,8 +261,7 @@ def fit_skeleton(plan: StoryPlan, concept: str, characters: int | None, scenes: 
         )
         for i in range(1, n_scenes + 1)
     ]
-    words = concept.split()
-    title = " ".join(words[:6]).title() if words else "Untitled"
+    title = concept_title(concept)
     return plan.model_copy(update={"title": f"{title} (offline skeleton)", "characters": cast, "scenes": shots})
 
 
@@ -140,9 +303,14 @@ def plan_to_story_data(plan: StoryPlan | dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+SCHEMA_BESIDE = "story.schema.json"  # what `storyc init` writes beside a story
+
+
 def schema_reference(story_path: Path) -> str:
     from storyc.resources import schema_path
 
+    if (Path(story_path).parent / SCHEMA_BESIDE).is_file():
+        return SCHEMA_BESIDE
     schema = schema_path().resolve()
     try:
         return Path(os.path.relpath(schema, story_path.resolve().parent)).as_posix()

@@ -35,6 +35,7 @@ class BuildOptions:
     until: str | None = None  # sheets | keyframes | videos: stop after that stage (graph.steps.STAGES)
     redo: str | None = None  # a target (scene:2) to generate again even if cached
     note: str | None = None  # with redo: appended to its prompt (kept in approved/approvals.json)
+    draft: bool = False  # a quick preview: 480p, no video corrections, fast encoding (model.story.draft_story)
 
 
 @dataclass

@@ -47,6 +47,8 @@ from storyc.store.cache import Cache, cache_in_use
 from storyc.store.fsutil import remove_stale_temps
 from storyc.store.state import BuildLock, StateJournal, StateStore
 
+SCENE_KINDS = ("character", "keyframe", "video")  # the steps the storyboard shows per character and scene
+
 
 def run_build(opts: BuildOptions) -> BuildResult:
     """Build a story. Raises StorycError (bad story / lint errors), SelectionError (bad
@@ -56,7 +58,9 @@ def run_build(opts: BuildOptions) -> BuildResult:
     if opts.redo and opts.note is not None and not opts.dry_run:
         # before the graph: the note is part of the target's key
         set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
-    prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
+    prep = prepare(
+        opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir, draft=opts.draft
+    )
     diagnostics = lint_for_build(prep.loaded, prompts_dir=opts.prompts_dir)
     if any(d.is_error for d in diagnostics):
         raise StorycError(diagnostics)
@@ -85,6 +89,7 @@ def _resolve_and_run(
         base.status = "dry_run"
         base.dry_run = {
             "backend": backend_name,
+            "draft": opts.draft,
             "steps_to_run": to_run,
             "steps_cached": [sid for sid in graph.order if res.cached(sid)],
             **planned_calls(graph, to_run),
@@ -102,6 +107,7 @@ def _resolve_and_run(
     with lock, contextlib.nullcontext() if cache_locked else cache_in_use(prep.cache.root):
         ctx = _start(opts, prep, res, backend, out_dir, force)
         exec_info = _run(ctx, opts, to_run)
+        _restore_now_known(ctx)
         report = build_report(ctx, selected, exec_info, time.perf_counter() - t0)
         savings = approval_savings(graph, ctx.outcomes, prep.approvals)
         if savings:
@@ -264,6 +270,7 @@ def _start(
         backend=prep.graph.backend,
         story_path=prep.loaded.path,
         story_sha256=file_sha256(prep.loaded.path),
+        draft=prep.graph.draft,
     )
     ctx = BuildContext(
         graph=prep.graph,
@@ -310,6 +317,26 @@ def _run(ctx: BuildContext, opts: BuildOptions, to_run: list[str]) -> ExecResult
         if len(ctx.outcomes) == len(ctx.graph.steps):
             # every step finished: a job left in the journal belongs to an edited-away step
             ctx.store.clear_jobs()
+        ctx.store.save()
+
+
+def _restore_now_known(ctx: BuildContext) -> None:
+    """Scene steps a --select build left out whose keys could not be known before it ran
+    (chained after a step it re-ran): now that their upstream outputs are known, the cached
+    ones are restored, so the storyboard shows their takes and scores, not "–"."""
+    restored = False
+    for sid in ctx.graph.order:
+        step = ctx.graph.steps[sid]
+        if step.kind not in SCENE_KINDS or sid in ctx.outcomes or sid in ctx.failed or sid in ctx.force:
+            continue
+        if any(d not in ctx.outcomes for d in step.deps):
+            continue
+        key = ctx.key_of(step)
+        entry = ctx.cache.get_step(key)
+        if entry is not None:
+            restore_cached(ctx, sid, key, entry, save=False)
+            restored = True
+    if restored:
         ctx.store.save()
 
 

@@ -34,8 +34,10 @@ def prepare(
     cache_dir: str | Path | None = None,
     prompts_dir: str | Path | None = None,
     lint: bool = False,
+    draft: bool = False,
 ) -> Prepared:
-    """Load (and optionally lint) the story and compile its graph. Raises StorycError."""
+    """Load (and optionally lint) the story and compile its graph (`draft`: the graph of
+    `storyc build --draft`). Raises StorycError."""
     loaded = load_story(story_path)
     if lint:
         errors = [d for d in lint_for_build(loaded, prompts_dir=prompts_dir) if d.is_error]
@@ -43,6 +45,6 @@ def prepare(
             raise StorycError(errors)
     prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=Path(prompts_dir) if prompts_dir else None)
     approvals = approvals_for_build(loaded.base_dir)  # its redo notes are part of the keys
-    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes)
+    graph = build_graph(loaded, prompts, backend=backend or default_backend_name(), notes=approvals.notes, draft=draft)
     cache = Cache(Path(cache_dir) if cache_dir else default_cache_dir(loaded.path))
     return Prepared(loaded=loaded, prompts=prompts, graph=graph, cache=cache, approvals=approvals)

@@ -21,6 +21,7 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
     report: dict[str, Any] = {
         "backend": ctx.graph.backend,
         "story": str(ctx.graph.story_path),
+        "draft": ctx.graph.draft,  # storyc build --draft: 480p, no video corrections, fast encoding
         "api_calls": calls,
         "api_calls_total": sum(calls.values()),
         "cache_hits": sum(1 for o in ctx.outcomes.values() if o.cached),
@@ -50,6 +51,16 @@ def build_report(ctx: BuildContext, selected: Collection[str], exec_info: ExecRe
         subtitles = {fmt: outputs[f"subtitles_{fmt}"] for fmt in ("srt", "vtt") if f"subtitles_{fmt}" in outputs}
         if subtitles:
             report["subtitles"] = subtitles
+    # every kept take, generated now or restored, whose check ended below the threshold
+    threshold = ctx.story.quality.consistency_threshold
+    report["threshold"] = threshold
+    report["below_threshold"] = [
+        {"id": sid, "score": outcome.record.score, "cached": outcome.record.cached}
+        for sid in ctx.graph.order
+        if (outcome := ctx.outcomes.get(sid)) is not None
+        and outcome.record.score is not None
+        and outcome.record.score < threshold
+    ]
     return report
 
 

@@ -17,7 +17,21 @@ from typing import Annotated
 import typer
 
 from storyc import __version__
-from storyc.cli import approve, build, clean, completion, deploy, graph, init, lint, plan, prompts, schema, server
+from storyc.cli import (
+    approve,
+    build,
+    clean,
+    completion,
+    deploy,
+    graph,
+    init,
+    lint,
+    plan,
+    prompts,
+    schema,
+    serve,
+    server,
+)
 from storyc.cli.errors import EXIT_INTERRUPTED, EXIT_OK
 from storyc.cli.help import Command, Group
 from storyc.cli.options import set_global_output_level
@@ -49,6 +63,7 @@ app.command("init", cls=Command, epilog=init.EXAMPLES)(init.init_command)
 app.command("lint", cls=Command, epilog=lint.EXAMPLES)(lint.lint_command)
 app.command("build", cls=Command, epilog=build.EXAMPLES)(build.build_command)
 app.command("plan", cls=Command, epilog=plan.EXAMPLES)(plan.plan_command)
+app.command("serve", cls=Command, epilog=serve.EXAMPLES)(serve.serve_command)
 app.command("deploy", cls=Command, epilog=deploy.EXAMPLES)(deploy.deploy_command)
 app.command("approve", cls=Command, epilog=approve.APPROVE_EXAMPLES)(approve.approve_command)
 app.command("unapprove", cls=Command, epilog=approve.UNAPPROVE_EXAMPLES)(approve.unapprove_command)

@@ -38,8 +38,9 @@ from storyc.cli.options import (
     output_level,
 )
 from storyc.cli.output import out
-from storyc.cli.progress import BuildProgress
+from storyc.cli.progress import BuildProgress, build_summary, low_scores_summary
 from storyc.cli.server import build_in_engine
+from storyc.cli.watch import watch_builds
 from storyc.graph.select import SelectionError
 from storyc.model.targets import STEP_KIND_TARGETS
 from storyc.store.state import BuildLocked
@@ -48,6 +49,8 @@ EXAMPLES = examples(
     "storyc build                                           # ./story.yaml; offline without XAI_API_KEY",
     "storyc build stories/fox_and_owl.yaml --dry-run        # planned calls and cost, no call",
     "storyc build story.yaml --select scene:3+ --max-cost 2",
+    "storyc build story.yaml --draft                        # a quick 480p preview",
+    "storyc build story.yaml --draft --watch                # rebuild on every save; the storyboard reloads",
     "storyc build story.yaml --until keyframes              # review the keyframes before paying for clips",
     "storyc build story.yaml --redo scene:2 --note 'the scarf is green'",
     "storyc -q build story.yaml --out build/ci              # only errors and the result line",
@@ -88,6 +91,28 @@ def build_command(
         str | None,
         typer.Option("--note", metavar="TEXT", help="With --redo: appended to its prompt (kept until it is approved)."),
     ] = None,
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft",
+            help="A quick preview: a 480p fast-encoded final video (on xai, 480p clips without video corrections "
+            "too). Cached beside the full build, which reuses its sheets and keyframes.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Exit 1 when a kept take's score is below the story's consistency_threshold (for CI)."
+        ),
+    ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Build again on every save of the story or its templates, with the storyboard on localhost "
+            "reloading itself; Ctrl-C stops.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -100,6 +125,8 @@ def build_command(
         usage_error("storyc build", "--max-cost must not be negative")
     if note is not None and redo is None:
         usage_error("storyc build", "--note goes with --redo TARGET (e.g. --redo scene:2 --note 'the scarf is green')")
+    if watch and (dry_run or redo):
+        usage_error("storyc build", "--watch builds on every save: leave out " + ("--dry-run" if dry_run else "--redo"))
     story = story_or_default("storyc build", story)
     require_file("storyc build", story)
     require_prompts_folder("storyc build", prompts)
@@ -119,7 +146,11 @@ def build_command(
         until=until.value if until else None,
         redo=redo,
         note=note,
+        draft=draft,
     )
+    if watch:  # a long-lived process of its own: warm after its first build, no engine needed
+        watch_builds(opts, quiet=quiet, verbose=verbose)
+        return
     # Before anything is loaded or printed: a warm engine (storyc.run.engine) runs this very
     # command in a fork of itself, printing here; asked only when none runs, needs_prefect
     # keeps refusals, no-ops and local-only builds from starting one.
@@ -139,7 +170,14 @@ def build_command(
         progress(event, data)
 
     opts.on_event = on_event
-    folders = {"backend": backend, "out_dir": out_dir, "cache": cache, "prompts": prompts, "select": select}
+    folders = {
+        "backend": backend,
+        "out_dir": out_dir,
+        "cache": cache,
+        "prompts": prompts,
+        "select": select,
+        "draft": draft,
+    }
     # An interrupted --until build resumes up to the same stage (no clip paid for before the
     # review). --redo is not repeated: a redo that finished would be paid for again (its
     # note stays in approved/approvals.json, so the resumed build still sends it).
@@ -157,8 +195,40 @@ def build_command(
         typer.echo(diag.format(), err=True)
     if result.status == "stopped":
         _print_stopped(result, story, _resume_command(story, **folders), out_dir, cache, quiet)
+    else:
+        _print_outcome(result, resume)
+    if result.status == "dry_run":
+        _check_dry_run_budget(result.dry_run, max_cost)
+    _check_scores(result, strict)
+
+
+def _check_dry_run_budget(d: dict[str, Any], max_cost: float | None) -> None:
+    """--dry-run --max-cost: exit 1 when even the cheapest run (every check passing first time)
+    cannot fit; a note when the dearest one would not."""
+    if max_cost is None:
         return
-    _print_outcome(result, resume)
+    if d["cost_min_usd"] > max_cost:
+        fail(
+            "storyc build",
+            f"--max-cost ${max_cost:.2f} cannot fit this build: it costs at least ${d['cost_min_usd']:.2f} "
+            "(every check passing first time); raise --max-cost or build less (--select, --until)",
+        )
+    if d["cost_max_usd"] > max_cost:
+        typer.echo(
+            f"storyc build: note: --max-cost ${max_cost:.2f} fits the cheapest run but not the dearest "
+            f"(${d['cost_max_usd']:.2f}): the build stops before a call that would pass it",
+            err=True,
+        )
+
+
+def _check_scores(result: BuildResult, strict: bool) -> None:
+    """Kept takes below the threshold: named on stderr after the result line; an error with --strict."""
+    summary = low_scores_summary(result.report)
+    if summary is None:
+        return
+    if strict:
+        fail("storyc build", f"--strict: {summary}")
+    typer.echo(f"storyc build: warning: {summary}", err=True)
 
 
 def _default_note(backend: str | None, chosen: str) -> str:
@@ -170,15 +240,12 @@ def _default_note(backend: str | None, chosen: str) -> str:
 def _resume_command(story: Path, **options: Any) -> str:
     """The command that resumes this build: the same folders and options, or the resumed
     build would miss the cache and pay again."""
-    flags = [f"--{name.removesuffix('_dir')} {shlex.quote(str(value))}" for name, value in options.items() if value]
+    flags = [
+        f"--{name.removesuffix('_dir')}" + ("" if value is True else f" {shlex.quote(str(value))}")
+        for name, value in options.items()
+        if value
+    ]
     return " ".join(["storyc build", shlex.quote(str(story)), *flags])
-
-
-def _summary(report: dict[str, Any]) -> str:
-    return (
-        f"{report.get('api_calls_total', 0)} API call(s), {report.get('cache_hits', 0)} cached step(s), "
-        f"${report.get('cost_usd', 0):.2f}, {report.get('wall_s', 0):.1f}s"
-    )
 
 
 def _print_outcome(result: BuildResult, resume: str) -> None:
@@ -191,7 +258,7 @@ def _print_outcome(result: BuildResult, resume: str) -> None:
     if result.status == "up_to_date":
         out(f"up to date: {result.out_dir}  (0 API calls, {rep.get('cache_hits', 0)} cached steps)")
         return
-    summary = _summary(rep)
+    summary = build_summary(rep)
     if result.status == "built":
         out(f"{result.message}  ({summary})")
         return
@@ -209,7 +276,7 @@ def _print_stopped(
     and the command that builds the rest."""
     until = result.until
     built = until["built"]
-    out(f"{result.message}: {len(built)} step(s) ready to review  ({_summary(result.report)})")
+    out(f"{result.message}: {len(built)} step(s) ready to review  ({build_summary(result.report)})")
     if quiet:
         return
     for sid, deps in until["waiting"].items():
@@ -233,7 +300,8 @@ def _print_stopped(
 
 
 def _print_dry_run(d: dict[str, Any]) -> None:
-    out(f"dry run: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
+    draft = " (--draft)" if d.get("draft") else ""
+    out(f"dry run{draft}: {len(d['steps_to_run'])} step(s) to run, {len(d['steps_cached'])} cached")
     for kind in ("image", "video", "vision", "chat", "tts"):
         lo, hi = d["calls_min"][kind], d["calls_max"][kind]
         if hi:

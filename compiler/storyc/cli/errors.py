@@ -110,4 +110,7 @@ def describe_os_error(exc: OSError) -> str:
         blocker = file_in_the_way(Path(exc.filename))
     if blocker is not None:  # mkdir's "File exists" / "Not a directory"
         return f"cannot make the folder {exc.filename}: {blocker} is a file"
-    return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    where = exc.filename
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename2:
+        where = exc.filename2  # a copy (shutil) names its source first; the full disk is the destination's
+    return f"{exc.strerror or exc}: {where or ''}".rstrip(": ")

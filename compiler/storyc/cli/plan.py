@@ -13,6 +13,9 @@ from storyc.cli.errors import fail, input_errors_exit, require_prompts_folder, u
 from storyc.cli.help import examples
 from storyc.cli.options import Backend, PromptsDirOpt
 from storyc.cli.output import out
+from storyc.lint.content import E316Placeholder
+
+PLACEHOLDER_CODE = E316Placeholder.code
 
 EXAMPLES = examples(
     'storyc plan "A curious fox meets a wise old owl" -o stories/ember.yaml --characters 2 --scenes 3',
@@ -66,20 +69,26 @@ def plan_command(
             model=model,
             prompts_dir=prompts,
         )
-    for diag in outcome.diagnostics:
+    # A skeleton is all placeholders (E316) on purpose: counted, not listed (storyc lint lists them)
+    todos = [d for d in outcome.diagnostics if d.code == PLACEHOLDER_CODE] if outcome.skeleton else []
+    shown = [d for d in outcome.diagnostics if d not in todos]
+    for diag in shown:
         typer.echo(diag.format(), err=True)
     for note in outcome.notes:
         typer.echo(f"storyc plan: note: {note}", err=True)
-    if outcome.failed:
+    if any(d.is_error for d in shown):
         fail(
             "storyc plan",
             f"wrote {outcome.path} but it fails lint: {len(outcome.errors)} error(s); "
             f"fix them and run storyc lint {outcome.path}",
         )
     if outcome.skeleton:  # the offline backend generates nothing: no model, no call, no cost
-        what = f"wrote skeleton {outcome.path} (offline: no model was called; fill in the TODOs"
+        what = (
+            f"wrote skeleton {outcome.path} (offline: no model was called; fill in its {len(todos)} TODO(s), "
+            f"which fail lint until written: storyc lint {outcome.path} lists them"
+        )
     else:
         what = f"wrote story {outcome.path} ({outcome.backend}, {outcome.calls} call(s), ${outcome.cost_usd:.4f}"
-    warnings = len(outcome.diagnostics)
+    warnings = len(shown)
     checked = (f", {warnings} warning(s)" if warnings else ", lints clean") if outcome.lint_ran else ""
     out(what + checked + ")" + ("" if outcome.lint_ran else " (lint unavailable: not checked)"))

@@ -15,10 +15,39 @@ from typing import Any
 from storyc.cli.output import out
 
 
+def below_threshold(score: float | None, threshold: float | None) -> str:
+    """ " ▼ below 0.80" after a score under the story's consistency_threshold, else ""."""
+    if score is None or threshold is None or score >= threshold:
+        return ""
+    return f" ▼ below {threshold:.2f}"
+
+
+def low_scores_summary(report: Mapping[str, Any]) -> str | None:
+    """The build's kept takes that ended below the threshold, in one line, or None."""
+    low = report.get("below_threshold") or []
+    if not low:
+        return None
+    steps = ", ".join(f"{s['id']} {s['score']:.2f}" for s in low)
+    return (
+        f"{len(low)} take(s) kept below the {report.get('threshold', 0):.2f} threshold "
+        f"(the best of their attempts): {steps}. Look at them in the storyboard; "
+        "--redo TARGET --note TEXT tries again, --strict makes this an error"
+    )
+
+
+def build_summary(report: Mapping[str, Any]) -> str:
+    """A build's calls, cache hits, cost and time, from its report."""
+    return (
+        f"{report.get('api_calls_total', 0)} API call(s), {report.get('cache_hits', 0)} cached step(s), "
+        f"${report.get('cost_usd', 0):.2f}, {report.get('wall_s', 0):.1f}s"
+    )
+
+
 class BuildProgress:
-    def __init__(self, total: int, verbose: bool = False):
+    def __init__(self, total: int, verbose: bool = False, show_cached: bool = True):
         self.total = total
         self.verbose = verbose
+        self.show_cached = show_cached  # a line per step restored from the cache (watch rebuilds: none)
         self.finished = 0
         self.rich: Any = None
         self.rows: dict[str, Any] = {}  # running step → its rich task
@@ -61,13 +90,15 @@ class BuildProgress:
         elif event == "step_finished":
             self.finished += 1
             rec = data["record"]
+            low = below_threshold(rec.score, data.get("threshold"))
             if rec.cached:
-                line = f"cached  {rec.id}"
+                line = f"cached  {rec.id}" + (f"  score {rec.score:.2f}{low}" if low else "")
             else:
-                score = f"  score {rec.score:.2f}" if rec.score is not None else ""
+                score = f"  score {rec.score:.2f}{low}" if rec.score is not None else ""
                 line = f"done    {rec.id}  {rec.api_calls} call(s){score}  {rec.wall_s:.1f}s"
             self._end_row(rec.id)
-            self._say(line)
+            if self.show_cached or not rec.cached:
+                self._say(line)
             if self.rich is not None:
                 self.rich.update(self.task, advance=1, count=f"{self.finished}/{self.total}")
         elif event == "step_failed":

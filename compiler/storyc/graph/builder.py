@@ -23,7 +23,7 @@ its fingerprint
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
 from storyc.model import speech, voices
 from storyc.model.clips import ClipPlan, clip_plan
-from storyc.model.story import Character, Location, Story
+from storyc.model.story import DRAFT_RESOLUTION, DRAFT_VIDEO_CORRECTIONS, Character, Location, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 from storyc.prompts.text import with_note
@@ -56,6 +56,12 @@ class _GraphInputs:
     base_dir: Path  # user input files (reference images, pinned keyframes) are relative to it
     common: dict[str, Any]  # static inputs of every step: key version, backend, frame format
     notes: Mapping[str, str]  # target id ("scene:2") → redo note
+    draft: bool = False  # storyc build --draft
+
+    @property
+    def draft_clips(self) -> bool:
+        """A draft on a paid backend: 480p clips, no video corrections."""
+        return self.draft and self.common["backend"] != "offline"
 
     def note(self, target_id: str) -> str | None:
         return (self.notes.get(target_id) or "").strip() or None
@@ -67,10 +73,18 @@ def build_graph(
     *,
     backend: str = "offline",
     notes: Mapping[str, str] | None = None,
+    draft: bool = False,
 ) -> StepGraph:
     """Compile a loaded story into its step graph (no I/O but hashing user input files).
     `notes` maps target ids (`scene:2`, `character:Ember`, `clip:2`, `location:Harbour`) to
-    redo notes."""
+    redo notes.
+
+    `draft` (`storyc build --draft`): the final video is 480p and fast-encoded, and on a paid
+    backend every clip is 480p with no video corrections (model.story.DRAFT_*). Sheets,
+    plates and keyframes are the full build's (xAI images have one size), and so are the
+    offline backend's clips (free, and a judged picture of another size would score
+    differently): a draft and a full build share those steps in the cache; the others have
+    keys of their own."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -79,7 +93,8 @@ def build_graph(
         "resolution": story.resolution,
         "render_scale": render_scale(),
     }
-    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common, dict(notes or {}))
+    inputs = _GraphInputs(story, prompts, Path(loaded.base_dir), common, dict(notes or {}), draft)
+    final = {"draft": True} if draft else {}  # the final video's size and encoding (run.assemble)
     steps: dict[str, Step] = {}
     quality = story.quality
     for character in story.characters:
@@ -148,9 +163,9 @@ def build_graph(
             video = _video_step(inputs, index, keyframe.id, sheets, slot_plan, spoken.id if spoken else None)
         steps[keyframe.id], steps[video.id] = keyframe, video
     steps["assemble"] = _assemble_step(inputs, tuple(sounds))
-    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__}
+    static = {**common, "kind": "script", "story": story.model_dump(mode="json"), "storyc": __version__, **final}
     steps["script"] = Step("script", "script", tuple(steps), static, digest(static))
-    return StepGraph(story=story, story_path=Path(loaded.path), steps=_topological(steps), backend=backend)
+    return StepGraph(story=story, story_path=Path(loaded.path), steps=_topological(steps), backend=backend, draft=draft)
 
 
 def _assemble_step(inputs: _GraphInputs, sounds: tuple[str, ...]) -> Step:
@@ -164,6 +179,7 @@ def _assemble_step(inputs: _GraphInputs, sounds: tuple[str, ...]) -> Step:
             {"scene_id": s.scene_id, "duration_s": s.duration_seconds, "transition": s.transition} for s in story.scenes
         ],
         "fps": 24,
+        **({"draft": True} if inputs.draft else {}),
     }
     if story.has_sound():  # absent otherwise: a silent story keeps the keys it had
         audio = story.audio
@@ -423,11 +439,17 @@ def _video_step(
     scene = story.scenes[index]
     note = inputs.note(f"clip:{scene.scene_id}")
     plan = clip_plan(story, index)
+    corrections = quality.max_video_corrections
+    draft: dict[str, Any] = {}
+    if inputs.draft_clips:  # the video runner reads both from the step's static inputs
+        plan = replace(plan, resolution=DRAFT_RESOLUTION)
+        corrections, draft = DRAFT_VIDEO_CORRECTIONS, {"draft": True}
     spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"], index)
     refs = tuple(dict.fromkeys(_slot_dep(r) for r in slot_plan.video_references))
     end_on = (f"keyframe:{plan.end_on}",) if plan.end_on is not None else ()
     static: dict[str, Any] = {
         **inputs.common,
+        **draft,
         "kind": "video",
         "scene_id": scene.scene_id,
         "prompts": {
@@ -440,7 +462,7 @@ def _video_step(
         "clip": _clip_static(plan),
         "references": [r.to_json(n) for n, r in enumerate(slot_plan.video_references, start=1)],
         "models": {"video": story.models.video, "vision": story.models.vision},
-        "quality": {"threshold": quality.consistency_threshold, "corrections": quality.max_video_corrections},
+        "quality": {"threshold": quality.consistency_threshold, "corrections": corrections},
         "templates": template_digests(prompts, STEP_TEMPLATES["video"]),
         "hints": {"camera": scene.camera, "action": scene.action, "mood": scene.mood},
     }
@@ -472,7 +494,14 @@ def _video_step(
         scene_index=index,
         scene_id=scene.scene_id,
         note=note,
-        **asdict(video_estimate(quality, story.models, plan, judged_sheets=len(sheets))),
+        **asdict(
+            video_estimate(
+                quality.model_copy(update={"max_video_corrections": corrections}),
+                story.models,
+                plan,
+                judged_sheets=len(sheets),
+            )
+        ),
     )
 
 

@@ -56,6 +56,7 @@ class StepGraph:
     story_path: Path
     steps: dict[str, Step]  # in topological order
     backend: str
+    draft: bool = False  # storyc build --draft (graph.builder.build_graph says what it changes)
 
     @property
     def order(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storyc.diagnostics import Severity
-from storyc.lint import approvals, audio, budget, capability, locations, names, references, style, templates
+from storyc.lint import approvals, audio, budget, capability, content, locations, names, references, style, templates
 from storyc.lint.base import Rule
 from storyc.lint.loader_rules import LOADER_RULES
 
@@ -41,6 +41,8 @@ SEMANTIC_RULES: tuple[type[Rule], ...] = (
     capability.E312SeamlessCutImpossible,
     locations.E313UnknownLocation,
     locations.E314DuplicateLocationName,
+    content.E315NoScenes,
+    content.E316Placeholder,
     templates.E501TemplateError,
     budget.W401ReferenceImageBudget,
     budget.W402DurationBeyondVideoEdit,

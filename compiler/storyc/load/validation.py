@@ -50,7 +50,7 @@ def _map_validation_errors(
         loc = _data_loc(tuple(err["loc"]), data)
         kind = err["type"]
         field_name = loc[-1] if loc and isinstance(loc[-1], str) else None
-        where = _describe(loc)
+        where = _describe(loc, data)
         if kind == "extra_forbidden":
             line, column = source.key_position(loc)
             parent_model = _model_at(loc[:-1])
@@ -59,7 +59,11 @@ def _map_validation_errors(
                 misspelt.add((*loc[:-1], hint[len("; did you mean '") : -2]))
             out.append(
                 error(
-                    shown, line, column, E_UNKNOWN_FIELD, f"unknown field '{field_name}' in {_describe(loc[:-1])}{hint}"
+                    shown,
+                    line,
+                    column,
+                    E_UNKNOWN_FIELD,
+                    f"unknown field '{field_name}' in {_describe(loc[:-1], data)}{hint}",
                 )
             )
             continue
@@ -104,7 +108,7 @@ def _map_validation_errors(
         line, column = source.position(parent)
         quoted = [f"'{name}'" for name in names]
         what = f"field {quoted[0]}" if len(quoted) == 1 else f"fields {', '.join(quoted[:-1])} and {quoted[-1]}"
-        out.append(error(shown, line, column, E_MISSING_FIELD, f"{_describe(parent)} is missing required {what}"))
+        out.append(error(shown, line, column, E_MISSING_FIELD, f"{_describe(parent, data)} is missing required {what}"))
     return out
 
 
@@ -156,14 +160,31 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     return _SUBMODELS.get(str(loc[0]))
 
 
-def _describe(loc: Loc) -> str:
+def _describe(loc: Loc, data: Any = None) -> str:
+    """Where a problem is, in the author's terms: a scene by its id ("scene 4", as lint's
+    reference errors say it), a character or a location by its name, then the field; a list
+    position ("scenes[2]", counted from 1) only for an item with no usable id or name."""
     if not loc:
         return "the story"
+    owner, rest = "", loc
+    if len(loc) >= 2 and loc[0] in ("scenes", "characters", "locations") and isinstance(loc[1], int):
+        owner, rest = _owner(str(loc[0]), loc[1], _value_at(loc[:2], data)), loc[2:]
     parts: list[str] = []
-    for part in loc:
+    for part in rest:
         parts.append(f"[{part + 1}]" if isinstance(part, int) else (("." if parts else "") + str(part)))
-    text = "".join(parts)
-    return text.replace(".[", "[")
+    path = "".join(parts).replace(".[", "[")
+    return ", ".join(p for p in (owner, path) if p)
+
+
+def _owner(section: str, index: int, item: Any) -> str:
+    """ "scene 4" / "character 'Ava'" for the item at `index` of `section`, or its position."""
+    if isinstance(item, dict):
+        scene_id, name = item.get("scene_id"), item.get("name")
+        if section == "scenes" and isinstance(scene_id, int) and not isinstance(scene_id, bool):
+            return f"scene {scene_id}"
+        if section in ("characters", "locations") and isinstance(name, str) and name.strip():
+            return f"{section.removesuffix('s')} {name.strip()!r}"
+    return f"{section}[{index + 1}]"
 
 
 def _friendly(err: ErrorDetails, value: Any) -> str:

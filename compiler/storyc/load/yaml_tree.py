@@ -10,6 +10,7 @@ expansion is bounded (a billion-laughs document is refused quickly), and so is n
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from ruamel.yaml.tag import Tag
 
 from storyc.diagnostics import StorycError, error
 from storyc.load.codes import E_ALIAS, E_DOCUMENT, E_DUPLICATE_KEY, E_SCHEMA, E_SYNTAX, E_TAG
-from storyc.load.positions import EditorPositions, Loc, SourceMap, clamp
+from storyc.load.positions import EditorPositions, Loc, SourceMap, clamp, line_col
 
 try:
     from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # ruamel re-exports it from its untyped C extension
@@ -163,6 +164,18 @@ def _compose(text: str, shown: str, positions: EditorPositions) -> Node | None:
                     f"the quoted value that starts here runs on to line {end_line}, column {end_column}, "
                     f"where parsing fails ({problem}); is its closing quote missing?"
                 )
+        tab = _indentation_tab(text, exc)
+        if tab is not None:
+            line, column = line_col(text, tab)
+            raise StorycError(
+                error(
+                    shown,
+                    line,
+                    column,
+                    E_SYNTAX,
+                    "a tab in the indentation; use spaces (YAML indents with spaces only)",
+                )
+            ) from None
         if "expected a single document" in str(problem) or "but found another document" in str(exc):
             raise StorycError(
                 error(shown, line, column, E_DOCUMENT, "a story file holds exactly one YAML document")
@@ -180,6 +193,23 @@ def _compose(text: str, shown: str, positions: EditorPositions) -> Node | None:
         except Exception:
             pass
     return node
+
+
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.M)
+
+
+def _indentation_tab(text: str, exc: MarkedYAMLError) -> int | None:
+    """The offset of the tab a tab-related syntax error is about: the first tab in a line's
+    indentation from the line the parser was reading (it reports where the token before the
+    tab started, often the line above). None when the error is not about a tab."""
+    problem = str(exc.problem or "")
+    mark = exc.context_mark or exc.problem_mark
+    at_tab = exc.problem_mark is not None and text[exc.problem_mark.index : exc.problem_mark.index + 1] == "\t"
+    if mark is None or not ("tab character" in problem or at_tab):
+        return None
+    line_start = text.rfind("\n", 0, mark.index) + 1
+    found = _TAB_INDENT.search(text, line_start)
+    return found.end() - 1 if found is not None else None
 
 
 def _runaway_quote(

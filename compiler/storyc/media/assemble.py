@@ -119,10 +119,13 @@ def build_assembly_graph(
     return ";".join(parts), total
 
 
-def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS) -> Path:
+def assemble(
+    clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS, *, draft: bool = False
+) -> Path:
     """Join `clips` into `dest` with ONE ffmpeg run: every clip normalised (fps, scale
     and pad to width×height, yuv420p, 44.1 kHz stereo) and joined with its transition.
-    H.264 + AAC, faststart, no metadata; written to a temp file, then renamed."""
+    H.264 + AAC, faststart, no metadata; written to a temp file, then renamed. `draft`:
+    the fast encoder preset (`storyc build --draft`)."""
     if not clips:
         raise MediaError("assemble: no clips")
     dest = Path(dest)
@@ -147,7 +150,7 @@ def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, f
                 "[vout]",
                 "-map",
                 "[aout]",
-                *encoder_args(fps),
+                *encoder_args(fps, draft=draft),
                 "-f",
                 "mp4",
                 str(tmp),
@@ -157,10 +160,12 @@ def assemble(clips: Sequence[Clip], dest: Path | str, width: int, height: int, f
     return dest
 
 
-def assemble_picture(clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS) -> Path:
+def assemble_picture(
+    clips: Sequence[Clip], dest: Path | str, width: int, height: int, fps: int = FPS, *, draft: bool = False
+) -> Path:
     """The clips' pictures joined as `assemble` joins them, without sound: ONE ffmpeg run,
     written atomically. The sound pass mixes onto it (media.audio_mix.mix_onto_picture)
-    without encoding the picture again."""
+    without encoding the picture again. `draft`: the fast encoder preset."""
     if not clips:
         raise MediaError("assemble: no clips")
     dest = Path(dest)
@@ -179,7 +184,7 @@ def assemble_picture(clips: Sequence[Clip], dest: Path | str, width: int, height
                 "-map",
                 "[vout]",
                 "-an",
-                *encoder_args(fps),
+                *encoder_args(fps, draft=draft),
                 "-f",
                 "mp4",
                 str(tmp),

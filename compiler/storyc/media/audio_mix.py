@@ -407,10 +407,11 @@ def assemble_with_sound(
     fps: int = FPS,
     *,
     two_pass: bool = True,
+    draft: bool = False,
 ) -> Path:
     """ffmpeg.assemble plus the sound pass: the clips joined as there, their sound mixed with
     the speech and music, normalized, and the subtitles added; one encoding run (after a
-    measuring run that encodes nothing, when `two_pass`)."""
+    measuring run that encodes nothing, when `two_pass`). `draft`: the fast encoder preset."""
     if not clips:
         raise MediaError("assemble: no clips")
     dest = Path(dest)
@@ -432,7 +433,7 @@ def assemble_with_sound(
                 "-map",
                 f"[{ext.audio_label}]",
                 *ext.output_args,
-                *encoder_args(fps),
+                *encoder_args(fps, draft=draft),
                 "-f",
                 "mp4",
                 str(tmp),

@@ -31,7 +31,7 @@ class PinRecord(BaseModel):
     take: int  # the take number, as the storyboard and --take number them
     inputs: dict[str, str | None] = {}  # input name → hash at approval (None: not known then)
     note: str | None = None  # the redo note the take was made with
-    source: dict[str, Any] = {}  # the build it came from: folder, file, backend, render scale
+    source: dict[str, Any] = {}  # the build it came from: folder, file, backend, draft (storyc build --draft)
     generated: dict[str, Any] = {}  # what its step paid when it was generated: calls, cost_usd
 
 

@@ -69,6 +69,7 @@ class BuildState(BaseModel):
     state_version: int = STATE_VERSION
     storyc_version: str = ""
     backend: str = ""
+    draft: bool = False  # storyc build --draft
     story_path: str = ""
     story_sha256: str = ""
     plan: RecordedPlan

@@ -56,13 +56,19 @@ class Character(_Strict):
     used verbatim in every image prompt that shows it."""
 
     name: str = Field(
-        description="Short unique name, e.g. 'Luna'. Used in file names: letters, digits, space, '-', '_'."
+        description="Short unique name, e.g. 'Luna'. Used in file names: letters, digits, space, '-', '_'. "
+        "Names the character in every prompt that shows it and on the offline animatic's name tags."
     )
-    role: str = Field(description="protagonist / antagonist / supporting")
+    role: str = Field(description="protagonist / antagonist / supporting. For you and the planner: no prompt reads it.")
     visual_description: str = Field(
-        description="Exhaustive visual description, minimum 80 words; copied verbatim into every image prompt."
+        description="Exhaustive visual description, minimum 80 words. Copied whole and verbatim into every image "
+        "prompt that shows the character (its sheet, every keyframe) and into the vision checks, so every "
+        "distinguishing mark counts; never into a video prompt (the keyframe carries the appearance)."
     )
-    personality_cues: list[str] = Field(description="3-5 adjectives or phrases for expression guidance")
+    personality_cues: list[str] = Field(
+        description="3-5 adjectives or phrases for expression guidance: the keyframe prompt says the character "
+        "'looks <cues>'."
+    )
     reference_image: str | None = Field(
         default=None,
         description="storyc: a user's photo or drawing (path relative to the story file), the base of the character sheet.",
@@ -91,19 +97,41 @@ class DialogueLine(_Strict):
 
 
 class Scene(_Strict):
-    scene_id: int = Field(description="Unique scene number")
-    title: str = Field(description="Brief scene title, 3-6 words")
-    description: str = Field(description="What happens in 2-3 sentences")
-    characters_present: list[str] = Field(description="Character names (must match Character.name exactly)")
-    setting: str = Field(description="Physical environment, time of day, weather")
-    camera: str = Field(description="Shot type + movement: 'medium shot, slow dolly forward'")
-    mood: str = Field(description="Lighting/atmosphere: 'warm golden hour, soft shadows'")
-    action: str = Field(description="Primary motion for video: 'fox leaps over a fallen log'")
+    scene_id: int = Field(description="Unique scene number: how messages, targets (scene:2) and files name the scene.")
+    title: str = Field(
+        description="Brief scene title, 3-6 words: the storyboard, the vision checks and the offline animatic's "
+        "caption; no image or video prompt reads it."
+    )
+    description: str = Field(
+        description="What happens in 2-3 sentences: the keyframe prompt (the moment to compose) and the video "
+        "prompt (what happens over the clip)."
+    )
+    characters_present: list[str] = Field(
+        description="Character names (must match Character.name exactly): who the keyframe shows (their sheets are "
+        "its reference images), the vision checks and the video prompt's names."
+    )
+    setting: str = Field(
+        description="Physical environment, time of day, weather: the keyframe prompt and its check "
+        "(offline: the background)."
+    )
+    camera: str = Field(
+        description="Shot type + movement: 'medium shot, slow dolly forward'. The keyframe prompt (framing) and "
+        "the video prompt (movement); offline: the shot size and the camera motion."
+    )
+    mood: str = Field(
+        description="Lighting/atmosphere: 'warm golden hour, soft shadows'. The keyframe and video prompts "
+        "(offline: the lighting)."
+    )
+    action: str = Field(
+        description="Primary motion for video: 'fox leaps over a fallen log'. The video prompt, the keyframe "
+        "prompt and its check; offline: the caption and the props it names."
+    )
     duration_seconds: int = Field(
         ge=MIN_DURATION_S,
         le=MAX_SCENE_S,
-        description="Video duration, 8 is a good default. storyc: up to 60; a scene longer than 15 s is rendered "
-        "by video extension, or as segments chained by their last frames (the planning schema keeps 15).",
+        description="Video duration, 8 is a good default: the clip's length and price. storyc: up to 60; a scene "
+        "longer than 15 s is rendered by video extension, or as segments chained by their last frames (the "
+        "planning schema keeps 15).",
     )
     transition: Transition = Field(default="cut", description="cut / crossfade / match-cut")
     chain_from: int | Literal["none"] | None = Field(
@@ -206,6 +234,14 @@ class Quality(_Strict):
     )
 
 
+# `storyc build --draft` (graph.builder): the final video's resolution and, on a paid backend,
+# the clips' (with no video corrections: each clip is judged once and kept). Pictures are
+# rendered as in a full build (with their best-of-N candidates), so a draft's approved takes
+# carry over and the full build pays for no picture again.
+DRAFT_RESOLUTION: Resolution = "480p"
+DRAFT_VIDEO_CORRECTIONS = 0
+
+
 class Audio(_Strict):
     """The soundtrack of the final video. Absent from a story without dialogue or narration:
     the clips' own sound, as before."""
@@ -242,13 +278,16 @@ class Story(_Strict):
     model_config = ConfigDict(title="storyc story", extra="forbid", strict=True)
 
     version: Literal[1] = Field(default=1, description="storyc: story format version")
-    title: str
+    title: str = Field(description="The story's title: the storyboard and script.md; no prompt reads it.")
     style: str = Field(description="Visual style for ALL images/videos. This prefix starts every prompt.")
     aspect_ratio: AspectRatio = Field(default="16:9", description=" / ".join(ASPECT_RATIOS))
     resolution: Resolution = Field(
         default="720p", description="storyc: 720p or 480p; 1080p on a video model that offers it"
     )
-    color_palette: str = Field(description="Dominant colors: 'deep forest greens, amber, moonlight silver'")
+    color_palette: str = Field(
+        description="Dominant colors: 'deep forest greens, amber, moonlight silver'. The keyframe prompt "
+        "(offline: the colours painted)."
+    )
     characters: list[Character]
     scenes: list[Scene]
     locations: list[Location] = Field(

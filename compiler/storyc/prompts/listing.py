@@ -21,8 +21,9 @@ def prompt_listing(
     prompts: PromptSet, scene_id: int | None = None, notes: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """Every deterministic prompt a build sends, in build order, as
-    {step, kind, prompt, slots[, text_only, image]} records. `slots` lists the images
-    sent with the prompt, 1-based, in order. With scene_id, only that scene's steps.
+    {step, kind, prompt, slots, fields[, text_only, image]} records. `slots` lists the images
+    sent with the prompt, 1-based, in order; `fields`, the story fields its template reads
+    (PromptSet.fields_fed). With scene_id, only that scene's steps.
     `notes` (target id → redo note) are appended to their prompts, as the build does; a
     pinned target is listed as `<kind>_pinned` with its image and no prompt."""
     story = prompts.story
@@ -38,6 +39,11 @@ def prompt_listing(
     for index, scene in enumerate(story.scenes):
         if scene_id is None or scene.scene_id == scene_id:
             entries.extend(_scene_entries(prompts, index, notes))
+    fed: dict[str, dict[str, list[str]]] = {}
+    for entry in entries:
+        if entry["prompt"] is not None:
+            kind = entry["kind"]
+            entry["fields"] = fed[kind] if kind in fed else fed.setdefault(kind, prompts.fields_fed(kind))
     return entries
 
 
@@ -207,6 +213,14 @@ def _describe_image(item: dict[str, Any]) -> str:
     return f"{kind.replace('_', ' ')} of scene {item['scene_id']}"
 
 
+def describe_fields(fields: Mapping[str, list[str]]) -> str:
+    """ "style, color_palette; scene: action, camera; characters: visual_description"."""
+    parts = []
+    for where, names in fields.items():
+        parts.append(", ".join(names) if where == "story" else f"{where}: {', '.join(names)}")
+    return "; ".join(parts)
+
+
 def format_listing(entries: list[dict[str, Any]]) -> str:
     """The text form of `storyc prompts`: a header per prompt, its images, the prompt."""
     blocks = []
@@ -227,6 +241,8 @@ def format_listing(entries: list[dict[str, Any]]) -> str:
         if entry["kind"].endswith("_pinned"):
             lines.append(f"pinned {entry['kind'][: -len('_pinned')]} {entry['image']}: used as is, no prompt sent")
         else:
+            if entry.get("fields"):
+                lines.append("from: " + describe_fields(entry["fields"]))
             lines.append(entry["prompt"])
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + ("\n" if blocks else "")

@@ -53,6 +53,22 @@ TEMPLATE_NAMES = (
 )
 
 
+# What the templates' context names are in the story (for `storyc prompts`: which fields
+# feed which prompt). Names not listed are the build's own inputs (a fix, the blocked prompt).
+_STORY_NAMES = {"style": "style", "palette": "color_palette", "title": "title", "aspect_ratio": "aspect_ratio"}
+_STORY_NAMES |= {"resolution": "resolution", "turnaround": "quality.turnaround"}
+_SCENE_NAMES = {"scene"}
+_CHARACTER_NAMES = {"character", "characters", "referenced", "text_only"}
+_CHARACTER_FIELDS = {
+    "name": "name",
+    "role": "role",
+    "visual_description": "visual_description",
+    "brief": "visual_description (its first sentences)",
+    "personality_cues": "personality_cues",
+    "reference_image": "reference_image",
+}
+
+
 def _positions(count: int) -> list[str]:
     """Where each of `count` characters stands in the frame (left to right)."""
     table = {
@@ -252,7 +268,10 @@ class PromptSet:
         `spoken`: whether the video model speaks the scene's dialogue (then each line is in
         the prompt, bound to its speaker and voice <AUDIO_n>); None means what the story asks
         for (audio.native, for a clip of one generation), the build passes
-        storyc.model.speech.clip_speaks_dialogue for its backend."""
+        storyc.model.speech.clip_speaks_dialogue for its backend.
+
+        The scene's description (what happens over the clip) is there, with its action and
+        camera."""
         scene = self.story.scenes[scene_index]
         plan = clip_plan(self.story, scene_index)
         if spoken is None:
@@ -261,7 +280,6 @@ class PromptSet:
 
         def context() -> dict[str, Any]:
             view = self._scene_view(scene)
-            view.pop("description")  # what happens over time, not the motion to render
             slot_plan = allocate_slots(self.story, scene_index)
             references = [
                 {"image": n, "kind": ref.kind, "name": ref.name}
@@ -300,7 +318,6 @@ class PromptSet:
 
         def context() -> dict[str, Any]:
             view = self._scene_view(scene)
-            view.pop("description")
             return {**self._base(), "scene": view, "names": list(present_characters(self.story, scene_index))}
 
         return self._render(("video_extend", scene_index), "video_extend", context)
@@ -367,6 +384,25 @@ class PromptSet:
 
     def template_digest(self, name: str) -> str:
         return self._templates.digest(name)
+
+    def fields_fed(self, name: str) -> dict[str, list[str]]:
+        """The story fields template `name` (as overridden, with its partials) reads, by
+        where they are: {"story": [...], "scene": [...], "characters": [...], "location": [...]}."""
+        fed: dict[str, set[str]] = {"story": set(), "scene": set(), "characters": set(), "location": set()}
+        for var, field in self._templates.names_used(name):
+            if var in _STORY_NAMES and field is None:
+                fed["story"].add(_STORY_NAMES[var])
+            elif var in _SCENE_NAMES and field is not None:
+                fed["scene"].add(field)
+            elif var == "names":  # the names of the scene's characters, in frame order
+                fed["scene"].add("characters_present")
+            elif var == "dialogue":  # the lines the clip speaks (audio.native on a paid backend)
+                fed["scene"].add("dialogue")
+            elif var == "location" and field in ("name", "visual_description", "reference_image"):
+                fed["location"].add(field)
+            elif var in _CHARACTER_NAMES and field in _CHARACTER_FIELDS:
+                fed["characters"].add(_CHARACTER_FIELDS[field])
+        return {where: sorted(names) for where, names in fed.items() if names}
 
     def templates_used(self) -> dict[str, Path]:
         return {name: self._templates.path(name) for name in TEMPLATE_NAMES}

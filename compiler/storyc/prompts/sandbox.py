@@ -13,6 +13,7 @@ sixth to its startup.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -207,7 +208,7 @@ class Templates:
         except StorycError:
             raise
         except Exception as exc:  # any template failure, Jinja's or Python's, is E501
-            raise self._diagnose(name, exc) from None
+            raise self._diagnose(name, exc, context) from None
 
     def digest(self, name: str) -> str:
         """sha256 of the template source, extended by the sources of the templates it
@@ -235,13 +236,51 @@ class Templates:
             self._digests[name] = hasher.hexdigest()
         return self._digests[name]
 
-    def _diagnose(self, name: str, exc: BaseException) -> StorycError:
+    def names_used(self, name: str) -> set[tuple[str, str | None]]:
+        """The context names a template (with the templates it includes) reads, as (name,
+        field) pairs: `scene.action` → ("scene", "action"), `style` → ("style", None); a loop
+        variable counts as its list (`c.name` in `for c in characters` → ("characters", "name"))."""
+        from jinja2 import meta, nodes
+
+        used: set[tuple[str, str | None]] = set()
+        pending, seen = [name + TEMPLATE_SUFFIX], set()
+        self.path(name)
+        while pending:
+            filename = pending.pop()
+            if filename in seen or (path := self.source.resolve(filename)) is None:
+                continue
+            seen.add(filename)
+            try:
+                ast = self.env.parse(self._text(filename, path))
+            except Exception as exc:
+                raise self._diagnose(name, exc) from None
+            pending.extend(r for r in meta.find_referenced_templates(ast) if r)
+            aliases: dict[str, str] = {}
+            for loop in ast.find_all(nodes.For):
+                source = loop.iter
+                while isinstance(source, nodes.Filter) and source.node is not None:  # characters | sort
+                    source = source.node
+                if isinstance(loop.target, nodes.Name) and isinstance(source, nodes.Name):
+                    aliases[loop.target.name] = source.name
+            for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+                assert isinstance(node, (nodes.Getattr, nodes.Getitem))  # for the type checker
+                field = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+                if isinstance(node.node, nodes.Name) and isinstance(field, str):
+                    used.add((aliases.get(node.node.name, node.node.name), field))
+            for node in ast.find_all(nodes.Name):
+                if node.ctx == "load":
+                    used.add((aliases.get(node.name, node.name), None))
+        return used
+
+    def _diagnose(self, name: str, exc: BaseException, context: dict[str, Any] | None = None) -> StorycError:
         """Point at the template line that failed: a syntax error's own position, else
-        the deepest traceback frame that runs inside one of our template files."""
-        from jinja2 import TemplateNotFound, TemplateSyntaxError
+        the deepest traceback frame that runs inside one of our template files. A misspelt
+        name (`{{ scene.actoin }}`) is pointed at on its line, with a did-you-mean from the
+        names the template could have used."""
+        from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
 
         path = str(self.source.resolve(name + TEMPLATE_SUFFIX) or name + TEMPLATE_SUFFIX)
-        line = 1
+        line, column = 1, 1
         if isinstance(exc, TemplateSyntaxError):
             if exc.filename:
                 path = exc.filename
@@ -259,8 +298,56 @@ class Templates:
                 if filename in files:
                     path, line = filename, tb.tb_lineno
                 tb = tb.tb_next
+            if isinstance(exc, UndefinedError):
+                message, column = self._undefined(message, path, line, context or {})
         message = normalize_space(message)
-        return StorycError(error(path, max(1, line), 1, E_TEMPLATE, f"template error: {message}"))
+        return StorycError(error(path, max(1, line), column, E_TEMPLATE, f"template error: {message}"))
+
+    def _undefined(self, message: str, path: str, line: int, context: dict[str, Any]) -> tuple[str, int]:
+        """An undefined name or field: (the message with a did-you-mean, its column on `line`)."""
+        field, undefined = _NO_ATTRIBUTE.search(message), _UNDEFINED.search(message)
+        name = field.group("attr") if field else undefined.group(1) if undefined else None
+        if not name:
+            return message, 1
+        try:
+            text = Path(path).read_text(encoding="utf-8").splitlines()[line - 1]
+        except (OSError, UnicodeDecodeError, IndexError):
+            text = ""
+        column, owner = 1, None
+        if field:  # scene.actoin (or scene['actoin']): point at the expression
+            found = re.search(rf"(?P<owner>[A-Za-z_]\w*)\s*\.\s*{re.escape(name)}\b", text) or re.search(
+                rf"\[\s*['\"]{re.escape(name)}['\"]\s*\]", text
+            )
+        else:  # a bare name, not a field of something else
+            found = re.search(rf"(?<![\w.]){re.escape(name)}\b", text)
+        if found is not None:
+            owner = found.groupdict().get("owner")
+            column = found.start() + 1
+        names = _known_names(context, owner if field else None)
+        match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"; did you mean '{match[0]}'?" if match else ""
+        if field:
+            what = f"'{owner}' has no field '{name}'" if owner else message
+        else:
+            what = f"'{name}' is undefined"
+        return what + hint, column
+
+
+_NO_ATTRIBUTE = re.compile(r"has no attribute '(?P<attr>[^']+)'")
+_UNDEFINED = re.compile(r"'([^']+)' is undefined")
+
+
+def _known_names(context: dict[str, Any], owner: str | None) -> list[str]:
+    """The names a template could have meant: the fields of `owner` when it is a mapping in
+    the context, else every context name and every field of a mapping in it (or in a list)."""
+    if owner is not None and isinstance(context.get(owner), dict):
+        return sorted(context[owner])
+    names = set(context)
+    for value in context.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                names.update(str(k) for k in item)
+    return sorted(names)
 
 
 def template_search_path(story_path: Path | None, override_dir: Path | None) -> list[Path]:

@@ -22,6 +22,7 @@ from storyc.media.assemble import Clip, assemble, assemble_picture
 from storyc.media.audio_mix import PlacedSpeech, SoundPlan, assemble_with_sound, clip_starts, mix_onto_picture
 from storyc.media.ffmpeg import dimensions, encoder_args
 from storyc.media.subtitles import SceneSpeech, SpokenLine, cues_for, time_scenes, write_burn_style, write_subtitles
+from storyc.model.story import DRAFT_RESOLUTION
 from storyc.run.calls import StepRun
 from storyc.run.context import BuildContext
 from storyc.run.outcome import StepResult
@@ -38,18 +39,19 @@ def run_assemble(ctx: BuildContext, run: StepRun) -> StepResult:
         )
         for s in story.scenes
     ]
-    width, height = dimensions(story.aspect_ratio, story.resolution)
+    draft = bool(run.step.static.get("draft"))  # storyc build --draft: 480p, fast encoding
+    width, height = dimensions(story.aspect_ratio, DRAFT_RESOLUTION if draft else story.resolution)
     dest = ctx.path("final_video.mp4")
     fps = run.step.static.get("fps", 24)
     if "sound" not in run.step.static:
-        assemble(clips, dest, width, height, fps=fps)
+        assemble(clips, dest, width, height, fps=fps, draft=draft)
         return StepResult({"final_video": run.keep(dest)}, score=None, attempts=1)
-    outputs = _assemble_with_sound(ctx, run, clips, width, height, fps)
+    outputs = _assemble_with_sound(ctx, run, clips, width, height, fps, draft)
     return StepResult(outputs, score=None, attempts=1)
 
 
 def _assemble_with_sound(
-    ctx: BuildContext, run: StepRun, clips: Sequence[Clip], width: int, height: int, fps: int
+    ctx: BuildContext, run: StepRun, clips: Sequence[Clip], width: int, height: int, fps: int, draft: bool
 ) -> dict[str, str]:
     story, audio = ctx.story, ctx.story.audio
     starts, total = clip_starts(clips)
@@ -95,17 +97,17 @@ def _assemble_with_sound(
         subtitle_file=subtitle_file,
     )
     if plan.subtitles == "burned":
-        assemble_with_sound(clips, dest, width, height, plan, fps)
+        assemble_with_sound(clips, dest, width, height, plan, fps, draft=draft)
     else:
         with tempfile.TemporaryDirectory(prefix="storyc-picture-") as folder:
-            picture = _picture(ctx, run, clips, width, height, fps, Path(folder) / "picture.mp4")
+            picture = _picture(ctx, run, clips, width, height, fps, draft, Path(folder) / "picture.mp4")
             mix_onto_picture(picture, clips, dest, plan)
     outputs["final_video"] = run.keep(dest)
     return outputs
 
 
 def _picture(
-    ctx: BuildContext, run: StepRun, clips: Sequence[Clip], width: int, height: int, fps: int, dest: Path
+    ctx: BuildContext, run: StepRun, clips: Sequence[Clip], width: int, height: int, fps: int, draft: bool, dest: Path
 ) -> Path:
     """The clips' pictures joined (no sound) at `dest`: from the cache when these very clips
     were joined before, under a key of their contents, lengths, transitions and the frame."""
@@ -116,7 +118,7 @@ def _picture(
             "clips": [[ctx.outcomes[f"video:{s.scene_id}"].record.sha256["video"], c.duration_s, c.transition_in]
                       for s, c in zip(ctx.story.scenes, clips, strict=True)],
             "frame": [width, height, fps],
-            "encoder": encoder_args(fps),
+            "encoder": encoder_args(fps, draft=draft),
         }
     )  # fmt: skip
     entry = None if run.step.id in ctx.force else ctx.cache.get_call(key)
@@ -124,7 +126,7 @@ def _picture(
     if sha is not None and ctx.cache.has_blob(sha):
         ctx.cache.materialize(sha, dest)
     else:
-        assemble_picture(clips, dest, width, height, fps)
+        assemble_picture(clips, dest, width, height, fps, draft=draft)
         sha = ctx.cache.put_file(dest)
     # recorded under this step's key, so `storyc cache prune` keeps it while this assembly is current
     if entry is None or entry.get("step_key") != run.key:

@@ -44,7 +44,7 @@ def restore_cached(ctx: BuildContext, sid: str, key: str, entry: dict, *, save: 
     outcome = StepOutcome(record=record, files=dict(entry["files"]))
     ctx.outcomes[sid] = outcome
     ctx.store.record(record, save=save)
-    ctx.emit("step_finished", step=sid, cached=True, record=record)
+    ctx.emit("step_finished", step=sid, cached=True, record=record, threshold=ctx.story.quality.consistency_threshold)
     return outcome
 
 
@@ -89,7 +89,14 @@ def run_step(ctx: BuildContext, sid: str) -> StepOutcome:
     outcome = _outcome(run, record)
     ctx.outcomes[sid] = outcome
     ctx.store.record(record)
-    ctx.emit("step_finished", step=sid, cached=False, record=record, retries=run.retries)
+    ctx.emit(
+        "step_finished",
+        step=sid,
+        cached=False,
+        record=record,
+        retries=run.retries,
+        threshold=ctx.story.quality.consistency_threshold,
+    )
     return outcome
 
 
@@ -129,7 +136,9 @@ def _record_failure(ctx: BuildContext, run: StepRun, exc: BaseException, wall_s:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Cancelled):
+    if isinstance(exc, (Cancelled, KeyboardInterrupt)):  # Ctrl-C in an API-free step (the assembly)
         return "interrupted"
+    if isinstance(exc, OSError) and exc.strerror:  # "No space left on device: out/videos/scene_1.mp4"
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:300]

@@ -7,16 +7,17 @@ location plate; with the sheets as reference images beside a first frame where t
 takes them; ending exactly on the next scene's keyframe when that scene cuts seamlessly
 from this one. `video.extend` then continues it as the plan says. Every segment's last
 frame is drift-checked; a segment of at most 8.7 s whose last frame scores below its
-keyframe's (it drifted) gets video-edit corrections up to max_video_corrections, keeping
-the best (not one that must end on a pinned frame: an edit would move it). Segments are
-joined with a match cut into the scene's clip.
+keyframe's (it drifted) gets video-edit corrections up to max_video_corrections (none in a
+`storyc build --draft` on a paid backend: the step's static inputs say), keeping the best
+(not one that must end on a pinned frame: an edit would move it). Segments are joined with
+a match cut into the scene's clip.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,12 @@ class _ClipLoop:
         self.start_score = up[f"keyframe:{self.scene.scene_id}"].record.score  # None for a pinned keyframe
         self.judged = tuple(n for n in judge_characters(story, self.index) if f"character:{n}" in up)
         self.judge_refs = tuple(ctx.output(f"character:{n}", "sheet") for n in self.judged)
-        self.prompts = run.step.static["prompts"]
+        # the resolution and the corrections are the step's (a draft's clips on a paid
+        # backend are 480p, with no corrections: storyc build --draft)
+        static = run.step.static
+        self.plan = replace(self.plan, resolution=str(static["clip"]["resolution"]))
+        self.corrections = int(static["quality"]["corrections"])
+        self.prompts = static["prompts"]
         self.check = self.prompts["check"]
         run.prompts.update(self.prompts)
         slots = allocate_slots(story, self.index)
@@ -226,7 +232,7 @@ class _ClipLoop:
             and segment.seconds <= VIDEO_EDIT_MAX_S
             and not pinned
             and self._drifted(current.score)
-            and corrections < q.max_video_corrections
+            and corrections < self.corrections
         ):
             corrections += 1
             current = self._correction(best.path, current.score, corrections, stem, segment.seconds)

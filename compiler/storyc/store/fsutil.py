@@ -95,6 +95,9 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 @contextmanager
 def atomic_output(dest: Path | str, *, durable: bool = False) -> Iterator[Path]:
     """`with atomic_output(dest) as tmp:` write `tmp` (by any means: Pillow, ffmpeg, a
@@ -107,8 +110,12 @@ def atomic_output(dest: Path | str, *, durable: bool = False) -> Iterator[Path]:
         if durable:
             _fsync_file(tmp)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            # name the file that did not fit: a write says no name at all, and a copy names
+            # its source first (shutil), which for a restored output is the cache's blob
+            exc.filename, exc.filename2 = str(dest), None
         raise
     if durable:
         fsync_dir(dest.parent)

@@ -33,7 +33,7 @@ from typing import Any, TypeGuard
 from storyc.backend_name import BACKEND_NAMES, default_backend_name
 from storyc.diagnostics import StorycError
 from storyc.graph.builder import build_graph
-from storyc.graph.resolve import resolve
+from storyc.graph.resolve import Resolution, resolve
 from storyc.graph.steps import StepGraph
 from storyc.lint import lint_for_build
 from storyc.load.approvals import redo_notes
@@ -90,7 +90,12 @@ def load_plans(stories: Iterable[Path], *, prompts_dir: Path | None = None) -> l
                 raise StorycError(found)
             prompts = PromptSet(loaded.story, story_path=loaded.path, override_dir=prompts_dir)
             notes = redo_notes(loaded.base_dir)  # part of the keys of the steps they apply to
-            plans.extend(build_graph(loaded, prompts, backend=b, notes=notes) for b in BACKEND_NAMES)
+            # a draft (storyc build --draft) and a full build of a story share the cache
+            plans.extend(
+                build_graph(loaded, prompts, backend=b, notes=notes, draft=draft)
+                for b in BACKEND_NAMES
+                for draft in (False, True)
+            )
         except StorycError as exc:
             errors.extend(exc.diagnostics)
     if errors:
@@ -119,12 +124,22 @@ def _reachability(plans: list[StepGraph], lookup: _Lookup) -> _Reach:
     # A story counts as built with a backend when one of its steps is in the cache under
     # it; a story built with neither (say, a first build that crashed) counts with the
     # backend a build would choose. Only those plans have open steps worth resuming.
-    built = {(str(plan.story_path), plan.backend) for plan, res in resolved if any(res.entries.values())}
+    # A draft (`storyc build --draft`) shares most steps with the full build: it counts as
+    # built only when a step of its own (its final video, say) is in the cache.
+    full_keys = {
+        (str(plan.story_path), plan.backend): set(res.keys.values()) for plan, res in resolved if not plan.draft
+    }
+
+    def was_built(plan: StepGraph, res: Resolution) -> bool:
+        own = full_keys.get((str(plan.story_path), plan.backend), set()) if plan.draft else set()
+        return any(entry is not None and res.keys[sid] not in own for sid, entry in res.entries.items())
+
+    built = {(str(plan.story_path), plan.backend, plan.draft) for plan, res in resolved if was_built(plan, res)}
     stories = {str(plan.story_path) for plan in plans}
-    reach.unbuilt_stories = sorted(s for s in stories if not any((s, b) in built for b in BACKEND_NAMES))
-    active = built | {(s, default_backend_name()) for s in reach.unbuilt_stories}
+    reach.unbuilt_stories = sorted(s for s in stories if not any(b[0] == s for b in built))
+    active = built | {(s, default_backend_name(), False) for s in reach.unbuilt_stories}
     for plan, res in resolved:
-        is_active = (str(plan.story_path), plan.backend) in active
+        is_active = (str(plan.story_path), plan.backend, plan.draft) in active
         for sid in plan.steps:
             key, entry = res.keys[sid], res.entries[sid]
             if key is not None:

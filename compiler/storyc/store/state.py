@@ -111,7 +111,9 @@ def state_json(state: BuildState) -> bytes:
 class StateStore:
     """Thread-safe holder of the BuildState; every change is saved atomically at once."""
 
-    def __init__(self, out_dir: Path, story: Story, *, backend: str, story_path: Path, story_sha256: str):
+    def __init__(
+        self, out_dir: Path, story: Story, *, backend: str, story_path: Path, story_sha256: str, draft: bool = False
+    ):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / STATE_FILE
         self.lock = threading.RLock()
@@ -120,6 +122,7 @@ class StateStore:
             plan=story_to_plan(story),
             storyc_version=__version__,
             backend=backend,
+            draft=draft,
             story_path=str(story_path),
             story_sha256=story_sha256,
             # Video jobs started by an interrupted build: the backend re-attaches to them.
