@@ -111,7 +111,8 @@ KEY_CASES = [
     ("scene 2 action", _mutate_set(("scenes", 1, "action"), "Bo jumps"), {"keyframe:2", "video:2"}),
     ("scene 2 transition", _mutate_set(("scenes", 1, "transition"), "cut"), {"assemble"}),
     ("scene 2 duration", _mutate_set(("scenes", 1, "duration_seconds"), 5), {"video:2", "assemble"}),
-    ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), set()),
+    # what happens in the scene: the moment the keyframe composes, what happens over the clip
+    ("scene 2 description", _mutate_set(("scenes", 1, "description"), "Other."), {"keyframe:2", "video:2"}),
     # the checks name the scene by its title; the offline animatic's caption band shows it
     ("scene 2 title", _mutate_set(("scenes", 1, "title"), "Bo waves"), {"keyframe:2", "video:2"}),
     # a line gives the scene a speech step and the story a sound pass (the assembly); the
@@ -234,7 +235,7 @@ def test_a_draft_changes_only_what_it_renders_differently(story_path):
     xai_full = build_graph(loaded, prompts, backend="xai")
     xai_draft = build_graph(loaded, prompts, backend="xai", draft=True)
     clip, full_clip = xai_draft.steps["video:1"], xai_full.steps["video:1"]
-    assert (clip.static["resolution"], clip.static["quality"]["corrections"]) == ("480p", 0)
+    assert (clip.static["clip"]["resolution"], clip.static["quality"]["corrections"]) == ("480p", 0)
     assert (full_clip.static["resolution"], full_clip.static["quality"]["corrections"]) == ("720p", 2)
     assert clip.calls_max["video"] == 1 and full_clip.calls_max["video"] == 3
     assert (

@@ -606,9 +606,11 @@ def test_storyc_prompts_says_which_story_fields_feed_each_prompt(tmp_path):
         "characters: name, personality_cues, visual_description"
     )
     video = blocks["== video:2 video"].splitlines()
-    assert video[2] == "from: style; scene: action, camera, description, mood"
+    # what the template can read: the setting in reference mode, the lines a clip speaks itself
+    video_fields = ["action", "camera", "description", "dialogue", "mood", "setting"]
+    assert video[2] == "from: style; scene: " + ", ".join(video_fields)
     as_json = json.loads(runner.invoke(app, ["prompts", str(FOX), "--scene", "2", "--format", "json"]).output)
-    assert {e["kind"]: e["fields"] for e in as_json}["video"]["scene"] == ["action", "camera", "description", "mood"]
+    assert {e["kind"]: e["fields"] for e in as_json}["video"]["scene"] == video_fields
     # an override is read as it is: a video template that leaves the description out says so
     (tmp_path / "video.j2").write_text("{{ style }} {% for n in names %}{{ n }}{% endfor %} {{ scene.action }}")
     listed = runner.invoke(app, ["prompts", str(FOX), "--scene", "2", "--prompts", str(tmp_path)])

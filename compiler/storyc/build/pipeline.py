@@ -22,13 +22,12 @@ from storyc.build.backend_choice import make_backend
 from storyc.build.options import BuildOptions, BuildResult, default_out_dir
 from storyc.build.prepare import Prepared, prepare
 from storyc.build.report_json import build_report
-from storyc.diagnostics import Diagnostic, StorycError
+from storyc.diagnostics import Diagnostic
 from storyc.graph.estimate import planned_calls
 from storyc.graph.resolve import Resolution, resolve
 from storyc.graph.select import SelectionError
 from storyc.graph.steps import STAGES, StepGraph
 from storyc.hashing import file_sha256
-from storyc.lint import lint_for_build
 from storyc.load.loader import load_story
 from storyc.model.state import BuildState
 from storyc.model.story import Story
@@ -59,12 +58,14 @@ def run_build(opts: BuildOptions) -> BuildResult:
         # before the graph: the note is part of the target's key
         set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
     prep = prepare(
-        opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir, draft=opts.draft
+        opts.story,
+        backend=backend_name,
+        cache_dir=opts.cache_dir,
+        prompts_dir=opts.prompts_dir,
+        lint=True,
+        draft=opts.draft,
     )
-    diagnostics = lint_for_build(prep.loaded, prompts_dir=opts.prompts_dir)
-    if any(d.is_error for d in diagnostics):
-        raise StorycError(diagnostics)
-    warnings = [d for d in diagnostics if not d.is_error]
+    warnings = prep.warnings
     if opts.dry_run or not prep.cache.root.is_dir():
         # a missing cache is created (and locked) only when the build executes
         return _resolve_and_run(opts, prep, backend_name, warnings, t0, cache_locked=False)
@@ -173,9 +174,14 @@ def needs_prefect(opts: BuildOptions) -> bool:
         return False
     try:
         backend_name = opts.backend or default_backend_name()
-        prep = prepare(opts.story, backend=backend_name, cache_dir=opts.cache_dir, prompts_dir=opts.prompts_dir)
-        if any(d.is_error for d in lint_for_build(prep.loaded, prompts_dir=opts.prompts_dir)):
-            return False
+        prep = prepare(
+            opts.story,
+            backend=backend_name,
+            cache_dir=opts.cache_dir,
+            prompts_dir=opts.prompts_dir,
+            lint=True,
+            draft=opts.draft,
+        )
         selected, _force, res, to_run = _steps_to_run(opts, prep.graph, prep.cache)
     except Exception:  # the build itself reports it, in this process
         return False

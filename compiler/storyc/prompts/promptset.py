@@ -398,7 +398,11 @@ class PromptSet:
                 fed["scene"].add("characters_present")
             elif var == "dialogue":  # the lines the clip speaks (audio.native on a paid backend)
                 fed["scene"].add("dialogue")
-            elif var == "location" and field in ("name", "visual_description", "reference_image"):
+            elif (
+                var == "location"
+                and self.story.locations
+                and field in ("name", "visual_description", "reference_image")
+            ):
                 fed["location"].add(field)
             elif var in _CHARACTER_NAMES and field in _CHARACTER_FIELDS:
                 fed["characters"].add(_CHARACTER_FIELDS[field])
