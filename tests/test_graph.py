@@ -248,6 +248,27 @@ def test_a_draft_changes_only_what_it_renders_differently(story_path):
 
 
 @pytest.mark.unit
+def test_a_paid_draft_takes_one_take_per_picture(tmp_path):
+    # best-of-N is a full build's: a paid draft asks for one take per sheet and keyframe (and
+    # re-keys them), the offline draft keeps the story's N (free, and shared with its full build)
+    data = YAML(typ="safe").load(STORY)
+    data["quality"] = {"sheet_candidates": 2, "keyframe_candidates": 4}
+    loaded = load_story(_write_story(tmp_path, data))
+    prompts = PromptSet(loaded.story, story_path=loaded.path)
+    xai_full = build_graph(loaded, prompts, backend="xai")
+    xai_draft = build_graph(loaded, prompts, backend="xai", draft=True)
+    for sid, n in (("character:Ava", 2), ("keyframe:1", 4)):
+        assert xai_full.steps[sid].static["quality"]["candidates"] == n
+        assert xai_draft.steps[sid].static["quality"]["candidates"] == 1
+        assert xai_draft.steps[sid].fingerprint != xai_full.steps[sid].fingerprint
+        assert xai_draft.steps[sid].cost_max < xai_full.steps[sid].cost_max
+    offline_full = build_graph(loaded, prompts, backend="offline")
+    offline_draft = build_graph(loaded, prompts, backend="offline", draft=True)
+    for sid in ("character:Ava", "keyframe:1"):
+        assert offline_draft.steps[sid].fingerprint == offline_full.steps[sid].fingerprint
+
+
+@pytest.mark.unit
 def test_keys_resolve_progressively_from_upstream_outputs(story_path):
     plan = _plan(story_path)
     digest_a = outputs_digest({"a.jpg": "1" * 64}, {"sheet": "a.jpg"})

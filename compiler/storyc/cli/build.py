@@ -96,7 +96,7 @@ def build_command(
         typer.Option(
             "--draft",
             help="A quick preview: a 480p fast-encoded final video (on xai, 480p clips without video corrections "
-            "too). Cached beside the full build, which reuses its sheets and keyframes.",
+            "and one take per picture too). Cached beside the full build, which reuses what it can.",
         ),
     ] = False,
     strict: Annotated[

@@ -41,7 +41,7 @@ from storyc.hashing import KEY_VERSION, digest
 from storyc.load.loader import LoadedStory
 from storyc.model import speech, voices
 from storyc.model.clips import ClipPlan, clip_plan
-from storyc.model.story import DRAFT_RESOLUTION, DRAFT_VIDEO_CORRECTIONS, Character, Location, Story
+from storyc.model.story import DRAFT_CANDIDATES, DRAFT_RESOLUTION, DRAFT_VIDEO_CORRECTIONS, Character, Location, Story
 from storyc.prompts.promptset import PromptSet
 from storyc.prompts.slots import Slot, SlotPlan, allocate_slots, judge_characters
 from storyc.prompts.text import with_note
@@ -59,9 +59,13 @@ class _GraphInputs:
     draft: bool = False  # storyc build --draft
 
     @property
-    def draft_clips(self) -> bool:
-        """A draft on a paid backend: 480p clips, no video corrections."""
+    def paid_draft(self) -> bool:
+        """A draft on a paid backend: 480p clips, no video corrections, one take per picture."""
         return self.draft and self.common["backend"] != "offline"
+
+    def candidates(self, n: int) -> int:
+        """A picture's best-of-N: 1 in a paid draft (model.story.DRAFT_CANDIDATES), else `n`."""
+        return DRAFT_CANDIDATES if self.paid_draft else n
 
     def note(self, target_id: str) -> str | None:
         return (self.notes.get(target_id) or "").strip() or None
@@ -80,11 +84,12 @@ def build_graph(
     redo notes.
 
     `draft` (`storyc build --draft`): the final video is 480p and fast-encoded, and on a paid
-    backend every clip is 480p with no video corrections (model.story.DRAFT_*). Sheets,
-    plates and keyframes are the full build's (xAI images have one size), and so are the
-    offline backend's clips (free, and a judged picture of another size would score
-    differently): a draft and a full build share those steps in the cache; the others have
-    keys of their own."""
+    backend every clip is 480p with no video corrections and every picture one take, not
+    best-of-N (model.story.DRAFT_*). Sheets, plates and keyframes are otherwise the full
+    build's (xAI images have one size), and so are the offline backend's clips (free, and a
+    judged picture of another size would score differently): a draft and a full build share
+    those steps in the cache (a story without best-of-N shares every picture); the others
+    have keys of their own. Approved takes carry over either way."""
     story = loaded.story
     common = {
         "storyc_key": KEY_VERSION,
@@ -103,7 +108,7 @@ def build_graph(
                 quality,
                 story.models,
                 input_images=1 if character.reference_image else 0,
-                candidates=quality.sheet_candidates,
+                candidates=inputs.candidates(quality.sheet_candidates),
             )
             step = _pinned_step(
                 inputs,
@@ -126,7 +131,7 @@ def build_graph(
                 quality,
                 story.models,
                 input_images=1 if location.reference_image else 0,
-                candidates=quality.sheet_candidates,
+                candidates=inputs.candidates(quality.sheet_candidates),
             )
             steps[sid] = _pinned_step(inputs, sid, "location", location.plate_image, estimate)
         else:
@@ -145,7 +150,7 @@ def build_graph(
                 story.models,
                 reference_images=len(generated.slots),
                 judged_sheets=len(sheets),
-                candidates=quality.keyframe_candidates,
+                candidates=inputs.candidates(quality.keyframe_candidates),
             )
             keyframe = _pinned_step(
                 inputs, f"keyframe:{scene.scene_id}", "keyframe", scene.keyframe_image, estimate, **ids
@@ -291,7 +296,7 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         "quality": {
             "threshold": quality.consistency_threshold,
             "attempts": quality.max_character_attempts,
-            "candidates": quality.sheet_candidates,
+            "candidates": inputs.candidates(quality.sheet_candidates),
             "turnaround": quality.turnaround,
         },
         "reference_image": reference,
@@ -299,7 +304,10 @@ def _character_step(inputs: _GraphInputs, character: Character) -> Step:
         "visual_description": character.visual_description,
     }
     estimate = character_estimate(
-        quality, story.models, input_images=1 if reference else 0, candidates=quality.sheet_candidates
+        quality,
+        story.models,
+        input_images=1 if reference else 0,
+        candidates=inputs.candidates(quality.sheet_candidates),
     )
     return Step(
         f"character:{character.name}",
@@ -333,7 +341,7 @@ def _location_step(inputs: _GraphInputs, location: Location) -> Step:
         "quality": {
             "threshold": quality.consistency_threshold,
             "attempts": quality.max_character_attempts,
-            "candidates": quality.sheet_candidates,
+            "candidates": inputs.candidates(quality.sheet_candidates),
         },
         "reference_image": reference,
         "templates": template_digests(prompts, STEP_TEMPLATES["location"]),
@@ -341,7 +349,10 @@ def _location_step(inputs: _GraphInputs, location: Location) -> Step:
         "hints": {"palette": story.color_palette},
     }
     estimate = character_estimate(
-        quality, story.models, input_images=1 if reference else 0, candidates=quality.sheet_candidates
+        quality,
+        story.models,
+        input_images=1 if reference else 0,
+        candidates=inputs.candidates(quality.sheet_candidates),
     )
     return Step(f"location:{location.name}", "location", (), static, digest(static), note=note, **asdict(estimate))
 
@@ -384,7 +395,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
         "quality": {
             "threshold": quality.consistency_threshold,
             "iterations": quality.max_keyframe_iterations,
-            "candidates": quality.keyframe_candidates,
+            "candidates": inputs.candidates(quality.keyframe_candidates),
             "turnaround": quality.turnaround,
         },
         "templates": template_digests(prompts, STEP_TEMPLATES["keyframe"]),
@@ -412,7 +423,7 @@ def _keyframe_step(inputs: _GraphInputs, index: int, slot_plan: SlotPlan, sheets
                 story.models,
                 reference_images=len(slots),
                 judged_sheets=len(sheets),
-                candidates=quality.keyframe_candidates,
+                candidates=inputs.candidates(quality.keyframe_candidates),
             )
         ),
     )
@@ -441,7 +452,7 @@ def _video_step(
     plan = clip_plan(story, index)
     corrections = quality.max_video_corrections
     draft: dict[str, Any] = {}
-    if inputs.draft_clips:  # the video runner reads both from the step's static inputs
+    if inputs.paid_draft:  # the video runner reads both from the step's static inputs
         plan = replace(plan, resolution=DRAFT_RESOLUTION)
         corrections, draft = DRAFT_VIDEO_CORRECTIONS, {"draft": True}
     spoken = speech.clip_speaks_dialogue(story, inputs.common["backend"], index)

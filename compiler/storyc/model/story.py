@@ -235,11 +235,12 @@ class Quality(_Strict):
 
 
 # `storyc build --draft` (graph.builder): the final video's resolution and, on a paid backend,
-# the clips' (with no video corrections: each clip is judged once and kept). Pictures are
-# rendered as in a full build (with their best-of-N candidates), so a draft's approved takes
-# carry over and the full build pays for no picture again.
+# the clips' (with no video corrections: each clip is judged once and kept) and one take per
+# picture (no best-of-N). Pictures are otherwise rendered as in a full build, so a story
+# without best-of-N shares them with the full build, and approved takes carry over.
 DRAFT_RESOLUTION: Resolution = "480p"
 DRAFT_VIDEO_CORRECTIONS = 0
+DRAFT_CANDIDATES = 1
 
 
 class Audio(_Strict):

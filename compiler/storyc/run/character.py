@@ -61,7 +61,7 @@ def verified_picture(
     prompt = step.static["prompts"][role]
     check = step.static["prompts"]["check"]
     run.prompts.update({role: prompt, "check": check})
-    n = story.quality.sheet_candidates
+    n = int(step.static["quality"]["candidates"])  # best-of-N (1 in a paid --draft)
     kept: Candidate | None = None
     attempt = 0
     for attempt in range(1, story.quality.max_character_attempts + 1):

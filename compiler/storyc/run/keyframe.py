@@ -147,7 +147,7 @@ class _KeyframeLoop:
 
     def _composed(self, iteration: int) -> list[Candidate]:
         """A fresh composition: quality.keyframe_candidates candidates in one request, each judged."""
-        n = self.ctx.story.quality.keyframe_candidates
+        n = int(self.run.step.static["quality"]["candidates"])  # 1 in a paid --draft
         return best_of(
             self.ctx,
             self.run,
