@@ -104,18 +104,12 @@ def build_graph(
     quality = story.quality
     for character in story.characters:
         if character.sheet_image:
-            estimate = character_estimate(
-                quality,
-                story.models,
-                input_images=1 if character.reference_image else 0,
-                candidates=inputs.candidates(quality.sheet_candidates),
-            )
             step = _pinned_step(
                 inputs,
                 f"character:{character.name}",
                 "character",
                 character.sheet_image,
-                estimate,
+                _picture_estimate(inputs, character.reference_image),
                 character=character.name,
             )
         else:
@@ -127,12 +121,7 @@ def build_graph(
         if location.name not in used or sid in steps:
             continue
         if location.plate_image:
-            estimate = character_estimate(
-                quality,
-                story.models,
-                input_images=1 if location.reference_image else 0,
-                candidates=inputs.candidates(quality.sheet_candidates),
-            )
+            estimate = _picture_estimate(inputs, location.reference_image)
             steps[sid] = _pinned_step(inputs, sid, "location", location.plate_image, estimate)
         else:
             steps[sid] = _location_step(inputs, location)
@@ -279,82 +268,83 @@ def _topological(steps: dict[str, Step]) -> dict[str, Step]:
 
 
 def _character_step(inputs: _GraphInputs, character: Character) -> Step:
-    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
-    note = inputs.note(f"character:{character.name}")
-    if character.reference_image:
-        sheet = prompts.character_from_reference(character)
-        reference = input_hash(inputs.base_dir, character.reference_image)
-    else:
-        sheet, reference = prompts.character_sheet(character), None
-    sheet = with_note(sheet, note)
-    static = {
-        **inputs.common,
-        "kind": "character",
-        "name": character.name,
-        "prompts": {"sheet": sheet, "check": prompts.check_sheet(character)},
-        "models": {"image": story.models.image, "vision": story.models.vision},
-        "quality": {
-            "threshold": quality.consistency_threshold,
-            "attempts": quality.max_character_attempts,
-            "candidates": inputs.candidates(quality.sheet_candidates),
-            "turnaround": quality.turnaround,
-        },
-        "reference_image": reference,
-        "templates": template_digests(prompts, STEP_TEMPLATES["character"]),
-        "visual_description": character.visual_description,
-    }
-    estimate = character_estimate(
-        quality,
-        story.models,
-        input_images=1 if reference else 0,
-        candidates=inputs.candidates(quality.sheet_candidates),
-    )
-    return Step(
-        f"character:{character.name}",
+    """A character's sheet (turnaround views when the story asks)."""
+    prompts = inputs.prompts
+    return _picture_step(
+        inputs,
         "character",
-        (),
-        static,
-        digest(static),
+        "sheet",
+        character,
+        prompts.sheet(character)[1],
+        prompts.check_sheet(character),
+        quality={"turnaround": inputs.story.quality.turnaround},
         character=character.name,
-        note=note,
-        **asdict(estimate),
     )
 
 
 def _location_step(inputs: _GraphInputs, location: Location) -> Step:
-    """A location's background plate: generated once (or restyled from the user's photo),
-    vision-checked like a sheet."""
-    story, prompts, quality = inputs.story, inputs.prompts, inputs.story.quality
-    note = inputs.note(f"location:{location.name}")
-    if location.reference_image:
-        plate = prompts.location_from_reference(location)
-        reference = input_hash(inputs.base_dir, location.reference_image)
-    else:
-        plate, reference = prompts.location_plate(location), None
-    plate = with_note(plate, note)
-    static = {
+    """A location's background plate, painted offline in the story's palette."""
+    prompts = inputs.prompts
+    return _picture_step(
+        inputs,
+        "location",
+        "plate",
+        location,
+        prompts.plate(location)[1],
+        prompts.check_plate(location),
+        static={"hints": {"palette": inputs.story.color_palette}},
+    )
+
+
+def _picture_step(
+    inputs: _GraphInputs,
+    kind: str,
+    role: str,
+    subject: Character | Location,
+    prompt: str,
+    check: str,
+    *,
+    quality: Mapping[str, Any] | None = None,
+    static: Mapping[str, Any] | None = None,
+    **ids: Any,
+) -> Step:
+    """A sheet's or a plate's step: generated once (or restyled from the user's reference
+    image), best of quality.sheet_candidates, vision-checked until it passes or the attempts
+    run out. `quality` and `static` add the kind's own inputs to its key."""
+    story = inputs.story
+    sid = f"{kind}:{subject.name}"
+    note = inputs.note(sid)
+    reference = input_hash(inputs.base_dir, subject.reference_image) if subject.reference_image else None
+    fingerprint = {
         **inputs.common,
-        "kind": "location",
-        "name": location.name,
-        "prompts": {"plate": plate, "check": prompts.check_plate(location)},
+        "kind": kind,
+        "name": subject.name,
+        "prompts": {role: with_note(prompt, note), "check": check},
         "models": {"image": story.models.image, "vision": story.models.vision},
         "quality": {
-            "threshold": quality.consistency_threshold,
-            "attempts": quality.max_character_attempts,
-            "candidates": inputs.candidates(quality.sheet_candidates),
+            "threshold": story.quality.consistency_threshold,
+            "attempts": story.quality.max_character_attempts,
+            "candidates": inputs.candidates(story.quality.sheet_candidates),
+            **(quality or {}),
         },
         "reference_image": reference,
-        "templates": template_digests(prompts, STEP_TEMPLATES["location"]),
-        "visual_description": location.visual_description,
-        "hints": {"palette": story.color_palette},
+        "templates": template_digests(inputs.prompts, STEP_TEMPLATES[kind]),
+        "visual_description": subject.visual_description,
+        **(static or {}),
     }
-    estimate = character_estimate(
+    estimate = _picture_estimate(inputs, subject.reference_image)
+    return Step(sid, kind, (), fingerprint, digest(fingerprint), note=note, **ids, **asdict(estimate))
+
+
+def _picture_estimate(inputs: _GraphInputs, reference_image: str | None) -> StepEstimate:
+    """A sheet's or a plate's calls and cost (its pinned file's too: what it would cost made)."""
+    quality = inputs.story.quality
+    return character_estimate(
         quality,
-        story.models,
-        input_images=1 if reference else 0,
+        inputs.story.models,
+        input_images=1 if reference_image else 0,
         candidates=inputs.candidates(quality.sheet_candidates),
     )
-    return Step(f"location:{location.name}", "location", (), static, digest(static), note=note, **asdict(estimate))
 
 
 def _slot_dep(slot: Slot) -> str:

@@ -24,10 +24,8 @@ VIDEO_SUFFIXES = (".mp4",)
 class Prompts(Protocol):
     """The prompts a take is made from (storyc.prompts.promptset.PromptSet, a later stage)."""
 
-    def character_sheet(self, character: Character) -> str: ...
-    def character_from_reference(self, character: Character) -> str: ...
-    def location_plate(self, location: Location) -> str: ...
-    def location_from_reference(self, location: Location) -> str: ...
+    def sheet(self, character: Character) -> tuple[str, str]: ...
+    def plate(self, location: Location) -> tuple[str, str]: ...
     def keyframe(self, scene_index: int) -> str: ...
     def video(self, scene_index: int) -> str: ...
 
@@ -89,17 +87,11 @@ def _present(story: Story, index: int) -> list[str]:
 
 
 def _location_prompt(prompts: Prompts, story: Story, index: int) -> str:
-    location = story.locations[index]
-    if location.reference_image:
-        return prompts.location_from_reference(location)
-    return prompts.location_plate(location)
+    return prompts.plate(story.locations[index])[1]
 
 
 def _character_prompt(prompts: Prompts, story: Story, index: int) -> str:
-    character = story.characters[index]
-    if character.reference_image:
-        return prompts.character_from_reference(character)
-    return prompts.character_sheet(character)
+    return prompts.sheet(story.characters[index])[1]
 
 
 TARGET_KINDS: dict[str, TargetKind] = {

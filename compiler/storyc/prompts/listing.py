@@ -3,7 +3,7 @@ with the images sent alongside it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from storyc.model.clips import clip_plan
@@ -52,61 +52,51 @@ def _pinned(step: str, kind: str, image: str) -> dict[str, Any]:
 
 
 def _character_entries(prompts: PromptSet, character: Character, notes: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The sheet prompt (from text, or restyling the user's reference image) and its check."""
-    step = f"character:{character.name}"
-    if character.sheet_image:
-        return [_pinned(step, "sheet", character.sheet_image)]
-    note = notes.get(step)
-    if character.reference_image:
-        sheet = {
-            "step": step,
-            "kind": "character_from_reference",
-            "prompt": with_note(prompts.character_from_reference(character), note),
-            "slots": _images({"kind": "reference_image", "path": character.reference_image}),
-        }
-    else:
-        sheet = {
-            "step": step,
-            "kind": "character_sheet",
-            "prompt": with_note(prompts.character_sheet(character), note),
-            "slots": [],
-        }
-    check = {
-        "step": step,
-        "kind": "check_sheet",
-        "prompt": prompts.check_sheet(character),
-        "slots": _images({"kind": "sheet", "name": character.name}),
-    }
-    return [sheet, check]
+    return _picture_entries(
+        "character",
+        character.name,
+        "sheet",
+        character.sheet_image,
+        character.reference_image,
+        lambda: prompts.sheet(character),
+        lambda: prompts.check_sheet(character),
+        notes,
+    )
 
 
 def _location_entries(prompts: PromptSet, location: Location, notes: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The plate prompt (from text, or restyling the user's photo of the place) and its check."""
-    step = f"location:{location.name}"
-    if location.plate_image:
-        return [_pinned(step, "plate", location.plate_image)]
-    note = notes.get(step)
-    if location.reference_image:
-        plate = {
-            "step": step,
-            "kind": "location_from_reference",
-            "prompt": with_note(prompts.location_from_reference(location), note),
-            "slots": _images({"kind": "reference_image", "path": location.reference_image}),
-        }
-    else:
-        plate = {
-            "step": step,
-            "kind": "location_plate",
-            "prompt": with_note(prompts.location_plate(location), note),
-            "slots": [],
-        }
-    check = {
-        "step": step,
-        "kind": "check_plate",
-        "prompt": prompts.check_plate(location),
-        "slots": _images({"kind": "plate", "name": location.name}),
-    }
-    return [plate, check]
+    return _picture_entries(
+        "location",
+        location.name,
+        "plate",
+        location.plate_image,
+        location.reference_image,
+        lambda: prompts.plate(location),
+        lambda: prompts.check_plate(location),
+        notes,
+    )
+
+
+def _picture_entries(
+    target: str,
+    name: str,
+    role: str,
+    pinned: str | None,
+    reference_image: str | None,
+    prompt: Callable[[], tuple[str, str]],
+    check: Callable[[], str],
+    notes: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """A sheet's or a plate's prompt (from text, or restyling the user's reference image) and
+    its check; or the pinned file alone."""
+    step = f"{target}:{name}"
+    if pinned:
+        return [_pinned(step, role, pinned)]
+    kind, text = prompt()
+    slots = _images({"kind": "reference_image", "path": reference_image}) if reference_image else []
+    made = {"step": step, "kind": kind, "prompt": with_note(text, notes.get(step)), "slots": slots}
+    checked = {"step": step, "kind": f"check_{role}", "prompt": check(), "slots": _images({"kind": role, "name": name})}
+    return [made, checked]
 
 
 def _scene_entries(prompts: PromptSet, index: int, notes: Mapping[str, str]) -> list[dict[str, Any]]:

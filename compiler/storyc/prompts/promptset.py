@@ -202,6 +202,20 @@ class PromptSet:
             lambda: {**self._base(), "location": self._location_view(location)},
         )
 
+    def sheet(self, character: Character) -> tuple[str, str]:
+        """The sheet prompt a build sends, as (template name, text): restyling the user's
+        reference_image when there is one, else from text."""
+        if character.reference_image:
+            return "character_from_reference", self.character_from_reference(character)
+        return "character_sheet", self.character_sheet(character)
+
+    def plate(self, location: Location) -> tuple[str, str]:
+        """The plate prompt a build sends, as (template name, text): restyling the user's
+        photo of the place when there is one, else from text."""
+        if location.reference_image:
+            return "location_from_reference", self.location_from_reference(location)
+        return "location_plate", self.location_plate(location)
+
     def keyframe(self, scene_index: int) -> str:
         """Multi-image edit composing the scene; binds each slot as 'reference image N'. For a
         scene whose keyframe is pinned, the prompt a generation would send (what its approval
