@@ -615,3 +615,17 @@ def test_storyc_prompts_says_which_story_fields_feed_each_prompt(tmp_path):
     (tmp_path / "video.j2").write_text("{{ style }} {% for n in names %}{{ n }}{% endfor %} {{ scene.action }}")
     listed = runner.invoke(app, ["prompts", str(FOX), "--scene", "2", "--prompts", str(tmp_path)])
     assert "from: style; scene: action, characters_present\n" in listed.output
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("story", STORIES, ids=[s.stem for s in STORIES])
+def test_storyc_prompts_lists_the_fields_of_every_prompt_of_every_example_story(story):
+    # every kind of prompt, a reference-to-video clip's too (video.j2 in mode "reference"),
+    # names the story fields its template reads
+    listed = runner.invoke(app, ["prompts", str(story), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    entries = [e for e in json.loads(listed.output) if e["prompt"] is not None]
+    assert entries and all(e["fields"].get("story") for e in entries), story
+    if story.stem == "harbour_lights":
+        (reference,) = [e for e in entries if e["kind"] == "video_reference"]
+        assert reference["fields"]["location"] == ["name", "visual_description"]

@@ -39,12 +39,19 @@ def prompt_listing(
     for index, scene in enumerate(story.scenes):
         if scene_id is None or scene.scene_id == scene_id:
             entries.extend(_scene_entries(prompts, index, notes))
-    fed: dict[str, dict[str, list[str]]] = {}
+    fed: dict[str, dict[str, list[str]]] = {}  # template name → the story fields it reads
     for entry in entries:
         if entry["prompt"] is not None:
-            kind = entry["kind"]
-            entry["fields"] = fed[kind] if kind in fed else fed.setdefault(kind, prompts.fields_fed(kind))
+            template = _TEMPLATE_OF_KIND.get(entry["kind"], entry["kind"])
+            if template not in fed:
+                fed[template] = prompts.fields_fed(template)
+            entry["fields"] = fed[template]
     return entries
+
+
+# The template an entry's prompt comes from, where it is not named like the entry's kind: a
+# reference-to-video clip's prompt is video.j2's (its mode "reference").
+_TEMPLATE_OF_KIND = {"video_reference": "video"}
 
 
 def _pinned(step: str, kind: str, image: str) -> dict[str, Any]:
