@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc.media.assemble import CROSSFADE_S, Clip, build_assembly_graph
+from storyc.media.assemble import CROSSFADE_S, Clip, build_assembly_graph, clip_inputs
 from storyc.media.ffmpeg import (
     AAC_BITRATE,
     AUDIO_RATE,
@@ -366,13 +366,6 @@ def parse_loudnorm(stderr: str) -> Loudness | None:
     return measured
 
 
-def _clip_inputs(clips: Sequence[Clip]) -> list[str]:
-    inputs: list[str] = []
-    for clip in clips:
-        inputs += ["-threads", "1", "-i", str(clip.path)]
-    return inputs
-
-
 def measure_mix(
     clips: Sequence[Clip], has_audio: Sequence[bool], plan: SoundPlan, width: int, height: int, fps: int
 ) -> Loudness | None:
@@ -381,7 +374,7 @@ def measure_mix(
     ext = sound_extension(plan, total, len(clips), measuring=True)
     stderr = _run_capturing(
         [
-            *_clip_inputs(clips),
+            *clip_inputs(clips),
             *ext.inputs,
             "-filter_complex_threads",
             "1",
@@ -422,7 +415,7 @@ def assemble_with_sound(
     with atomic_output(dest) as tmp:
         run_ffmpeg(
             [
-                *_clip_inputs(clips),
+                *clip_inputs(clips),
                 *ext.inputs,
                 "-filter_complex_threads",
                 "1",
@@ -471,7 +464,7 @@ def mix_onto_picture(
     with atomic_output(dest) as tmp:
         run_ffmpeg(
             [
-                *_clip_inputs(clips),
+                *clip_inputs(clips),
                 *ext.inputs,
                 "-i",
                 str(picture),
