@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from storyc.diagnostics import Diagnostic, Severity
-from storyc.lint.base import LintContext, Rule
+from storyc.lint.base import LintContext, Rule, did_you_mean
 from storyc.load.positions import Loc
 from storyc.model.capabilities import VOICES, info_of
 from storyc.model.speech import (
@@ -20,18 +19,6 @@ from storyc.model.speech import (
     suggested_duration,
 )
 from storyc.model.story import MAX_DURATION_S, VOICE_IDS, VOICE_VIDEO_MODELS
-
-
-def _suggest(name: str, choices: Iterable[str], listing: str) -> str:
-    """'; did you mean 'X'?' for a near miss, else the list of choices (when short)."""
-    choices = sorted(set(choices))
-    same_letters = [c for c in choices if c.casefold() == name.strip().casefold()]
-    if same_letters:
-        return f"; did you mean '{same_letters[0]}'?"
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    if match:
-        return f"; did you mean '{match[0]}'?"
-    return f"; {listing}: {', '.join(choices)}" if choices and len(choices) <= 8 else ""
 
 
 class E307SpeakerNotInScene(Rule):
@@ -72,7 +59,7 @@ class E307SpeakerNotInScene(Rule):
                         f"add {speaker} to the scene or give the line to someone in it"
                     )
                 else:
-                    hint = _suggest(speaker, present, "characters in this scene")
+                    hint = did_you_mean(speaker, present, "characters in this scene")
                     message = f"scene {scene.scene_id}: speaker '{speaker}' is not in characters_present{hint}"
                 yield self.report(ctx, where, message)
 
@@ -112,7 +99,7 @@ class E308UnknownVoice(Rule):
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:
         for loc, voice in _voice_fields(ctx):
             if voice not in VOICE_IDS:
-                hint = _suggest(voice, VOICE_IDS, "voices")
+                hint = did_you_mean(voice, VOICE_IDS, "voices")
                 yield self.report(ctx, loc, f"unknown voice '{voice}'{hint}")
 
 

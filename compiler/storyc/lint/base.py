@@ -9,6 +9,7 @@ Rules must stay O(n) in the story's size: shared indexes live on the context.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Iterable
 from functools import cached_property
@@ -17,6 +18,22 @@ from typing import ClassVar
 from storyc.diagnostics import Diagnostic, Severity
 from storyc.load.loader import LoadedStory
 from storyc.load.positions import Loc
+
+
+def did_you_mean(name: str, choices: Iterable[str], listing: str, *, none: str = "") -> str:
+    """The end of an unknown-name message: "; did you mean 'X'?" for a near miss (the same
+    letters in another case first), else "; <listing>: a, b, c" when there are at most 8
+    choices; `none` when there are none."""
+    known = sorted(set(choices))
+    same_letters = [k for k in known if k.casefold() == name.strip().casefold()]
+    if same_letters:
+        return f"; did you mean '{same_letters[0]}'?"
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if match:
+        return f"; did you mean '{match[0]}'?"
+    if not known:
+        return none
+    return f"; {listing}: {', '.join(known)}" if len(known) <= 8 else ""
 
 
 class LintContext:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 from storyc.diagnostics import Diagnostic, Severity
-from storyc.lint.base import LintContext, Rule
+from storyc.lint.base import LintContext, Rule, did_you_mean
 
-
-def _hint(name: str, known: list[str]) -> str:
-    same_letters = [k for k in known if k.casefold() == name.strip().casefold()]
-    if same_letters:
-        return f"; did you mean '{same_letters[0]}'?"
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    if match:
-        return f"; did you mean '{match[0]}'?"
-    if not known:
-        return "; the story defines no locations (add it under locations:)"
-    return f"; defined locations: {', '.join(sorted(known))}" if len(known) <= 8 else ""
+NO_LOCATIONS = "; the story defines no locations (add it under locations:)"
 
 
 class E313UnknownLocation(Rule):
@@ -52,7 +41,7 @@ class E313UnknownLocation(Rule):
                 yield self.report(
                     ctx,
                     ("scenes", i, "location"),
-                    f"scene {scene.scene_id}: unknown location '{scene.location}'{_hint(scene.location, known)}",
+                    f"scene {scene.scene_id}: unknown location '{scene.location}'{did_you_mean(scene.location, known, 'defined locations', none=NO_LOCATIONS)}",
                 )
 
 

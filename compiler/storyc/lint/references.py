@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 
 from storyc.diagnostics import Diagnostic, Severity
-from storyc.lint.base import LintContext, Rule
+from storyc.lint.base import LintContext, Rule, did_you_mean
 from storyc.load.positions import Loc
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -110,23 +109,13 @@ class E303UnknownCharacter(Rule):
                 if name in known:
                     continue
                 if name not in hints:
-                    hints[name] = _hint(name, known)
+                    hints[name] = did_you_mean(name, known, "defined characters")
                 hint = hints[name]
                 yield self.report(
                     ctx,
                     ("scenes", i, "characters_present", j),
                     f"scene {scene.scene_id}: unknown character '{name}'{hint}",
                 )
-
-
-def _hint(name: str, known: set[str]) -> str:
-    same_letters = [k for k in known if k.casefold() == name.casefold()]
-    if same_letters:
-        return f"; did you mean '{same_letters[0]}'?"
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    if match:
-        return f"; did you mean '{match[0]}'?"
-    return f"; defined characters: {', '.join(sorted(known))}" if known and len(known) <= 8 else ""
 
 
 class E304BadChainFrom(Rule):
