@@ -57,14 +57,7 @@ def run_build(opts: BuildOptions) -> BuildResult:
     if opts.redo and opts.note is not None and not opts.dry_run:
         # before the graph: the note is part of the target's key
         set_redo_note(opts.story, _redo_target(opts, load_story(opts.story).story), opts.note)
-    prep = prepare(
-        opts.story,
-        backend=backend_name,
-        cache_dir=opts.cache_dir,
-        prompts_dir=opts.prompts_dir,
-        lint=True,
-        draft=opts.draft,
-    )
+    prep = _prepare(opts)
     warnings = prep.warnings
     if opts.dry_run or not prep.cache.root.is_dir():
         # a missing cache is created (and locked) only when the build executes
@@ -173,21 +166,26 @@ def needs_prefect(opts: BuildOptions) -> bool:
     if opts.dry_run:
         return False
     try:
-        backend_name = opts.backend or default_backend_name()
-        prep = prepare(
-            opts.story,
-            backend=backend_name,
-            cache_dir=opts.cache_dir,
-            prompts_dir=opts.prompts_dir,
-            lint=True,
-            draft=opts.draft,
-        )
+        prep = _prepare(opts)
         selected, _force, res, to_run = _steps_to_run(opts, prep.graph, prep.cache)
     except Exception:  # the build itself reports it, in this process
         return False
     if _missing_upstream(prep, res, selected, to_run) or _over_budget(opts, prep.graph, to_run):
         return False
     return any(not is_local(prep.graph.steps[sid]) for sid in to_run)
+
+
+def _prepare(opts: BuildOptions) -> Prepared:
+    """The build's front end, the same for the build and for needs_prefect: the story loaded
+    and linted (errors raise StorycError) and its graph (the draft's with --draft) compiled."""
+    return prepare(
+        opts.story,
+        backend=opts.backend or default_backend_name(),
+        cache_dir=opts.cache_dir,
+        prompts_dir=opts.prompts_dir,
+        lint=True,
+        draft=opts.draft,
+    )
 
 
 def _redo_target(opts: BuildOptions, story: Story) -> Target:
