@@ -368,10 +368,8 @@ class _ClipLoop:
         )
         return self._judged(dest, result, 1 + n)
 
-    def _ends_on_keyframe(self, clip: Path, result: CallResult) -> _Clip:
-        """A clip pinned to end on the next scene's keyframe: its last frame is that keyframe,
-        already judged by its own step, so it is not judged again (and not corrected: an edit
-        would move it off the frame); it scores what that keyframe scored."""
+    def _kept_with_frames(self, clip: Path) -> tuple[str, Path, Path]:
+        """Keep `clip` and its extracted first and last frames: (its kept path, first, last)."""
         ctx, run = self.ctx, self.run
         rel = run.keep(clip)
         first = ctx.path(f"frames/{clip.stem}_first.jpg")
@@ -380,6 +378,14 @@ class _ClipLoop:
         extract_frame(clip, last, "last")
         run.keep(first)
         run.keep(last)
+        return rel, first, last
+
+    def _ends_on_keyframe(self, clip: Path, result: CallResult) -> _Clip:
+        """A clip pinned to end on the next scene's keyframe: its last frame is that keyframe,
+        already judged by its own step, so it is not judged again (and not corrected: an edit
+        would move it off the frame); it scores what that keyframe scored."""
+        ctx, run = self.ctx, self.run
+        rel, first, last = self._kept_with_frames(clip)
         end = ctx.outcomes[f"keyframe:{self.plan.end_on}"].record.score
         score = ConsistencyScore(overall_score=1.0 if end is None else end, per_character={}, issues=[])
         run.attempt_scores[rel] = score.overall_score
@@ -389,13 +395,7 @@ class _ClipLoop:
         """Keep the clip, extract its first and last frames, and drift-check the last one."""
         ctx, run = self.ctx, self.run
         backend = ctx.require_backend()
-        rel = run.keep(clip)
-        first = ctx.path(f"frames/{clip.stem}_first.jpg")
-        last = ctx.path(f"frames/{clip.stem}_last.jpg")
-        extract_frame(clip, first, "first")
-        extract_frame(clip, last, "last")
-        run.keep(first)
-        run.keep(last)
+        rel, first, last = self._kept_with_frames(clip)
         hints = {**self.hints, "step": "check_last_frame", "attempt": attempt}
         if self.plan.mode == "reference":
             hints["slots"] = [_slot_hint(s) for s in self.video_refs]
