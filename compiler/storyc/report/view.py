@@ -269,9 +269,15 @@ def _review(review: Review | None, target: str, tries: list[Attempt]) -> TargetR
     return target_review(review, target, list(range(1, len(tries) + 1)))
 
 
-def _picture_tries(out_dir: Path, step: StepRecord | None, role: str, kind: str) -> list[Attempt]:
-    """Every judged picture (each candidate of a best-of-N request), as a numbered take."""
+def _picture_tries(
+    out_dir: Path, step: StepRecord | None, role: str, pinned: str | None, reference_image: str | None
+) -> list[Attempt]:
+    """A sheet's or a plate's takes: every judged picture (each candidate of a best-of-N
+    request), numbered; a pinned one's one take is the pinned file."""
     kept = _output(out_dir, step, role)
+    if pinned:
+        return [Attempt("take 1", "pinned", kept, kept, None, True)] if kept else []
+    kind = "edit of the reference image" if reference_image else "generate"
     tries = []
     for n, (path, score) in enumerate(_judged(out_dir, step), start=1):
         detail = _attempt_detail(path)[0]
@@ -283,11 +289,7 @@ def _character_view(
     out_dir: Path, character: Character, step: StepRecord | None, review: Review | None
 ) -> CharacterView:
     sheet = _output(out_dir, step, "sheet")
-    kind = "edit of the reference image" if character.reference_image else "generate"
-    if character.sheet_image:  # pinned: its one take is the pinned file
-        tries = [Attempt("take 1", "pinned", sheet, sheet, None, True)] if sheet else []
-    else:
-        tries = _picture_tries(out_dir, step, "sheet", kind)
+    tries = _picture_tries(out_dir, step, "sheet", character.sheet_image, character.reference_image)
     return CharacterView(
         name=character.name,
         role=character.role,
@@ -309,11 +311,7 @@ def _location_view(
     out_dir: Path, story: Story, location: Location, step: StepRecord | None, review: Review | None
 ) -> LocationView:
     plate = _output(out_dir, step, "plate")
-    if location.plate_image:  # pinned: its one take is the pinned file
-        tries = [Attempt("take 1", "pinned", plate, plate, None, True)] if plate else []
-    else:
-        kind = "edit of the reference image" if location.reference_image else "generate"
-        tries = _picture_tries(out_dir, step, "plate", kind)
+    tries = _picture_tries(out_dir, step, "plate", location.plate_image, location.reference_image)
     return LocationView(
         name=location.name,
         description=location.visual_description,
