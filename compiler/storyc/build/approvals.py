@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from storyc.graph.estimate import API_KINDS
-from storyc.graph.steps import StepGraph
+from storyc.graph.estimate import StepEstimate, estimate_totals
+from storyc.graph.steps import Step, StepGraph
 from storyc.lint.staleness import built_hashes, check_pins
 from storyc.model.approvals import Approvals
 from storyc.model.state import BuildState
@@ -42,6 +42,17 @@ def storyboard_review(
     return review
 
 
+def _saved(step: Step) -> StepEstimate:
+    """What generating a pinned step would have called and cost (recorded in its `saves`)."""
+    saves = step.saves
+    return StepEstimate(
+        dict(saves.get("calls_min", {})),
+        dict(saves.get("calls_max", {})),
+        float(saves.get("cost_min", 0.0)),
+        float(saves.get("cost_max", 0.0)),
+    )
+
+
 def approval_savings(graph: StepGraph, done: Iterable[str], approvals: Approvals) -> dict[str, Any] | None:
     """report.json's `approvals`: every pinned step this build used, what generating it would
     have called and cost here (min: every check passes first time; max: every loop
@@ -50,19 +61,11 @@ def approval_savings(graph: StepGraph, done: Iterable[str], approvals: Approvals
     pinned = [s for s in graph.steps.values() if s.pinned and s.id in done]
     if not pinned:
         return None
-    mins = dict.fromkeys(API_KINDS, 0)
-    maxs = dict.fromkeys(API_KINDS, 0)
-    cost_min = cost_max = generated_cost = 0.0
+    saved = [_saved(step) for step in pinned]
+    generated_cost = 0.0
     generated_calls = 0
     targets = []
-    for step in pinned:
-        saves = step.saves
-        for kind, n in saves.get("calls_min", {}).items():
-            mins[kind] += n
-        for kind, n in saves.get("calls_max", {}).items():
-            maxs[kind] += n
-        cost_min += saves.get("cost_min", 0.0)
-        cost_max += saves.get("cost_max", 0.0)
+    for step, saves in zip(pinned, saved, strict=True):
         target = target_of_step(graph.story, step.id)
         record = approvals.pins.get(target.id) if target else None
         generated = dict(record.generated) if record and record.generated else None
@@ -75,23 +78,16 @@ def approval_savings(graph: StepGraph, done: Iterable[str], approvals: Approvals
                 "step": step.id,
                 "file": step.pinned,
                 "take": record.take if record else None,
-                "calls_min": sum(saves.get("calls_min", {}).values()),
-                "calls_max": sum(saves.get("calls_max", {}).values()),
-                "cost_min_usd": round(saves.get("cost_min", 0.0), 4),
-                "cost_max_usd": round(saves.get("cost_max", 0.0), 4),
+                "calls_min": sum(saves.calls_min.values()),
+                "calls_max": sum(saves.calls_max.values()),
+                "cost_min_usd": round(saves.cost_min, 4),
+                "cost_max_usd": round(saves.cost_max, 4),
                 "generated": generated,
             }
         )
     return {
         "pinned": len(pinned),
-        "saved": {
-            "calls_min": mins,
-            "calls_max": maxs,
-            "calls_min_total": sum(mins.values()),
-            "calls_max_total": sum(maxs.values()),
-            "cost_min_usd": round(cost_min, 4),
-            "cost_max_usd": round(cost_max, 4),
-        },
+        "saved": estimate_totals(saved),
         # what the approved takes cost when they were made (recorded at approval, when known)
         "generated": {"calls": generated_calls, "cost_usd": round(generated_cost, 6)},
         "targets": targets,

@@ -96,17 +96,23 @@ def speech_estimate(tts_texts: list[str]) -> StepEstimate:
 
 def planned_calls(graph: StepGraph, steps: Iterable[str]) -> dict[str, Any]:
     """Calls per kind and estimated cost for running `steps` (dry-run)."""
+    chosen = [graph.steps[sid] for sid in steps]
+    return estimate_totals(StepEstimate(s.calls_min, s.calls_max, s.cost_min, s.cost_max) for s in chosen)
+
+
+def estimate_totals(estimates: Iterable[StepEstimate]) -> dict[str, Any]:
+    """The calls per kind, their totals and the cost range of `estimates` together, as the
+    dry run and report.json print them."""
     mins: dict[str, int] = dict.fromkeys(API_KINDS, 0)
     maxs: dict[str, int] = dict.fromkeys(API_KINDS, 0)
     cost_min = cost_max = 0.0
-    for sid in steps:
-        step = graph.steps[sid]
-        for k, n in step.calls_min.items():
+    for estimate in estimates:
+        for k, n in estimate.calls_min.items():
             mins[k] += n
-        for k, n in step.calls_max.items():
+        for k, n in estimate.calls_max.items():
             maxs[k] += n
-        cost_min += step.cost_min
-        cost_max += step.cost_max
+        cost_min += estimate.cost_min
+        cost_max += estimate.cost_max
     return {
         "calls_min": mins,
         "calls_max": maxs,
