@@ -177,6 +177,22 @@ def subtitle_streams(path: Path | str) -> list[tuple[str, str | None]]:
         return [(s.codec_context.name, s.metadata.get("language")) for s in container.streams.subtitles]
 
 
+def subtitle_cues(path: Path | str) -> list[tuple[float, str]]:
+    """(start in seconds, text) of every cue of the first subtitle stream (mov_text: each
+    packet is a 2-byte big-endian length, then the text; an empty one ends a cue)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        shown = []
+        for packet in container.demux(stream):
+            payload = bytes(packet)
+            size = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
+            if size:
+                shown.append((float(packet.pts * stream.time_base), payload[2 : 2 + size].decode("utf-8")))
+    return shown
+
+
 def frame_at(path: Path | str, seconds: float):
     """The decoded video frame shown at `seconds`, as a PIL RGB image."""
     import av

@@ -23,6 +23,7 @@ from _audio import (
     read_samples,
     rms_db,
     speech_band,
+    subtitle_cues,
     subtitle_streams,
     tone_db,
     windowed_rms_db,
@@ -287,17 +288,8 @@ def test_without_music_there_is_no_music_and_the_native_sound_stays(plain, soft_
 
 
 def test_soft_subtitles_are_a_tagged_mov_text_stream_with_the_cues(soft):
-    import av
-
     assert subtitle_streams(soft.video) == [("mov_text", "eng")]
-    with av.open(str(soft.video)) as container:
-        stream = container.streams.subtitles[0]
-        shown = []
-        for packet in container.demux(stream):
-            payload = bytes(packet)
-            size = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
-            if size:
-                shown.append((float(packet.pts * stream.time_base), payload[2 : 2 + size].decode("utf-8")))
+    shown = subtitle_cues(soft.video)
     assert [text for _, text in shown] == [c.text for c in soft.cues]
     for (start, _), cue in zip(shown, soft.cues, strict=True):
         assert start == pytest.approx(cue.start_s, abs=0.002)

@@ -32,6 +32,7 @@ from _audio import (
     read_samples,
     rms_db,
     speech_band,
+    subtitle_cues,
     subtitle_streams,
     tone_db,
     windowed_rms_db,
@@ -257,17 +258,8 @@ def test_music_is_lower_during_speech_than_between_lines(soft, samples):
 
 
 def test_the_mp4_has_a_tagged_subtitle_stream_with_the_cues(soft):
-    import av
-
     assert subtitle_streams(soft.video) == [("mov_text", "eng")]
-    with av.open(str(soft.video)) as container:
-        stream = container.streams.subtitles[0]
-        shown = []
-        for packet in container.demux(stream):
-            payload = bytes(packet)
-            size = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
-            if size:
-                shown.append((float(packet.pts * stream.time_base), payload[2 : 2 + size].decode("utf-8")))
+    shown = subtitle_cues(soft.video)
     assert [text for _, text in shown] == [text for _, _, text in soft.cues]
     for (at, _), (start, _, _) in zip(shown, soft.cues, strict=True):
         assert at == pytest.approx(start, abs=0.002)
