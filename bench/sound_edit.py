@@ -19,11 +19,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from incremental import storyc  # a timed `storyc` process
 
 EDITED_SCENE = 3
 SCENES = 6
@@ -92,14 +93,6 @@ def make_music(dest: Path) -> None:
 
     tune = "0.2*sin(2*PI*220*t)+0.15*sin(2*PI*330*t)+0.1*sin(2*PI*(440+220*floor(t))*t)"
     run_ffmpeg(["-f", "lavfi", "-i", f"aevalsrc={tune}:s=44100:d=4", "-c:a", "pcm_s16le", str(dest)])
-
-
-def storyc(*args: str, env: dict) -> tuple[float, subprocess.CompletedProcess]:
-    exe = Path(sys.executable).with_name("storyc")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "storyc"]
-    t0 = time.perf_counter()
-    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
-    return time.perf_counter() - t0, proc
 
 
 def main() -> None:
